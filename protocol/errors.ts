@@ -1,0 +1,33 @@
+// Errors raised by the wire helpers. Each class's `name` is its code; tests assert on it.
+
+export class MessageTooLargeError extends Error {
+  static readonly code = 'MessageTooLarge'
+  override name = 'MessageTooLarge'
+}
+
+export class TruncatedFrameError extends Error {
+  static readonly code = 'TruncatedFrame'
+  override name = 'TruncatedFrame'
+}
+
+export class MalformedMessageError extends Error {
+  static readonly code = 'MalformedMessage'
+  override name = 'MalformedMessage'
+}
+
+export class StreamClosedError extends Error {
+  static readonly code = 'StreamClosed'
+  override name = 'StreamClosed'
+}
+
+export class PeerNotAllowedError extends Error {
+  static readonly code = 'PeerNotAllowed'
+  override name = 'PeerNotAllowed'
+}
+
+/** A peer sent something we cannot accept: the stream is closed and the peer hung up on. */
+export function isPeerFault (err: unknown): boolean {
+  return err instanceof MessageTooLargeError ||
+    err instanceof TruncatedFrameError ||
+    err instanceof MalformedMessageError
+}
