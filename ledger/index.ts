@@ -1,0 +1,7 @@
+// The ledger: signed, hash-chained execution records. Encodes, hashes, signs, appends, verifies
+// and exchanges chains between peers. May use level (a database handle it is given), node:crypto,
+// @noble/ed25519 through the signer it is given, libp2p interfaces and protocol/ wire helpers;
+// never imports node/.
+
+export * from './errors.ts'
+export * from './record.ts'
