@@ -5,3 +5,6 @@
 
 export * from './errors.ts'
 export * from './record.ts'
+export * from './store.ts'
+export * from './check.ts'
+export * from './audit.ts'
