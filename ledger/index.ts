@@ -8,3 +8,8 @@ export * from './record.ts'
 export * from './store.ts'
 export * from './check.ts'
 export * from './audit.ts'
+export * from './exchange.ts'
+export * from './ledger.ts'
+
+/** The sublevel name the node gives the ledger inside its database (the CLI opens it offline too). */
+export const LEDGER_SUBLEVEL = 'ledger'

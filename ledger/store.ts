@@ -19,10 +19,13 @@ import {
   toHex, verifyEd25519, verifyHeadSignature, recordSigningMessage, recordBody
 } from './record.ts'
 import type { LedgerRecord, RecordContent, RecordSigner, SignedHead } from './record.ts'
-import type { AbstractLevel, AbstractSublevel } from 'abstract-level'
+import type { AbstractSublevel } from 'abstract-level'
 
 /** A LevelDB handle: a `Level` or a sublevel of one. The store keeps to its own sublevels. */
-export type LedgerDatabase = AbstractLevel<any, any, any>
+export interface LedgerDatabase {
+  sublevel: (name: string, options: { keyEncoding: string, valueEncoding: string }) => unknown
+  batch: (operations: any[], options: any) => Promise<void>
+}
 
 type Sub<V> = AbstractSublevel<any, any, string, V>
 
@@ -121,11 +124,11 @@ export class LedgerStore {
   constructor (db: LedgerDatabase) {
     this.db = db
     const bytes = { keyEncoding: 'utf8', valueEncoding: 'view' }
-    this.records = db.sublevel<string, Uint8Array>(SUBLEVELS.records, bytes)
-    this.heads = db.sublevel<string, Uint8Array>(SUBLEVELS.heads, bytes)
-    this.seen = db.sublevel<string, Uint8Array>(SUBLEVELS.seen, bytes)
-    this.conflicts = db.sublevel<string, Uint8Array>(SUBLEVELS.conflicts, bytes)
-    this.meta = db.sublevel<string, string>(SUBLEVELS.meta, { keyEncoding: 'utf8', valueEncoding: 'utf8' })
+    this.records = db.sublevel(SUBLEVELS.records, bytes) as Sub<Uint8Array>
+    this.heads = db.sublevel(SUBLEVELS.heads, bytes) as Sub<Uint8Array>
+    this.seen = db.sublevel(SUBLEVELS.seen, bytes) as Sub<Uint8Array>
+    this.conflicts = db.sublevel(SUBLEVELS.conflicts, bytes) as Sub<Uint8Array>
+    this.meta = db.sublevel(SUBLEVELS.meta, { keyEncoding: 'utf8', valueEncoding: 'utf8' }) as Sub<string>
   }
 
   /** Runs `fn` with no other write to `signer`'s chain in between. */
@@ -380,7 +383,7 @@ export class LedgerStore {
       if (forkRecord != null && await this.conflictCount(signer) < MAX_CONFLICTS_PER_SIGNER) {
         ops.push({ type: 'put', sublevel: this.conflicts, key: `${recordKey(signer, forkRecord.seq)}!r!${toHex(forkRecord.hash)}`, value: forkRecord.bytes })
       }
-      if (ops.length > 0) await this.db.batch(ops as never, SYNC)
+      if (ops.length > 0) await this.db.batch(ops, SYNC)
       return { stored: fresh.length, end: newEnd, headStored, ...(fork != null ? { fork } : {}) }
     })
   }
@@ -400,6 +403,8 @@ export class LedgerStore {
         if (held != null && bytesEqual(sha256(held), head.hash)) {
           const covered = decodeSafe(await this.headRaw(signer))
           if (covered == null || covered.seq < head.seq) await this.heads.put(signer, head.bytes, SYNC)
+          const seen = decodeSafe(await this.seenRaw(signer))
+          if (seen != null && seen.seq <= head.seq && bytesEqual(seen.bytes, head.bytes)) await this.seen.del(signer, SYNC)
           return 'held'
         }
         if (held == null) return 'known'

@@ -9,6 +9,7 @@ import { decode as cborDecode, encode as cborEncode } from 'cborg'
 import { Level } from 'level'
 import { z } from 'zod'
 import { HiveRecords, InvalidRecordError, createRecord, hiveRecordKey } from '../protocol/index.ts'
+import { LEDGER_SUBLEVEL, createLedger } from '../ledger/index.ts'
 import { createApi } from './api.ts'
 import { DEFAULT_API_PORT, DEFAULT_P2P_PORT, dataPaths, defaultNodeName, validateNodeName } from './config.ts'
 import { loadOrCreateIdentity } from './identity.ts'
@@ -22,6 +23,7 @@ import type { HiveLibp2p } from './libp2p.ts'
 import type { DataDirLock } from './lock.ts'
 import type { LogLevel, Logger } from './logger.ts'
 import type { RecordSigner } from '../protocol/index.ts'
+import type { Ledger } from '../ledger/index.ts'
 import type { PeerId } from '@libp2p/interface'
 
 export interface HiveNodeInit {
@@ -75,6 +77,7 @@ export class HiveNode extends EventTarget {
   readonly db: Db
   readonly libp2p: HiveLibp2p
   readonly records: HiveRecords
+  readonly ledger: Ledger
   readonly startedAt: number = Date.now()
   private readonly init: HiveNodeInit
   private readonly lock: DataDirLock
@@ -83,7 +86,7 @@ export class HiveNode extends EventTarget {
   private bootstrapTimer?: NodeJS.Timeout
   private state: 'stopped' | 'starting' | 'running' | 'stopping' = 'stopped'
 
-  private constructor (parts: { init: HiveNodeInit, lock: DataDirLock, identity: Identity, db: Db, libp2p: HiveLibp2p, records: HiveRecords, name: string, log: Logger }) {
+  private constructor (parts: { init: HiveNodeInit, lock: DataDirLock, identity: Identity, db: Db, libp2p: HiveLibp2p, records: HiveRecords, ledger: Ledger, name: string, log: Logger }) {
     super()
     this.init = parts.init
     this.dataDir = parts.init.dataDir
@@ -92,6 +95,7 @@ export class HiveNode extends EventTarget {
     this.db = parts.db
     this.libp2p = parts.libp2p
     this.records = parts.records
+    this.ledger = parts.ledger
     this.name = parts.name
     this.log = parts.log
   }
@@ -133,7 +137,16 @@ export class HiveNode extends EventTarget {
         version: VERSION
       })
 
-      return new HiveNode({ init, lock, identity, db, libp2p, records, name, log })
+      // ---- subsystems ----
+      const ledger = createLedger({}, {
+        db: db.sublevel(LEDGER_SUBLEVEL, { keyEncoding: 'utf8', valueEncoding: 'view' }),
+        signer: { peerId: identity.peerId, sign: identity.sign },
+        host: libp2p,
+        pubsub: libp2p.services.pubsub,
+        log: log.child('ledger')
+      })
+
+      return new HiveNode({ init, lock, identity, db, libp2p, records, ledger, name, log })
     } catch (err) {
       await db?.close().catch(() => {})
       await lock.release()
@@ -173,6 +186,7 @@ export class HiveNode extends EventTarget {
         this.libp2p.dial(id).catch((err: Error) => { this.log.debug(`could not dial discovered peer ${id.toString()}: ${err.message}`) })
       })
       await this.libp2p.start()
+      await this.ledger.start()
 
       this.api = await createApi(this, {
         port: this.init.apiPort ?? DEFAULT_API_PORT,
@@ -196,6 +210,7 @@ export class HiveNode extends EventTarget {
     clearTimeout(this.bootstrapTimer)
     const steps: Array<[string, () => Promise<void>]> = [
       ['api', async () => { await this.api?.stop() }],
+      ['ledger', async () => { await this.ledger.stop() }],
       ['libp2p', async () => { await this.libp2p.stop() }],
       ['storage', async () => { await this.db.close() }],
       ['lock', async () => { await this.lock.release() }]

@@ -99,6 +99,6 @@ export async function writeChain (store: LedgerStore, signer: TestSigner, n: num
     const head = await signHead(last.seq, last.hash, fast)
     ops.push({ type: 'put', sublevel: store.heads, key: last.signer, value: head.bytes })
   }
-  for (let i = 0; i < ops.length; i += 5000) await store.db.batch(ops.slice(i, i + 5000) as never)
+  for (let i = 0; i < ops.length; i += 5000) await store.db.batch(ops.slice(i, i + 5000), {})
   return records
 }
