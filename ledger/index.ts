@@ -10,6 +10,7 @@ export * from './check.ts'
 export * from './audit.ts'
 export * from './exchange.ts'
 export * from './ledger.ts'
+export * from './listing.ts'
 
 /** The sublevel name the node gives the ledger inside its database (the CLI opens it offline too). */
 export const LEDGER_SUBLEVEL = 'ledger'
