@@ -2,8 +2,8 @@
 // runs inline for short chains and in worker threads (verify-worker.ts) for long ones.
 
 import {
-  bytesEqual, decodeRecord, ed25519KeyObject, recordBody, recordSigningMessage, sha256, signerPublicKey,
-  verifyEd25519
+  HASH_BYTES, RECORD_DOMAIN, SIGNATURE_BYTES, bytesEqual, ed25519KeyObject, scanRecord, sha256, signerBytes,
+  signerFromBytes, signerPublicKey, verifyEd25519
 } from './record.ts'
 
 /** Reasons a single record fails, in the order they are checked (the first one found is named). */
@@ -41,11 +41,14 @@ export function checkSlice (input: SliceInput): SliceResult {
   const { signer, startSeq, buffer, offsets } = input
   const count = offsets.length - 1
   let key
+  let expected: Uint8Array
   try {
+    expected = signerBytes(signer)
     key = ed25519KeyObject(signerPublicKey(signer))
   } catch (err) {
     return { fault: { index: 0, reason: 'malformed', message: (err as Error).message }, firstPrev: null, lastHash: null }
   }
+  const domain = RECORD_DOMAIN.byteLength
   let firstPrev: Uint8Array | null = null
   let prevHash: Uint8Array | null = null
   for (let i = 0; i < count; i++) {
@@ -53,25 +56,30 @@ export function checkSlice (input: SliceInput): SliceResult {
     const seq = startSeq + i
     const fault = (reason: RecordCheckReason, message: string): SliceResult =>
       ({ fault: { index: i, reason, message }, firstPrev, lastHash: null })
-    let record
+    let layout
     try {
-      record = decodeRecord(bytes)
+      layout = scanRecord(bytes)
     } catch (err) {
       return fault('malformed', `record ${seq} does not decode: ${(err as Error).message}`)
     }
-    if (i === 0) firstPrev = record.prev
-    if (record.signer !== signer) return fault('wrong-chain', `record ${seq} names signer ${record.signer}, not ${signer}`)
-    if (record.seq !== seq) return fault('seq-mismatch', `the record at position ${seq} says seq ${record.seq}`)
-    if (prevHash != null && !bytesEqual(record.prev, prevHash)) {
+    const prev = bytes.subarray(9, 9 + HASH_BYTES)
+    // copies: a view would drag the whole slice buffer along when the result is posted back
+    if (i === 0) firstPrev = Uint8Array.from(prev)
+    if (!bytesEqual(layout.signer, expected)) return fault('wrong-chain', `record ${seq} names signer ${signerFromBytes(layout.signer)}, not ${signer}`)
+    if (layout.seq !== seq) return fault('seq-mismatch', `the record at position ${seq} says seq ${layout.seq}`)
+    if (prevHash != null && !bytesEqual(prev, prevHash)) {
       return fault('broken-link', `record ${seq}'s previous-hash does not match the hash of record ${seq - 1}`)
     }
-    if (!verifyEd25519(key, recordSigningMessage(recordBody(record.bytes)), record.signature)) {
+    const bodyLength = bytes.byteLength - SIGNATURE_BYTES
+    const message = new Uint8Array(domain + bodyLength)
+    message.set(RECORD_DOMAIN, 0)
+    message.set(bytes.subarray(0, bodyLength), domain)
+    if (!verifyEd25519(key, message, bytes.subarray(bodyLength))) {
       return fault('bad-signature', `record ${seq}'s signature does not verify under ${signer}'s key`)
     }
-    prevHash = record.hash
+    prevHash = sha256(bytes)
   }
-  const last = count > 0 ? buffer.subarray(offsets[count - 1] as number, offsets[count] as number) : null
-  return { fault: null, firstPrev, lastHash: last == null ? null : sha256(last) }
+  return { fault: null, firstPrev, lastHash: prevHash }
 }
 
 /** Packs records into one buffer + offsets (one transfer to a worker instead of thousands). */

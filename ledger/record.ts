@@ -309,37 +309,61 @@ export async function signRecord (fields: RecordFields, signer: RecordSigner): P
   return decodeRecord(bytes)
 }
 
-/** Decodes a whole record; throws MalformedRecordError on anything but an exact encoding. */
-export function decodeRecord (bytes: Uint8Array): LedgerRecord {
+/** Where the parts of a well-formed record lie; produced without decoding any text. */
+export interface RecordLayout {
+  seq: number
+  time: number
+  /** The 38 signer bytes (a view into the record). */
+  signer: Uint8Array
+  /** [start, end) of each text field, in TEXT_FIELDS order. */
+  fields: Array<[number, number]>
+}
+
+/**
+ * Checks that `bytes` is exactly one record encoding (version, bounds, signer form, UTF-8, no
+ * trailing bytes) and says where its parts are. The audit's hot path uses this; decodeRecord
+ * builds on it.
+ */
+export function scanRecord (bytes: Uint8Array): RecordLayout {
   const r = new Reader(bytes)
   const version = r.u8('version')
   if (version !== FORMAT_VERSION) throw new MalformedRecordError(`unknown record version ${version}`)
   const seq = r.u64('seq')
   r.take(HASH_BYTES, 'prev')
   const time = r.u64('time')
-  const signer = signerFromBytes(r.prefixed(SIGNER_BYTES, 'signer'))
-  const text: Record<string, string> = {}
+  const signer = r.prefixed(SIGNER_BYTES, 'signer')
+  if (signer.byteLength !== SIGNER_BYTES || !startsWith(signer, ED25519_PEER_ID_PREFIX)) {
+    throw new MalformedRecordError('signer field is not an Ed25519 PeerId (38 bytes starting 00 24 08 01 12 20)')
+  }
+  const fields: Array<[number, number]> = []
   for (const field of TEXT_FIELDS) {
     const raw = r.prefixed(FIELD_LIMITS[field], field)
     if (!isUtf8(raw)) throw new MalformedRecordError(`${field} is not valid UTF-8`)
-    text[field] = textDecoder.decode(raw)
+    fields.push([r.offset - raw.byteLength, r.offset])
   }
-  const signature = r.take(SIGNATURE_BYTES, 'signature')
+  r.take(SIGNATURE_BYTES, 'signature')
   if (r.offset !== bytes.byteLength) {
     throw new MalformedRecordError(`${bytes.byteLength - r.offset} unexpected bytes after the signature`)
   }
+  return { seq, time, signer, fields }
+}
+
+/** Decodes a whole record; throws MalformedRecordError on anything but an exact encoding. */
+export function decodeRecord (bytes: Uint8Array): LedgerRecord {
+  const layout = scanRecord(bytes)
   const own = Uint8Array.from(bytes)
+  const text = layout.fields.map(([start, end]) => textDecoder.decode(own.subarray(start, end)))
   return {
-    seq,
+    seq: layout.seq,
     prev: own.subarray(9, 9 + HASH_BYTES),
-    time,
-    signer,
-    task: text.task as string,
-    agent: text.agent as string,
-    input: text.input as string,
-    output: text.output as string,
-    status: text.status as string,
-    placement: text.placement as string,
+    time: layout.time,
+    signer: signerFromBytes(layout.signer),
+    task: text[0] as string,
+    agent: text[1] as string,
+    input: text[2] as string,
+    output: text[3] as string,
+    status: text[4] as string,
+    placement: text[5] as string,
     signature: own.subarray(own.byteLength - SIGNATURE_BYTES),
     hash: sha256(own),
     bytes: own
