@@ -21,7 +21,7 @@ import type { Identity } from './identity.ts'
 import type { HiveLibp2p } from './libp2p.ts'
 import type { DataDirLock } from './lock.ts'
 import type { LogLevel, Logger } from './logger.ts'
-import type { RecordSigner } from '../protocol/index.ts'
+import type { PeerGate, RecordSigner } from '../protocol/index.ts'
 import type { PeerId } from '@libp2p/interface'
 
 export interface HiveNodeInit {
@@ -80,6 +80,12 @@ export class HiveNode extends EventTarget {
   private readonly lock: DataDirLock
   private readonly runtimeProbes = new Map<string, () => RuntimeInfo>()
   private api?: Api
+  private gatePolicy: PeerGate['allows'] = () => true
+  /**
+   * Who may speak a hive protocol to this node. Every protocol is served with this gate;
+   * membership installs the real policy with `setGate`.
+   */
+  readonly gate: PeerGate = { allows: (peer, protocol) => this.gatePolicy(peer, protocol) }
   private bootstrapTimer?: NodeJS.Timeout
   private state: 'stopped' | 'starting' | 'running' | 'stopping' = 'stopped'
 
@@ -214,6 +220,10 @@ export class HiveNode extends EventTarget {
   /** Asks whoever runs this node (the CLI's start command) to shut it down. */
   requestStop (): void {
     this.dispatchEvent(new Event('stop-requested'))
+  }
+
+  setGate (allows: PeerGate['allows']): void {
+    this.gatePolicy = allows
   }
 
   registerRuntime (name: string, probe: () => RuntimeInfo): void {
