@@ -15,10 +15,34 @@
 
 import * as Y from 'yjs'
 import type { ContextId } from './ids.ts'
-import type { AbstractLevel, AbstractSublevel } from 'abstract-level'
 
-/** A LevelDB database or sublevel handed to us by the composition root. */
-export type LevelHandle = AbstractLevel<any, any, any>
+interface Range {
+  gt?: string
+  lt?: string
+  reverse?: boolean
+  limit?: number
+}
+
+type BatchOperation = { type: 'put', key: string, value: unknown } | { type: 'del', key: string }
+
+/** The part of an abstract-level sublevel this file uses. */
+export interface LevelSublevel<V> {
+  get: (key: string) => Promise<V | undefined>
+  put: (key: string, value: V, options?: object) => Promise<void>
+  batch: (operations: BatchOperation[], options?: object) => Promise<void>
+  keys: (options?: Range) => AsyncIterable<string>
+  values: (options?: Range) => AsyncIterable<V>
+  iterator: (options?: Range) => AsyncIterable<[string, V]>
+}
+
+/**
+ * A LevelDB database or sublevel handed to us by the composition root (a `level` instance or
+ * any of its sublevels). Only `sublevel` is used: the store keeps its data in two of its own.
+ */
+export interface LevelHandle {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  sublevel: (name: string, options: { valueEncoding: 'json' | 'view' }) => LevelSublevel<any>
+}
 
 export interface ContextRecord {
   created: number
@@ -49,9 +73,9 @@ export interface UpdateLog {
 
 /**
  * LevelDB's `sync` write option (fsync before the write resolves). classic-level honours it
- * through sublevels; abstract-level's types do not list it, hence the cast.
+ * through sublevels, which pass their options on to the root database.
  */
-const SYNC = { sync: true } as any
+const SYNC = { sync: true }
 
 const SEQ_DIGITS = 13 // 2^52 updates per context
 
@@ -73,10 +97,8 @@ function seqOf (k: string): number {
 }
 
 export function createUpdateLog (db: LevelHandle): UpdateLog {
-  const contexts: AbstractSublevel<LevelHandle, unknown, string, ContextRecord> =
-    db.sublevel<string, ContextRecord>('contexts', { valueEncoding: 'json' })
-  const updates: AbstractSublevel<LevelHandle, unknown, string, Uint8Array> =
-    db.sublevel<string, Uint8Array>('updates', { valueEncoding: 'view' })
+  const contexts: LevelSublevel<ContextRecord> = db.sublevel('contexts', { valueEncoding: 'json' })
+  const updates: LevelSublevel<Uint8Array> = db.sublevel('updates', { valueEncoding: 'view' })
   const nextSeq = new Map<ContextId, number>()
   const sinceCompaction = new Map<ContextId, number>()
   const compacting = new Map<ContextId, Promise<CompactionResult>>()
