@@ -40,7 +40,6 @@ export interface LevelSublevel<V> {
  * any of its sublevels). Only `sublevel` is used: the store keeps its data in two of its own.
  */
 export interface LevelHandle {
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   sublevel: (name: string, options: { valueEncoding: 'json' | 'view' }) => LevelSublevel<any>
 }
 
