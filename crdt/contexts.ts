@@ -40,6 +40,8 @@ export interface ContextsComponents {
   libp2p: ContextsLibp2p
   /** This node's human name, shown in presence and on entries it writes. */
   nodeName: string
+  /** Who may replicate with this node (hive membership); everyone when absent. */
+  gate?: { allows: (peer: PeerId, protocol: string) => boolean }
 }
 
 export interface Contexts {
@@ -72,8 +74,12 @@ export function createContexts (init: ContextsInit, components: ContextsComponen
     }
   }
 
+  function allowed (peer: PeerId): boolean {
+    return components.gate?.allows(peer, protocol) ?? true
+  }
+
   function shouldDial (peer: PeerId): boolean {
-    return libp2p.peerId.toString() < peer.toString()
+    return libp2p.peerId.toString() < peer.toString() && allowed(peer)
   }
 
   function connected (peer: PeerId): boolean {
@@ -159,8 +165,12 @@ export function createContexts (init: ContextsInit, components: ContextsComponen
       detach.push(replication.onError(reportError))
       detach.push(store.events.error.add(reportError))
       await libp2p.handle(protocol, (stream, connection) => {
+        if (!allowed(connection.remotePeer)) {
+          stream.abort(new Error(`${connection.remotePeer.toString()} may not replicate contexts with this node`))
+          return
+        }
         attach(stream, connection.remotePeer)
-      }, { maxInboundStreams: 4, maxOutboundStreams: 4 })
+      }, { maxInboundStreams: 4, maxOutboundStreams: 4, runOnLimitedConnection: false })
       libp2p.addEventListener('peer:connect', onConnect)
       libp2p.addEventListener('peer:disconnect', onDisconnect)
       running = true
