@@ -7,8 +7,9 @@
 //   <handle>/contexts   key: context id                 value: JSON { created }
 //   <handle>/updates    key: context id ":" seq (13 hex) value: one Yjs v1 update
 //
-// Every put is `{ sync: true }` and its promise is what the caller awaits: a rejected write is
-// the caller's error. Compaction reads every update of a context stored at that moment, merges
+// Every write is `{ sync: true }` and its promise is what the caller awaits: a rejected write is
+// the caller's error. Updates that arrive together are written as one synced batch (group
+// commit): one fsync makes all of them durable, and the batch is all-or-nothing. Compaction reads every update of a context stored at that moment, merges
 // them with Y.mergeUpdates, and in ONE synced batch writes the merge under the newest of those
 // keys and deletes the others. The batch is atomic, so a crash leaves either the old updates or
 // the merged one; updates appended while it runs get higher keys and are not touched.
@@ -63,8 +64,8 @@ export interface UpdateLog {
   load: (id: ContextId) => Promise<Uint8Array[]>
   /** Every stored update of a context, oldest first, read-only. */
   read: (id: ContextId) => Promise<Uint8Array[]>
-  /** Stores one update with a synced write; resolves only once it is on disk. */
-  append: (id: ContextId, update: Uint8Array) => Promise<void>
+  /** Stores updates with one synced batch; resolves only once they are all on disk. */
+  append: (id: ContextId, updates: Uint8Array[]) => Promise<void>
   /** Roughly how many updates are stored for a context: what compaction would merge. */
   pending: (id: ContextId) => number
   compact: (id: ContextId) => Promise<CompactionResult>
@@ -97,13 +98,13 @@ function seqOf (k: string): number {
 
 export function createUpdateLog (db: LevelHandle): UpdateLog {
   const contexts: LevelSublevel<ContextRecord> = db.sublevel('contexts', { valueEncoding: 'json' })
-  const updates: LevelSublevel<Uint8Array> = db.sublevel('updates', { valueEncoding: 'view' })
+  const updatesDb: LevelSublevel<Uint8Array> = db.sublevel('updates', { valueEncoding: 'view' })
   const nextSeq = new Map<ContextId, number>()
   const sinceCompaction = new Map<ContextId, number>()
   const compacting = new Map<ContextId, Promise<CompactionResult>>()
 
   async function lastSeq (id: ContextId): Promise<number> {
-    for await (const k of updates.keys({ ...range(id), reverse: true, limit: 1 })) return seqOf(k)
+    for await (const k of updatesDb.keys({ ...range(id), reverse: true, limit: 1 })) return seqOf(k)
     return -1
   }
 
@@ -132,7 +133,7 @@ export function createUpdateLog (db: LevelHandle): UpdateLog {
     const keys: string[] = []
     const values: Uint8Array[] = []
     let bytesBefore = 0
-    for await (const [k, v] of updates.iterator(range(id))) {
+    for await (const [k, v] of updatesDb.iterator(range(id))) {
       keys.push(k)
       values.push(v)
       bytesBefore += v.byteLength
@@ -140,7 +141,7 @@ export function createUpdateLog (db: LevelHandle): UpdateLog {
     if (values.length < 2) return { merged: values.length, bytesBefore, bytesAfter: bytesBefore }
     const merged = Y.mergeUpdates(values)
     const newest = keys[keys.length - 1] as string
-    await updates.batch([
+    await updatesDb.batch([
       ...keys.slice(0, -1).map(k => ({ type: 'del' as const, key: k })),
       { type: 'put' as const, key: newest, value: merged }
     ], SYNC)
@@ -166,7 +167,7 @@ export function createUpdateLog (db: LevelHandle): UpdateLog {
     async load (id) {
       const out: Uint8Array[] = []
       let last = -1
-      for await (const [k, v] of updates.iterator(range(id))) {
+      for await (const [k, v] of updatesDb.iterator(range(id))) {
         out.push(v)
         last = seqOf(k)
       }
@@ -177,14 +178,20 @@ export function createUpdateLog (db: LevelHandle): UpdateLog {
 
     async read (id) {
       const out: Uint8Array[] = []
-      for await (const v of updates.values(range(id))) out.push(v)
+      for await (const v of updatesDb.values(range(id))) out.push(v)
       return out
     },
 
-    async append (id, update) {
-      const seq = await seqFor(id)
-      await updates.put(key(id, seq), update, SYNC)
-      sinceCompaction.set(id, (sinceCompaction.get(id) ?? 0) + 1)
+    async append (id, updates) {
+      const operations: BatchOperation[] = []
+      for (const value of updates) operations.push({ type: 'put', key: key(id, await seqFor(id)), value })
+      if (operations.length === 1) {
+        const only = operations[0] as { key: string, value: Uint8Array }
+        await updatesDb.put(only.key, only.value, SYNC)
+      } else {
+        await updatesDb.batch(operations, SYNC)
+      }
+      sinceCompaction.set(id, (sinceCompaction.get(id) ?? 0) + updates.length)
     },
 
     pending (id) {

@@ -34,6 +34,9 @@ import type { Stream } from '@libp2p/interface'
 export const MESSAGE_SYNC = 0
 export const MESSAGE_AWARENESS = 1
 
+/** Updates from one peer being validated and stored at once, before reading waits. */
+const MAX_INFLIGHT_PER_LINK = 256
+
 /** Room for the CBOR envelope and the y-protocols header around an update. */
 const FRAME_OVERHEAD = 1024
 
@@ -104,6 +107,7 @@ export function createReplication (init: ReplicationInit, components: Replicatio
     private outboxBytes = 0
     private sending = false
     private done = false
+    private readonly inflight = new Set<Promise<void>>()
 
     constructor (stream: Stream, options: AttachOptions) {
       this.peer = options.peer
@@ -148,8 +152,13 @@ export function createReplication (init: ReplicationInit, components: Replicatio
         this.send({ t: MESSAGE_SYNC, c: id, m: encoding.toUint8Array(encoder) })
         return
       }
-      // step 2 and update are handled alike: both carry an update
-      await store.applyRemote(id, payload, this)
+      // Step 2 and update are handled alike: both carry an update. They are not awaited one by
+      // one, so that updates arriving together are stored together (the store's group commit);
+      // the store keeps them in order, and a bounded number may be in flight per link.
+      const applying = store.applyRemote(id, payload, this).then(() => {}, (err: Error) => { this.fail(err) })
+      this.inflight.add(applying)
+      void applying.finally(() => this.inflight.delete(applying))
+      if (this.inflight.size >= MAX_INFLIGHT_PER_LINK) await Promise.race(this.inflight)
     }
 
     sendStep1 (id: ContextId): void {
@@ -214,13 +223,14 @@ export function createReplication (init: ReplicationInit, components: Replicatio
     }
 
     private fail (err: Error): void {
+      if (this.done) return
       const fault = isPeerFault(err) || err instanceof MalformedUpdateError || err instanceof UpdateTooLargeError
       if (fault) {
         const protocolError = new ReplicationProtocolError(`${this.peer} sent something invalid and was disconnected: ${err.message}`, { cause: err })
         this.terminate(protocolError)
         this.onFault?.(protocolError)
       } else {
-        if (!(err instanceof ContextStoreClosedError) && !this.done && !isStreamEnd(err)) reportError(err)
+        if (!(err instanceof ContextStoreClosedError) && !isStreamEnd(err)) reportError(err)
         this.terminate(err)
       }
     }

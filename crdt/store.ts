@@ -12,9 +12,11 @@
 // role for untrusted updates: a peer's bytes are validated structurally, then decoded by Yjs
 // into staging, never straight into the document readers hold.
 //
-// All work on one context runs through its queue, one operation at a time, so "persist, then
-// apply, then forward" holds in order, and staging equals committed between operations (apart
-// from updates Yjs holds pending until their dependencies arrive).
+// All work on one context goes through its drain loop, in order. The loop takes every operation
+// waiting, stages each, writes all their updates in one synced batch (group commit: one fsync
+// for many updates), then applies them to committed, emits and acknowledges them in order. So
+// "persist, then apply, then forward" holds for each update, and staging equals committed
+// whenever the loop is idle (apart from updates Yjs holds pending for missing dependencies).
 
 import * as Y from 'yjs'
 import { ContextCorruptError, ContextNotFoundError, ContextStoreClosedError, ContextWriteFailedError, CheckpointExistsError, CheckpointNotFoundError, MalformedUpdateError, UpdateTooLargeError } from './errors.ts'
@@ -148,16 +150,27 @@ export interface ContextStore {
   }
 }
 
+type Op =
+  | { kind: 'local', fn: (layout: ContextLayout, doc: Y.Doc) => void, signal?: AbortSignal, resolve: (changed: boolean) => void, reject: (err: Error) => void }
+  | { kind: 'remote', update: Uint8Array, origin: unknown, resolve: (stored: Uint8Array | null) => void, reject: (err: Error) => void }
+  | { kind: 'stray', update: Uint8Array, resolve: () => void, reject: (err: Error) => void }
+
 interface Entry {
   id: ContextId
   created: number
   committed: Y.Doc
   staging: Y.Doc
-  queue: Promise<unknown>
+  /** Operations waiting for the drain loop. */
+  ops: Op[]
+  draining: boolean
+  idle: Promise<void>
   /** True while the store itself applies to `committed`: any other update there is a stray write. */
   applying: boolean
   handle: Context
 }
+
+/** Operations staged together and made durable by one synced batch (group commit). */
+const MAX_BATCH_OPS = 256
 
 export function createContextStore (init: ContextStoreInit, components: ContextStoreComponents): ContextStore {
   const maxUpdateBytes = init.maxUpdateBytes ?? DEFAULT_MAX_UPDATE_BYTES
@@ -185,21 +198,26 @@ export function createContextStore (init: ContextStoreInit, components: ContextS
     void job.finally(() => background.delete(job))
   }
 
-  function enqueue<T> (entry: Entry, fn: () => Promise<T>): Promise<T> {
-    const run = entry.queue.then(fn, fn)
-    entry.queue = run.catch(() => {})
-    return run
-  }
-
   function cloneDoc (source: Y.Doc): Y.Doc {
     const doc = newContextDoc()
     Y.applyUpdate(doc, Y.encodeStateAsUpdate(source), LOAD_ORIGIN)
     return doc
   }
 
-  function rebuildStaging (entry: Entry): void {
-    entry.staging.destroy()
+  /**
+   * Replaces staging with a copy of committed plus `staged` (this batch's updates not yet on
+   * disk). Updates Yjs was holding for missing dependencies are carried over unless they are
+   * what went wrong. The copy gets a new client id, so an id is never reused for other content.
+   */
+  function rebuildStaging (entry: Entry, staged: Uint8Array[] = [], keepPending = true): void {
+    const old = entry.staging
+    const pending = keepPending ? [old.store.pendingStructs?.update, old.store.pendingDs] : []
     entry.staging = cloneDoc(entry.committed)
+    for (const update of staged) Y.applyUpdate(entry.staging, update, LOAD_ORIGIN)
+    for (const update of pending) {
+      if (update != null) Y.applyUpdateV2(entry.staging, update, LOAD_ORIGIN)
+    }
+    old.destroy()
   }
 
   function applyCommitted (entry: Entry, update: Uint8Array, origin: unknown): void {
@@ -211,8 +229,8 @@ export function createContextStore (init: ContextStoreInit, components: ContextS
     }
   }
 
-  /** Runs `apply` on staging and returns the update it produced, merged, or null. */
-  function stage (entry: Entry, apply: (token: object) => void): Uint8Array | null {
+  /** Runs `apply` on staging and returns the update Yjs emitted for it, merged, or null. */
+  function capture (entry: Entry, apply: (token: object) => void): Uint8Array | null {
     const token = {}
     const captured: Uint8Array[] = []
     const onUpdate = (update: Uint8Array, origin: unknown): void => {
@@ -222,30 +240,128 @@ export function createContextStore (init: ContextStoreInit, components: ContextS
     staging.on('update', onUpdate)
     try {
       apply(token)
-    } catch (err) {
+    } finally {
       staging.off('update', onUpdate)
-      if (captured.length > 0 || staging.store.pendingStructs != null || staging.store.pendingDs != null) rebuildStaging(entry)
-      throw err
     }
-    staging.off('update', onUpdate)
     if (captured.length === 0) return null
     return captured.length === 1 ? captured[0] as Uint8Array : Y.mergeUpdates(captured)
   }
 
-  async function persist (entry: Entry, update: Uint8Array): Promise<void> {
-    try {
-      await requireRunning().append(entry.id, update)
-    } catch (err) {
-      rebuildStaging(entry)
-      if (err instanceof ContextStoreClosedError) throw err
-      throw new ContextWriteFailedError(`could not store an update of context ${entry.id}: ${(err as Error).message}; nothing was changed, check the data directory's disk and retry`, { cause: err })
+  function pendingBytes (doc: Y.Doc): number {
+    return (doc.store.pendingStructs?.update.byteLength ?? 0) + (doc.store.pendingDs?.byteLength ?? 0)
+  }
+
+  /** Stages one operation; returns the update to store, or null when it changed nothing. */
+  function stageOp (entry: Entry, op: Op, staged: Uint8Array[]): Uint8Array | null {
+    switch (op.kind) {
+      case 'local': {
+        op.signal?.throwIfAborted()
+        let update: Uint8Array | null
+        try {
+          update = capture(entry, token => {
+            const staging = entry.staging
+            staging.transact(() => { op.fn(layoutOf(staging), staging) }, token)
+          })
+        } catch (err) {
+          rebuildStaging(entry, staged)
+          throw err
+        }
+        if (update != null && update.byteLength > maxUpdateBytes) {
+          rebuildStaging(entry, staged)
+          throw new UpdateTooLargeError(`the change makes an update of ${update.byteLength} bytes, over the limit of ${maxUpdateBytes}: split it into smaller changes`)
+        }
+        return update
+      }
+      case 'remote': {
+        let update: Uint8Array | null
+        try {
+          update = capture(entry, token => { Y.applyUpdate(entry.staging, op.update, token) })
+        } catch (err) {
+          rebuildStaging(entry, staged, false)
+          throw new MalformedUpdateError(`Yjs could not apply an update to context ${entry.id}: ${(err as Error).message}`, { cause: err })
+        }
+        if (pendingBytes(entry.staging) > maxPendingBytes) {
+          rebuildStaging(entry, staged, false)
+          throw new MalformedUpdateError(`updates waiting for missing dependencies in context ${entry.id} exceed ${maxPendingBytes} bytes`)
+        }
+        return update
+      }
+      case 'stray':
+        try {
+          capture(entry, token => { Y.applyUpdate(entry.staging, op.update, token) })
+        } catch (err) {
+          rebuildStaging(entry, staged)
+          throw err
+        }
+        return op.update
     }
   }
 
-  function commit (entry: Entry, update: Uint8Array, origin: unknown): void {
-    applyCommitted(entry, update, origin)
-    events.update.emit({ id: entry.id, update, origin })
-    maybeCompact(entry)
+  function settle (op: Op, stored: Uint8Array | null): void {
+    if (op.kind === 'local') op.resolve(stored != null)
+    else if (op.kind === 'remote') op.resolve(stored)
+    else op.resolve()
+  }
+
+  /**
+   * The drain loop of one context: stages every waiting operation, writes all their updates in
+   * one synced batch, then applies them to committed in order, emits them and acknowledges.
+   */
+  async function drain (entry: Entry): Promise<void> {
+    for (;;) {
+      if (entry.ops.length === 0) {
+        entry.draining = false
+        return
+      }
+      const batch = entry.ops.splice(0, MAX_BATCH_OPS)
+      const staged: Array<{ op: Op, update: Uint8Array }> = []
+      for (const op of batch) {
+        try {
+          const update = stageOp(entry, op, staged.map(s => s.update))
+          if (update == null) settle(op, null)
+          else staged.push({ op, update })
+        } catch (err) {
+          op.reject(err as Error)
+        }
+      }
+      if (staged.length === 0) continue
+      // consecutive updates from one origin travel on as one; the batch is stored as one
+      const groups: Array<{ origin: unknown, updates: Uint8Array[] }> = []
+      for (const { op, update } of staged) {
+        const origin = op.kind === 'remote' ? op.origin : LOCAL_ORIGIN
+        const last = groups.at(-1)
+        if (last != null && last.origin === origin) last.updates.push(update)
+        else groups.push({ origin, updates: [update] })
+      }
+      const merge = (updates: Uint8Array[]): Uint8Array => updates.length === 1 ? updates[0] as Uint8Array : Y.mergeUpdates(updates)
+      const stored = merge(staged.map(s => s.update))
+      try {
+        await requireRunning().append(entry.id, [stored])
+      } catch (err) {
+        rebuildStaging(entry)
+        const error = err instanceof ContextStoreClosedError
+          ? err
+          : new ContextWriteFailedError(`could not store an update of context ${entry.id}: ${(err as Error).message}; nothing was changed, check the data directory's disk and retry`, { cause: err })
+        for (const { op } of staged) op.reject(error)
+        continue
+      }
+      for (const group of groups) {
+        const update = merge(group.updates)
+        applyCommitted(entry, update, group.origin)
+        events.update.emit({ id: entry.id, update, origin: group.origin })
+      }
+      for (const { op, update } of staged) settle(op, update)
+      maybeCompact(entry)
+    }
+  }
+
+  function submit (entry: Entry, op: Op): void {
+    entry.ops.push(op)
+    if (entry.draining) return
+    entry.draining = true
+    const run = drain(entry)
+    entry.idle = run
+    track(run)
   }
 
   function maybeCompact (entry: Entry): void {
@@ -256,19 +372,16 @@ export function createContextStore (init: ContextStoreInit, components: ContextS
     }))
   }
 
-  function pendingBytes (doc: Y.Doc): number {
-    return (doc.store.pendingStructs?.update.byteLength ?? 0) + (doc.store.pendingDs?.byteLength ?? 0)
-  }
-
   /** A write made on `committed` directly: store it and send it on, after the fact. */
   function onStray (entry: Entry, update: Uint8Array): void {
-    track(enqueue(entry, async () => {
-      stage(entry, token => { Y.applyUpdate(entry.staging, update, token) })
-      await requireRunning().append(entry.id, update)
-      events.update.emit({ id: entry.id, update, origin: LOCAL_ORIGIN })
-    }).catch((err: Error) => {
+    const failed = (err: Error): void => {
       events.error.emit(new ContextWriteFailedError(`a direct write to context ${entry.id} could not be stored: ${err.message}; write through change() instead`, { cause: err }))
-    }))
+    }
+    if (!running) {
+      failed(new ContextStoreClosedError('the store is stopped'))
+      return
+    }
+    submit(entry, { kind: 'stray', update, resolve: () => {}, reject: failed })
   }
 
   function makeEntry (id: ContextId, created: number, committed: Y.Doc): Entry {
@@ -277,7 +390,9 @@ export function createContextStore (init: ContextStoreInit, components: ContextS
       created,
       committed,
       staging: cloneDoc(committed),
-      queue: Promise.resolve(),
+      ops: [],
+      draining: false,
+      idle: Promise.resolve(),
       applying: false,
       handle: undefined as unknown as Context
     }
@@ -292,20 +407,8 @@ export function createContextStore (init: ContextStoreInit, components: ContextS
     const change = async (fn: (layout: ContextLayout, doc: Y.Doc) => void, options: AbortOptions = {}): Promise<boolean> => {
       requireRunning()
       options.signal?.throwIfAborted()
-      return await enqueue(entry, async () => {
-        options.signal?.throwIfAborted()
-        const update = stage(entry, token => {
-          const staging = entry.staging
-          staging.transact(() => { fn(layoutOf(staging), staging) }, token)
-        })
-        if (update == null) return false
-        if (update.byteLength > maxUpdateBytes) {
-          rebuildStaging(entry)
-          throw new UpdateTooLargeError(`the change makes an update of ${update.byteLength} bytes, over the limit of ${maxUpdateBytes}: split it into smaller changes`)
-        }
-        await persist(entry, update)
-        commit(entry, update, LOCAL_ORIGIN)
-        return true
+      return await new Promise<boolean>((resolve, reject) => {
+        submit(entry, { kind: 'local', fn, signal: options.signal, resolve, reject })
       })
     }
 
@@ -435,7 +538,7 @@ export function createContextStore (init: ContextStoreInit, components: ContextS
     async stop () {
       if (!running) return
       running = false
-      await Promise.allSettled([...entries.values()].map(async e => await e.queue))
+      await Promise.allSettled([...entries.values()].map(async e => await e.idle))
       await Promise.allSettled([...background])
       for (const entry of entries.values()) {
         entry.staging.destroy()
@@ -471,21 +574,8 @@ export function createContextStore (init: ContextStoreInit, components: ContextS
       requireRunning()
       validateUpdate(update, limits)
       const entry = await ensureEntry(id, origin, options)
-      return await enqueue(entry, async () => {
-        let stored: Uint8Array | null
-        try {
-          stored = stage(entry, token => { Y.applyUpdate(entry.staging, update, token) })
-        } catch (err) {
-          throw new MalformedUpdateError(`Yjs could not apply an update to context ${id}: ${(err as Error).message}`, { cause: err })
-        }
-        if (pendingBytes(entry.staging) > maxPendingBytes) {
-          rebuildStaging(entry)
-          throw new MalformedUpdateError(`updates waiting for missing dependencies in context ${id} exceed ${maxPendingBytes} bytes`)
-        }
-        if (stored == null) return null
-        await persist(entry, stored)
-        commit(entry, stored, origin)
-        return stored
+      return await new Promise<Uint8Array | null>((resolve, reject) => {
+        submit(entry, { kind: 'remote', update, origin, resolve, reject })
       })
     },
 
