@@ -6,8 +6,9 @@ import { randomBytes } from 'node:crypto'
 import { open, rename, unlink } from 'node:fs/promises'
 import Fastify from 'fastify'
 import { ApiError } from './errors.ts'
-import { coreRoutes } from './api/core.ts'
-import { ledgerRoutes } from './api/ledger.ts'
+import * as coreApi from './api/core.ts'
+import * as contextApi from './api/context.ts'
+import * as ledgerApi from './api/ledger.ts'
 import type { HiveNode } from './hive-node.ts'
 import type { dataPaths } from './config.ts'
 import type { FastifyInstance } from 'fastify'
@@ -97,8 +98,9 @@ export async function createApi (node: HiveNode, init: ApiInit): Promise<Api> {
   })
 
   // ---- routes: one module per area ----
-  await app.register(async (scope) => { coreRoutes(scope, node) })
-  await app.register(async (scope) => { ledgerRoutes(scope, node) })
+  await app.register(async (scope) => { coreApi.routes(scope, node) })
+  await app.register(async (scope) => { contextApi.routes(scope, node) })
+  await app.register(async (scope) => { ledgerApi.routes(scope, node) })
 
   await app.listen({ host: API_HOST, port: init.port })
   const address = app.server.address()

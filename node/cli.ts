@@ -6,6 +6,7 @@ import { ApiRequestError, UsageError, createCliContext } from './cli-context.ts'
 import { InvalidConfigError, NodeAlreadyRunningError, NodeNotRunningError } from './errors.ts'
 import { VERSION } from './version.ts'
 import * as core from './commands/core.ts'
+import * as context from './commands/context.ts'
 import * as ledger from './commands/ledger.ts'
 import type { CliIo } from './cli-context.ts'
 
@@ -38,6 +39,7 @@ export function buildProgram (io: CliIo): Command {
 
   // ---- command groups ----
   core.register(program, cli)
+  context.register(program, cli)
   ledger.register(program, cli)
 
   eachCommand(program, (command) => {

@@ -9,6 +9,7 @@ import { decode as cborDecode, encode as cborEncode } from 'cborg'
 import { Level } from 'level'
 import { z } from 'zod'
 import { HiveRecords, InvalidRecordError, createRecord, hiveRecordKey } from '../protocol/index.ts'
+import { createContexts } from '../crdt/index.ts'
 import { LEDGER_SUBLEVEL, createLedger } from '../ledger/index.ts'
 import { createApi } from './api.ts'
 import { DEFAULT_API_PORT, DEFAULT_P2P_PORT, dataPaths, defaultNodeName, validateNodeName } from './config.ts'
@@ -22,7 +23,8 @@ import type { Identity } from './identity.ts'
 import type { HiveLibp2p } from './libp2p.ts'
 import type { DataDirLock } from './lock.ts'
 import type { LogLevel, Logger } from './logger.ts'
-import type { RecordSigner } from '../protocol/index.ts'
+import type { PeerGate, RecordSigner } from '../protocol/index.ts'
+import type { Contexts } from '../crdt/index.ts'
 import type { Ledger } from '../ledger/index.ts'
 import type { PeerId } from '@libp2p/interface'
 
@@ -77,16 +79,24 @@ export class HiveNode extends EventTarget {
   readonly db: Db
   readonly libp2p: HiveLibp2p
   readonly records: HiveRecords
+  /** Agent contexts: Yjs documents in the db's `crdt` sublevel, replicated to every peer. */
+  readonly contexts: Contexts
   readonly ledger: Ledger
   readonly startedAt: number = Date.now()
   private readonly init: HiveNodeInit
   private readonly lock: DataDirLock
   private readonly runtimeProbes = new Map<string, () => RuntimeInfo>()
   private api?: Api
+  private gatePolicy: PeerGate['allows'] = () => true
+  /**
+   * Who may speak a hive protocol to this node. Every protocol is served with this gate;
+   * membership installs the real policy with `setGate`.
+   */
+  readonly gate: PeerGate = { allows: (peer, protocol) => this.gatePolicy(peer, protocol) }
   private bootstrapTimer?: NodeJS.Timeout
   private state: 'stopped' | 'starting' | 'running' | 'stopping' = 'stopped'
 
-  private constructor (parts: { init: HiveNodeInit, lock: DataDirLock, identity: Identity, db: Db, libp2p: HiveLibp2p, records: HiveRecords, ledger: Ledger, name: string, log: Logger }) {
+  private constructor (parts: { init: HiveNodeInit, lock: DataDirLock, identity: Identity, db: Db, libp2p: HiveLibp2p, records: HiveRecords, name: string, log: Logger }) {
     super()
     this.init = parts.init
     this.dataDir = parts.init.dataDir
@@ -95,9 +105,17 @@ export class HiveNode extends EventTarget {
     this.db = parts.db
     this.libp2p = parts.libp2p
     this.records = parts.records
-    this.ledger = parts.ledger
     this.name = parts.name
     this.log = parts.log
+    this.contexts = createContexts({}, { db: this.db.sublevel('crdt'), libp2p: this.libp2p, nodeName: this.name, gate: this.gate })
+    this.ledger = createLedger({}, {
+      db: this.db.sublevel(LEDGER_SUBLEVEL, { keyEncoding: 'utf8', valueEncoding: 'view' }),
+      signer: { peerId: this.identity.peerId, sign: this.identity.sign },
+      host: this.libp2p,
+      pubsub: this.libp2p.services.pubsub,
+      gate: this.gate,
+      log: this.log.child('ledger')
+    })
   }
 
   /**
@@ -137,16 +155,7 @@ export class HiveNode extends EventTarget {
         version: VERSION
       })
 
-      // ---- subsystems ----
-      const ledger = createLedger({}, {
-        db: db.sublevel(LEDGER_SUBLEVEL, { keyEncoding: 'utf8', valueEncoding: 'view' }),
-        signer: { peerId: identity.peerId, sign: identity.sign },
-        host: libp2p,
-        pubsub: libp2p.services.pubsub,
-        log: log.child('ledger')
-      })
-
-      return new HiveNode({ init, lock, identity, db, libp2p, records, ledger, name, log })
+      return new HiveNode({ init, lock, identity, db, libp2p, records, name, log })
     } catch (err) {
       await db?.close().catch(() => {})
       await lock.release()
@@ -185,6 +194,8 @@ export class HiveNode extends EventTarget {
         if (id.equals(this.peerId) || this.libp2p.getConnections(id).length > 0) return
         this.libp2p.dial(id).catch((err: Error) => { this.log.debug(`could not dial discovered peer ${id.toString()}: ${err.message}`) })
       })
+      this.contexts.onError((err) => { this.log.warn(`contexts: ${err.name}: ${err.message}`) })
+      await this.contexts.start()
       await this.libp2p.start()
       await this.ledger.start()
 
@@ -210,6 +221,7 @@ export class HiveNode extends EventTarget {
     clearTimeout(this.bootstrapTimer)
     const steps: Array<[string, () => Promise<void>]> = [
       ['api', async () => { await this.api?.stop() }],
+      ['contexts', async () => { await this.contexts.stop() }],
       ['ledger', async () => { await this.ledger.stop() }],
       ['libp2p', async () => { await this.libp2p.stop() }],
       ['storage', async () => { await this.db.close() }],
@@ -229,6 +241,10 @@ export class HiveNode extends EventTarget {
   /** Asks whoever runs this node (the CLI's start command) to shut it down. */
   requestStop (): void {
     this.dispatchEvent(new Event('stop-requested'))
+  }
+
+  setGate (allows: PeerGate['allows']): void {
+    this.gatePolicy = allows
   }
 
   registerRuntime (name: string, probe: () => RuntimeInfo): void {

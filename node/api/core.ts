@@ -4,7 +4,7 @@ import { VERSION } from '../version.ts'
 import type { HiveNode } from '../hive-node.ts'
 import type { FastifyInstance } from 'fastify'
 
-export function coreRoutes (app: FastifyInstance, node: HiveNode): void {
+export function routes (app: FastifyInstance, node: HiveNode): void {
   app.get('/health', async () => ({
     ok: true,
     name: node.name,

@@ -35,7 +35,7 @@ function checkPeer (peer: string | undefined): string | undefined {
   }
 }
 
-export function ledgerRoutes (app: FastifyInstance, node: HiveNode): void {
+export function routes (app: FastifyInstance, node: HiveNode): void {
   app.get('/ledger/verify', async (request) => {
     const query = parseQuery(PeerQuery, request.query)
     return node.ledger.verify({ signer: checkPeer(query.peer) })
