@@ -2,7 +2,7 @@
 // runs inline for short chains and in worker threads (verify-worker.ts) for long ones.
 
 import {
-  HASH_BYTES, RECORD_DOMAIN, SIGNATURE_BYTES, bytesEqual, ed25519KeyObject, scanRecord, sha256, signerBytes,
+  HASH_BYTES, MAX_RECORD_BYTES, RECORD_DOMAIN, SIGNATURE_BYTES, bytesEqual, ed25519KeyObject, scanRecord, sha256, signerBytes,
   signerFromBytes, signerPublicKey, verifyEd25519
 } from './record.ts'
 
@@ -49,13 +49,17 @@ export function checkSlice (input: SliceInput): SliceResult {
     return { fault: { index: 0, reason: 'malformed', message: (err as Error).message }, firstPrev: null, lastHash: null }
   }
   const domain = RECORD_DOMAIN.byteLength
+  // one scratch buffer for every signed message: DOMAIN || body, rewritten per record
+  const scratch = new Uint8Array(domain + MAX_RECORD_BYTES)
+  scratch.set(RECORD_DOMAIN, 0)
   let firstPrev: Uint8Array | null = null
   let prevHash: Uint8Array | null = null
-  for (let i = 0; i < count; i++) {
+  let i = 0
+  const fault = (reason: RecordCheckReason, message: string): SliceResult =>
+    ({ fault: { index: i, reason, message }, firstPrev, lastHash: null })
+  for (; i < count; i++) {
     const bytes = buffer.subarray(offsets[i] as number, offsets[i + 1] as number)
     const seq = startSeq + i
-    const fault = (reason: RecordCheckReason, message: string): SliceResult =>
-      ({ fault: { index: i, reason, message }, firstPrev, lastHash: null })
     let layout
     try {
       layout = scanRecord(bytes)
@@ -71,10 +75,8 @@ export function checkSlice (input: SliceInput): SliceResult {
       return fault('broken-link', `record ${seq}'s previous-hash does not match the hash of record ${seq - 1}`)
     }
     const bodyLength = bytes.byteLength - SIGNATURE_BYTES
-    const message = new Uint8Array(domain + bodyLength)
-    message.set(RECORD_DOMAIN, 0)
-    message.set(bytes.subarray(0, bodyLength), domain)
-    if (!verifyEd25519(key, message, bytes.subarray(bodyLength))) {
+    scratch.set(bytes.subarray(0, bodyLength), domain)
+    if (!verifyEd25519(key, scratch.subarray(0, domain + bodyLength), bytes.subarray(bodyLength))) {
       return fault('bad-signature', `record ${seq}'s signature does not verify under ${signer}'s key`)
     }
     prevHash = sha256(bytes)

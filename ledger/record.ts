@@ -7,10 +7,8 @@
 // faster than noble here; the test suite cross-checks the two. S >= L is refused explicitly so
 // the rule does not depend on the verifier underneath.
 
-import { createHash, createPublicKey, verify as cryptoVerify } from 'node:crypto'
+import { createPublicKey, hash, verify as cryptoVerify } from 'node:crypto'
 import { isUtf8 } from 'node:buffer'
-import { publicKeyFromRaw } from '@libp2p/crypto/keys'
-import { peerIdFromPublicKey, peerIdFromString } from '@libp2p/peer-id'
 import { InvalidRecordFieldsError, MalformedRecordError, UnsupportedSignerError } from './errors.ts'
 import type { KeyObject } from 'node:crypto'
 
@@ -122,20 +120,52 @@ function remember<K, V> (cache: Map<K, V>, key: K, value: V): V {
 function parseSigner (signer: string): { bytes: Uint8Array, publicKey: Uint8Array } {
   const cached = signerCache.get(signer)
   if (cached != null) return cached
-  let peerId
-  try {
-    peerId = peerIdFromString(signer)
-  } catch (err) {
-    throw new UnsupportedSignerError(`"${signer}" is not a PeerId: ${(err as Error).message}`)
+  if (typeof signer !== 'string' || !signer.startsWith('12D3KooW')) {
+    throw new UnsupportedSignerError(`"${String(signer)}" is not an Ed25519 PeerId (those read 12D3KooW…); ledger signers must be Ed25519 PeerIds`)
   }
-  if (peerId.type !== 'Ed25519') {
-    throw new UnsupportedSignerError(`PeerId ${signer} is of type ${peerId.type}; ledger signers must be Ed25519 PeerIds`)
-  }
-  const bytes = peerId.toMultihash().bytes
-  if (bytes.byteLength !== SIGNER_BYTES || !startsWith(bytes, ED25519_PEER_ID_PREFIX)) {
-    throw new UnsupportedSignerError(`PeerId ${signer} does not embed its Ed25519 key as an identity multihash`)
+  const bytes = base58Decode(signer)
+  if (bytes == null || bytes.byteLength !== SIGNER_BYTES || !startsWith(bytes, ED25519_PEER_ID_PREFIX)) {
+    throw new UnsupportedSignerError(`"${signer}" is not an Ed25519 PeerId embedding its 32-byte key`)
   }
   return remember(signerCache, signer, { bytes, publicKey: bytes.subarray(ED25519_PEER_ID_PREFIX.byteLength) })
+}
+
+// base58btc (the Bitcoin alphabet), the text form of PeerIds. Written out here so this module,
+// which audit workers load, needs nothing beyond node:crypto.
+const BASE58 = '123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz'
+
+function base58Decode (text: string): Uint8Array | undefined {
+  let n = 0n
+  for (const ch of text) {
+    const digit = BASE58.indexOf(ch)
+    if (digit < 0) return undefined
+    n = n * 58n + BigInt(digit)
+  }
+  const out: number[] = []
+  while (n > 0n) {
+    out.push(Number(n & 0xffn))
+    n >>= 8n
+  }
+  for (const ch of text) {
+    if (ch !== '1') break
+    out.push(0)
+  }
+  return Uint8Array.from(out.reverse())
+}
+
+function base58Encode (bytes: Uint8Array): string {
+  let n = 0n
+  for (const b of bytes) n = (n << 8n) | BigInt(b)
+  let out = ''
+  while (n > 0n) {
+    out = BASE58[Number(n % 58n)] + out
+    n /= 58n
+  }
+  for (const b of bytes) {
+    if (b !== 0) break
+    out = '1' + out
+  }
+  return out
 }
 
 /** The 38 bytes a record carries in its signer field for this PeerId. */
@@ -156,8 +186,7 @@ export function signerFromBytes (bytes: Uint8Array): string {
   const key = toHex(bytes)
   const cached = signerStringCache.get(key)
   if (cached != null) return cached
-  const peerId = peerIdFromPublicKey(publicKeyFromRaw(bytes.subarray(ED25519_PEER_ID_PREFIX.byteLength)))
-  return remember(signerStringCache, key, peerId.toString())
+  return remember(signerStringCache, key, base58Encode(bytes))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -234,10 +263,12 @@ class Reader {
 
   u64 (what: string): number {
     this.need(8, what)
-    const v = this.view.getBigUint64(this.offset, false)
+    const hi = this.view.getUint32(this.offset, false)
+    const lo = this.view.getUint32(this.offset + 4, false)
     this.offset += 8
-    if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new MalformedRecordError(`${what} ${v} exceeds 2^53-1`)
-    return Number(v)
+    // 2^53 - 1 is the largest sequence number or time a JS number holds exactly
+    if (hi >= 0x200000) throw new MalformedRecordError(`${what} exceeds 2^53-1`)
+    return hi * 0x100000000 + lo
   }
 
   take (n: number, what: string): Uint8Array {
@@ -248,7 +279,7 @@ class Reader {
   }
 
   prefixed (max: number, what: string): Uint8Array {
-    const n = this.u16(`${what} length`)
+    const n = this.u16(what)
     if (n > max) throw new MalformedRecordError(`${what} is ${n} bytes, more than the ${max} allowed`)
     return this.take(n, what)
   }
@@ -292,7 +323,8 @@ export function recordSigningMessage (body: Uint8Array): Uint8Array {
 }
 
 export function sha256 (bytes: Uint8Array): Uint8Array {
-  return new Uint8Array(createHash('sha256').update(bytes).digest())
+  // a copy: the digest may sit in Node's shared buffer pool
+  return new Uint8Array(hash('sha256', bytes, 'buffer'))
 }
 
 /** Signs the fields with the signer's key; the signer must be the one the fields name. */

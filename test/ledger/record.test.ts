@@ -4,7 +4,7 @@ import { describe, it } from 'node:test'
 import * as ed from '@noble/ed25519'
 import {
   GENESIS_PREV, MAX_RECORD_BYTES, RECORD_DOMAIN, decodeHead, decodeRecord, encodeRecordBody, fromHex,
-  hasCanonicalS, recordFromJson, recordToJson, signHead, signRecord, signerPublicKey, toHex,
+  hasCanonicalS, recordFromJson, recordToJson, signHead, signRecord, signerBytes, signerFromBytes, signerPublicKey, toHex,
   verifyEd25519, verifyHeadSignature, verifyRecordSignature
 } from '../../ledger/index.ts'
 import { content, makeSigner } from './fixtures.ts'
@@ -164,6 +164,18 @@ describe('record codec', () => {
       placement: 'p'.repeat(1024)
     }, signer)
     assert.equal(big.bytes.byteLength, MAX_RECORD_BYTES)
+  })
+
+  it('reads and writes signer PeerIds exactly as libp2p does', async () => {
+    for (let n = 20; n < 26; n++) {
+      const { peerId } = await makeSigner(n)
+      const bytes = peerId.toMultihash().bytes
+      assert.deepEqual(signerBytes(peerId.toString()), bytes)
+      assert.equal(signerFromBytes(bytes), peerId.toString())
+      assert.deepEqual(signerPublicKey(peerId.toString()), peerId.publicKey?.raw)
+    }
+    assert.throws(() => signerBytes('QmYyQSo1c1Ym7orWxLYvCrM2EmxFTANf8wXmmE7DWjhx5N'), { name: 'UnsupportedSigner' })
+    assert.throws(() => signerBytes('12D3KooW0OIl'), { name: 'UnsupportedSigner' })
   })
 
   it('signs and verifies chain heads under their own domain', async () => {
