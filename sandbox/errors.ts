@@ -89,6 +89,13 @@ export class AgentTimedOutError extends Error {
 export class MemoryLimitExceededError extends Error {
   static readonly code = 'MemoryLimitExceeded'
   override name = 'MemoryLimitExceeded'
+  /** Linear memory the agent held when it was stopped, when known. */
+  readonly memoryBytes: number | undefined
+
+  constructor (message: string, memoryBytes?: number) {
+    super(message)
+    this.memoryBytes = memoryBytes
+  }
 }
 
 /** jco could not transpile the component. */

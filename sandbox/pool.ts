@@ -24,8 +24,6 @@ export interface PoolInit {
   maxWorkers: number
   /** A worker that has loaded more agents than this is replaced when it goes idle. */
   maxAgentsPerWorker: number
-  /** JS heap of one worker (the glue's strings and objects; wasm memory is capped separately). */
-  heapMiB: number
   maxLogLines: number
   maxLogChars: number
   /** Longest a context value or appended text may be, in characters. */
@@ -114,7 +112,11 @@ export function createWorkerPool (init: PoolInit): WorkerPool {
       transferList: [port2],
       env: {},
       execArgv: [],
-      resourceLimits: { maxOldGenerationSizeMb: init.heapMiB, maxYoungGenerationSizeMb: Math.max(8, Math.floor(init.heapMiB / 8)), stackSizeMb: 4 }
+      // No JS heap limit: measured here, a worker heap limit near the size of its wasm memory
+      // makes every memory.grow trigger garbage collection (128 MiB took 13 s to grow into,
+      // against 10 ms without) and leaves terminate() waiting on it. The wasm cap bounds what
+      // the agent can allocate; the glue's strings come from that memory or from capped input.
+      resourceLimits: { stackSizeMb: 4 }
     })
     let readyResolve!: () => void
     let readyReject!: (err: Error) => void
@@ -149,7 +151,7 @@ export function createWorkerPool (init: PoolInit): WorkerPool {
         case 'memory':
           // Let the worker go rather than keep a thread that just held a full memory.
           slot.retire = true
-          finish(slot, new MemoryLimitExceededError(`agent ${active.job.name} reached its memory cap of ${mib} MiB and was stopped (${m.message}); raise limits.memoryMiB in its manifest if it needs more`))
+          finish(slot, new MemoryLimitExceededError(`agent ${active.job.name} reached its memory cap of ${mib} MiB and was stopped (${m.message}); raise limits.memoryMiB in its manifest if it needs more`, m.pages * PAGE_BYTES))
           break
         case 'internal': finish(slot, new CompileFailedError(m.message)); break
       }
@@ -159,7 +161,7 @@ export function createWorkerPool (init: PoolInit): WorkerPool {
       const code = (err as NodeJS.ErrnoException).code
       const name = slot.active?.job.name ?? 'agent'
       kill(slot, code === 'ERR_WORKER_OUT_OF_MEMORY'
-        ? new MemoryLimitExceededError(`agent ${name} exhausted the sandbox's JS heap of ${init.heapMiB} MiB and was stopped`)
+        ? new MemoryLimitExceededError(`agent ${name} exhausted the sandbox worker's JS heap and was stopped`)
         : new AgentTrappedError(`the sandbox worker failed while running agent ${name}: ${err.message}`))
     })
     worker.on('exit', code => {

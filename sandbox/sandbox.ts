@@ -27,7 +27,11 @@ export interface SandboxInit {
   maxConcurrentRuns?: number
   /** Permissions this node grants at most (default: all). An agent gets its manifest's ∩ these. */
   allow?: readonly Permission[]
-  /** Ceilings on what a manifest may ask for (defaults: 10 minutes, 1024 MiB). */
+  /**
+   * Ceilings on what a manifest may ask for (defaults: 10 minutes, 512 MiB). A wasm memory grows
+   * slowly near a gigabyte (page by page to 1 GiB took ~9 s here), and a thread cannot be
+   * terminated mid-grow, so the default keeps the worst case to a few seconds.
+   */
   maxTimeoutMs?: number
   maxMemoryMiB?: number
   /** Longest input accepted, in characters (default 4 Mi). */
@@ -122,7 +126,7 @@ interface Compiled extends LoadedAgent {
 export function createSandbox (init: SandboxInit, components: SandboxComponents = {}): Sandbox {
   const allow = new Set<Permission>(init.allow ?? PERMISSIONS)
   const maxTimeoutMs = init.maxTimeoutMs ?? 600_000
-  const maxMemoryMiB = init.maxMemoryMiB ?? 1024
+  const maxMemoryMiB = init.maxMemoryMiB ?? 512
   const maxInputChars = init.maxInputChars ?? 4 * 2 ** 20
   const maxLoaded = init.maxLoadedAgents ?? 32
   const cache = createTranspileCache({ dir: init.cacheDir, ...(init.onCacheEvent !== undefined ? { onEvent: init.onCacheEvent } : {}) })
@@ -130,7 +134,6 @@ export function createSandbox (init: SandboxInit, components: SandboxComponents 
     minIdle: init.warmWorkers ?? 1,
     maxWorkers: init.maxConcurrentRuns ?? availableParallelism(),
     maxAgentsPerWorker: 16,
-    heapMiB: 128,
     maxLogLines: 1000,
     maxLogChars: 4096,
     maxContextValueChars: 1 << 20
