@@ -176,13 +176,14 @@ export async function transpileInWorker (component: Uint8Array, signal?: AbortSi
   const worker = new Worker(new URL('./transpile-worker.ts', import.meta.url), {
     workerData: { component },
     env: {},
-    stdout: true,
-    stderr: true
+    execArgv: []
   })
+  let rejectRun: (err: Error) => void = () => {}
+  const onAbort = (): void => { rejectRun(new AbortError('transpile aborted')) }
+  signal?.addEventListener('abort', onAbort, { once: true })
   try {
     const result = await new Promise<{ ok: boolean, message?: string, files?: Array<{ name: string, bytes: Uint8Array }> }>((resolve, reject) => {
-      const onAbort = (): void => { reject(new AbortError('transpile aborted')) }
-      signal?.addEventListener('abort', onAbort, { once: true })
+      rejectRun = reject
       worker.once('message', resolve)
       worker.once('error', reject)
       worker.once('exit', code => { reject(new CompileFailedError(`the transpile worker exited (code ${code}) before answering`)) })
@@ -197,6 +198,7 @@ export async function transpileInWorker (component: Uint8Array, signal?: AbortSi
       modules: result.files.filter(f => f.name.endsWith('.wasm')).map(f => ({ name: f.name, bytes: new Uint8Array(f.bytes) }))
     }
   } finally {
+    signal?.removeEventListener('abort', onAbort)
     await worker.terminate()
   }
 }
