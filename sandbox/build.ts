@@ -16,7 +16,7 @@ import { checkImports, checkWorld, inspectAgentBytes } from './agent.ts'
 import { readComponent } from './binary.ts'
 import { AbortError, BuildFailedError, TargetExistsError } from './errors.ts'
 import { embedManifest, parseManifestJson } from './manifest.ts'
-import { WORLD_NAME, narrowWit } from './wit.ts'
+import { HOST_FUNCTIONS, WIT_PACKAGE, WIT_VERSION, WORLD_NAME, importName, narrowWit } from './wit.ts'
 import type { AgentDigest, AgentInfo } from './agent.ts'
 import type { Manifest } from './manifest.ts'
 
@@ -95,6 +95,7 @@ export async function buildAgent (src: string, out: string, options: BuildOption
   progress('prepare', 0, 'reading source and manifest')
   const { source, manifestFile } = await resolveSource(src, options.manifestPath)
   const manifest = parseManifestJson(await readFile(manifestFile, 'utf8'), manifestFile)
+  checkSourceImports(await readFile(source, 'utf8'), source, manifest)
 
   const raw = await componentizeInChild(source, narrowWit(manifest.permissions), options.signal, fraction => {
     progress('componentize', 0.05 + 0.85 * fraction, 'compiling the JS engine and the agent into a component')
@@ -124,6 +125,38 @@ export async function buildAgent (src: string, out: string, options: BuildOption
   const info = inspectAgentBytes(component)
   progress('done', 1, `built ${basename(target)}`)
   return { out: target, source, digest: info.digest, size: component.byteLength, manifest, durationMs: elapsed() }
+}
+
+/**
+ * Reads the source's import statements and refuses, before the long build, what cannot work:
+ * imports of anything but hive:agent interfaces (there is no bundler; an agent is one module),
+ * and host functions the manifest does not grant. Componentize would refuse them too, but only
+ * after tens of seconds and with a message about '<internal>'.
+ */
+export function checkSourceImports (text: string, source: string, manifest: Manifest): void {
+  const granted = new Set(manifest.permissions)
+  const statement = /\bimport\s*(?:([\w$*{}\s,]+?)\s*from\s*)?['"]([^'"]+)['"]|\bimport\s*\(\s*['"]([^'"]+)['"]/g
+  for (const m of text.matchAll(statement)) {
+    const specifier = m[2] ?? m[3] ?? ''
+    const line = text.slice(0, m.index).split('\n').length
+    const where = `${basename(source)}:${line}`
+    if (!specifier.startsWith(`${WIT_PACKAGE}/`)) {
+      throw new BuildFailedError(`${where} imports "${specifier}"; an agent is one module and may import only ${Object.keys(HOST_FUNCTIONS).map(importName).join(' and ')} (put helper code in the same file)`)
+    }
+    const [iface = '', version] = specifier.slice(WIT_PACKAGE.length + 1).split('@')
+    const table = HOST_FUNCTIONS[iface]
+    if (table === undefined || version !== WIT_VERSION) {
+      throw new BuildFailedError(`${where} imports "${specifier}", which this hive does not offer; use ${Object.keys(HOST_FUNCTIONS).map(importName).join(' or ')}`)
+    }
+    const names = /\{([^}]*)\}/.exec(m[1] ?? '')?.[1]?.split(',').map(n => n.trim().split(/\s+as\s+/)[0]?.trim() ?? '').filter(n => n !== '' && n !== 'type') ?? []
+    for (const name of names) {
+      const need = table[name]
+      if (need === undefined) throw new BuildFailedError(`${where} imports "${name}" from "${specifier}", which has only ${Object.keys(table).join(', ')}`)
+      if (!granted.has(need)) {
+        throw new BuildFailedError(`${where} imports "${name}" from "${specifier}", which needs permission "${need}"; add it to "permissions" in the manifest`)
+      }
+    }
+  }
 }
 
 async function componentizeInChild (source: string, witSource: string, signal: AbortSignal | undefined, onTick: (fraction: number) => void): Promise<Uint8Array> {
