@@ -65,6 +65,8 @@ export interface WorkerPool {
   stop: () => Promise<void>
   run: (job: PoolJob) => Promise<PoolResult>
   stats: () => PoolStats
+  /** Resolves when no run is active or waiting and every idle worker has finished preparing. */
+  settled: () => Promise<void>
 }
 
 interface Active {
@@ -86,11 +88,16 @@ interface Slot {
   busy: boolean
   dead: boolean
   retire: boolean
+  /** Between a run's result and the worker's `idle`: it is preparing the next instance. */
+  settling: boolean
+  /** `key|grants` of the fresh instance the worker holds ready, if any. */
+  spare?: string
   active?: Active
 }
 
 interface Waiter {
   key: string
+  spare: string
   resolve: (slot: Slot) => void
   reject: (err: Error) => void
 }
@@ -103,6 +110,15 @@ export function createWorkerPool (init: PoolInit): WorkerPool {
   let running = false
   let nextId = 1
   let replaced = 0
+  let settledWaiters: Array<() => void> = []
+
+  function checkSettled (): void {
+    if (settledWaiters.length === 0 || waiters.length > 0) return
+    if ([...slots].some(s => s.busy || s.settling)) return
+    const resolve = settledWaiters
+    settledWaiters = []
+    for (const r of resolve) r()
+  }
 
   function spawn (): Slot {
     const { port1, port2 } = new MessageChannel()
@@ -122,7 +138,7 @@ export function createWorkerPool (init: PoolInit): WorkerPool {
     let readyReject!: (err: Error) => void
     const ready = new Promise<void>((resolve, reject) => { readyResolve = resolve; readyReject = reject })
     ready.catch(() => {})
-    const slot: Slot = { worker, ready, port: port1, cell: new Int32Array(flag), loaded: new Set(), busy: false, dead: false, retire: false }
+    const slot: Slot = { worker, ready, port: port1, cell: new Int32Array(flag), loaded: new Set(), busy: false, dead: false, retire: false, settling: false }
     worker.on('message', raw => {
       const msg = FromWorkerSchema.safeParse(raw)
       if (!msg.success) {
@@ -132,9 +148,18 @@ export function createWorkerPool (init: PoolInit): WorkerPool {
       const m = msg.data
       if (m.type === 'ready') {
         // Idle workers must not keep the process alive; a running job holds its deadline timer.
-        worker.unref()
-        port1.unref()
+        if (!slot.dead) {
+          worker.unref()
+          port1.unref()
+        }
         readyResolve()
+        return
+      }
+      if (m.type === 'idle') {
+        slot.settling = false
+        if (!slot.dead) worker.unref()
+        slot.spare = m.spare ?? undefined
+        checkSettled()
         return
       }
       const active = slot.active
@@ -218,7 +243,7 @@ export function createWorkerPool (init: PoolInit): WorkerPool {
       const idle = idleSlots()
       let slot: Slot | undefined
       const w = waiters[0] as Waiter
-      slot = idle.find(s => s.loaded.has(w.key)) ?? idle[0]
+      slot = idle.find(s => s.spare === w.spare) ?? idle.find(s => s.loaded.has(w.key)) ?? idle[0]
       if (slot === undefined && slots.size < init.maxWorkers) slot = spawn()
       if (slot === undefined) return
       waiters.shift()
@@ -250,6 +275,10 @@ export function createWorkerPool (init: PoolInit): WorkerPool {
     const active = slot.active
     if (active === undefined) return
     slot.active = undefined
+    slot.spare = undefined
+    slot.settling = !slot.dead
+    // Whoever waits for `settled` must not see the process exit under them.
+    if (slot.settling) slot.worker.ref()
     clearTimeout(active.timer)
     active.job.signal?.removeEventListener('abort', active.onAbort)
     if (outcome instanceof Error) active.reject(outcome)
@@ -268,11 +297,12 @@ export function createWorkerPool (init: PoolInit): WorkerPool {
     finish(slot, err)
     dispatch()
     topUp()
+    checkSettled()
   }
 
-  async function acquire (key: string, signal?: AbortSignal): Promise<Slot> {
+  async function acquire (key: string, spare: string, signal?: AbortSignal): Promise<Slot> {
     return await new Promise<Slot>((resolve, reject) => {
-      const waiter: Waiter = { key, resolve, reject }
+      const waiter: Waiter = { key, spare, resolve, reject }
       const onAbort = (): void => {
         const i = waiters.indexOf(waiter)
         if (i >= 0) waiters.splice(i, 1)
@@ -296,6 +326,7 @@ export function createWorkerPool (init: PoolInit): WorkerPool {
 
     async stop () {
       running = false
+      for (const r of settledWaiters.splice(0)) r()
       for (const w of waiters.splice(0)) w.reject(new SandboxNotRunningError('the sandbox stopped before the run could start'))
       const all = [...slots]
       for (const slot of all) {
@@ -304,13 +335,14 @@ export function createWorkerPool (init: PoolInit): WorkerPool {
         finish(slot, new SandboxNotRunningError('the sandbox stopped while the agent was running'))
         slot.port.close()
       }
-      await Promise.all(all.map(async s => { await s.worker.terminate() }))
+      // Referenced again, so the process waits for the threads to end rather than exit over them.
+      await Promise.all(all.map(async s => { s.worker.ref(); await s.worker.terminate() }))
     },
 
     async run (job) {
       if (!running) throw new SandboxNotRunningError('the sandbox is not started')
       if (job.signal?.aborted === true) throw new AbortError('the run was aborted')
-      const slot = await acquire(job.key, job.signal)
+      const slot = await acquire(job.key, `${job.key}|${job.grants.join(',')}`, job.signal)
       try {
         await slot.ready
       } catch (err) {
@@ -346,6 +378,13 @@ export function createWorkerPool (init: PoolInit): WorkerPool {
         waiting: waiters.length,
         replaced
       }
+    },
+
+    async settled () {
+      await new Promise<void>(resolve => {
+        settledWaiters.push(resolve)
+        checkSettled()
+      })
     }
   }
 }

@@ -114,6 +114,8 @@ export interface Sandbox {
   run: (agent: Uint8Array | LoadedAgent, options: RunOptions) => Promise<RunResult>
   runtime: () => RuntimeInfo
   stats: () => SandboxStats
+  /** Resolves when nothing runs or waits and idle workers hold their next instance ready. */
+  settled: () => Promise<void>
 }
 
 interface Compiled extends LoadedAgent {
@@ -264,6 +266,10 @@ export function createSandbox (init: SandboxInit, components: SandboxComponents 
         status: running ? 'running' : 'stopped',
         permissions: PERMISSIONS.filter(p => allow.has(p))
       }
+    },
+
+    async settled () {
+      await pool.settled()
     },
 
     stats () {

@@ -10,6 +10,8 @@ export type ToWorker =
 
 export const FromWorkerSchema = z.union([
   z.object({ type: z.literal('ready') }),
+  /** After a run: the worker is idle again, holding a prepared instance for `spare` if any. */
+  z.object({ type: z.literal('idle'), spare: z.string().nullable() }),
   z.object({ type: z.literal('log'), id: z.number(), level: z.enum(['debug', 'info', 'warn', 'error']), message: z.string() }),
   z.object({ type: z.literal('done'), id: z.number(), ok: z.literal(true), output: z.string(), pages: z.number() }),
   z.object({ type: z.literal('done'), id: z.number(), ok: z.literal(false), kind: z.enum(['agent', 'trap', 'memory', 'internal']), message: z.string(), pages: z.number() })

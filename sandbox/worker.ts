@@ -201,6 +201,7 @@ async function run (msg: Extract<ToWorker, { type: 'run' }>): Promise<void> {
       spare = undefined
     }
   }
+  post({ type: 'idle', spare: spare !== undefined ? `${spare.key}|${spare.grantsKey}` : null })
 }
 
 let queue: Promise<void> = Promise.resolve()
@@ -212,6 +213,7 @@ port.on('message', (msg: ToWorker) => {
     } catch (err) {
       const id = msg.type === 'run' ? msg.id : -1
       post({ type: 'done', id, ok: false, kind: 'internal', message: err instanceof Error ? err.message : String(err), pages: 0 })
+      if (msg.type === 'run') post({ type: 'idle', spare: null })
     }
   })
 })
