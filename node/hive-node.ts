@@ -10,6 +10,8 @@ import { Level } from 'level'
 import { z } from 'zod'
 import { HiveRecords, InvalidRecordError, createRecord, hiveRecordKey } from '../protocol/index.ts'
 import { createContexts } from '../crdt/index.ts'
+import { createSandbox } from '../sandbox/index.ts'
+import { agentsCacheDir, storeBackedContexts } from './agents.ts'
 import { createApi } from './api.ts'
 import { DEFAULT_API_PORT, DEFAULT_P2P_PORT, dataPaths, defaultNodeName, validateNodeName } from './config.ts'
 import { loadOrCreateIdentity } from './identity.ts'
@@ -24,6 +26,7 @@ import type { DataDirLock } from './lock.ts'
 import type { LogLevel, Logger } from './logger.ts'
 import type { PeerGate, RecordSigner } from '../protocol/index.ts'
 import type { Contexts } from '../crdt/index.ts'
+import type { Sandbox } from '../sandbox/index.ts'
 import type { PeerId } from '@libp2p/interface'
 
 export interface HiveNodeInit {
@@ -79,6 +82,8 @@ export class HiveNode extends EventTarget {
   readonly records: HiveRecords
   /** Agent contexts: Yjs documents in the db's `crdt` sublevel, replicated to every peer. */
   readonly contexts: Contexts
+  /** Runs agents: WebAssembly components in worker threads, contexts from `contexts`. */
+  readonly sandbox: Sandbox
   readonly startedAt: number = Date.now()
   private readonly init: HiveNodeInit
   private readonly lock: DataDirLock
@@ -105,6 +110,12 @@ export class HiveNode extends EventTarget {
     this.name = parts.name
     this.log = parts.log
     this.contexts = createContexts({}, { db: this.db.sublevel('crdt'), libp2p: this.libp2p, nodeName: this.name, gate: this.gate })
+    this.sandbox = createSandbox({
+      cacheDir: agentsCacheDir(this.dataDir),
+      prestartWorkers: false,
+      onLog: (e) => { this.log.info(`agent ${e.agent} (run ${e.runId}) ${e.level}: ${e.message}`) },
+      onCacheEvent: (e) => { if (e.type === 'corrupt') this.log.warn(`agents cache: entry ${e.digest} was damaged (${e.reason ?? ''}); rebuilding it`) }
+    }, { contexts: storeBackedContexts(this.contexts.store) })
   }
 
   /**
@@ -172,11 +183,10 @@ export class HiveNode extends EventTarget {
     if (this.state !== 'stopped') return
     this.state = 'starting'
     try {
-      this.registerRuntime('wasm-component', () => ({
-        name: 'wasm-component',
-        status: typeof WebAssembly === 'object' ? 'ready' : 'unavailable',
-        detail: 'WebAssembly components (hive:agent world) through jco'
-      }))
+      this.registerRuntime('wasm-component', () => {
+        const r = this.sandbox.runtime()
+        return { name: 'wasm-component', status: r.status === 'running' ? 'ready' : 'unavailable', detail: `WebAssembly components (${r.world}) through ${r.engine}`, world: r.world, permissions: r.permissions }
+      })
 
       this.libp2p.addEventListener('peer:discovery', (event) => {
         const id = event.detail.id
@@ -185,6 +195,7 @@ export class HiveNode extends EventTarget {
       })
       this.contexts.onError((err) => { this.log.warn(`contexts: ${err.name}: ${err.message}`) })
       await this.contexts.start()
+      await this.sandbox.start()
       await this.libp2p.start()
 
       this.api = await createApi(this, {
@@ -209,6 +220,7 @@ export class HiveNode extends EventTarget {
     clearTimeout(this.bootstrapTimer)
     const steps: Array<[string, () => Promise<void>]> = [
       ['api', async () => { await this.api?.stop() }],
+      ['sandbox', async () => { await this.sandbox.stop() }],
       ['contexts', async () => { await this.contexts.stop() }],
       ['libp2p', async () => { await this.libp2p.stop() }],
       ['storage', async () => { await this.db.close() }],

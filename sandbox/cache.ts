@@ -59,7 +59,8 @@ const EntrySchema = z.strictObject({
 })
 
 let jcoVersionMemo: string | undefined
-async function jcoVersion (): Promise<string> {
+/** The installed jco's version: part of every cache entry, and of the runtime's description. */
+export async function jcoVersion (): Promise<string> {
   if (jcoVersionMemo === undefined) {
     const pkg = new URL('../package.json', import.meta.resolve('@bytecodealliance/jco'))
     jcoVersionMemo = (JSON.parse(await readFile(pkg, 'utf8')) as { version: string }).version

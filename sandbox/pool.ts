@@ -20,6 +20,8 @@ import type { WasmModule } from './wasm.ts'
 export interface PoolInit {
   /** Idle workers kept started and warm. */
   minIdle: number
+  /** Start the idle workers at `start()` (else with the first run). */
+  prestart: boolean
   /** Workers at most, i.e. runs at once; further runs wait their turn. */
   maxWorkers: number
   /** A worker that has loaded more agents than this is replaced when it goes idle. */
@@ -320,6 +322,7 @@ export function createWorkerPool (init: PoolInit): WorkerPool {
     async start () {
       if (running) return
       running = true
+      if (!init.prestart) return
       topUp()
       await Promise.all([...slots].map(async s => { await s.ready }))
     },

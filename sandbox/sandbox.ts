@@ -4,7 +4,7 @@
 import { availableParallelism } from 'node:os'
 import { agentDigest, checkImports, checkWorld, inspectAgentBytes } from './agent.ts'
 import { PAGE_BYTES, capMemory } from './binary.ts'
-import { createTranspileCache } from './cache.ts'
+import { createTranspileCache, jcoVersion } from './cache.ts'
 import { createMemoryContext } from './context.ts'
 import { LimitNotAllowedError, SandboxNotRunningError } from './errors.ts'
 import { createWorkerPool } from './pool.ts'
@@ -23,6 +23,11 @@ export interface SandboxInit {
   cacheDir: string
   /** Idle workers kept warm (default 1). */
   warmWorkers?: number
+  /**
+   * Start the warm workers with the sandbox (default true). A node passes false, so a device
+   * that never runs an agent holds no worker threads; the first run starts them.
+   */
+  prestartWorkers?: boolean
   /** Runs at once (default: the machine's parallelism). */
   maxConcurrentRuns?: number
   /** Permissions this node grants at most (default: all). An agent gets its manifest's ∩ these. */
@@ -112,6 +117,8 @@ export interface Sandbox {
   /** Judges, caches and compiles an agent; refuses it (before any of it runs) when it must. */
   load: (component: Uint8Array, options?: { signal?: AbortSignal }) => Promise<LoadedAgent>
   run: (agent: Uint8Array | LoadedAgent, options: RunOptions) => Promise<RunResult>
+  /** An agent this sandbox has loaded and still holds, by digest. */
+  loaded: (digest: string) => LoadedAgent | undefined
   runtime: () => RuntimeInfo
   stats: () => SandboxStats
   /** Resolves when nothing runs or waits and idle workers hold their next instance ready. */
@@ -134,6 +141,7 @@ export function createSandbox (init: SandboxInit, components: SandboxComponents 
   const cache = createTranspileCache({ dir: init.cacheDir, ...(init.onCacheEvent !== undefined ? { onEvent: init.onCacheEvent } : {}) })
   const pool = createWorkerPool({
     minIdle: init.warmWorkers ?? 1,
+    prestart: init.prestartWorkers ?? true,
     maxWorkers: init.maxConcurrentRuns ?? availableParallelism(),
     maxAgentsPerWorker: 16,
     maxLogLines: 1000,
@@ -144,6 +152,7 @@ export function createSandbox (init: SandboxInit, components: SandboxComponents 
   const loading = new Map<AgentDigest, Promise<Compiled>>()
   const byBytes = new WeakMap<Uint8Array, AgentDigest>()
   let running = false
+  let engine = 'jco'
   let runs = 0
   let nextRunId = 1
 
@@ -199,6 +208,7 @@ export function createSandbox (init: SandboxInit, components: SandboxComponents 
   return {
     async start () {
       if (running) return
+      engine = `jco ${await jcoVersion()}`
       await pool.start()
       running = true
     },
@@ -221,7 +231,9 @@ export function createSandbox (init: SandboxInit, components: SandboxComponents 
       }
       const timeoutMs = Math.min(compiled.manifest.limits.timeoutMs, options.timeoutMs ?? Infinity)
       let context = options.context
-      if (context === undefined && options.contextId !== undefined && components.contexts !== undefined) {
+      const usesContext = compiled.grants.some(p => p.startsWith('context:'))
+      // Opening a context creates it; an agent without context permissions never gets one.
+      if (context === undefined && usesContext && options.contextId !== undefined && components.contexts !== undefined) {
         context = await components.contexts.open(options.contextId)
       }
       context ??= createMemoryContext()
@@ -257,12 +269,16 @@ export function createSandbox (init: SandboxInit, components: SandboxComponents 
       }
     },
 
+    loaded (digest) {
+      return loaded.get(digest as AgentDigest)
+    },
+
     runtime () {
       return {
         id: 'wasm',
         kind: 'wasm-component',
         world: `${WIT_PACKAGE}/${WORLD_NAME}@${WIT_VERSION}`,
-        engine: `jco (node ${process.versions.node}, v8 ${process.versions.v8})`,
+        engine: `${engine} on node ${process.versions.node}`,
         status: running ? 'running' : 'stopped',
         permissions: PERMISSIONS.filter(p => allow.has(p))
       }
