@@ -1,0 +1,30 @@
+// Core API routes: health, runtimes, peers, stop.
+
+import { VERSION } from '../version.ts'
+import type { HiveNode } from '../hive-node.ts'
+import type { FastifyInstance } from 'fastify'
+
+export function routes (app: FastifyInstance, node: HiveNode): void {
+  app.get('/health', async () => ({
+    ok: true,
+    name: node.name,
+    peerId: node.peerId.toString(),
+    version: VERSION,
+    pid: process.pid,
+    uptimeMs: Date.now() - node.startedAt,
+    dataDir: node.dataDir,
+    addresses: node.listenAddresses(),
+    apiUrl: node.apiUrl,
+    peerCount: node.peers().length
+  }))
+
+  app.get('/runtimes', async () => ({ runtimes: node.runtimes() }))
+
+  app.get('/peers', async () => ({ peers: node.peers() }))
+
+  app.post('/stop', async (_request, reply) => {
+    // Answer first, then stop, so the caller hears back.
+    reply.raw.once('finish', () => { node.requestStop() })
+    return reply.status(202).send({ stopping: true })
+  })
+}

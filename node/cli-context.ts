@@ -1,0 +1,133 @@
+// What every CLI command needs: the data directory, a client for the running node's API, and
+// printing in human or JSON form.
+
+import { readFile } from 'node:fs/promises'
+import { z } from 'zod'
+import { dataPaths, resolveDataDir } from './config.ts'
+import { NodeNotRunningError } from './errors.ts'
+
+/** A failed API call: the node answered with an error. */
+export class ApiRequestError extends Error {
+  readonly status: number
+  readonly code: string
+  constructor (status: number, code: string, message: string) {
+    super(message)
+    this.name = code
+    this.status = status
+    this.code = code
+  }
+}
+
+/** Wrong use of the command line (exit code 2). */
+export class UsageError extends Error {
+  override name = 'UsageError'
+}
+
+const ApiFileSchema = z.object({ url: z.string().url(), port: z.number(), pid: z.number(), peerId: z.string() })
+const ErrorBody = z.object({ error: z.object({ code: z.string(), message: z.string() }) })
+
+export class ApiClient {
+  readonly dataDir: string
+  private endpoint?: { url: string, token: string }
+
+  constructor (dataDir: string) {
+    this.dataDir = dataDir
+  }
+
+  private async locate (): Promise<{ url: string, token: string }> {
+    if (this.endpoint != null) return this.endpoint
+    const paths = dataPaths(this.dataDir)
+    let file: z.infer<typeof ApiFileSchema>
+    let token: string
+    try {
+      file = ApiFileSchema.parse(JSON.parse(await readFile(paths.api, 'utf8')))
+      token = (await readFile(paths.token, 'utf8')).trim()
+    } catch {
+      throw new NodeNotRunningError(this.dataDir)
+    }
+    this.endpoint = { url: file.url, token }
+    return this.endpoint
+  }
+
+  async request<T = unknown> (method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, body?: unknown, options: { signal?: AbortSignal } = {}): Promise<T> {
+    const { url, token } = await this.locate()
+    let response: Response
+    try {
+      response = await fetch(url + path, {
+        method,
+        headers: {
+          ...(method !== 'GET' ? { authorization: `Bearer ${token}` } : {}),
+          ...(body !== undefined ? { 'content-type': 'application/json' } : {})
+        },
+        body: body !== undefined ? JSON.stringify(body) : undefined,
+        signal: options.signal
+      })
+    } catch (err) {
+      if ((err as Error).name === 'AbortError' || (err as Error).name === 'TimeoutError') throw err
+      throw new NodeNotRunningError(this.dataDir, `its API at ${url} does not answer`)
+    }
+    const text = await response.text()
+    let json: unknown
+    try {
+      json = text.length > 0 ? JSON.parse(text) : undefined
+    } catch {
+      throw new ApiRequestError(response.status, 'BadResponse', `the node answered ${response.status} with a body that is not JSON`)
+    }
+    if (!response.ok) {
+      const parsed = ErrorBody.safeParse(json)
+      if (parsed.success) throw new ApiRequestError(response.status, parsed.data.error.code, parsed.data.error.message)
+      throw new ApiRequestError(response.status, 'HttpError', `the node answered ${response.status}`)
+    }
+    return json as T
+  }
+
+  async get<T = unknown> (path: string, options?: { signal?: AbortSignal }): Promise<T> {
+    return this.request<T>('GET', path, undefined, options)
+  }
+
+  async post<T = unknown> (path: string, body: unknown = {}, options?: { signal?: AbortSignal }): Promise<T> {
+    return this.request<T>('POST', path, body, options)
+  }
+}
+
+/** Options every command accepts: the program-wide `--data`, and `--json` where it prints data. */
+export interface CommonOptions {
+  data?: string
+  json?: boolean
+}
+
+export interface CliContext {
+  dataDir: (options: CommonOptions) => string
+  api: (options: CommonOptions) => ApiClient
+  /** Prints `json` as JSON with --json, else the human text. */
+  print: (options: CommonOptions, human: string | (() => string), json: unknown) => void
+  out: (text: string) => void
+  err: (text: string) => void
+}
+
+export interface CliIo {
+  out: (text: string) => void
+  err: (text: string) => void
+  env: NodeJS.ProcessEnv
+}
+
+export function createCliContext (io: CliIo): CliContext {
+  const dataDir = (options: CommonOptions): string => resolveDataDir(options.data, io.env)
+  return {
+    dataDir,
+    api: (options) => new ApiClient(dataDir(options)),
+    print: (options, human, json) => {
+      if (options.json === true) io.out(JSON.stringify(json, null, 2) + '\n')
+      else io.out((typeof human === 'function' ? human() : human) + '\n')
+    },
+    out: io.out,
+    err: io.err
+  }
+}
+
+/** Renders rows as an aligned text table. */
+export function table (headers: string[], rows: string[][]): string {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map(r => (r[i] ?? '').length)))
+  const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd()
+  return [line(headers), ...rows.map(line)].join('\n')
+}

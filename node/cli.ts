@@ -1,0 +1,79 @@
+// The `hive-node` command line. Each command group lives in node/commands/<area>.ts and
+// registers itself here. Exit codes: 0 done, 1 failed (including "no node running"), 2 usage.
+
+import { Command, CommanderError } from 'commander'
+import { ApiRequestError, UsageError, createCliContext } from './cli-context.ts'
+import { InvalidConfigError, NodeAlreadyRunningError, NodeNotRunningError } from './errors.ts'
+import { VERSION } from './version.ts'
+import * as core from './commands/core.ts'
+import type { CliIo } from './cli-context.ts'
+
+export const EXIT_OK = 0
+export const EXIT_FAILURE = 1
+export const EXIT_USAGE = 2
+
+function fullName (command: Command): string {
+  const names: string[] = []
+  for (let c: Command | null = command; c != null; c = c.parent) names.unshift(c.name())
+  return names.join(' ')
+}
+
+function eachCommand (command: Command, visit: (c: Command) => void): void {
+  visit(command)
+  for (const sub of command.commands) eachCommand(sub, visit)
+}
+
+export function buildProgram (io: CliIo): Command {
+  const cli = createCliContext(io)
+  const program = new Command('hive-node')
+    .description('a peer-to-peer mesh of your own devices that places, sandboxes and audits agent tasks')
+    .version(VERSION)
+    .option('--data <dir>', 'data directory (default: $HIVE_DATA, else ~/.local/share/hive-node)')
+    .exitOverride()
+    .configureOutput({
+      writeOut: io.out,
+      writeErr: io.err
+    })
+
+  // ---- command groups ----
+  core.register(program, cli)
+
+  eachCommand(program, (command) => {
+    command.showHelpAfterError(`Usage: ${fullName(command)} ${command.usage()}  (see ${fullName(command)} --help)`)
+  })
+  return program
+}
+
+/** Runs the CLI and resolves to the process exit code. */
+export async function main (argv: string[], io: CliIo = {
+  out: (t) => { process.stdout.write(t) },
+  err: (t) => { process.stderr.write(t) },
+  env: process.env
+}): Promise<number> {
+  const program = buildProgram(io)
+  if (argv.length === 0) {
+    program.outputHelp({ error: true })
+    return EXIT_USAGE
+  }
+  try {
+    await program.parseAsync(argv, { from: 'user' })
+    return EXIT_OK
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return EXIT_OK
+      return EXIT_USAGE
+    }
+    if (err instanceof UsageError || err instanceof InvalidConfigError) {
+      io.err(`error: ${err.message}\n`)
+      return EXIT_USAGE
+    }
+    if (err instanceof NodeNotRunningError || err instanceof NodeAlreadyRunningError || err instanceof ApiRequestError) {
+      io.err(`error: ${err.message}\n`)
+      return EXIT_FAILURE
+    }
+    const error = err as Error
+    io.err(`error: ${error.message ?? String(err)}\n`)
+    if (io.env.HIVE_DEBUG != null) io.err(`${error.stack ?? ''}\n`)
+    return EXIT_FAILURE
+  }
+}

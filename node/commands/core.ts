@@ -1,0 +1,139 @@
+// Core commands: start, stop, status, peers.
+
+import { Option } from 'commander'
+import { DEFAULT_API_PORT, DEFAULT_P2P_PORT, parseListen, parsePort } from '../config.ts'
+import { HiveNode } from '../hive-node.ts'
+import { table } from '../cli-context.ts'
+import type { CliContext, CommonOptions } from '../cli-context.ts'
+import type { PeerSummary } from '../hive-node.ts'
+import type { LogLevel } from '../logger.ts'
+import type { Command } from 'commander'
+
+const collect = (value: string, previous: string[] = []): string[] => [...previous, value]
+
+interface StartOptions extends CommonOptions {
+  listen?: string[]
+  apiPort?: string
+  bootstrap?: string[]
+  mdns: boolean
+  name?: string
+  logLevel?: LogLevel
+  loopback?: boolean
+}
+
+interface Health {
+  name: string
+  peerId: string
+  version: string
+  pid: number
+  uptimeMs: number
+  dataDir: string
+  addresses: string[]
+  apiUrl: string
+  peerCount: number
+}
+
+function formatDuration (ms: number): string {
+  const s = Math.floor(ms / 1000)
+  if (s < 60) return `${s}s`
+  const m = Math.floor(s / 60)
+  if (m < 60) return `${m}m ${s % 60}s`
+  return `${Math.floor(m / 60)}h ${m % 60}m`
+}
+
+export function register (program: Command, cli: CliContext): void {
+  program.command('start')
+    .description('start this device\'s node and run until stopped (Ctrl-C, SIGTERM or "hive-node stop")')
+    .option('--listen <multiaddr|port>', `libp2p listen address, repeatable (default /ip4/0.0.0.0/tcp/${DEFAULT_P2P_PORT})`, collect)
+    .option('--api-port <port>', `local API port on 127.0.0.1, 0 picks a free one (default ${DEFAULT_API_PORT})`)
+    .option('--bootstrap <multiaddr>', 'a known peer to dial, repeatable', collect)
+    .option('--no-mdns', 'do not discover peers on the LAN by mDNS')
+    .option('--name <name>', 'this device\'s name in the hive (default: the host name)')
+    .addOption(new Option('--log-level <level>', 'log detail on stderr').choices(['debug', 'info', 'warn', 'error', 'silent']).default('info'))
+    .addOption(new Option('--loopback', 'keep loopback addresses in the DHT (for tests on one machine)').hideHelp())
+    .option('--json', 'print the ready event as one line of JSON')
+    .action(async (options: StartOptions, command: Command) => {
+      const all = command.optsWithGlobals<StartOptions>()
+      const dataDir = cli.dataDir(all)
+      const listen = (options.listen ?? [String(DEFAULT_P2P_PORT)]).map(parseListen)
+      const apiPort = options.apiPort != null ? parsePort(options.apiPort, '--api-port') : DEFAULT_API_PORT
+      const node = await HiveNode.open({
+        dataDir,
+        listen,
+        apiPort,
+        bootstrap: options.bootstrap ?? [],
+        mdns: options.mdns,
+        name: options.name,
+        addressScope: options.loopback === true ? 'loopback' : 'lan',
+        logLevel: options.logLevel
+      })
+      const { promise: stopRequested, resolve } = Promise.withResolvers<string>()
+      const onSignal = (signal: string) => () => { resolve(signal) }
+      process.once('SIGINT', onSignal('SIGINT'))
+      process.once('SIGTERM', onSignal('SIGTERM'))
+      node.addEventListener('stop-requested', () => { resolve('API') }, { once: true })
+      await node.start()
+      const info = {
+        name: node.name,
+        peerId: node.peerId.toString(),
+        addresses: node.listenAddresses(),
+        apiUrl: node.apiUrl,
+        dataDir
+      }
+      // --json: one line, so a supervisor can read the ready event line by line
+      if (all.json === true) cli.out(JSON.stringify(info) + '\n')
+      else cli.print(all, () => [
+        `hive-node "${info.name}" is running`,
+        `  peer id    ${info.peerId}`,
+        ...info.addresses.map((a, i) => `  ${i === 0 ? 'listening' : '         '}  ${a}`),
+        `  api        ${info.apiUrl}`,
+        `  data       ${info.dataDir}`,
+        'Press Ctrl-C to stop.'
+      ].join('\n'), undefined)
+      const why = await stopRequested
+      node.log.info(`stopping (${why})`)
+      // A second signal while stopping means the user wants out now.
+      process.once('SIGINT', () => process.exit(130))
+      process.once('SIGTERM', () => process.exit(143))
+      await node.stop()
+      cli.err('hive-node stopped\n')
+    })
+
+  program.command('stop')
+    .description('stop the running node')
+    .option('--json', 'print the result as JSON')
+    .action(async (_options: CommonOptions, command: Command) => {
+      const all = command.optsWithGlobals<CommonOptions>()
+      await cli.api(all).post('/stop')
+      cli.print(all, 'hive-node is stopping', { stopping: true })
+    })
+
+  program.command('status')
+    .description('show the running node: name, peer id, addresses, API, peers')
+    .option('--json', 'print as JSON')
+    .action(async (_options: CommonOptions, command: Command) => {
+      const all = command.optsWithGlobals<CommonOptions>()
+      const health = await cli.api(all).get<Health>('/health')
+      cli.print(all, () => [
+        `hive-node "${health.name}" ${health.version} is running (pid ${health.pid}, up ${formatDuration(health.uptimeMs)})`,
+        `  peer id    ${health.peerId}`,
+        ...health.addresses.map((a, i) => `  ${i === 0 ? 'listening' : '         '}  ${a}`),
+        `  api        ${health.apiUrl}`,
+        `  data       ${health.dataDir}`,
+        `  peers      ${health.peerCount} connected`
+      ].join('\n'), health)
+    })
+
+  program.command('peers')
+    .description('list connected peers')
+    .option('--json', 'print as JSON')
+    .action(async (_options: CommonOptions, command: Command) => {
+      const all = command.optsWithGlobals<CommonOptions>()
+      const { peers } = await cli.api(all).get<{ peers: PeerSummary[] }>('/peers')
+      cli.print(all, () => peers.length === 0
+        ? 'no peers connected'
+        : table(['PEER', 'NAME', 'ADDRESS', 'RTT'], peers.map(p => [
+          p.peerId, p.name ?? '', p.addresses[0] ?? '', p.latencyMs != null ? `${p.latencyMs} ms` : ''
+        ])), { peers })
+    })
+}

@@ -1,0 +1,37 @@
+// Errors of the composition root and user surfaces. Each class's `name` is its code.
+
+export class NodeAlreadyRunningError extends Error {
+  override name = 'NodeAlreadyRunning'
+  readonly pid: number
+  constructor (pid: number, dataDir: string) {
+    super(`another hive-node (pid ${pid}) is already running with data directory ${dataDir}; stop it with "hive-node stop --data ${dataDir}" or use another --data directory`)
+    this.pid = pid
+  }
+}
+
+export class NodeNotRunningError extends Error {
+  override name = 'NodeNotRunning'
+  constructor (dataDir: string, detail?: string) {
+    super(`no hive-node is running with data directory ${dataDir}${detail != null ? ` (${detail})` : ''}; start one with "hive-node start --data ${dataDir}"`)
+  }
+}
+
+export class InvalidConfigError extends Error {
+  override name = 'InvalidConfig'
+}
+
+export class IdentityError extends Error {
+  override name = 'IdentityError'
+}
+
+/** An error the HTTP API reports as `{ error: { code, message } }` with `status`. */
+export class ApiError extends Error {
+  readonly status: number
+  readonly code: string
+  constructor (status: number, code: string, message: string) {
+    super(message)
+    this.name = code
+    this.status = status
+    this.code = code
+  }
+}

@@ -1,0 +1,318 @@
+// HiveNode: the composition root. It owns the data directory (lock, identity, LevelDB), builds
+// libp2p, creates every subsystem with only the parts it needs, serves the local API, and
+// starts and stops all of them in order. Subsystems never import this file.
+
+import { mkdir } from 'node:fs/promises'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { multiaddr } from '@multiformats/multiaddr'
+import { decode as cborDecode, encode as cborEncode } from 'cborg'
+import { Level } from 'level'
+import { z } from 'zod'
+import { HiveRecords, InvalidRecordError, createRecord, hiveRecordKey } from '../protocol/index.ts'
+import { createApi } from './api.ts'
+import { DEFAULT_API_PORT, DEFAULT_P2P_PORT, dataPaths, defaultNodeName, validateNodeName } from './config.ts'
+import { loadOrCreateIdentity } from './identity.ts'
+import { buildLibp2p } from './libp2p.ts'
+import { acquireLock } from './lock.ts'
+import { createLogger } from './logger.ts'
+import { VERSION } from './version.ts'
+import type { Api } from './api.ts'
+import type { Identity } from './identity.ts'
+import type { HiveLibp2p } from './libp2p.ts'
+import type { DataDirLock } from './lock.ts'
+import type { LogLevel, Logger } from './logger.ts'
+import type { PeerGate, RecordSigner } from '../protocol/index.ts'
+import type { PeerId } from '@libp2p/interface'
+
+export interface HiveNodeInit {
+  dataDir: string
+  /** libp2p listen multiaddrs; default all IPv4 interfaces on the default port. */
+  listen?: string[]
+  /** Local API port on 127.0.0.1; 0 picks a free one. */
+  apiPort?: number
+  /** Multiaddrs dialled at start and re-dialled while disconnected. */
+  bootstrap?: string[]
+  mdns?: boolean
+  name?: string
+  addressScope?: 'lan' | 'loopback'
+  inboundConnectionThreshold?: number
+  logger?: Logger
+  logLevel?: LogLevel
+}
+
+export interface PeerSummary {
+  peerId: string
+  name?: string
+  addresses: string[]
+  direction: 'inbound' | 'outbound'
+  latencyMs?: number
+}
+
+export interface RuntimeInfo {
+  name: string
+  status: 'ready' | 'unavailable' | 'starting'
+  detail?: string
+  [extra: string]: unknown
+}
+
+/** The `peer` DHT record: what a device says about itself. */
+const PeerRecordPayload = z.object({
+  name: z.string().min(1).max(64),
+  version: z.string().max(32),
+  addresses: z.array(z.string().max(256)).max(32)
+})
+export type PeerRecord = z.infer<typeof PeerRecordPayload> & { peerId: string, time: number }
+
+type Db = Level<string, Uint8Array>
+
+const BOOTSTRAP_RETRY_MS = 5_000
+
+export class HiveNode extends EventTarget {
+  readonly dataDir: string
+  readonly identity: Identity
+  readonly name: string
+  readonly log: Logger
+  readonly db: Db
+  readonly libp2p: HiveLibp2p
+  readonly records: HiveRecords
+  readonly startedAt: number = Date.now()
+  private readonly init: HiveNodeInit
+  private readonly lock: DataDirLock
+  private readonly runtimeProbes = new Map<string, () => RuntimeInfo>()
+  private api?: Api
+  private gatePolicy: PeerGate['allows'] = () => true
+  /**
+   * Who may speak a hive protocol to this node. Every protocol is served with this gate;
+   * membership installs the real policy with `setGate`.
+   */
+  readonly gate: PeerGate = { allows: (peer, protocol) => this.gatePolicy(peer, protocol) }
+  private bootstrapTimer?: NodeJS.Timeout
+  private state: 'stopped' | 'starting' | 'running' | 'stopping' = 'stopped'
+
+  private constructor (parts: { init: HiveNodeInit, lock: DataDirLock, identity: Identity, db: Db, libp2p: HiveLibp2p, records: HiveRecords, name: string, log: Logger }) {
+    super()
+    this.init = parts.init
+    this.dataDir = parts.init.dataDir
+    this.lock = parts.lock
+    this.identity = parts.identity
+    this.db = parts.db
+    this.libp2p = parts.libp2p
+    this.records = parts.records
+    this.name = parts.name
+    this.log = parts.log
+  }
+
+  /**
+   * Opens the data directory and builds every part without starting the network. Fails fast,
+   * before anything listens, when another node holds the directory or a file is damaged.
+   */
+  static async open (init: HiveNodeInit): Promise<HiveNode> {
+    const paths = dataPaths(init.dataDir)
+    await mkdir(init.dataDir, { recursive: true, mode: 0o700 })
+    const lock = await acquireLock(paths.lock, init.dataDir)
+    let db: Db | undefined
+    try {
+      // ---- identity and storage ----
+      const identity = await loadOrCreateIdentity(paths.identity)
+      const name = validateNodeName(init.name ?? defaultNodeName())
+      const log = init.logger ?? createLogger(name, { level: init.logLevel })
+      db = new Level<string, Uint8Array>(paths.db, { keyEncoding: 'utf8', valueEncoding: 'view' })
+      await db.open()
+
+      // ---- DHT record kinds (registered identically on every node) ----
+      const records = new HiveRecords()
+      records.register('peer', {
+        validate: (record) => {
+          if (record.key !== `/hive/peer/${record.publisher}`) throw new InvalidRecordError('a peer record is published only by the peer it names')
+          decodePeerPayload(record.payload)
+        }
+      })
+
+      // ---- network ----
+      const libp2p = await buildLibp2p({
+        privateKey: identity.privateKey,
+        listen: init.listen ?? [`/ip4/0.0.0.0/tcp/${DEFAULT_P2P_PORT}`],
+        records,
+        mdns: init.mdns ?? true,
+        addressScope: init.addressScope ?? 'lan',
+        inboundConnectionThreshold: init.inboundConnectionThreshold ?? 20,
+        version: VERSION
+      })
+
+      return new HiveNode({ init, lock, identity, db, libp2p, records, name, log })
+    } catch (err) {
+      await db?.close().catch(() => {})
+      await lock.release()
+      throw err
+    }
+  }
+
+  get peerId (): PeerId {
+    return this.identity.peerId
+  }
+
+  get running (): boolean {
+    return this.state === 'running'
+  }
+
+  get apiUrl (): string | undefined {
+    return this.api?.url
+  }
+
+  get signer (): RecordSigner {
+    return { peerId: this.peerId.toString(), sign: this.identity.sign }
+  }
+
+  async start (): Promise<void> {
+    if (this.state !== 'stopped') return
+    this.state = 'starting'
+    try {
+      this.registerRuntime('wasm-component', () => ({
+        name: 'wasm-component',
+        status: typeof WebAssembly === 'object' ? 'ready' : 'unavailable',
+        detail: 'WebAssembly components (hive:agent world) through jco'
+      }))
+
+      this.libp2p.addEventListener('peer:discovery', (event) => {
+        const id = event.detail.id
+        if (id.equals(this.peerId) || this.libp2p.getConnections(id).length > 0) return
+        this.libp2p.dial(id).catch((err: Error) => { this.log.debug(`could not dial discovered peer ${id.toString()}: ${err.message}`) })
+      })
+      await this.libp2p.start()
+
+      this.api = await createApi(this, {
+        port: this.init.apiPort ?? DEFAULT_API_PORT,
+        paths: dataPaths(this.dataDir)
+      })
+
+      this.dialBootstrap()
+      this.state = 'running'
+      this.log.info(`started ${this.peerId.toString()}`)
+    } catch (err) {
+      this.state = 'running'
+      await this.stop()
+      throw err
+    }
+  }
+
+  /** Stops everything in reverse order of start; safe to call twice. */
+  async stop (): Promise<void> {
+    if (this.state === 'stopped' || this.state === 'stopping') return
+    this.state = 'stopping'
+    clearTimeout(this.bootstrapTimer)
+    const steps: Array<[string, () => Promise<void>]> = [
+      ['api', async () => { await this.api?.stop() }],
+      ['libp2p', async () => { await this.libp2p.stop() }],
+      ['storage', async () => { await this.db.close() }],
+      ['lock', async () => { await this.lock.release() }]
+    ]
+    for (const [label, step] of steps) {
+      try {
+        await step()
+      } catch (err) {
+        this.log.warn(`stopping ${label} failed: ${(err as Error).message}`)
+      }
+    }
+    this.state = 'stopped'
+    this.dispatchEvent(new Event('stopped'))
+  }
+
+  /** Asks whoever runs this node (the CLI's start command) to shut it down. */
+  requestStop (): void {
+    this.dispatchEvent(new Event('stop-requested'))
+  }
+
+  setGate (allows: PeerGate['allows']): void {
+    this.gatePolicy = allows
+  }
+
+  registerRuntime (name: string, probe: () => RuntimeInfo): void {
+    this.runtimeProbes.set(name, probe)
+  }
+
+  runtimes (): RuntimeInfo[] {
+    return [...this.runtimeProbes.values()].map(probe => probe())
+  }
+
+  listenAddresses (): string[] {
+    return this.libp2p.getMultiaddrs().map(ma => ma.toString())
+  }
+
+  peers (): PeerSummary[] {
+    const byPeer = new Map<string, PeerSummary>()
+    for (const connection of this.libp2p.getConnections()) {
+      const id = connection.remotePeer.toString()
+      const entry = byPeer.get(id) ?? { peerId: id, addresses: [], direction: connection.direction }
+      const addr = connection.remoteAddr.toString()
+      if (!entry.addresses.includes(addr)) entry.addresses.push(addr)
+      if (connection.rtt != null) entry.latencyMs = connection.rtt
+      byPeer.set(id, entry)
+    }
+    return [...byPeer.values()].sort((a, b) => a.peerId.localeCompare(b.peerId))
+  }
+
+  /** Publishes this device's `peer` record (name, version, addresses) in the DHT. */
+  async publishPeerRecord (options: { signal?: AbortSignal } = {}): Promise<void> {
+    const payload = cborEncode({ name: this.name, version: VERSION, addresses: this.listenAddresses().slice(0, 32) })
+    const key = hiveRecordKey('peer', this.peerId.toString())
+    await this.putRecord(key, await createRecord(key, payload, this.signer), options)
+  }
+
+  /**
+   * Validates a record as every peer will, then stores it in the DHT. kad-dht keeps a local put
+   * without validating it, so the check happens here first. Resolves to the number of peers
+   * that stored it.
+   */
+  async putRecord (key: Uint8Array, value: Uint8Array, options: { signal?: AbortSignal } = {}): Promise<number> {
+    await this.records.open(key, value)
+    let stored = 0
+    for await (const event of this.libp2p.services.dht.put(key, value, { signal: options.signal })) {
+      if (event.name === 'PEER_RESPONSE' && event.record != null) stored++
+    }
+    return stored
+  }
+
+  /** Looks a device's `peer` record up in the DHT; undefined when no valid one is found. */
+  async findPeerRecord (peerId: string, options: { signal?: AbortSignal } = {}): Promise<PeerRecord | undefined> {
+    peerIdFromString(peerId)
+    const key = hiveRecordKey('peer', peerId)
+    let best: PeerRecord | undefined
+    for await (const event of this.libp2p.services.dht.get(key, { signal: options.signal })) {
+      if (event.name !== 'VALUE') continue
+      const record = await this.records.open(key, event.value).catch(() => undefined)
+      if (record == null) continue
+      if (best == null || record.time > best.time) best = { ...decodePeerPayload(record.payload), peerId, time: record.time }
+    }
+    return best
+  }
+
+  private dialBootstrap (): void {
+    const addrs = this.init.bootstrap ?? []
+    if (addrs.length === 0) return
+    const attempt = (): void => {
+      for (const addr of addrs) {
+        const ma = multiaddr(addr)
+        const id = ma.getComponents().find(c => c.name === 'p2p')?.value
+        if (id != null && this.libp2p.getConnections(peerIdFromString(id)).length > 0) continue
+        this.libp2p.dial(ma).catch((err: Error) => { this.log.debug(`bootstrap ${addr}: ${err.message}`) })
+      }
+      if (this.state === 'running' || this.state === 'starting') {
+        this.bootstrapTimer = setTimeout(attempt, BOOTSTRAP_RETRY_MS)
+        this.bootstrapTimer.unref()
+      }
+    }
+    attempt()
+  }
+}
+
+function decodePeerPayload (payload: Uint8Array): z.infer<typeof PeerRecordPayload> {
+  let raw: unknown
+  try {
+    raw = cborDecode(payload)
+  } catch {
+    throw new InvalidRecordError('peer record payload is not CBOR')
+  }
+  const parsed = PeerRecordPayload.safeParse(raw)
+  if (!parsed.success) throw new InvalidRecordError('peer record payload is invalid')
+  return parsed.data
+}

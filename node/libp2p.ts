@@ -1,0 +1,80 @@
+// Builds the node's libp2p instance: TCP, noise, yamux, identify, ping, kad-dht in LAN server
+// mode under the hive's own protocol id, gossipsub and mDNS. Kept apart from HiveNode so the
+// transport choices read in one place.
+
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { gossipsub } from '@libp2p/gossipsub'
+import { identify } from '@libp2p/identify'
+import { kadDHT, passthroughMapper, removePublicAddressesMapper } from '@libp2p/kad-dht'
+import { mdns } from '@libp2p/mdns'
+import { ping } from '@libp2p/ping'
+import { tcp } from '@libp2p/tcp'
+import { createLibp2p } from 'libp2p'
+import { DHT_PROTOCOL } from '../protocol/index.ts'
+import type { HiveRecords } from '../protocol/index.ts'
+import type { GossipSub } from '@libp2p/gossipsub'
+import type { Identify } from '@libp2p/identify'
+import type { KadDHT } from '@libp2p/kad-dht'
+import type { Ping } from '@libp2p/ping'
+import type { ConnectionGater, Ed25519PrivateKey, Libp2p, PeerDiscovery } from '@libp2p/interface'
+
+export interface HiveServices extends Record<string, unknown> {
+  identify: Identify
+  ping: Ping
+  dht: KadDHT
+  pubsub: GossipSub
+}
+
+export type HiveLibp2p = Libp2p<HiveServices>
+
+export interface Libp2pInit {
+  privateKey: Ed25519PrivateKey
+  listen: string[]
+  records: HiveRecords
+  mdns: boolean
+  /** 'lan' keeps private addresses only (a home LAN); 'loopback' keeps everything (tests). */
+  addressScope: 'lan' | 'loopback'
+  /** New inbound connections per second accepted from one host. */
+  inboundConnectionThreshold: number
+  connectionGater?: ConnectionGater
+  version: string
+}
+
+/** mDNS service tag: distinct from IPFS's so hive nodes only announce to each other. */
+export const MDNS_SERVICE_TAG = 'hive-node.local'
+
+export async function buildLibp2p (init: Libp2pInit): Promise<HiveLibp2p> {
+  const peerDiscovery: Array<(components: any) => PeerDiscovery> = []
+  if (init.mdns) peerDiscovery.push(mdns({ serviceTag: MDNS_SERVICE_TAG, interval: 5_000 }))
+
+  return createLibp2p<HiveServices>({
+    privateKey: init.privateKey,
+    start: false,
+    nodeInfo: { name: 'hive-node', version: init.version },
+    addresses: { listen: init.listen },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    peerDiscovery,
+    connectionGater: init.connectionGater ?? {},
+    connectionManager: {
+      inboundConnectionThreshold: init.inboundConnectionThreshold
+    },
+    services: {
+      identify: identify(),
+      ping: ping(),
+      dht: kadDHT({
+        protocol: DHT_PROTOCOL,
+        clientMode: false,
+        peerInfoMapper: init.addressScope === 'loopback' ? passthroughMapper : removePublicAddressesMapper,
+        validators: init.records.validators(),
+        selectors: init.records.selectors()
+      }),
+      pubsub: gossipsub({
+        allowPublishToZeroTopicPeers: true,
+        emitSelf: false
+      })
+    }
+  })
+}
