@@ -69,6 +69,8 @@ export const NON_MEMBER_GOSSIP_SCORE = -1_000_000
 
 interface PairingSlot {
   peer: string
+  /** Admitted under an open invite (inbound) or for a join this node started (outbound). */
+  direction: 'inbound' | 'outbound'
   timer?: NodeJS.Timeout
 }
 
@@ -83,6 +85,7 @@ export class MembershipGate extends EventTarget {
   private readonly pairing = new Map<string, PairingSlot>()
   private host?: GateHost
   private guarded: string[] = []
+  private enforceConnections = true
 
   constructor (init: GateInit, components: GateComponents) {
     super()
@@ -123,6 +126,11 @@ export class MembershipGate extends EventTarget {
       if (closed) return
       closed = true
       this.openWindows--
+      if (this.openWindows > 0) return
+      // no invite left: no reason for any non-member to stay connected
+      for (const slot of [...this.pairing.values()]) {
+        if (slot.direction === 'inbound') this.endPairing(slot.peer)
+      }
     }
   }
 
@@ -177,12 +185,14 @@ export class MembershipGate extends EventTarget {
   }
 
   /**
-   * Hooks into a started libp2p: marks pairing connections limited as they open, guards every
-   * protocol registered so far (except pairing, which checks itself) with the middleware, and
-   * closes connections of peers that stop being members.
+   * Hooks into a started libp2p: marks pairing connections limited as they open (and aborts a
+   * non-member connection that got past the gater, unless `enforceConnections` is false),
+   * guards every protocol registered so far (except pairing, which checks itself) with the
+   * middleware, and closes connections of peers that stop being members.
    */
-  install (host: GateHost, options: { protocols?: string[] } = {}): void {
+  install (host: GateHost, options: { protocols?: string[], enforceConnections?: boolean } = {}): void {
     this.host = host
+    this.enforceConnections = options.enforceConnections ?? true
     host.addEventListener('connection:open', this.onConnectionOpen)
     const protocols = options.protocols ?? host.getProtocols().filter(p => p !== this.pairingProtocol)
     for (const protocol of protocols) host.use(protocol, this.middleware(protocol))
@@ -249,7 +259,7 @@ export class MembershipGate extends EventTarget {
     const id = peer.toString()
     if (this.isMember(id)) return false
     if (this.expected.has(id)) {
-      if (admit) this.admitPairing(id)
+      if (admit) this.admitPairing(id, 'outbound')
       return false
     }
     this.refuse({ peer: id, layer: 'connection', reason: `${stage} to a non-member` })
@@ -260,7 +270,7 @@ export class MembershipGate extends EventTarget {
     const id = peer.toString()
     if (this.isMember(id)) return false
     if (this.openWindows > 0 && (this.pairing.has(id) || this.pairing.size < this.maxPairing)) {
-      this.admitPairing(id)
+      this.admitPairing(id, 'inbound')
       return false
     }
     const reason = this.openWindows > 0 ? 'too many pairing connections' : 'not a member'
@@ -268,9 +278,9 @@ export class MembershipGate extends EventTarget {
     return true
   }
 
-  private admitPairing (peer: string): void {
+  private admitPairing (peer: string, direction: PairingSlot['direction']): void {
     if (this.pairing.has(peer)) return
-    const slot: PairingSlot = { peer }
+    const slot: PairingSlot = { peer, direction }
     this.pairing.set(peer, slot)
     slot.timer = setTimeout(() => {
       this.log?.debug(`pairing connection with ${peer} timed out`)
@@ -298,6 +308,8 @@ export class MembershipGate extends EventTarget {
       })
       return
     }
+    if (!this.enforceConnections) return
+    // the gater should have stopped it; this catches a connection that got past it anyway
     this.refuse({ peer, layer: 'connection', reason: 'not a member' })
     connection.abort(new PeerNotAllowedError(`${peer} is not a member of this hive`))
   }
