@@ -195,7 +195,7 @@ export class MembershipGate extends EventTarget {
     this.enforceConnections = options.enforceConnections ?? true
     host.addEventListener('connection:open', this.onConnectionOpen)
     const protocols = options.protocols ?? host.getProtocols().filter(p => p !== this.pairingProtocol)
-    for (const protocol of protocols) host.use(protocol, this.middleware(protocol))
+    for (const protocol of protocols) host.use(protocol, guardChain(this.middleware(protocol)))
     this.guarded = protocols
   }
 
@@ -245,6 +245,13 @@ export class MembershipGate extends EventTarget {
       if (verdict !== TopicValidatorResult.Accept || inner == null) return verdict
       return inner(peer, message)
     })
+  }
+
+  /** A DHT validator's check as a predicate (for HiveRecords' `isMember`); a refusal is reported. */
+  admitsPublisher (publisher: string): boolean {
+    if (this.isMember(publisher)) return true
+    this.refuse({ peer: publisher, layer: 'record', reason: 'publisher is not a member' })
+    return false
   }
 
   /** A DHT validator's check: throws unless the record's publisher is a member. */
@@ -338,6 +345,33 @@ export class MembershipGate extends EventTarget {
     this.log?.debug(`refused ${refusal.layer}${refusal.protocol != null ? ` ${refusal.protocol}` : ''} from ${refusal.peer}: ${refusal.reason}`)
     this.dispatchEvent(new CustomEvent<Refusal>('refused', { detail: refusal }))
   }
+}
+
+/**
+ * The middleware list handed to libp2p for one protocol. libp2p 3.3 appends the protocol's
+ * handler to the very list it stores (Connection.onIncomingStream pushes onto what
+ * Registrar.getMiddleware returns), so with a plain array every inbound stream adds another
+ * handler, and later streams, outbound ones included, run the handlers of earlier ones. This
+ * list keeps only the guard: the handler pushed for an inbound stream is held aside and run by
+ * the guard itself, which libp2p calls synchronously right after the push.
+ */
+function guardChain (guard: StreamMiddleware): StreamMiddleware[] {
+  let pending: StreamMiddleware | undefined
+  const chain: StreamMiddleware[] = [(stream, connection, next) => {
+    const handler = stream.direction === 'inbound' ? pending : undefined
+    pending = undefined
+    let passed = false
+    const result = guard(stream, connection, () => { passed = true })
+    if (result instanceof Promise) throw new Error('the gate\'s stream guard is synchronous')
+    if (!passed) return
+    if (handler != null) return handler(stream, connection, next)
+    next(stream, connection)
+  }]
+  chain.push = (...items: StreamMiddleware[]): number => {
+    pending = items.at(-1)
+    return chain.length
+  }
+  return chain
 }
 
 export function createGate (init: GateInit, components: GateComponents): MembershipGate {

@@ -81,6 +81,32 @@ describe('membership gate', () => {
     assert.equal(a.libp2p.getConnections().length, 0)
   })
 
+  it('lets members through every layer: DHT records and gossip flow over guarded protocols, stream after stream', async (t) => {
+    const [a, b] = await devices(t, ['a', 'b']) as [Device, Device]
+    await pair(a, b)
+    // (identify over the pairing connection, before b was a member, was refused: that is expected)
+    const refusedBefore = a.refusals.length
+    b.libp2p.services.pubsub.subscribe(a.topic)
+    await waitFor(() => b.libp2p.services.pubsub.getSubscribers(a.topic).some(p => p.equals(peerOf(a))), { message: 'b sees a subscribed' })
+    const delivered: string[] = []
+    a.libp2p.services.pubsub.addEventListener('message', (event) => { delivered.push(new TextDecoder().decode(event.detail.data)) })
+    // several rounds, so each guarded protocol carries several inbound and outbound streams
+    for (let round = 0; round < 3; round++) {
+      const key = hiveRecordKey('test', `b-${round}`)
+      const value = await createRecord(key, cborEncode({ round }), b.signer)
+      for await (const _ of b.libp2p.services.dht.put(key, value, { signal: AbortSignal.timeout(10_000) })) { /* drain */ }
+      let found = false
+      for await (const event of a.libp2p.services.dht.get(key, { signal: AbortSignal.timeout(10_000) })) {
+        if (event.name === 'VALUE') found = true
+      }
+      assert.equal(found, true, `round ${round}: a reads b's record`)
+      await b.libp2p.services.pubsub.publish(a.topic, new TextEncoder().encode(`round ${round}`))
+      await waitFor(() => delivered.includes(`round ${round}`), { message: `round ${round}: gossip delivered` })
+      await a.libp2p.services.ping.ping(peerOf(b))
+    }
+    assert.deepEqual(a.refusals.slice(refusedBefore).filter(r => r.peer === b.peerId), [])
+  })
+
   it('with the connection gate lifted, every protocol stream of a non-member is still refused', async (t) => {
     const [a, stranger] = await devices(t, ['a', 'stranger'], { layers: { gater: false } }) as [Device, Device]
     const connection = await stranger.libp2p.dial(a.libp2p.getMultiaddrs())
