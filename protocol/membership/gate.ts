@@ -7,7 +7,8 @@
 //    inviter. Such a connection is marked limited as it opens, so libp2p itself refuses every
 //    protocol on it that did not opt in to limited connections, and no service (DHT, gossip)
 //    is told about the peer; the gate's own checks allow it the pairing protocol alone; and it
-//    is closed when its time is up.
+//    is closed when its time is up. (Ping is allowed too: it carries nothing, and libp2p's
+//    connection monitor drops a connection whose ping is refused.)
 // 3. Streams: `allows(peer, protocol)` for every hive protocol handler, and a libp2p stream
 //    middleware for libp2p's own protocols (identify, ping, kad-dht, gossipsub), inbound and
 //    outbound.
@@ -41,6 +42,12 @@ export interface GateInit {
   pairingConnectionTtlMs?: number
   /** How many pairing connections may be open at once. Default 4. */
   maxPairingConnections?: number
+  /**
+   * Protocols a pairing connection may speak besides pairing. Default: libp2p's ping, which
+   * carries nothing but echoed random bytes, and without which libp2p's connection monitor
+   * aborts the pairing connection mid-exchange when its periodic ping is refused.
+   */
+  pairingAlsoAllows?: string[]
   log?: GateLog
 }
 
@@ -64,6 +71,9 @@ export interface GossipHost {
   topicValidators: Map<string, TopicValidatorFn>
 }
 
+/** libp2p's ping, which its connection monitor runs on every connection. */
+export const PING_PROTOCOL = '/ipfs/ping/1.0.0'
+
 /** A score far below gossipsub's default graylist threshold (-80). */
 export const NON_MEMBER_GOSSIP_SCORE = -1_000_000
 
@@ -76,6 +86,7 @@ interface PairingSlot {
 
 export class MembershipGate extends EventTarget {
   readonly pairingProtocol: string
+  private readonly pairingProtocols: Set<string>
   private readonly membership: GateComponents['membership']
   private readonly ttlMs: number
   private readonly maxPairing: number
@@ -90,6 +101,7 @@ export class MembershipGate extends EventTarget {
   constructor (init: GateInit, components: GateComponents) {
     super()
     this.pairingProtocol = init.pairingProtocol
+    this.pairingProtocols = new Set([init.pairingProtocol, ...(init.pairingAlsoAllows ?? [PING_PROTOCOL])])
     this.membership = components.membership
     this.ttlMs = init.pairingConnectionTtlMs ?? 60_000
     this.maxPairing = init.maxPairingConnections ?? 4
@@ -107,7 +119,7 @@ export class MembershipGate extends EventTarget {
   allows (peer: PeerId | string, protocol: string): boolean {
     const id = peer.toString()
     if (this.isMember(id)) return true
-    return protocol === this.pairingProtocol && this.pairing.has(id)
+    return this.pairingProtocols.has(protocol) && this.pairing.has(id)
   }
 
   /** Whether `peer` holds a pairing connection admitted by the gate. */
@@ -176,7 +188,7 @@ export class MembershipGate extends EventTarget {
   middleware (protocol: string): StreamMiddleware {
     return (stream: Stream, connection: Connection, next) => {
       const peer = connection.remotePeer
-      if (!this.allows(peer, protocol) || (connection.limits != null && protocol !== this.pairingProtocol)) {
+      if (!this.allows(peer, protocol) || (connection.limits != null && !this.pairingProtocols.has(protocol))) {
         this.refuse({ peer: peer.toString(), layer: 'stream', protocol, reason: 'not a member' })
         throw new PeerNotAllowedError(`${peer.toString()} is not a member of this hive and may not use ${protocol}`)
       }

@@ -79,6 +79,10 @@ describe('pairing commands', () => {
     }, { message: 'a lists b by name in peers' })
     const human = await cli(a, 'peers')
     assert.match(human.out, /desktop/)
+    // hive topics come with the gate's validator in front of them
+    const topic = a.hive.topic('test')
+    assert.ok(topic.includes(a.hive.membership.hiveId))
+    assert.ok(a.libp2p.services.pubsub.topicValidators.has(topic))
   })
 
   it('joins by invite text through the second device; a damaged invite fails with a clear message', async () => {

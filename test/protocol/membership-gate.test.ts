@@ -171,7 +171,7 @@ describe('membership gate', () => {
     assert.ok(a.gate.gossipScoreParams().appSpecificScore(b.peerId) === 0)
   })
 
-  it('a pairing connection may speak the pairing protocol and nothing else', async (t) => {
+  it('a pairing connection may speak the pairing protocol and nothing else (but ping)', async (t) => {
     const [a, joiner] = await devices(t, ['a', 'joiner']) as [Device, Device]
     a.pairing.createInvite()
     const release = joiner.gate.expectPairing(a.peerId)
@@ -179,9 +179,19 @@ describe('membership gate', () => {
     const connection = await joiner.libp2p.dial(a.libp2p.getMultiaddrs())
     assert.ok(connection.limits != null, 'the joiner\'s side is marked limited')
     await waitFor(() => a.libp2p.getConnections().find(c => c.remotePeer.equals(peerOf(joiner)))?.limits != null, { message: 'inviter side limited' })
-    for (const protocol of [DHT_PROTOCOL, MESHSUB, ECHO_PROTOCOL, MEMBERSHIP_PROTOCOL, PING]) {
+    for (const protocol of [IDENTIFY, DHT_PROTOCOL, MESHSUB, ECHO_PROTOCOL, MEMBERSHIP_PROTOCOL]) {
       assert.equal(await answered(connection, protocol, { hello: 1 }), false, `${protocol} answered on a pairing connection`)
     }
+    // ping (echoed random bytes) is allowed: libp2p's connection monitor needs it
+    const ping = await connection.newStream(PING, { runOnLimitedConnection: true, signal: AbortSignal.timeout(5_000) })
+    const payload = crypto.getRandomValues(new Uint8Array(32))
+    ping.send(payload)
+    let echoed = new Uint8Array(0)
+    for await (const chunk of ping) {
+      echoed = Uint8Array.from([...echoed, ...chunk.subarray()])
+      if (echoed.byteLength >= 32) break
+    }
+    assert.deepEqual(echoed, payload)
     // the pairing protocol answers (here: no such invite)
     assert.equal(await answered(connection, PAIRING_PROTOCOL, { t: 'hello', v: 1, hive: a.membership.hiveId, invite: '0'.repeat(16), nonce: new Uint8Array(32), name: 'joiner', addrs: [] }), true)
     assert.equal(a.libp2p.services.pubsub.getPeers().some(p => p.equals(peerOf(joiner))), false, 'gossipsub never learned of the joiner')
