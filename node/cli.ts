@@ -7,6 +7,7 @@ import { InvalidConfigError, NodeAlreadyRunningError, NodeNotRunningError } from
 import { VERSION } from './version.ts'
 import * as core from './commands/core.ts'
 import * as pairing from './commands/pairing.ts'
+import * as context from './commands/context.ts'
 import type { CliIo } from './cli-context.ts'
 
 export const EXIT_OK = 0
@@ -39,6 +40,7 @@ export function buildProgram (io: CliIo): Command {
   // ---- command groups ----
   core.register(program, cli)
   pairing.register(program, cli)
+  context.register(program, cli)
 
   eachCommand(program, (command) => {
     command.showHelpAfterError(`Usage: ${fullName(command)} ${command.usage()}  (see ${fullName(command)} --help)`)

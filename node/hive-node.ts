@@ -9,6 +9,7 @@ import { decode as cborDecode, encode as cborEncode } from 'cborg'
 import { Level } from 'level'
 import { z } from 'zod'
 import { HiveRecords, InvalidRecordError, createRecord, hiveRecordKey } from '../protocol/index.ts'
+import { createContexts } from '../crdt/index.ts'
 import { createApi } from './api.ts'
 import { HiveMembership } from './hive-membership.ts'
 import { DEFAULT_API_PORT, DEFAULT_P2P_PORT, dataPaths, defaultNodeName, validateNodeName } from './config.ts'
@@ -23,6 +24,7 @@ import type { HiveLibp2p } from './libp2p.ts'
 import type { DataDirLock } from './lock.ts'
 import type { LogLevel, Logger } from './logger.ts'
 import type { PeerGate, RecordSigner } from '../protocol/index.ts'
+import type { Contexts } from '../crdt/index.ts'
 import type { PeerId } from '@libp2p/interface'
 
 export interface HiveNodeInit {
@@ -80,6 +82,8 @@ export class HiveNode extends EventTarget {
   readonly records: HiveRecords
   /** This device's hive: member list, gate, replication and pairing. */
   readonly hive: HiveMembership
+  /** Agent contexts: Yjs documents in the db's `crdt` sublevel, replicated to every peer. */
+  readonly contexts: Contexts
   readonly startedAt: number = Date.now()
   private readonly init: HiveNodeInit
   private readonly lock: DataDirLock
@@ -106,6 +110,7 @@ export class HiveNode extends EventTarget {
     this.hive = parts.hive
     this.name = parts.name
     this.log = parts.log
+    this.contexts = createContexts({}, { db: this.db.sublevel('crdt'), libp2p: this.libp2p, nodeName: this.name, gate: this.gate })
   }
 
   /**
@@ -192,6 +197,8 @@ export class HiveNode extends EventTarget {
         if (id.equals(this.peerId) || this.libp2p.getConnections(id).length > 0) return
         this.libp2p.dial(id).catch((err: Error) => { this.log.debug(`could not dial discovered peer ${id.toString()}: ${err.message}`) })
       })
+      this.contexts.onError((err) => { this.log.warn(`contexts: ${err.name}: ${err.message}`) })
+      await this.contexts.start()
       await this.libp2p.start()
       await this.hive.start(this.libp2p)
       this.setGate((peer, protocol) => this.hive.gate.allows(peer, protocol))
@@ -218,6 +225,7 @@ export class HiveNode extends EventTarget {
     clearTimeout(this.bootstrapTimer)
     const steps: Array<[string, () => Promise<void>]> = [
       ['api', async () => { await this.api?.stop() }],
+      ['contexts', async () => { await this.contexts.stop() }],
       ['membership', async () => { await this.hive.stop() }],
       ['libp2p', async () => { await this.libp2p.stop() }],
       ['storage', async () => { await this.db.close() }],
