@@ -7,6 +7,7 @@ import { open, rename, unlink } from 'node:fs/promises'
 import Fastify from 'fastify'
 import { ApiError } from './errors.ts'
 import * as coreApi from './api/core.ts'
+import * as pairingApi from './api/pairing.ts'
 import * as contextApi from './api/context.ts'
 import * as agentsApi from './api/agents.ts'
 import type { HiveNode } from './hive-node.ts'
@@ -99,6 +100,7 @@ export async function createApi (node: HiveNode, init: ApiInit): Promise<Api> {
 
   // ---- routes: one module per area ----
   await app.register(async (scope) => { coreApi.routes(scope, node) })
+  await app.register(async (scope) => { pairingApi.routes(scope, node) })
   await app.register(async (scope) => { contextApi.routes(scope, node) })
   await app.register(async (scope) => { agentsApi.routes(scope, node) })
 

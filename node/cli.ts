@@ -6,6 +6,7 @@ import { ApiRequestError, UsageError, createCliContext } from './cli-context.ts'
 import { InvalidConfigError, NodeAlreadyRunningError, NodeNotRunningError } from './errors.ts'
 import { VERSION } from './version.ts'
 import * as core from './commands/core.ts'
+import * as pairing from './commands/pairing.ts'
 import * as context from './commands/context.ts'
 import * as agent from './commands/agent.ts'
 import type { CliIo } from './cli-context.ts'
@@ -39,6 +40,7 @@ export function buildProgram (io: CliIo): Command {
 
   // ---- command groups ----
   core.register(program, cli)
+  pairing.register(program, cli)
   context.register(program, cli)
   agent.register(program, cli)
 

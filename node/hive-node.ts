@@ -13,6 +13,7 @@ import { createContexts } from '../crdt/index.ts'
 import { createSandbox } from '../sandbox/index.ts'
 import { agentsCacheDir, storeBackedContexts } from './agents.ts'
 import { createApi } from './api.ts'
+import { HiveMembership } from './hive-membership.ts'
 import { DEFAULT_API_PORT, DEFAULT_P2P_PORT, dataPaths, defaultNodeName, validateNodeName } from './config.ts'
 import { loadOrCreateIdentity } from './identity.ts'
 import { buildLibp2p } from './libp2p.ts'
@@ -48,6 +49,8 @@ export interface HiveNodeInit {
 export interface PeerSummary {
   peerId: string
   name?: string
+  /** A member of this device's hive (false: a connection that is only pairing). */
+  member?: boolean
   addresses: string[]
   direction: 'inbound' | 'outbound'
   latencyMs?: number
@@ -80,6 +83,8 @@ export class HiveNode extends EventTarget {
   readonly db: Db
   readonly libp2p: HiveLibp2p
   readonly records: HiveRecords
+  /** This device's hive: member list, gate, replication and pairing. */
+  readonly hive: HiveMembership
   /** Agent contexts: Yjs documents in the db's `crdt` sublevel, replicated to every peer. */
   readonly contexts: Contexts
   /** Runs agents: WebAssembly components in worker threads, contexts from `contexts`. */
@@ -98,7 +103,7 @@ export class HiveNode extends EventTarget {
   private bootstrapTimer?: NodeJS.Timeout
   private state: 'stopped' | 'starting' | 'running' | 'stopping' = 'stopped'
 
-  private constructor (parts: { init: HiveNodeInit, lock: DataDirLock, identity: Identity, db: Db, libp2p: HiveLibp2p, records: HiveRecords, name: string, log: Logger }) {
+  private constructor (parts: { init: HiveNodeInit, lock: DataDirLock, identity: Identity, db: Db, libp2p: HiveLibp2p, records: HiveRecords, hive: HiveMembership, name: string, log: Logger }) {
     super()
     this.init = parts.init
     this.dataDir = parts.init.dataDir
@@ -107,6 +112,7 @@ export class HiveNode extends EventTarget {
     this.db = parts.db
     this.libp2p = parts.libp2p
     this.records = parts.records
+    this.hive = parts.hive
     this.name = parts.name
     this.log = parts.log
     this.contexts = createContexts({}, { db: this.db.sublevel('crdt'), libp2p: this.libp2p, nodeName: this.name, gate: this.gate })
@@ -135,8 +141,14 @@ export class HiveNode extends EventTarget {
       db = new Level<string, Uint8Array>(paths.db, { keyEncoding: 'utf8', valueEncoding: 'view' })
       await db.open()
 
+      // ---- hive membership: loaded before the network, whose gate it is ----
+      const hive = await HiveMembership.open({ name, log }, {
+        db: db.sublevel<string, Uint8Array>('membership', { keyEncoding: 'utf8', valueEncoding: 'view' }),
+        signer: { peerId: identity.peerId.toString(), sign: identity.sign }
+      })
+
       // ---- DHT record kinds (registered identically on every node) ----
-      const records = new HiveRecords()
+      const records = new HiveRecords({ isMember: hive.isRecordPublisher })
       records.register('peer', {
         validate: (record) => {
           if (record.key !== `/hive/peer/${record.publisher}`) throw new InvalidRecordError('a peer record is published only by the peer it names')
@@ -152,10 +164,12 @@ export class HiveNode extends EventTarget {
         mdns: init.mdns ?? true,
         addressScope: init.addressScope ?? 'lan',
         inboundConnectionThreshold: init.inboundConnectionThreshold ?? 20,
+        connectionGater: hive.gate.connectionGater,
+        gossipScoreParams: hive.gate.gossipScoreParams(),
         version: VERSION
       })
 
-      return new HiveNode({ init, lock, identity, db, libp2p, records, name, log })
+      return new HiveNode({ init, lock, identity, db, libp2p, records, hive, name, log })
     } catch (err) {
       await db?.close().catch(() => {})
       await lock.release()
@@ -197,6 +211,8 @@ export class HiveNode extends EventTarget {
       await this.contexts.start()
       await this.sandbox.start()
       await this.libp2p.start()
+      await this.hive.start(this.libp2p)
+      this.setGate((peer, protocol) => this.hive.gate.allows(peer, protocol))
 
       this.api = await createApi(this, {
         port: this.init.apiPort ?? DEFAULT_API_PORT,
@@ -222,6 +238,7 @@ export class HiveNode extends EventTarget {
       ['api', async () => { await this.api?.stop() }],
       ['sandbox', async () => { await this.sandbox.stop() }],
       ['contexts', async () => { await this.contexts.stop() }],
+      ['membership', async () => { await this.hive.stop() }],
       ['libp2p', async () => { await this.libp2p.stop() }],
       ['storage', async () => { await this.db.close() }],
       ['lock', async () => { await this.lock.release() }]
@@ -262,7 +279,7 @@ export class HiveNode extends EventTarget {
     const byPeer = new Map<string, PeerSummary>()
     for (const connection of this.libp2p.getConnections()) {
       const id = connection.remotePeer.toString()
-      const entry = byPeer.get(id) ?? { peerId: id, addresses: [], direction: connection.direction }
+      const entry = byPeer.get(id) ?? { peerId: id, name: this.hive.membership.member(id)?.name, member: this.hive.membership.isMember(id), addresses: [], direction: connection.direction }
       const addr = connection.remoteAddr.toString()
       if (!entry.addresses.includes(addr)) entry.addresses.push(addr)
       if (connection.rtt != null) entry.latencyMs = connection.rtt
