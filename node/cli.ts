@@ -9,6 +9,7 @@ import * as core from './commands/core.ts'
 import * as pairing from './commands/pairing.ts'
 import * as context from './commands/context.ts'
 import * as agent from './commands/agent.ts'
+import * as ledger from './commands/ledger.ts'
 import type { CliIo } from './cli-context.ts'
 
 export const EXIT_OK = 0
@@ -43,6 +44,7 @@ export function buildProgram (io: CliIo): Command {
   pairing.register(program, cli)
   context.register(program, cli)
   agent.register(program, cli)
+  ledger.register(program, cli)
 
   eachCommand(program, (command) => {
     command.showHelpAfterError(`Usage: ${fullName(command)} ${command.usage()}  (see ${fullName(command)} --help)`)

@@ -12,6 +12,7 @@ import { HiveRecords, InvalidRecordError, createRecord, hiveRecordKey } from '..
 import { createContexts } from '../crdt/index.ts'
 import { createSandbox } from '../sandbox/index.ts'
 import { agentsCacheDir, storeBackedContexts } from './agents.ts'
+import { LEDGER_SUBLEVEL, createLedger } from '../ledger/index.ts'
 import { createApi } from './api.ts'
 import { HiveMembership } from './hive-membership.ts'
 import { DEFAULT_API_PORT, DEFAULT_P2P_PORT, dataPaths, defaultNodeName, validateNodeName } from './config.ts'
@@ -28,6 +29,7 @@ import type { LogLevel, Logger } from './logger.ts'
 import type { PeerGate, RecordSigner } from '../protocol/index.ts'
 import type { Contexts } from '../crdt/index.ts'
 import type { Sandbox } from '../sandbox/index.ts'
+import type { Ledger } from '../ledger/index.ts'
 import type { PeerId } from '@libp2p/interface'
 
 export interface HiveNodeInit {
@@ -89,6 +91,7 @@ export class HiveNode extends EventTarget {
   readonly contexts: Contexts
   /** Runs agents: WebAssembly components in worker threads, contexts from `contexts`. */
   readonly sandbox: Sandbox
+  readonly ledger: Ledger
   readonly startedAt: number = Date.now()
   private readonly init: HiveNodeInit
   private readonly lock: DataDirLock
@@ -122,6 +125,14 @@ export class HiveNode extends EventTarget {
       onLog: (e) => { this.log.info(`agent ${e.agent} (run ${e.runId}) ${e.level}: ${e.message}`) },
       onCacheEvent: (e) => { if (e.type === 'corrupt') this.log.warn(`agents cache: entry ${e.digest} was damaged (${e.reason ?? ''}); rebuilding it`) }
     }, { contexts: storeBackedContexts(this.contexts.store) })
+    this.ledger = createLedger({}, {
+      db: this.db.sublevel(LEDGER_SUBLEVEL, { keyEncoding: 'utf8', valueEncoding: 'view' }),
+      signer: { peerId: this.identity.peerId, sign: this.identity.sign },
+      host: this.libp2p,
+      pubsub: this.libp2p.services.pubsub,
+      gate: this.gate,
+      log: this.log.child('ledger')
+    })
   }
 
   /**
@@ -213,6 +224,7 @@ export class HiveNode extends EventTarget {
       await this.libp2p.start()
       await this.hive.start(this.libp2p)
       this.setGate((peer, protocol) => this.hive.gate.allows(peer, protocol))
+      await this.ledger.start()
 
       this.api = await createApi(this, {
         port: this.init.apiPort ?? DEFAULT_API_PORT,
@@ -239,6 +251,7 @@ export class HiveNode extends EventTarget {
       ['sandbox', async () => { await this.sandbox.stop() }],
       ['contexts', async () => { await this.contexts.stop() }],
       ['membership', async () => { await this.hive.stop() }],
+      ['ledger', async () => { await this.ledger.stop() }],
       ['libp2p', async () => { await this.libp2p.stop() }],
       ['storage', async () => { await this.db.close() }],
       ['lock', async () => { await this.lock.release() }]
