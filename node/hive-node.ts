@@ -13,6 +13,8 @@ import { createContexts } from '../crdt/index.ts'
 import { createSandbox } from '../sandbox/index.ts'
 import { agentsCacheDir, storeBackedContexts } from './agents.ts'
 import { LEDGER_SUBLEVEL, createLedger } from '../ledger/index.ts'
+import { registerPlacementRecords } from '../protocol/placement/index.ts'
+import { createNodeTasks } from './tasks.ts'
 import { createApi } from './api.ts'
 import { HiveMembership } from './hive-membership.ts'
 import { DEFAULT_API_PORT, DEFAULT_P2P_PORT, dataPaths, defaultNodeName, validateNodeName } from './config.ts'
@@ -30,6 +32,10 @@ import type { PeerGate, RecordSigner } from '../protocol/index.ts'
 import type { Contexts } from '../crdt/index.ts'
 import type { Sandbox } from '../sandbox/index.ts'
 import type { Ledger } from '../ledger/index.ts'
+import type { Capabilities, CapabilityOverrides } from '../protocol/capabilities/index.ts'
+import type { Placement, PlacementInit } from '../protocol/placement/index.ts'
+import type { CapabilitySettings } from './tasks.ts'
+import type { MembershipChange } from '../protocol/membership/index.ts'
 import type { PeerId } from '@libp2p/interface'
 
 export interface HiveNodeInit {
@@ -46,6 +52,10 @@ export interface HiveNodeInit {
   inboundConnectionThreshold?: number
   logger?: Logger
   logLevel?: LogLevel
+  /** What this device reports about itself instead of what it measures (e.g. `{ power: 'battery' }`). */
+  capabilityOverrides?: CapabilityOverrides
+  capabilities?: CapabilitySettings
+  placement?: PlacementInit
 }
 
 export interface PeerSummary {
@@ -92,6 +102,10 @@ export class HiveNode extends EventTarget {
   /** Runs agents: WebAssembly components in worker threads, contexts from `contexts`. */
   readonly sandbox: Sandbox
   readonly ledger: Ledger
+  /** What every device offers (cores, load, memory, power, runtimes, models), from gossip. */
+  readonly capabilities: Capabilities
+  /** Tasks: submitted here, bid on, elected, run where they win. */
+  readonly placement: Placement
   readonly startedAt: number = Date.now()
   private readonly init: HiveNodeInit
   private readonly lock: DataDirLock
@@ -133,6 +147,19 @@ export class HiveNode extends EventTarget {
       gate: this.gate,
       log: this.log.child('ledger')
     })
+    const tasks = createNodeTasks({ name: this.name, version: VERSION, capabilities: this.init.capabilities, capabilityOverrides: this.init.capabilityOverrides, placement: this.init.placement }, {
+      libp2p: this.libp2p,
+      records: this.records,
+      signer: this.signer,
+      sandbox: this.sandbox,
+      ledger: this.ledger,
+      gate: this.gate,
+      isMember: (peer) => this.hive.membership.isMember(peer),
+      runtimes: () => this.runtimes().filter(r => r.status === 'ready').map(r => r.name),
+      log: this.log
+    })
+    this.capabilities = tasks.capabilities
+    this.placement = tasks.placement
   }
 
   /**
@@ -166,6 +193,7 @@ export class HiveNode extends EventTarget {
           decodePeerPayload(record.payload)
         }
       })
+      registerPlacementRecords(records)
 
       // ---- network ----
       const libp2p = await buildLibp2p({
@@ -225,6 +253,9 @@ export class HiveNode extends EventTarget {
       await this.hive.start(this.libp2p)
       this.setGate((peer, protocol) => this.hive.gate.allows(peer, protocol))
       await this.ledger.start()
+      this.followHiveTopics()
+      await this.capabilities.start()
+      await this.placement.start()
 
       this.api = await createApi(this, {
         port: this.init.apiPort ?? DEFAULT_API_PORT,
@@ -248,6 +279,9 @@ export class HiveNode extends EventTarget {
     clearTimeout(this.bootstrapTimer)
     const steps: Array<[string, () => Promise<void>]> = [
       ['api', async () => { await this.api?.stop() }],
+      // placement first: runs it aborts are not reported as the agent's failure
+      ['placement', async () => { await this.placement.stop() }],
+      ['capabilities', async () => { await this.capabilities.stop() }],
       ['sandbox', async () => { await this.sandbox.stop() }],
       ['contexts', async () => { await this.contexts.stop() }],
       ['membership', async () => { await this.hive.stop() }],
@@ -270,6 +304,18 @@ export class HiveNode extends EventTarget {
   /** Asks whoever runs this node (the CLI's start command) to shut it down. */
   requestStop (): void {
     this.dispatchEvent(new Event('stop-requested'))
+  }
+
+  /** Capability and placement gossip go on the hive's own topics, which change with the hive. */
+  private followHiveTopics (): void {
+    const follow = (): void => {
+      this.capabilities.setTopic(this.hive.topic('capabilities'))
+      this.placement.setTopic(this.hive.topic('placement'))
+    }
+    follow()
+    this.hive.membership.addEventListener('change', (event) => {
+      if ((event as CustomEvent<MembershipChange>).detail.hiveChanged) follow()
+    })
   }
 
   setGate (allows: PeerGate['allows']): void {

@@ -80,6 +80,8 @@ export interface CapabilityEntry {
 
 export interface Capabilities extends EventTarget {
   readonly topic: string
+  /** Moves to another gossip topic (the hive's topic changes when this device joins a hive). */
+  setTopic: (topic: string) => void
   start: () => Promise<void>
   stop: () => Promise<void>
   /** A fresh report of this device: probe, overrides, running tasks. */
@@ -140,7 +142,7 @@ export function createCapabilities (init: CapabilitiesInit, components: Capabili
 }
 
 class CapabilityService extends EventTarget implements Capabilities {
-  readonly topic: string
+  topic: string
   private readonly init: CapabilitiesInit
   private readonly components: CapabilitiesComponents
   private readonly log: CapabilitiesLog
@@ -176,14 +178,9 @@ class CapabilityService extends EventTarget implements Capabilities {
     if (this.started) return
     this.started = true
     const { pubsub } = this.components
-    const validators = pubsub.topicValidators
-    if (validators != null) {
-      this.priorValidator = validators.get(this.topic)
-      validators.set(this.topic, this.validate)
-    }
     pubsub.addEventListener('message', this.onMessage)
     pubsub.addEventListener('subscription-change', this.onSubscriptionChange)
-    pubsub.subscribe(this.topic)
+    this.join()
     await this.publish().catch((err: Error) => { this.log.debug(`first capability report not sent: ${err.message}`) })
     this.scheduleTick()
   }
@@ -197,6 +194,34 @@ class CapabilityService extends EventTarget implements Capabilities {
     const { pubsub } = this.components
     pubsub.removeEventListener('message', this.onMessage)
     pubsub.removeEventListener('subscription-change', this.onSubscriptionChange)
+    this.leave()
+  }
+
+  setTopic (topic: string): void {
+    if (topic === this.topic) return
+    if (this.started) this.leave()
+    this.topic = topic
+    // what was heard on the old topic came from another hive's view
+    for (const [peerId, entry] of this.entries) if (!entry.self) this.entries.delete(peerId)
+    if (this.started) {
+      this.join()
+      this.lastPublished = undefined
+      this.publishSoon()
+    }
+  }
+
+  private join (): void {
+    const { pubsub } = this.components
+    const validators = pubsub.topicValidators
+    if (validators != null) {
+      this.priorValidator = validators.get(this.topic)
+      validators.set(this.topic, this.validate)
+    }
+    pubsub.subscribe(this.topic)
+  }
+
+  private leave (): void {
+    const { pubsub } = this.components
     try {
       pubsub.unsubscribe(this.topic)
     } catch {
@@ -207,6 +232,7 @@ class CapabilityService extends EventTarget implements Capabilities {
       if (this.priorValidator != null) validators.set(this.topic, this.priorValidator)
       else validators.delete(this.topic)
     }
+    this.priorValidator = undefined
   }
 
   async local (options: { signal?: AbortSignal } = {}): Promise<CapabilityReport> {

@@ -83,7 +83,12 @@ export interface ExecuteOptions {
   signal: AbortSignal
 }
 
-export type ExecutionOutcome = { ok: true, output: string } | { ok: false, error: string }
+/**
+ * What running an agent came to. `retry` marks a failure of this node rather than of the agent
+ * (its sandbox stopped, it could not compile here): the task is given up and re-elected instead
+ * of failing.
+ */
+export type ExecutionOutcome = { ok: true, output: string } | { ok: false, error: string, retry?: boolean }
 
 /** Runs an agent: the sandbox in the node, something small in tests. */
 export interface Executor {
@@ -265,6 +270,8 @@ export interface Placement extends EventTarget {
   running: () => number
   /** Resolves once every bid and award this node queued for the DHT is published. */
   settled: (options?: AbortOptions) => Promise<void>
+  /** Moves to another gossip topic (the hive's topic changes when this device joins a hive). */
+  setTopic: (topic: string) => void
 }
 
 // ---- internal state ----
@@ -342,7 +349,7 @@ class PlacementService extends EventTarget implements Placement {
   private readonly components: PlacementComponents
   private readonly log: ProtocolLog
   private readonly self: string
-  private readonly topic: string
+  private topic: string
   private readonly protocol: string
   private readonly fetchProtocol: string
   private readonly maxFrameBytes: number
@@ -391,22 +398,29 @@ class PlacementService extends EventTarget implements Placement {
       log: this.log, gate, maxMessageBytes: this.maxFrameBytes, timeoutMs: this.init.recordConfirmMs + 30_000, maxInboundStreams: 256
     }))
     this.served.push(await serveAgentFetch(host, this.agents, { log: this.log, gate, protocol: this.fetchProtocol }))
+    pubsub.addEventListener('message', this.onGossip)
+    this.join()
+  }
+
+  setTopic (topic: string): void {
+    if (topic === this.topic) return
+    if (this.started) this.leave()
+    this.topic = topic
+    if (this.started) this.join()
+  }
+
+  private join (): void {
+    const { pubsub } = this.components
     const validators = pubsub.topicValidators
     if (validators != null) {
       this.priorValidator = validators.get(this.topic)
       validators.set(this.topic, this.validateGossip)
     }
-    pubsub.addEventListener('message', this.onGossip)
     pubsub.subscribe(this.topic)
   }
 
-  async stop (): Promise<void> {
-    if (!this.started) return
-    this.started = false
-    this.stopping.abort(new PlacementNotRunningError('placement stopped'))
-    clearTimeout(this.dhtTimer)
+  private leave (): void {
     const { pubsub } = this.components
-    pubsub.removeEventListener('message', this.onGossip)
     try {
       pubsub.unsubscribe(this.topic)
     } catch {}
@@ -415,6 +429,16 @@ class PlacementService extends EventTarget implements Placement {
       if (this.priorValidator != null) validators.set(this.topic, this.priorValidator)
       else validators.delete(this.topic)
     }
+    this.priorValidator = undefined
+  }
+
+  async stop (): Promise<void> {
+    if (!this.started) return
+    this.started = false
+    this.stopping.abort(new PlacementNotRunningError('placement stopped'))
+    clearTimeout(this.dhtTimer)
+    this.components.pubsub.removeEventListener('message', this.onGossip)
+    this.leave()
     for (const a of this.assignments.values()) {
       clearTimeout(a.renewTimer)
       a.controller.abort(new PlacementNotRunningError('placement stopped'))
@@ -1068,6 +1092,13 @@ class PlacementService extends EventTarget implements Placement {
       return
     }
     const durationMs = performance.now() - started
+    if (!outcome.ok && outcome.retry === true) {
+      this.dispatchEvent(new CustomEvent('run-end', { detail: { task: a.task, round: a.round, sent: false, reason: outcome.error } }))
+      await this.request(submitter, { t: 'abandon', task: a.task, round: a.round, reason: `could not run it here: ${outcome.error}`.slice(0, 1024) }, Ack, {
+        signal: AbortSignal.any([this.stopping.signal, AbortSignal.timeout(10_000)])
+      }).catch(() => {})
+      return
+    }
     if (outcome.ok && Buffer.byteLength(outcome.output, 'utf8') > this.init.maxOutputBytes) {
       outcome = { ok: false, error: `the agent's output exceeds ${this.init.maxOutputBytes} bytes` }
     }
