@@ -10,6 +10,7 @@ import * as pairing from './commands/pairing.ts'
 import * as context from './commands/context.ts'
 import * as agent from './commands/agent.ts'
 import * as ledger from './commands/ledger.ts'
+import * as tasks from './commands/tasks.ts'
 import type { CliIo } from './cli-context.ts'
 
 export const EXIT_OK = 0
@@ -45,6 +46,7 @@ export function buildProgram (io: CliIo): Command {
   context.register(program, cli)
   agent.register(program, cli)
   ledger.register(program, cli)
+  tasks.register(program, cli)
 
   eachCommand(program, (command) => {
     command.showHelpAfterError(`Usage: ${fullName(command)} ${command.usage()}  (see ${fullName(command)} --help)`)

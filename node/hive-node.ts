@@ -32,7 +32,7 @@ import type { PeerGate, RecordSigner } from '../protocol/index.ts'
 import type { Contexts } from '../crdt/index.ts'
 import type { Sandbox } from '../sandbox/index.ts'
 import type { Ledger } from '../ledger/index.ts'
-import type { Capabilities, CapabilityOverrides } from '../protocol/capabilities/index.ts'
+import type { Capabilities, CapabilityOverrides, CapabilityReport } from '../protocol/capabilities/index.ts'
 import type { Placement, PlacementInit } from '../protocol/placement/index.ts'
 import type { CapabilitySettings } from './tasks.ts'
 import type { MembershipChange } from '../protocol/membership/index.ts'
@@ -66,6 +66,8 @@ export interface PeerSummary {
   addresses: string[]
   direction: 'inbound' | 'outbound'
   latencyMs?: number
+  /** What the peer last reported on capability gossip, while it is fresh. */
+  capabilities?: CapabilityReport
 }
 
 export interface RuntimeInfo {
@@ -342,6 +344,8 @@ export class HiveNode extends EventTarget {
       const addr = connection.remoteAddr.toString()
       if (!entry.addresses.includes(addr)) entry.addresses.push(addr)
       if (connection.rtt != null) entry.latencyMs = connection.rtt
+      const caps = this.capabilities.get(id)?.caps
+      if (caps != null) entry.capabilities = caps
       byPeer.set(id, entry)
     }
     return [...byPeer.values()].sort((a, b) => a.peerId.localeCompare(b.peerId))

@@ -4,10 +4,10 @@
 import { createCapabilities } from '../protocol/capabilities/index.ts'
 import { createPlacement } from '../protocol/placement/index.ts'
 import type { Capabilities, CapabilitiesInit, CapabilityOverrides } from '../protocol/capabilities/index.ts'
-import type { ExecutionOutcome, Executor, Placement, PlacementInit } from '../protocol/placement/index.ts'
+import type { AgentLogLine, ExecutionOutcome, Executor, Placement, PlacementInit } from '../protocol/placement/index.ts'
 import type { HiveRecords, PeerGate, RecordSigner } from '../protocol/index.ts'
 import type { Ledger } from '../ledger/index.ts'
-import type { Sandbox } from '../sandbox/index.ts'
+import type { AgentLogEntry, Sandbox } from '../sandbox/index.ts'
 import type { HiveLibp2p } from './libp2p.ts'
 import type { Logger } from './logger.ts'
 
@@ -64,11 +64,13 @@ export function sandboxExecutor (sandbox: Sandbox): Executor {
             `(it grants ${permissions.length > 0 ? permissions.join(', ') : 'nothing'}); submit it with those permissions`
         }
       }
+      const logs: AgentLogLine[] = []
+      const onLog = (e: AgentLogEntry): void => { if (logs.length < 200) logs.push({ level: e.level, message: e.message }) }
       try {
-        const result = await sandbox.run(loaded, { input, signal, ...(contextId != null ? { contextId } : {}) })
-        return { ok: true, output: result.output }
+        const result = await sandbox.run(loaded, { input, signal, onLog, ...(contextId != null ? { contextId } : {}) })
+        return { ok: true, output: result.output, logs }
       } catch (err) {
-        return failure(err)
+        return { ...failure(err), logs }
       }
     }
   }

@@ -1,6 +1,7 @@
-// `hive-node agent build|new|inspect` and `hive-node run`: making agents and running them here.
-// `run` goes through the running node's API (so the run uses the node's sandbox and its
-// replicated contexts); with no node running it runs the agent in this process instead.
+// `hive-node agent build|new|inspect` and `hive-node run`: making agents and running them.
+// `run` goes through the running node's API and is placed across the hive (`--on` pins it to
+// one device, `--local` to this one; see commands/tasks.ts); with no node running it runs the
+// agent in this process instead.
 
 import { readFile } from 'node:fs/promises'
 import { text } from 'node:stream/consumers'
@@ -14,6 +15,7 @@ import { NodeNotRunningError } from '../errors.ts'
 import type { AgentInfo, AgentLogEntry, RunResult } from '../../sandbox/index.ts'
 import type { BuildProgress } from '../../sandbox/build.ts'
 import type { AgentLogLine, RunResponse } from '../api/agents.ts'
+import { runPlaced } from './tasks.ts'
 import type { CliContext, CommonOptions } from '../cli-context.ts'
 import type { Command } from 'commander'
 
@@ -82,6 +84,16 @@ interface RunOptionsCli extends CommonOptions {
   inputFile?: string
   context?: string
   timeout?: string
+  on?: string
+  local?: boolean
+}
+
+/** A placed run's failure as the sandbox would have thrown it: `Code: message`. */
+function placedFailure (error: string): Error & { code?: string } {
+  const match = /^([A-Za-z]+): ([\s\S]*)$/.exec(error)
+  const err: Error & { code?: string } = new Error(match?.[2] ?? error)
+  err.name = match?.[1] ?? 'AgentFailed'
+  return err
 }
 
 async function runLocally (dataDir: string, bytes: Uint8Array, input: string, ctx: string, timeoutMs: number | undefined, onLog: (e: AgentLogEntry) => void): Promise<RunResult> {
@@ -141,18 +153,21 @@ export function register (program: Command, cli: CliContext): void {
     })
 
   program.command('run')
-    .description('run an agent on this node and print its output (through the running node, else in this process)')
+    .description('run an agent in the hive and print its output: placed on the device that bids best (with no node running: in this process)')
     .argument('<agent>', 'agent component (.wasm)')
     .option('--input <text>', 'the input text')
     .option('--input-file <file>', 'read the input from a file ("-" for stdin)')
     .option('--context <id>', 'context to run in (default: agent-<name>)')
-    .option('--timeout <ms>', 'a tighter deadline than the manifest\'s')
+    .option('--timeout <ms>', 'in the hive: how long to wait for the result; in this process: a tighter deadline than the manifest\'s')
+    .option('--on <peer>', 'run it on this device only (PeerId or name, as hive-node peers lists them)')
+    .option('--local', 'run it on this node only')
     .option('--json', 'print the result as JSON')
     .action(async (file: string, _options: RunOptionsCli, command: Command) => {
       const all = command.optsWithGlobals<RunOptionsCli>()
       if ((all.input === undefined) === (all.inputFile === undefined)) {
         throw new UsageError('give exactly one of --input TEXT or --input-file FILE')
       }
+      if (all.on !== undefined && all.local === true) throw new UsageError('give at most one of --on PEER and --local')
       let timeoutMs: number | undefined
       if (all.timeout !== undefined) {
         timeoutMs = Number(all.timeout)
@@ -175,26 +190,47 @@ export function register (program: Command, cli: CliContext): void {
       }
 
       const logs: AgentLogLine[] = []
-      let result: RunResult & { logs?: AgentLogLine[] }
+      let result: { output: string, logs?: AgentLogLine[] } & Record<string, unknown>
       let where: 'node' | 'local' = 'node'
       try {
-        const api = cli.api(all)
-        const body = { digest: info.digest, input, contextId: ctx, ...(timeoutMs !== undefined ? { timeoutMs } : {}) }
-        try {
-          result = await api.post<RunResponse>('/agents/run', body)
-        } catch (err) {
-          if (!(err instanceof ApiRequestError && err.code === 'AgentNotLoaded')) throw err
-          result = await api.post<RunResponse>('/agents/run', { ...body, agent: Buffer.from(bytes).toString('base64') })
+        const task = await runPlaced(cli, all, {
+          agent: bytes,
+          digest: info.digest,
+          input,
+          contextId: ctx,
+          ...(all.on !== undefined ? { on: all.on } : {}),
+          ...(all.local === true ? { local: true } : {}),
+          ...(timeoutMs !== undefined ? { waitMs: timeoutMs } : {})
+        })
+        logs.push(...(task.result?.logs ?? []))
+        if (task.result == null) {
+          throw Object.assign(new Error(task.error?.message ?? `task ${task.id} ${task.status} without a result`), { name: task.error?.code ?? 'TaskFailed' })
         }
-        logs.push(...(result.logs ?? []))
+        if (!task.result.ok) {
+          for (const l of logs) cli.err(`[${name}] ${l.level}: ${l.message}\n`)
+          throw placedFailure(task.result.error ?? '')
+        }
+        if (all.json !== true) cli.err(`ran on ${task.result.executor === task.submitter ? 'this node' : task.result.executor} (task ${task.id}; "hive-node explain ${task.id}" says why)\n`)
+        result = {
+          output: task.result.output ?? '',
+          digest: info.digest,
+          agent: name,
+          task: task.id,
+          executor: task.result.executor,
+          round: task.result.round,
+          durationMs: task.result.durationMs,
+          ...(task.result.ledger?.seq != null ? { ledgerSeq: task.result.ledger.seq } : {})
+        }
       } catch (err) {
+        if (err instanceof UsageError) throw err
         if (!(err instanceof NodeNotRunningError)) throw runFailure(err, name)
+        if (all.on !== undefined || all.local === true) throw new NodeNotRunningError(cli.dataDir(all), 'placing a run needs the running node')
         where = 'local'
         if (info.manifest.permissions.some(p => p.startsWith('context:'))) {
           cli.err(`note: no node is running with ${cli.dataDir(all)}; running here, in a temporary context that is not kept\n`)
         }
         try {
-          result = await runLocally(cli.dataDir(all), bytes, input, ctx, timeoutMs, e => { logs.push({ level: e.level, message: e.message }) })
+          result = await runLocally(cli.dataDir(all), bytes, input, ctx, timeoutMs, e => { logs.push({ level: e.level, message: e.message }) }) as unknown as typeof result
         } catch (e) {
           for (const l of logs) cli.err(`[${name}] ${l.level}: ${l.message}\n`)
           throw runFailure(e, name)

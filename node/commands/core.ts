@@ -6,6 +6,7 @@ import { HiveNode } from '../hive-node.ts'
 import { table } from '../cli-context.ts'
 import type { CliContext, CommonOptions } from '../cli-context.ts'
 import type { PeerSummary } from '../hive-node.ts'
+import { CAPABILITY_COLUMNS, capabilityCells } from './tasks.ts'
 import type { LogLevel } from '../logger.ts'
 import type { Command } from 'commander'
 
@@ -132,8 +133,8 @@ export function register (program: Command, cli: CliContext): void {
       const { peers } = await cli.api(all).get<{ peers: PeerSummary[] }>('/peers')
       cli.print(all, () => peers.length === 0
         ? 'no peers connected'
-        : table(['PEER', 'NAME', 'ADDRESS', 'RTT'], peers.map(p => [
-          p.peerId, p.name ?? '', p.addresses[0] ?? '', p.latencyMs != null ? `${p.latencyMs} ms` : ''
+        : table(['PEER', 'NAME', 'ADDRESS', 'RTT', ...CAPABILITY_COLUMNS], peers.map(p => [
+          p.peerId, p.name ?? '', p.addresses[0] ?? '', p.latencyMs != null ? `${p.latencyMs} ms` : '', ...capabilityCells(p.capabilities)
         ])), { peers })
     })
 }

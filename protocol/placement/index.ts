@@ -15,7 +15,7 @@ export { AGENT_FETCH_PROTOCOL, createAgentStore, fetchAgent, serveAgentFetch } f
 export type { AgentStore } from './agents.ts'
 export { DEFAULT_PLACEMENT_TOPIC, PLACEMENT_PROTOCOL, createPlacement, decodeGossip, encodeGossip } from './placement.ts'
 export type {
-  CapabilitySource, ExecuteOptions, ExecutionOutcome, ExecutionRecord, Executor, ExplainedBid, ExplainedRound, Explanation, HistoryEvent,
+  AgentLogLine, CapabilitySource, ExecuteOptions, ExecutionOutcome, ExecutionRecord, Executor, ExplainedBid, ExplainedRound, Explanation, HistoryEvent,
   HistoryType, LedgerSink, Placement, PlacementComponents, PlacementDht, PlacementHost, PlacementInit, PlacementPubSub, PlacementRecords,
   Recomputation, SubmitInput, TaskResult, TaskRole, TaskStatus, TaskView
 } from './placement.ts'

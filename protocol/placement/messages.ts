@@ -147,6 +147,7 @@ export const ResultRequest = z.object({
   ok: z.boolean(),
   output: z.string().optional(),
   error: z.string().max(4096).optional(),
+  logs: z.array(z.object({ level: z.string().max(16), message: z.string().max(4096) })).max(200).optional(),
   durationMs: z.number().min(0)
 })
 export const AbandonRequest = z.object({ t: z.literal('abandon'), task: TaskIdSchema, round: z.number().int().min(1), reason: z.string().max(1024) })

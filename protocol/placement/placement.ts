@@ -88,7 +88,15 @@ export interface ExecuteOptions {
  * (its sandbox stopped, it could not compile here): the task is given up and re-elected instead
  * of failing.
  */
-export type ExecutionOutcome = { ok: true, output: string } | { ok: false, error: string, retry?: boolean }
+export type ExecutionOutcome = ({ ok: true, output: string } | { ok: false, error: string, retry?: boolean }) & {
+  /** What the agent logged while it ran (returned to the submitter, bounded). */
+  logs?: AgentLogLine[]
+}
+
+export interface AgentLogLine {
+  level: string
+  message: string
+}
 
 /** Runs an agent: the sandbox in the node, something small in tests. */
 export interface Executor {
@@ -168,6 +176,7 @@ export interface TaskResult {
   executor: string
   round: number
   durationMs: number
+  logs?: AgentLogLine[]
   ledger?: { seq?: number, hash?: string, error?: string }
 }
 
@@ -332,6 +341,8 @@ interface Assignment {
 const SILENT: ProtocolLog = { debug: () => {}, warn: () => {} }
 const MAX_HISTORY = 200
 const MAX_FRAME_SLACK = 64 * 1024
+/** Agent log lines a result carries back to the submitter. */
+const MAX_LOG_LINES = 200
 /** Time limit of one DHT lookup when a member recomputes an election. */
 const RECOMPUTE_LOOKUP_MS = 15_000
 
@@ -800,7 +811,8 @@ class PlacementService extends EventTarget implements Placement {
       ...(request.ok ? { output: request.output ?? '' } : { error: request.error ?? 'the agent failed without a message' }),
       executor: from,
       round: request.round,
-      durationMs: request.durationMs
+      durationMs: request.durationMs,
+      ...(request.logs != null && request.logs.length > 0 ? { logs: request.logs } : {})
     }
     this.note(auction, 'result-accepted', `${request.ok ? 'result' : 'agent error'} from ${from} accepted (ran ${Math.round(request.durationMs)} ms)`, { peer: from, round: request.round })
     return { ok: true, accepted: true }
@@ -1129,6 +1141,9 @@ class PlacementService extends EventTarget implements Placement {
       round: a.round,
       ok: outcome.ok,
       ...(outcome.ok ? { output: outcome.output } : { error: outcome.error.slice(0, 4096) }),
+      ...(outcome.logs != null && outcome.logs.length > 0
+        ? { logs: outcome.logs.slice(0, MAX_LOG_LINES).map(l => ({ level: l.level.slice(0, 16), message: l.message.slice(0, 4096) })) }
+        : {}),
       durationMs
     }
     const giveUpAt = Date.now() + 3 * a.award.leaseMs + 10_000
