@@ -296,6 +296,7 @@ interface HeldBid {
 interface Auction {
   id: TaskId
   announce: Announce
+  /** Served to the winner; dropped when the task ends. */
   input: string
   status: TaskStatus
   createdAt: number
@@ -668,6 +669,8 @@ class PlacementService extends EventTarget implements Placement {
     if (auction.status === 'done' || auction.status === 'failed') return
     auction.status = status
     auction.closedAt = Date.now()
+    // the input may be megabytes; nobody needs it once the task is over
+    auction.input = ''
     clearTimeout(auction.leaseTimer)
     clearTimeout(auction.auctionTimer)
     this.agents.unpin(auction.announce.agent)
