@@ -1,6 +1,7 @@
 // `hive-node task ID`, `hive-node explain ID`, `hive-node tasks`, and placing a run across the
 // hive for `hive-node run` (agent.ts calls `runPlaced`).
 
+import { CapabilityOverrides } from '../../protocol/capabilities/index.ts'
 import { ApiRequestError, UsageError, table } from '../cli-context.ts'
 import type { CapabilityEntry } from '../../protocol/capabilities/index.ts'
 import type { Explanation, TaskView } from '../../protocol/placement/index.ts'
@@ -152,6 +153,34 @@ export function register (program: Command, cli: CliContext): void {
           t.id, t.status, ago(t.createdAt), name(names, t.submitter), t.result != null ? name(names, t.result.executor) : t.winner != null ? name(names, t.winner) : '', String(t.round)
         ])), { tasks })
     })
+}
+
+/**
+ * `--capability field=value` flags of `hive-node start` as capability overrides, checked as the
+ * node checks them: `power=battery:20`, `load=8`, `models=llama3.2,phi4`, `freeMemory=1073741824`.
+ */
+export function parseCapabilityFlags (flags: string[]): CapabilityOverrides {
+  const raw: Record<string, unknown> = {}
+  for (const flag of flags) {
+    const eq = flag.indexOf('=')
+    if (eq <= 0) throw new UsageError(`--capability takes field=value, not "${flag}"`)
+    const field = flag.slice(0, eq)
+    const value = flag.slice(eq + 1)
+    if (field === 'power') {
+      const [state, percent] = value.split(':')
+      raw.power = percent === undefined ? state : { state, percent: Number(percent) }
+    } else if (field === 'models' || field === 'runtimes') {
+      raw[field] = value.split(',').map(v => v.trim()).filter(v => v.length > 0)
+    } else {
+      raw[field] = Number(value)
+    }
+  }
+  const parsed = CapabilityOverrides.safeParse(raw)
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]
+    throw new UsageError(`--capability ${issue?.path.join('.') ?? ''}: ${issue?.message ?? 'invalid'} (fields: cores, load, freeMemory, totalMemory, power, runtimes, models)`)
+  }
+  return parsed.data
 }
 
 /** Columns `hive-node peers` shows from capability gossip. */

@@ -6,6 +6,7 @@ import { readFile, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { main } from '../../node/cli.ts'
+import { parseCapabilityFlags } from '../../node/commands/tasks.ts'
 import { dataPaths } from '../../node/config.ts'
 import { makeTempDir } from '../helpers/mesh.ts'
 import { AGENT_ERROR, watAgent } from '../sandbox/fixtures.ts'
@@ -95,6 +96,17 @@ describe('hive-node run, task, explain, tasks and peers', () => {
     const busy = json.peers.find(p => p.name === 'hive-1')
     assert.equal(busy?.capabilities?.load, 40)
     assert.deepEqual(busy?.capabilities?.overridden, ['load'])
+  })
+
+  it('start takes capability overrides as flags, checked before anything starts', async () => {
+    assert.deepEqual(parseCapabilityFlags(['power=battery:15', 'load=3', 'models=llama3.2, phi4']), { power: { state: 'battery', percent: 15 }, load: 3, models: ['llama3.2', 'phi4'] })
+    assert.deepEqual(parseCapabilityFlags(['power=ac', 'cores=4']), { power: 'ac', cores: 4 })
+    const dir = join(files, 'never-started')
+    for (const bad of ['power=solar', 'load=-1', 'speed=9', 'load']) {
+      const result = await cli('--data', dir, 'start', '--capability', bad)
+      assert.equal(result.code, 2, bad)
+      assert.match(result.err, /--capability/)
+    }
   })
 
   it('refuses bad input with clear errors and usage codes', async () => {
