@@ -9,6 +9,7 @@ import { decode as cborDecode, encode as cborEncode } from 'cborg'
 import { Level } from 'level'
 import { z } from 'zod'
 import { HiveRecords, InvalidRecordError, createRecord, hiveRecordKey } from '../protocol/index.ts'
+import { createContexts } from '../crdt/index.ts'
 import { createApi } from './api.ts'
 import { DEFAULT_API_PORT, DEFAULT_P2P_PORT, dataPaths, defaultNodeName, validateNodeName } from './config.ts'
 import { loadOrCreateIdentity } from './identity.ts'
@@ -22,6 +23,7 @@ import type { HiveLibp2p } from './libp2p.ts'
 import type { DataDirLock } from './lock.ts'
 import type { LogLevel, Logger } from './logger.ts'
 import type { PeerGate, RecordSigner } from '../protocol/index.ts'
+import type { Contexts } from '../crdt/index.ts'
 import type { PeerId } from '@libp2p/interface'
 
 export interface HiveNodeInit {
@@ -75,6 +77,8 @@ export class HiveNode extends EventTarget {
   readonly db: Db
   readonly libp2p: HiveLibp2p
   readonly records: HiveRecords
+  /** Agent contexts: Yjs documents in the db's `crdt` sublevel, replicated to every peer. */
+  readonly contexts: Contexts
   readonly startedAt: number = Date.now()
   private readonly init: HiveNodeInit
   private readonly lock: DataDirLock
@@ -100,6 +104,7 @@ export class HiveNode extends EventTarget {
     this.records = parts.records
     this.name = parts.name
     this.log = parts.log
+    this.contexts = createContexts({}, { db: this.db.sublevel('crdt'), libp2p: this.libp2p, nodeName: this.name, gate: this.gate })
   }
 
   /**
@@ -178,6 +183,8 @@ export class HiveNode extends EventTarget {
         if (id.equals(this.peerId) || this.libp2p.getConnections(id).length > 0) return
         this.libp2p.dial(id).catch((err: Error) => { this.log.debug(`could not dial discovered peer ${id.toString()}: ${err.message}`) })
       })
+      this.contexts.onError((err) => { this.log.warn(`contexts: ${err.name}: ${err.message}`) })
+      await this.contexts.start()
       await this.libp2p.start()
 
       this.api = await createApi(this, {
@@ -202,6 +209,7 @@ export class HiveNode extends EventTarget {
     clearTimeout(this.bootstrapTimer)
     const steps: Array<[string, () => Promise<void>]> = [
       ['api', async () => { await this.api?.stop() }],
+      ['contexts', async () => { await this.contexts.stop() }],
       ['libp2p', async () => { await this.libp2p.stop() }],
       ['storage', async () => { await this.db.close() }],
       ['lock', async () => { await this.lock.release() }]

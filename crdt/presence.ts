@@ -1,0 +1,138 @@
+// Presence: which node is working in which context, carried by y-protocols awareness.
+//
+// One Awareness instance per node, on a small document of its own that is never stored or
+// replicated (awareness needs a doc only for its client id). The local state is
+// `{ node, contexts }`. Remote states arrive through the replication links, are validated,
+// applied, and relayed to the other links so a node hears of nodes it has no direct link to.
+// When a link closes, the states last heard through it are dropped locally (not relayed: the
+// other nodes decide for themselves); a node that is still reachable another way re-announces
+// itself within awareness's renewal period.
+
+import * as awarenessProtocol from 'y-protocols/awareness'
+import * as Y from 'yjs'
+import { z } from 'zod'
+import { MalformedUpdateError } from './errors.ts'
+import { isContextId } from './ids.ts'
+import { readAwarenessUpdate } from './validate.ts'
+import type { ContextId } from './ids.ts'
+
+export interface PresenceEntry {
+  node: string
+  contexts: ContextId[]
+  /** True for this node's own entry. */
+  self: boolean
+}
+
+export const MAX_AWARENESS_BYTES = 64 * 1024
+export const MAX_AWARENESS_ENTRIES = 256
+const MAX_WORKING_CONTEXTS = 256
+
+const presenceStateSchema = z.union([
+  z.null(),
+  z.object({
+    node: z.string().min(1).max(128),
+    contexts: z.array(z.string().refine(isContextId)).max(MAX_WORKING_CONTEXTS)
+  })
+])
+
+/** Why states were removed when a link closed; such removals are not relayed. */
+const LINK_CLOSED = Symbol('hive.presence.link-closed')
+
+export interface AwarenessChange {
+  /** Encoded y-protocols awareness update to relay. */
+  update: Uint8Array
+  /** Where it came from: 'local' or the link object that delivered it. */
+  origin: unknown
+}
+
+export class Presence {
+  readonly nodeName: string
+  private readonly doc: Y.Doc
+  private readonly awareness: awarenessProtocol.Awareness
+  private readonly source = new Map<number, unknown>()
+  private readonly working = new Set<ContextId>()
+  private readonly listeners = new Set<(change: AwarenessChange) => void>()
+
+  constructor (nodeName: string) {
+    this.nodeName = nodeName
+    this.doc = new Y.Doc()
+    this.awareness = new awarenessProtocol.Awareness(this.doc)
+    this.awareness.on('update', this.onUpdate)
+    this.publish()
+  }
+
+  private readonly onUpdate = ({ added, updated, removed }: { added: number[], updated: number[], removed: number[] }, origin: unknown): void => {
+    if (origin === LINK_CLOSED || origin === 'timeout') return
+    if (origin !== 'local') {
+      for (const client of [...added, ...updated]) this.source.set(client, origin)
+      for (const client of removed) this.source.delete(client)
+    }
+    const changed = [...added, ...updated, ...removed]
+    const update = awarenessProtocol.encodeAwarenessUpdate(this.awareness, changed)
+    for (const fn of this.listeners) fn({ update, origin })
+  }
+
+  private publish (): void {
+    this.awareness.setLocalState({ node: this.nodeName, contexts: [...this.working].sort() })
+  }
+
+  /** Called with every change to relay (local changes and those heard from a link). */
+  onChange (fn: (change: AwarenessChange) => void): () => void {
+    this.listeners.add(fn)
+    return () => { this.listeners.delete(fn) }
+  }
+
+  /** Marks this node as working (or no longer working) in a context. */
+  setWorking (id: ContextId, working: boolean): void {
+    const had = this.working.has(id)
+    if (working === had) return
+    if (working) this.working.add(id)
+    else this.working.delete(id)
+    this.publish()
+  }
+
+  list (): PresenceEntry[] {
+    const out: PresenceEntry[] = []
+    for (const [client, state] of this.awareness.getStates()) {
+      const parsed = presenceStateSchema.safeParse(state)
+      if (!parsed.success || parsed.data == null) continue
+      out.push({ node: parsed.data.node, contexts: parsed.data.contexts as ContextId[], self: client === this.awareness.clientID })
+    }
+    return out.sort((a, b) => Number(b.self) - Number(a.self) || a.node.localeCompare(b.node))
+  }
+
+  /** Every state known here, for a link that just opened. */
+  fullUpdate (): Uint8Array {
+    return awarenessProtocol.encodeAwarenessUpdate(this.awareness, [...this.awareness.getStates().keys()])
+  }
+
+  /** Applies an update heard from `link` after checking its size and every state in it. */
+  apply (update: Uint8Array, link: unknown): void {
+    if (update.byteLength > MAX_AWARENESS_BYTES) {
+      throw new MalformedUpdateError(`awareness update of ${update.byteLength} bytes exceeds the limit of ${MAX_AWARENESS_BYTES}`)
+    }
+    for (const entry of readAwarenessUpdate(update, MAX_AWARENESS_ENTRIES)) {
+      if (!presenceStateSchema.safeParse(entry.state).success) {
+        throw new MalformedUpdateError('awareness state is not a presence record { node, contexts }')
+      }
+    }
+    awarenessProtocol.applyAwarenessUpdate(this.awareness, update, link)
+  }
+
+  /** Drops the states last heard through a link that closed. */
+  linkClosed (link: unknown): void {
+    const gone: number[] = []
+    for (const [client, from] of this.source) {
+      if (from === link) gone.push(client)
+    }
+    for (const client of gone) this.source.delete(client)
+    if (gone.length > 0) awarenessProtocol.removeAwarenessStates(this.awareness, gone, LINK_CLOSED)
+  }
+
+  destroy (): void {
+    this.awareness.off('update', this.onUpdate)
+    this.listeners.clear()
+    this.awareness.destroy()
+    this.doc.destroy()
+  }
+}
