@@ -30,6 +30,17 @@ export const DEFAULT_SUBNET = '10.231.77'
 export const P2P_PORT = 4190
 const HOST_IFACE = 'lan0'
 
+/** `node -e` script: GET argv[2] of the API whose api.json is in data directory argv[1]. */
+const API_GET = `
+import { readFile } from 'node:fs/promises'
+const [dataDir, path] = process.argv.slice(1)
+const { url } = JSON.parse(await readFile(dataDir + '/api.json', 'utf8'))
+const response = await fetch(url + path, { signal: AbortSignal.timeout(20000) })
+const body = await response.text()
+if (!response.ok) { process.stderr.write(response.status + ' ' + body); process.exit(1) }
+process.stdout.write(body)
+`
+
 export interface CommandResult {
   code: number | null
   signal: NodeJS.Signals | null
@@ -227,6 +238,11 @@ export class Lan {
   private readonly namespaces: string[] = []
   private readonly lines: LogLine[] = []
   private destroyed = false
+  /**
+   * Environment of every process the LAN runs: no inherited HIVE_DATA (each has --data), and a
+   * compile cache of its own, which saves each CLI run about a third of its start-up.
+   */
+  private readonly env: NodeJS.ProcessEnv
 
   constructor (options: LanOptions) {
     const subnet = options.subnet ?? DEFAULT_SUBNET
@@ -238,6 +254,7 @@ export class Lan {
     this.bridgeNs = `${base}-br`
     this.bridge = `hvbr${this.tag}`
     this.root = join(tmpdir(), `${DIR_PREFIX}${process.pid}-${this.tag}`)
+    this.env = { ...process.env, HIVE_DATA: undefined, NODE_COMPILE_CACHE: join(this.root, 'compile-cache') }
     for (let i = 1; i <= options.hosts; i++) {
       this.hosts.push({
         index: i,
@@ -296,7 +313,7 @@ export class Lan {
       ...(this.options.startArgs?.(host) ?? [])
     ]
     // `ip netns exec` execs the program, so the child's pid is the node's pid
-    const child = spawn('ip', args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HIVE_DATA: undefined } })
+    const child = spawn('ip', args, { stdio: ['ignore', 'pipe', 'pipe'], env: this.env })
     this.children.add(child)
     host.node = child
     host.exit = undefined
@@ -359,7 +376,7 @@ export class Lan {
   async cli (host: Host, args: string[], options: { timeoutMs?: number } = {}): Promise<CommandResult> {
     return run('ip', ['netns', 'exec', host.ns, process.execPath, BIN, '--data', host.dataDir, ...args], {
       timeoutMs: options.timeoutMs ?? 60_000,
-      env: { ...process.env, HIVE_DATA: undefined },
+      env: this.env,
       track: this.children
     })
   }
@@ -375,6 +392,21 @@ export class Lan {
     } catch {
       throw new LanCommandError(`${host.name}: "hive-node ${args.join(' ')} --json" printed no JSON: ${result.stdout.slice(0, 200)}`)
     }
+  }
+
+  /**
+   * GETs a path of the host's local API from inside its namespace and resolves to the JSON
+   * answer. A bare Node fetch (no project code loaded), so it costs a fraction of a CLI run:
+   * for polling while waiting on a condition. Assertions go through the CLI itself.
+   */
+  async apiGet<T = unknown> (host: Host, path: string, options: { timeoutMs?: number } = {}): Promise<T> {
+    const result = await run('ip', ['netns', 'exec', host.ns, process.execPath, '--input-type=module', '-e', API_GET, host.dataDir, path], {
+      timeoutMs: options.timeoutMs ?? 30_000,
+      env: this.env,
+      track: this.children
+    })
+    if (result.code !== 0) throw new LanCommandError(`${host.name}: GET ${path} failed: ${result.stderr.trim()}`)
+    return JSON.parse(result.stdout) as T
   }
 
   /** Every output line so far, or one host's. */

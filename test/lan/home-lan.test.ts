@@ -9,8 +9,9 @@ import assert from 'node:assert/strict'
 import { after, before, describe } from 'node:test'
 import { waitFor } from '../helpers/wait.ts'
 import { createLan, lanUnavailable } from './harness.ts'
-import { FEATURES, missing, scenario } from './steps.ts'
+import { FEATURES, currentStep, missing, scenario } from './steps.ts'
 import type { Host, Lan } from './harness.ts'
+import type { TestContext } from 'node:test'
 
 const HOSTS = 4
 const BREAK = process.env.HIVE_LAN_BREAK ?? ''
@@ -19,8 +20,13 @@ if (!BREAKS.includes(BREAK)) throw new Error(`HIVE_LAN_BREAK takes one of ${BREA
 const VERBOSE = process.env.HIVE_LAN_VERBOSE != null && process.env.HIVE_LAN_VERBOSE !== ''
 
 const unavailable = await lanUnavailable()
+const secs = (ms: number): string => `${(ms / 1000).toFixed(1)} s`
 
 interface PeerEntry { peerId: string, name?: string, addresses: string[] }
+interface ContextDetail { id: string, conversation: Array<{ role: string, text: string, node: string, time: number }>, state: Record<string, unknown> }
+interface ContextInfo { id: string, entries: number, keys: number }
+type Replica = Pick<ContextDetail, 'conversation' | 'state'>
+type Via = 'api' | 'cli'
 
 describe('home LAN: a hive of real hosts in network namespaces', { skip: unavailable != null ? `home-LAN test skipped: ${unavailable}` : false }, () => {
   let lan: Lan | undefined
@@ -33,6 +39,82 @@ describe('home LAN: a hive of real hosts in network namespaces', { skip: unavail
     process.stderr.write(`\n${label} failed: ${(err as Error).message}\nlast output of each host:\n`)
     for (const host of hosts()) process.stderr.write(`${lan?.tail(host, 25) ?? ''}\n`)
   })
+
+  /** Reports how long each phase of a step took (in the test's diagnostics). */
+  const laps = (t: TestContext): (phase: string) => void => {
+    let last = Date.now()
+    return (phase) => {
+      const now = Date.now()
+      t.diagnostic(`${phase}: ${secs(now - last)}`)
+      last = now
+    }
+  }
+
+  /** Runs a CLI command that changes something; it must succeed. */
+  const edit = async (host: Host, args: string[]): Promise<void> => {
+    const result = await lan!.cli(host, args)
+    if (result.code !== 0) throw new Error(`${host.name}: "hive-node ${args.join(' ')}" exited ${result.code ?? result.signal}: ${result.stderr.trim()}`)
+  }
+
+  /** Reads what a CLI command prints with --json, or the API route behind it (the same JSON). */
+  const read = async <T>(host: Host, via: Via, cliArgs: string[], apiPath: string): Promise<T> =>
+    via === 'api' ? lan!.apiGet<T>(host, apiPath) : lan!.cliJson<T>(host, cliArgs)
+  const peersOf = async (host: Host, via: Via): Promise<PeerEntry[]> =>
+    (await read<{ peers: PeerEntry[] }>(host, via, ['peers'], '/peers')).peers
+  const contextsOf = async (host: Host, via: Via): Promise<ContextInfo[]> =>
+    (await read<{ contexts: ContextInfo[] }>(host, via, ['context', 'list'], '/contexts')).contexts
+  const contextOf = async (host: Host, id: string, via: Via): Promise<ContextDetail> =>
+    read<ContextDetail>(host, via, ['context', 'get', id], `/contexts/${encodeURIComponent(id)}`)
+
+  /**
+   * Waits until `check` holds, polling through the API (cheap), then checks once more through
+   * the CLI, which is what a person would run and what the step asserts on.
+   */
+  const settle = async <T>(what: string, check: (via: Via) => Promise<T>, options: { timeoutMs?: number, confirm?: boolean } = {}): Promise<NonNullable<T>> => {
+    const started = Date.now()
+    const polled = await waitFor(async () => check('api'), { timeoutMs: options.timeoutMs ?? 90_000, intervalMs: 500, message: what })
+    const seen = Date.now()
+    if (options.confirm === false) {
+      currentStep()?.diagnostic(`${what}: after ${secs(seen - started)}`)
+      return polled
+    }
+    const confirmed = await waitFor(async () => check('cli'), { timeoutMs: 20_000, intervalMs: 1_000, message: `${what} (read with the CLI)` })
+    currentStep()?.diagnostic(`${what}: after ${secs(seen - started)}, confirmed with the CLI in ${secs(Date.now() - seen)}`)
+    return confirmed
+  }
+
+  /**
+   * Waits until each of `who` holds each context with (at least) the conversation texts and
+   * state keys given, and resolves to every replica as read (with the CLI unless `confirm` is
+   * false: for the waits between a step's actions).
+   */
+  const untilEveryHost = async (who: Host[], what: string, want: Record<string, { texts: string[], keys?: string[] }>, confirm = true): Promise<Map<Host, Record<string, Replica>>> =>
+    settle(what, async (via) => {
+      // the CLI reads below check everything; the counts are a cheap first test for polling
+      const lists = via === 'cli' ? [] : await Promise.all(who.map(async h => ({ h, contexts: await contextsOf(h, via) })))
+      const short: string[] = []
+      for (const { h, contexts } of lists) {
+        for (const [id, { texts, keys = [] }] of Object.entries(want)) {
+          const info = contexts.find(c => c.id === id)
+          if (info == null) short.push(`${h.name} does not hold ${id}`)
+          else if (info.entries < texts.length || info.keys < keys.length) short.push(`${h.name} holds ${info.entries}/${texts.length} entries and ${info.keys}/${keys.length} keys of ${id}`)
+        }
+      }
+      if (short.length > 0) throw new Error(short.join('; '))
+      const replicas = new Map<Host, Record<string, Replica>>()
+      await Promise.all(who.map(async (h) => {
+        const replica: Record<string, Replica> = {}
+        for (const [id, { texts, keys = [] }] of Object.entries(want)) {
+          const { conversation, state } = await contextOf(h, id, via)
+          const lost = texts.filter(t => !conversation.some(e => e.text === t))
+          const lostKeys = keys.filter(k => !(k in state))
+          if (lost.length > 0 || lostKeys.length > 0) throw new Error(`${h.name}'s ${id} lacks ${[...lost.map(t => `"${t}"`), ...lostKeys.map(k => `key ${k}`)].join(', ')}`)
+          replica[id] = { conversation, state }
+        }
+        replicas.set(h, replica)
+      }))
+      return replicas
+    }, { confirm })
 
   before(async () => {
     lan = await createLan({
@@ -50,9 +132,8 @@ describe('home LAN: a hive of real hosts in network namespaces', { skip: unavail
 
   step('a', 'the nodes find each other by mDNS', { timeoutMs: 90_000 }, async () => {
     const all = hosts()
-    const names = new Map(all.map(h => [h.peerId, h.name]))
-    await waitFor(async () => {
-      const views = await Promise.all(all.map(async h => ({ host: h, peers: (await lan!.cliJson<{ peers: PeerEntry[] }>(h, ['peers'])).peers })))
+    await settle('every host lists every other host in "hive-node peers"', async (via) => {
+      const views = await Promise.all(all.map(async h => ({ host: h, peers: await peersOf(h, via) })))
       const problems: string[] = []
       for (const { host, peers } of views) {
         const seen = new Set(peers.map(p => p.peerId))
@@ -62,12 +143,12 @@ describe('home LAN: a hive of real hosts in network namespaces', { skip: unavail
           // every connection runs over the test LAN, between the hosts' own addresses
           const other = all.find(o => o.peerId === peer.peerId)
           if (other == null) problems.push(`${host.name} lists a peer that is none of the hosts: ${peer.peerId}`)
-          else if (!peer.addresses.some(a => a.includes(`/ip4/${other.address}/`))) problems.push(`${host.name} reaches ${names.get(peer.peerId)} at ${peer.addresses.join(' ')}, not at ${other.address}`)
+          else if (!peer.addresses.some(a => a.includes(`/ip4/${other.address}/`))) problems.push(`${host.name} reaches ${other.name} at ${peer.addresses.join(' ')}, not at ${other.address}`)
         }
       }
       if (problems.length > 0) throw new Error(problems.join('; '))
       return true
-    }, { timeoutMs: 60_000, intervalMs: 1_000, message: 'every host lists every other host in "hive-node peers"' })
+    }, { timeoutMs: 60_000 })
   })
 
   step('b', 'host1 writes an invite PNG with "hive-node pair --png", the others join from that file', { needs: [FEATURES.pairing], timeoutMs: 120_000 }, async () => {
@@ -82,8 +163,72 @@ describe('home LAN: a hive of real hosts in network namespaces', { skip: unavail
     assert.fail('not written yet')
   })
 
-  step('e', 'a host cut off, contexts edited on both sides of the split, link restored: every replica converges, no edit lost', { needs: [FEATURES.context], timeoutMs: 150_000 }, async () => {
-    assert.fail('not written yet')
+  step('e', 'a host cut off, contexts edited on both sides of the split, link restored: every replica converges, no edit lost', { needs: [FEATURES.context], timeoutMs: 240_000 }, async (t) => {
+    const l = lan!
+    const lap = laps(t)
+    const [h1, , h3] = [l.host(1), l.host(2), l.host(3)]
+    const others = (host: Host): Host[] => hosts().filter(h => h !== host)
+    // host3's own context, and host1's
+    const mine = 'notes-host3'
+    const theirs = 'notes-host1'
+
+    // before the split: each writes its context, and every host holds both
+    await Promise.all([
+      edit(h3, ['context', 'append', mine, 'host3: before the split']),
+      edit(h1, ['context', 'append', theirs, 'host1: before the split'])
+    ])
+    await untilEveryHost(hosts(), 'both contexts reach every host before the split', {
+      [mine]: { texts: ['host3: before the split'] },
+      [theirs]: { texts: ['host1: before the split'] }
+    }, false)
+
+    lap('baseline replicated')
+    await l.cut(h3)
+    // both sides write to both contexts; the same state key is set differently on each side
+    await Promise.all([
+      edit(h3, ['context', 'append', mine, 'host3: offline']),
+      edit(h3, ['context', 'append', theirs, 'host3: offline']),
+      edit(h3, ['context', 'set', mine, 'status', 'written offline']),
+      edit(h3, ['context', 'set', theirs, 'seen-by-host3', 'yes']),
+      edit(h1, ['context', 'append', mine, 'host1: during the split']),
+      edit(h1, ['context', 'append', theirs, 'host1: during the split']),
+      edit(h1, ['context', 'set', mine, 'status', 'written online'])
+    ])
+    lap('edits on both sides')
+    // the connected side keeps replicating among itself
+    await untilEveryHost(others(h3), 'the connected side replicates while host3 is cut off', {
+      [mine]: { texts: ['host3: before the split', 'host1: during the split'] },
+      [theirs]: { texts: ['host1: before the split', 'host1: during the split'] }
+    }, false)
+    lap('connected side replicated')
+    // and the split is real: the two sides have dropped each other, and neither saw the other's edits
+    await settle('both sides of the split drop their connections', async (via) => {
+      const views = await Promise.all(hosts().map(async h => ({ h, peers: (await peersOf(h, via)).map(p => p.peerId) })))
+      const still = views.flatMap(({ h, peers }) => h === h3
+        ? peers.map(p => `host3 still connected to ${hosts().find(o => o.peerId === p)?.name ?? p}`)
+        : peers.includes(h3.peerId!) ? [`${h.name} still connected to host3`] : [])
+      if (still.length > 0) throw new Error(still.join('; '))
+      return true
+    }, { confirm: false })
+    lap('connections dropped')
+    const [cutView, mainView] = await Promise.all([contextOf(h3, mine, 'cli'), contextOf(h1, mine, 'cli')])
+    assert.ok(!cutView.conversation.some(e => e.text === 'host1: during the split'), 'host3 saw an edit made while it was cut off: the split is not real')
+    assert.ok(!mainView.conversation.some(e => e.text === 'host3: offline'), 'host1 saw an edit host3 made while cut off: the split is not real')
+
+    await l.restore(h3)
+    const final = await untilEveryHost(hosts(), 'every replica holds every edit after the link is restored', {
+      [mine]: { texts: ['host3: before the split', 'host3: offline', 'host1: during the split'], keys: ['status'] },
+      [theirs]: { texts: ['host1: before the split', 'host3: offline', 'host1: during the split'], keys: ['seen-by-host3'] }
+    })
+    lap('converged after restore')
+    // converged: every replica reads the same conversation order and the same state
+    for (const id of [mine, theirs]) {
+      const reference = final.get(h1)?.[id]
+      for (const h of hosts()) {
+        assert.deepEqual(final.get(h)?.[id], reference, `${h.name}'s replica of ${id} differs from host1's`)
+      }
+    }
+    assert.ok(['written offline', 'written online'].includes(String(final.get(h1)?.[mine]?.state.status)), 'the conflicting key holds one of the two values written')
   })
 
   step('f', '"hive-node verify" is clean on every host and each holds every other host\'s chain', { needs: [FEATURES.ledger, FEATURES.placement], timeoutMs: 90_000 }, async () => {

@@ -55,6 +55,13 @@ export class StepFailed extends Error {
   override name = 'StepFailed'
 }
 
+let running: TestContext | undefined
+
+/** The step running now, for diagnostics from helpers. */
+export function currentStep (): TestContext | undefined {
+  return running
+}
+
 export interface StepOptions {
   needs?: Feature[]
   timeoutMs: number
@@ -78,12 +85,15 @@ export function scenario (onFailure: (step: string, err: unknown) => Promise<voi
         t.skip(`waiting for ${lacking.map(f => f.name).join(' and ')}: not in this build yet`)
         return
       }
+      running = t
       try {
         await body(t)
       } catch (err) {
         failed = label
         await onFailure(label, err)
         throw new StepFailed(`${label} failed: ${(err as Error).message ?? String(err)}`, { cause: err })
+      } finally {
+        running = undefined
       }
     })
   }
