@@ -38,6 +38,8 @@ export interface Libp2pInit {
   /** New inbound connections per second accepted from one host. */
   inboundConnectionThreshold: number
   connectionGater?: ConnectionGater
+  /** gossipsub score hooks (membership graylists non-members). */
+  gossipScoreParams?: { appSpecificScore: (peer: string) => number, appSpecificWeight: number }
   version: string
 }
 
@@ -73,7 +75,8 @@ export async function buildLibp2p (init: Libp2pInit): Promise<HiveLibp2p> {
       }),
       pubsub: gossipsub({
         allowPublishToZeroTopicPeers: true,
-        emitSelf: false
+        emitSelf: false,
+        ...(init.gossipScoreParams != null ? { scoreParams: init.gossipScoreParams } : {})
       })
     }
   })

@@ -1,0 +1,52 @@
+// The ledger's wire: a request/response protocol to fetch a peer's records from a sequence
+// number (and the heads it holds), and the gossip message that announces signed chain heads.
+// Frames and validation come from protocol/wire.ts; every message is checked against a schema
+// before it is used, and every record and head is verified before it is stored.
+//
+//   /hive/ledger/1.0.0, one request per stream:
+//     -> { type: 'heads' }
+//     <- { type: 'heads', heads: [head bytes…] }
+//     -> { type: 'records', signer, from, to? }
+//     <- { type: 'records', from, records: [record bytes…] }   (zero or more, in order)
+//     <- { type: 'end', head?: head bytes }                   (the server's newest head for signer)
+//   gossip on the ledger topic: { type: 'heads', heads: [head bytes…] }
+
+import { z } from 'zod'
+import { MAX_HEAD_BYTES, MAX_RECORD_BYTES } from './record.ts'
+
+export const LEDGER_PROTOCOL = '/hive/ledger/1.0.0'
+
+/** Default gossip topic for heads; the node passes its hive's own topic. */
+export const DEFAULT_HEADS_TOPIC = 'hive/ledger/heads'
+
+/** Records per response frame: 256 of the largest records stay well under one frame. */
+export const RECORDS_PER_FRAME = 256
+
+/** Heads per message, in a response or one gossip message. */
+export const MAX_HEADS_PER_MESSAGE = 2048
+
+export const MAX_LEDGER_FRAME_BYTES = 1024 * 1024
+
+const bytes = (max: number): z.ZodType<Uint8Array> =>
+  z.instanceof(Uint8Array).refine(b => b.byteLength > 0 && b.byteLength <= max, `must be 1..${max} bytes`)
+
+const seq = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)
+const peerIdString = z.string().min(1).max(128).regex(/^[1-9A-HJ-NP-Za-km-z]+$/, 'a base58 PeerId')
+
+export const LedgerRequest = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('heads') }),
+  z.object({ type: z.literal('records'), signer: peerIdString, from: seq, to: seq.optional() })
+])
+export type LedgerRequest = z.infer<typeof LedgerRequest>
+
+export const HeadsMessage = z.object({
+  type: z.literal('heads'),
+  heads: z.array(bytes(MAX_HEAD_BYTES)).max(MAX_HEADS_PER_MESSAGE)
+})
+export type HeadsMessage = z.infer<typeof HeadsMessage>
+
+export const RecordsResponse = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('records'), from: seq, records: z.array(bytes(MAX_RECORD_BYTES)).min(1).max(RECORDS_PER_FRAME) }),
+  z.object({ type: z.literal('end'), head: bytes(MAX_HEAD_BYTES).optional() })
+])
+export type RecordsResponse = z.infer<typeof RecordsResponse>

@@ -1,0 +1,488 @@
+// The ledger service: this device's chain and copies of every peer's, kept up to date over
+// libp2p. It appends (signing with the device key), announces signed heads on gossip, fetches
+// what peers announce, verifies every copy before storing it, and audits on demand.
+
+import { OPEN_GATE, dialFramed, decodeMessage, encodeMessage, isPeerFault, serveProtocol } from '../protocol/index.ts'
+import { verifyAll, verifyChain } from './audit.ts'
+import { BadCopyError, BadHeadError, LedgerFetchError, LedgerNotStartedError, MalformedRecordError } from './errors.ts'
+import {
+  DEFAULT_HEADS_TOPIC, HeadsMessage, LEDGER_PROTOCOL, LedgerRequest, MAX_HEADS_PER_MESSAGE, MAX_LEDGER_FRAME_BYTES,
+  RECORDS_PER_FRAME, RecordsResponse
+} from './exchange.ts'
+import { decodeHead } from './record.ts'
+import { LedgerStore } from './store.ts'
+import type { AuditReport, ChainReport } from './audit.ts'
+import type { LedgerRecord, RecordSigner, SignedHead } from './record.ts'
+import type { AppendInput, HeadOutcome, LedgerDatabase, ListedRecord } from './store.ts'
+import type { InboundContext, PeerGate, ProtocolHost, ProtocolLog, ServedProtocol } from '../protocol/index.ts'
+import type { FramedStream } from '../protocol/index.ts'
+import type { PeerId } from '@libp2p/interface'
+
+/** The part of libp2p the ledger uses. */
+export interface LedgerHost extends ProtocolHost {
+  getPeers: () => PeerId[]
+  /** When present, a newly connected peer is asked for its heads at once. */
+  addEventListener?: (type: 'peer:connect', listener: (event: CustomEvent<PeerId>) => void) => void
+  removeEventListener?: (type: 'peer:connect', listener: (event: CustomEvent<PeerId>) => void) => void
+}
+
+export interface LedgerPubSubMessage {
+  topic: string
+  data: Uint8Array
+  /** The originator, for signed gossip. */
+  from?: PeerId
+}
+
+/** The part of a pubsub service (gossipsub) the ledger uses. */
+export interface LedgerPubSub {
+  subscribe: (topic: string) => void
+  unsubscribe: (topic: string) => void
+  publish: (topic: string, data: Uint8Array) => Promise<unknown>
+  addEventListener: (type: 'message', listener: (event: CustomEvent<LedgerPubSubMessage>) => void) => void
+  removeEventListener: (type: 'message', listener: (event: CustomEvent<LedgerPubSubMessage>) => void) => void
+}
+
+export interface LedgerComponents {
+  /** A LevelDB handle (the node's sublevel for the ledger). */
+  db: LedgerDatabase
+  /** The device key: its PeerId and an Ed25519 `sign`. */
+  signer: RecordSigner
+  host: LedgerHost
+  pubsub: LedgerPubSub
+  /** Who may fetch from this node and whose gossip counts; open when omitted. */
+  gate?: PeerGate
+  log?: ProtocolLog
+}
+
+export interface LedgerInit {
+  /** Gossip topic for signed heads (per hive). */
+  topic?: string
+  /** How often every head held is announced again, for peers that missed one. Default 30 s. */
+  announceIntervalMs?: number
+  /** Upper bound for one request to a peer. Default 30 s. */
+  requestTimeoutMs?: number
+  /** How long a peer that sent a bad copy is not asked again. Default 60 s. */
+  distrustMs?: number
+}
+
+export interface ChainSummary {
+  signer: string
+  self: boolean
+  /** Last sequence number held, -1 when none. */
+  end: number
+  /** Sequence number of the newest signed head held with the records, if any. */
+  headSeq: number | null
+  /** A newer head seen on the network whose records are not held yet. */
+  seenSeq: number | null
+}
+
+export interface FetchResult {
+  stored: number
+  end: number
+  fork?: number
+}
+
+export interface RefusedDetail {
+  peer: string
+  signer?: string
+  reason: string
+  message: string
+}
+
+export interface Ledger extends EventTarget {
+  readonly store: LedgerStore
+  /** This device's PeerId string. */
+  readonly self: string
+  readonly topic: string
+  start: () => Promise<void>
+  stop: () => Promise<void>
+  /** Appends a record to this device's chain; resolves after it is on disk. */
+  append: (input: AppendInput, options?: { signal?: AbortSignal }) => Promise<LedgerRecord>
+  /** Audits every chain held, or one signer's. */
+  verify: (options?: { signer?: string, signal?: AbortSignal }) => Promise<AuditReport>
+  /** Records of one chain (this device's by default), oldest first; `limit` keeps the newest N. */
+  list: (options?: { signer?: string, limit?: number, signal?: AbortSignal }) => Promise<ListedRecord[]>
+  chains: () => Promise<ChainSummary[]>
+  /** Publishes every head held on the gossip topic. */
+  announce: (options?: { signal?: AbortSignal }) => Promise<void>
+  /** Asks one peer for the heads it holds and fetches every chain it is ahead on. */
+  syncWith: (peer: PeerId, options?: { signal?: AbortSignal }) => Promise<void>
+  /** Fetches `signer`'s records from `from` on from one peer, verifying before storing. */
+  fetchRecords: (peer: PeerId, signer: string, from: number, options?: { to?: number, target?: SignedHead, signal?: AbortSignal }) => Promise<FetchResult>
+}
+
+const SILENT: ProtocolLog = { debug: () => {}, warn: () => {} }
+
+class HiveLedger extends EventTarget implements Ledger {
+  readonly store: LedgerStore
+  readonly self: string
+  readonly topic: string
+  private readonly components: LedgerComponents
+  private readonly log: ProtocolLog
+  private readonly announceIntervalMs: number
+  private readonly requestTimeoutMs: number
+  private readonly distrustMs: number
+  private readonly gate: PeerGate
+  private readonly tasks = new Set<Promise<unknown>>()
+  private readonly pulling = new Map<string, PeerId[]>()
+  private readonly distrusted = new Map<string, number>()
+  private served?: ServedProtocol
+  private timer?: NodeJS.Timeout
+  private stopping = new AbortController()
+  private running = false
+
+  constructor (init: LedgerInit, components: LedgerComponents) {
+    super()
+    if (components.db == null) throw new TypeError('createLedger needs a level database handle (components.db)')
+    if (components.signer == null) throw new TypeError('createLedger needs the device signer (components.signer)')
+    if (components.host == null) throw new TypeError('createLedger needs a libp2p-like host (components.host)')
+    if (components.pubsub == null) throw new TypeError('createLedger needs a pubsub service (components.pubsub)')
+    this.components = components
+    this.store = new LedgerStore(components.db)
+    this.self = components.signer.peerId.toString()
+    this.topic = init.topic ?? DEFAULT_HEADS_TOPIC
+    this.log = components.log ?? SILENT
+    this.gate = components.gate ?? OPEN_GATE
+    this.announceIntervalMs = init.announceIntervalMs ?? 30_000
+    this.requestTimeoutMs = init.requestTimeoutMs ?? 30_000
+    this.distrustMs = init.distrustMs ?? 60_000
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // lifecycle
+
+  async start (): Promise<void> {
+    if (this.running) return
+    this.stopping = new AbortController()
+    await this.store.setSelf(this.self)
+    this.served = await serveProtocol(this.components.host, LEDGER_PROTOCOL, async (stream, context) => { await this.serve(stream, context) }, {
+      log: this.log,
+      gate: this.gate,
+      maxMessageBytes: MAX_LEDGER_FRAME_BYTES,
+      timeoutMs: this.requestTimeoutMs * 4,
+      onPeerFault: (peer, err) => { this.refused(peer, undefined, err.name, err.message) }
+    })
+    this.components.pubsub.addEventListener('message', this.onMessage)
+    this.components.pubsub.subscribe(this.topic)
+    this.components.host.addEventListener?.('peer:connect', this.onConnect)
+    this.timer = setInterval(() => { this.track(this.announce()) }, this.announceIntervalMs)
+    this.timer.unref()
+    this.running = true
+    // catch up with whoever is connected already, and tell them what this node holds
+    for (const peer of this.components.host.getPeers()) this.track(this.syncWith(peer))
+    this.track(this.announce())
+  }
+
+  async stop (): Promise<void> {
+    if (!this.running) return
+    this.running = false
+    clearInterval(this.timer)
+    this.stopping.abort(new LedgerNotStartedError('the ledger is stopping'))
+    this.components.host.removeEventListener?.('peer:connect', this.onConnect)
+    this.components.pubsub.removeEventListener('message', this.onMessage)
+    try {
+      this.components.pubsub.unsubscribe(this.topic)
+    } catch {
+      // pubsub may already be stopped with libp2p
+    }
+    await this.served?.stop().catch(() => {})
+    await Promise.allSettled([...this.tasks])
+  }
+
+  private track (promise: Promise<unknown>): void {
+    const task = promise.catch((err: Error) => {
+      if (!this.stopping.signal.aborted) this.log.debug(`ledger background task failed: ${err.name}: ${err.message}`)
+    })
+    this.tasks.add(task)
+    void task.finally(() => this.tasks.delete(task))
+  }
+
+  private requestSignal (signal?: AbortSignal): AbortSignal {
+    const signals = [this.stopping.signal, AbortSignal.timeout(this.requestTimeoutMs)]
+    if (signal != null) signals.push(signal)
+    return AbortSignal.any(signals)
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // local API
+
+  async append (input: AppendInput, options: { signal?: AbortSignal } = {}): Promise<LedgerRecord> {
+    const record = await this.store.append(this.components.signer, input, options)
+    this.dispatchEvent(new CustomEvent('chain', { detail: { signer: this.self, end: record.seq } }))
+    if (this.running) {
+      this.track((async () => {
+        const raw = await this.store.headRaw(this.self)
+        if (raw != null) await this.publishHeads([raw])
+      })())
+    }
+    return record
+  }
+
+  async verify (options: { signer?: string, signal?: AbortSignal } = {}): Promise<AuditReport> {
+    if (options.signer == null) return verifyAll(this.store, { self: this.self, signal: options.signal })
+    const started = performance.now()
+    const chain: ChainReport = await verifyChain(this.store, options.signer, { self: this.self, signal: options.signal })
+    return { ok: chain.ok, chains: [chain], records: chain.checked, durationMs: Math.round(performance.now() - started) }
+  }
+
+  async list (options: { signer?: string, limit?: number, signal?: AbortSignal } = {}): Promise<ListedRecord[]> {
+    return this.store.list(options.signer ?? this.self, options)
+  }
+
+  async chains (): Promise<ChainSummary[]> {
+    const signers = new Set([this.self, ...await this.store.signers()])
+    const out: ChainSummary[] = []
+    for (const signer of signers) {
+      const end = await this.store.end(signer)
+      out.push({
+        signer,
+        self: signer === this.self,
+        end: end?.seq ?? -1,
+        headSeq: safeHead(await this.store.headRaw(signer))?.seq ?? null,
+        seenSeq: safeHead(await this.store.seenRaw(signer))?.seq ?? null
+      })
+    }
+    return out.sort((a, b) => Number(b.self) - Number(a.self) || a.signer.localeCompare(b.signer))
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // gossip
+
+  async announce (_options: { signal?: AbortSignal } = {}): Promise<void> {
+    const heads = await this.store.allHeads()
+    if (heads.length === 0) return
+    await this.publishHeads(heads.map(h => h.bytes))
+  }
+
+  private async publishHeads (heads: Uint8Array[]): Promise<void> {
+    for (let i = 0; i < heads.length; i += MAX_HEADS_PER_MESSAGE) {
+      const data = encodeMessage({ type: 'heads', heads: heads.slice(i, i + MAX_HEADS_PER_MESSAGE) })
+      try {
+        await this.components.pubsub.publish(this.topic, data)
+      } catch (err) {
+        // no subscribed peers yet, or a duplicate of the last announcement: the next one will do
+        this.log.debug(`announcing ledger heads: ${(err as Error).message}`)
+      }
+    }
+  }
+
+  private readonly onMessage = (event: CustomEvent<LedgerPubSubMessage>): void => {
+    const message = event.detail
+    if (message.topic !== this.topic || !this.running) return
+    const from = message.from
+    if (from != null && (!this.gate.allows(from, this.topic) || this.isDistrusted(from))) return
+    this.track(this.takeHeads(message.data, from))
+  }
+
+  private readonly onConnect = (event: CustomEvent<PeerId>): void => {
+    if (!this.running) return
+    this.track(this.syncWith(event.detail))
+  }
+
+  /** Handles heads from gossip or a heads response; a bad one drops the peer that sent it. */
+  private async takeHeads (data: Uint8Array | Uint8Array[], from?: PeerId): Promise<void> {
+    let heads: Uint8Array[]
+    try {
+      heads = data instanceof Uint8Array ? decodeMessage(data, HeadsMessage).heads : data
+    } catch (err) {
+      if (from != null) await this.drop(from, undefined, 'malformed-gossip', (err as Error).message)
+      return
+    }
+    for (const bytes of heads) {
+      let head: SignedHead
+      let outcome: HeadOutcome
+      try {
+        head = decodeHead(bytes)
+        outcome = await this.store.acceptHead(head)
+      } catch (err) {
+        if (err instanceof MalformedRecordError || err instanceof BadHeadError) {
+          if (from != null) await this.drop(from, undefined, 'bad-head', err.message)
+          return
+        }
+        throw err
+      }
+      if (outcome === 'ahead') {
+        if (head.signer === this.self) {
+          const end = (await this.store.end(this.self))?.seq ?? -1
+          this.log.warn(`a peer holds this device's signed head for seq ${head.seq} but the local chain ends at ${end}: the ledger store was restored from an older copy`)
+          this.dispatchEvent(new CustomEvent('rollback', { detail: { seq: head.seq, end } }))
+        } else {
+          this.pull(head.signer, from)
+        }
+      } else if (outcome === 'conflict' && from != null && head.signer !== this.self) {
+        // fetch the other record for that seq: together with ours it proves the fork
+        this.track(this.fetchRecords(from, head.signer, head.seq, { to: head.seq }))
+      }
+    }
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // fetching
+
+  /** Fetches `signer`'s chain up to the newest head seen, trying `preferred` first. */
+  private pull (signer: string, preferred?: PeerId): void {
+    const queued = this.pulling.get(signer)
+    if (queued != null) {
+      if (preferred != null && !queued.some(p => p.equals(preferred))) queued.push(preferred)
+      return
+    }
+    const candidates: PeerId[] = preferred != null ? [preferred] : []
+    this.pulling.set(signer, candidates)
+    this.track((async () => {
+      try {
+        await this.pullFrom(signer, candidates)
+      } finally {
+        this.pulling.delete(signer)
+      }
+    })())
+  }
+
+  private async pullFrom (signer: string, candidates: PeerId[]): Promise<void> {
+    const tried = new Set<string>()
+    const next = (): PeerId | undefined => {
+      const connected = this.components.host.getPeers()
+      const order = [...candidates, ...connected.filter(p => p.toString() === signer), ...connected]
+      return order.find(p => !tried.has(p.toString()) && !this.isDistrusted(p))
+    }
+    for (let peer = next(); peer != null && this.running; peer = next()) {
+      tried.add(peer.toString())
+      const seen = safeHead(await this.store.seenRaw(signer))
+      const end = (await this.store.end(signer))?.seq ?? -1
+      if (seen == null || seen.seq <= end) return
+      try {
+        const result = await this.fetchRecords(peer, signer, end + 1, { to: seen.seq, target: seen })
+        if (result.end >= seen.seq || result.fork != null) return
+      } catch (err) {
+        this.log.debug(`fetching ${signer}'s chain from ${peer.toString()}: ${(err as Error).message}`)
+      }
+    }
+  }
+
+  async fetchRecords (peer: PeerId, signer: string, from: number, options: { to?: number, target?: SignedHead, signal?: AbortSignal } = {}): Promise<FetchResult> {
+    const signal = this.requestSignal(options.signal)
+    let stream: FramedStream
+    try {
+      stream = await dialFramed(this.components.host, peer, LEDGER_PROTOCOL, { signal, maxMessageBytes: MAX_LEDGER_FRAME_BYTES })
+    } catch (err) {
+      throw new LedgerFetchError(`could not open ${LEDGER_PROTOCOL} to ${peer.toString()}: ${(err as Error).message}`)
+    }
+    let result: FetchResult = { stored: 0, end: (await this.store.end(signer))?.seq ?? -1 }
+    try {
+      await stream.write({ type: 'records', signer, from, ...(options.to != null ? { to: options.to } : {}) }, { signal })
+      let next = from
+      for (;;) {
+        const message = await stream.read(RecordsResponse, { signal })
+        if (message.type === 'end') {
+          if (message.head != null) {
+            const head = decodeHead(message.head)
+            if (head.signer !== signer) throw new BadCopyError(`${peer.toString()} answered a request for ${signer} with another signer's head`, next, 'wrong-chain')
+            await this.store.acceptHead(head)
+          }
+          break
+        }
+        if (message.from !== next) throw new BadCopyError(`${peer.toString()} sent records from ${message.from} where ${next} was due`, next, 'reordered')
+        if (options.to != null && message.from + message.records.length - 1 > options.to) {
+          throw new BadCopyError(`${peer.toString()} sent records past seq ${options.to}`, options.to + 1, 'reordered')
+        }
+        const accepted = await this.store.acceptRecords(signer, message.from, message.records, { head: options.target, signal })
+        next += message.records.length
+        result = { stored: result.stored + accepted.stored, end: accepted.end, ...(accepted.fork != null ? { fork: accepted.fork } : {}) }
+        if (accepted.fork != null) {
+          this.log.warn(`${signer} signed two different records for seq ${accepted.fork}; both are kept as proof`)
+          this.dispatchEvent(new CustomEvent('fork', { detail: { signer, seq: accepted.fork } }))
+          break
+        }
+      }
+      await stream.close({ signal }).catch(() => {})
+    } catch (err) {
+      const error = err as Error
+      stream.abort(error)
+      if (err instanceof BadCopyError || err instanceof MalformedRecordError || err instanceof BadHeadError || isPeerFault(err)) {
+        await this.drop(peer, signer, err instanceof BadCopyError ? err.reason : error.name, error.message)
+      }
+      throw err
+    }
+    if (result.stored > 0) this.dispatchEvent(new CustomEvent('chain', { detail: { signer, end: result.end } }))
+    return result
+  }
+
+  async syncWith (peer: PeerId, options: { signal?: AbortSignal } = {}): Promise<void> {
+    if (!this.gate.allows(peer, LEDGER_PROTOCOL) || this.isDistrusted(peer)) return
+    const signal = this.requestSignal(options.signal)
+    let heads: Uint8Array[]
+    const stream = await dialFramed(this.components.host, peer, LEDGER_PROTOCOL, { signal, maxMessageBytes: MAX_LEDGER_FRAME_BYTES })
+    try {
+      await stream.write({ type: 'heads' }, { signal })
+      heads = (await stream.read(HeadsMessage, { signal })).heads
+      await stream.close({ signal }).catch(() => {})
+    } catch (err) {
+      stream.abort(err as Error)
+      if (isPeerFault(err)) await this.drop(peer, undefined, (err as Error).name, (err as Error).message)
+      throw err
+    }
+    await this.takeHeads(heads, peer)
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // serving
+
+  private async serve (stream: FramedStream, context: InboundContext): Promise<void> {
+    const request = await stream.read(LedgerRequest, { signal: context.signal })
+    if (request.type === 'heads') {
+      const heads = await this.store.allHeads()
+      await stream.write({ type: 'heads', heads: heads.slice(0, MAX_HEADS_PER_MESSAGE).map(h => h.bytes) }, { signal: context.signal })
+      return
+    }
+    const to = Math.min(request.to ?? Number.MAX_SAFE_INTEGER, request.from + 1_000_000)
+    let next = request.from
+    for await (const chunk of this.store.chunks(request.signer, { from: request.from, to, chunk: RECORDS_PER_FRAME, signal: context.signal })) {
+      // serve the contiguous part only: a hole in this copy ends the answer there
+      let cut = chunk.length
+      for (let i = 0; i < chunk.length; i++) {
+        if ((chunk[i] as { seq: number }).seq !== next + i) { cut = i; break }
+      }
+      if (cut > 0) await stream.write({ type: 'records', from: next, records: chunk.slice(0, cut).map(e => e.bytes) }, { signal: context.signal })
+      next += cut
+      if (cut < chunk.length) break
+    }
+    const head = await this.store.headRaw(request.signer)
+    await stream.write({ type: 'end', ...(head != null ? { head } : {}) }, { signal: context.signal })
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // misbehaving peers
+
+  private isDistrusted (peer: PeerId): boolean {
+    const until = this.distrusted.get(peer.toString())
+    if (until == null) return false
+    if (Date.now() < until) return true
+    this.distrusted.delete(peer.toString())
+    return false
+  }
+
+  private refused (peer: PeerId, signer: string | undefined, reason: string, message: string): void {
+    this.log.warn(`refused ledger data from ${peer.toString()}: ${reason}: ${message}`)
+    const detail: RefusedDetail = { peer: peer.toString(), reason, message, ...(signer != null ? { signer } : {}) }
+    this.dispatchEvent(new CustomEvent('refused', { detail }))
+  }
+
+  /** A peer that sent a bad copy, head or message: refuse it, hang up, and do not ask it again for a while. */
+  private async drop (peer: PeerId, signer: string | undefined, reason: string, message: string): Promise<void> {
+    this.distrusted.set(peer.toString(), Date.now() + this.distrustMs)
+    this.refused(peer, signer, reason, message)
+    await this.components.host.hangUp(peer).catch(() => {})
+  }
+}
+
+function safeHead (bytes: Uint8Array | undefined): SignedHead | undefined {
+  if (bytes == null) return undefined
+  try {
+    return decodeHead(bytes)
+  } catch {
+    return undefined
+  }
+}
+
+export function createLedger (init: LedgerInit, components: LedgerComponents): Ledger {
+  return new HiveLedger(init, components)
+}

@@ -1,0 +1,585 @@
+// The record and signed-head codecs: one deterministic binary encoding, specified byte by byte
+// in README.md ("## Ledger"), so anyone can re-verify a chain with a SHA-256 tool and any
+// Ed25519 verifier. Everything here is pure apart from the signer's `sign`.
+//
+// Signatures are made by the device key (RFC 8032 Ed25519; the signer is @noble/ed25519 in the
+// node). Verification uses Node's built-in Ed25519 (OpenSSL), which is an order of magnitude
+// faster than noble here; the test suite cross-checks the two. S >= L is refused explicitly so
+// the rule does not depend on the verifier underneath.
+
+import { createPublicKey, hash, verify as cryptoVerify } from 'node:crypto'
+import { isUtf8 } from 'node:buffer'
+import { InvalidRecordFieldsError, MalformedRecordError, UnsupportedSignerError } from './errors.ts'
+import type { KeyObject } from 'node:crypto'
+
+const textEncoder = new TextEncoder()
+const textDecoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
+
+/** First byte of every record and head body. */
+export const FORMAT_VERSION = 0x01
+
+/** Prepended to a record's body to form the message its signature covers. */
+export const RECORD_DOMAIN: Uint8Array = textEncoder.encode('hive-ledger/record/v1')
+
+/** Prepended to a head's body to form the message its signature covers. */
+export const HEAD_DOMAIN: Uint8Array = textEncoder.encode('hive-ledger/head/v1')
+
+/** The previous-hash of the record with sequence number 0. */
+export const GENESIS_PREV: Uint8Array = new Uint8Array(32)
+
+export const HASH_BYTES = 32
+export const SIGNATURE_BYTES = 64
+
+/** Upper bounds, in UTF-8 bytes, of the text fields. */
+export const FIELD_LIMITS = {
+  task: 256,
+  agent: 128,
+  input: 128,
+  output: 128,
+  status: 32,
+  placement: 1024
+} as const
+
+/** The text fields in encoding order. */
+export const TEXT_FIELDS = ['task', 'agent', 'input', 'output', 'status', 'placement'] as const
+export type TextField = typeof TEXT_FIELDS[number]
+
+/** Identity multihash prefix of an Ed25519 PeerId: 0x00 (identity), 0x24 (36 bytes), then the
+ * libp2p public-key protobuf header 0x08 0x01 (type Ed25519) 0x12 0x20 (32 bytes of key). */
+export const ED25519_PEER_ID_PREFIX: Uint8Array = Uint8Array.from([0x00, 0x24, 0x08, 0x01, 0x12, 0x20])
+export const SIGNER_BYTES = ED25519_PEER_ID_PREFIX.byteLength + 32
+
+/** The largest record body the encoding allows, and the largest whole record. */
+export const MAX_RECORD_BYTES = 1 + 8 + HASH_BYTES + 8 + 2 + SIGNER_BYTES +
+  TEXT_FIELDS.reduce((sum, f) => sum + 2 + FIELD_LIMITS[f], 0) + SIGNATURE_BYTES
+
+/** What the signer decides about one execution; the chain position is filled in by the store. */
+export interface RecordContent {
+  /** Milliseconds since the Unix epoch (UTC). */
+  time: number
+  task: string
+  agent: string
+  input: string
+  output: string
+  status: string
+  placement: string
+}
+
+export interface RecordFields extends RecordContent {
+  seq: number
+  /** SHA-256 of the previous record's whole encoding; 32 zero bytes for seq 0. */
+  prev: Uint8Array
+  /** The signer's PeerId (Ed25519) as a string. */
+  signer: string
+}
+
+export interface LedgerRecord extends RecordFields {
+  signature: Uint8Array
+  /** SHA-256 over `bytes`, the signature included. */
+  hash: Uint8Array
+  /** The whole encoding: body then signature. */
+  bytes: Uint8Array
+}
+
+/** The JSON listing form (`hive-node ledger --json`): bytes as lowercase hex. */
+export interface RecordJson {
+  seq: number
+  prev: string
+  time: number
+  signer: string
+  task: string
+  agent: string
+  input: string
+  output: string
+  status: string
+  placement: string
+  signature: string
+  hash: string
+}
+
+/** Anything that can sign with the device key (the node's identity). */
+export interface RecordSigner {
+  /** PeerId string of the key `sign` uses. */
+  readonly peerId: { toString: () => string }
+  sign: (message: Uint8Array) => Promise<Uint8Array>
+}
+
+// ---------------------------------------------------------------------------------------------
+// signers
+
+const signerCache = new Map<string, { bytes: Uint8Array, publicKey: Uint8Array }>()
+const signerStringCache = new Map<string, string>()
+const CACHE_LIMIT = 4096
+
+function remember<K, V> (cache: Map<K, V>, key: K, value: V): V {
+  if (cache.size >= CACHE_LIMIT) cache.clear()
+  cache.set(key, value)
+  return value
+}
+
+function parseSigner (signer: string): { bytes: Uint8Array, publicKey: Uint8Array } {
+  const cached = signerCache.get(signer)
+  if (cached != null) return cached
+  if (typeof signer !== 'string' || !signer.startsWith('12D3KooW')) {
+    throw new UnsupportedSignerError(`"${String(signer)}" is not an Ed25519 PeerId (those read 12D3KooW…); ledger signers must be Ed25519 PeerIds`)
+  }
+  const bytes = base58Decode(signer)
+  if (bytes == null || bytes.byteLength !== SIGNER_BYTES || !startsWith(bytes, ED25519_PEER_ID_PREFIX)) {
+    throw new UnsupportedSignerError(`"${signer}" is not an Ed25519 PeerId embedding its 32-byte key`)
+  }
+  return remember(signerCache, signer, { bytes, publicKey: bytes.subarray(ED25519_PEER_ID_PREFIX.byteLength) })
+}
+
+// base58btc (the Bitcoin alphabet), the text form of PeerIds. Written out here so this module,
+// which audit workers load, needs nothing beyond node:crypto.
+const BASE58 = '123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz'
+
+function base58Decode (text: string): Uint8Array | undefined {
+  let n = 0n
+  for (const ch of text) {
+    const digit = BASE58.indexOf(ch)
+    if (digit < 0) return undefined
+    n = n * 58n + BigInt(digit)
+  }
+  const out: number[] = []
+  while (n > 0n) {
+    out.push(Number(n & 0xffn))
+    n >>= 8n
+  }
+  for (const ch of text) {
+    if (ch !== '1') break
+    out.push(0)
+  }
+  return Uint8Array.from(out.reverse())
+}
+
+function base58Encode (bytes: Uint8Array): string {
+  let n = 0n
+  for (const b of bytes) n = (n << 8n) | BigInt(b)
+  let out = ''
+  while (n > 0n) {
+    out = BASE58[Number(n % 58n)] + out
+    n /= 58n
+  }
+  for (const b of bytes) {
+    if (b !== 0) break
+    out = '1' + out
+  }
+  return out
+}
+
+/** The 38 bytes a record carries in its signer field for this PeerId. */
+export function signerBytes (signer: string): Uint8Array {
+  return parseSigner(signer).bytes
+}
+
+/** The 32-byte Ed25519 public key embedded in an Ed25519 PeerId. */
+export function signerPublicKey (signer: string): Uint8Array {
+  return parseSigner(signer).publicKey
+}
+
+/** The PeerId string of a 38-byte signer field. */
+export function signerFromBytes (bytes: Uint8Array): string {
+  if (bytes.byteLength !== SIGNER_BYTES || !startsWith(bytes, ED25519_PEER_ID_PREFIX)) {
+    throw new MalformedRecordError('signer field is not an Ed25519 PeerId (38 bytes starting 00 24 08 01 12 20)')
+  }
+  const key = toHex(bytes)
+  const cached = signerStringCache.get(key)
+  if (cached != null) return cached
+  return remember(signerStringCache, key, base58Encode(bytes))
+}
+
+// ---------------------------------------------------------------------------------------------
+// encoding
+
+class Writer {
+  private readonly parts: Uint8Array[] = []
+  private length = 0
+
+  bytes (b: Uint8Array): void {
+    this.parts.push(b)
+    this.length += b.byteLength
+  }
+
+  u8 (v: number): void {
+    this.bytes(Uint8Array.of(v))
+  }
+
+  u16 (v: number): void {
+    const b = new Uint8Array(2)
+    new DataView(b.buffer).setUint16(0, v, false)
+    this.bytes(b)
+  }
+
+  u64 (v: number): void {
+    const b = new Uint8Array(8)
+    new DataView(b.buffer).setBigUint64(0, BigInt(v), false)
+    this.bytes(b)
+  }
+
+  prefixed (b: Uint8Array): void {
+    this.u16(b.byteLength)
+    this.bytes(b)
+  }
+
+  finish (): Uint8Array {
+    const out = new Uint8Array(this.length)
+    let offset = 0
+    for (const part of this.parts) {
+      out.set(part, offset)
+      offset += part.byteLength
+    }
+    return out
+  }
+}
+
+class Reader {
+  private readonly view: DataView
+  readonly bytes: Uint8Array
+  offset = 0
+
+  constructor (bytes: Uint8Array) {
+    this.bytes = bytes
+    this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  }
+
+  need (n: number, what: string): void {
+    if (this.offset + n > this.bytes.byteLength) {
+      throw new MalformedRecordError(`truncated at ${what} (offset ${this.offset}, ${n} bytes needed, ${this.bytes.byteLength - this.offset} left)`)
+    }
+  }
+
+  u8 (what: string): number {
+    this.need(1, what)
+    return this.view.getUint8(this.offset++)
+  }
+
+  u16 (what: string): number {
+    this.need(2, what)
+    const v = this.view.getUint16(this.offset, false)
+    this.offset += 2
+    return v
+  }
+
+  u64 (what: string): number {
+    this.need(8, what)
+    const hi = this.view.getUint32(this.offset, false)
+    const lo = this.view.getUint32(this.offset + 4, false)
+    this.offset += 8
+    // 2^53 - 1 is the largest sequence number or time a JS number holds exactly
+    if (hi >= 0x200000) throw new MalformedRecordError(`${what} exceeds 2^53-1`)
+    return hi * 0x100000000 + lo
+  }
+
+  take (n: number, what: string): Uint8Array {
+    this.need(n, what)
+    const b = this.bytes.subarray(this.offset, this.offset + n)
+    this.offset += n
+    return b
+  }
+
+  prefixed (max: number, what: string): Uint8Array {
+    const n = this.u16(what)
+    if (n > max) throw new MalformedRecordError(`${what} is ${n} bytes, more than the ${max} allowed`)
+    return this.take(n, what)
+  }
+}
+
+function utf8Field (field: TextField, value: unknown): Uint8Array {
+  if (typeof value !== 'string') throw new InvalidRecordFieldsError(`${field} must be a string`)
+  if (!value.isWellFormed()) throw new InvalidRecordFieldsError(`${field} holds a lone surrogate and cannot be encoded as UTF-8; pass well-formed text`)
+  const b = textEncoder.encode(value)
+  if (b.byteLength > FIELD_LIMITS[field]) {
+    throw new InvalidRecordFieldsError(`${field} is ${b.byteLength} bytes of UTF-8; at most ${FIELD_LIMITS[field]} fit in a record`)
+  }
+  return b
+}
+
+function checkU64 (name: string, v: unknown): number {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) {
+    throw new InvalidRecordFieldsError(`${name} must be a non-negative integer no larger than 2^53-1, got ${String(v)}`)
+  }
+  return v
+}
+
+/** The body of a record: every field except the signature, in README order. */
+export function encodeRecordBody (fields: RecordFields): Uint8Array {
+  const w = new Writer()
+  w.u8(FORMAT_VERSION)
+  w.u64(checkU64('seq', fields.seq))
+  if (!(fields.prev instanceof Uint8Array) || fields.prev.byteLength !== HASH_BYTES) {
+    throw new InvalidRecordFieldsError('prev must be 32 bytes')
+  }
+  w.bytes(fields.prev)
+  w.u64(checkU64('time', fields.time))
+  w.prefixed(signerBytes(fields.signer))
+  for (const field of TEXT_FIELDS) w.prefixed(utf8Field(field, fields[field]))
+  return w.finish()
+}
+
+/** The message a record's signature covers: RECORD_DOMAIN || body. */
+export function recordSigningMessage (body: Uint8Array): Uint8Array {
+  return concat(RECORD_DOMAIN, body)
+}
+
+export function sha256 (bytes: Uint8Array): Uint8Array {
+  // a copy: the digest may sit in Node's shared buffer pool
+  return new Uint8Array(hash('sha256', bytes, 'buffer'))
+}
+
+/** Signs the fields with the signer's key; the signer must be the one the fields name. */
+export async function signRecord (fields: RecordFields, signer: RecordSigner): Promise<LedgerRecord> {
+  if (signer.peerId.toString() !== fields.signer) {
+    throw new InvalidRecordFieldsError(`the record names signer ${fields.signer} but is being signed by ${signer.peerId.toString()}`)
+  }
+  const body = encodeRecordBody(fields)
+  const signature = await signer.sign(recordSigningMessage(body))
+  if (!(signature instanceof Uint8Array) || signature.byteLength !== SIGNATURE_BYTES) {
+    throw new InvalidRecordFieldsError('the signer returned something other than a 64-byte Ed25519 signature')
+  }
+  const bytes = concat(body, signature)
+  return decodeRecord(bytes)
+}
+
+/** Where the parts of a well-formed record lie; produced without decoding any text. */
+export interface RecordLayout {
+  seq: number
+  time: number
+  /** The 38 signer bytes (a view into the record). */
+  signer: Uint8Array
+  /** [start, end) of each text field, in TEXT_FIELDS order. */
+  fields: Array<[number, number]>
+}
+
+/**
+ * Checks that `bytes` is exactly one record encoding (version, bounds, signer form, UTF-8, no
+ * trailing bytes) and says where its parts are. The audit's hot path uses this; decodeRecord
+ * builds on it.
+ */
+export function scanRecord (bytes: Uint8Array): RecordLayout {
+  const r = new Reader(bytes)
+  const version = r.u8('version')
+  if (version !== FORMAT_VERSION) throw new MalformedRecordError(`unknown record version ${version}`)
+  const seq = r.u64('seq')
+  r.take(HASH_BYTES, 'prev')
+  const time = r.u64('time')
+  const signer = r.prefixed(SIGNER_BYTES, 'signer')
+  if (signer.byteLength !== SIGNER_BYTES || !startsWith(signer, ED25519_PEER_ID_PREFIX)) {
+    throw new MalformedRecordError('signer field is not an Ed25519 PeerId (38 bytes starting 00 24 08 01 12 20)')
+  }
+  const fields: Array<[number, number]> = []
+  for (const field of TEXT_FIELDS) {
+    const raw = r.prefixed(FIELD_LIMITS[field], field)
+    if (!isUtf8(raw)) throw new MalformedRecordError(`${field} is not valid UTF-8`)
+    fields.push([r.offset - raw.byteLength, r.offset])
+  }
+  r.take(SIGNATURE_BYTES, 'signature')
+  if (r.offset !== bytes.byteLength) {
+    throw new MalformedRecordError(`${bytes.byteLength - r.offset} unexpected bytes after the signature`)
+  }
+  return { seq, time, signer, fields }
+}
+
+/** Decodes a whole record; throws MalformedRecordError on anything but an exact encoding. */
+export function decodeRecord (bytes: Uint8Array): LedgerRecord {
+  const layout = scanRecord(bytes)
+  const own = Uint8Array.from(bytes)
+  const text = layout.fields.map(([start, end]) => textDecoder.decode(own.subarray(start, end)))
+  return {
+    seq: layout.seq,
+    prev: own.subarray(9, 9 + HASH_BYTES),
+    time: layout.time,
+    signer: signerFromBytes(layout.signer),
+    task: text[0] as string,
+    agent: text[1] as string,
+    input: text[2] as string,
+    output: text[3] as string,
+    status: text[4] as string,
+    placement: text[5] as string,
+    signature: own.subarray(own.byteLength - SIGNATURE_BYTES),
+    hash: sha256(own),
+    bytes: own
+  }
+}
+
+/** The part of an encoding the signature covers (without the domain). */
+export function recordBody (bytes: Uint8Array): Uint8Array {
+  return bytes.subarray(0, bytes.byteLength - SIGNATURE_BYTES)
+}
+
+// ---------------------------------------------------------------------------------------------
+// signatures
+
+/** L, the order of the Ed25519 base point, little-endian as signatures carry S. */
+const L_LE = Uint8Array.from([
+  0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14,
+  0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x10
+])
+
+/** True when the signature's S (its last 32 bytes, little-endian) is below L (RFC 8032 5.1.7). */
+export function hasCanonicalS (signature: Uint8Array): boolean {
+  if (signature.byteLength !== SIGNATURE_BYTES) return false
+  for (let i = 31; i >= 0; i--) {
+    const s = signature[32 + i] as number
+    const l = L_LE[i] as number
+    if (s < l) return true
+    if (s > l) return false
+  }
+  return false // S == L
+}
+
+const ED25519_SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex')
+const keyCache = new Map<string, KeyObject>()
+
+/** A Node KeyObject for a raw 32-byte Ed25519 public key, cached. */
+export function ed25519KeyObject (publicKey: Uint8Array): KeyObject {
+  const id = toHex(publicKey)
+  const cached = keyCache.get(id)
+  if (cached != null) return cached
+  if (publicKey.byteLength !== 32) throw new UnsupportedSignerError('an Ed25519 public key is 32 bytes')
+  const key = createPublicKey({ key: Buffer.concat([ED25519_SPKI_PREFIX, publicKey]), format: 'der', type: 'spki' })
+  return remember(keyCache, id, key)
+}
+
+/** Ed25519 verify (RFC 8032) with Node's built-in implementation; S >= L is refused first. */
+export function verifyEd25519 (publicKey: Uint8Array | KeyObject, message: Uint8Array, signature: Uint8Array): boolean {
+  if (!hasCanonicalS(signature)) return false
+  const key = publicKey instanceof Uint8Array ? ed25519KeyObject(publicKey) : publicKey
+  try {
+    return cryptoVerify(null, message, key, signature)
+  } catch {
+    return false
+  }
+}
+
+/** True when the record's signature verifies under the key its signer field names. */
+export function verifyRecordSignature (record: LedgerRecord): boolean {
+  return verifyEd25519(signerPublicKey(record.signer), recordSigningMessage(recordBody(record.bytes)), record.signature)
+}
+
+// ---------------------------------------------------------------------------------------------
+// signed heads
+
+export interface SignedHead {
+  signer: string
+  seq: number
+  /** Hash of the record at `seq`. */
+  hash: Uint8Array
+  signature: Uint8Array
+  bytes: Uint8Array
+}
+
+export interface HeadJson {
+  signer: string
+  seq: number
+  hash: string
+  signature: string
+}
+
+export const MAX_HEAD_BYTES = 1 + 2 + SIGNER_BYTES + 8 + HASH_BYTES + SIGNATURE_BYTES
+
+function encodeHeadBody (signer: string, seq: number, hash: Uint8Array): Uint8Array {
+  if (hash.byteLength !== HASH_BYTES) throw new InvalidRecordFieldsError('a head names a 32-byte hash')
+  const w = new Writer()
+  w.u8(FORMAT_VERSION)
+  w.prefixed(signerBytes(signer))
+  w.u64(checkU64('seq', seq))
+  w.bytes(hash)
+  return w.finish()
+}
+
+export async function signHead (seq: number, hash: Uint8Array, signer: RecordSigner): Promise<SignedHead> {
+  const body = encodeHeadBody(signer.peerId.toString(), seq, hash)
+  const signature = await signer.sign(concat(HEAD_DOMAIN, body))
+  return decodeHead(concat(body, signature))
+}
+
+export function decodeHead (bytes: Uint8Array): SignedHead {
+  const r = new Reader(bytes)
+  const version = r.u8('version')
+  if (version !== FORMAT_VERSION) throw new MalformedRecordError(`unknown head version ${version}`)
+  const signer = signerFromBytes(r.prefixed(SIGNER_BYTES, 'signer'))
+  const seq = r.u64('seq')
+  r.take(HASH_BYTES, 'hash')
+  r.take(SIGNATURE_BYTES, 'signature')
+  if (r.offset !== bytes.byteLength) throw new MalformedRecordError('unexpected bytes after the head signature')
+  const own = Uint8Array.from(bytes)
+  const hashAt = own.byteLength - SIGNATURE_BYTES - HASH_BYTES
+  return {
+    signer,
+    seq,
+    hash: own.subarray(hashAt, hashAt + HASH_BYTES),
+    signature: own.subarray(own.byteLength - SIGNATURE_BYTES),
+    bytes: own
+  }
+}
+
+export function verifyHeadSignature (head: SignedHead): boolean {
+  const body = head.bytes.subarray(0, head.bytes.byteLength - SIGNATURE_BYTES)
+  return verifyEd25519(signerPublicKey(head.signer), concat(HEAD_DOMAIN, body), head.signature)
+}
+
+export function headToJson (head: SignedHead): HeadJson {
+  return { signer: head.signer, seq: head.seq, hash: toHex(head.hash), signature: toHex(head.signature) }
+}
+
+// ---------------------------------------------------------------------------------------------
+// JSON listing form
+
+export function recordToJson (record: LedgerRecord): RecordJson {
+  return {
+    seq: record.seq,
+    prev: toHex(record.prev),
+    time: record.time,
+    signer: record.signer,
+    task: record.task,
+    agent: record.agent,
+    input: record.input,
+    output: record.output,
+    status: record.status,
+    placement: record.placement,
+    signature: toHex(record.signature),
+    hash: toHex(record.hash)
+  }
+}
+
+/** Rebuilds the encoding from the JSON form; the result's hash is recomputed, not trusted. */
+export function recordFromJson (json: RecordJson): LedgerRecord {
+  const body = encodeRecordBody({ ...json, prev: fromHex(json.prev, 'prev') })
+  return decodeRecord(concat(body, fromHex(json.signature, 'signature')))
+}
+
+// ---------------------------------------------------------------------------------------------
+// bytes
+
+export function toHex (bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex')
+}
+
+export function fromHex (hex: string, what = 'value'): Uint8Array {
+  if (typeof hex !== 'string' || !/^(?:[0-9a-f]{2})*$/.test(hex)) throw new InvalidRecordFieldsError(`${what} must be lowercase hex`)
+  return new Uint8Array(Buffer.from(hex, 'hex'))
+}
+
+export function concat (...parts: Uint8Array[]): Uint8Array {
+  let length = 0
+  for (const p of parts) length += p.byteLength
+  const out = new Uint8Array(length)
+  let offset = 0
+  for (const p of parts) {
+    out.set(p, offset)
+    offset += p.byteLength
+  }
+  return out
+}
+
+export function bytesEqual (a: Uint8Array, b: Uint8Array): boolean {
+  if (a.byteLength !== b.byteLength) return false
+  return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(b)
+}
+
+function startsWith (bytes: Uint8Array, prefix: Uint8Array): boolean {
+  if (bytes.byteLength < prefix.byteLength) return false
+  for (let i = 0; i < prefix.byteLength; i++) if (bytes[i] !== prefix[i]) return false
+  return true
+}

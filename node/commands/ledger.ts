@@ -1,0 +1,172 @@
+// Ledger commands: `verify` audits every chain held, `ledger` lists a chain. Both ask the
+// running node through the API, and open the data directory themselves when no node runs.
+
+import { access } from 'node:fs/promises'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { Level } from 'level'
+import { AUDIT_REASONS, LEDGER_SUBLEVEL, LedgerStore, listingToJson, verifyAll, verifyChain } from '../../ledger/index.ts'
+import { UsageError, table } from '../cli-context.ts'
+import { dataPaths } from '../config.ts'
+import { NodeAlreadyRunningError, NodeNotRunningError } from '../errors.ts'
+import { acquireLock } from '../lock.ts'
+import type { AuditReport, ChainReport, ListingJson, RecordJson } from '../../ledger/index.ts'
+import type { CliContext, CommonOptions } from '../cli-context.ts'
+import type { Command } from 'commander'
+
+/** The audit found a problem: exit code 1 after the report is printed. */
+export class LedgerProblemsError extends Error {
+  override name = 'LedgerProblems'
+}
+
+/** The data directory has no ledger to read. */
+export class NoLedgerError extends Error {
+  override name = 'NoLedger'
+}
+
+interface VerifyOptions extends CommonOptions {
+  peer?: string
+}
+
+interface LedgerOptions extends CommonOptions {
+  peer?: string
+  limit?: string
+}
+
+function parsePeer (value: string | undefined): string | undefined {
+  if (value == null) return undefined
+  try {
+    const id = peerIdFromString(value)
+    if (id.type !== 'Ed25519') throw new Error(`a ${id.type} PeerId cannot sign ledger records`)
+    return id.toString()
+  } catch (err) {
+    throw new UsageError(`--peer: "${value}" is not an Ed25519 PeerId (${(err as Error).message})`)
+  }
+}
+
+function parseLimit (value: string | undefined): number | undefined {
+  if (value == null) return undefined
+  if (!/^[1-9][0-9]{0,8}$/.test(value)) throw new UsageError(`--limit: "${value}" is not a positive whole number`)
+  return Number(value)
+}
+
+/** Runs `fn` against the stopped node's ledger, holding the data directory's lock meanwhile. */
+async function withStoppedNode<T> (dataDir: string, fn: (store: LedgerStore) => Promise<T>): Promise<T> {
+  const paths = dataPaths(dataDir)
+  try {
+    await access(paths.db)
+  } catch {
+    throw new NoLedgerError(`no ledger in ${dataDir}: no node has run with this data directory (start one with "hive-node start --data ${dataDir}")`)
+  }
+  let lock
+  try {
+    lock = await acquireLock(paths.lock, dataDir)
+  } catch (err) {
+    if (err instanceof NodeAlreadyRunningError) {
+      throw new NodeNotRunningError(dataDir, `a node (pid ${err.pid}) holds the data directory but its API does not answer; wait for it to finish starting or stopping and try again`)
+    }
+    throw err
+  }
+  const db = new Level<string, Uint8Array>(paths.db, { keyEncoding: 'utf8', valueEncoding: 'view', createIfMissing: false })
+  try {
+    await db.open()
+    return await fn(new LedgerStore(db.sublevel(LEDGER_SUBLEVEL, { keyEncoding: 'utf8', valueEncoding: 'view' })))
+  } finally {
+    await db.close().catch(() => {})
+    await lock.release()
+  }
+}
+
+/** Asks the running node; when none runs, answers from the data directory. */
+async function viaNodeOrDisk<T> (cli: CliContext, options: CommonOptions, path: string, offline: (store: LedgerStore) => Promise<T>): Promise<{ value: T, source: 'node' | 'disk' }> {
+  try {
+    return { value: await cli.api(options).get<T>(path), source: 'node' }
+  } catch (err) {
+    if (!(err instanceof NodeNotRunningError)) throw err
+  }
+  return { value: await withStoppedNode(cli.dataDir(options), offline), source: 'disk' }
+}
+
+function query (params: Record<string, string | number | undefined>): string {
+  const entries = Object.entries(params).filter((e): e is [string, string | number] => e[1] != null)
+  return entries.length === 0 ? '' : '?' + new URLSearchParams(entries.map(([k, v]) => [k, String(v)])).toString()
+}
+
+function short (id: string): string {
+  return id.length > 16 ? `${id.slice(0, 8)}…${id.slice(-6)}` : id
+}
+
+function chainLine (chain: ChainReport): string[] {
+  const who = `${chain.signer}${chain.self ? ' (this device)' : ''}`
+  const span = chain.end < 0 ? 'no records' : `records 0..${chain.end}`
+  const head = chain.head != null ? `, signed head ${chain.head.seq}` : ''
+  const behind = chain.behind != null ? `, catching up to ${chain.behind.seq}` : ''
+  const lines = [`  ${chain.ok ? 'ok ' : 'BAD'}  ${who}`, `       ${span}${head}${behind}`]
+  if (chain.firstBad != null) {
+    lines.push(`       first bad record: seq ${chain.firstBad.seq}, ${chain.firstBad.reason} (${AUDIT_REASONS[chain.firstBad.reason]})`)
+    lines.push(`       ${chain.firstBad.message}`)
+  }
+  for (const fork of chain.forks) {
+    const proof = [...fork.records.map(r => `record ${r.hash}`), ...(fork.head != null ? [`head naming ${fork.head.hash}`] : [])]
+    lines.push(`       conflict at seq ${fork.seq}, both signed by the signer: ${proof.join(' vs ')}`)
+  }
+  return lines
+}
+
+function renderReport (report: AuditReport, source: 'node' | 'disk'): string {
+  const bad = report.chains.filter(c => !c.ok).length
+  const from = source === 'node' ? 'the running node' : 'the data directory (node stopped)'
+  return [
+    `ledger audit of ${from}: ${report.chains.length} chain${report.chains.length === 1 ? '' : 's'}, ${report.records} records checked in ${report.durationMs} ms`,
+    ...report.chains.flatMap(chainLine),
+    bad === 0 ? 'clean' : `PROBLEMS FOUND in ${bad} chain${bad === 1 ? '' : 's'}`
+  ].join('\n')
+}
+
+function renderListing (listing: ListingJson): string {
+  const header = `chain of ${listing.signer}${listing.self ? ' (this device)' : ''}: ${listing.records.length} record${listing.records.length === 1 ? '' : 's'} shown`
+  if (listing.records.length === 0) return header
+  const rows = listing.records.map(r => 'error' in r
+    ? [String(r.seq), '', '', 'UNDECODABLE', r.error, '']
+    : [String(r.seq), new Date((r as RecordJson).time).toISOString(), short(r.task), r.status, short(r.agent), r.hash.slice(0, 16)])
+  return header + '\n' + table(['SEQ', 'TIME', 'TASK', 'STATUS', 'AGENT', 'HASH'], rows)
+}
+
+export function register (program: Command, cli: CliContext): void {
+  program.command('verify')
+    .description('audit every ledger chain held (or one peer\'s): hash links, signatures, sequence, heads, forks; exit 0 clean, 1 problem found')
+    .option('--peer <peerId>', 'audit only this signer\'s chain')
+    .option('--json', 'print the audit report as JSON')
+    .action(async (_options: VerifyOptions, command: Command) => {
+      const all = command.optsWithGlobals<VerifyOptions>()
+      const peer = parsePeer(all.peer)
+      const { value: report, source } = await viaNodeOrDisk<AuditReport>(cli, all, `/ledger/verify${query({ peer })}`, async (store) => {
+        if (peer == null) return verifyAll(store)
+        const started = performance.now()
+        const chain = await verifyChain(store, peer)
+        return { ok: chain.ok, chains: [chain], records: chain.checked, durationMs: Math.round(performance.now() - started) }
+      })
+      cli.print(all, () => renderReport(report, source), report)
+      if (!report.ok) {
+        const bad = report.chains.filter(c => !c.ok).map(c => `${short(c.signer)} at seq ${c.firstBad?.seq ?? '?'} (${c.firstBad?.reason ?? '?'})`)
+        throw new LedgerProblemsError(`the ledger audit found problems: ${bad.join('; ')}`)
+      }
+    })
+
+  program.command('ledger')
+    .description('list the records of this device\'s ledger chain, or of a peer\'s copy')
+    .option('--peer <peerId>', 'list this signer\'s chain instead of this device\'s')
+    .option('--limit <n>', 'show only the newest N records')
+    .option('--json', 'print the records in the JSON form the README specifies')
+    .action(async (_options: LedgerOptions, command: Command) => {
+      const all = command.optsWithGlobals<LedgerOptions>()
+      const peer = parsePeer(all.peer)
+      const limit = parseLimit(all.limit)
+      const { value: listing } = await viaNodeOrDisk<ListingJson>(cli, all, `/ledger/records${query({ peer, limit })}`, async (store) => {
+        const self = await store.self()
+        const signer = peer ?? self
+        if (signer == null) throw new NoLedgerError('this data directory\'s ledger has no records of its own yet; pass --peer to list a peer\'s chain')
+        return listingToJson(signer, signer === self, await store.list(signer, { limit }))
+      })
+      cli.print(all, () => renderListing(listing), listing)
+    })
+}

@@ -1,0 +1,116 @@
+import assert from 'node:assert/strict'
+import { after, before, describe, it } from 'node:test'
+import {
+  DEFAULT_HEADS_TOPIC, decodeHead, recordKey, sha256, signHead, signRecord
+} from '../../ledger/index.ts'
+import { startMesh } from '../helpers/mesh.ts'
+import { eventPromise, waitFor } from '../helpers/wait.ts'
+import { content } from './fixtures.ts'
+import type { RefusedDetail } from '../../ledger/index.ts'
+import type { HiveNode } from '../../node/hive-node.ts'
+import type { Mesh } from '../helpers/mesh.ts'
+
+const PER_NODE = 3
+
+function signerOf (node: HiveNode): { peerId: string, sign: (m: Uint8Array) => Promise<Uint8Array> } {
+  return { peerId: node.peerId.toString(), sign: node.identity.sign }
+}
+
+describe('ledger exchange between three nodes', () => {
+  let mesh: Mesh
+  let nodes: HiveNode[]
+
+  before(async () => {
+    mesh = await startMesh(3, { label: 'ledger' })
+    nodes = mesh.nodes
+    // gossip reaches a peer once its subscription is known: wait for that, not for time
+    await waitFor(() => nodes.every(n => n.libp2p.services.pubsub.getSubscribers(DEFAULT_HEADS_TOPIC).length === 2), { message: 'ledger topic subscriptions' })
+  })
+
+  after(async () => {
+    await mesh?.stop()
+  })
+
+  it('each node appends; every node then holds all three chains and verify is clean on all three', async () => {
+    for (const node of nodes) {
+      for (let i = 0; i < PER_NODE; i++) await node.ledger.append(content(i, { time: Date.now() }))
+    }
+    await waitFor(async () => {
+      for (const node of nodes) {
+        const chains = await node.ledger.chains()
+        if (chains.length !== 3 || !chains.every(c => c.end === PER_NODE - 1 && c.headSeq === PER_NODE - 1)) return false
+      }
+      return true
+    }, { message: 'all chains replicated with their heads' })
+    for (const node of nodes) {
+      const report = await node.ledger.verify()
+      assert.equal(report.ok, true, JSON.stringify(report.chains.map(c => c.firstBad)))
+      assert.equal(report.chains.length, 3)
+      assert.equal(report.records, 3 * PER_NODE)
+      assert.deepEqual(report.chains.map(c => c.end), [PER_NODE - 1, PER_NODE - 1, PER_NODE - 1])
+      assert.equal(report.chains.filter(c => c.self).length, 1)
+    }
+    // the copies are byte-identical to the originals
+    const [a, b] = nodes as [HiveNode, HiveNode]
+    assert.deepEqual(
+      (await b.ledger.list({ signer: a.peerId.toString() })).map(r => r.bytes),
+      (await a.ledger.list()).map(r => r.bytes)
+    )
+  })
+
+  it('a node that is sent a corrupted copy refuses it, stores none of it and hangs up on the sender', async () => {
+    const [a, b, forger] = nodes as [HiveNode, HiveNode, HiveNode]
+    const forgerId = forger.peerId.toString()
+    // the forger writes a record whose signature does not cover what it says, under a head it
+    // signs properly, and announces that head
+    const end = (await forger.ledger.store.end(forgerId))!
+    const record = await signRecord({ ...content(PER_NODE), seq: end.seq + 1, prev: end.hash, signer: forgerId }, signerOf(forger))
+    const corrupted = Uint8Array.from(record.bytes)
+    corrupted[45] = (corrupted[45] as number) ^ 0x04 // a bit of the time field
+    const head = await signHead(end.seq + 1, sha256(corrupted), signerOf(forger))
+    await forger.ledger.store.records.put(recordKey(forgerId, end.seq + 1), corrupted)
+    await forger.ledger.store.heads.put(forgerId, head.bytes)
+
+    const refusedBy = (node: HiveNode): Promise<CustomEvent<RefusedDetail>> => eventPromise<CustomEvent<RefusedDetail>>(node.ledger, 'refused', {
+      filter: (e) => e.detail.peer === forgerId && e.detail.reason === 'bad-signature',
+      message: `${node.name} refuses the corrupted copy`
+    })
+    const dropped = (node: HiveNode): Promise<Event> => eventPromise(node.libp2p, 'peer:disconnect', {
+      filter: (e) => (e as CustomEvent<{ toString: () => string }>).detail.toString() === forgerId,
+      message: `${node.name} hangs up on the forger`
+    })
+    const waits = [refusedBy(a), refusedBy(b), dropped(a), dropped(b)]
+    await forger.ledger.announce()
+    const [refusedA] = await Promise.all(waits) as [CustomEvent<RefusedDetail>]
+    assert.equal(refusedA.detail.signer, forgerId)
+
+    for (const node of [a, b]) {
+      assert.equal((await node.ledger.store.end(forgerId))?.seq, PER_NODE - 1, `${node.name} stored none of the bad copy`)
+      const report = await node.ledger.verify()
+      assert.equal(report.ok, true)
+      // the forger's newer head is known; its records were refused, so the copy is behind
+      assert.equal(report.chains.find(c => c.signer === forgerId)?.behind?.seq, PER_NODE)
+    }
+  })
+
+  it('a node whose store lost its newest records learns of it from a peer: rollback, and it stops appending', async () => {
+    const [a, b] = nodes as [HiveNode, HiveNode]
+    const self = a.peerId.toString()
+    // make a's store look like an older copy: last record gone, head back at the one before
+    const records = await a.ledger.list()
+    const last = records[records.length - 1]!
+    const before = records[records.length - 2]!
+    await a.ledger.store.records.del(recordKey(self, last.seq))
+    await a.ledger.store.heads.put(self, (await signHead(before.seq, before.record!.hash, signerOf(a))).bytes)
+    assert.equal((await a.ledger.verify({ signer: self })).ok, true)
+
+    const rollback = eventPromise<CustomEvent<{ seq: number, end: number }>>(a.ledger, 'rollback', { message: 'rollback noticed' })
+    await a.ledger.syncWith(b.peerId)
+    assert.deepEqual((await rollback).detail, { seq: last.seq, end: before.seq })
+    const report = await a.ledger.verify({ signer: self })
+    assert.deepEqual([report.chains[0]?.firstBad?.seq, report.chains[0]?.firstBad?.reason], [last.seq, 'rollback'])
+    await assert.rejects(a.ledger.append(content(99)), { name: 'LedgerRollback' })
+    // b still holds the newest head it was given
+    assert.equal(decodeHead((await b.ledger.store.headRaw(self))!).seq, last.seq)
+  })
+})
