@@ -18,6 +18,7 @@ import { fileURLToPath } from 'node:url'
 import type { ChildProcess } from 'node:child_process'
 
 export const BIN = fileURLToPath(new URL('../../node/bin.js', import.meta.url))
+const MDNS_PROBE = fileURLToPath(new URL('./mdns-probe.ts', import.meta.url))
 
 /** Prefix of every namespace this harness makes; the sweep only ever touches these. */
 const NS_PREFIX = 'hvl-'
@@ -407,6 +408,21 @@ export class Lan {
     })
     if (result.code !== 0) throw new LanCommandError(`${host.name}: GET ${path} failed: ${result.stderr.trim()}`)
     return JSON.parse(result.stdout) as T
+  }
+
+  /**
+   * Asks the LAN by mDNS, from inside the host's namespace, who offers `serviceTag`; resolves
+   * to each PeerId that answered with the addresses it announced. Returns as soon as every
+   * expected PeerId answered, else at the deadline with what did.
+   */
+  async mdnsQuery (host: Host, serviceTag: string, expected: string[], deadlineMs = 15_000): Promise<Record<string, string[]>> {
+    const result = await run('ip', ['netns', 'exec', host.ns, process.execPath, MDNS_PROBE, serviceTag, String(deadlineMs), ...expected], {
+      timeoutMs: deadlineMs + 30_000,
+      env: this.env,
+      track: this.children
+    })
+    if (result.code !== 0) throw new LanCommandError(`${host.name}: the mDNS probe failed (${result.code ?? result.signal}): ${result.stderr.trim()}`)
+    return (JSON.parse(result.stdout) as { peers: Record<string, string[]> }).peers
   }
 
   /** Every output line so far, or one host's. */

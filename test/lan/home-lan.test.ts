@@ -6,9 +6,12 @@
 // HIVE_LAN_VERBOSE=1 streams every node's output.
 
 import assert from 'node:assert/strict'
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import { after, before, describe } from 'node:test'
 import { waitFor } from '../helpers/wait.ts'
-import { createLan, lanUnavailable } from './harness.ts'
+import { MDNS_SERVICE_TAG } from '../../node/libp2p.ts'
+import { P2P_PORT, createLan, lanUnavailable } from './harness.ts'
 import { FEATURES, currentStep, missing, scenario } from './steps.ts'
 import type { Host, Lan } from './harness.ts'
 import type { TestContext } from 'node:test'
@@ -27,6 +30,8 @@ interface ContextDetail { id: string, conversation: Array<{ role: string, text: 
 interface ContextInfo { id: string, entries: number, keys: number }
 type Replica = Pick<ContextDetail, 'conversation' | 'state'>
 type Via = 'api' | 'cli'
+interface HiveSummary { hiveId: string, members: Array<{ peerId: string, name?: string }> }
+interface AuditReport { chains: Array<{ signer: string, ok: boolean, end: number }> }
 
 describe('home LAN: a hive of real hosts in network namespaces', { skip: unavailable != null ? `home-LAN test skipped: ${unavailable}` : false }, () => {
   let lan: Lan | undefined
@@ -39,6 +44,8 @@ describe('home LAN: a hive of real hosts in network namespaces', { skip: unavail
     process.stderr.write(`\n${label} failed: ${(err as Error).message}\nlast output of each host:\n`)
     for (const host of hosts()) process.stderr.write(`${lan?.tail(host, 25) ?? ''}\n`)
   })
+
+  const nameOf = (peerId: string): string => hosts().find(h => h.peerId === peerId)?.name ?? peerId
 
   /** Reports how long each phase of a step took (in the test's diagnostics). */
   const laps = (t: TestContext): (phase: string) => void => {
@@ -132,27 +139,76 @@ describe('home LAN: a hive of real hosts in network namespaces', { skip: unavail
 
   step('a', 'the nodes find each other by mDNS', { timeoutMs: 90_000 }, async () => {
     const all = hosts()
-    await settle('every host lists every other host in "hive-node peers"', async (via) => {
-      const views = await Promise.all(all.map(async h => ({ host: h, peers: await peersOf(h, via) })))
+    // Each host asks the LAN, as its node does, who offers the hive service: every other node
+    // must answer with its address on the test LAN.
+    const problems = (await Promise.all(all.map(async (h) => {
+      const others = all.filter(o => o !== h)
+      const heard = await lan!.mdnsQuery(h, MDNS_SERVICE_TAG, others.map(o => o.peerId!), 20_000)
+      return others.flatMap((o) => {
+        const addrs = heard[o.peerId!]
+        if (addrs == null) return [`${h.name} hears no mDNS answer from ${o.name}`]
+        const expected = `/ip4/${o.address}/tcp/${P2P_PORT}/p2p/${o.peerId!}`
+        return addrs.includes(expected) ? [] : [`${o.name} answers ${h.name} with ${addrs.join(' ')}, not ${expected}`]
+      })
+    }))).flat()
+    if (problems.length > 0) throw new Error(problems.join('; '))
+    // found, but not let in: each device is still a hive of one, and its gate refuses strangers
+    const admitted = (await Promise.all(all.map(async h => (await peersOf(h, 'cli')).map(p => `${h.name} is connected to ${nameOf(p.peerId)} before pairing`)))).flat()
+    if (admitted.length > 0) throw new Error(admitted.join('; '))
+  })
+
+  step('b', 'host1 writes an invite PNG with "hive-node pair --png", the others join from that file', { needs: [FEATURES.pairing], timeoutMs: 180_000 }, async (t) => {
+    const l = lan!
+    const lap = laps(t)
+    const h1 = l.host(1)
+    const joiners = hosts().filter(h => h !== h1)
+    // an invite works once: host1 writes one PNG for each device it adds
+    const invites = await Promise.all(joiners.map(async (j) => {
+      const png = join(l.root, `invite-for-${j.name}.png`)
+      const invite = await l.cliJson<{ uri: string, hiveId: string, inviter: string, png?: string }>(h1, ['pair', '--png', png])
+      assert.equal(invite.inviter, h1.peerId, 'the invite names host1 as the inviter')
+      const head = (await readFile(png)).subarray(0, 8)
+      assert.deepEqual([...head], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a], `host1 wrote ${png} as a PNG`)
+      return { joiner: j, png, hiveId: invite.hiveId }
+    }))
+    lap('host1 wrote the invites')
+    const hiveId = invites[0]?.hiveId
+    await Promise.all(invites.map(async ({ joiner, png }) => {
+      if (joiner === broken() && BREAK === 'join') return
+      const joined = await l.cliJson<{ hiveId: string }>(joiner, ['join', png])
+      assert.equal(joined.hiveId, hiveId, `${joiner.name} joined the hive of the invite`)
+    }))
+    lap('the others joined')
+    await settle('every host is a member of host1\'s hive and knows all four', async (via) => {
+      const views = await Promise.all(hosts().map(async h => ({ h, hive: await read<HiveSummary>(h, via, ['members'], '/hive') })))
+      const problems = views.flatMap(({ h, hive }) => {
+        if (hive.hiveId !== hiveId) return [`${h.name} is in hive ${hive.hiveId}, not host1's ${hiveId ?? '?'}`]
+        const ids = new Set(hive.members.map(m => m.peerId))
+        const absent = hosts().filter(o => !ids.has(o.peerId!)).map(o => o.name)
+        return absent.length > 0 ? [`${h.name}'s member list lacks ${absent.join(', ')}`] : []
+      })
+      if (problems.length > 0) throw new Error(problems.join('; '))
+      return true
+    })
+    lap('member lists agree')
+    await settle('every host is connected to every other host over the LAN', async (via) => {
+      const views = await Promise.all(hosts().map(async h => ({ host: h, peers: await peersOf(h, via) })))
       const problems: string[] = []
       for (const { host, peers } of views) {
         const seen = new Set(peers.map(p => p.peerId))
-        const absent = all.filter(o => o !== host && !seen.has(o.peerId!)).map(o => o.name)
-        if (absent.length > 0) problems.push(`${host.name} does not list ${absent.join(', ')}`)
+        const absent = hosts().filter(o => o !== host && !seen.has(o.peerId!)).map(o => o.name)
+        if (absent.length > 0) problems.push(`${host.name} is not connected to ${absent.join(', ')}`)
         for (const peer of peers) {
           // every connection runs over the test LAN, between the hosts' own addresses
-          const other = all.find(o => o.peerId === peer.peerId)
-          if (other == null) problems.push(`${host.name} lists a peer that is none of the hosts: ${peer.peerId}`)
+          const other = hosts().find(o => o.peerId === peer.peerId)
+          if (other == null) problems.push(`${host.name} is connected to a peer that is none of the hosts: ${peer.peerId}`)
           else if (!peer.addresses.some(a => a.includes(`/ip4/${other.address}/`))) problems.push(`${host.name} reaches ${other.name} at ${peer.addresses.join(' ')}, not at ${other.address}`)
         }
       }
       if (problems.length > 0) throw new Error(problems.join('; '))
       return true
-    }, { timeoutMs: 60_000 })
-  })
-
-  step('b', 'host1 writes an invite PNG with "hive-node pair --png", the others join from that file', { needs: [FEATURES.pairing], timeoutMs: 120_000 }, async () => {
-    assert.fail('not written yet')
+    })
+    lap('all connected')
   })
 
   step('c', 'tasks run from two different hosts are placed across the hive', { needs: [FEATURES.placement, FEATURES.ledger], timeoutMs: 120_000 }, async () => {
@@ -231,7 +287,19 @@ describe('home LAN: a hive of real hosts in network namespaces', { skip: unavail
     assert.ok(['written offline', 'written online'].includes(String(final.get(h1)?.[mine]?.state.status)), 'the conflicting key holds one of the two values written')
   })
 
-  step('f', '"hive-node verify" is clean on every host and each holds every other host\'s chain', { needs: [FEATURES.ledger, FEATURES.placement], timeoutMs: 90_000 }, async () => {
+  step('f', '"hive-node verify" is clean on every host', { needs: [FEATURES.ledger], timeoutMs: 90_000 }, async () => {
+    const reports = await Promise.all(hosts().map(async (h) => {
+      const result = await lan!.cli(h, ['verify', '--json'])
+      assert.equal(result.code, 0, `"hive-node verify" on ${h.name} exited ${result.code ?? result.signal}: ${result.stderr.trim()} ${result.stdout.slice(0, 2000)}`)
+      return { h, report: JSON.parse(result.stdout) as AuditReport }
+    }))
+    for (const { h, report } of reports) {
+      const bad = report.chains.filter(c => !c.ok)
+      assert.equal(bad.length, 0, `${h.name}'s audit reports bad chains: ${JSON.stringify(bad)}`)
+    }
+  })
+
+  step('g', 'each host holds every other host\'s chain', { needs: [FEATURES.ledger, FEATURES.placement], timeoutMs: 90_000 }, async () => {
     assert.fail('not written yet')
   })
 })
