@@ -134,7 +134,13 @@ describe('home LAN: a hive of real hosts in network namespaces', { skip: unavail
   }, { timeout: 120_000 })
 
   after(async () => {
-    await lan?.destroy()
+    if (lan == null) return
+    await lan.destroy()
+    // nothing of the LAN may outlive the test
+    assert.deepEqual(lan.existingNamespaces(), [], 'every namespace of the LAN is gone')
+    assert.equal(lan.rootExists, false, 'the data directories are gone')
+    const left = lan.hosts.filter(h => h.node != null && h.node.exitCode == null && h.node.signalCode == null)
+    assert.deepEqual(left.map(h => h.name), [], 'every node process has ended')
   }, { timeout: 60_000 })
 
   step('a', 'the nodes find each other by mDNS', { timeoutMs: 90_000 }, async () => {
