@@ -124,7 +124,7 @@ class HiveLedger extends EventTarget implements Ledger {
   private readonly distrustMs: number
   private readonly gate: PeerGate
   private readonly tasks = new Set<Promise<unknown>>()
-  private readonly pulling = new Map<string, PeerId[]>()
+  private readonly pulling = new Map<string, { candidates: PeerId[], again: boolean }>()
   private readonly distrusted = new Map<string, number>()
   private served?: ServedProtocol
   private timer?: NodeJS.Timeout
@@ -321,38 +321,46 @@ class HiveLedger extends EventTarget implements Ledger {
 
   /** Fetches `signer`'s chain up to the newest head seen, trying `preferred` first. */
   private pull (signer: string, preferred?: PeerId): void {
-    const queued = this.pulling.get(signer)
-    if (queued != null) {
-      if (preferred != null && !queued.some(p => p.equals(preferred))) queued.push(preferred)
+    const running = this.pulling.get(signer)
+    if (running != null) {
+      // a newer head arrived meanwhile: look again once this pull ends
+      running.again = true
+      if (preferred != null && !running.candidates.some(p => p.equals(preferred))) running.candidates.push(preferred)
       return
     }
-    const candidates: PeerId[] = preferred != null ? [preferred] : []
-    this.pulling.set(signer, candidates)
+    const state = { candidates: preferred != null ? [preferred] : [], again: false }
+    this.pulling.set(signer, state)
     this.track((async () => {
       try {
-        await this.pullFrom(signer, candidates)
+        await this.pullFrom(signer, state.candidates)
       } finally {
         this.pulling.delete(signer)
       }
+      if (state.again && this.running) this.pull(signer, state.candidates[state.candidates.length - 1])
     })())
   }
 
   private async pullFrom (signer: string, candidates: PeerId[]): Promise<void> {
-    const tried = new Set<string>()
+    // peers that failed or had nothing new; a peer that delivered is asked again while newer
+    // heads keep arriving during the fetch
+    const exhausted = new Set<string>()
     const next = (): PeerId | undefined => {
       const connected = this.components.host.getPeers()
       const order = [...candidates, ...connected.filter(p => p.toString() === signer), ...connected]
-      return order.find(p => !tried.has(p.toString()) && !this.isDistrusted(p))
+      return order.find(p => !exhausted.has(p.toString()) && !this.isDistrusted(p))
     }
-    for (let peer = next(); peer != null && this.running; peer = next()) {
-      tried.add(peer.toString())
+    while (this.running) {
       const seen = safeHead(await this.store.seenRaw(signer))
       const end = (await this.store.end(signer))?.seq ?? -1
       if (seen == null || seen.seq <= end) return
+      const peer = next()
+      if (peer == null) return
       try {
         const result = await this.fetchRecords(peer, signer, end + 1, { to: seen.seq, target: seen })
-        if (result.end >= seen.seq || result.fork != null) return
+        if (result.fork != null) return
+        if (result.stored === 0) exhausted.add(peer.toString())
       } catch (err) {
+        exhausted.add(peer.toString())
         this.log.debug(`fetching ${signer}'s chain from ${peer.toString()}: ${(err as Error).message}`)
       }
     }

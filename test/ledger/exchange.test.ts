@@ -10,7 +10,7 @@ import type { RefusedDetail } from '../../ledger/index.ts'
 import type { HiveNode } from '../../node/hive-node.ts'
 import type { Mesh } from '../helpers/mesh.ts'
 
-const PER_NODE = 3
+const PER_NODE = 8
 
 function signerOf (node: HiveNode): { peerId: string, sign: (m: Uint8Array) => Promise<Uint8Array> } {
   return { peerId: node.peerId.toString(), sign: node.identity.sign }

@@ -33,7 +33,7 @@ export async function startHive (size: number, options: { placement?: PlacementI
   const killed = new Set<HiveNode>()
   const everyone = mesh.nodes.map(n => n.peerId.toString()).sort().join()
   for (const node of mesh.nodes) {
-    await waitFor(() => node.capabilities.view().map(e => e.peerId).join() === everyone, { message: `${node.name} sees every member's capabilities`, timeoutMs: 30_000 })
+    await waitFor(() => node.capabilities.view().map(e => e.peerId).join() === everyone, { message: `${node.name} sees every member's capabilities`, timeoutMs: 60_000 })
   }
   return {
     mesh,

@@ -29,12 +29,12 @@ async function recordsFor (nodes: HiveNode[], task: string): Promise<Array<{ sig
   return out
 }
 
-describe('placement across a hive of six real nodes', () => {
+describe('placement across a hive of five real nodes', () => {
   let hive: TestHive
   let nodes: HiveNode[]
 
   before(async () => {
-    hive = await startHive(6)
+    hive = await startHive(5)
     nodes = hive.nodes
   })
 
@@ -93,7 +93,7 @@ describe('placement across a hive of six real nodes', () => {
   })
 
   it('forged bids are ignored by the election', async () => {
-    const [submitter, able, , , forger, silent] = nodes as [HiveNode, HiveNode, HiveNode, HiveNode, HiveNode, HiveNode]
+    const [submitter, able, , forger, silent] = nodes as [HiveNode, HiveNode, HiveNode, HiveNode, HiveNode]
     // only `able` and `silent` offer this runtime; `silent` runs no placement, so the auction
     // stays open until its deadline while the forged bids arrive
     await silent.placement.stop()
@@ -170,68 +170,7 @@ describe('placement across a hive of six real nodes', () => {
     assert.match(refused.result?.error ?? '', /PermissionNotGranted: .*context:write/)
   })
 
-  it('a late result from a winner whose lease lapsed is discarded and noted in the history', async () => {
-    const submitter = nodes[0]!
-    submitter.capabilities.setOverrides({ load: 500 })
-    try {
-      const started = Promise.race(nodes.map(async n => eventPromise(n.placement, 'run-start').then(() => n)))
-      const task = await submitter.placement.submit({ agent: await spinAgent('spin-late', 600_000_000), input: 'late', leaseMs: 2_000 })
-      const winner = await started
-      assert.notEqual(winner, submitter)
-      // the submitter stops hearing from the winner: its renewals fail and its lease lapses
-      submitter.setGate((peer, protocol) => !(peer.equals(winner.peerId) && protocol === PLACEMENT_PROTOCOL))
-      const failedSend = eventPromise(winner.placement, 'result-send-failed', { timeoutMs: 120_000, message: 'the late result could not be sent at first' })
-      const done = await submitter.placement.wait(task.id)
-      assert.equal(done.status, 'done')
-      assert.notEqual(done.result?.executor, id(winner))
-      await failedSend
-      submitter.setGate((peer, protocol) => submitter.hive.gate.allows(peer, protocol))
-      const late = await waitFor(() => submitter.placement.get(task.id)?.history.find(h => h.type === 'late-result'), { message: 'the late result is noted', timeoutMs: 60_000 })
-      assert.equal(late.peer, id(winner))
-      assert.match(late.detail, /discarded/)
-      const view = submitter.placement.get(task.id)!
-      assert.equal(view.result?.executor, done.result?.executor, 'the accepted result stands')
-      assert.equal(view.history.filter(h => h.type === 'result-accepted').length, 1)
-      await waitFor(async () => (await recordsFor([winner], task.id)).length > 0, { message: 'the late run is recorded' })
-      const records = await recordsFor(nodes, task.id)
-      assert.deepEqual(records.map(r => `${r.signer}:${r.status}`).sort(), [`${done.result!.executor}:ok`, `${id(winner)}:discarded`].sort())
-    } finally {
-      submitter.setGate((peer, protocol) => submitter.hive.gate.allows(peer, protocol))
-      submitter.capabilities.setOverrides(null)
-    }
-  })
-
-  it('when the winner dies mid-task, the task completes on another node with one accepted result', async () => {
-    const submitter = nodes[0]!
-    submitter.capabilities.setOverrides({ load: 500 })
-    try {
-      const started = Promise.race(nodes.map(async n => eventPromise(n.placement, 'run-start').then(() => n)))
-      const task = await submitter.placement.submit({ agent: await spinAgent('spin-kill', 600_000_000), input: 'survives', leaseMs: 2_000 })
-      const victim = await started
-      assert.notEqual(victim, submitter)
-      await hive.kill(victim)
-      const done = await submitter.placement.wait(task.id)
-      assert.equal(done.status, 'done')
-      assert.equal(done.result?.output, 'survives')
-      assert.notEqual(done.result?.executor, id(victim))
-      assert.ok(done.round >= 2, 'the task was re-awarded')
-      const lapse = done.history.find(h => h.type === 'lease-lapsed')
-      assert.equal(lapse?.peer, id(victim), 'the first lapse is the dead winner\'s')
-      assert.equal(lapse?.round, 1)
-      assert.equal(done.history.filter(h => h.type === 'result-accepted').length, 1)
-      const explanation = await submitter.placement.explain(task.id)
-      assert.equal(explanation.rounds[0]!.winner, id(victim))
-      assert.equal(explanation.rounds.at(-1)!.winner, done.result!.executor)
-      assert.match(explanation.rounds[1]!.why, /re-election/)
-      assert.match(explainText(explanation), /lease-lapsed: .*re-electing/)
-      const records = await recordsFor(hive.live(), task.id)
-      assert.deepEqual(records.map(r => `${r.signer}:${r.status}`), [`${done.result!.executor}:ok`])
-    } finally {
-      submitter.capabilities.setOverrides(null)
-    }
-  })
-
-  it('five nodes: 50 tasks submitted from different nodes all complete, each executed exactly once, and verify is clean', async () => {
+  it('50 tasks submitted from different nodes all complete, each executed exactly once, and verify is clean', async () => {
     const live = hive.live()
     assert.equal(live.length, 5)
     const agent = await echoAgent('bulk')
@@ -267,6 +206,80 @@ describe('placement across a hive of six real nodes', () => {
     for (const node of live) {
       const report = await node.ledger.verify()
       assert.equal(report.ok, true, `${node.name}: ${JSON.stringify(report.chains.filter(c => !c.ok))}`)
+    }
+  })
+})
+
+// Failover on a smaller hive: a submitter that is kept from winning, and two others.
+describe('leases and failover on a hive of three real nodes', () => {
+  let hive: TestHive
+  let nodes: HiveNode[]
+
+  before(async () => {
+    hive = await startHive(3)
+    nodes = hive.nodes
+  })
+
+  after(async () => { await hive.stop() })
+
+  it('a late result from a winner whose lease lapsed is discarded and noted in the history', async () => {
+    const submitter = nodes[0]!
+    submitter.capabilities.setOverrides({ load: 500 })
+    try {
+      const started = Promise.race(nodes.map(async n => eventPromise(n.placement, 'run-start').then(() => n)))
+      const task = await submitter.placement.submit({ agent: await spinAgent('spin-late', 600_000_000), input: 'late', leaseMs: 2_000 })
+      const winner = await started
+      assert.notEqual(winner, submitter)
+      // the submitter stops hearing from the winner: its renewals fail and its lease lapses
+      submitter.setGate((peer, protocol) => !(peer.equals(winner.peerId) && protocol === PLACEMENT_PROTOCOL))
+      const failedSend = eventPromise(winner.placement, 'result-send-failed', { timeoutMs: 120_000, message: 'the late result could not be sent at first' })
+      const done = await submitter.placement.wait(task.id)
+      assert.equal(done.status, 'done')
+      assert.notEqual(done.result?.executor, id(winner))
+      await failedSend
+      submitter.setGate((peer, protocol) => submitter.hive.gate.allows(peer, protocol))
+      const late = await waitFor(() => submitter.placement.get(task.id)?.history.find(h => h.type === 'late-result'), { message: 'the late result is noted', timeoutMs: 60_000 })
+      assert.equal(late.peer, id(winner))
+      assert.match(late.detail, /discarded/)
+      const view = submitter.placement.get(task.id)!
+      assert.equal(view.result?.executor, done.result?.executor, 'the accepted result stands')
+      assert.equal(view.history.filter(h => h.type === 'result-accepted').length, 1)
+      await waitFor(async () => (await recordsFor([winner], task.id)).length > 0, { message: 'the late run is recorded' })
+      const records = await recordsFor(hive.nodes, task.id)
+      assert.deepEqual(records.map(r => `${r.signer}:${r.status}`).sort(), [`${done.result!.executor}:ok`, `${id(winner)}:discarded`].sort())
+    } finally {
+      submitter.setGate((peer, protocol) => submitter.hive.gate.allows(peer, protocol))
+      submitter.capabilities.setOverrides(null)
+    }
+  })
+
+  it('when the winner dies mid-task, the task completes on another node with one accepted result', async () => {
+    const submitter = nodes[0]!
+    submitter.capabilities.setOverrides({ load: 500 })
+    try {
+      const started = Promise.race(nodes.map(async n => eventPromise(n.placement, 'run-start').then(() => n)))
+      const task = await submitter.placement.submit({ agent: await spinAgent('spin-kill', 600_000_000), input: 'survives', leaseMs: 2_000 })
+      const victim = await started
+      assert.notEqual(victim, submitter)
+      await hive.kill(victim)
+      const done = await submitter.placement.wait(task.id)
+      assert.equal(done.status, 'done')
+      assert.equal(done.result?.output, 'survives')
+      assert.notEqual(done.result?.executor, id(victim))
+      assert.ok(done.round >= 2, 'the task was re-awarded')
+      const lapse = done.history.find(h => h.type === 'lease-lapsed')
+      assert.equal(lapse?.peer, id(victim), 'the first lapse is the dead winner\'s')
+      assert.equal(lapse?.round, 1)
+      assert.equal(done.history.filter(h => h.type === 'result-accepted').length, 1)
+      const explanation = await submitter.placement.explain(task.id)
+      assert.equal(explanation.rounds[0]!.winner, id(victim))
+      assert.equal(explanation.rounds.at(-1)!.winner, done.result!.executor)
+      assert.match(explanation.rounds[1]!.why, /re-election/)
+      assert.match(explainText(explanation), /lease-lapsed: .*re-electing/)
+      const records = await recordsFor(hive.live(), task.id)
+      assert.deepEqual(records.map(r => `${r.signer}:${r.status}`), [`${done.result!.executor}:ok`])
+    } finally {
+      submitter.capabilities.setOverrides(null)
     }
   })
 })
