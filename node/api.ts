@@ -7,8 +7,11 @@ import { open, rename, unlink } from 'node:fs/promises'
 import Fastify from 'fastify'
 import { ApiError } from './errors.ts'
 import * as coreApi from './api/core.ts'
+import * as pairingApi from './api/pairing.ts'
 import * as contextApi from './api/context.ts'
+import * as agentsApi from './api/agents.ts'
 import * as ledgerApi from './api/ledger.ts'
+import * as tasksApi from './api/tasks.ts'
 import type { HiveNode } from './hive-node.ts'
 import type { dataPaths } from './config.ts'
 import type { FastifyInstance } from 'fastify'
@@ -99,8 +102,11 @@ export async function createApi (node: HiveNode, init: ApiInit): Promise<Api> {
 
   // ---- routes: one module per area ----
   await app.register(async (scope) => { coreApi.routes(scope, node) })
+  await app.register(async (scope) => { pairingApi.routes(scope, node) })
   await app.register(async (scope) => { contextApi.routes(scope, node) })
+  await app.register(async (scope) => { agentsApi.routes(scope, node) })
   await app.register(async (scope) => { ledgerApi.routes(scope, node) })
+  await app.register(async (scope) => { tasksApi.routes(scope, node) })
 
   await app.listen({ host: API_HOST, port: init.port })
   const address = app.server.address()

@@ -6,8 +6,11 @@ import { ApiRequestError, UsageError, createCliContext } from './cli-context.ts'
 import { InvalidConfigError, NodeAlreadyRunningError, NodeNotRunningError } from './errors.ts'
 import { VERSION } from './version.ts'
 import * as core from './commands/core.ts'
+import * as pairing from './commands/pairing.ts'
 import * as context from './commands/context.ts'
+import * as agent from './commands/agent.ts'
 import * as ledger from './commands/ledger.ts'
+import * as tasks from './commands/tasks.ts'
 import type { CliIo } from './cli-context.ts'
 
 export const EXIT_OK = 0
@@ -39,8 +42,11 @@ export function buildProgram (io: CliIo): Command {
 
   // ---- command groups ----
   core.register(program, cli)
+  pairing.register(program, cli)
   context.register(program, cli)
+  agent.register(program, cli)
   ledger.register(program, cli)
+  tasks.register(program, cli)
 
   eachCommand(program, (command) => {
     command.showHelpAfterError(`Usage: ${fullName(command)} ${command.usage()}  (see ${fullName(command)} --help)`)

@@ -10,8 +10,13 @@ import { Level } from 'level'
 import { z } from 'zod'
 import { HiveRecords, InvalidRecordError, createRecord, hiveRecordKey } from '../protocol/index.ts'
 import { createContexts } from '../crdt/index.ts'
+import { createSandbox } from '../sandbox/index.ts'
+import { agentsCacheDir, storeBackedContexts } from './agents.ts'
 import { LEDGER_SUBLEVEL, createLedger } from '../ledger/index.ts'
+import { registerPlacementRecords } from '../protocol/placement/index.ts'
+import { createNodeTasks } from './tasks.ts'
 import { createApi } from './api.ts'
+import { HiveMembership } from './hive-membership.ts'
 import { DEFAULT_API_PORT, DEFAULT_P2P_PORT, dataPaths, defaultNodeName, validateNodeName } from './config.ts'
 import { loadOrCreateIdentity } from './identity.ts'
 import { buildLibp2p } from './libp2p.ts'
@@ -25,7 +30,12 @@ import type { DataDirLock } from './lock.ts'
 import type { LogLevel, Logger } from './logger.ts'
 import type { PeerGate, RecordSigner } from '../protocol/index.ts'
 import type { Contexts } from '../crdt/index.ts'
+import type { Sandbox } from '../sandbox/index.ts'
 import type { Ledger } from '../ledger/index.ts'
+import type { Capabilities, CapabilityOverrides, CapabilityReport } from '../protocol/capabilities/index.ts'
+import type { Placement, PlacementInit } from '../protocol/placement/index.ts'
+import type { CapabilitySettings } from './tasks.ts'
+import type { MembershipChange } from '../protocol/membership/index.ts'
 import type { PeerId } from '@libp2p/interface'
 
 export interface HiveNodeInit {
@@ -42,14 +52,22 @@ export interface HiveNodeInit {
   inboundConnectionThreshold?: number
   logger?: Logger
   logLevel?: LogLevel
+  /** What this device reports about itself instead of what it measures (e.g. `{ power: 'battery' }`). */
+  capabilityOverrides?: CapabilityOverrides
+  capabilities?: CapabilitySettings
+  placement?: PlacementInit
 }
 
 export interface PeerSummary {
   peerId: string
   name?: string
+  /** A member of this device's hive (false: a connection that is only pairing). */
+  member?: boolean
   addresses: string[]
   direction: 'inbound' | 'outbound'
   latencyMs?: number
+  /** What the peer last reported on capability gossip, while it is fresh. */
+  capabilities?: CapabilityReport
 }
 
 export interface RuntimeInfo {
@@ -79,9 +97,17 @@ export class HiveNode extends EventTarget {
   readonly db: Db
   readonly libp2p: HiveLibp2p
   readonly records: HiveRecords
+  /** This device's hive: member list, gate, replication and pairing. */
+  readonly hive: HiveMembership
   /** Agent contexts: Yjs documents in the db's `crdt` sublevel, replicated to every peer. */
   readonly contexts: Contexts
+  /** Runs agents: WebAssembly components in worker threads, contexts from `contexts`. */
+  readonly sandbox: Sandbox
   readonly ledger: Ledger
+  /** What every device offers (cores, load, memory, power, runtimes, models), from gossip. */
+  readonly capabilities: Capabilities
+  /** Tasks: submitted here, bid on, elected, run where they win. */
+  readonly placement: Placement
   readonly startedAt: number = Date.now()
   private readonly init: HiveNodeInit
   private readonly lock: DataDirLock
@@ -96,7 +122,7 @@ export class HiveNode extends EventTarget {
   private bootstrapTimer?: NodeJS.Timeout
   private state: 'stopped' | 'starting' | 'running' | 'stopping' = 'stopped'
 
-  private constructor (parts: { init: HiveNodeInit, lock: DataDirLock, identity: Identity, db: Db, libp2p: HiveLibp2p, records: HiveRecords, name: string, log: Logger }) {
+  private constructor (parts: { init: HiveNodeInit, lock: DataDirLock, identity: Identity, db: Db, libp2p: HiveLibp2p, records: HiveRecords, hive: HiveMembership, name: string, log: Logger }) {
     super()
     this.init = parts.init
     this.dataDir = parts.init.dataDir
@@ -105,9 +131,16 @@ export class HiveNode extends EventTarget {
     this.db = parts.db
     this.libp2p = parts.libp2p
     this.records = parts.records
+    this.hive = parts.hive
     this.name = parts.name
     this.log = parts.log
     this.contexts = createContexts({}, { db: this.db.sublevel('crdt'), libp2p: this.libp2p, nodeName: this.name, gate: this.gate })
+    this.sandbox = createSandbox({
+      cacheDir: agentsCacheDir(this.dataDir),
+      prestartWorkers: false,
+      onLog: (e) => { this.log.info(`agent ${e.agent} (run ${e.runId}) ${e.level}: ${e.message}`) },
+      onCacheEvent: (e) => { if (e.type === 'corrupt') this.log.warn(`agents cache: entry ${e.digest} was damaged (${e.reason ?? ''}); rebuilding it`) }
+    }, { contexts: storeBackedContexts(this.contexts.store) })
     this.ledger = createLedger({}, {
       db: this.db.sublevel(LEDGER_SUBLEVEL, { keyEncoding: 'utf8', valueEncoding: 'view' }),
       signer: { peerId: this.identity.peerId, sign: this.identity.sign },
@@ -116,6 +149,19 @@ export class HiveNode extends EventTarget {
       gate: this.gate,
       log: this.log.child('ledger')
     })
+    const tasks = createNodeTasks({ name: this.name, version: VERSION, capabilities: this.init.capabilities, capabilityOverrides: this.init.capabilityOverrides, placement: this.init.placement }, {
+      libp2p: this.libp2p,
+      records: this.records,
+      signer: this.signer,
+      sandbox: this.sandbox,
+      ledger: this.ledger,
+      gate: this.gate,
+      isMember: (peer) => this.hive.membership.isMember(peer),
+      runtimes: () => this.runtimes().filter(r => r.status === 'ready').map(r => r.name),
+      log: this.log
+    })
+    this.capabilities = tasks.capabilities
+    this.placement = tasks.placement
   }
 
   /**
@@ -135,14 +181,21 @@ export class HiveNode extends EventTarget {
       db = new Level<string, Uint8Array>(paths.db, { keyEncoding: 'utf8', valueEncoding: 'view' })
       await db.open()
 
+      // ---- hive membership: loaded before the network, whose gate it is ----
+      const hive = await HiveMembership.open({ name, log }, {
+        db: db.sublevel<string, Uint8Array>('membership', { keyEncoding: 'utf8', valueEncoding: 'view' }),
+        signer: { peerId: identity.peerId.toString(), sign: identity.sign }
+      })
+
       // ---- DHT record kinds (registered identically on every node) ----
-      const records = new HiveRecords()
+      const records = new HiveRecords({ isMember: hive.isRecordPublisher })
       records.register('peer', {
         validate: (record) => {
           if (record.key !== `/hive/peer/${record.publisher}`) throw new InvalidRecordError('a peer record is published only by the peer it names')
           decodePeerPayload(record.payload)
         }
       })
+      registerPlacementRecords(records)
 
       // ---- network ----
       const libp2p = await buildLibp2p({
@@ -152,10 +205,12 @@ export class HiveNode extends EventTarget {
         mdns: init.mdns ?? true,
         addressScope: init.addressScope ?? 'lan',
         inboundConnectionThreshold: init.inboundConnectionThreshold ?? 20,
+        connectionGater: hive.gate.connectionGater,
+        gossipScoreParams: hive.gate.gossipScoreParams(),
         version: VERSION
       })
 
-      return new HiveNode({ init, lock, identity, db, libp2p, records, name, log })
+      return new HiveNode({ init, lock, identity, db, libp2p, records, hive, name, log })
     } catch (err) {
       await db?.close().catch(() => {})
       await lock.release()
@@ -183,11 +238,10 @@ export class HiveNode extends EventTarget {
     if (this.state !== 'stopped') return
     this.state = 'starting'
     try {
-      this.registerRuntime('wasm-component', () => ({
-        name: 'wasm-component',
-        status: typeof WebAssembly === 'object' ? 'ready' : 'unavailable',
-        detail: 'WebAssembly components (hive:agent world) through jco'
-      }))
+      this.registerRuntime('wasm-component', () => {
+        const r = this.sandbox.runtime()
+        return { name: 'wasm-component', status: r.status === 'running' ? 'ready' : 'unavailable', detail: `WebAssembly components (${r.world}) through ${r.engine}`, world: r.world, permissions: r.permissions }
+      })
 
       this.libp2p.addEventListener('peer:discovery', (event) => {
         const id = event.detail.id
@@ -196,8 +250,14 @@ export class HiveNode extends EventTarget {
       })
       this.contexts.onError((err) => { this.log.warn(`contexts: ${err.name}: ${err.message}`) })
       await this.contexts.start()
+      await this.sandbox.start()
       await this.libp2p.start()
+      await this.hive.start(this.libp2p)
+      this.setGate((peer, protocol) => this.hive.gate.allows(peer, protocol))
       await this.ledger.start()
+      this.followHiveTopics()
+      await this.capabilities.start()
+      await this.placement.start()
 
       this.api = await createApi(this, {
         port: this.init.apiPort ?? DEFAULT_API_PORT,
@@ -221,7 +281,12 @@ export class HiveNode extends EventTarget {
     clearTimeout(this.bootstrapTimer)
     const steps: Array<[string, () => Promise<void>]> = [
       ['api', async () => { await this.api?.stop() }],
+      // placement first: runs it aborts are not reported as the agent's failure
+      ['placement', async () => { await this.placement.stop() }],
+      ['capabilities', async () => { await this.capabilities.stop() }],
+      ['sandbox', async () => { await this.sandbox.stop() }],
       ['contexts', async () => { await this.contexts.stop() }],
+      ['membership', async () => { await this.hive.stop() }],
       ['ledger', async () => { await this.ledger.stop() }],
       ['libp2p', async () => { await this.libp2p.stop() }],
       ['storage', async () => { await this.db.close() }],
@@ -241,6 +306,18 @@ export class HiveNode extends EventTarget {
   /** Asks whoever runs this node (the CLI's start command) to shut it down. */
   requestStop (): void {
     this.dispatchEvent(new Event('stop-requested'))
+  }
+
+  /** Capability and placement gossip go on the hive's own topics, which change with the hive. */
+  private followHiveTopics (): void {
+    const follow = (): void => {
+      this.capabilities.setTopic(this.hive.topic('capabilities'))
+      this.placement.setTopic(this.hive.topic('placement'))
+    }
+    follow()
+    this.hive.membership.addEventListener('change', (event) => {
+      if ((event as CustomEvent<MembershipChange>).detail.hiveChanged) follow()
+    })
   }
 
   setGate (allows: PeerGate['allows']): void {
@@ -263,10 +340,12 @@ export class HiveNode extends EventTarget {
     const byPeer = new Map<string, PeerSummary>()
     for (const connection of this.libp2p.getConnections()) {
       const id = connection.remotePeer.toString()
-      const entry = byPeer.get(id) ?? { peerId: id, addresses: [], direction: connection.direction }
+      const entry = byPeer.get(id) ?? { peerId: id, name: this.hive.membership.member(id)?.name, member: this.hive.membership.isMember(id), addresses: [], direction: connection.direction }
       const addr = connection.remoteAddr.toString()
       if (!entry.addresses.includes(addr)) entry.addresses.push(addr)
       if (connection.rtt != null) entry.latencyMs = connection.rtt
+      const caps = this.capabilities.get(id)?.caps
+      if (caps != null) entry.capabilities = caps
       byPeer.set(id, entry)
     }
     return [...byPeer.values()].sort((a, b) => a.peerId.localeCompare(b.peerId))

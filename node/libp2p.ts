@@ -2,6 +2,7 @@
 // mode under the hive's own protocol id, gossipsub and mDNS. Kept apart from HiveNode so the
 // transport choices read in one place.
 
+import { createHash } from 'node:crypto'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { gossipsub } from '@libp2p/gossipsub'
@@ -38,7 +39,15 @@ export interface Libp2pInit {
   /** New inbound connections per second accepted from one host. */
   inboundConnectionThreshold: number
   connectionGater?: ConnectionGater
+  /** gossipsub score hooks (membership graylists non-members). */
+  gossipScoreParams?: { appSpecificScore: (peer: string) => number, appSpecificWeight: number }
   version: string
+}
+
+/** Author and sequence number of a signed gossip message; a hash of the data otherwise. */
+export function gossipFastMsgId (msg: { from?: Uint8Array, seqno?: Uint8Array, data?: Uint8Array }): string {
+  if (msg.from != null && msg.seqno != null) return `${Buffer.from(msg.from).toString('base64')}/${Buffer.from(msg.seqno).toString('base64')}`
+  return createHash('sha256').update(msg.data ?? new Uint8Array()).digest('base64')
 }
 
 /** mDNS service tag: distinct from IPFS's so hive nodes only announce to each other. */
@@ -73,7 +82,11 @@ export async function buildLibp2p (init: Libp2pInit): Promise<HiveLibp2p> {
       }),
       pubsub: gossipsub({
         allowPublishToZeroTopicPeers: true,
-        emitSelf: false
+        emitSelf: false,
+        // without it every copy of a message (one per mesh peer) is signature-checked before
+        // being found a duplicate; only messages that passed validation are remembered here
+        fastMsgIdFn: gossipFastMsgId,
+        ...(init.gossipScoreParams != null ? { scoreParams: init.gossipScoreParams } : {})
       })
     }
   })

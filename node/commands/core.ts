@@ -6,6 +6,7 @@ import { HiveNode } from '../hive-node.ts'
 import { table } from '../cli-context.ts'
 import type { CliContext, CommonOptions } from '../cli-context.ts'
 import type { PeerSummary } from '../hive-node.ts'
+import { CAPABILITY_COLUMNS, capabilityCells, parseCapabilityFlags } from './tasks.ts'
 import type { LogLevel } from '../logger.ts'
 import type { Command } from 'commander'
 
@@ -19,6 +20,7 @@ interface StartOptions extends CommonOptions {
   name?: string
   logLevel?: LogLevel
   loopback?: boolean
+  capability?: string[]
 }
 
 interface Health {
@@ -49,6 +51,7 @@ export function register (program: Command, cli: CliContext): void {
     .option('--bootstrap <multiaddr>', 'a known peer to dial, repeatable', collect)
     .option('--no-mdns', 'do not discover peers on the LAN by mDNS')
     .option('--name <name>', 'this device\'s name in the hive (default: the host name)')
+    .option('--capability <field=value>', 'report this instead of what the device measures, repeatable: power=battery[:PERCENT]|ac, load=N, cores=N, freeMemory=BYTES, totalMemory=BYTES, models=A,B, runtimes=A,B', collect)
     .addOption(new Option('--log-level <level>', 'log detail on stderr').choices(['debug', 'info', 'warn', 'error', 'silent']).default('info'))
     .addOption(new Option('--loopback', 'keep loopback addresses in the DHT (for tests on one machine)').hideHelp())
     .option('--json', 'print the ready event as one line of JSON')
@@ -57,7 +60,9 @@ export function register (program: Command, cli: CliContext): void {
       const dataDir = cli.dataDir(all)
       const listen = (options.listen ?? [String(DEFAULT_P2P_PORT)]).map(parseListen)
       const apiPort = options.apiPort != null ? parsePort(options.apiPort, '--api-port') : DEFAULT_API_PORT
+      const capabilityOverrides = parseCapabilityFlags(options.capability ?? [])
       const node = await HiveNode.open({
+        capabilityOverrides,
         dataDir,
         listen,
         apiPort,
@@ -132,8 +137,8 @@ export function register (program: Command, cli: CliContext): void {
       const { peers } = await cli.api(all).get<{ peers: PeerSummary[] }>('/peers')
       cli.print(all, () => peers.length === 0
         ? 'no peers connected'
-        : table(['PEER', 'NAME', 'ADDRESS', 'RTT'], peers.map(p => [
-          p.peerId, p.name ?? '', p.addresses[0] ?? '', p.latencyMs != null ? `${p.latencyMs} ms` : ''
+        : table(['PEER', 'NAME', 'ADDRESS', 'RTT', ...CAPABILITY_COLUMNS], peers.map(p => [
+          p.peerId, p.name ?? '', p.addresses[0] ?? '', p.latencyMs != null ? `${p.latencyMs} ms` : '', ...capabilityCells(p.capabilities)
         ])), { peers })
     })
 }

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { HiveNode } from '../../node/hive-node.ts'
 import { createLogger } from '../../node/logger.ts'
+import { joinHive } from './hive.ts'
 import { waitFor } from './wait.ts'
 import type { HiveNodeInit } from '../../node/hive-node.ts'
 import type { LogLevel } from '../../node/logger.ts'
@@ -73,6 +74,7 @@ export async function startMesh (count: number, options: MeshOptions = {}): Prom
       const extra = typeof options.init === 'function' ? options.init(i) : options.init ?? {}
       nodes.push(await startNode(`${options.label ?? 'node'}-${i}`, extra, dir))
     }
+    await joinHive(nodes)
     const mode = options.connect ?? 'full'
     for (let i = 0; i < nodes.length; i++) {
       for (let j = i + 1; j < nodes.length; j++) {

@@ -3,6 +3,7 @@ import { rm } from 'node:fs/promises'
 import { after, before, describe, it } from 'node:test'
 import { encode as cborEncode } from 'cborg'
 import { createRecord, hiveRecordKey } from '../../protocol/index.ts'
+import { joinHive } from '../helpers/hive.ts'
 import { makeTempDir, startNode } from '../helpers/mesh.ts'
 import { eventPromise, waitFor } from '../helpers/wait.ts'
 import type { HiveNode } from '../../node/hive-node.ts'
@@ -19,6 +20,8 @@ describe('three nodes joined by --bootstrap', () => {
     const bootstrap = [first.libp2p.getMultiaddrs()[0]!.toString()]
     nodes.push(await startNode('boot-1', { bootstrap }, dirs[1]))
     nodes.push(await startNode('boot-2', { bootstrap: [...bootstrap, nodes[1]!.libp2p.getMultiaddrs()[0]!.toString()] }, dirs[2]))
+    // nodes outside one hive refuse each other: pair them, then bootstrap reaches members
+    await joinHive(nodes)
   })
 
   after(async () => {

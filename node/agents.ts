@@ -1,0 +1,35 @@
+// The node's side of the sandbox: where compiled agents are cached, and the agent context
+// interface backed by the replicated context store, so what an agent writes is durable and
+// reaches every device.
+
+import { join } from 'node:path'
+import { contextId } from '../crdt/index.ts'
+import type { AgentContexts } from '../sandbox/index.ts'
+import type { ContextStore } from '../crdt/index.ts'
+
+/** `<data>/agents-cache`: jco's output per agent digest; safe to delete, rebuilt on demand. */
+export function agentsCacheDir (dataDir: string): string {
+  return join(dataDir, 'agents-cache')
+}
+
+/**
+ * Agent contexts on the CRDT store: `get` reads the context's state (a value that is not a
+ * string is handed over as JSON), `set` writes it, `append` adds to the conversation with the
+ * role "agent". Each write resolves once it is on disk.
+ */
+export function storeBackedContexts (store: ContextStore): AgentContexts {
+  return {
+    async open (id) {
+      const ctx = await store.open(contextId(id))
+      return {
+        get: (key) => {
+          const value = ctx.get(key)
+          if (value === undefined || value === null) return undefined
+          return typeof value === 'string' ? value : JSON.stringify(value)
+        },
+        set: async (key, value) => { await ctx.set(key, value) },
+        append: async (text) => { await ctx.append(text, { role: 'agent' }) }
+      }
+    }
+  }
+}

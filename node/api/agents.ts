@@ -1,0 +1,79 @@
+// Agent API routes, behind `hive-node run` on a running node:
+//   POST /agents/run   { agent?: base64 component, digest?: hex, input, contextId?, timeoutMs? }
+//                      runs the agent here and answers { output, digest, agent, runId, durationMs, warm,
+//                      logs: [{ level, message }] }.
+//                      With only `digest`, the node uses the agent it already holds and answers
+//                      404 AgentNotLoaded when it holds none, so a client sends the bytes once.
+// Sandbox failures are `{ error: { code, message } }`, the code being the sandbox error's name:
+// the agent's own error is AgentFailed (message = the agent's text), a trap AgentTrapped, a
+// deadline AgentTimedOut, the memory cap MemoryLimitExceeded, a refused component 400 or 403.
+
+import { z } from 'zod'
+import { isAgentDigest } from '../../sandbox/index.ts'
+import { parseInput } from '../api.ts'
+import { ApiError } from '../errors.ts'
+import type { LoadedAgent, RunResult } from '../../sandbox/index.ts'
+import type { HiveNode } from '../hive-node.ts'
+import type { FastifyInstance } from 'fastify'
+
+/** A JS agent is ~12 MB, ~16 MB in base64. */
+const MAX_AGENT_BODY_BYTES = 64 * 1024 * 1024
+
+const STATUS_BY_CODE: Record<string, number> = {
+  NotWebAssembly: 400,
+  NotAComponent: 400,
+  UnsupportedComponent: 400,
+  WrongWorld: 400,
+  ManifestMissing: 400,
+  ManifestInvalid: 400,
+  MemoryLimitTooLow: 400,
+  LimitNotAllowed: 403,
+  ImportNotGranted: 403,
+  AgentFailed: 422,
+  AgentTrapped: 422,
+  MemoryLimitExceeded: 422,
+  AgentTimedOut: 504,
+  CompileFailed: 500,
+  SandboxNotRunning: 503
+}
+
+const runBody = z.object({
+  agent: z.string().max(MAX_AGENT_BODY_BYTES).optional(),
+  digest: z.string().refine(isAgentDigest, 'a lowercase hex SHA-256').optional(),
+  input: z.string(),
+  contextId: z.string().min(1).max(128).optional(),
+  timeoutMs: z.int().min(1).optional()
+}).refine(b => b.agent !== undefined || b.digest !== undefined, 'give the agent (base64) or its digest')
+
+export interface AgentLogLine { level: string, message: string }
+export type RunResponse = RunResult & { logs: AgentLogLine[] }
+
+export function routes (app: FastifyInstance, node: HiveNode): void {
+  app.post('/agents/run', { bodyLimit: MAX_AGENT_BODY_BYTES }, async (request) => {
+    const body = parseInput(runBody, request.body)
+    let agent: LoadedAgent | Uint8Array
+    if (body.agent !== undefined) {
+      agent = new Uint8Array(Buffer.from(body.agent, 'base64'))
+    } else {
+      const held = node.sandbox.loaded(body.digest as string)
+      if (held === undefined) throw new ApiError(404, 'AgentNotLoaded', `this node holds no agent ${body.digest ?? ''}; send the component itself`)
+      agent = held
+    }
+    const logs: AgentLogLine[] = []
+    try {
+      const result = await node.sandbox.run(agent, {
+        input: body.input,
+        onLog: (e) => { logs.push({ level: e.level, message: e.message }) },
+        ...(body.contextId !== undefined ? { contextId: body.contextId } : {}),
+        ...(body.timeoutMs !== undefined ? { timeoutMs: body.timeoutMs } : {})
+      })
+      return { ...result, logs } satisfies RunResponse
+    } catch (err) {
+      const e = err as Error
+      const status = STATUS_BY_CODE[e.name]
+      if (status !== undefined) throw new ApiError(status, e.name, e.message)
+      if (e.name === 'InvalidContextId') throw new ApiError(400, e.name, e.message)
+      throw err
+    }
+  })
+}

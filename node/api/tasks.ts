@@ -1,0 +1,132 @@
+// Task API routes, behind `hive-node run`, `task`, `explain` and `tasks`:
+//   POST /task          { agent?: base64 component, digest?: hex, input, contextId?, permissions?,
+//                         requirements?, on?: PeerId, local?: true, bidWindowMs?, leaseMs? }
+//                       submits a task to the hive (placed by bids; `on` pins it to one device,
+//                       `local` to this one) and answers 202 { task }. Without `agent`, the node
+//                       uses the agent it holds under `digest`, else answers 404 AgentNotHeld so a
+//                       client sends the bytes once. Permissions default to the agent's manifest.
+//   GET  /task/:id      { task }: status, placement, history, result. `?waitMs=N` holds the answer
+//                       up to N ms (at most 60 s) until the task is done or failed.
+//   GET  /task/:id/explain   { explanation, text }: every bid with its reasons, the rule, the rounds.
+//   GET  /tasks         { tasks }: the most recent first (`?limit=N`, default 20).
+//   GET  /capabilities  { capabilities }: what every live device reported, this one included.
+
+import { z } from 'zod'
+import { contextId } from '../../crdt/index.ts'
+import { explainText, isDigest } from '../../protocol/placement/index.ts'
+import { inspectAgentBytes } from '../../sandbox/index.ts'
+import { parseInput } from '../api.ts'
+import { ApiError } from '../errors.ts'
+import type { Digest, TaskView } from '../../protocol/placement/index.ts'
+import type { HiveNode } from '../hive-node.ts'
+import type { FastifyInstance } from 'fastify'
+
+/** A JS agent is ~12 MB, ~16 MB in base64. */
+const MAX_AGENT_BODY_BYTES = 96 * 1024 * 1024
+const MAX_WAIT_MS = 60_000
+
+const taskBody = z.object({
+  agent: z.string().max(MAX_AGENT_BODY_BYTES).optional(),
+  digest: z.string().refine(isDigest, 'a lowercase hex SHA-256').optional(),
+  input: z.string(),
+  contextId: z.string().min(1).max(256).optional(),
+  permissions: z.array(z.string().min(1).max(64)).max(32).optional(),
+  requirements: z.object({
+    runtime: z.string().min(1).max(128).optional(),
+    models: z.array(z.string().min(1).max(128)).max(16).optional(),
+    minMemoryMiB: z.int().min(0).optional(),
+    minCores: z.int().min(1).optional()
+  }).strict().optional(),
+  on: z.string().min(1).max(128).optional(),
+  local: z.boolean().optional(),
+  bidWindowMs: z.int().min(1).max(600_000).optional(),
+  leaseMs: z.int().min(100).max(3_600_000).optional()
+}).strict()
+  .refine(b => b.agent !== undefined || b.digest !== undefined, 'give the agent (base64) or its digest')
+  .refine(b => b.on === undefined || b.local !== true, 'give at most one of "on" and "local"')
+
+/** Submission errors are the caller's; anything else is the node's. */
+const STATUS_BY_CODE: Record<string, number> = {
+  InvalidTask: 400,
+  InvalidContextId: 400,
+  NotWebAssembly: 400,
+  NotAComponent: 400,
+  UnsupportedComponent: 400,
+  WrongWorld: 400,
+  ManifestMissing: 400,
+  ManifestInvalid: 400,
+  PlacementNotRunning: 503
+}
+
+function rethrow (err: unknown): never {
+  const e = err as Error
+  const status = STATUS_BY_CODE[e.name]
+  if (status !== undefined) throw new ApiError(status, e.name, e.message)
+  throw err
+}
+
+export function routes (app: FastifyInstance, node: HiveNode): void {
+  app.post('/task', { bodyLimit: MAX_AGENT_BODY_BYTES + 8 * 1024 * 1024 }, async (request, reply) => {
+    const body = parseInput(taskBody, request.body)
+    let agent: Uint8Array | undefined
+    if (body.agent !== undefined) {
+      agent = new Uint8Array(Buffer.from(body.agent, 'base64'))
+    } else {
+      agent = node.placement.agents.get(body.digest as Digest)
+      if (agent === undefined) throw new ApiError(404, 'AgentNotHeld', `this node holds no agent ${body.digest ?? ''}; send the component itself`)
+    }
+    let manifestPermissions: string[]
+    try {
+      manifestPermissions = [...inspectAgentBytes(agent).manifest.permissions]
+      if (body.contextId !== undefined) contextId(body.contextId)
+    } catch (err) {
+      rethrow(err)
+    }
+    const pinned = body.local === true ? node.peerId.toString() : body.on
+    let task: TaskView
+    try {
+      task = await node.placement.submit({
+        agent,
+        input: body.input,
+        permissions: body.permissions ?? manifestPermissions,
+        requirements: { ...body.requirements, ...(pinned !== undefined ? { peer: pinned } : {}) },
+        ...(body.contextId !== undefined ? { contextId: body.contextId } : {}),
+        ...(body.bidWindowMs !== undefined ? { bidWindowMs: body.bidWindowMs } : {}),
+        ...(body.leaseMs !== undefined ? { leaseMs: body.leaseMs } : {})
+      })
+    } catch (err) {
+      rethrow(err)
+    }
+    return reply.status(202).send({ task })
+  })
+
+  app.get<{ Params: { id: string }, Querystring: { waitMs?: string } }>('/task/:id', async (request) => {
+    const { id } = request.params
+    const waitMs = Math.min(MAX_WAIT_MS, Math.max(0, Number(request.query.waitMs ?? 0) || 0))
+    let task = node.placement.get(id)
+    if (task === undefined) throw new ApiError(404, 'TaskNotFound', `no task ${id} is known to this node; "hive-node tasks" lists the recent ones`)
+    if (waitMs > 0 && task.role === 'submitter' && task.status !== 'done' && task.status !== 'failed') {
+      const signal = AbortSignal.timeout(waitMs)
+      task = await node.placement.wait(id, { signal }).catch(() => node.placement.get(id) as TaskView)
+    }
+    return { task }
+  })
+
+  app.get<{ Params: { id: string } }>('/task/:id/explain', async (request) => {
+    try {
+      const explanation = await node.placement.explain(request.params.id, { signal: AbortSignal.timeout(30_000) })
+      const names = new Map(node.capabilities.view().map(e => [e.peerId, e.caps.name]))
+      return { explanation, text: explainText(explanation, peer => names.get(peer)) }
+    } catch (err) {
+      if ((err as Error).name === 'TaskNotFound') throw new ApiError(404, 'TaskNotFound', (err as Error).message)
+      throw err
+    }
+  })
+
+  app.get<{ Querystring: { limit?: string } }>('/tasks', async (request) => {
+    const limit = Math.min(1000, Math.max(1, Number(request.query.limit ?? 20) || 20))
+    return { tasks: node.placement.list({ limit }) }
+  })
+
+  app.get('/capabilities', async () => ({ self: node.peerId.toString(), capabilities: node.capabilities.view() }))
+}

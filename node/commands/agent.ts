@@ -1,0 +1,243 @@
+// `hive-node agent build|new|inspect` and `hive-node run`: making agents and running them.
+// `run` goes through the running node's API and is placed across the hive (`--on` pins it to
+// one device, `--local` to this one; see commands/tasks.ts); with no node running it runs the
+// agent in this process instead.
+
+import { readFile } from 'node:fs/promises'
+import { text } from 'node:stream/consumers'
+import cliProgress from 'cli-progress'
+import { buildAgent, inspectAgent, newAgent } from '../../sandbox/build.ts'
+import { createMemoryContexts, createSandbox, inspectAgentBytes } from '../../sandbox/index.ts'
+import { contextId } from '../../crdt/index.ts'
+import { agentsCacheDir } from '../agents.ts'
+import { ApiRequestError, UsageError, table } from '../cli-context.ts'
+import { NodeNotRunningError } from '../errors.ts'
+import type { AgentInfo, AgentLogEntry, RunResult } from '../../sandbox/index.ts'
+import type { BuildProgress } from '../../sandbox/build.ts'
+import type { AgentLogLine, RunResponse } from '../api/agents.ts'
+import { runPlaced } from './tasks.ts'
+import type { CliContext, CommonOptions } from '../cli-context.ts'
+import type { Command } from 'commander'
+
+function mib (bytes: number): string {
+  return `${(bytes / 2 ** 20).toFixed(1)} MiB`
+}
+
+/** Progress of a build: a bar on a terminal, one line per stage otherwise. */
+function progressReporter (cli: CliContext, quiet: boolean): { update: (p: BuildProgress) => void, stop: () => void } {
+  if (quiet) return { update: () => {}, stop: () => {} }
+  if (process.stderr.isTTY) {
+    const bar = new cliProgress.SingleBar({
+      format: 'building [{bar}] {percentage}% {stage} ({seconds} s)',
+      stream: process.stderr,
+      hideCursor: true,
+      clearOnComplete: true
+    }, cliProgress.Presets.shades_classic)
+    bar.start(100, 0, { stage: 'prepare', seconds: '0' })
+    return {
+      update: p => { bar.update(Math.round(p.fraction * 100), { stage: p.stage, seconds: (p.elapsedMs / 1000).toFixed(0) }) },
+      stop: () => { bar.stop() }
+    }
+  }
+  let last = ''
+  return {
+    update: p => {
+      if (p.stage === last) return
+      last = p.stage
+      cli.err(`building: ${p.stage}: ${p.message}${p.stage === 'componentize' ? ' (this takes a while)' : ''}\n`)
+    },
+    stop: () => {}
+  }
+}
+
+function renderInfo (info: AgentInfo, file: string): string {
+  const m = info.manifest
+  const lines = [
+    `${file}: agent ${m.name} ${m.version}`,
+    ...(m.description !== '' ? [`  ${m.description}`] : []),
+    `digest       ${info.digest}`,
+    `size         ${mib(info.size)}`,
+    `permissions  ${m.permissions.length > 0 ? m.permissions.join(', ') : '(none)'}`,
+    `limits       ${m.limits.timeoutMs} ms, ${m.limits.memoryMiB} MiB`,
+    `exports      ${info.exports.join(', ')}`,
+    'imports'
+  ]
+  if (info.imports.length === 0) lines.push('  (none)')
+  else {
+    lines.push(table(['  IMPORT', 'FUNCTIONS', 'NEEDS'], info.imports.map(i => [
+      `  ${i.name}`, i.functions.join(', '), i.known ? i.permissions.join(', ') : 'never granted'
+    ])))
+  }
+  return lines.join('\n')
+}
+
+/** Sandbox and API errors alike become one line: the code, then what to do. */
+function runFailure (err: unknown, agentName: string): Error {
+  const e = err as Error & { code?: string }
+  const code = e instanceof ApiRequestError ? e.code : e.name
+  if (code === 'AgentFailed') return new Error(`agent ${agentName} failed: ${e.message}`)
+  return new Error(`${code}: ${e.message}`)
+}
+
+interface RunOptionsCli extends CommonOptions {
+  input?: string
+  inputFile?: string
+  context?: string
+  timeout?: string
+  on?: string
+  local?: boolean
+}
+
+/** A placed run's failure as the sandbox would have thrown it: `Code: message`. */
+function placedFailure (error: string): Error & { code?: string } {
+  const match = /^([A-Za-z]+): ([\s\S]*)$/.exec(error)
+  const err: Error & { code?: string } = new Error(match?.[2] ?? error)
+  err.name = match?.[1] ?? 'AgentFailed'
+  return err
+}
+
+async function runLocally (dataDir: string, bytes: Uint8Array, input: string, ctx: string, timeoutMs: number | undefined, onLog: (e: AgentLogEntry) => void): Promise<RunResult> {
+  const sandbox = createSandbox({ cacheDir: agentsCacheDir(dataDir), warmWorkers: 1 }, { contexts: createMemoryContexts() })
+  await sandbox.start()
+  try {
+    return await sandbox.run(bytes, { input, contextId: ctx, onLog, ...(timeoutMs !== undefined ? { timeoutMs } : {}) })
+  } finally {
+    await sandbox.stop()
+  }
+}
+
+export function register (program: Command, cli: CliContext): void {
+  const agent = program.command('agent')
+    .description('make and inspect agents: WebAssembly components for the hive:agent world')
+
+  agent.command('build')
+    .description('build a JS/TS agent (a file, or a directory with agent.ts/agent.js and manifest.json) into a component')
+    .argument('<src>', 'source file or directory')
+    .option('-o, --out <file>', 'where to write the component', 'agent.wasm')
+    .option('--manifest <file>', 'manifest to embed (default: manifest.json beside the source)')
+    .option('--json', 'print the result as JSON')
+    .action(async (src: string, options: CommonOptions & { out: string, manifest?: string }, command: Command) => {
+      const all = command.optsWithGlobals<CommonOptions & { out: string, manifest?: string }>()
+      const progress = progressReporter(cli, all.json === true)
+      let result
+      try {
+        result = await buildAgent(src, options.out, { onProgress: progress.update, ...(options.manifest !== undefined ? { manifestPath: options.manifest } : {}) })
+      } finally {
+        progress.stop()
+      }
+      cli.print(all, `built ${result.out}: agent ${result.manifest.name} ${result.manifest.version}, ${mib(result.size)}, digest ${result.digest} (${(result.durationMs / 1000).toFixed(1)} s)`, result)
+    })
+
+  agent.command('new')
+    .description('write a ready-to-build example agent (agent.ts, manifest.json, types) into a directory')
+    .argument('<dir>', 'directory to create or fill (must not hold those files yet)')
+    .option('--name <name>', 'agent name (default: the directory name)')
+    .option('--json', 'print the result as JSON')
+    .action(async (dir: string, options: CommonOptions & { name?: string }, command: Command) => {
+      const all = command.optsWithGlobals<CommonOptions>()
+      const made = await newAgent(dir, options.name !== undefined ? { name: options.name } : {})
+      cli.print(all, () => [
+        `wrote ${made.files.join(', ')}`,
+        `next: hive-node agent build ${dir} -o agent.wasm && hive-node run agent.wasm --input "a few words"`
+      ].join('\n'), made)
+    })
+
+  agent.command('inspect')
+    .description("print an agent's manifest, digest and imports")
+    .argument('<file>', 'agent component (.wasm)')
+    .option('--json', 'print as JSON')
+    .action(async (file: string, _options: CommonOptions, command: Command) => {
+      const all = command.optsWithGlobals<CommonOptions>()
+      const info = await inspectAgent(file)
+      cli.print(all, () => renderInfo(info, file), info)
+    })
+
+  program.command('run')
+    .description('run an agent in the hive and print its output: placed on the device that bids best (with no node running: in this process)')
+    .argument('<agent>', 'agent component (.wasm)')
+    .option('--input <text>', 'the input text')
+    .option('--input-file <file>', 'read the input from a file ("-" for stdin)')
+    .option('--context <id>', 'context to run in (default: agent-<name>)')
+    .option('--timeout <ms>', 'in the hive: how long to wait for the result; in this process: a tighter deadline than the manifest\'s')
+    .option('--on <peer>', 'run it on this device only (PeerId or name, as hive-node peers lists them)')
+    .option('--local', 'run it on this node only')
+    .option('--json', 'print the result as JSON')
+    .action(async (file: string, _options: RunOptionsCli, command: Command) => {
+      const all = command.optsWithGlobals<RunOptionsCli>()
+      if ((all.input === undefined) === (all.inputFile === undefined)) {
+        throw new UsageError('give exactly one of --input TEXT or --input-file FILE')
+      }
+      if (all.on !== undefined && all.local === true) throw new UsageError('give at most one of --on PEER and --local')
+      let timeoutMs: number | undefined
+      if (all.timeout !== undefined) {
+        timeoutMs = Number(all.timeout)
+        if (!Number.isInteger(timeoutMs) || timeoutMs < 1) throw new UsageError(`--timeout takes a whole number of milliseconds, not "${all.timeout}"`)
+      }
+      const input = all.input ?? (all.inputFile === '-' ? await text(process.stdin) : await readFile(all.inputFile as string, 'utf8'))
+      const bytes = new Uint8Array(await readFile(file))
+      let info
+      try {
+        info = inspectAgentBytes(bytes)
+      } catch (err) {
+        throw runFailure(err, file)
+      }
+      const name = info.manifest.name
+      let ctx = all.context ?? `agent-${name}`
+      try {
+        ctx = contextId(ctx)
+      } catch (err) {
+        throw new UsageError((err as Error).message)
+      }
+
+      const logs: AgentLogLine[] = []
+      let result: { output: string, logs?: AgentLogLine[] } & Record<string, unknown>
+      let where: 'node' | 'local' = 'node'
+      try {
+        const task = await runPlaced(cli, all, {
+          agent: bytes,
+          digest: info.digest,
+          input,
+          contextId: ctx,
+          ...(all.on !== undefined ? { on: all.on } : {}),
+          ...(all.local === true ? { local: true } : {}),
+          ...(timeoutMs !== undefined ? { waitMs: timeoutMs } : {})
+        })
+        logs.push(...(task.result?.logs ?? []))
+        if (task.result == null) {
+          throw Object.assign(new Error(task.error?.message ?? `task ${task.id} ${task.status} without a result`), { name: task.error?.code ?? 'TaskFailed' })
+        }
+        if (!task.result.ok) {
+          for (const l of logs) cli.err(`[${name}] ${l.level}: ${l.message}\n`)
+          throw placedFailure(task.result.error ?? '')
+        }
+        if (all.json !== true) cli.err(`ran on ${task.result.executor === task.submitter ? 'this node' : task.result.executor} (task ${task.id}; "hive-node explain ${task.id}" says why)\n`)
+        result = {
+          output: task.result.output ?? '',
+          digest: info.digest,
+          agent: name,
+          task: task.id,
+          executor: task.result.executor,
+          round: task.result.round,
+          durationMs: task.result.durationMs,
+          ...(task.result.ledger?.seq != null ? { ledgerSeq: task.result.ledger.seq } : {})
+        }
+      } catch (err) {
+        if (err instanceof UsageError) throw err
+        if (!(err instanceof NodeNotRunningError)) throw runFailure(err, name)
+        if (all.on !== undefined || all.local === true) throw new NodeNotRunningError(cli.dataDir(all), 'placing a run needs the running node')
+        where = 'local'
+        if (info.manifest.permissions.some(p => p.startsWith('context:'))) {
+          cli.err(`note: no node is running with ${cli.dataDir(all)}; running here, in a temporary context that is not kept\n`)
+        }
+        try {
+          result = await runLocally(cli.dataDir(all), bytes, input, ctx, timeoutMs, e => { logs.push({ level: e.level, message: e.message }) }) as unknown as typeof result
+        } catch (e) {
+          for (const l of logs) cli.err(`[${name}] ${l.level}: ${l.message}\n`)
+          throw runFailure(e, name)
+        }
+      }
+      for (const l of logs) cli.err(`[${name}] ${l.level}: ${l.message}\n`)
+      const { logs: _logs, ...rest } = result
+      cli.print(all, result.output, { ...rest, logs, where, contextId: ctx })
+    })
+}

@@ -1,0 +1,204 @@
+// `hive-node task ID`, `hive-node explain ID`, `hive-node tasks`, and placing a run across the
+// hive for `hive-node run` (agent.ts calls `runPlaced`).
+
+import { CapabilityOverrides } from '../../protocol/capabilities/index.ts'
+import { ApiRequestError, UsageError, table } from '../cli-context.ts'
+import type { CapabilityEntry } from '../../protocol/capabilities/index.ts'
+import type { Explanation, TaskView } from '../../protocol/placement/index.ts'
+import type { CliContext, CommonOptions } from '../cli-context.ts'
+import type { Command } from 'commander'
+
+const TASK_ID = /^[0-9a-f]{32}$/
+
+function checkId (id: string): string {
+  if (!TASK_ID.test(id)) throw new UsageError(`"${id}" is not a task id (32 hex characters, as "hive-node tasks" lists them)`)
+  return id
+}
+
+function ago (ms: number): string {
+  const s = Math.max(0, Math.round((Date.now() - ms) / 1000))
+  return s < 60 ? `${s}s ago` : s < 3600 ? `${Math.round(s / 60)}m ago` : `${Math.round(s / 3600)}h ago`
+}
+
+type Names = (peerId: string) => string
+
+async function peerNames (cli: CliContext, options: CommonOptions): Promise<Names> {
+  const names = new Map<string, string>()
+  try {
+    const { capabilities } = await cli.api(options).get<{ capabilities: CapabilityEntry[] }>('/capabilities')
+    for (const e of capabilities) names.set(e.peerId, e.caps.name)
+  } catch {}
+  return (peerId) => names.get(peerId) ?? `…${peerId.slice(-8)}`
+}
+
+export function renderTask (task: TaskView, name: Names): string {
+  const lines = [
+    `task       ${task.id}`,
+    `status     ${task.status}${task.error != null ? ` (${task.error.code}: ${task.error.message})` : ''}`,
+    `submitted  ${ago(task.createdAt)} by ${name(task.submitter)}${task.role === 'observer' ? ' (seen from here)' : ''}`,
+    `agent      ${task.agent}`,
+    `input      ${task.input} (${task.inputSize} bytes)`
+  ]
+  if (task.contextId != null) lines.push(`context    ${task.contextId}`)
+  if (task.winner != null) lines.push(`placed on  ${name(task.winner)} (round ${task.round})`)
+  const r = task.result
+  if (r != null) {
+    lines.push(`ran on     ${name(r.executor)} in ${Math.round(r.durationMs)} ms${r.ledger?.seq != null ? `, ledger record ${r.ledger.seq}` : ''}`)
+    lines.push(r.ok ? `output     ${r.output ?? ''}` : `error      ${r.error ?? ''}`)
+  }
+  const notable = task.history.filter(h => h.type === 'lease-lapsed' || h.type === 'late-result' || h.type === 'abandoned' || h.type === 'failed')
+  for (const h of notable) lines.push(`${h.type.padEnd(10)} ${h.detail}`)
+  lines.push(`explain    hive-node explain ${task.id}`)
+  return lines.join('\n')
+}
+
+export interface PlacedRun {
+  agent: Uint8Array
+  digest: string
+  input: string
+  contextId: string
+  /** A PeerId or a device name: only that device may run it. */
+  on?: string
+  /** Only this device runs it. */
+  local?: boolean
+  /** How long to wait for the result before giving up waiting (the task goes on). */
+  waitMs?: number
+}
+
+/** Resolves `--on`: a PeerId as it is, or the name of a live device. */
+async function resolvePeer (cli: CliContext, options: CommonOptions, on: string): Promise<string> {
+  const { capabilities } = await cli.api(options).get<{ capabilities: CapabilityEntry[] }>('/capabilities')
+  const byId = capabilities.find(e => e.peerId === on)
+  if (byId != null) return byId.peerId
+  const byName = capabilities.filter(e => e.caps.name === on)
+  if (byName.length === 1) return byName[0]!.peerId
+  if (byName.length > 1) throw new UsageError(`more than one device is named "${on}"; give its PeerId (hive-node peers lists them)`)
+  if (/^12D3Koo|^Qm/.test(on)) return on
+  throw new UsageError(`no live device is named "${on}"; hive-node peers lists the devices and their names`)
+}
+
+/**
+ * Submits a run to the hive through the running node and waits for its result. Throws the
+ * API's errors as they are; an agent failure comes back as a task whose result is not ok.
+ */
+export async function runPlaced (cli: CliContext, options: CommonOptions, run: PlacedRun): Promise<TaskView> {
+  const api = cli.api(options)
+  const on = run.on != null ? await resolvePeer(cli, options, run.on) : undefined
+  const body = {
+    digest: run.digest,
+    input: run.input,
+    contextId: run.contextId,
+    ...(on != null ? { on } : {}),
+    ...(run.local === true ? { local: true } : {})
+  }
+  let submitted: { task: TaskView }
+  try {
+    submitted = await api.post<{ task: TaskView }>('/task', body)
+  } catch (err) {
+    if (!(err instanceof ApiRequestError && err.code === 'AgentNotHeld')) throw err
+    submitted = await api.post<{ task: TaskView }>('/task', { ...body, agent: Buffer.from(run.agent).toString('base64') })
+  }
+  const deadline = Date.now() + (run.waitMs ?? Infinity)
+  let task = submitted.task
+  while (task.status !== 'done' && task.status !== 'failed') {
+    const left = deadline - Date.now()
+    if (left <= 0) throw new TaskStillRunningError(task.id)
+    task = (await api.get<{ task: TaskView }>(`/task/${task.id}?waitMs=${Math.min(30_000, Math.max(1, Math.round(left)))}`)).task
+  }
+  return task
+}
+
+export class TaskStillRunningError extends Error {
+  override name = 'TaskStillRunning'
+  constructor (id: string) {
+    super(`task ${id} is still running; "hive-node task ${id}" shows it later`)
+  }
+}
+
+export function register (program: Command, cli: CliContext): void {
+  program.command('task')
+    .description('show a task: status, where it was placed, its result')
+    .argument('<id>', 'task id')
+    .option('--json', 'print as JSON')
+    .action(async (id: string, _options: CommonOptions, command: Command) => {
+      const all = command.optsWithGlobals<CommonOptions>()
+      const { task } = await cli.api(all).get<{ task: TaskView }>(`/task/${checkId(id)}`)
+      const names = await peerNames(cli, all)
+      cli.print(all, () => renderTask(task, names), { task })
+    })
+
+  program.command('explain')
+    .description('explain a placement: every bid with its reasons, the rule, the winner, any re-election')
+    .argument('<id>', 'task id')
+    .option('--json', 'print as JSON')
+    .action(async (id: string, _options: CommonOptions, command: Command) => {
+      const all = command.optsWithGlobals<CommonOptions>()
+      const answer = await cli.api(all).get<{ explanation: Explanation, text: string }>(`/task/${checkId(id)}/explain`)
+      cli.print(all, answer.text, { explanation: answer.explanation })
+    })
+
+  program.command('tasks')
+    .description('list recent tasks, submitted here or seen in the hive')
+    .option('--limit <n>', 'how many (default 20)')
+    .option('--json', 'print as JSON')
+    .action(async (options: CommonOptions & { limit?: string }, command: Command) => {
+      const all = command.optsWithGlobals<CommonOptions & { limit?: string }>()
+      const limit = options.limit !== undefined ? Number(options.limit) : 20
+      if (!Number.isInteger(limit) || limit < 1) throw new UsageError(`--limit takes a positive whole number, not "${options.limit ?? ''}"`)
+      const { tasks } = await cli.api(all).get<{ tasks: TaskView[] }>(`/tasks?limit=${limit}`)
+      const names = await peerNames(cli, all)
+      cli.print(all, () => tasks.length === 0
+        ? 'no tasks yet; "hive-node run AGENT.wasm --input TEXT" places one'
+        : table(['TASK', 'STATUS', 'SUBMITTED', 'BY', 'RAN ON', 'ROUND'], tasks.map(t => [
+          t.id, t.status, ago(t.createdAt), name(names, t.submitter), t.result != null ? name(names, t.result.executor) : t.winner != null ? name(names, t.winner) : '', String(t.round)
+        ])), { tasks })
+    })
+}
+
+/**
+ * `--capability field=value` flags of `hive-node start` as capability overrides, checked as the
+ * node checks them: `power=battery:20`, `load=8`, `models=llama3.2,phi4`, `freeMemory=1073741824`.
+ */
+export function parseCapabilityFlags (flags: string[]): CapabilityOverrides {
+  const raw: Record<string, unknown> = {}
+  for (const flag of flags) {
+    const eq = flag.indexOf('=')
+    if (eq <= 0) throw new UsageError(`--capability takes field=value, not "${flag}"`)
+    const field = flag.slice(0, eq)
+    const value = flag.slice(eq + 1)
+    if (field === 'power') {
+      const [state, percent] = value.split(':')
+      raw.power = percent === undefined ? state : { state, percent: Number(percent) }
+    } else if (field === 'models' || field === 'runtimes') {
+      raw[field] = value.split(',').map(v => v.trim()).filter(v => v.length > 0)
+    } else {
+      raw[field] = Number(value)
+    }
+  }
+  const parsed = CapabilityOverrides.safeParse(raw)
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]
+    throw new UsageError(`--capability ${issue?.path.join('.') ?? ''}: ${issue?.message ?? 'invalid'} (fields: cores, load, freeMemory, totalMemory, power, runtimes, models)`)
+  }
+  return parsed.data
+}
+
+/** Columns `hive-node peers` shows from capability gossip. */
+export const CAPABILITY_COLUMNS = ['CORES', 'LOAD', 'TASKS', 'FREE MEM', 'POWER', 'MODELS']
+
+export function capabilityCells (caps: CapabilityEntry['caps'] | undefined): string[] {
+  if (caps == null) return ['', '', '', '', 'quiet', '']
+  const set = (field: string): string => caps.overridden.includes(field as never) ? '*' : ''
+  return [
+    `${caps.cores}${set('cores')}`,
+    `${caps.load.toFixed(2)}${set('load')}`,
+    String(caps.running),
+    `${Math.floor(caps.freeMemory / 2 ** 20)} MiB${set('freeMemory')}`,
+    `${caps.power.state}${caps.power.percent != null ? ` ${caps.power.percent}%` : ''}${set('power')}`,
+    caps.models.join(',') || '-'
+  ]
+}
+
+function name (names: Names, peerId: string): string {
+  return names(peerId)
+}

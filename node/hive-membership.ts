@@ -1,0 +1,92 @@
+// Wires the hive's membership into the node: the member list on its sublevel, the gate libp2p
+// is built with (connection gater, gossip score), and, once libp2p runs, the gate's stream
+// checks, replication of the list, and pairing. HiveNode owns one of these.
+
+import { gossipTopic } from '../protocol/index.ts'
+import { createGate, createMembership, createMembershipSync } from '../protocol/membership/index.ts'
+import { PAIRING_PROTOCOL, createPairing } from '../protocol/pairing/index.ts'
+import type { Logger } from './logger.ts'
+import type { GossipHost, Membership, MembershipDb, MembershipGate, MembershipSigner, MembershipSync } from '../protocol/membership/index.ts'
+import type { Pairing } from '../protocol/pairing/index.ts'
+import type { Libp2p } from '@libp2p/interface'
+
+export interface HiveMembershipInit {
+  name: string
+  log: Logger
+}
+
+export interface HiveMembershipComponents {
+  db: MembershipDb
+  signer: MembershipSigner
+}
+
+export class HiveMembership {
+  readonly membership: Membership
+  readonly gate: MembershipGate
+  private readonly name: string
+  private readonly log: Logger
+  private syncPart?: MembershipSync
+  private pairingPart?: Pairing
+  private pubsub?: GossipHost
+  private readonly guarded = new Set<string>()
+
+  private constructor (init: HiveMembershipInit, membership: Membership, gate: MembershipGate) {
+    this.name = init.name
+    this.log = init.log
+    this.membership = membership
+    this.gate = gate
+  }
+
+  /** Loads (or founds) this device's hive; needed before libp2p is built, for its gater. */
+  static async open (init: HiveMembershipInit, components: HiveMembershipComponents): Promise<HiveMembership> {
+    const membership = createMembership({ name: init.name, log: init.log.child('membership') }, components)
+    await membership.start()
+    const gate = createGate({ pairingProtocol: PAIRING_PROTOCOL, log: init.log.child('gate') }, { membership })
+    return new HiveMembership(init, membership, gate)
+  }
+
+  get pairing (): Pairing {
+    if (this.pairingPart == null) throw new Error('pairing is not started')
+    return this.pairingPart
+  }
+
+  get sync (): MembershipSync {
+    if (this.syncPart == null) throw new Error('membership sync is not started')
+    return this.syncPart
+  }
+
+  /** For HiveRecords: only members may publish; refusals are reported by the gate. */
+  readonly isRecordPublisher = (peer: string): boolean => this.gate.admitsPublisher(peer)
+
+  /** After libp2p has started: guard its protocols, replicate the list, serve pairing. */
+  async start (libp2p: Libp2p & { services: { pubsub: GossipHost } }): Promise<void> {
+    this.pubsub = libp2p.services.pubsub
+    this.gate.install(libp2p)
+    this.syncPart = createMembershipSync({ log: this.log.child('members') }, { membership: this.membership, gate: this.gate, network: libp2p })
+    this.pairingPart = createPairing({ name: this.name, log: this.log.child('pairing') }, { membership: this.membership, gate: this.gate, network: libp2p })
+    await this.syncPart.start()
+    await this.pairingPart.start()
+  }
+
+  /**
+   * The gossip topic `name` of this device's hive, with the gate's validator in front of it
+   * (only members relay, only members' messages count). Topics are per hive: after this
+   * device joins another hive (a membership 'change' with `hiveChanged`), ask again.
+   */
+  topic (name: string): string {
+    const topic = gossipTopic(this.membership.hiveId, name)
+    if (this.pubsub == null) throw new Error('membership is not started')
+    if (!this.guarded.has(topic)) {
+      this.gate.guardTopic(this.pubsub, topic)
+      this.guarded.add(topic)
+    }
+    return topic
+  }
+
+  async stop (): Promise<void> {
+    await this.pairingPart?.stop()
+    await this.syncPart?.stop()
+    this.gate.stop()
+    await this.membership.stop()
+  }
+}

@@ -1,0 +1,107 @@
+// The node's side of placement: capability gossip and the placement service built from the
+// node's parts, with the sandbox as the executor and the ledger as the record keeper.
+
+import { createCapabilities } from '../protocol/capabilities/index.ts'
+import { createPlacement } from '../protocol/placement/index.ts'
+import type { Capabilities, CapabilitiesInit, CapabilityOverrides } from '../protocol/capabilities/index.ts'
+import type { AgentLogLine, ExecutionOutcome, Executor, Placement, PlacementInit } from '../protocol/placement/index.ts'
+import type { HiveRecords, PeerGate, RecordSigner } from '../protocol/index.ts'
+import type { Ledger } from '../ledger/index.ts'
+import type { AgentLogEntry, Sandbox } from '../sandbox/index.ts'
+import type { HiveLibp2p } from './libp2p.ts'
+import type { Logger } from './logger.ts'
+
+/** Capability gossip settings a node may be started with (tests shorten the intervals). */
+export type CapabilitySettings = Pick<CapabilitiesInit, 'intervalMs' | 'expireMs' | 'ollamaUrl' | 'ollamaTimeoutMs' | 'powerSupplyDir'>
+
+export interface TasksInit {
+  name: string
+  version: string
+  capabilities?: CapabilitySettings
+  capabilityOverrides?: CapabilityOverrides
+  placement?: PlacementInit
+}
+
+export interface TasksComponents {
+  libp2p: HiveLibp2p
+  records: HiveRecords
+  signer: RecordSigner
+  sandbox: Sandbox
+  ledger: Ledger
+  gate: PeerGate
+  isMember: (peerId: string) => boolean
+  /** Names of the runtimes this node offers and has ready. */
+  runtimes: () => string[]
+  log: Logger
+}
+
+/** Failures of this node, not of the agent: another node should try. */
+const NODE_FAULTS = new Set(['SandboxNotRunning', 'AbortError', 'CompileFailed'])
+
+function failure (err: unknown): ExecutionOutcome {
+  const e = err instanceof Error ? err : new Error(String(err))
+  return { ok: false, error: `${e.name}: ${e.message}`, ...(NODE_FAULTS.has(e.name) ? { retry: true } : {}) }
+}
+
+/**
+ * Runs a placed task in the sandbox. The task's permissions are what its submitter grants: an
+ * agent whose manifest asks for more is refused before it runs.
+ */
+export function sandboxExecutor (sandbox: Sandbox): Executor {
+  return {
+    async run (agent, input, { contextId, permissions, signal }) {
+      let loaded
+      try {
+        loaded = await sandbox.load(agent, { signal })
+      } catch (err) {
+        return failure(err)
+      }
+      const missing = loaded.manifest.permissions.filter(p => !permissions.includes(p))
+      if (missing.length > 0) {
+        return {
+          ok: false,
+          error: `PermissionNotGranted: agent ${loaded.manifest.name} asks for ${missing.join(', ')}, which the task does not grant ` +
+            `(it grants ${permissions.length > 0 ? permissions.join(', ') : 'nothing'}); submit it with those permissions`
+        }
+      }
+      const logs: AgentLogLine[] = []
+      const onLog = (e: AgentLogEntry): void => { if (logs.length < 200) logs.push({ level: e.level, message: e.message }) }
+      try {
+        const result = await sandbox.run(loaded, { input, signal, onLog, ...(contextId != null ? { contextId } : {}) })
+        return { ok: true, output: result.output, logs }
+      } catch (err) {
+        return { ...failure(err), logs }
+      }
+    }
+  }
+}
+
+export function createNodeTasks (init: TasksInit, components: TasksComponents): { capabilities: Capabilities, placement: Placement } {
+  const { libp2p, log } = components
+  const capabilities = createCapabilities({
+    name: init.name,
+    version: init.version,
+    runtimes: components.runtimes,
+    ...init.capabilities,
+    ...(init.capabilityOverrides != null ? { overrides: init.capabilityOverrides } : {})
+  }, {
+    self: libp2p.peerId.toString(),
+    pubsub: libp2p.services.pubsub,
+    isMember: components.isMember,
+    log: log.child('capabilities')
+  })
+  const placement = createPlacement(init.placement ?? {}, {
+    host: libp2p,
+    pubsub: libp2p.services.pubsub,
+    dht: libp2p.services.dht,
+    records: components.records,
+    signer: components.signer,
+    capabilities,
+    executor: sandboxExecutor(components.sandbox),
+    ledger: { append: async (record, options) => components.ledger.append(record, options) },
+    gate: components.gate,
+    isMember: components.isMember,
+    log: log.child('placement')
+  })
+  return { capabilities, placement }
+}

@@ -1,0 +1,376 @@
+// The capability service: publishes what this device offers on a hive gossip topic, repeatedly
+// and whenever it changes, and keeps a live view of every device from what they publish. An
+// entry expires when its device has been quiet for `expireMs`.
+
+import { TopicValidatorResult } from '@libp2p/gossipsub'
+import { CapabilitiesNotRunningError, InvalidCapabilityOverrideError } from './errors.ts'
+import { createDeviceProbe } from './probe.ts'
+import { CapabilityOverrides, decodeCapabilityMessage, encodeCapabilityMessage } from './schema.ts'
+import type { DeviceProbe, DeviceProbeInit, DeviceReading } from './probe.ts'
+import type { CapabilityMessage, CapabilityReport, OverridableField, Power } from './schema.ts'
+import type { Message, TopicValidatorFn } from '@libp2p/gossipsub'
+import type { PeerId } from '@libp2p/interface'
+
+export const DEFAULT_CAPABILITIES_TOPIC = 'hive/capabilities/1'
+
+/** The part of gossipsub this service uses. */
+export interface CapabilitiesPubSub {
+  subscribe: (topic: string) => void
+  unsubscribe: (topic: string) => void
+  publish: (topic: string, data: Uint8Array) => Promise<unknown>
+  addEventListener: {
+    (type: 'message', listener: (event: CustomEvent<Message>) => void): void
+    (type: 'subscription-change', listener: (event: CustomEvent<{ peerId: PeerId, subscriptions: Array<{ topic: string, subscribe: boolean }> }>) => void): void
+  }
+  removeEventListener: {
+    (type: 'message', listener: (event: CustomEvent<Message>) => void): void
+    (type: 'subscription-change', listener: (event: CustomEvent<{ peerId: PeerId, subscriptions: Array<{ topic: string, subscribe: boolean }> }>) => void): void
+  }
+  /** When present, malformed messages are rejected before gossipsub forwards them. */
+  topicValidators?: Map<string, TopicValidatorFn>
+}
+
+export interface CapabilitiesLog {
+  debug: (message: string, ...details: unknown[]) => void
+  warn: (message: string, ...details: unknown[]) => void
+}
+
+export interface CapabilitiesInit extends DeviceProbeInit {
+  /** This device's node name. */
+  name: string
+  /** The hive-node version this device runs. */
+  version: string
+  topic?: string
+  /** How often the report is published even when nothing changed. Default 3 s (±20 %). */
+  intervalMs?: number
+  /** A device quiet for this long leaves the view. Default 3.5 × intervalMs. */
+  expireMs?: number
+  /** Delay that coalesces a burst of changes into one message. Default 50 ms. */
+  changeDelayMs?: number
+  /** Agent runtimes this node offers; read at every report. */
+  runtimes?: () => string[]
+  /**
+   * Fields the user sets instead of what the device reports (e.g. treat this laptop as on
+   * battery, or as busy). Shown as overridden in every report.
+   */
+  overrides?: CapabilityOverrides
+  /** Reads the device; defaults to the real one (os, /sys/class/power_supply, Ollama). */
+  probe?: DeviceProbe
+}
+
+export interface CapabilitiesComponents {
+  /** This device's PeerId string. */
+  self: string
+  pubsub: CapabilitiesPubSub
+  /** Whether a device belongs to the hive; reports from others are ignored. Default: all. */
+  isMember?: (peerId: string) => boolean
+  log?: CapabilitiesLog
+}
+
+export interface CapabilityEntry {
+  peerId: string
+  self: boolean
+  caps: CapabilityReport
+  seq: number
+  /** The author's clock when it sent the report. */
+  time: number
+  /** This node's clock when the report arrived. */
+  receivedAt: number
+}
+
+export interface Capabilities extends EventTarget {
+  readonly topic: string
+  /** Moves to another gossip topic (the hive's topic changes when this device joins a hive). */
+  setTopic: (topic: string) => void
+  start: () => Promise<void>
+  stop: () => Promise<void>
+  /** A fresh report of this device: probe, overrides, running tasks. */
+  local: (options?: { signal?: AbortSignal }) => Promise<CapabilityReport>
+  /** Every device heard from recently, this one included, ordered by PeerId. */
+  view: () => CapabilityEntry[]
+  get: (peerId: string) => CapabilityEntry | undefined
+  /** Whether a device has reported within the expiry time. */
+  isLive: (peerId: string) => boolean
+  /** Tells the service how many hive tasks run here now; a change is published. */
+  setRunning: (count: number) => void
+  /** Replaces the overrides (null clears them); the new report is published. */
+  setOverrides: (overrides: CapabilityOverrides | null) => void
+  /** Publishes a report now. */
+  publish: (options?: { signal?: AbortSignal }) => Promise<void>
+}
+
+const SILENT: CapabilitiesLog = { debug: () => {}, warn: () => {} }
+
+function checkOverrides (overrides: CapabilityOverrides | null | undefined): CapabilityOverrides {
+  if (overrides == null) return {}
+  const parsed = CapabilityOverrides.safeParse(overrides)
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]
+    throw new InvalidCapabilityOverrideError(`capability override ${issue?.path.join('.') ?? ''} is invalid: ${issue?.message ?? 'unknown'}; ` +
+      'overridable fields are cores, load, freeMemory, totalMemory, power (ac|battery|unknown), runtimes and models')
+  }
+  return parsed.data
+}
+
+/** Applies overrides to a reading; returns the report fields and which were overridden. */
+export function applyOverrides (reading: DeviceReading, overrides: CapabilityOverrides): { reading: DeviceReading, overridden: OverridableField[] } {
+  const out: DeviceReading = { ...reading }
+  const overridden: OverridableField[] = []
+  if (overrides.cores != null) { out.cores = overrides.cores; overridden.push('cores') }
+  if (overrides.load != null) { out.load = overrides.load; overridden.push('load') }
+  if (overrides.freeMemory != null) { out.freeMemory = overrides.freeMemory; overridden.push('freeMemory') }
+  if (overrides.totalMemory != null) { out.totalMemory = overrides.totalMemory; overridden.push('totalMemory') }
+  if (overrides.power != null) {
+    out.power = typeof overrides.power === 'string' ? { state: overrides.power } satisfies Power : overrides.power
+    overridden.push('power')
+  }
+  if (overrides.models != null) { out.models = overrides.models; overridden.push('models') }
+  if (out.freeMemory > out.totalMemory) out.freeMemory = out.totalMemory
+  return { reading: out, overridden }
+}
+
+/** Whether two reports differ in a way bidders care about (not the load's last decimal). */
+function materiallyDifferent (a: CapabilityReport | undefined, b: CapabilityReport): boolean {
+  if (a == null) return true
+  return a.running !== b.running || a.cores !== b.cores || a.power.state !== b.power.state ||
+    a.runtimes.join() !== b.runtimes.join() || a.models.join() !== b.models.join() ||
+    a.overridden.join() !== b.overridden.join() || Math.abs(a.load - b.load) >= 0.5
+}
+
+export function createCapabilities (init: CapabilitiesInit, components: CapabilitiesComponents): Capabilities {
+  return new CapabilityService(init, components)
+}
+
+class CapabilityService extends EventTarget implements Capabilities {
+  topic: string
+  private readonly init: CapabilitiesInit
+  private readonly components: CapabilitiesComponents
+  private readonly log: CapabilitiesLog
+  private readonly probe: DeviceProbe
+  private readonly intervalMs: number
+  private readonly expireMs: number
+  private readonly changeDelayMs: number
+  private overrides: CapabilityOverrides
+  private readonly entries = new Map<string, CapabilityEntry>()
+  private running = 0
+  private seq = 0
+  private started = false
+  private lastPublished?: CapabilityReport
+  private tickTimer?: NodeJS.Timeout
+  private changeTimer?: NodeJS.Timeout
+  private priorValidator?: TopicValidatorFn
+  private readonly stopping = new AbortController()
+
+  constructor (init: CapabilitiesInit, components: CapabilitiesComponents) {
+    super()
+    this.init = init
+    this.components = components
+    this.log = components.log ?? SILENT
+    this.topic = init.topic ?? DEFAULT_CAPABILITIES_TOPIC
+    this.intervalMs = init.intervalMs ?? 3_000
+    this.expireMs = init.expireMs ?? Math.round(this.intervalMs * 3.5)
+    this.changeDelayMs = init.changeDelayMs ?? 50
+    this.overrides = checkOverrides(init.overrides)
+    this.probe = init.probe ?? createDeviceProbe(init)
+  }
+
+  async start (): Promise<void> {
+    if (this.started) return
+    this.started = true
+    const { pubsub } = this.components
+    pubsub.addEventListener('message', this.onMessage)
+    pubsub.addEventListener('subscription-change', this.onSubscriptionChange)
+    this.join()
+    await this.publish().catch((err: Error) => { this.log.debug(`first capability report not sent: ${err.message}`) })
+    this.scheduleTick()
+  }
+
+  async stop (): Promise<void> {
+    if (!this.started) return
+    this.started = false
+    this.stopping.abort(new CapabilitiesNotRunningError('capability service stopped'))
+    clearTimeout(this.tickTimer)
+    clearTimeout(this.changeTimer)
+    const { pubsub } = this.components
+    pubsub.removeEventListener('message', this.onMessage)
+    pubsub.removeEventListener('subscription-change', this.onSubscriptionChange)
+    this.leave()
+  }
+
+  setTopic (topic: string): void {
+    if (topic === this.topic) return
+    if (this.started) this.leave()
+    this.topic = topic
+    // what was heard on the old topic came from another hive's view
+    for (const [peerId, entry] of this.entries) if (!entry.self) this.entries.delete(peerId)
+    if (this.started) {
+      this.join()
+      this.lastPublished = undefined
+      this.publishSoon()
+    }
+  }
+
+  private join (): void {
+    const { pubsub } = this.components
+    const validators = pubsub.topicValidators
+    if (validators != null) {
+      this.priorValidator = validators.get(this.topic)
+      validators.set(this.topic, this.validate)
+    }
+    pubsub.subscribe(this.topic)
+  }
+
+  private leave (): void {
+    const { pubsub } = this.components
+    try {
+      pubsub.unsubscribe(this.topic)
+    } catch {
+      // pubsub may already be stopped with libp2p
+    }
+    const validators = pubsub.topicValidators
+    if (validators?.get(this.topic) === this.validate) {
+      if (this.priorValidator != null) validators.set(this.topic, this.priorValidator)
+      else validators.delete(this.topic)
+    }
+    this.priorValidator = undefined
+  }
+
+  async local (options: { signal?: AbortSignal } = {}): Promise<CapabilityReport> {
+    const { reading, overridden } = applyOverrides(await this.probe.read(options), this.overrides)
+    const runtimes = this.overrides.runtimes ?? this.init.runtimes?.() ?? []
+    if (this.overrides.runtimes != null) overridden.push('runtimes')
+    return {
+      name: this.init.name,
+      version: this.init.version,
+      cores: reading.cores,
+      load: reading.load,
+      running: this.running,
+      freeMemory: reading.freeMemory,
+      totalMemory: reading.totalMemory,
+      power: reading.power,
+      runtimes: [...runtimes].slice(0, 16),
+      models: reading.models.slice(0, 64),
+      overridden
+    }
+  }
+
+  view (): CapabilityEntry[] {
+    this.sweep()
+    return [...this.entries.values()].sort((a, b) => a.peerId < b.peerId ? -1 : a.peerId > b.peerId ? 1 : 0)
+  }
+
+  get (peerId: string): CapabilityEntry | undefined {
+    this.sweep()
+    return this.entries.get(peerId)
+  }
+
+  isLive (peerId: string): boolean {
+    return this.get(peerId) != null
+  }
+
+  setRunning (count: number): void {
+    if (!Number.isInteger(count) || count < 0) throw new RangeError(`running task count must be a non-negative integer, got ${count}`)
+    if (count === this.running) return
+    this.running = count
+    this.publishSoon()
+  }
+
+  setOverrides (overrides: CapabilityOverrides | null): void {
+    this.overrides = checkOverrides(overrides)
+    this.publishSoon()
+  }
+
+  async publish (options: { signal?: AbortSignal } = {}): Promise<void> {
+    if (!this.started) throw new CapabilitiesNotRunningError('the capability service is not running; start it first')
+    const signal = options.signal != null ? AbortSignal.any([options.signal, this.stopping.signal]) : this.stopping.signal
+    const caps = await this.local({ signal })
+    if (!this.started) return
+    const now = Date.now()
+    this.seq = Math.max(this.seq + 1, now)
+    const message: CapabilityMessage = { v: 1, seq: this.seq, time: now, caps }
+    const data = encodeCapabilityMessage(message)
+    this.remember(this.components.self, message, true)
+    this.lastPublished = caps
+    await this.components.pubsub.publish(this.topic, data)
+  }
+
+  private scheduleTick (): void {
+    if (!this.started) return
+    const jitter = 0.8 + Math.random() * 0.4
+    this.tickTimer = setTimeout(() => {
+      this.publish().catch((err: Error) => { this.log.debug(`capability report not sent: ${err.message}`) })
+        .finally(() => { this.scheduleTick() })
+    }, Math.round(this.intervalMs * jitter))
+    this.tickTimer.unref()
+  }
+
+  /** Publishes shortly after a change, once for a burst, and only when the report really changed. */
+  private publishSoon (): void {
+    if (!this.started || this.changeTimer != null) return
+    this.changeTimer = setTimeout(() => {
+      this.changeTimer = undefined
+      this.local().then(async (caps) => {
+        if (!this.started || !materiallyDifferent(this.lastPublished, caps)) return
+        await this.publish()
+      }).catch((err: Error) => { this.log.debug(`capability change not sent: ${err.message}`) })
+    }, this.changeDelayMs)
+    this.changeTimer.unref()
+  }
+
+  private sweep (): void {
+    const now = Date.now()
+    for (const [peerId, entry] of this.entries) {
+      if (entry.self) continue
+      if (now - entry.receivedAt > this.expireMs) {
+        this.entries.delete(peerId)
+        this.dispatchEvent(new CustomEvent('expire', { detail: peerId }))
+      }
+    }
+  }
+
+  private remember (peerId: string, message: CapabilityMessage, self: boolean): void {
+    const old = this.entries.get(peerId)
+    if (old != null && old.seq >= message.seq) return
+    const entry: CapabilityEntry = { peerId, self, caps: message.caps, seq: message.seq, time: message.time, receivedAt: Date.now() }
+    this.entries.set(peerId, entry)
+    this.dispatchEvent(new CustomEvent('change', { detail: entry }))
+  }
+
+  private readonly validate: TopicValidatorFn = async (peer, message) => {
+    if (this.priorValidator != null) {
+      const verdict = await this.priorValidator(peer, message)
+      if (verdict !== TopicValidatorResult.Accept) return verdict
+    }
+    if (message.type !== 'signed') return TopicValidatorResult.Reject
+    const author = message.from.toString()
+    if (this.components.isMember != null && !this.components.isMember(author)) return TopicValidatorResult.Reject
+    try {
+      decodeCapabilityMessage(message.data)
+    } catch (err) {
+      this.log.warn(`rejecting capability report from ${author}: ${(err as Error).message}`)
+      return TopicValidatorResult.Reject
+    }
+    return TopicValidatorResult.Accept
+  }
+
+  private readonly onMessage = (event: CustomEvent<Message>): void => {
+    const message = event.detail
+    if (message.topic !== this.topic || message.type !== 'signed') return
+    const author = message.from.toString()
+    if (author === this.components.self) return
+    if (this.components.isMember != null && !this.components.isMember(author)) return
+    try {
+      this.remember(author, decodeCapabilityMessage(message.data), false)
+    } catch (err) {
+      this.log.debug(`ignored capability report from ${author}: ${(err as Error).message}`)
+    }
+  }
+
+  private readonly onSubscriptionChange = (event: CustomEvent<{ peerId: PeerId, subscriptions: Array<{ topic: string, subscribe: boolean }> }>): void => {
+    // a device that just joined the topic hears from us at once rather than at the next tick
+    if (event.detail.subscriptions.some(s => s.topic === this.topic && s.subscribe)) {
+      this.lastPublished = undefined
+      this.publishSoon()
+    }
+  }
+}

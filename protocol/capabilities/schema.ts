@@ -1,0 +1,93 @@
+// What a device says about itself on the capability topic, and the checks every receiver applies.
+//
+// One gossip message is a CBOR map (schema below). It carries no PeerId: the author is the
+// gossipsub signer of the message, so a device can only speak for itself.
+
+import { decode as cborDecode, encode as cborEncode } from 'cborg'
+import { z } from 'zod'
+import { MalformedCapabilitiesError } from './errors.ts'
+
+export const POWER_STATES = ['ac', 'battery', 'unknown'] as const
+export type PowerState = typeof POWER_STATES[number]
+
+/** Most bytes one capability message may take; anything longer is refused unread. */
+export const MAX_CAPABILITY_MESSAGE_BYTES = 16 * 1024
+
+const Name = z.string().min(1).max(128)
+
+export const Power = z.object({
+  state: z.enum(POWER_STATES),
+  /** Battery charge, when a battery reports one. */
+  percent: z.number().min(0).max(100).optional()
+})
+export type Power = z.infer<typeof Power>
+
+/** The fields a user (or a test) may override in the node's configuration. */
+export const OVERRIDABLE = ['cores', 'load', 'freeMemory', 'totalMemory', 'power', 'runtimes', 'models'] as const
+export type OverridableField = typeof OVERRIDABLE[number]
+
+export const CapabilityReport = z.object({
+  /** Human name of the device (its node name). */
+  name: Name,
+  /** hive-node version it runs. */
+  version: z.string().min(1).max(32),
+  cores: z.number().int().min(1).max(4096),
+  /** One-minute load average of the whole device. */
+  load: z.number().min(0).max(1e6),
+  /** Hive tasks this node is running right now. */
+  running: z.number().int().min(0).max(1e6),
+  freeMemory: z.number().int().min(0),
+  totalMemory: z.number().int().min(0),
+  power: Power,
+  /** Agent runtimes offered (e.g. `wasm-component`). */
+  runtimes: z.array(Name).max(16),
+  /** Local LLM models (Ollama tags) this device serves. */
+  models: z.array(Name).max(64),
+  /** Which of the fields above come from configuration rather than from the device. */
+  overridden: z.array(z.enum(OVERRIDABLE)).max(OVERRIDABLE.length)
+})
+export type CapabilityReport = z.infer<typeof CapabilityReport>
+
+export const CapabilityMessage = z.object({
+  v: z.literal(1),
+  /** Increases with every message from one device run; an older one is ignored. */
+  seq: z.number().int().min(0),
+  /** The author's clock, milliseconds since the epoch (shown, never compared across devices). */
+  time: z.number().int().min(0),
+  caps: CapabilityReport
+})
+export type CapabilityMessage = z.infer<typeof CapabilityMessage>
+
+export function encodeCapabilityMessage (message: CapabilityMessage): Uint8Array {
+  return cborEncode(CapabilityMessage.parse(message))
+}
+
+export function decodeCapabilityMessage (bytes: Uint8Array): CapabilityMessage {
+  if (bytes.byteLength > MAX_CAPABILITY_MESSAGE_BYTES) {
+    throw new MalformedCapabilitiesError(`capability message of ${bytes.byteLength} bytes exceeds ${MAX_CAPABILITY_MESSAGE_BYTES}`)
+  }
+  let raw: unknown
+  try {
+    raw = cborDecode(bytes, { useMaps: false, rejectDuplicateMapKeys: true })
+  } catch (err) {
+    throw new MalformedCapabilitiesError(`capability message is not CBOR: ${(err as Error).message}`)
+  }
+  const parsed = CapabilityMessage.safeParse(raw)
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]
+    throw new MalformedCapabilitiesError(`capability message is invalid: ${issue?.path.join('.') ?? ''}: ${issue?.message ?? 'unknown'}`)
+  }
+  return parsed.data
+}
+
+/** Overrides as a user writes them in the node's configuration; every field optional. */
+export const CapabilityOverrides = z.object({
+  cores: z.number().int().min(1).max(4096).optional(),
+  load: z.number().min(0).max(1e6).optional(),
+  freeMemory: z.number().int().min(0).optional(),
+  totalMemory: z.number().int().min(0).optional(),
+  power: z.union([z.enum(POWER_STATES), Power]).optional(),
+  runtimes: z.array(Name).max(16).optional(),
+  models: z.array(Name).max(64).optional()
+}).strict()
+export type CapabilityOverrides = z.infer<typeof CapabilityOverrides>

@@ -1,0 +1,391 @@
+// The gate: membership turned into libp2p's checks, so a device outside the hive gets nothing.
+//
+// 1. Connections: a libp2p ConnectionGater refuses dials to and connections from non-members
+//    once the remote's key is proven (after the noise handshake).
+// 2. Pairing: the one exception. While this node has an open invite it admits a bounded number
+//    of non-member connections, and while it joins a hive it admits the one connection to its
+//    inviter. Such a connection is marked limited as it opens, so libp2p itself refuses every
+//    protocol on it that did not opt in to limited connections, and no service (DHT, gossip)
+//    is told about the peer; the gate's own checks allow it the pairing protocol alone; and it
+//    is closed when its time is up. (Ping is allowed too: it carries nothing, and libp2p's
+//    connection monitor drops a connection whose ping is refused.)
+// 3. Streams: `allows(peer, protocol)` for every hive protocol handler, and a libp2p stream
+//    middleware for libp2p's own protocols (identify, ping, kad-dht, gossipsub), inbound and
+//    outbound.
+// 4. Records and gossip: `isMember` for the DHT validator, a gossipsub score that graylists
+//    non-members (their RPCs are dropped unread) and a topic validator that rejects messages
+//    relayed by or authored by a non-member.
+// 5. Removal: when a peer stops being a member, its connections are closed at once.
+
+import { TopicValidatorResult } from '@libp2p/gossipsub'
+import { PeerNotAllowedError } from '../errors.ts'
+import type { Membership, MembershipChange } from './membership.ts'
+import type { Message, TopicValidatorFn } from '@libp2p/gossipsub'
+import type { Connection, ConnectionGater, MultiaddrConnection, PeerId, Stream, StreamMiddleware } from '@libp2p/interface'
+
+/** What the gate refused, for logs and tests. */
+export interface Refusal {
+  peer: string
+  layer: 'connection' | 'stream' | 'gossip' | 'record'
+  protocol?: string
+  reason: string
+}
+
+export interface GateLog {
+  debug: (message: string, ...details: unknown[]) => void
+}
+
+export interface GateInit {
+  /** The pairing protocol id: the only protocol a pairing connection may speak. */
+  pairingProtocol: string
+  /** How long a pairing connection may stay open. Default 60 s. */
+  pairingConnectionTtlMs?: number
+  /** How many pairing connections may be open at once. Default 4. */
+  maxPairingConnections?: number
+  /**
+   * Protocols a pairing connection may speak besides pairing. Default: libp2p's ping, which
+   * carries nothing but echoed random bytes, and without which libp2p's connection monitor
+   * aborts the pairing connection mid-exchange when its periodic ping is refused.
+   */
+  pairingAlsoAllows?: string[]
+  log?: GateLog
+}
+
+export interface GateComponents {
+  membership: Pick<Membership, 'isMember' | 'peerId' | 'addEventListener' | 'removeEventListener'>
+}
+
+/** The libp2p calls the gate needs to enforce itself. Libp2p satisfies it. */
+export interface GateHost {
+  addEventListener: (type: 'connection:open', listener: (event: CustomEvent<Connection>) => void) => void
+  removeEventListener: (type: 'connection:open', listener: (event: CustomEvent<Connection>) => void) => void
+  getProtocols: () => string[]
+  use: (protocol: string, middleware: StreamMiddleware | StreamMiddleware[]) => void
+  unuse: (protocol: string) => void
+  getConnections: (peer?: PeerId) => Connection[]
+  hangUp: (peer: PeerId) => Promise<void>
+}
+
+/** The part of gossipsub the gate hooks into. */
+export interface GossipHost {
+  topicValidators: Map<string, TopicValidatorFn>
+}
+
+/** libp2p's ping, which its connection monitor runs on every connection. */
+export const PING_PROTOCOL = '/ipfs/ping/1.0.0'
+
+/** A score far below gossipsub's default graylist threshold (-80). */
+export const NON_MEMBER_GOSSIP_SCORE = -1_000_000
+
+interface PairingSlot {
+  peer: string
+  /** Admitted under an open invite (inbound) or for a join this node started (outbound). */
+  direction: 'inbound' | 'outbound'
+  timer?: NodeJS.Timeout
+}
+
+export class MembershipGate extends EventTarget {
+  readonly pairingProtocol: string
+  private readonly pairingProtocols: Set<string>
+  private readonly membership: GateComponents['membership']
+  private readonly ttlMs: number
+  private readonly maxPairing: number
+  private readonly log?: GateLog
+  private openWindows = 0
+  private readonly expected = new Map<string, number>()
+  private readonly pairing = new Map<string, PairingSlot>()
+  private host?: GateHost
+  private guarded: string[] = []
+  private enforceConnections = true
+
+  constructor (init: GateInit, components: GateComponents) {
+    super()
+    this.pairingProtocol = init.pairingProtocol
+    this.pairingProtocols = new Set([init.pairingProtocol, ...(init.pairingAlsoAllows ?? [PING_PROTOCOL])])
+    this.membership = components.membership
+    this.ttlMs = init.pairingConnectionTtlMs ?? 60_000
+    this.maxPairing = init.maxPairingConnections ?? 4
+    this.log = init.log
+    this.onConnectionOpen = this.onConnectionOpen.bind(this)
+    this.onMembershipChange = this.onMembershipChange.bind(this)
+    this.membership.addEventListener('change', this.onMembershipChange)
+  }
+
+  isMember (peer: PeerId | string): boolean {
+    return this.membership.isMember(peer.toString())
+  }
+
+  /** Whether `peer` may speak `protocol` with this node now. */
+  allows (peer: PeerId | string, protocol: string): boolean {
+    const id = peer.toString()
+    if (this.isMember(id)) return true
+    return this.pairingProtocols.has(protocol) && this.pairing.has(id)
+  }
+
+  /** Whether `peer` holds a pairing connection admitted by the gate. */
+  isPairing (peer: PeerId | string): boolean {
+    return this.pairing.has(peer.toString())
+  }
+
+  /**
+   * Inviter side: while at least one window is open, non-members may connect to pair. Returns
+   * the function that closes this window.
+   */
+  openPairingWindow (): () => void {
+    this.openWindows++
+    let closed = false
+    return () => {
+      if (closed) return
+      closed = true
+      this.openWindows--
+      if (this.openWindows > 0) return
+      // no invite left: no reason for any non-member to stay connected
+      for (const slot of [...this.pairing.values()]) {
+        if (slot.direction === 'inbound') this.endPairing(slot.peer)
+      }
+    }
+  }
+
+  /** Joiner side: admit the connection to the inviter. Returns the function that withdraws it. */
+  expectPairing (peer: PeerId | string): () => void {
+    const id = peer.toString()
+    this.expected.set(id, (this.expected.get(id) ?? 0) + 1)
+    let done = false
+    return () => {
+      if (done) return
+      done = true
+      const left = (this.expected.get(id) ?? 1) - 1
+      if (left <= 0) this.expected.delete(id)
+      else this.expected.set(id, left)
+    }
+  }
+
+  /** A pairing exchange is over: its connection has no more business here. */
+  endPairing (peer: PeerId | string): void {
+    const id = peer.toString()
+    const slot = this.pairing.get(id)
+    if (slot == null) return
+    clearTimeout(slot.timer)
+    this.pairing.delete(id)
+    for (const connection of this.host?.getConnections() ?? []) {
+      if (connection.remotePeer.toString() === id && connection.limits != null) {
+        connection.close().catch(() => { connection.abort(new Error('pairing connection closed')) })
+      }
+    }
+  }
+
+  /** The ConnectionGater to hand libp2p at construction. */
+  readonly connectionGater: ConnectionGater = {
+    denyDialPeer: (peer) => this.denyOutbound(peer, 'dial'),
+    denyOutboundConnection: (peer) => this.denyOutbound(peer, 'dial'),
+    denyInboundEncryptedConnection: (peer, maConn) => this.denyInbound(peer, maConn),
+    denyOutboundEncryptedConnection: (peer) => this.denyOutbound(peer, 'connect', true),
+    denyInboundUpgradedConnection: (peer) => !this.isMember(peer) && !this.pairing.has(peer.toString()),
+    denyOutboundUpgradedConnection: (peer) => !this.isMember(peer) && !this.pairing.has(peer.toString())
+  }
+
+  /** Stream middleware refusing non-members; libp2p runs it on inbound and outbound streams. */
+  middleware (protocol: string): StreamMiddleware {
+    return (stream: Stream, connection: Connection, next) => {
+      const peer = connection.remotePeer
+      if (!this.allows(peer, protocol) || (connection.limits != null && !this.pairingProtocols.has(protocol))) {
+        this.refuse({ peer: peer.toString(), layer: 'stream', protocol, reason: 'not a member' })
+        throw new PeerNotAllowedError(`${peer.toString()} is not a member of this hive and may not use ${protocol}`)
+      }
+      next(stream, connection)
+    }
+  }
+
+  /**
+   * Hooks into a started libp2p: marks pairing connections limited as they open (and aborts a
+   * non-member connection that got past the gater, unless `enforceConnections` is false),
+   * guards every protocol registered so far (except pairing, which checks itself) with the
+   * middleware, and closes connections of peers that stop being members.
+   */
+  install (host: GateHost, options: { protocols?: string[], enforceConnections?: boolean } = {}): void {
+    this.host = host
+    this.enforceConnections = options.enforceConnections ?? true
+    host.addEventListener('connection:open', this.onConnectionOpen)
+    const protocols = options.protocols ?? host.getProtocols().filter(p => p !== this.pairingProtocol)
+    for (const protocol of protocols) host.use(protocol, guardChain(this.middleware(protocol)))
+    this.guarded = protocols
+  }
+
+  uninstall (): void {
+    const host = this.host
+    if (host == null) return
+    host.removeEventListener('connection:open', this.onConnectionOpen)
+    for (const protocol of this.guarded) host.unuse(protocol)
+    for (const slot of this.pairing.values()) clearTimeout(slot.timer)
+    this.pairing.clear()
+    this.guarded = []
+    this.host = undefined
+  }
+
+  stop (): void {
+    this.uninstall()
+    this.membership.removeEventListener('change', this.onMembershipChange)
+  }
+
+  /** gossipsub `scoreParams` entries: non-members are graylisted, so their RPCs go unread. */
+  gossipScoreParams (): { appSpecificScore: (peer: string) => number, appSpecificWeight: number } {
+    return {
+      appSpecificScore: (peer) => this.isMember(peer) ? 0 : NON_MEMBER_GOSSIP_SCORE,
+      appSpecificWeight: 1
+    }
+  }
+
+  /** A gossipsub topic validator: only members may relay, and only members' messages count. */
+  readonly gossipValidator = (peer: PeerId, message: Message): TopicValidatorResult => {
+    if (!this.isMember(peer)) {
+      this.refuse({ peer: peer.toString(), layer: 'gossip', reason: 'relayed by a non-member' })
+      return TopicValidatorResult.Reject
+    }
+    if (message.type !== 'signed' || !this.isMember(message.from)) {
+      const author = message.type === 'signed' ? message.from.toString() : 'unsigned'
+      this.refuse({ peer: peer.toString(), layer: 'gossip', reason: `message authored by ${author}, not a member` })
+      return TopicValidatorResult.Reject
+    }
+    return TopicValidatorResult.Accept
+  }
+
+  /** Puts the gossip validator in front of a topic, keeping any validator already there. */
+  guardTopic (pubsub: GossipHost, topic: string): void {
+    const inner = pubsub.topicValidators.get(topic)
+    pubsub.topicValidators.set(topic, async (peer, message) => {
+      const verdict = this.gossipValidator(peer, message)
+      if (verdict !== TopicValidatorResult.Accept || inner == null) return verdict
+      return inner(peer, message)
+    })
+  }
+
+  /** A DHT validator's check as a predicate (for HiveRecords' `isMember`); a refusal is reported. */
+  admitsPublisher (publisher: string): boolean {
+    if (this.isMember(publisher)) return true
+    this.refuse({ peer: publisher, layer: 'record', reason: 'publisher is not a member' })
+    return false
+  }
+
+  /** A DHT validator's check: throws unless the record's publisher is a member. */
+  checkPublisher (publisher: string): void {
+    if (!this.isMember(publisher)) {
+      this.refuse({ peer: publisher, layer: 'record', reason: 'publisher is not a member' })
+      throw new PeerNotAllowedError(`record publisher ${publisher} is not a member of this hive`)
+    }
+  }
+
+  private denyOutbound (peer: PeerId, stage: 'dial' | 'connect', admit = false): boolean {
+    const id = peer.toString()
+    if (this.isMember(id)) return false
+    if (this.expected.has(id)) {
+      if (admit) this.admitPairing(id, 'outbound')
+      return false
+    }
+    this.refuse({ peer: id, layer: 'connection', reason: `${stage} to a non-member` })
+    return true
+  }
+
+  private denyInbound (peer: PeerId, _maConn: MultiaddrConnection): boolean {
+    const id = peer.toString()
+    if (this.isMember(id)) return false
+    if (this.openWindows > 0 && (this.pairing.has(id) || this.pairing.size < this.maxPairing)) {
+      this.admitPairing(id, 'inbound')
+      return false
+    }
+    const reason = this.openWindows > 0 ? 'too many pairing connections' : 'not a member'
+    this.refuse({ peer: id, layer: 'connection', reason })
+    return true
+  }
+
+  private admitPairing (peer: string, direction: PairingSlot['direction']): void {
+    if (this.pairing.has(peer)) return
+    const slot: PairingSlot = { peer, direction }
+    this.pairing.set(peer, slot)
+    slot.timer = setTimeout(() => {
+      this.log?.debug(`pairing connection with ${peer} timed out`)
+      this.endPairing(peer)
+    }, this.ttlMs)
+    slot.timer.unref()
+  }
+
+  private onConnectionOpen (event: CustomEvent<Connection>): void {
+    const connection = event.detail
+    const peer = connection.remotePeer.toString()
+    if (this.isMember(peer)) return
+    if (this.pairing.has(peer)) {
+      // Limited: libp2p refuses every protocol that did not opt in, and tells no service
+      // about this peer. Set here, synchronously, before identify completes.
+      ;(connection as { limits?: Connection['limits'] }).limits = { seconds: Math.ceil(this.ttlMs / 1000) }
+      connection.addEventListener('close', () => {
+        if (this.host?.getConnections().some(c => c.remotePeer.toString() === peer && c.limits != null) !== true) {
+          const slot = this.pairing.get(peer)
+          if (slot != null) {
+            clearTimeout(slot.timer)
+            this.pairing.delete(peer)
+          }
+        }
+      })
+      return
+    }
+    if (!this.enforceConnections) return
+    // the gater should have stopped it; this catches a connection that got past it anyway
+    this.refuse({ peer, layer: 'connection', reason: 'not a member' })
+    connection.abort(new PeerNotAllowedError(`${peer} is not a member of this hive`))
+  }
+
+  private onMembershipChange (event: Event): void {
+    const change = (event as CustomEvent<MembershipChange>).detail
+    const host = this.host
+    if (host == null) return
+    const gone = new Set(change.left)
+    if (change.hiveChanged) {
+      for (const connection of host.getConnections()) {
+        const id = connection.remotePeer.toString()
+        if (!this.isMember(id) && !this.pairing.has(id)) gone.add(id)
+      }
+    }
+    for (const peer of gone) {
+      if (peer === this.membership.peerId) continue
+      const connections = host.getConnections().filter(c => c.remotePeer.toString() === peer)
+      if (connections.length === 0) continue
+      this.log?.debug(`closing connections of ${peer}: no longer a member`)
+      for (const connection of connections) connection.abort(new PeerNotAllowedError(`${peer} is no longer a member of this hive`))
+    }
+  }
+
+  private refuse (refusal: Refusal): void {
+    this.log?.debug(`refused ${refusal.layer}${refusal.protocol != null ? ` ${refusal.protocol}` : ''} from ${refusal.peer}: ${refusal.reason}`)
+    this.dispatchEvent(new CustomEvent<Refusal>('refused', { detail: refusal }))
+  }
+}
+
+/**
+ * The middleware list handed to libp2p for one protocol. libp2p 3.3 appends the protocol's
+ * handler to the very list it stores (Connection.onIncomingStream pushes onto what
+ * Registrar.getMiddleware returns), so with a plain array every inbound stream adds another
+ * handler, and later streams, outbound ones included, run the handlers of earlier ones. This
+ * list keeps only the guard: the handler pushed for an inbound stream is held aside and run by
+ * the guard itself, which libp2p calls synchronously right after the push.
+ */
+function guardChain (guard: StreamMiddleware): StreamMiddleware[] {
+  let pending: StreamMiddleware | undefined
+  const chain: StreamMiddleware[] = [(stream, connection, next) => {
+    const handler = stream.direction === 'inbound' ? pending : undefined
+    pending = undefined
+    let passed = false
+    const result = guard(stream, connection, () => { passed = true })
+    if (result instanceof Promise) throw new Error('the gate\'s stream guard is synchronous')
+    if (!passed) return
+    if (handler != null) return handler(stream, connection, next)
+    next(stream, connection)
+  }]
+  chain.push = (...items: StreamMiddleware[]): number => {
+    pending = items.at(-1)
+    return chain.length
+  }
+  return chain
+}
+
+export function createGate (init: GateInit, components: GateComponents): MembershipGate {
+  return new MembershipGate(init, components)
+}

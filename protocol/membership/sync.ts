@@ -1,0 +1,343 @@
+// Replication of the member list, and the dialler that keeps members connected.
+//
+// Protocol /hive/membership/1.0.0, one exchange per stream, frames from ../wire.ts:
+//   initiator -> responder  { t: 'have', hive, ids }            ids of every entry it holds
+//   responder -> initiator  { t: 'entries', hive, entries, ids, addrs }
+//                                                               what the initiator lacks, plus
+//                                                               the responder's own ids
+//   initiator -> responder  { t: 'entries', hive, entries, addrs }
+//                                                               what the responder lacks
+// or { t: 'refuse', code, message } when the hives differ. `addrs` are dialling hints (PeerId ->
+// multiaddrs) for members; they are never trusted, since a connection proves its PeerId anyway.
+//
+// An exchange runs when a connection to a member opens (by the side that dialled), and after
+// every change to the list with each connected member except the one the change came from.
+// Every entry received is verified (signature, hive, dependencies, the signer's right to sign);
+// one bad entry and the whole message is refused and the sender is hung up on.
+
+import { peerIdFromString } from '@libp2p/peer-id'
+import { multiaddr } from '@multiformats/multiaddr'
+import { z } from 'zod'
+import { MalformedMessageError, PeerNotAllowedError, isPeerFault } from '../errors.ts'
+import { FramedStream } from '../wire.ts'
+import { HiveMismatchError, InvalidEntryError, TooManyEntriesError, UnauthorizedEntryError } from './errors.ts'
+import { HIVE_ID_PATTERN, WireEntrySchema, toWire } from './entries.ts'
+import { MAX_ENTRIES } from './graph.ts'
+import type { Membership, MembershipChange } from './membership.ts'
+import type { Connection, Libp2p, PeerId, Stream } from '@libp2p/interface'
+import type { Multiaddr } from '@multiformats/multiaddr'
+
+export const MEMBERSHIP_PROTOCOL = '/hive/membership/1.0.0'
+export const MAX_MEMBERSHIP_MESSAGE_BYTES = 12 * 1024 * 1024
+
+const ID = z.string().regex(/^[0-9a-f]{64}$/)
+const HIVE = z.string().regex(HIVE_ID_PATTERN)
+const Addrs = z.record(z.string().min(1).max(128), z.array(z.string().min(1).max(256)).max(8))
+  .refine(r => Object.keys(r).length <= 256, 'hints for at most 256 peers')
+
+const HaveMessage = z.strictObject({ t: z.literal('have'), hive: HIVE, ids: z.array(ID).max(MAX_ENTRIES) })
+const EntriesMessage = z.strictObject({
+  t: z.literal('entries'),
+  hive: HIVE,
+  entries: z.array(WireEntrySchema).max(MAX_ENTRIES),
+  ids: z.array(ID).max(MAX_ENTRIES).optional(),
+  addrs: Addrs
+})
+const RefuseMessage = z.strictObject({ t: z.literal('refuse'), code: z.string().max(64), message: z.string().max(512) })
+const ReplyMessage = z.discriminatedUnion('t', [EntriesMessage, RefuseMessage])
+
+export type MembershipNetwork = Pick<Libp2p, 'peerId' | 'handle' | 'unhandle' | 'dial' | 'getConnections' | 'getMultiaddrs' | 'hangUp' | 'addEventListener' | 'removeEventListener' | 'peerStore'>
+
+export interface SyncLog {
+  debug: (message: string, ...details: unknown[]) => void
+  warn: (message: string, ...details: unknown[]) => void
+}
+
+export interface MembershipSyncInit {
+  log?: SyncLog
+  /** How often unreachable members are dialled again. Default 15 s. */
+  redialIntervalMs?: number
+  /** Upper bound of one exchange. Default 10 s. */
+  exchangeTimeoutMs?: number
+}
+
+export interface MembershipSyncComponents {
+  membership: Membership
+  gate: { allows: (peer: PeerId | string, protocol: string) => boolean }
+  network: MembershipNetwork
+}
+
+/** A peer was hung up on for sending entries that do not verify. */
+export interface SyncFault {
+  peer: string
+  error: Error
+}
+
+const SILENT: SyncLog = { debug: () => {}, warn: () => {} }
+
+function isEntryFault (err: unknown): boolean {
+  return isPeerFault(err) || err instanceof InvalidEntryError || err instanceof UnauthorizedEntryError ||
+    err instanceof TooManyEntriesError || err instanceof HiveMismatchError
+}
+
+export class MembershipSync extends EventTarget {
+  private readonly membership: Membership
+  private readonly gate: MembershipSyncComponents['gate']
+  private readonly network: MembershipNetwork
+  private readonly log: SyncLog
+  private readonly redialIntervalMs: number
+  private readonly timeoutMs: number
+  private readonly stopping = new AbortController()
+  private readonly running = new Map<string, Promise<void>>()
+  private readonly again = new Set<string>()
+  private readonly nextDial = new Map<string, number>()
+  private timer?: NodeJS.Timeout
+  private started = false
+
+  constructor (init: MembershipSyncInit, components: MembershipSyncComponents) {
+    super()
+    this.membership = components.membership
+    this.gate = components.gate
+    this.network = components.network
+    this.log = init.log ?? SILENT
+    this.redialIntervalMs = init.redialIntervalMs ?? 15_000
+    this.timeoutMs = init.exchangeTimeoutMs ?? 10_000
+    this.onConnectionOpen = this.onConnectionOpen.bind(this)
+    this.onIdentify = this.onIdentify.bind(this)
+    this.onChange = this.onChange.bind(this)
+  }
+
+  async start (): Promise<void> {
+    if (this.started) return
+    this.started = true
+    await this.network.handle(MEMBERSHIP_PROTOCOL, async (stream, connection) => { await this.respond(stream, connection) }, {
+      maxInboundStreams: 8,
+      runOnLimitedConnection: false
+    })
+    this.network.addEventListener('connection:open', this.onConnectionOpen)
+    this.network.addEventListener('peer:identify', this.onIdentify)
+    this.membership.addEventListener('change', this.onChange)
+    this.tick()
+  }
+
+  async stop (): Promise<void> {
+    if (!this.started) return
+    this.started = false
+    clearTimeout(this.timer)
+    this.stopping.abort(new Error('membership sync stopped'))
+    this.network.removeEventListener('connection:open', this.onConnectionOpen)
+    this.network.removeEventListener('peer:identify', this.onIdentify)
+    this.membership.removeEventListener('change', this.onChange)
+    await this.network.unhandle(MEMBERSHIP_PROTOCOL)
+    await Promise.allSettled([...this.running.values()])
+  }
+
+  /** Runs one exchange with a connected member (or queues another if one is under way). */
+  async syncWith (peer: string): Promise<void> {
+    const running = this.running.get(peer)
+    if (running != null) {
+      this.again.add(peer)
+      return running
+    }
+    const run = (async () => {
+      try {
+        do {
+          this.again.delete(peer)
+          await this.initiate(peer)
+        } while (this.again.has(peer) && this.started)
+      } finally {
+        this.running.delete(peer)
+      }
+    })()
+    this.running.set(peer, run)
+    return run
+  }
+
+  /** Dials every member without a connection whose back-off has passed. */
+  dialMembers (only?: string[]): void {
+    if (!this.started) return
+    const now = Date.now()
+    for (const member of this.membership.members()) {
+      const peer = member.peerId
+      if (member.self || (only != null && !only.includes(peer))) continue
+      if (this.connectionTo(peer) != null) continue
+      if ((this.nextDial.get(peer) ?? 0) > now) continue
+      this.nextDial.set(peer, now + this.redialIntervalMs)
+      this.dial(peer).catch((err: Error) => { this.log.debug(`could not reach member ${peer}: ${err.message}`) })
+    }
+  }
+
+  private async dial (peer: string): Promise<void> {
+    const addrs = await this.addressesFor(peer)
+    const target = addrs.length > 0 ? addrs : peerIdFromString(peer)
+    await this.network.dial(target, { signal: AbortSignal.any([this.stopping.signal, AbortSignal.timeout(this.timeoutMs)]) })
+  }
+
+  private async addressesFor (peer: string): Promise<Multiaddr[]> {
+    const out = new Map<string, Multiaddr>()
+    const add = (text: string): void => {
+      try {
+        let ma = multiaddr(text)
+        if (ma.getComponents().some(c => c.name === 'p2p-circuit')) return
+        const id = ma.getComponents().findLast(c => c.name === 'p2p')?.value
+        if (id == null) ma = ma.encapsulate(`/p2p/${peer}`)
+        else if (id !== peer) return
+        out.set(ma.toString(), ma)
+      } catch { /* a bad hint is ignored */ }
+    }
+    for (const text of await this.knownAddresses(peer)) add(text)
+    for (const text of this.membership.addressesOf(peer)) add(text)
+    return [...out.values()]
+  }
+
+  private async knownAddresses (peer: string): Promise<string[]> {
+    try {
+      const record = await this.network.peerStore.get(peerIdFromString(peer))
+      return record.addresses.map(a => a.multiaddr.toString())
+    } catch {
+      return []
+    }
+  }
+
+  private connectionTo (peer: string): Connection | undefined {
+    return this.network.getConnections().find(c => c.remotePeer.toString() === peer && c.limits == null && c.status === 'open')
+  }
+
+  private async hints (): Promise<Record<string, string[]>> {
+    const out: Record<string, string[]> = {}
+    const self = this.network.getMultiaddrs().map(ma => ma.toString()).slice(0, 8)
+    if (self.length > 0) out[this.membership.peerId] = self
+    for (const member of this.membership.members()) {
+      if (member.self) continue
+      const known = [...new Set([...(await this.knownAddresses(member.peerId)), ...this.membership.addressesOf(member.peerId)])]
+        .filter(a => !a.includes('/p2p-circuit')).slice(0, 8)
+      if (known.length > 0) out[member.peerId] = known
+    }
+    return out
+  }
+
+  private async takeHints (from: string, addrs: Record<string, string[]>): Promise<void> {
+    for (const [peer, list] of Object.entries(addrs)) {
+      if (peer === this.membership.peerId || !this.membership.isMember(peer)) continue
+      // what a peer says about itself comes first, then what we already knew
+      const mine = this.membership.addressesOf(peer)
+      const merged = peer === from ? [...list, ...mine] : [...mine, ...list]
+      await this.membership.rememberAddresses(peer, merged).catch(() => {})
+    }
+  }
+
+  private signal (): AbortSignal {
+    return AbortSignal.any([this.stopping.signal, AbortSignal.timeout(this.timeoutMs)])
+  }
+
+  private async initiate (peer: string): Promise<void> {
+    const connection = this.connectionTo(peer)
+    if (connection == null || !this.membership.isMember(peer)) return
+    const signal = this.signal()
+    let stream: Stream
+    try {
+      stream = await connection.newStream(MEMBERSHIP_PROTOCOL, { signal })
+    } catch (err) {
+      this.log.debug(`membership exchange with ${peer} not started: ${(err as Error).message}`)
+      return
+    }
+    const framed = new FramedStream(stream, { maxMessageBytes: MAX_MEMBERSHIP_MESSAGE_BYTES })
+    try {
+      const hive = this.membership.hiveId
+      await framed.write({ t: 'have', hive, ids: this.membership.entryIds() }, { signal })
+      const reply = await framed.read(ReplyMessage, { signal })
+      if (reply.t === 'refuse') {
+        this.log.debug(`${peer} declined a membership exchange: ${reply.code}: ${reply.message}`)
+        await framed.close({ signal }).catch(() => {})
+        return
+      }
+      if (reply.hive !== hive) throw new MalformedMessageError(`reply names hive ${reply.hive}, not ${hive}`)
+      await this.membership.merge(reply.entries, { origin: peer })
+      await this.takeHints(peer, reply.addrs)
+      const theirs = new Set(reply.ids ?? [])
+      const missing = this.membership.hiveId === hive ? this.membership.entries().filter(e => !theirs.has(e.id)).map(toWire) : []
+      await framed.write({ t: 'entries', hive, entries: missing, addrs: await this.hints() }, { signal })
+      await framed.close({ signal })
+    } catch (err) {
+      await this.fail(framed, peer, err)
+    }
+  }
+
+  private async respond (stream: Stream, connection: Connection): Promise<void> {
+    const peer = connection.remotePeer.toString()
+    if (!this.gate.allows(peer, MEMBERSHIP_PROTOCOL)) {
+      stream.abort(new PeerNotAllowedError(`${peer} is not a member of this hive`))
+      return
+    }
+    const framed = new FramedStream(stream, { maxMessageBytes: MAX_MEMBERSHIP_MESSAGE_BYTES })
+    const signal = this.signal()
+    try {
+      const have = await framed.read(HaveMessage, { signal })
+      const hive = this.membership.hiveId
+      if (have.hive !== hive) {
+        await framed.write({ t: 'refuse', code: HiveMismatchError.code, message: 'this node is in another hive' }, { signal })
+        await framed.close({ signal })
+        return
+      }
+      const theirs = new Set(have.ids)
+      const missing = this.membership.entries().filter(e => !theirs.has(e.id)).map(toWire)
+      await framed.write({ t: 'entries', hive, entries: missing, ids: this.membership.entryIds(), addrs: await this.hints() }, { signal })
+      const rest = await framed.read(EntriesMessage, { signal })
+      if (rest.hive !== hive) throw new MalformedMessageError(`message names hive ${rest.hive}, not ${hive}`)
+      await this.membership.merge(rest.entries, { origin: peer })
+      await this.takeHints(peer, rest.addrs)
+      await framed.close({ signal }).catch(() => {})
+    } catch (err) {
+      await this.fail(framed, peer, err)
+    }
+  }
+
+  private async fail (framed: FramedStream, peer: string, err: unknown): Promise<void> {
+    const error = err instanceof Error ? err : new Error(String(err))
+    framed.abort(error)
+    if (isEntryFault(error)) {
+      this.log.warn(`dropping ${peer}: it sent membership data that does not verify (${error.name}: ${error.message})`)
+      this.dispatchEvent(new CustomEvent<SyncFault>('fault', { detail: { peer, error } }))
+      await this.network.hangUp(peerIdFromString(peer)).catch(() => {})
+    } else {
+      this.log.debug(`membership exchange with ${peer} ended: ${error.name}: ${error.message}`)
+    }
+  }
+
+  private onConnectionOpen (event: CustomEvent<Connection>): void {
+    const connection = event.detail
+    const peer = connection.remotePeer.toString()
+    if (connection.limits != null || connection.direction !== 'outbound' || !this.membership.isMember(peer)) return
+    this.syncWith(peer).catch(() => {})
+  }
+
+  private onIdentify (event: CustomEvent<{ peerId: PeerId, listenAddrs: Multiaddr[], connection: Connection }>): void {
+    const peer = event.detail.peerId.toString()
+    if (!this.membership.isMember(peer) || event.detail.connection.limits != null) return
+    const addrs = event.detail.listenAddrs.map(a => a.toString()).filter(a => !a.includes('/p2p-circuit'))
+    this.membership.rememberAddresses(peer, [...addrs, ...this.membership.addressesOf(peer)]).catch(() => {})
+  }
+
+  private onChange (event: Event): void {
+    const change = (event as CustomEvent<MembershipChange>).detail
+    if (!this.started) return
+    for (const connection of this.network.getConnections()) {
+      const peer = connection.remotePeer.toString()
+      if (peer === change.origin || connection.limits != null || !this.membership.isMember(peer)) continue
+      this.syncWith(peer).catch(() => {})
+    }
+    for (const peer of change.left) this.nextDial.delete(peer)
+    if (change.joined.length > 0) this.dialMembers(change.joined)
+  }
+
+  private tick (): void {
+    if (!this.started) return
+    this.dialMembers()
+    this.timer = setTimeout(() => { this.tick() }, this.redialIntervalMs)
+    this.timer.unref()
+  }
+}
+
+export function createMembershipSync (init: MembershipSyncInit, components: MembershipSyncComponents): MembershipSync {
+  return new MembershipSync(init, components)
+}

@@ -1,0 +1,51 @@
+// Invites as QR codes: drawn in a terminal, written as PNG, and read back from PNG.
+// `qrcode` encodes (terminal and PNG), `pngjs` decodes PNG pixels, `jsqr` finds and reads the code.
+
+import { readFile, writeFile } from 'node:fs/promises'
+import jsQRModule from 'jsqr'
+import { PNG } from 'pngjs'
+import QRCode from 'qrcode'
+import { inviteQrText } from './invite.ts'
+import { InvalidInviteError, QrNotFoundError } from './errors.ts'
+
+// jsqr is CommonJS: its module object is the function, which also carries itself as `default`
+const jsQR = jsQRModule.default
+
+const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])
+
+/** The invite as a QR code drawn with Unicode half blocks, for a terminal. */
+export async function inviteQrTerminal (uri: string): Promise<string> {
+  return QRCode.toString(inviteQrText(uri), { type: 'terminal', small: true, errorCorrectionLevel: 'M' })
+}
+
+export async function inviteQrPng (uri: string): Promise<Buffer> {
+  return QRCode.toBuffer(inviteQrText(uri), { type: 'png', errorCorrectionLevel: 'M', margin: 4, scale: 8 })
+}
+
+/** Writes the invite's QR code as a PNG readable only by this user (it holds the secret). */
+export async function writeInvitePng (path: string, uri: string): Promise<void> {
+  await writeFile(path, await inviteQrPng(uri), { mode: 0o600 })
+}
+
+export function isPng (bytes: Uint8Array): boolean {
+  return bytes.byteLength >= PNG_SIGNATURE.byteLength && Buffer.compare(Buffer.from(bytes.subarray(0, 8)), PNG_SIGNATURE) === 0
+}
+
+/** The text of the QR code in a PNG image. */
+export function decodeQrPng (bytes: Uint8Array): string {
+  if (!isPng(bytes)) throw new InvalidInviteError('the file is not a PNG image; give the PNG that "hive-node pair --png" wrote, or the invite text')
+  let image: PNG
+  try {
+    image = PNG.sync.read(Buffer.from(bytes))
+  } catch (err) {
+    throw new InvalidInviteError(`the PNG image cannot be read: ${(err as Error).message}`)
+  }
+  const pixels = new Uint8ClampedArray(image.data.buffer, image.data.byteOffset, image.data.byteLength)
+  const code = jsQR(pixels, image.width, image.height, { inversionAttempts: 'attemptBoth' })
+  if (code == null) throw new QrNotFoundError('no QR code could be read in the image; use the PNG "hive-node pair --png" wrote, or paste the invite text')
+  return code.data
+}
+
+export async function readQrPngFile (path: string): Promise<string> {
+  return decodeQrPng(await readFile(path))
+}

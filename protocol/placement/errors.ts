@@ -1,0 +1,71 @@
+// Errors raised by task placement. Each class's `name` is its code; tests and the API assert on
+// it. Messages say what was wrong and what to do.
+
+/** A task as submitted is not acceptable (bad digest, oversized input, bad requirement). */
+export class InvalidTaskError extends Error {
+  static readonly code = 'InvalidTask'
+  override name = 'InvalidTask'
+}
+
+/** No task with this id is known to this node. */
+export class TaskNotFoundError extends Error {
+  static readonly code = 'TaskNotFound'
+  override name = 'TaskNotFound'
+}
+
+/** The auction closed without a single valid bid: no live member can meet the requirements. */
+export class NoBidsError extends Error {
+  static readonly code = 'NoBids'
+  override name = 'NoBids'
+}
+
+/** Every bidder was tried and none delivered a result. */
+export class BiddersExhaustedError extends Error {
+  static readonly code = 'BiddersExhausted'
+  override name = 'BiddersExhausted'
+}
+
+/** A bid or award record failed its checks (signature, publisher, payload). */
+export class InvalidBidError extends Error {
+  static readonly code = 'InvalidBid'
+  override name = 'InvalidBid'
+}
+
+export class InvalidAwardError extends Error {
+  static readonly code = 'InvalidAward'
+  override name = 'InvalidAward'
+}
+
+/** The agent's bytes could not be had from any holder, or did not match their digest. */
+export class AgentFetchError extends Error {
+  static readonly code = 'AgentFetch'
+  override name = 'AgentFetch'
+}
+
+export class AgentDigestMismatchError extends Error {
+  static readonly code = 'AgentDigestMismatch'
+  override name = 'AgentDigestMismatch'
+}
+
+/** The submitter refused a request about a task (not the winner, lease lapsed, task closed). */
+export class PlacementRefusedError extends Error {
+  static readonly code = 'PlacementRefused'
+  override name = 'PlacementRefused'
+  readonly reason: string
+  constructor (reason: string, message: string) {
+    super(message)
+    this.reason = reason
+  }
+}
+
+/** The placement service was used before `start()` or after `stop()`. */
+export class PlacementNotRunningError extends Error {
+  static readonly code = 'PlacementNotRunning'
+  override name = 'PlacementNotRunning'
+}
+
+/** The caller stopped waiting (its signal fired). */
+export class TaskWaitAbortedError extends Error {
+  static readonly code = 'TaskWaitAborted'
+  override name = 'TaskWaitAborted'
+}

@@ -1,0 +1,30 @@
+// Branded ids so a task id, a digest and a PeerId string cannot be swapped by mistake.
+
+import { createHash, randomBytes } from 'node:crypto'
+
+declare const taskBrand: unique symbol
+declare const digestBrand: unique symbol
+
+/** 128 random bits as 32 lowercase hex characters. */
+export type TaskId = string & { readonly [taskBrand]: true }
+/** SHA-256 as 64 lowercase hex characters (the sandbox's agent digest has the same form). */
+export type Digest = string & { readonly [digestBrand]: true }
+
+export const TASK_ID_PATTERN = /^[0-9a-f]{32}$/
+export const DIGEST_PATTERN = /^[0-9a-f]{64}$/
+
+export function newTaskId (): TaskId {
+  return randomBytes(16).toString('hex') as TaskId
+}
+
+export function isTaskId (value: unknown): value is TaskId {
+  return typeof value === 'string' && TASK_ID_PATTERN.test(value)
+}
+
+export function isDigest (value: unknown): value is Digest {
+  return typeof value === 'string' && DIGEST_PATTERN.test(value)
+}
+
+export function sha256Hex (bytes: Uint8Array | string): Digest {
+  return createHash('sha256').update(bytes).digest('hex') as Digest
+}

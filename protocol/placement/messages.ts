@@ -1,0 +1,179 @@
+// Every message placement sends or stores, as zod schemas checked at the boundary.
+//
+// Gossip (topic `hive/placement/1`, authored and signed by gossipsub): `announce` a task,
+// `award` it (carrying the signed award record), `closed` when it has its result.
+// DHT records (signed envelopes, protocol/dht-records.ts): `bid` under
+// `/hive/bid/<task>/<bidder>` and `award` under `/hive/award/<task>/<submitter>`.
+// Streams: `/hive/placement/1.0.0` (bidder or winner → submitter, one request and its answer
+// per stream) and `/hive/agent-fetch/1.0.0` (agent bytes by digest, in chunks).
+
+import { z } from 'zod'
+import { DIGEST_PATTERN, TASK_ID_PATTERN } from './ids.ts'
+import type { Digest, TaskId } from './ids.ts'
+
+export const TaskIdSchema = z.string().regex(TASK_ID_PATTERN, 'a task id (32 hex characters)').transform(s => s as TaskId)
+export const DigestSchema = z.string().regex(DIGEST_PATTERN, 'a SHA-256 digest (64 hex characters)').transform(s => s as Digest)
+const PeerIdText = z.string().min(1).max(128).regex(/^[1-9A-HJ-NP-Za-km-z]+$/, 'a base58 PeerId')
+const Name = z.string().min(1).max(128)
+const Bytes = z.custom<Uint8Array>(v => v instanceof Uint8Array, 'bytes')
+
+export const DEFAULT_RUNTIME = 'wasm-component'
+
+/** What a device must offer to run a task. Missing one is the only reason not to bid. */
+export const Requirements = z.object({
+  runtime: Name.default(DEFAULT_RUNTIME),
+  /** Local LLM models the agent needs on the device. */
+  models: z.array(Name).max(16).default([]),
+  minMemoryMiB: z.number().int().min(0).max(1 << 24).optional(),
+  minCores: z.number().int().min(1).max(4096).optional(),
+  /** Only this device may run the task (`--on PEER`). */
+  peer: PeerIdText.optional()
+}).strict()
+export type Requirements = z.infer<typeof Requirements>
+export type RequirementsInput = z.input<typeof Requirements>
+
+export const Permissions = z.array(z.string().min(1).max(64)).max(32)
+
+export const Announce = z.object({
+  v: z.literal(1),
+  t: z.literal('announce'),
+  task: TaskIdSchema,
+  submitter: PeerIdText,
+  agent: DigestSchema,
+  agentSize: z.number().int().min(0),
+  input: DigestSchema,
+  inputSize: z.number().int().min(0),
+  requirements: Requirements,
+  permissions: Permissions,
+  context: z.string().min(1).max(256).optional(),
+  /** How long the submitter waits for bids, from when it announced. */
+  bidWindowMs: z.number().int().min(1).max(600_000)
+})
+export type Announce = z.infer<typeof Announce>
+
+export const BID_FACTORS = ['load', 'tasks', 'memory', 'power', 'agent'] as const
+export type BidFactor = typeof BID_FACTORS[number]
+
+export const Reason = z.object({
+  factor: z.enum(BID_FACTORS),
+  points: z.number().min(0).max(1e9),
+  detail: z.string().max(200)
+})
+export type Reason = z.infer<typeof Reason>
+
+/** The device state a bid was computed from, kept with the bid for `explain`. */
+export const BidState = z.object({
+  cores: z.number().int().min(1),
+  load: z.number().min(0),
+  running: z.number().int().min(0),
+  freeMemory: z.number().int().min(0),
+  totalMemory: z.number().int().min(0),
+  power: z.enum(['ac', 'battery', 'unknown']),
+  batteryPercent: z.number().min(0).max(100).optional(),
+  overridden: z.array(z.string().max(32)).max(16)
+})
+export type BidState = z.infer<typeof BidState>
+
+/** Payload of a `bid` DHT record. The bidder is the record's publisher (and in its key). */
+export const BidPayload = z.object({
+  v: z.literal(1),
+  task: TaskIdSchema,
+  submitter: PeerIdText,
+  cost: z.number().min(0).max(1e12),
+  reasons: z.array(Reason).max(BID_FACTORS.length),
+  holdsAgent: z.boolean(),
+  state: BidState
+})
+export type BidPayload = z.infer<typeof BidPayload>
+
+export const AwardedBid = z.object({
+  bidder: PeerIdText,
+  cost: z.number().min(0).max(1e12),
+  /** SHA-256 of the bid record's bytes as published, so anyone can check they hold the same bid. */
+  hash: DigestSchema
+})
+export type AwardedBid = z.infer<typeof AwardedBid>
+
+/** Payload of an `award` DHT record, published (and signed) by the submitter. */
+export const AwardPayload = z.object({
+  v: z.literal(1),
+  task: TaskIdSchema,
+  submitter: PeerIdText,
+  round: z.number().int().min(1).max(1000),
+  winner: PeerIdText,
+  cost: z.number().min(0).max(1e12),
+  rule: z.string().max(200),
+  /** Every valid bid the election saw. */
+  bids: z.array(AwardedBid).max(128),
+  /** Bidders passed over because their lease lapsed or they gave the task up. */
+  excluded: z.array(PeerIdText).max(128),
+  agent: DigestSchema,
+  input: DigestSchema,
+  leaseMs: z.number().int().min(100).max(3_600_000)
+})
+export type AwardPayload = z.infer<typeof AwardPayload>
+
+export const GossipAward = z.object({
+  v: z.literal(1),
+  t: z.literal('award'),
+  task: TaskIdSchema,
+  /** The signed `award` record as stored in the DHT. */
+  record: Bytes
+})
+
+export const TASK_OUTCOMES = ['done', 'failed'] as const
+
+export const GossipClosed = z.object({
+  v: z.literal(1),
+  t: z.literal('closed'),
+  task: TaskIdSchema,
+  status: z.enum(TASK_OUTCOMES),
+  executor: PeerIdText.optional(),
+  round: z.number().int().min(0).max(1000)
+})
+
+export const PlacementGossip = z.discriminatedUnion('t', [Announce, GossipAward, GossipClosed])
+export type PlacementGossip = z.infer<typeof PlacementGossip>
+
+// ---- /hive/placement/1.0.0 ----
+
+export const BidRequest = z.object({ t: z.literal('bid'), task: TaskIdSchema, bidder: PeerIdText, record: Bytes })
+export const ClaimRequest = z.object({ t: z.literal('claim'), task: TaskIdSchema, round: z.number().int().min(1) })
+export const RenewRequest = z.object({ t: z.literal('renew'), task: TaskIdSchema, round: z.number().int().min(1) })
+export const ResultRequest = z.object({
+  t: z.literal('result'),
+  task: TaskIdSchema,
+  round: z.number().int().min(1),
+  ok: z.boolean(),
+  output: z.string().optional(),
+  error: z.string().max(4096).optional(),
+  logs: z.array(z.object({ level: z.string().max(16), message: z.string().max(4096) })).max(200).optional(),
+  durationMs: z.number().min(0)
+})
+export const AbandonRequest = z.object({ t: z.literal('abandon'), task: TaskIdSchema, round: z.number().int().min(1), reason: z.string().max(1024) })
+
+export const PlacementRequest = z.discriminatedUnion('t', [BidRequest, ClaimRequest, RenewRequest, ResultRequest, AbandonRequest])
+export type PlacementRequest = z.infer<typeof PlacementRequest>
+
+export const Refusal = z.object({ ok: z.literal(false), reason: z.string().max(64), message: z.string().max(1024) })
+export type Refusal = z.infer<typeof Refusal>
+
+export const Ack = z.union([z.object({ ok: z.literal(true) }), Refusal])
+export const ClaimResponse = z.union([z.object({ ok: z.literal(true), input: z.string(), leaseMs: z.number().int().min(1) }), Refusal])
+export const RenewResponse = z.union([z.object({ ok: z.literal(true), leaseMs: z.number().int().min(1) }), Refusal])
+export const ResultResponse = z.union([z.object({ ok: z.literal(true), accepted: z.boolean(), reason: z.string().max(1024).optional() }), Refusal])
+
+/** After an accepted (or discarded) result, the executor says where its ledger record is. */
+export const RecordedMessage = z.object({
+  t: z.literal('recorded'),
+  seq: z.number().int().min(0).optional(),
+  hash: z.string().max(128).optional(),
+  error: z.string().max(1024).optional()
+})
+export type RecordedMessage = z.infer<typeof RecordedMessage>
+
+// ---- /hive/agent-fetch/1.0.0 ----
+
+export const AgentFetchRequest = z.object({ digest: DigestSchema })
+export const AgentFetchHeader = z.union([z.object({ ok: z.literal(true), size: z.number().int().min(0) }), Refusal])
+export const AgentChunk = z.object({ data: Bytes })

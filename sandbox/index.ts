@@ -1,0 +1,18 @@
+// The WebAssembly agent runtime: the hive:agent WIT world, agent manifests, the transpile cache,
+// running agents in worker threads under deadlines, memory caps and permission-gated host
+// imports, and building JS/TS agents. May use jco/componentize-js, zod and node built-ins;
+// never imports node/. The node hands it a cache directory and, later, a context store.
+
+export * from './errors.ts'
+export { createSandbox } from './sandbox.ts'
+export type { Sandbox, SandboxInit, SandboxComponents, SandboxStats, LoadedAgent, RunOptions, RunResult, AgentLogEntry, RuntimeInfo } from './sandbox.ts'
+export { createMemoryContext, createMemoryContexts } from './context.ts'
+export type { AgentContext, AgentContexts, MemoryContext } from './context.ts'
+export { agentDigest, isAgentDigest, inspectAgentBytes, checkImports, checkWorld } from './agent.ts'
+export type { AgentDigest, AgentInfo, AgentImport } from './agent.ts'
+export { MANIFEST_SECTION, ManifestSchema, embedManifest, parseManifest, parseManifestJson, readManifest } from './manifest.ts'
+export type { Manifest, ManifestInput } from './manifest.ts'
+export { PERMISSIONS, WIT_PACKAGE, WIT_SOURCE, WIT_VERSION, WORLD_NAME } from './wit.ts'
+export type { Permission } from './wit.ts'
+export { createTranspileCache } from './cache.ts'
+export type { TranspileCache, CacheEvent, CacheOutcome } from './cache.ts'

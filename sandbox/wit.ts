@@ -1,0 +1,60 @@
+// The `hive:agent` WIT package as the host sees it: the world's text, its version, and which
+// permission each host function needs. Adding an interface (llm, http) means adding it to the WIT
+// file, to HOST_FUNCTIONS here, and to the worker's host bindings.
+
+import { readFileSync } from 'node:fs'
+
+export const WIT_PACKAGE = 'hive:agent'
+export const WIT_VERSION = '0.1.0'
+export const WORLD_NAME = 'agent'
+
+/** The WIT package text, passed to componentize as text (a path failed there in our trials). */
+export const WIT_SOURCE: string = readFileSync(new URL('./wit/agent.wit', import.meta.url), 'utf8')
+
+/** Every permission a manifest may name: one per host interface, context split read/write. */
+export const PERMISSIONS = ['log', 'context:read', 'context:write'] as const
+export type Permission = typeof PERMISSIONS[number]
+
+/** Host interface (without package or version) → function → the permission it needs. */
+export const HOST_FUNCTIONS: Record<string, Record<string, Permission>> = {
+  log: { log: 'log' },
+  context: { get: 'context:read', set: 'context:write', append: 'context:write' }
+}
+
+/** The full import name a component uses for a host interface, e.g. `hive:agent/log@0.1.0`. */
+export function importName (iface: string): string {
+  return `${WIT_PACKAGE}/${iface}@${WIT_VERSION}`
+}
+
+/**
+ * The WIT package cut down to what `permissions` allow: functions not granted are removed from
+ * their interface, and an interface left empty is no longer imported by the world. Builds use
+ * it because componentize imports every function of the world it is given, used or not; built
+ * against the narrowed world, an agent imports exactly what its manifest grants, and one that
+ * calls anything else fails to build.
+ */
+export function narrowWit (permissions: readonly Permission[]): string {
+  const granted = new Set(permissions)
+  const out: string[] = []
+  let iface: string | undefined
+  let pendingDocs: string[] = []
+  const keptInterfaces = new Set(Object.entries(HOST_FUNCTIONS)
+    .filter(([, fns]) => Object.values(fns).some(p => granted.has(p)))
+    .map(([name]) => name))
+  for (const line of WIT_SOURCE.split('\n')) {
+    const open = /^\s*interface ([a-z][a-z0-9-]*) \{/.exec(line)
+    if (open !== null) iface = open[1]
+    else if (/^\}/.test(line)) iface = undefined
+    if (/^\s*\/\/\//.test(line)) { pendingDocs.push(line); continue }
+    const fn = /^\s*([a-z][a-z0-9-]*): func\(/.exec(line)
+    if (iface !== undefined && fn !== null) {
+      const need = HOST_FUNCTIONS[iface]?.[fn[1] as string]
+      if (need === undefined || !granted.has(need)) { pendingDocs = []; continue }
+    }
+    const imp = /^\s*import ([a-z][a-z0-9-]*);/.exec(line)
+    if (imp !== null && !keptInterfaces.has(imp[1] as string)) { pendingDocs = []; continue }
+    out.push(...pendingDocs, line)
+    pendingDocs = []
+  }
+  return out.join('\n')
+}

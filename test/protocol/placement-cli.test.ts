@@ -1,0 +1,142 @@
+// The user surfaces of placement on three real nodes: `hive-node run` (placed, --on, --local),
+// `task`, `explain`, `tasks`, `peers`, and the API behind them.
+
+import assert from 'node:assert/strict'
+import { readFile, rm, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import { main } from '../../node/cli.ts'
+import { parseCapabilityFlags } from '../../node/commands/tasks.ts'
+import { dataPaths } from '../../node/config.ts'
+import { makeTempDir } from '../helpers/mesh.ts'
+import { AGENT_ERROR, watAgent } from '../sandbox/fixtures.ts'
+import { echoAgent, startHive } from './placement-fixture.ts'
+import type { TaskView } from '../../protocol/placement/index.ts'
+import type { TestHive } from './placement-fixture.ts'
+
+async function cli (...argv: string[]): Promise<{ code: number, out: string, err: string }> {
+  let out = ''
+  let err = ''
+  const code = await main(argv, { out: (t) => { out += t }, err: (t) => { err += t }, env: {} })
+  return { code, out, err }
+}
+
+describe('hive-node run, task, explain, tasks and peers', () => {
+  let hive: TestHive
+  let files: string
+  let echo: string
+  let data: string
+
+  before(async () => {
+    // the second node is busy, so placed runs go elsewhere unless pinned
+    hive = await startHive(3, { overrides: i => i === 1 ? { load: 40 } : undefined })
+    data = hive.mesh.dirs[0]!
+    files = await makeTempDir('hive-placement-cli-')
+    echo = join(files, 'echo.wasm')
+    await writeFile(echo, await echoAgent('cli-echo'))
+  })
+
+  after(async () => {
+    await hive.stop()
+    await rm(files, { recursive: true, force: true })
+  })
+
+  it('runs an agent across the hive, pinned to a device by name, or here; task, tasks and explain show it', async () => {
+    const [self, busy] = hive.nodes as [typeof hive.nodes[0], typeof hive.nodes[0]]
+    const placed = await cli('--data', data, 'run', echo, '--input', 'hello hive', '--json')
+    assert.equal(placed.code, 0, placed.err)
+    const result = JSON.parse(placed.out) as { output: string, task: string, executor: string, where: string, ledgerSeq?: number }
+    assert.equal(result.output, 'hello hive')
+    assert.notEqual(result.executor, busy.peerId.toString(), 'the busy node lost the auction')
+    assert.equal(typeof result.ledgerSeq, 'number')
+
+    const pinned = await cli('--data', data, 'run', echo, '--input', 'on the busy one', '--on', busy.name, '--json')
+    assert.equal(pinned.code, 0, pinned.err)
+    assert.equal((JSON.parse(pinned.out) as { executor: string }).executor, busy.peerId.toString())
+
+    const local = await cli('--data', data, 'run', echo, '--input', 'right here', '--local')
+    assert.equal(local.code, 0, local.err)
+    assert.equal(local.out, 'right here\n')
+    assert.match(local.err, /^ran on this node \(task [0-9a-f]{32}; "hive-node explain [0-9a-f]{32}" says why\)\n$/)
+
+    const shown = await cli('--data', data, 'task', result.task)
+    assert.equal(shown.code, 0, shown.err)
+    assert.match(shown.out, /status +done/)
+    assert.match(shown.out, /output +hello hive/)
+    const shownJson = JSON.parse((await cli('--data', data, 'task', result.task, '--json')).out) as { task: TaskView }
+    assert.equal(shownJson.task.result?.executor, result.executor)
+
+    const explained = await cli('--data', data, 'explain', result.task)
+    assert.equal(explained.code, 0, explained.err)
+    assert.match(explained.out, /Rule: lowest cost wins/)
+    assert.match(explained.out, new RegExp(`${busy.name} .*\\n(.*\\n)*? +\\+1000 load: load 40\\.00`))
+    assert.match(explained.out, /Round 1: /)
+
+    const listed = JSON.parse((await cli('--data', data, 'tasks', '--json')).out) as { tasks: TaskView[] }
+    assert.deepEqual(listed.tasks.slice(0, 3).map(t => t.status), ['done', 'done', 'done'])
+    assert.ok(listed.tasks.some(t => t.id === result.task))
+    const table = await cli('--data', data, 'tasks')
+    assert.match(table.out, /^TASK +STATUS +SUBMITTED +BY +RAN ON +ROUND/)
+
+    // an agent's own failure: exit 1 with its message, wherever it ran
+    const refuses = join(files, 'refuses.wasm')
+    await writeFile(refuses, await watAgent(AGENT_ERROR, { name: 'refuser' }))
+    const failed = await cli('--data', data, 'run', refuses, '--input', 'x')
+    assert.equal(failed.code, 1)
+    assert.equal(failed.err, 'error: agent refuser failed: no thanks\n')
+    assert.ok(self.placement.list().some(t => t.status === 'failed'))
+  })
+
+  it('peers shows what each device reports', async () => {
+    const shown = await cli('--data', data, 'peers')
+    assert.equal(shown.code, 0, shown.err)
+    assert.match(shown.out, /CORES +LOAD +TASKS +FREE MEM +POWER +MODELS/)
+    assert.match(shown.out, /hive-1 .* 40\.00\* /)
+    const json = JSON.parse((await cli('--data', data, 'peers', '--json')).out) as { peers: Array<{ name?: string, capabilities?: { load: number, overridden: string[] } }> }
+    const busy = json.peers.find(p => p.name === 'hive-1')
+    assert.equal(busy?.capabilities?.load, 40)
+    assert.deepEqual(busy?.capabilities?.overridden, ['load'])
+  })
+
+  it('start takes capability overrides as flags, checked before anything starts', async () => {
+    assert.deepEqual(parseCapabilityFlags(['power=battery:15', 'load=3', 'models=llama3.2, phi4']), { power: { state: 'battery', percent: 15 }, load: 3, models: ['llama3.2', 'phi4'] })
+    assert.deepEqual(parseCapabilityFlags(['power=ac', 'cores=4']), { power: 'ac', cores: 4 })
+    const dir = join(files, 'never-started')
+    for (const bad of ['power=solar', 'load=-1', 'speed=9', 'load']) {
+      const result = await cli('--data', dir, 'start', '--capability', bad)
+      assert.equal(result.code, 2, bad)
+      assert.match(result.err, /--capability/)
+    }
+  })
+
+  it('refuses bad input with clear errors and usage codes', async () => {
+    const node = hive.nodes[0]!
+    const token = (await readFile(dataPaths(data).token, 'utf8')).trim()
+    const post = async (body: unknown, auth = true): Promise<{ status: number, body: { error?: { code: string } } }> => {
+      const response = await fetch(`${node.apiUrl ?? ''}/task`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...(auth ? { authorization: `Bearer ${token}` } : {}) },
+        body: JSON.stringify(body)
+      })
+      return { status: response.status, body: await response.json() as { error?: { code: string } } }
+    }
+    assert.equal((await post({ digest: 'a'.repeat(64), input: 'x' }, false)).status, 401)
+    const notHeld = await post({ digest: 'a'.repeat(64), input: 'x' })
+    assert.deepEqual([notHeld.status, notHeld.body.error?.code], [404, 'AgentNotHeld'])
+    const garbage = await post({ agent: Buffer.from('not wasm').toString('base64'), input: 'x' })
+    assert.deepEqual([garbage.status, garbage.body.error?.code], [400, 'NotWebAssembly'])
+    const badContext = await post({ agent: (await readFile(echo)).toString('base64'), input: 'x', contextId: 'no spaces allowed' })
+    assert.deepEqual([badContext.status, badContext.body.error?.code], [400, 'InvalidContextId'])
+    const unknown = await fetch(`${node.apiUrl ?? ''}/task/${'0'.repeat(32)}`)
+    assert.deepEqual([unknown.status, ((await unknown.json()) as { error: { code: string } }).error.code], [404, 'TaskNotFound'])
+
+    assert.equal((await cli('--data', data, 'explain', 'not-a-task')).code, 2)
+    assert.equal((await cli('--data', data, 'run', echo, '--input', 'x', '--on', 'a', '--local')).code, 2)
+    const nobody = await cli('--data', data, 'run', echo, '--input', 'x', '--on', 'no-such-device')
+    assert.equal(nobody.code, 2)
+    assert.match(nobody.err, /no live device is named "no-such-device"/)
+    const missing = await cli('--data', data, 'task', 'f'.repeat(32))
+    assert.equal(missing.code, 1)
+    assert.match(missing.err, /TaskNotFound|no task/)
+  })
+})
