@@ -6,13 +6,15 @@
 // HIVE_LAN_VERBOSE=1 streams every node's output.
 
 import assert from 'node:assert/strict'
-import { readFile } from 'node:fs/promises'
+import { mkdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe } from 'node:test'
 import { waitFor } from '../helpers/wait.ts'
 import { MDNS_SERVICE_TAG } from '../../node/libp2p.ts'
 import { P2P_PORT, createLan, lanUnavailable } from './harness.ts'
 import { FEATURES, currentStep, missing, scenario } from './steps.ts'
+import { slowInput, writeAgents } from './agents.ts'
+import type { LanAgents } from './agents.ts'
 import type { Host, Lan } from './harness.ts'
 import type { TestContext } from 'node:test'
 
@@ -32,9 +34,15 @@ type Replica = Pick<ContextDetail, 'conversation' | 'state'>
 type Via = 'api' | 'cli'
 interface HiveSummary { hiveId: string, members: Array<{ peerId: string, name?: string }> }
 interface AuditReport { chains: Array<{ signer: string, ok: boolean, end: number }> }
+/** What `hive-node run --json` prints for a placed run. */
+interface RunJson { output: string, task: string, executor: string, round: number, ledgerSeq?: number }
+interface TaskJson { id: string, status: string, winner?: string, round: number, result?: { ok: boolean, executor: string }, history: Array<{ type: string, peer?: string, detail: string }> }
+interface ExplanationJson { winner?: string, bids: Array<{ bidder: string, cost: number, reasons: Array<{ factor: string, points: number, detail: string }> }> }
+interface ListingJson { signer: string, records: Array<{ seq: number, hash: string }> }
 
 describe('home LAN: a hive of real hosts in network namespaces', { skip: unavailable != null ? `home-LAN test skipped: ${unavailable}` : false }, () => {
   let lan: Lan | undefined
+  let agents: LanAgents | undefined
   const hosts = (): Host[] => lan?.hosts ?? []
   /** The host that HIVE_LAN_BREAK breaks. */
   const broken = (): Host | undefined => BREAK === '' ? undefined : hosts()[HOSTS - 1]
@@ -90,6 +98,37 @@ describe('home LAN: a hive of real hosts in network namespaces', { skip: unavail
     return confirmed
   }
 
+  /** Every host is connected to every other host, at their addresses on the test LAN. */
+  const allConnected = async (via: Via): Promise<true> => {
+    const views = await Promise.all(hosts().map(async h => ({ host: h, peers: await peersOf(h, via) })))
+    const problems: string[] = []
+    for (const { host, peers } of views) {
+      const seen = new Set(peers.map(p => p.peerId))
+      const absent = hosts().filter(o => o !== host && !seen.has(o.peerId!)).map(o => o.name)
+      if (absent.length > 0) problems.push(`${host.name} is not connected to ${absent.join(', ')}`)
+      for (const peer of peers) {
+        const other = hosts().find(o => o.peerId === peer.peerId)
+        if (other == null) problems.push(`${host.name} is connected to a peer that is none of the hosts: ${peer.peerId}`)
+        else if (!peer.addresses.some(a => a.includes(`/ip4/${other.address}/`))) problems.push(`${host.name} reaches ${other.name} at ${peer.addresses.join(' ')}, not at ${other.address}`)
+      }
+    }
+    if (problems.length > 0) throw new Error(problems.join('; '))
+    return true
+  }
+
+  /** `hive-node run AGENT --input INPUT --json` on a host: placed across the hive. */
+  const runTask = async (host: Host, agent: string, input: string): Promise<RunJson> =>
+    lan!.cliJson<RunJson>(host, ['run', agent, '--input', input], { timeoutMs: 150_000 })
+
+  /** A task submitted on `host` that is not among `known`, once `ready` accepts it. */
+  const newTask = async (host: Host, known: Set<string>, what: string, ready: (task: TaskJson) => boolean): Promise<TaskJson> =>
+    settle(what, async () => {
+      const { tasks } = await lan!.apiGet<{ tasks: TaskJson[] }>(host, '/tasks?limit=20')
+      const task = tasks.find(t => !known.has(t.id))
+      if (task == null || !ready(task)) throw new Error(`the task is ${task?.status ?? 'not submitted yet'}`)
+      return task
+    }, { confirm: false, timeoutMs: 60_000 })
+
   /**
    * Waits until each of `who` holds each context with (at least) the conversation texts and
    * state keys given, and resolves to every replica as read (with the CLI unless `confirm` is
@@ -126,11 +165,19 @@ describe('home LAN: a hive of real hosts in network namespaces', { skip: unavail
   before(async () => {
     lan = await createLan({
       hosts: HOSTS,
-      startArgs: (host) => host === broken() && BREAK === 'mdns' ? ['--no-mdns'] : [],
+      startArgs: (host) => [
+        // host2 and host4 are laptops on battery, host1 and host3 desktops on mains: every
+        // namespace measures the same machine, so the devices differ by what they report
+        ...(host.index % 2 === 0 ? ['--capability', 'power=battery:50'] : []),
+        ...(host === broken() && BREAK === 'mdns' ? ['--no-mdns'] : [])
+      ],
       onLine: VERBOSE ? (l) => { process.stderr.write(`[${l.host} ${l.stream}] ${l.text}\n`) } : undefined
     })
-    // ask this build which features it has while the nodes start
-    await Promise.all([lan.startAll(), missing(Object.values(FEATURES))])
+    const dir = join(lan.root, 'agents')
+    await mkdir(dir)
+    // ask this build which features it has, and build the agents, while the nodes start
+    const [, , built] = await Promise.all([lan.startAll(), missing(Object.values(FEATURES)), writeAgents(dir)])
+    agents = built
   }, { timeout: 120_000 })
 
   after(async () => {
@@ -197,32 +244,78 @@ describe('home LAN: a hive of real hosts in network namespaces', { skip: unavail
       return true
     })
     lap('member lists agree')
-    await settle('every host is connected to every other host over the LAN', async (via) => {
-      const views = await Promise.all(hosts().map(async h => ({ host: h, peers: await peersOf(h, via) })))
-      const problems: string[] = []
-      for (const { host, peers } of views) {
-        const seen = new Set(peers.map(p => p.peerId))
-        const absent = hosts().filter(o => o !== host && !seen.has(o.peerId!)).map(o => o.name)
-        if (absent.length > 0) problems.push(`${host.name} is not connected to ${absent.join(', ')}`)
-        for (const peer of peers) {
-          // every connection runs over the test LAN, between the hosts' own addresses
-          const other = hosts().find(o => o.peerId === peer.peerId)
-          if (other == null) problems.push(`${host.name} is connected to a peer that is none of the hosts: ${peer.peerId}`)
-          else if (!peer.addresses.some(a => a.includes(`/ip4/${other.address}/`))) problems.push(`${host.name} reaches ${other.name} at ${peer.addresses.join(' ')}, not at ${other.address}`)
-        }
-      }
-      if (problems.length > 0) throw new Error(problems.join('; '))
-      return true
-    })
+    await settle('every host is connected to every other host over the LAN', allConnected)
     lap('all connected')
   })
 
-  step('c', 'tasks run from two different hosts are placed across the hive', { needs: [FEATURES.placement, FEATURES.ledger], timeoutMs: 120_000 }, async (t) => {
-    t.skip('placement is in this build; this scenario step is not written yet')
+  step('c', 'tasks run from two different hosts are placed across the hive', { needs: [FEATURES.placement, FEATURES.ledger], timeoutMs: 180_000 }, async (t) => {
+    const l = lan!
+    const lap = laps(t)
+    const [h2, h4] = [l.host(2), l.host(4)]
+    const onMains = [l.host(1), l.host(3)]
+    // placement counts on capability gossip: wait until every device sees every other
+    await settle('every host sees every device\'s capabilities', async () => {
+      const views = await Promise.all(hosts().map(async h => ({ h, caps: (await l.apiGet<{ capabilities: Array<{ peerId: string }> }>(h, '/capabilities')).capabilities })))
+      const blind = views.flatMap(({ h, caps }) => hosts().filter(o => o !== h && !caps.some(c => c.peerId === o.peerId)).map(o => `${h.name} has no capabilities of ${o.name}`))
+      if (blind.length > 0) throw new Error(blind.join('; '))
+      return true
+    }, { confirm: false })
+    lap('capabilities known')
+
+    // task A (a few seconds of work) from host2; while it runs, task B from host4
+    const known = new Set((await l.apiGet<{ tasks: TaskJson[] }>(h2, '/tasks?limit=20')).tasks.map(x => x.id))
+    const inputA = slowInput('task A from host2', 8)
+    const runA = runTask(h2, agents!.slow, inputA)
+    // (no unhandled rejection while B is being set up; awaited below)
+    runA.catch(() => {})
+    await newTask(h2, known, 'task A is running', x => x.status === 'running')
+    lap('task A running')
+    const inputB = 'task B from host4'
+    const [a, b] = await Promise.all([runA, runTask(h4, agents!.echo, inputB)])
+    lap('both done')
+
+    assert.equal(a.output, inputA, 'task A returned its input')
+    assert.equal(b.output, inputB, 'task B returned its input')
+    for (const [label, r] of [['A from host2', a], ['B from host4', b]] as const) {
+      assert.ok(onMains.some(h => h.peerId === r.executor), `task ${label} ran on ${nameOf(r.executor)}, not on a device on mains (host1, host3): the laptops on battery should not win`)
+      assert.notEqual(r.ledgerSeq, undefined, `task ${label} left no ledger record on ${nameOf(r.executor)}`)
+    }
+    assert.notEqual(b.executor, a.executor, `task B went to ${nameOf(b.executor)}, which was busy with task A`)
+    // and the submitter can say why
+    const { explanation } = await l.cliJson<{ explanation: ExplanationJson }>(h4, ['explain', b.task])
+    assert.equal(explanation.winner, b.executor, '"hive-node explain" names the device that ran task B')
+    const busy = explanation.bids.find(x => x.bidder === a.executor)
+    assert.ok(busy?.reasons.some(r => r.factor === 'tasks' && r.points > 0), `"hive-node explain" for task B shows ${nameOf(a.executor)}'s bid counting the task it was running: ${JSON.stringify(busy)}`)
   })
 
-  step('d', 'a host\'s node killed mid-task: the task completes elsewhere', { needs: [FEATURES.placement], timeoutMs: 120_000 }, async (t) => {
-    t.skip('placement is in this build; this scenario step is not written yet')
+  step('d', 'a host\'s node killed mid-task: the task completes elsewhere', { needs: [FEATURES.placement], timeoutMs: 240_000 }, async (t) => {
+    const l = lan!
+    const lap = laps(t)
+    const h2 = l.host(2)
+    const known = new Set((await l.apiGet<{ tasks: TaskJson[] }>(h2, '/tasks?limit=20')).tasks.map(x => x.id))
+    const input = slowInput('task D from host2', 6)
+    const run = runTask(h2, agents!.slow, input)
+    run.catch(() => {})
+    const running = await newTask(h2, known, 'task D is running', x => x.status === 'running' && x.winner != null)
+    const victim = hosts().find(h => h.peerId === running.winner)
+    assert.ok(victim != null && victim !== h2, `task D runs on ${nameOf(running.winner ?? '?')}`)
+    await l.kill(victim)
+    lap(`${victim.name} killed while running task D`)
+
+    const done = await run
+    lap('task D done')
+    assert.equal(done.output, input, 'task D returned its input')
+    assert.notEqual(done.executor, victim.peerId, `task D's result came from ${victim.name}, whose node was killed`)
+    assert.ok(done.round >= 2, `task D was re-elected (its result is from round ${done.round})`)
+    const { task } = await l.cliJson<{ task: TaskJson }>(h2, ['task', done.task])
+    assert.ok(task.history.some(e => e.type === 'lease-lapsed' && e.peer === victim.peerId), `task D's history shows ${victim.name}'s lease lapsing: ${JSON.stringify(task.history.map(e => e.type))}`)
+    assert.equal(task.history.filter(e => e.type === 'result-accepted').length, 1, 'one result accepted for task D')
+
+    // the device comes back: same data directory, same identity, back in the hive
+    const again = await l.start(victim)
+    assert.equal(again.peerId, victim.peerId, `${victim.name} kept its PeerId across the crash`)
+    await settle(`${victim.name} is back in the hive, connected to every other host`, allConnected)
+    lap(`${victim.name} back`)
   })
 
   step('e', 'a host cut off, contexts edited on both sides of the split, link restored: every replica converges, no edit lost', { needs: [FEATURES.context], timeoutMs: 240_000 }, async (t) => {
@@ -293,19 +386,38 @@ describe('home LAN: a hive of real hosts in network namespaces', { skip: unavail
     assert.ok(['written offline', 'written online'].includes(String(final.get(h1)?.[mine]?.state.status)), 'the conflicting key holds one of the two values written')
   })
 
-  step('f', '"hive-node verify" is clean on every host', { needs: [FEATURES.ledger], timeoutMs: 90_000 }, async () => {
-    const reports = await Promise.all(hosts().map(async (h) => {
-      const result = await lan!.cli(h, ['verify', '--json'])
+  step('f', '"hive-node verify" is clean on every host and each holds every other host\'s chain', { needs: [FEATURES.ledger, FEATURES.placement], timeoutMs: 120_000 }, async (t) => {
+    const l = lan!
+    const lap = laps(t)
+    const own = await Promise.all(hosts().map(async h => ({ h, records: (await l.apiGet<ListingJson>(h, '/ledger/records')).records })))
+    const signers = own.filter(o => o.records.length > 0)
+    assert.ok(signers.length >= 2, `the tasks left records on at least two hosts (on ${signers.map(o => o.h.name).join(', ') || 'none'})`)
+    await settle('every host holds every other host\'s chain', async () => {
+      const short: string[] = []
+      await Promise.all(hosts().map(async (holder) => {
+        for (const { h: signer, records } of signers) {
+          if (signer === holder) continue
+          const copy = (await l.apiGet<ListingJson>(holder, `/ledger/records?peer=${signer.peerId!}`)).records
+          const want = records.map(r => r.hash).join()
+          if (copy.map(r => r.hash).join() !== want) short.push(`${holder.name} holds ${copy.length} of ${records.length} records of ${signer.name}'s chain`)
+        }
+      }))
+      if (short.length > 0) throw new Error(short.join('; '))
+      return true
+    }, { confirm: false })
+    lap('chains copied')
+    // the audit, with the CLI on every host: clean, and it covers every chain up to its end
+    await Promise.all(hosts().map(async (h) => {
+      const result = await l.cli(h, ['verify', '--json'])
       assert.equal(result.code, 0, `"hive-node verify" on ${h.name} exited ${result.code ?? result.signal}: ${result.stderr.trim()} ${result.stdout.slice(0, 2000)}`)
-      return { h, report: JSON.parse(result.stdout) as AuditReport }
-    }))
-    for (const { h, report } of reports) {
+      const report = JSON.parse(result.stdout) as AuditReport
       const bad = report.chains.filter(c => !c.ok)
-      assert.equal(bad.length, 0, `${h.name}'s audit reports bad chains: ${JSON.stringify(bad)}`)
-    }
-  })
-
-  step('g', 'each host holds every other host\'s chain', { needs: [FEATURES.ledger, FEATURES.placement], timeoutMs: 90_000 }, async (t) => {
-    t.skip('placement is in this build; this scenario step is not written yet')
+      assert.deepEqual(bad, [], `${h.name}'s audit reports bad chains`)
+      for (const { h: signer, records } of signers) {
+        const chain = report.chains.find(c => c.signer === signer.peerId)
+        assert.equal(chain?.end, records.at(-1)?.seq, `${h.name}'s audit covers ${signer.name}'s chain to its last record`)
+      }
+    }))
+    lap('audited')
   })
 })
