@@ -161,6 +161,17 @@ export function sweepStale (): string[] {
   return removed
 }
 
+/** What a run with owner `pid` left behind: its namespaces and data directories. */
+export function leftBehindBy (pid: number): string[] {
+  const namespaces = listNamespaces().filter(ns => NS_PATTERN.exec(ns)?.[1] === String(pid))
+  let entries: string[] = []
+  try {
+    entries = readdirSync(tmpdir())
+  } catch {}
+  const dirs = entries.filter(entry => DIR_PATTERN.exec(entry)?.[1] === String(pid)).map(entry => join(tmpdir(), entry))
+  return [...namespaces, ...dirs]
+}
+
 // ---- cleanup on exit and signals, for every LAN still alive ----
 
 const live = new Set<Lan>()

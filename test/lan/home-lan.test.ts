@@ -6,12 +6,15 @@
 // HIVE_LAN_VERBOSE=1 streams every node's output.
 
 import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
 import { mkdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { after, before, describe } from 'node:test'
+import { after, before, describe, it } from 'node:test'
+import { fileURLToPath } from 'node:url'
 import { waitFor } from '../helpers/wait.ts'
 import { MDNS_SERVICE_TAG } from '../../node/libp2p.ts'
-import { P2P_PORT, createLan, lanUnavailable } from './harness.ts'
+import { P2P_PORT, createLan, lanUnavailable, leftBehindBy } from './harness.ts'
 import { FEATURES, currentStep, missing, scenario } from './steps.ts'
 import { slowInput, writeAgents } from './agents.ts'
 import type { LanAgents } from './agents.ts'
@@ -23,6 +26,8 @@ const BREAK = process.env.HIVE_LAN_BREAK ?? ''
 const BREAKS = ['', 'mdns', 'join']
 if (!BREAKS.includes(BREAK)) throw new Error(`HIVE_LAN_BREAK takes one of ${BREAKS.filter(b => b !== '').join(', ')}, not "${BREAK}"`)
 const VERBOSE = process.env.HIVE_LAN_VERBOSE != null && process.env.HIVE_LAN_VERBOSE !== ''
+/** How long a step waits for the hive to reach what it expects; a broken run gives up sooner. */
+const WAIT_MS = BREAK === '' ? 90_000 : 25_000
 
 const unavailable = await lanUnavailable()
 const secs = (ms: number): string => `${(ms / 1000).toFixed(1)} s`
@@ -87,7 +92,7 @@ describe('home LAN: a hive of real hosts in network namespaces', { skip: unavail
    */
   const settle = async <T>(what: string, check: (via: Via) => Promise<T>, options: { timeoutMs?: number, confirm?: boolean } = {}): Promise<NonNullable<T>> => {
     const started = Date.now()
-    const polled = await waitFor(async () => check('api'), { timeoutMs: options.timeoutMs ?? 90_000, intervalMs: 500, message: what })
+    const polled = await waitFor(async () => check('api'), { timeoutMs: options.timeoutMs ?? WAIT_MS, intervalMs: 500, message: what })
     const seen = Date.now()
     if (options.confirm === false) {
       currentStep()?.diagnostic(`${what}: after ${secs(seen - started)}`)
@@ -419,5 +424,43 @@ describe('home LAN: a hive of real hosts in network namespaces', { skip: unavail
       }
     }))
     lap('audited')
+  })
+})
+
+// The same scenario with host4 never joining must fail at step (b), name that step and host4,
+// run none of the steps after it, and still remove everything it made.
+describe('home LAN: a host that never joins fails the scenario at the step that names it', {
+  skip: unavailable != null ? `home-LAN test skipped: ${unavailable}` : BREAK !== '' ? 'this run is itself the broken one' : false
+}, () => {
+  it('HIVE_LAN_BREAK=join fails step (b), names host4, skips the rest, leaves nothing behind', { timeout: 240_000 }, async () => {
+    const self = fileURLToPath(import.meta.url)
+    // a run of its own, reporting in plain text (not to the test runner that runs this file)
+    const env: NodeJS.ProcessEnv = { ...process.env, HIVE_LAN_BREAK: 'join', HIVE_LAN_VERBOSE: '' }
+    delete env.NODE_TEST_CONTEXT
+    const child = spawn(process.execPath, ['--test-reporter=spec', self], {
+      env,
+      stdio: ['ignore', 'pipe', 'pipe']
+    })
+    let output = ''
+    child.stdout.setEncoding('utf8').on('data', (text: string) => { output += text })
+    child.stderr.setEncoding('utf8').on('data', (text: string) => { output += text })
+    let code: number | null
+    try {
+      [code] = await once(child, 'close', { signal: AbortSignal.timeout(230_000) }) as [number | null]
+    } catch (err) {
+      // SIGTERM lets its harness clean up before it dies
+      child.kill('SIGTERM')
+      throw new Error(`the broken run did not end within 230 s: ${(err as Error).message}\n${output.slice(-6000)}`)
+    }
+    const why = `\n--- output of the broken run ---\n${output.slice(-6000)}`
+    assert.equal(code, 1, `the broken run exits 1${why}`)
+    const failure = /step \(b\) "host1 writes an invite PNG[^\n]*" failed: [^\n]*/.exec(output)?.[0]
+    assert.ok(failure != null, `the failure names step (b)${why}`)
+    assert.match(failure, /host4/, 'the failure names host4, the host that never joined')
+    for (const later of ['c', 'd', 'e', 'f']) {
+      assert.match(output, new RegExp(`\\(${later}\\) [^\\n]*# not run: step \\(b\\)`), `step (${later}) is not run after step (b) failed${why}`)
+    }
+    assert.match(output, /✔ \(a\) /, `step (a) passed before the broken one${why}`)
+    assert.deepEqual(leftBehindBy(child.pid!), [], 'the broken run removed every namespace and directory it made')
   })
 })
