@@ -93,7 +93,10 @@ export interface Ledger extends EventTarget {
   readonly store: LedgerStore
   /** This device's PeerId string. */
   readonly self: string
+  /** The gossip topic heads go on now. */
   readonly topic: string
+  /** Moves heads gossip to another topic (the device joined another hive); announces there. */
+  setTopic: (topic: string) => void
   start: () => Promise<void>
   stop: () => Promise<void>
   /** Appends a record to this device's chain; resolves after it is on disk. */
@@ -116,7 +119,7 @@ const SILENT: ProtocolLog = { debug: () => {}, warn: () => {} }
 class HiveLedger extends EventTarget implements Ledger {
   readonly store: LedgerStore
   readonly self: string
-  readonly topic: string
+  private currentTopic: string
   private readonly components: LedgerComponents
   private readonly log: ProtocolLog
   private readonly announceIntervalMs: number
@@ -140,12 +143,34 @@ class HiveLedger extends EventTarget implements Ledger {
     this.components = components
     this.store = new LedgerStore(components.db)
     this.self = components.signer.peerId.toString()
-    this.topic = init.topic ?? DEFAULT_HEADS_TOPIC
+    this.currentTopic = init.topic ?? DEFAULT_HEADS_TOPIC
     this.log = components.log ?? SILENT
     this.gate = components.gate ?? OPEN_GATE
     this.announceIntervalMs = init.announceIntervalMs ?? 30_000
     this.requestTimeoutMs = init.requestTimeoutMs ?? 30_000
     this.distrustMs = init.distrustMs ?? 60_000
+  }
+
+  get topic (): string {
+    return this.currentTopic
+  }
+
+  setTopic (topic: string): void {
+    if (topic === this.currentTopic) return
+    if (this.running) this.leaveTopic()
+    this.currentTopic = topic
+    if (this.running) {
+      this.components.pubsub.subscribe(topic)
+      this.track(this.announce())
+    }
+  }
+
+  private leaveTopic (): void {
+    try {
+      this.components.pubsub.unsubscribe(this.currentTopic)
+    } catch {
+      // pubsub may already be stopped with libp2p
+    }
   }
 
   // ------------------------------------------------------------------------------------------
@@ -180,11 +205,7 @@ class HiveLedger extends EventTarget implements Ledger {
     this.stopping.abort(new LedgerNotStartedError('the ledger is stopping'))
     this.components.host.removeEventListener?.('peer:connect', this.onConnect)
     this.components.pubsub.removeEventListener('message', this.onMessage)
-    try {
-      this.components.pubsub.unsubscribe(this.topic)
-    } catch {
-      // pubsub may already be stopped with libp2p
-    }
+    this.leaveTopic()
     await this.served?.stop().catch(() => {})
     await Promise.allSettled([...this.tasks])
   }

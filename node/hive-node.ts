@@ -254,8 +254,8 @@ export class HiveNode extends EventTarget {
       await this.libp2p.start()
       await this.hive.start(this.libp2p)
       this.setGate((peer, protocol) => this.hive.gate.allows(peer, protocol))
-      await this.ledger.start()
       this.followHiveTopics()
+      await this.ledger.start()
       await this.capabilities.start()
       await this.placement.start()
 
@@ -308,11 +308,12 @@ export class HiveNode extends EventTarget {
     this.dispatchEvent(new Event('stop-requested'))
   }
 
-  /** Capability and placement gossip go on the hive's own topics, which change with the hive. */
+  /** Capability, placement and ledger gossip go on the hive's own topics, which change with the hive. */
   private followHiveTopics (): void {
     const follow = (): void => {
       this.capabilities.setTopic(this.hive.topic('capabilities'))
       this.placement.setTopic(this.hive.topic('placement'))
+      this.ledger.setTopic(this.hive.topic('ledger'))
     }
     follow()
     this.hive.membership.addEventListener('change', (event) => {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import {
-  DEFAULT_HEADS_TOPIC, decodeHead, recordKey, sha256, signHead, signRecord
+  decodeHead, recordKey, sha256, signHead, signRecord
 } from '../../ledger/index.ts'
 import { startMesh } from '../helpers/mesh.ts'
 import { eventPromise, waitFor } from '../helpers/wait.ts'
@@ -24,7 +24,7 @@ describe('ledger exchange between three nodes', () => {
     mesh = await startMesh(3, { label: 'ledger' })
     nodes = mesh.nodes
     // gossip reaches a peer once its subscription is known: wait for that, not for time
-    await waitFor(() => nodes.every(n => n.libp2p.services.pubsub.getSubscribers(DEFAULT_HEADS_TOPIC).length === 2), { message: 'ledger topic subscriptions' })
+    await waitFor(() => nodes.every(n => n.libp2p.services.pubsub.getSubscribers(n.ledger.topic).length === 2), { message: 'ledger topic subscriptions' })
   })
 
   after(async () => {
