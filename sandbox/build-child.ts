@@ -16,18 +16,8 @@ function send (msg: unknown): void {
   process.send?.(msg)
 }
 
-/**
- * componentize-js 0.23 imports @bytecodealliance/preview2-shim without declaring it, so where
- * that package is not installed beside it, fall back to the copy jco itself depends on.
- */
 async function loadComponentize (): Promise<Componentize> {
-  try {
-    return (await import('@bytecodealliance/componentize-js') as unknown as { componentize: Componentize }).componentize
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ERR_MODULE_NOT_FOUND') throw err
-    const nested = new URL('../node_modules/@bytecodealliance/componentize-js/src/componentize.js', import.meta.resolve('@bytecodealliance/jco'))
-    return (await import(nested.href) as { componentize: Componentize }).componentize
-  }
+  return (await import('@bytecodealliance/componentize-js') as unknown as { componentize: Componentize }).componentize
 }
 
 // The agent's `run` may throw anything or return a non-string; a componentized function turns
