@@ -5,11 +5,7 @@
 
 import { readFile } from 'node:fs/promises'
 import { text } from 'node:stream/consumers'
-import cliProgress from 'cli-progress'
-import { buildAgent, inspectAgent, newAgent } from '../../sandbox/build.ts'
-import { createMemoryContexts, createSandbox, inspectAgentBytes } from '../../sandbox/index.ts'
-import { contextId } from '../../crdt/index.ts'
-import { agentsCacheDir } from '../agents.ts'
+import { contextId } from '../../crdt/ids.ts'
 import { ApiRequestError, UsageError, table } from '../cli-context.ts'
 import { NodeNotRunningError } from '../errors.ts'
 import type { AgentInfo, AgentLogEntry, RunResult } from '../../sandbox/index.ts'
@@ -24,9 +20,10 @@ function mib (bytes: number): string {
 }
 
 /** Progress of a build: a bar on a terminal, one line per stage otherwise. */
-function progressReporter (cli: CliContext, quiet: boolean): { update: (p: BuildProgress) => void, stop: () => void } {
+async function progressReporter (cli: CliContext, quiet: boolean): Promise<{ update: (p: BuildProgress) => void, stop: () => void }> {
   if (quiet) return { update: () => {}, stop: () => {} }
   if (process.stderr.isTTY) {
+    const { default: cliProgress } = await import('cli-progress')
     const bar = new cliProgress.SingleBar({
       format: 'building [{bar}] {percentage}% {stage} ({seconds} s)',
       stream: process.stderr,
@@ -97,6 +94,7 @@ function placedFailure (error: string): Error & { code?: string } {
 }
 
 async function runLocally (dataDir: string, bytes: Uint8Array, input: string, ctx: string, timeoutMs: number | undefined, onLog: (e: AgentLogEntry) => void): Promise<RunResult> {
+  const [{ createMemoryContexts, createSandbox }, { agentsCacheDir }] = await Promise.all([import('../../sandbox/index.ts'), import('../agents.ts')])
   const sandbox = createSandbox({ cacheDir: agentsCacheDir(dataDir), warmWorkers: 1 }, { contexts: createMemoryContexts() })
   await sandbox.start()
   try {
@@ -118,7 +116,8 @@ export function register (program: Command, cli: CliContext): void {
     .option('--json', 'print the result as JSON')
     .action(async (src: string, options: CommonOptions & { out: string, manifest?: string }, command: Command) => {
       const all = command.optsWithGlobals<CommonOptions & { out: string, manifest?: string }>()
-      const progress = progressReporter(cli, all.json === true)
+      const { buildAgent } = await import('../../sandbox/build.ts')
+      const progress = await progressReporter(cli, all.json === true)
       let result
       try {
         result = await buildAgent(src, options.out, { onProgress: progress.update, ...(options.manifest !== undefined ? { manifestPath: options.manifest } : {}) })
@@ -135,6 +134,7 @@ export function register (program: Command, cli: CliContext): void {
     .option('--json', 'print the result as JSON')
     .action(async (dir: string, options: CommonOptions & { name?: string }, command: Command) => {
       const all = command.optsWithGlobals<CommonOptions>()
+      const { newAgent } = await import('../../sandbox/build.ts')
       const made = await newAgent(dir, options.name !== undefined ? { name: options.name } : {})
       cli.print(all, () => [
         `wrote ${made.files.join(', ')}`,
@@ -148,6 +148,7 @@ export function register (program: Command, cli: CliContext): void {
     .option('--json', 'print as JSON')
     .action(async (file: string, _options: CommonOptions, command: Command) => {
       const all = command.optsWithGlobals<CommonOptions>()
+      const { inspectAgent } = await import('../../sandbox/build.ts')
       const info = await inspectAgent(file)
       cli.print(all, () => renderInfo(info, file), info)
     })
@@ -175,6 +176,7 @@ export function register (program: Command, cli: CliContext): void {
       }
       const input = all.input ?? (all.inputFile === '-' ? await text(process.stdin) : await readFile(all.inputFile as string, 'utf8'))
       const bytes = new Uint8Array(await readFile(file))
+      const { inspectAgentBytes } = await import('../../sandbox/index.ts')
       let info
       try {
         info = inspectAgentBytes(bytes)

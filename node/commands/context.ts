@@ -1,6 +1,6 @@
 // `hive-node context list|get|set|append|checkpoint`: agent contexts on the running node.
 
-import { contextId, checkpointName } from '../../crdt/index.ts'
+import { contextId, checkpointName } from '../../crdt/ids.ts'
 import { UsageError, table } from '../cli-context.ts'
 import type { ContextInfo, ConversationEntry, PresenceEntry } from '../../crdt/index.ts'
 import type { ContextDetail } from '../api/context.ts'

@@ -2,7 +2,6 @@
 
 import { Option } from 'commander'
 import { DEFAULT_API_PORT, DEFAULT_P2P_PORT, parseListen, parsePort } from '../config.ts'
-import { HiveNode } from '../hive-node.ts'
 import { table } from '../cli-context.ts'
 import type { CliContext, CommonOptions } from '../cli-context.ts'
 import type { PeerSummary } from '../hive-node.ts'
@@ -61,6 +60,8 @@ export function register (program: Command, cli: CliContext): void {
       const listen = (options.listen ?? [String(DEFAULT_P2P_PORT)]).map(parseListen)
       const apiPort = options.apiPort != null ? parsePort(options.apiPort, '--api-port') : DEFAULT_API_PORT
       const capabilityOverrides = parseCapabilityFlags(options.capability ?? [])
+      // the node itself loads only here: the other commands talk to a running one over its API
+      const { HiveNode } = await import('../hive-node.ts')
       const node = await HiveNode.open({
         capabilityOverrides,
         dataDir,

@@ -2,14 +2,11 @@
 // running node through the API, and open the data directory themselves when no node runs.
 
 import { access } from 'node:fs/promises'
-import { peerIdFromString } from '@libp2p/peer-id'
-import { Level } from 'level'
-import { AUDIT_REASONS, LEDGER_SUBLEVEL, LedgerStore, listingToJson, verifyAll, verifyChain } from '../../ledger/index.ts'
 import { UsageError, table } from '../cli-context.ts'
 import { dataPaths } from '../config.ts'
 import { NodeAlreadyRunningError, NodeNotRunningError } from '../errors.ts'
 import { acquireLock } from '../lock.ts'
-import type { AuditReport, ChainReport, ListingJson, RecordJson } from '../../ledger/index.ts'
+import type { AuditReport, ChainReport, LedgerStore, ListingJson, RecordJson } from '../../ledger/index.ts'
 import type { CliContext, CommonOptions } from '../cli-context.ts'
 import type { Command } from 'commander'
 
@@ -32,8 +29,9 @@ interface LedgerOptions extends CommonOptions {
   limit?: string
 }
 
-function parsePeer (value: string | undefined): string | undefined {
+async function parsePeer (value: string | undefined): Promise<string | undefined> {
   if (value == null) return undefined
+  const { peerIdFromString } = await import('@libp2p/peer-id')
   try {
     const id = peerIdFromString(value)
     if (id.type !== 'Ed25519') throw new Error(`a ${id.type} PeerId cannot sign ledger records`)
@@ -66,6 +64,8 @@ async function withStoppedNode<T> (dataDir: string, fn: (store: LedgerStore) => 
     }
     throw err
   }
+  // the store's code loads only when there is no running node to ask
+  const [{ Level }, { LEDGER_SUBLEVEL, LedgerStore }] = await Promise.all([import('level'), import('../../ledger/index.ts')])
   const db = new Level<string, Uint8Array>(paths.db, { keyEncoding: 'utf8', valueEncoding: 'view', createIfMissing: false })
   try {
     await db.open()
@@ -95,14 +95,14 @@ function short (id: string): string {
   return id.length > 16 ? `${id.slice(0, 8)}…${id.slice(-6)}` : id
 }
 
-function chainLine (chain: ChainReport): string[] {
+function chainLine (chain: ChainReport, reasons: Record<string, string>): string[] {
   const who = `${chain.signer}${chain.self ? ' (this device)' : ''}`
   const span = chain.end < 0 ? 'no records' : `records 0..${chain.end}`
   const head = chain.head != null ? `, signed head ${chain.head.seq}` : ''
   const behind = chain.behind != null ? `, catching up to ${chain.behind.seq}` : ''
   const lines = [`  ${chain.ok ? 'ok ' : 'BAD'}  ${who}`, `       ${span}${head}${behind}`]
   if (chain.firstBad != null) {
-    lines.push(`       first bad record: seq ${chain.firstBad.seq}, ${chain.firstBad.reason} (${AUDIT_REASONS[chain.firstBad.reason]})`)
+    lines.push(`       first bad record: seq ${chain.firstBad.seq}, ${chain.firstBad.reason} (${reasons[chain.firstBad.reason] ?? ''})`)
     lines.push(`       ${chain.firstBad.message}`)
   }
   for (const fork of chain.forks) {
@@ -112,12 +112,12 @@ function chainLine (chain: ChainReport): string[] {
   return lines
 }
 
-function renderReport (report: AuditReport, source: 'node' | 'disk'): string {
+function renderReport (report: AuditReport, source: 'node' | 'disk', reasons: Record<string, string>): string {
   const bad = report.chains.filter(c => !c.ok).length
   const from = source === 'node' ? 'the running node' : 'the data directory (node stopped)'
   return [
     `ledger audit of ${from}: ${report.chains.length} chain${report.chains.length === 1 ? '' : 's'}, ${report.records} records checked in ${report.durationMs} ms`,
-    ...report.chains.flatMap(chainLine),
+    ...report.chains.flatMap(c => chainLine(c, reasons)),
     bad === 0 ? 'clean' : `PROBLEMS FOUND in ${bad} chain${bad === 1 ? '' : 's'}`
   ].join('\n')
 }
@@ -138,14 +138,16 @@ export function register (program: Command, cli: CliContext): void {
     .option('--json', 'print the audit report as JSON')
     .action(async (_options: VerifyOptions, command: Command) => {
       const all = command.optsWithGlobals<VerifyOptions>()
-      const peer = parsePeer(all.peer)
+      const peer = await parsePeer(all.peer)
       const { value: report, source } = await viaNodeOrDisk<AuditReport>(cli, all, `/ledger/verify${query({ peer })}`, async (store) => {
+        const { verifyAll, verifyChain } = await import('../../ledger/index.ts')
         if (peer == null) return verifyAll(store)
         const started = performance.now()
         const chain = await verifyChain(store, peer)
         return { ok: chain.ok, chains: [chain], records: chain.checked, durationMs: Math.round(performance.now() - started) }
       })
-      cli.print(all, () => renderReport(report, source), report)
+      const reasons = report.ok ? {} : (await import('../../ledger/index.ts')).AUDIT_REASONS
+      cli.print(all, () => renderReport(report, source, reasons), report)
       if (!report.ok) {
         const bad = report.chains.filter(c => !c.ok).map(c => `${short(c.signer)} at seq ${c.firstBad?.seq ?? '?'} (${c.firstBad?.reason ?? '?'})`)
         throw new LedgerProblemsError(`the ledger audit found problems: ${bad.join('; ')}`)
@@ -159,12 +161,13 @@ export function register (program: Command, cli: CliContext): void {
     .option('--json', 'print the records in the JSON form the README specifies')
     .action(async (_options: LedgerOptions, command: Command) => {
       const all = command.optsWithGlobals<LedgerOptions>()
-      const peer = parsePeer(all.peer)
+      const peer = await parsePeer(all.peer)
       const limit = parseLimit(all.limit)
       const { value: listing } = await viaNodeOrDisk<ListingJson>(cli, all, `/ledger/records${query({ peer, limit })}`, async (store) => {
         const self = await store.self()
         const signer = peer ?? self
         if (signer == null) throw new NoLedgerError('this data directory\'s ledger has no records of its own yet; pass --peer to list a peer\'s chain')
+        const { listingToJson } = await import('../../ledger/index.ts')
         return listingToJson(signer, signer === self, await store.list(signer, { limit }))
       })
       cli.print(all, () => renderListing(listing), listing)

@@ -3,7 +3,6 @@
 import { readFile, stat } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import { UsageError, table } from '../cli-context.ts'
-import { decodeInvite, decodeQrPng, inviteQrTerminal, isPng, writeInvitePng } from '../../protocol/pairing/index.ts'
 import type { CliContext, CommonOptions } from '../cli-context.ts'
 import type { CreatedInvite, JoinResult } from '../../protocol/pairing/index.ts'
 import type { Command } from 'commander'
@@ -51,6 +50,7 @@ async function inviteFrom (argument: string): Promise<string> {
     if ((await stat(argument)).isFile()) bytes = await readFile(argument)
   } catch { /* not a file: treated as invite text below */ }
   if (bytes == null) return argument
+  const { decodeQrPng, isPng } = await import('../../protocol/pairing/index.ts')
   if (isPng(bytes)) return decodeQrPng(bytes)
   return new TextDecoder().decode(bytes).trim()
 }
@@ -71,6 +71,8 @@ export function register (program: Command, cli: CliContext): void {
       const ttlMinutes = parseTtl(options.ttl)
       const invite = await cli.api(all).post<CreatedInvite>('/pairing/invites', ttlMinutes != null ? { ttlMinutes } : {})
       const png = options.png != null ? resolve(options.png) : undefined
+      // the QR code libraries load only for the commands that draw or read one
+      const { inviteQrTerminal, writeInvitePng } = await import('../../protocol/pairing/index.ts')
       if (png != null) await writeInvitePng(png, invite.uri)
       if (all.json === true) {
         cli.print(all, '', { uri: invite.uri, id: invite.id, hiveId: invite.hiveId, inviter: invite.inviter, addresses: invite.addresses, expiresAt: new Date(invite.expiresAt).toISOString(), png })
@@ -98,6 +100,7 @@ export function register (program: Command, cli: CliContext): void {
       const all = command.optsWithGlobals<JoinOptions>()
       const text = await inviteFrom(argument)
       // checked here first, so a damaged invite is caught before anything touches the network
+      const { decodeInvite } = await import('../../protocol/pairing/index.ts')
       const invite = decodeInvite(text)
       const result = await cli.api(all).post<JoinResult>('/pairing/join', { invite: text, force: options.force === true })
       const inviter = result.members.find(m => m.peerId === invite.inviter)

@@ -1,7 +1,7 @@
 // `hive-node task ID`, `hive-node explain ID`, `hive-node tasks`, and placing a run across the
 // hive for `hive-node run` (agent.ts calls `runPlaced`).
 
-import { CapabilityOverrides } from '../../protocol/capabilities/index.ts'
+import { CapabilityOverrides } from '../../protocol/capabilities/schema.ts'
 import { ApiRequestError, UsageError, table } from '../cli-context.ts'
 import type { CapabilityEntry } from '../../protocol/capabilities/index.ts'
 import type { Explanation, TaskView } from '../../protocol/placement/index.ts'

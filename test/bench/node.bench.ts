@@ -4,7 +4,7 @@
 import { spawn } from 'node:child_process'
 import { readFile, rm } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
-import { exited, spawnCli } from '../helpers/cli.ts'
+import { exited, runCli, spawnCli } from '../helpers/cli.ts'
 import { makeTempDir } from '../helpers/mesh.ts'
 import { lineMatching } from '../helpers/wait.ts'
 import { median } from './table.ts'
@@ -20,7 +20,7 @@ async function rssOf (pid: number): Promise<number> {
 
 const settle = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
 
-async function bareNode (): Promise<{ ms: number, rss: number }> {
+async function bareNode (): Promise<{ ms: number, rss: number, exitMs: number }> {
   const t0 = performance.now()
   const child = spawn(process.execPath, ['-e', 'process.stdout.write("ready\\n"); setInterval(() => {}, 1000)'], { stdio: ['ignore', 'pipe', 'inherit'] })
   await lineMatching(child.stdout, l => l === 'ready')
@@ -28,10 +28,13 @@ async function bareNode (): Promise<{ ms: number, rss: number }> {
   await settle(1_000)
   const rss = await rssOf(child.pid!)
   child.kill()
-  return { ms, rss }
+  // a process that starts and exits: the floor under any CLI command
+  const t1 = performance.now()
+  await exited(spawn(process.execPath, ['-e', ''], { stdio: ['pipe', 'pipe', 'pipe'] }))
+  return { ms, rss, exitMs: performance.now() - t1 }
 }
 
-async function hiveNode (): Promise<{ ms: number, rss: number }> {
+async function hiveNode (): Promise<{ ms: number, rss: number, cliMs: number }> {
   const dir = await makeTempDir('hive-bench-')
   try {
     // first start makes the identity; time the steady-state start, as a device restarts
@@ -42,17 +45,22 @@ async function hiveNode (): Promise<{ ms: number, rss: number }> {
     const ms = performance.now() - t0
     await settle(1_000)
     const rss = await rssOf(child.pid!)
+    // a CLI command against the running node, as a person or a script runs one
+    const t1 = performance.now()
+    const peers = await runCli(['--data', dir, 'peers', '--json'])
+    const cliMs = performance.now() - t1
+    if (peers.code !== 0) throw new Error(`hive-node peers failed: ${peers.stderr}`)
     child.kill('SIGTERM')
     await done
-    return { ms, rss }
+    return { ms, rss, cliMs }
   } finally {
     await rm(dir, { recursive: true, force: true })
   }
 }
 
 export async function run (): Promise<BenchResult> {
-  const bare: Array<{ ms: number, rss: number }> = []
-  const hive: Array<{ ms: number, rss: number }> = []
+  const bare: Array<{ ms: number, rss: number, exitMs: number }> = []
+  const hive: Array<{ ms: number, rss: number, cliMs: number }> = []
   for (let i = 0; i < RUNS; i++) {
     bare.push(await bareNode())
     hive.push(await hiveNode())
@@ -66,6 +74,7 @@ export async function run (): Promise<BenchResult> {
     title: `node: start and memory (median of ${RUNS})`,
     rows: [
       { metric: 'start → ready (hive-node start)', value: median(hive.map(h => h.ms)), unit: 'ms', baseline: { label: 'bare node start', value: median(bare.map(b => b.ms)) } },
+      { metric: 'a CLI command (hive-node peers --json)', value: median(hive.map(h => h.cliMs)), unit: 'ms', baseline: { label: 'node -e "" to exit', value: median(bare.map(b => b.exitMs)) } },
       { metric: 'idle RSS, one node', value: median(hive.map(h => h.rss)) / MiB, unit: 'MiB', baseline: { label: 'bare node', value: bareRss } },
       { metric: 'RSS per node, 20-node mesh in one process', value: (mesh.after - mesh.before) / mesh.count / MiB, unit: 'MiB', note: `${((mesh.after - mesh.before) / MiB).toFixed(0)} MiB for ${mesh.count}` }
     ]
