@@ -325,11 +325,14 @@ class HiveLedger extends EventTarget implements Ledger {
       if (outcome === 'ahead') {
         if (head.signer === this.self) {
           const end = (await this.store.end(this.self))?.seq ?? -1
-          this.log.warn(`a peer holds this device's signed head for seq ${head.seq} but the local chain ends at ${end}: the ledger store was restored from an older copy`)
+          this.log.warn(`a peer holds this device's signed head for seq ${head.seq} but the local chain ends at ${end}: the ledger store was restored from an older copy; appends are refused while the missing records are fetched back from peers`)
           this.dispatchEvent(new CustomEvent('rollback', { detail: { seq: head.seq, end } }))
-        } else {
-          this.pull(head.signer, from)
         }
+        // a peer's chain to catch up on, or this device's own records to take back from a copy
+        this.pull(head.signer, from)
+      } else if (outcome === 'known' && head.seq > ((await this.store.end(head.signer))?.seq ?? -1)) {
+        // a head already seen that a fetch has not caught up with: this peer may hold the records
+        this.pull(head.signer, from)
       } else if (outcome === 'conflict' && from != null && head.signer !== this.self) {
         // fetch the other record for that seq: together with ours it proves the fork
         this.track(this.fetchRecords(from, head.signer, head.seq, { to: head.seq }))
@@ -357,8 +360,21 @@ class HiveLedger extends EventTarget implements Ledger {
       } finally {
         this.pulling.delete(signer)
       }
+      if (signer === this.self) await this.afterSelfPull()
       if (state.again && this.running) this.pull(signer, state.candidates[state.candidates.length - 1])
     })())
+  }
+
+  /** After fetching this device's own records back: say whether the chain is whole again. */
+  private async afterSelfPull (): Promise<void> {
+    const seen = safeHead(await this.store.seenRaw(this.self))
+    const end = (await this.store.end(this.self))?.seq ?? -1
+    if (seen == null || seen.seq <= end) {
+      this.log.warn(`this device's ledger chain was restored from peers up to seq ${end}; appending again`)
+      this.dispatchEvent(new CustomEvent('restored', { detail: { end } }))
+    } else if (this.running) {
+      this.log.warn(`no connected peer gave back this device's records ${end + 1}..${seen.seq}; appends stay refused, and a peer that announces the head is asked again`)
+    }
   }
 
   private async pullFrom (signer: string, candidates: PeerId[]): Promise<void> {

@@ -292,7 +292,7 @@ export class LedgerStore {
           continue
         }
         if (head.signer === self && head.seq > endSeq && verifyHeadSignature(head)) {
-          throw new LedgerRollbackError(`this device's chain ends at seq ${endSeq} but it signed a head for seq ${head.seq} (${what}): the store was restored from an older copy or lost records; run "hive-node verify" and restore the ledger from a peer before appending`)
+          throw new LedgerRollbackError(`this device's chain ends at seq ${endSeq} but it signed a head for seq ${head.seq} (${what}): the store was restored from an older copy or lost records; the node takes the missing records back from a peer that holds them and appends again after that (keep a hive peer connected; "hive-node verify" shows the state)`)
         }
       }
       const record = await signRecord({

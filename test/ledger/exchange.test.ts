@@ -93,7 +93,7 @@ describe('ledger exchange between three nodes', () => {
     }
   })
 
-  it('a node whose store lost its newest records learns of it from a peer: rollback, and it stops appending', async () => {
+  it('a node whose store lost its newest records learns of it from a peer, refuses to append, then takes its records back', async () => {
     const [a, b] = nodes as [HiveNode, HiveNode]
     const self = a.peerId.toString()
     // make a's store look like an older copy: last record gone, head back at the one before
@@ -104,13 +104,26 @@ describe('ledger exchange between three nodes', () => {
     await a.ledger.store.heads.put(self, (await signHead(before.seq, before.record!.hash, signerOf(a))).bytes)
     assert.equal((await a.ledger.verify({ signer: self })).ok, true)
 
-    const rollback = eventPromise<CustomEvent<{ seq: number, end: number }>>(a.ledger, 'rollback', { message: 'rollback noticed' })
-    await a.ledger.syncWith(b.peerId)
-    assert.deepEqual((await rollback).detail, { seq: last.seq, end: before.seq })
+    // b holds a's newest head; handed to a's store alone (no fetch yet), it proves the rollback
+    const newest = decodeHead((await b.ledger.store.headRaw(self))!)
+    assert.equal(newest.seq, last.seq)
+    assert.equal(await a.ledger.store.acceptHead(newest), 'ahead')
     const report = await a.ledger.verify({ signer: self })
     assert.deepEqual([report.chains[0]?.firstBad?.seq, report.chains[0]?.firstBad?.reason], [last.seq, 'rollback'])
+    // signing a new record now would fork the chain
     await assert.rejects(a.ledger.append(content(99)), { name: 'LedgerRollback' })
-    // b still holds the newest head it was given
-    assert.equal(decodeHead((await b.ledger.store.headRaw(self))!).seq, last.seq)
+    assert.equal((await a.ledger.store.end(self))?.seq, before.seq, 'the refused append stored nothing')
+
+    // asking b for its heads fetches the lost record back from b's copy
+    const restored = eventPromise<CustomEvent<{ end: number }>>(a.ledger, 'restored', { message: 'chain restored from b' })
+    await a.ledger.syncWith(b.peerId)
+    assert.deepEqual((await restored).detail, { end: last.seq })
+    const healed = await a.ledger.verify({ signer: self })
+    assert.equal(healed.ok, true, JSON.stringify(healed.chains[0]?.firstBad))
+    assert.equal(healed.chains[0]?.end, last.seq)
+    assert.deepEqual(await a.ledger.store.getRaw(self, last.seq), last.bytes, 'the record taken back is the one signed before')
+    // and the chain goes on from where it was, not from the older copy
+    const next = await a.ledger.append(content(100))
+    assert.equal(next.seq, last.seq + 1)
   })
 })
