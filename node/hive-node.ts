@@ -15,6 +15,7 @@ import { agentsCacheDir, storeBackedContexts } from './agents.ts'
 import { LEDGER_SUBLEVEL, createLedger } from '../ledger/index.ts'
 import { registerPlacementRecords } from '../protocol/placement/index.ts'
 import { createNodeTasks } from './tasks.ts'
+import { createTaskArchive } from './task-archive.ts'
 import { createApi } from './api.ts'
 import { HiveMembership } from './hive-membership.ts'
 import { DEFAULT_API_PORT, DEFAULT_P2P_PORT, dataPaths, defaultNodeName, validateNodeName } from './config.ts'
@@ -35,6 +36,7 @@ import type { Ledger } from '../ledger/index.ts'
 import type { Capabilities, CapabilityOverrides, CapabilityReport } from '../protocol/capabilities/index.ts'
 import type { Placement, PlacementInit } from '../protocol/placement/index.ts'
 import type { CapabilitySettings } from './tasks.ts'
+import type { TaskArchive } from './task-archive.ts'
 import type { MembershipChange } from '../protocol/membership/index.ts'
 import type { PeerId } from '@libp2p/interface'
 
@@ -108,6 +110,8 @@ export class HiveNode extends EventTarget {
   readonly capabilities: Capabilities
   /** Tasks: submitted here, bid on, elected, run where they win. */
   readonly placement: Placement
+  /** The tasks this device submitted, on disk: what `task`, `tasks` and `explain` answer after a restart. */
+  readonly taskArchive: TaskArchive
   readonly startedAt: number = Date.now()
   private readonly init: HiveNodeInit
   private readonly lock: DataDirLock
@@ -162,6 +166,11 @@ export class HiveNode extends EventTarget {
     })
     this.capabilities = tasks.capabilities
     this.placement = tasks.placement
+    this.taskArchive = createTaskArchive({}, {
+      db: this.db.sublevel<string, string>('tasks', { keyEncoding: 'utf8', valueEncoding: 'utf8' }),
+      placement: this.placement,
+      log: this.log.child('tasks')
+    })
   }
 
   /**
@@ -257,6 +266,7 @@ export class HiveNode extends EventTarget {
       this.followHiveTopics()
       await this.ledger.start()
       await this.capabilities.start()
+      await this.taskArchive.start()
       await this.placement.start()
 
       this.api = await createApi(this, {
@@ -283,6 +293,8 @@ export class HiveNode extends EventTarget {
       ['api', async () => { await this.api?.stop() }],
       // placement first: runs it aborts are not reported as the agent's failure
       ['placement', async () => { await this.placement.stop() }],
+      // after placement: what stopping it changed is written too
+      ['tasks archive', async () => { await this.taskArchive.stop() }],
       ['capabilities', async () => { await this.capabilities.stop() }],
       ['sandbox', async () => { await this.sandbox.stop() }],
       ['contexts', async () => { await this.contexts.stop() }],

@@ -103,7 +103,8 @@ export function routes (app: FastifyInstance, node: HiveNode): void {
   app.get<{ Params: { id: string }, Querystring: { waitMs?: string } }>('/task/:id', async (request) => {
     const { id } = request.params
     const waitMs = Math.min(MAX_WAIT_MS, Math.max(0, Number(request.query.waitMs ?? 0) || 0))
-    let task = node.placement.get(id)
+    // in memory while it runs and for a while after; on disk for what this node submitted
+    let task = node.placement.get(id) ?? (await node.taskArchive.get(id))?.view
     if (task === undefined) throw new ApiError(404, 'TaskNotFound', `no task ${id} is known to this node; "hive-node tasks" lists the recent ones`)
     if (waitMs > 0 && task.role === 'submitter' && task.status !== 'done' && task.status !== 'failed') {
       const signal = AbortSignal.timeout(waitMs)
@@ -114,7 +115,16 @@ export function routes (app: FastifyInstance, node: HiveNode): void {
 
   app.get<{ Params: { id: string } }>('/task/:id/explain', async (request) => {
     try {
-      const explanation = await node.placement.explain(request.params.id, { signal: AbortSignal.timeout(30_000) })
+      let explanation
+      try {
+        explanation = await node.placement.explain(request.params.id, { signal: AbortSignal.timeout(30_000) })
+      } catch (err) {
+        if ((err as Error).name !== 'TaskNotFound') throw err
+        const archived = await node.taskArchive.get(request.params.id)
+        if (archived === undefined) throw err
+        if (archived.explanation === undefined) throw new ApiError(404, 'ExplanationNotKept', `task ${request.params.id} ended before the node last stopped and its bids were not kept; "hive-node task ${request.params.id}" shows its history`)
+        explanation = archived.explanation
+      }
       const names = new Map(node.capabilities.view().map(e => [e.peerId, e.caps.name]))
       return { explanation, text: explainText(explanation, peer => names.get(peer)) }
     } catch (err) {
@@ -125,7 +135,9 @@ export function routes (app: FastifyInstance, node: HiveNode): void {
 
   app.get<{ Querystring: { limit?: string } }>('/tasks', async (request) => {
     const limit = Math.min(1000, Math.max(1, Number(request.query.limit ?? 20) || 20))
-    return { tasks: node.placement.list({ limit }) }
+    const live = node.placement.list({ limit })
+    const archived = (await node.taskArchive.list({ limit })).filter(a => !live.some(t => t.id === a.id))
+    return { tasks: [...live, ...archived].sort((a, b) => b.createdAt - a.createdAt).slice(0, limit) }
   })
 
   app.get('/capabilities', async () => ({ self: node.peerId.toString(), capabilities: node.capabilities.view() }))
