@@ -3,6 +3,7 @@
 
 import { createCapabilities } from '../protocol/capabilities/index.ts'
 import { createPlacement } from '../protocol/placement/index.ts'
+import { PERMISSIONS, inspectAgentBytes } from '../sandbox/index.ts'
 import type { Capabilities, CapabilitiesInit, CapabilityOverrides } from '../protocol/capabilities/index.ts'
 import type { AgentLogLine, ExecutionOutcome, Executor, Placement, PlacementInit } from '../protocol/placement/index.ts'
 import type { HiveRecords, PeerGate, RecordSigner } from '../protocol/index.ts'
@@ -43,27 +44,53 @@ function failure (err: unknown): ExecutionOutcome {
   return { ok: false, error: `${e.name}: ${e.message}`, ...(NODE_FAULTS.has(e.name) ? { retry: true } : {}) }
 }
 
+function notGranted (manifest: { name: string, permissions: readonly string[] }, permissions: string[]): ExecutionOutcome | undefined {
+  const missing = manifest.permissions.filter(p => !permissions.includes(p))
+  if (missing.length === 0) return undefined
+  return {
+    ok: false,
+    error: `PermissionNotGranted: agent ${manifest.name} asks for ${missing.join(', ')}, which the task does not grant ` +
+      `(it grants ${permissions.length > 0 ? permissions.join(', ') : 'nothing'}); submit it with those permissions`
+  }
+}
+
 /**
  * Runs a placed task in the sandbox. The task's permissions are what its submitter grants: an
- * agent whose manifest asks for more is refused before it runs.
+ * agent whose manifest asks for more is refused before it runs. A sandbox built to withhold a
+ * permission the agent needs and the task grants gives the task up (`retry`), so another node
+ * runs it, rather than failing it as the agent's fault.
  */
 export function sandboxExecutor (sandbox: Sandbox): Executor {
   return {
     async run (agent, input, { contextId, permissions, signal }) {
+      const offered = sandbox.runtime().permissions
+      if (offered.length < PERMISSIONS.length) {
+        let manifest
+        try {
+          manifest = inspectAgentBytes(agent).manifest
+        } catch (err) {
+          return failure(err)
+        }
+        // what the task does not grant, no node may grant: that is the agent's failure
+        const ungranted = notGranted(manifest, permissions)
+        if (ungranted != null) return ungranted
+        const withheld = manifest.permissions.filter(p => !offered.includes(p))
+        if (withheld.length > 0) {
+          return {
+            ok: false,
+            retry: true,
+            error: `PermissionNotOffered: the agent needs ${withheld.join(', ')}, which this node does not grant to agents (it grants ${offered.join(', ') || 'nothing'})`
+          }
+        }
+      }
       let loaded
       try {
         loaded = await sandbox.load(agent, { signal })
       } catch (err) {
         return failure(err)
       }
-      const missing = loaded.manifest.permissions.filter(p => !permissions.includes(p))
-      if (missing.length > 0) {
-        return {
-          ok: false,
-          error: `PermissionNotGranted: agent ${loaded.manifest.name} asks for ${missing.join(', ')}, which the task does not grant ` +
-            `(it grants ${permissions.length > 0 ? permissions.join(', ') : 'nothing'}); submit it with those permissions`
-        }
-      }
+      const ungranted = notGranted(loaded.manifest, permissions)
+      if (ungranted != null) return ungranted
       const logs: AgentLogLine[] = []
       const onLog = (e: AgentLogEntry): void => { if (logs.length < 200) logs.push({ level: e.level, message: e.message }) }
       try {

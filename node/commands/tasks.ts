@@ -46,7 +46,7 @@ export function renderTask (task: TaskView, name: Names): string {
     lines.push(`ran on     ${name(r.executor)} in ${Math.round(r.durationMs)} ms${r.ledger?.seq != null ? `, ledger record ${r.ledger.seq}` : ''}`)
     lines.push(r.ok ? `output     ${r.output ?? ''}` : `error      ${r.error ?? ''}`)
   }
-  const notable = task.history.filter(h => h.type === 'lease-lapsed' || h.type === 'late-result' || h.type === 'abandoned' || h.type === 'failed')
+  const notable = task.history.filter(h => h.type === 'lease-lapsed' || h.type === 'winner-lost' || h.type === 'late-result' || h.type === 'abandoned' || h.type === 'failed')
   for (const h of notable) lines.push(`${h.type.padEnd(10)} ${h.detail}`)
   lines.push(`explain    hive-node explain ${task.id}`)
   return lines.join('\n')

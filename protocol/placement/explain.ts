@@ -27,7 +27,7 @@ export function explainText (e: Explanation, names: (peerId: string) => string |
   for (const r of e.rounds) {
     lines.push(`Round ${r.round}: ${who(r.winner)} at cost ${r.cost} — ${r.why}`)
   }
-  const notable = e.history.filter(h => h.type === 'lease-lapsed' || h.type === 'late-result' || h.type === 'abandoned' || h.type === 'bid-refused' || h.type === 'failed')
+  const notable = e.history.filter(h => h.type === 'lease-lapsed' || h.type === 'winner-lost' || h.type === 'late-result' || h.type === 'abandoned' || h.type === 'bid-refused' || h.type === 'failed')
   for (const h of notable) lines.push(`${h.type}: ${h.detail}`)
   if (e.result != null) {
     lines.push(e.result.ok ? `Result accepted from ${who(e.result.executor)} (round ${e.result.round}, ${Math.round(e.result.durationMs)} ms)` : `Agent failed on ${who(e.result.executor)}: ${e.result.error ?? ''}`)

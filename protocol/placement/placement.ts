@@ -44,9 +44,14 @@ export const DEFAULT_PLACEMENT_TOPIC = 'hive/placement/1'
 
 // ---- components ----
 
+/** Connection events placement follows: a winner that disconnects may have died. */
+export type ConnectionEvent = 'peer:connect' | 'peer:disconnect'
+
 /** The part of libp2p placement uses. */
 export interface PlacementHost extends ProtocolHost {
   getPeers: () => PeerId[]
+  addEventListener: (type: ConnectionEvent, listener: (event: CustomEvent<PeerId>) => void) => void
+  removeEventListener: (type: ConnectionEvent, listener: (event: CustomEvent<PeerId>) => void) => void
 }
 
 export interface PlacementPubSub {
@@ -139,6 +144,11 @@ export interface PlacementInit {
   bidWindowMs?: number
   /** A winner silent this long loses the task. Default 5 s; renewed every third of it. */
   leaseMs?: number
+  /**
+   * A winner that disconnects from the submitter and does not reconnect within this long loses
+   * the task without waiting for its lease to lapse. Default 1 s.
+   */
+  winnerGraceMs?: number
   /** Tasks remembered (submitted here or seen). Default 1000. */
   maxTasks?: number
   maxAgentBytes?: number
@@ -159,7 +169,7 @@ export type TaskRole = 'submitter' | 'observer'
 
 export type HistoryType =
   | 'submitted' | 'bid' | 'bid-refused' | 'late-bid' | 'auction-closed' | 'awarded' | 'claimed' | 'lease-lapsed'
-  | 'abandoned' | 'result-accepted' | 'late-result' | 'recorded' | 'failed'
+  | 'winner-lost' | 'abandoned' | 'result-accepted' | 'late-result' | 'recorded' | 'failed'
 
 export interface HistoryEvent {
   at: number
@@ -310,6 +320,8 @@ interface Auction {
   leaseMs: number
   leaseExpiry: number
   leaseTimer?: NodeJS.Timeout
+  /** Runs while the winner is disconnected from this node; its end loses it the task. */
+  graceTimer?: NodeJS.Timeout
   auctionTimer?: NodeJS.Timeout
   closing: boolean
   accepted: boolean
@@ -387,6 +399,7 @@ class PlacementService extends EventTarget implements Placement {
     this.init = {
       bidWindowMs: init.bidWindowMs ?? 2_000,
       leaseMs: init.leaseMs ?? 5_000,
+      winnerGraceMs: init.winnerGraceMs ?? 1_000,
       maxTasks: init.maxTasks ?? 1_000,
       maxAgentBytes: init.maxAgentBytes ?? 64 * 1024 * 1024,
       maxInputBytes: init.maxInputBytes ?? 4 * 1024 * 1024,
@@ -406,6 +419,8 @@ class PlacementService extends EventTarget implements Placement {
     this.started = true
     this.stopping = new AbortController()
     const { host, pubsub, gate } = this.components
+    host.addEventListener('peer:disconnect', this.onPeerDisconnect)
+    host.addEventListener('peer:connect', this.onPeerConnect)
     this.served.push(await serveProtocol(host, this.protocol, this.serve, {
       log: this.log, gate, maxMessageBytes: this.maxFrameBytes, timeoutMs: this.init.recordConfirmMs + 30_000, maxInboundStreams: 256
     }))
@@ -449,6 +464,8 @@ class PlacementService extends EventTarget implements Placement {
     this.started = false
     this.stopping.abort(new PlacementNotRunningError('placement stopped'))
     clearTimeout(this.dhtTimer)
+    this.components.host.removeEventListener('peer:disconnect', this.onPeerDisconnect)
+    this.components.host.removeEventListener('peer:connect', this.onPeerConnect)
     this.components.pubsub.removeEventListener('message', this.onGossip)
     this.leave()
     for (const a of this.assignments.values()) {
@@ -458,6 +475,7 @@ class PlacementService extends EventTarget implements Placement {
     for (const auction of this.auctions.values()) {
       clearTimeout(auction.auctionTimer)
       clearTimeout(auction.leaseTimer)
+      this.clearGrace(auction)
       if (auction.status !== 'done' && auction.status !== 'failed') {
         auction.done.reject(new PlacementNotRunningError(`placement stopped before task ${auction.id} finished`))
       }
@@ -624,7 +642,10 @@ class PlacementService extends EventTarget implements Placement {
     auction.awards.push(payload)
     auction.leaseExpiry = Date.now() + auction.leaseMs
     this.armLease(auction)
+    this.clearGrace(auction)
     this.note(auction, 'awarded', `${why}: cost ${result.cost} of ${auction.bids.size} bid${auction.bids.size === 1 ? '' : 's'}`, { peer: result.winner, round })
+    // a winner that is not connected now gets the same grace as one that disconnects later
+    if (!this.connected().has(result.winner)) this.armGrace(auction)
     this.emitTask(auction)
     let record: Uint8Array
     try {
@@ -658,6 +679,61 @@ class PlacementService extends EventTarget implements Placement {
     void this.award(auction, auction.round + 1, `re-election after ${winner}'s lease lapsed`)
   }
 
+  // ---- a winner that disconnects ----
+  //
+  // A dead device cannot renew its lease, but waiting for the lease to lapse costs a whole lease.
+  // When the winner's last connection to this node closes and no new one opens within the grace,
+  // the task is re-elected as for a lapsed lease. The lease stays the fallback for a winner that
+  // is connected but stuck. A winner that comes back later finds its round over: its renewals are
+  // answered Lapsed and a result it still sends is discarded.
+
+  /** Whether the auction waits on `peer` as its winner (awarded or running, no result yet). */
+  private waitsOn (auction: Auction, peer: string): boolean {
+    return auction.winner === peer && peer !== this.self && !auction.accepted && (auction.status === 'awarded' || auction.status === 'running')
+  }
+
+  private readonly onPeerDisconnect = (event: CustomEvent<PeerId>): void => {
+    if (!this.started) return
+    const peer = event.detail.toString()
+    for (const auction of this.auctions.values()) {
+      if (this.waitsOn(auction, peer)) this.armGrace(auction)
+    }
+  }
+
+  private readonly onPeerConnect = (event: CustomEvent<PeerId>): void => {
+    const peer = event.detail.toString()
+    for (const auction of this.auctions.values()) {
+      if (auction.graceTimer == null || auction.winner !== peer) continue
+      this.clearGrace(auction)
+      this.log.debug(`winner ${peer} of ${auction.id} round ${auction.round} reconnected within the grace`)
+      this.dispatchEvent(new CustomEvent('winner-reconnected', { detail: { task: auction.id, peer, round: auction.round } }))
+    }
+  }
+
+  private armGrace (auction: Auction): void {
+    const winner = auction.winner
+    if (auction.graceTimer != null || winner == null) return
+    const round = auction.round
+    const graceMs = this.init.winnerGraceMs
+    this.log.debug(`winner ${winner} of ${auction.id} round ${round} is disconnected; re-electing unless it reconnects within ${graceMs} ms`)
+    this.dispatchEvent(new CustomEvent('winner-disconnected', { detail: { task: auction.id, peer: winner, round } }))
+    auction.graceTimer = setTimeout(() => {
+      auction.graceTimer = undefined
+      if (!this.started || auction.round !== round || !this.waitsOn(auction, winner)) return
+      // a connection that opened without its event reaching us still counts
+      if (this.connected().has(winner)) return
+      this.note(auction, 'winner-lost', `${winner} disconnected from this device ${auction.status === 'awarded' ? 'before claiming the task' : 'while running it'} ` +
+        `and did not reconnect within ${graceMs} ms; re-electing among the remaining bidders`, { peer: winner, round })
+      auction.excluded.add(winner)
+      void this.award(auction, round + 1, `re-election after ${winner} disconnected`)
+    }, graceMs)
+  }
+
+  private clearGrace (auction: Auction): void {
+    clearTimeout(auction.graceTimer)
+    auction.graceTimer = undefined
+  }
+
   private fail (auction: Auction, err: Error): void {
     if (auction.status === 'done' || auction.status === 'failed') return
     auction.error = { code: err.name, message: err.message }
@@ -673,6 +749,7 @@ class PlacementService extends EventTarget implements Placement {
     auction.input = ''
     clearTimeout(auction.leaseTimer)
     clearTimeout(auction.auctionTimer)
+    this.clearGrace(auction)
     this.agents.unpin(auction.announce.agent)
     auction.done.resolve()
     this.emitTask(auction)
@@ -1350,7 +1427,7 @@ class PlacementService extends EventTarget implements Placement {
           winner: award.winner,
           cost: award.cost,
           excluded: award.excluded,
-          why: i === 0 ? 'lowest cost among the bids' : `re-election: ${award.excluded.slice(auction.awards[i - 1]!.excluded.length).join(', ') || 'the previous winner'} lost the task`
+          why: i === 0 ? 'lowest cost among the bids' : reelectionWhy(auction, auction.awards[i - 1]!)
         })),
         ...(last != null ? { winner: auction.result?.executor ?? last.winner } : {}),
         ...(auction.result != null ? { result: structuredClone(auction.result) } : {}),
@@ -1390,7 +1467,7 @@ class PlacementService extends EventTarget implements Placement {
         winner: award.winner,
         cost: award.cost,
         excluded: award.excluded,
-        why: i === 0 ? 'lowest cost among the bids' : 're-election after a lapsed lease'
+        why: i === 0 ? 'lowest cost among the bids' : `re-election: ${seen.awards[i - 1]!.award.winner} lost the task (its lease lapsed, it disconnected or gave the task up)`
       })),
       ...(last != null ? { winner: seen.closed?.executor ?? last.winner } : {}),
       history: this.observedView(taskId, seen).history
@@ -1455,6 +1532,16 @@ class PlacementService extends EventTarget implements Placement {
       this.observed.delete(id)
     }
   }
+}
+
+/** Why a round was re-elected, from what the history says happened to the round before it. */
+function reelectionWhy (auction: Auction, previous: AwardPayload): string {
+  const lost = auction.history.find(h => h.round === previous.round && h.peer === previous.winner &&
+    (h.type === 'lease-lapsed' || h.type === 'winner-lost' || h.type === 'abandoned'))
+  const what = lost?.type === 'winner-lost'
+    ? 'disconnected and did not come back'
+    : lost?.type === 'lease-lapsed' ? 'let its lease lapse' : lost?.type === 'abandoned' ? 'gave the task up' : 'lost the task'
+  return `re-election: ${previous.winner} ${what}`
 }
 
 function rankAll (taskId: string, candidates: Array<{ bidder: string, cost: number }>, excluded: Iterable<string>): Ranked[] {

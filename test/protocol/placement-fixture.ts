@@ -2,6 +2,7 @@
 // placement, as HiveNode wires them), and small real agents built from WAT.
 
 import { ECHO_BODY, agentWat, watAgent } from '../sandbox/fixtures.ts'
+import { SLOW_PER_BYTE, slowEchoWat } from '../lan/agents.ts'
 import { startMesh } from '../helpers/mesh.ts'
 import { waitFor } from '../helpers/wait.ts'
 import type { CapabilityOverrides } from '../../protocol/capabilities/index.ts'
@@ -62,3 +63,10 @@ export async function spinAgent (name: string, iterations: number): Promise<Uint
       (br_if $spin (local.get $i)))
     ${ECHO_BODY}`), { name, limits: { timeoutMs: 120_000, memoryMiB: 1 } })
 }
+
+/** Spins a fixed number of turns per byte of input, then echoes it: the input sets the run time. */
+export async function slowAgent (name: string): Promise<Uint8Array> {
+  return watAgent(slowEchoWat(SLOW_PER_BYTE), { name, limits: { timeoutMs: 120_000, memoryMiB: 1 } })
+}
+
+export { slowInput } from '../lan/agents.ts'

@@ -10,10 +10,11 @@ import { createRecord, dialFramed } from '../../protocol/index.ts'
 import { Ack, PLACEMENT_PROTOCOL, Requirements, bidKey, createBidRecord, explainText, makeBid } from '../../protocol/placement/index.ts'
 import { CONTEXT_READER, CONTEXT_ROUNDTRIP, watAgent } from '../sandbox/fixtures.ts'
 import { eventPromise, waitFor } from '../helpers/wait.ts'
-import { echoAgent, spinAgent, startHive } from './placement-fixture.ts'
+import { echoAgent, slowAgent, slowInput, spinAgent, startHive } from './placement-fixture.ts'
 import type { RecordSigner } from '../../protocol/index.ts'
 import type { TaskView } from '../../protocol/placement/index.ts'
 import type { HiveNode } from '../../node/hive-node.ts'
+import type { PeerId } from '@libp2p/interface'
 import type { TestHive } from './placement-fixture.ts'
 
 const id = (node: HiveNode): string => node.peerId.toString()
@@ -210,13 +211,31 @@ describe('placement across a hive of five real nodes', () => {
   })
 })
 
+type TaskEvent = CustomEvent<{ task: string, peer: string, round: number }>
+
+/** Resolves on the placement event of `type` for one task. */
+async function taskEvent (node: HiveNode, type: string, task: string, timeoutMs = 60_000): Promise<TaskEvent> {
+  return eventPromise<TaskEvent>(node.placement, type, { filter: e => e.detail.task === task, timeoutMs, message: `${node.name}: ${type} for ${task}` })
+}
+
+/** Makes `a` refuse every connection with `b`, as a network partition would, until undone. */
+function partition (a: HiveNode, b: HiveNode): () => void {
+  // libp2p consults this very object on every dial and every inbound connection
+  const gater = a.hive.gate.connectionGater
+  const saved = { ...gater }
+  const cut = (peer: PeerId): boolean => peer.equals(b.peerId)
+  gater.denyDialPeer = async (peer) => cut(peer) || await saved.denyDialPeer?.(peer) === true
+  gater.denyInboundEncryptedConnection = async (peer, conn) => cut(peer) || await saved.denyInboundEncryptedConnection?.(peer, conn) === true
+  return () => { Object.assign(gater, saved) }
+}
+
 // Failover on a smaller hive: a submitter that is kept from winning, and two others.
 describe('leases and failover on a hive of three real nodes', () => {
   let hive: TestHive
   let nodes: HiveNode[]
 
   before(async () => {
-    hive = await startHive(3)
+    hive = await startHive(3, { placement: { winnerGraceMs: 2_000 } })
     nodes = hive.nodes
   })
 
@@ -244,6 +263,9 @@ describe('leases and failover on a hive of three real nodes', () => {
       const view = submitter.placement.get(task.id)!
       assert.equal(view.result?.executor, done.result?.executor, 'the accepted result stands')
       assert.equal(view.history.filter(h => h.type === 'result-accepted').length, 1)
+      // still connected, only silent: the lease is what caught it
+      assert.equal(view.history.find(h => h.type === 'lease-lapsed')?.peer, id(winner))
+      assert.equal(view.history.some(h => h.type === 'winner-lost'), false)
       await waitFor(async () => (await recordsFor([winner], task.id)).length > 0, { message: 'the late run is recorded' })
       const records = await recordsFor(hive.nodes, task.id)
       assert.deepEqual(records.map(r => `${r.signer}:${r.status}`).sort(), [`${done.result!.executor}:ok`, `${id(winner)}:discarded`].sort())
@@ -253,29 +275,94 @@ describe('leases and failover on a hive of three real nodes', () => {
     }
   })
 
-  it('when the winner dies mid-task, the task completes on another node with one accepted result', async () => {
+  it('a winner that disconnects and reconnects within the grace keeps the task', async () => {
     const submitter = nodes[0]!
     submitter.capabilities.setOverrides({ load: 500 })
     try {
       const started = Promise.race(nodes.map(async n => eventPromise(n.placement, 'run-start').then(() => n)))
-      const task = await submitter.placement.submit({ agent: await spinAgent('spin-kill', 600_000_000), input: 'survives', leaseMs: 2_000 })
+      // the run outlasts the grace by seconds: a reconnection that did not count would re-elect
+      const task = await submitter.placement.submit({ agent: await slowAgent('slow-blip'), input: slowInput('blip', 6) })
+      const winner = await started
+      assert.notEqual(winner, submitter)
+      const gone = taskEvent(submitter, 'winner-disconnected', task.id)
+      const back = taskEvent(submitter, 'winner-reconnected', task.id)
+      await submitter.libp2p.hangUp(winner.peerId)
+      assert.equal((await gone).detail.peer, id(winner))
+      await submitter.libp2p.dial(winner.peerId)
+      assert.equal((await back).detail.round, 1)
+      const done = await submitter.placement.wait(task.id, { signal: AbortSignal.timeout(120_000) })
+      assert.equal(done.status, 'done')
+      assert.equal(done.result?.executor, id(winner))
+      assert.equal(done.round, 1, 'not re-elected')
+      assert.deepEqual(done.history.filter(h => h.type === 'winner-lost' || h.type === 'lease-lapsed'), [])
+    } finally {
+      submitter.capabilities.setOverrides(null)
+    }
+  })
+
+  it('a winner cut off beyond the grace loses the task, and its result for the old round is discarded', async () => {
+    const submitter = nodes[0]!
+    submitter.capabilities.setOverrides({ load: 500 })
+    let heal = (): void => {}
+    try {
+      const started = Promise.race(nodes.map(async n => eventPromise(n.placement, 'run-start').then(() => n)))
+      // a lease far longer than the test: only the disconnection can take the task away
+      const task = await submitter.placement.submit({ agent: await slowAgent('slow-cut'), input: slowInput('cut off', 3), leaseMs: 600_000 })
+      const winner = await started
+      assert.notEqual(winner, submitter)
+      heal = partition(submitter, winner)
+      const failedSend = eventPromise(winner.placement, 'result-send-failed', { timeoutMs: 120_000, message: 'the cut-off winner could not send its result' })
+      await submitter.libp2p.hangUp(winner.peerId)
+      const done = await submitter.placement.wait(task.id, { signal: AbortSignal.timeout(120_000) })
+      assert.equal(done.status, 'done')
+      assert.notEqual(done.result?.executor, id(winner))
+      const lost = done.history.find(h => h.type === 'winner-lost')
+      assert.equal(lost?.peer, id(winner))
+      assert.equal(lost?.round, 1)
+      assert.match(lost?.detail ?? '', /disconnected from this device while running it and did not reconnect/)
+      await failedSend
+      heal()
+      const late = await waitFor(() => submitter.placement.get(task.id)?.history.find(h => h.type === 'late-result'), { message: 'the late result is noted', timeoutMs: 60_000 })
+      assert.equal(late.peer, id(winner))
+      assert.match(late.detail, /round 1.*discarded/)
+      const view = submitter.placement.get(task.id)!
+      assert.equal(view.result?.executor, done.result?.executor, 'the accepted result stands')
+      assert.equal(view.history.filter(h => h.type === 'result-accepted').length, 1)
+      await waitFor(async () => (await recordsFor([winner], task.id)).length > 0, { message: 'the late run is recorded' })
+      const records = await recordsFor(hive.nodes, task.id)
+      assert.deepEqual(records.map(r => `${r.signer}:${r.status}`).sort(), [`${done.result!.executor}:ok`, `${id(winner)}:discarded`].sort())
+    } finally {
+      heal()
+      submitter.capabilities.setOverrides(null)
+    }
+  })
+
+  it('when the winner dies mid-task, its disconnection is noticed and the task completes on another node with one accepted result', async () => {
+    const submitter = nodes[0]!
+    submitter.capabilities.setOverrides({ load: 500 })
+    try {
+      const started = Promise.race(nodes.map(async n => eventPromise(n.placement, 'run-start').then(() => n)))
+      // a lease far longer than the test: only the disconnection can take the task away
+      const task = await submitter.placement.submit({ agent: await spinAgent('spin-kill', 600_000_000), input: 'survives', leaseMs: 600_000 })
       const victim = await started
       assert.notEqual(victim, submitter)
       await hive.kill(victim)
-      const done = await submitter.placement.wait(task.id)
+      const done = await submitter.placement.wait(task.id, { signal: AbortSignal.timeout(120_000) })
       assert.equal(done.status, 'done')
       assert.equal(done.result?.output, 'survives')
       assert.notEqual(done.result?.executor, id(victim))
       assert.ok(done.round >= 2, 'the task was re-awarded')
-      const lapse = done.history.find(h => h.type === 'lease-lapsed')
-      assert.equal(lapse?.peer, id(victim), 'the first lapse is the dead winner\'s')
-      assert.equal(lapse?.round, 1)
+      const lost = done.history.find(h => h.type === 'winner-lost')
+      assert.equal(lost?.peer, id(victim), 'the dead winner is the one lost')
+      assert.equal(lost?.round, 1)
+      assert.match(lost?.detail ?? '', /disconnected/)
+      assert.equal(done.history.some(h => h.type === 'lease-lapsed'), false)
       assert.equal(done.history.filter(h => h.type === 'result-accepted').length, 1)
       const explanation = await submitter.placement.explain(task.id)
       assert.equal(explanation.rounds[0]!.winner, id(victim))
       assert.equal(explanation.rounds.at(-1)!.winner, done.result!.executor)
-      assert.match(explanation.rounds[1]!.why, /re-election/)
-      assert.match(explainText(explanation), /lease-lapsed: .*re-electing/)
+      assert.match(explanation.rounds[1]!.why, /re-election: .* disconnected and did not come back/)
+      assert.match(explainText(explanation), /winner-lost: .*disconnected.*re-electing/)
       const records = await recordsFor(hive.live(), task.id)
       assert.deepEqual(records.map(r => `${r.signer}:${r.status}`), [`${done.result!.executor}:ok`])
     } finally {
