@@ -353,6 +353,8 @@ interface Assignment {
 
 const SILENT: ProtocolLog = { debug: () => {}, warn: () => {} }
 const MAX_HISTORY = 200
+/** How often deferred DHT puts look for a moment when no task is under way. */
+const DHT_QUIET_CHECK_MS = 100
 const MAX_FRAME_SLACK = 64 * 1024
 /** Agent log lines a result carries back to the submitter. */
 const MAX_LOG_LINES = 200
@@ -1039,13 +1041,31 @@ class PlacementService extends EventTarget implements Placement {
     return this.observed.get(task)?.closed != null
   }
 
+  /**
+   * Whether this device is in the middle of a task: one it submitted is open, one it runs, or
+   * one it bid on (recently) is undecided. Deferred DHT puts wait for a quiet moment (or their
+   * due time), so a burst of tasks is not slowed by publishing the previous ones.
+   */
+  private busy (now: number): boolean {
+    if (this.assignments.size > 0) return true
+    for (const a of this.auctions.values()) if (a.status !== 'done' && a.status !== 'failed') return true
+    for (const [id, seen] of this.observed) {
+      // (a task this device submitted is judged by its auction above)
+      if (seen.myBid != null && seen.closed == null && !this.auctions.has(id) && now - seen.seenAt < seen.announce.bidWindowMs + this.init.leaseMs) return true
+    }
+    return false
+  }
+
   private pumpDht (): void {
     if (this.dhtPumping || !this.started) return
     const now = Date.now()
-    const index = this.dhtQueue.findIndex(e => e.due <= now || this.taskDecided(e.task))
+    const quiet = this.dhtQueue.length > 0 && !this.busy(now)
+    const index = this.dhtQueue.findIndex(e => e.due <= now || (quiet && this.taskDecided(e.task)))
     if (index < 0) {
       clearTimeout(this.dhtTimer)
-      const next = Math.min(...this.dhtQueue.map(e => e.due))
+      // look again soon for a quiet moment, or at the first due time
+      const decided = this.dhtQueue.some(e => this.taskDecided(e.task))
+      const next = Math.min(...this.dhtQueue.map(e => e.due), decided ? now + DHT_QUIET_CHECK_MS : Infinity)
       if (Number.isFinite(next)) {
         this.dhtTimer = setTimeout(() => { this.pumpDht() }, Math.max(10, next - now))
         this.dhtTimer.unref()
