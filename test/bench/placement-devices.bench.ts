@@ -1,0 +1,135 @@
+// Placement benchmark with one process per device: five `hive-node start` processes on
+// loopback, paired with `hive-node pair`/`join`, tasks submitted through each node's API the
+// way `hive-node run` does. Unlike placement.bench.ts (five nodes sharing one JavaScript
+// thread), each device has its own event loop here, as on five real devices; the machine's
+// cores are still shared. Baseline, in the same run: the same agent through the same API with
+// `local: true` (this device only: no bids, no award, no remote fetch), so the difference is
+// what placing the task across the hive costs.
+
+import { readFile, rm } from 'node:fs/promises'
+import { join } from 'node:path'
+import { exited, runCli, spawnCli } from '../helpers/cli.ts'
+import { makeTempDir } from '../helpers/mesh.ts'
+import { lineMatching, waitFor } from '../helpers/wait.ts'
+import { echoAgent } from '../protocol/placement-fixture.ts'
+import { percentile } from './table.ts'
+import type { BenchResult } from './table.ts'
+import type { TaskView } from '../../protocol/placement/index.ts'
+import type { ChildProcessWithoutNullStreams } from 'node:child_process'
+
+const DEVICES = 5
+const TASKS = 100
+const IN_FLIGHT = 10
+
+interface Device {
+  dir: string
+  child: ChildProcessWithoutNullStreams
+  done: ReturnType<typeof exited>
+  apiUrl: string
+  peerId: string
+  token: string
+}
+
+async function startDevice (index: number): Promise<Device> {
+  const dir = await makeTempDir('hive-bench-device-')
+  const child = spawnCli(['--data', dir, 'start', '--name', `device-${index}`, '--listen', '/ip4/127.0.0.1/tcp/0', '--api-port', '0', '--no-mdns', '--loopback', '--json'])
+  const done = exited(child)
+  const ready = JSON.parse(await lineMatching(child.stdout, l => l.startsWith('{'), { timeoutMs: 60_000, message: `device ${index} ready` })) as { apiUrl: string, peerId: string }
+  const token = (await readFile(join(dir, 'api.token'), 'utf8')).trim()
+  return { dir, child, done, apiUrl: ready.apiUrl, peerId: ready.peerId, token }
+}
+
+async function call<T> (device: Device, method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+  const response = await fetch(device.apiUrl + path, {
+    method,
+    headers: method === 'POST' ? { 'content-type': 'application/json', authorization: `Bearer ${device.token}` } : {},
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {})
+  })
+  const answer = await response.json() as T & { error?: { code: string, message: string } }
+  if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${answer.error?.code ?? ''} ${answer.error?.message ?? ''}`)
+  return answer
+}
+
+/** Submits a task and waits for its end through the API; resolves to the task. */
+async function runTask (device: Device, body: Record<string, unknown>): Promise<TaskView> {
+  const { task } = await call<{ task: TaskView }>(device, 'POST', '/task', body)
+  for (;;) {
+    const { task: now } = await call<{ task: TaskView }>(device, 'GET', `/task/${task.id}?waitMs=60000`)
+    if (now.status === 'done' || now.status === 'failed') return now
+  }
+}
+
+export async function run (): Promise<BenchResult> {
+  const devices: Device[] = []
+  try {
+    for (let i = 0; i < DEVICES; i++) devices.push(await startDevice(i))
+    // pair the way a person does: an invite from the first device, joined on each other one
+    const [first, ...rest] = devices as [Device, ...Device[]]
+    for (const device of rest) {
+      const invite = await runCli(['--data', first.dir, 'pair', '--json'])
+      if (invite.code !== 0) throw new Error(`pair: ${invite.stderr}`)
+      const joined = await runCli(['--data', device.dir, 'join', (JSON.parse(invite.stdout) as { uri: string }).uri, '--json'])
+      if (joined.code !== 0) throw new Error(`join: ${joined.stderr}`)
+    }
+    await waitFor(async () => {
+      for (const device of devices) {
+        const { capabilities } = await call<{ capabilities: unknown[] }>(device, 'GET', '/capabilities')
+        if (capabilities.length < DEVICES) return false
+      }
+      return true
+    }, { timeoutMs: 120_000, intervalMs: 250, message: 'every device sees every device\'s capabilities' })
+
+    const agent = await echoAgent('bench-devices-echo')
+    const agentB64 = Buffer.from(agent).toString('base64')
+    const check = (task: TaskView, input: string): void => {
+      if (task.status !== 'done' || task.result?.output !== input) throw new Error(`task ended ${task.status}: ${JSON.stringify(task.error ?? task.result)}`)
+    }
+    // warm up the local runs: each device receives the agent and runs it (the placed runs are
+    // warmed after the local ones are measured, so that their DHT puts do not fall in those)
+    for (let i = 0; i < DEVICES * 2; i++) {
+      check(await runTask(devices[i % DEVICES]!, { agent: agentB64, input: `warm local ${i}`, local: true }), `warm local ${i}`)
+    }
+    const digest = (await call<{ task: TaskView }>(devices[0]!, 'POST', '/task', { agent: agentB64, input: 'digest', local: true })).task.agent
+
+    const timed = async (one: (i: number) => Promise<void>): Promise<number[]> => {
+      const out: number[] = []
+      for (let i = 0; i < TASKS; i++) {
+        const t0 = performance.now()
+        await one(i)
+        out.push(performance.now() - t0)
+      }
+      return out
+    }
+    const throughput = async (one: (i: number) => Promise<void>): Promise<number> => {
+      let next = 0
+      const t0 = performance.now()
+      await Promise.all(Array.from({ length: IN_FLIGHT }, async () => {
+        for (let i = next++; i < TASKS; i = next++) await one(i)
+      }))
+      return TASKS / ((performance.now() - t0) / 1000)
+    }
+    const local = async (i: number): Promise<void> => { check(await runTask(devices[i % DEVICES]!, { digest, input: `local ${i}`, local: true }), `local ${i}`) }
+    const placed = async (i: number): Promise<void> => { check(await runTask(devices[i % DEVICES]!, { digest, input: `placed ${i}` }), `placed ${i}`) }
+
+    const localMs = await timed(local)
+    const localRate = await throughput(local)
+    for (let i = 0; i < DEVICES * 2; i++) await placed(i)
+    const placedMs = await timed(placed)
+    const placedRate = await throughput(placed)
+    const p50 = (v: number[]): number => percentile(v, 50)
+    const p99 = (v: number[]): number => percentile(v, 99)
+    return {
+      title: `Placement: ${DEVICES} hive-node processes on loopback (one per device), trivial agent, ${TASKS} tasks through the API`,
+      rows: [
+        { metric: 'submit→result p50, placed across the hive', value: p50(placedMs), unit: 'ms', baseline: { label: 'same with local: true, p50', value: p50(localMs) } },
+        { metric: 'submit→result p99, placed across the hive', value: p99(placedMs), unit: 'ms', baseline: { label: 'same with local: true, p99', value: p99(localMs) } },
+        { metric: 'placement overhead p50', value: p50(placedMs) - p50(localMs), unit: 'ms', note: 'goal < 100 ms' },
+        { metric: `tasks/s, ${IN_FLIGHT} in flight, placed`, value: placedRate, unit: '/s', baseline: { label: 'local: true', value: localRate } }
+      ]
+    }
+  } finally {
+    for (const device of devices) device.child.kill('SIGTERM')
+    await Promise.all(devices.map(async (d) => { await d.done.catch(() => {}) }))
+    await Promise.all(devices.map(async (d) => { await rm(d.dir, { recursive: true, force: true }) }))
+  }
+}
