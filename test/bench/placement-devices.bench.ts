@@ -12,7 +12,7 @@ import { exited, runCli, spawnCli } from '../helpers/cli.ts'
 import { makeTempDir } from '../helpers/mesh.ts'
 import { lineMatching, waitFor } from '../helpers/wait.ts'
 import { echoAgent } from '../protocol/placement-fixture.ts'
-import { percentile } from './table.ts'
+import { percentile, throughput, timed } from './table.ts'
 import type { BenchResult } from './table.ts'
 import type { TaskView } from '../../protocol/placement/index.ts'
 import type { ChildProcessWithoutNullStreams } from 'node:child_process'
@@ -91,31 +91,14 @@ export async function run (): Promise<BenchResult> {
     }
     const digest = (await call<{ task: TaskView }>(devices[0]!, 'POST', '/task', { agent: agentB64, input: 'digest', local: true })).task.agent
 
-    const timed = async (one: (i: number) => Promise<void>): Promise<number[]> => {
-      const out: number[] = []
-      for (let i = 0; i < TASKS; i++) {
-        const t0 = performance.now()
-        await one(i)
-        out.push(performance.now() - t0)
-      }
-      return out
-    }
-    const throughput = async (one: (i: number) => Promise<void>): Promise<number> => {
-      let next = 0
-      const t0 = performance.now()
-      await Promise.all(Array.from({ length: IN_FLIGHT }, async () => {
-        for (let i = next++; i < TASKS; i = next++) await one(i)
-      }))
-      return TASKS / ((performance.now() - t0) / 1000)
-    }
     const local = async (i: number): Promise<void> => { check(await runTask(devices[i % DEVICES]!, { digest, input: `local ${i}`, local: true }), `local ${i}`) }
     const placed = async (i: number): Promise<void> => { check(await runTask(devices[i % DEVICES]!, { digest, input: `placed ${i}` }), `placed ${i}`) }
 
-    const localMs = await timed(local)
-    const localRate = await throughput(local)
+    const localMs = await timed(TASKS, local)
+    const localRate = await throughput(TASKS, IN_FLIGHT, local)
     for (let i = 0; i < DEVICES * 2; i++) await placed(i)
-    const placedMs = await timed(placed)
-    const placedRate = await throughput(placed)
+    const placedMs = await timed(TASKS, placed)
+    const placedRate = await throughput(TASKS, IN_FLIGHT, placed)
     const p50 = (v: number[]): number => percentile(v, 50)
     const p99 = (v: number[]): number => percentile(v, 99)
     return {

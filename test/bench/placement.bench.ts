@@ -9,30 +9,11 @@
 // twice: back to back, and with every node's DHT publication settled between tasks (untimed).
 
 import { echoAgent, startHive } from '../protocol/placement-fixture.ts'
-import { percentile } from './table.ts'
+import { percentile, throughput, timed } from './table.ts'
 import type { BenchResult } from './table.ts'
 
 const TASKS = 100
 const IN_FLIGHT = 10
-
-async function timed (count: number, one: (i: number) => Promise<void>): Promise<number[]> {
-  const out: number[] = []
-  for (let i = 0; i < count; i++) {
-    const t0 = performance.now()
-    await one(i)
-    out.push(performance.now() - t0)
-  }
-  return out
-}
-
-async function throughput (count: number, inFlight: number, one: (i: number) => Promise<void>): Promise<number> {
-  let next = 0
-  const t0 = performance.now()
-  await Promise.all(Array.from({ length: inFlight }, async () => {
-    for (let i = next++; i < count; i = next++) await one(i)
-  }))
-  return count / ((performance.now() - t0) / 1000)
-}
 
 export async function run (): Promise<BenchResult> {
   const hive = await startHive(5)

@@ -43,3 +43,24 @@ export function percentile (values: number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b)
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p / 100 * sorted.length) - 1))]!
 }
+
+/** Runs `one(0)` … `one(count - 1)` one after another; resolves to each one's time in ms. */
+export async function timed (count: number, one: (i: number) => Promise<void>): Promise<number[]> {
+  const out: number[] = []
+  for (let i = 0; i < count; i++) {
+    const t0 = performance.now()
+    await one(i)
+    out.push(performance.now() - t0)
+  }
+  return out
+}
+
+/** Runs `one(0)` … `one(count - 1)` with `inFlight` at a time; resolves to completions per second. */
+export async function throughput (count: number, inFlight: number, one: (i: number) => Promise<void>): Promise<number> {
+  let next = 0
+  const t0 = performance.now()
+  await Promise.all(Array.from({ length: inFlight }, async () => {
+    for (let i = next++; i < count; i = next++) await one(i)
+  }))
+  return count / ((performance.now() - t0) / 1000)
+}
