@@ -396,9 +396,20 @@ describe('home LAN: a hive of real hosts in network namespaces', { skip: unavail
   step('f', '"hive-node verify" is clean on every host and each holds every other host\'s chain', { needs: [FEATURES.ledger, FEATURES.placement], timeoutMs: 120_000 }, async (t) => {
     const l = lan!
     const lap = laps(t)
-    const own = await Promise.all(hosts().map(async h => ({ h, records: (await l.apiGet<ListingJson>(h, '/ledger/records')).records })))
-    const signers = own.filter(o => o.records.length > 0)
-    assert.ok(signers.length >= 2, `the tasks left records on at least two hosts (on ${signers.map(o => o.h.name).join(', ') || 'none'})`)
+    // the laptops ran nothing so far: pin a task to each device without a chain yet, so that
+    // every host has a chain of its own for the others to hold
+    const before = await Promise.all(hosts().map(async h => ({ h, records: (await l.apiGet<ListingJson>(h, '/ledger/records')).records })))
+    for (const { h } of before.filter(o => o.records.length === 0)) {
+      const from = hosts().find(o => o !== h)!
+      const input = `pinned to ${h.name}`
+      const ran = await l.cliJson<RunJson>(from, ['run', agents!.echo, '--input', input, '--on', h.name], { timeoutMs: 120_000 })
+      assert.equal(ran.output, input)
+      assert.equal(ran.executor, h.peerId, `"hive-node run --on ${h.name}" ran on ${nameOf(ran.executor)}`)
+    }
+    lap('a task pinned to each device without a chain')
+    const signers = await Promise.all(hosts().map(async h => ({ h, records: (await l.apiGet<ListingJson>(h, '/ledger/records')).records })))
+    const empty = signers.filter(o => o.records.length === 0).map(o => o.h.name)
+    assert.deepEqual(empty, [], 'every host has records in its own chain')
     await settle('every host holds every other host\'s chain', async () => {
       const short: string[] = []
       await Promise.all(hosts().map(async (holder) => {
