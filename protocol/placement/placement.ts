@@ -146,7 +146,7 @@ export interface PlacementInit {
   leaseMs?: number
   /**
    * A winner that disconnects from the submitter and does not reconnect within this long loses
-   * the task without waiting for its lease to lapse. Default 1 s.
+   * the task without waiting for its lease to lapse. Default 2 s (a winner dials back at once).
    */
   winnerGraceMs?: number
   /** Tasks remembered (submitted here or seen). Default 1000. */
@@ -349,6 +349,8 @@ interface Assignment {
   /** The submitter said this node is no longer the winner. */
   revoked?: string
   renewTimer?: NodeJS.Timeout
+  /** Renews the lease at once (when the connection to the submitter dropped). */
+  renewNow?: () => void
 }
 
 const SILENT: ProtocolLog = { debug: () => {}, warn: () => {} }
@@ -401,7 +403,7 @@ class PlacementService extends EventTarget implements Placement {
     this.init = {
       bidWindowMs: init.bidWindowMs ?? 2_000,
       leaseMs: init.leaseMs ?? 5_000,
-      winnerGraceMs: init.winnerGraceMs ?? 1_000,
+      winnerGraceMs: init.winnerGraceMs ?? 2_000,
       maxTasks: init.maxTasks ?? 1_000,
       maxAgentBytes: init.maxAgentBytes ?? 64 * 1024 * 1024,
       maxInputBytes: init.maxInputBytes ?? 4 * 1024 * 1024,
@@ -699,6 +701,11 @@ class PlacementService extends EventTarget implements Placement {
     const peer = event.detail.toString()
     for (const auction of this.auctions.values()) {
       if (this.waitsOn(auction, peer)) this.armGrace(auction)
+    }
+    // as a winner: dial the submitter back now, not at the next renewal, so it sees this device
+    // again within its grace
+    for (const a of this.assignments.values()) {
+      if (a.award.submitter === peer) a.renewNow?.()
     }
   }
 
@@ -1091,7 +1098,7 @@ class PlacementService extends EventTarget implements Placement {
 
   /** Resolves when every queued DHT put has been made. */
   async settled (options: AbortOptions = {}): Promise<void> {
-    while (this.dhtPumping || this.dhtQueue.length > 0) {
+    while (this.started && (this.dhtPumping || this.dhtQueue.length > 0)) {
       options.signal?.throwIfAborted()
       await new Promise(resolve => setTimeout(resolve, 20))
     }
@@ -1219,10 +1226,15 @@ class PlacementService extends EventTarget implements Placement {
 
   private scheduleRenewal (a: Assignment, leaseMs: number): void {
     const every = Math.max(50, Math.floor(leaseMs / 3))
+    let renewing = false
     const renew = async (): Promise<void> => {
+      if (renewing) return
+      renewing = true
+      clearTimeout(a.renewTimer)
       const answer = await this.request(a.award.submitter, { t: 'renew', task: a.task, round: a.round }, RenewResponse, {
         signal: AbortSignal.any([a.controller.signal, this.stopping.signal, AbortSignal.timeout(every * 2)])
       }).catch((err: Error) => { this.log.debug(`lease renewal for ${a.task} failed: ${errorText(err)}`); return undefined })
+      renewing = false
       if (answer != null && !answer.ok && (answer.reason === 'Lapsed' || answer.reason === 'Closed' || answer.reason === 'UnknownTask')) {
         a.revoked = answer.message
         a.controller.abort(new Error(`lease revoked: ${answer.message}`))
@@ -1231,6 +1243,8 @@ class PlacementService extends EventTarget implements Placement {
       if (!a.controller.signal.aborted && !this.stopping.signal.aborted) a.renewTimer = setTimeout(() => { void renew() }, every)
     }
     a.renewTimer = setTimeout(() => { void renew() }, every)
+    // the dial a renewal makes is what reconnects a winner cut off from its submitter in time
+    a.renewNow = () => { if (!a.controller.signal.aborted && !this.stopping.signal.aborted) void renew() }
   }
 
   /** Sends the result (retrying while the submitter is unreachable), then records the run. */
