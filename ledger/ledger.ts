@@ -393,7 +393,10 @@ class HiveLedger extends EventTarget implements Ledger {
       const peer = next()
       if (peer == null) return
       try {
-        const result = await this.fetchRecords(peer, signer, end + 1, { to: seen.seq, target: seen })
+        // from the last record held, not the one after: if the signer signed another record
+        // there (a fork), the copy is compared with it and kept as proof, instead of failing to
+        // link and being blamed on the peer that sent it
+        const result = await this.fetchRecords(peer, signer, Math.max(0, end), { to: seen.seq, target: seen })
         if (result.fork != null) return
         if (result.stored === 0) exhausted.add(peer.toString())
       } catch (err) {
@@ -433,7 +436,9 @@ class HiveLedger extends EventTarget implements Ledger {
         next += message.records.length
         result = { stored: result.stored + accepted.stored, end: accepted.end, ...(accepted.fork != null ? { fork: accepted.fork } : {}) }
         if (accepted.fork != null) {
-          this.log.warn(`${signer} signed two different records for seq ${accepted.fork}; both are kept as proof`)
+          this.log.warn(signer === this.self
+            ? `this device signed two different records for seq ${accepted.fork}: its store was restored from an older copy and it appended before a peer told it so. Its chain is forked; both records are kept as proof, appends stay refused, and "hive-node verify" reports it`
+            : `${signer} signed two different records for seq ${accepted.fork}; both are kept as proof`)
           this.dispatchEvent(new CustomEvent('fork', { detail: { signer, seq: accepted.fork } }))
           break
         }

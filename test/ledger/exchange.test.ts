@@ -126,4 +126,37 @@ describe('ledger exchange between three nodes', () => {
     const next = await a.ledger.append(content(100))
     assert.equal(next.seq, last.seq + 1)
   })
+
+  it('a node restored from an older copy that appended before hearing of it keeps the fork as proof and does not blame its peers', async () => {
+    const [a, b] = nodes as [HiveNode, HiveNode]
+    const self = a.peerId.toString()
+    const end = (await a.ledger.store.end(self))!.seq
+    await waitFor(async () => (await b.ledger.store.end(self))?.seq === end, { message: 'b holds all of a\'s chain' })
+    // a's store loses its two newest records; a appends before any peer tells it
+    const records = await a.ledger.list()
+    const kept = records.find(r => r.seq === end - 2)!
+    await a.ledger.store.records.del(recordKey(self, end))
+    await a.ledger.store.records.del(recordKey(self, end - 1))
+    await a.ledger.store.heads.put(self, (await signHead(kept.seq, kept.record!.hash, signerOf(a))).bytes)
+    await a.ledger.store.seen.del(self)
+    const other = await a.ledger.append(content(300))
+    assert.equal(other.seq, end - 1, 'a signed a second record for a seq it had signed before')
+
+    const refused: string[] = []
+    const onRefused = (e: Event): void => { refused.push((e as CustomEvent<RefusedDetail>).detail.reason) }
+    a.ledger.addEventListener('refused', onRefused)
+    try {
+      const fork = eventPromise<CustomEvent<{ signer: string, seq: number }>>(a.ledger, 'fork', { message: 'a finds its own fork in b\'s copy' })
+      await a.ledger.syncWith(b.peerId)
+      assert.deepEqual((await fork).detail, { signer: self, seq: end - 1 })
+    } finally {
+      a.ledger.removeEventListener('refused', onRefused)
+    }
+    assert.deepEqual(refused, [], 'b sent the genuine records of a: nothing of it is refused')
+    assert.ok(a.libp2p.getConnections(b.peerId).length > 0, 'a did not hang up on b')
+    const report = await a.ledger.verify({ signer: self })
+    assert.equal(report.chains[0]?.forks.some(f => f.seq === end - 1), true, 'the audit shows the fork')
+    // appending again would only fork further
+    await assert.rejects(a.ledger.append(content(301)), { name: 'LedgerRollback' })
+  })
 })
