@@ -3,6 +3,13 @@
 // once it ends, its explanation, so `hive-node task`, `tasks` and `explain` still answer after
 // the node restarts. A task that was under way when the node stopped is marked failed
 // (`Interrupted`) at the next start: its submitter is gone, so no result can be accepted.
+//
+// Keys (one sublevel, utf8):
+//   task!<id>                        JSON { view, explanation? } (the explanation without the
+//                                    result, which the view holds)
+//   order!<createdAt, 13 digits>!<id>  "<id> <bytes of the task entry>": oldest first, for the
+//                                    list and for dropping the oldest beyond the limits
+//   open!<id>                        "": tasks not ended yet, so a start reads only those
 
 import type { Explanation, TaskView } from '../protocol/placement/index.ts'
 import type { AbstractSublevel } from 'abstract-level'
@@ -26,6 +33,13 @@ export interface TaskArchive {
   list: (options?: { limit?: number }) => Promise<TaskView[]>
 }
 
+export interface TaskArchiveInit {
+  /** Tasks kept at most. Default 1000. */
+  maxTasks?: number
+  /** Bytes of task entries kept at most (outputs make most of it). Default 256 MiB. */
+  maxBytes?: number
+}
+
 export interface TaskArchiveLog {
   warn: (message: string) => void
 }
@@ -37,24 +51,33 @@ const SYNC = { sync: true } as Record<string, unknown>
 const NO_SYNC = { sync: false } as Record<string, unknown>
 
 const DEFAULT_MAX_TASKS = 1000
-const TASK_PREFIX = 'task!'
-const ORDER_PREFIX = 'order!'
+const DEFAULT_MAX_BYTES = 256 * 1024 * 1024
+const TASK = 'task!'
+const ORDER = 'order!'
+const OPEN = 'open!'
+const range = (prefix: string): { gte: string, lt: string } => ({ gte: prefix, lt: `${prefix}~` })
 
 const ended = (view: TaskView): boolean => view.status === 'done' || view.status === 'failed'
 
-/** `order!<createdAt as 13 digits>!<id>`: keys sort oldest first. */
 function orderKey (view: Pick<TaskView, 'createdAt' | 'id'>): string {
-  return `${ORDER_PREFIX}${String(view.createdAt).padStart(13, '0')}!${view.id}`
+  return `${ORDER}${String(view.createdAt).padStart(13, '0')}!${view.id}`
 }
 
 function parse (text: string): ArchivedTask | undefined {
   try {
     const value = JSON.parse(text) as ArchivedTask
     if (value?.view == null || typeof value.view.id !== 'string' || typeof value.view.status !== 'string' || !Array.isArray(value.view.history)) return undefined
+    if (value.explanation != null && value.view.result != null) value.explanation.result = value.view.result
     return value
   } catch {
     return undefined
   }
+}
+
+function encode (view: TaskView, explanation?: Explanation): string {
+  if (explanation == null) return JSON.stringify({ view })
+  const { result: _kept, ...rest } = explanation
+  return JSON.stringify({ view, explanation: rest })
 }
 
 class Archive implements TaskArchive {
@@ -62,31 +85,39 @@ class Archive implements TaskArchive {
   private readonly placement: ArchivedPlacement
   private readonly log: TaskArchiveLog
   private readonly maxTasks: number
+  private readonly maxBytes: number
   /** Per task: the newest view not yet written, and the write under way. */
   private readonly pending = new Map<string, { view: TaskView, writing?: Promise<void> }>()
-  private count = 0
+  /** Size of each task entry held, by order key. */
+  private readonly sizes = new Map<string, number>()
+  private bytes = 0
+  /** Prunes run one after another. */
+  private pruning: Promise<void> = Promise.resolve()
   private listening = false
 
-  constructor (init: { maxTasks?: number }, components: { db: Db, placement: ArchivedPlacement, log: TaskArchiveLog }) {
+  constructor (init: TaskArchiveInit, components: { db: Db, placement: ArchivedPlacement, log: TaskArchiveLog }) {
     this.db = components.db
     this.placement = components.placement
     this.log = components.log
     this.maxTasks = init.maxTasks ?? DEFAULT_MAX_TASKS
+    this.maxBytes = init.maxBytes ?? DEFAULT_MAX_BYTES
   }
 
   async start (): Promise<void> {
+    for await (const [key, value] of this.db.iterator(range(ORDER))) {
+      const size = Number(value.split(' ')[1] ?? 0) || 0
+      this.sizes.set(key, size)
+      this.bytes += size
+    }
     // tasks the last run left under way ended with it
     const now = Date.now()
-    const interrupted: Array<{ type: 'put', key: string, value: string }> = []
-    let count = 0
-    for await (const [key, text] of this.db.iterator({ gte: TASK_PREFIX, lt: `${TASK_PREFIX}~` })) {
-      count++
-      const task = parse(text)
-      if (task == null) {
-        this.log.warn(`tasks archive: entry ${key} cannot be read; it is left out of "hive-node tasks"`)
-        continue
-      }
-      if (ended(task.view)) continue
+    const ops: Array<{ type: 'put', key: string, value: string } | { type: 'del', key: string }> = []
+    for await (const key of this.db.keys(range(OPEN))) {
+      const id = key.slice(OPEN.length)
+      ops.push({ type: 'del', key })
+      const text = await this.db.get(TASK + id)
+      const task = text != null ? parse(text) : undefined
+      if (task == null || ended(task.view)) continue
       const view: TaskView = {
         ...task.view,
         status: 'failed',
@@ -94,10 +125,9 @@ class Archive implements TaskArchive {
         error: { code: 'Interrupted', message: 'this node stopped before the task finished; run it again' },
         history: [...task.view.history, { at: now, type: 'failed', detail: 'the node stopped while the task was under way' }]
       }
-      interrupted.push({ type: 'put', key, value: JSON.stringify({ view }) })
+      ops.push({ type: 'put', key: TASK + id, value: encode(view) })
     }
-    if (interrupted.length > 0) await this.db.batch(interrupted, SYNC)
-    this.count = count
+    if (ops.length > 0) await this.db.batch(ops, SYNC)
     await this.prune()
     this.placement.addEventListener('task', this.onTask)
     this.listening = true
@@ -107,6 +137,7 @@ class Archive implements TaskArchive {
     if (this.listening) this.placement.removeEventListener('task', this.onTask)
     this.listening = false
     await Promise.allSettled([...this.pending.values()].map(async p => p.writing))
+    await this.pruning
   }
 
   private readonly onTask = (event: Event): void => {
@@ -118,7 +149,7 @@ class Archive implements TaskArchive {
       slot.view = view
       return
     }
-    const fresh = { view, writing: undefined as Promise<void> | undefined }
+    const fresh: { view: TaskView, writing?: Promise<void> } = { view }
     this.pending.set(view.id, fresh)
     fresh.writing = this.drain(view.id)
   }
@@ -131,65 +162,78 @@ class Archive implements TaskArchive {
         const slot = this.pending.get(id)
         if (slot == null || slot.view === written) break
         const view = slot.view
-        await this.write(view)
+        try {
+          await this.write(view)
+        } catch (err) {
+          // the next change of the task (or its end) is written again
+          this.log.warn(`tasks archive: task ${id} could not be written: ${(err as Error).message}`)
+        }
         written = view
       }
-    } catch (err) {
-      this.log.warn(`tasks archive: task ${id} could not be written: ${(err as Error).message}`)
     } finally {
       this.pending.delete(id)
     }
   }
 
   private async write (view: TaskView): Promise<void> {
-    const key = TASK_PREFIX + view.id
-    const known = await this.db.get(key) != null
-    let explanation: Explanation | undefined
-    if (ended(view)) {
-      // an ended task's bids leave memory in time: keep why it went where it went
-      explanation = await this.placement.explain(view.id).catch(() => undefined)
-    }
+    const done = ended(view)
+    // an ended task's bids leave memory in time: keep why it went where it went
+    const explanation = done ? await this.placement.explain(view.id).catch(() => undefined) : undefined
+    const value = encode(view, explanation)
+    const order = orderKey(view)
+    const size = Buffer.byteLength(value)
     await this.db.batch([
-      { type: 'put', key, value: JSON.stringify(explanation != null ? { view, explanation } : { view }) },
-      { type: 'put', key: orderKey(view), value: view.id }
-    ], ended(view) ? SYNC : NO_SYNC)
-    if (!known) {
-      this.count++
-      if (this.count > this.maxTasks) await this.prune()
-    }
+      { type: 'put', key: TASK + view.id, value },
+      { type: 'put', key: order, value: `${view.id} ${size}` },
+      done ? { type: 'del', key: OPEN + view.id } : { type: 'put', key: OPEN + view.id, value: '' }
+    ], done ? SYNC : NO_SYNC)
+    this.bytes += size - (this.sizes.get(order) ?? 0)
+    this.sizes.set(order, size)
+    if (this.sizes.size > this.maxTasks || this.bytes > this.maxBytes) await this.prune()
   }
 
-  /** Drops the oldest tasks beyond the limit. */
+  /** Drops the oldest tasks beyond the limits; one prune at a time. */
   private async prune (): Promise<void> {
-    let excess = this.count - this.maxTasks
-    if (excess <= 0) return
-    const ops: Array<{ type: 'del', key: string }> = []
-    for await (const [key, id] of this.db.iterator({ gte: ORDER_PREFIX, lt: `${ORDER_PREFIX}~` })) {
-      if (excess <= 0) break
-      ops.push({ type: 'del', key }, { type: 'del', key: TASK_PREFIX + id })
-      excess--
-    }
-    await this.db.batch(ops)
-    this.count -= ops.length / 2
+    const run = this.pruning.then(async () => {
+      const ops: Array<{ type: 'del', key: string }> = []
+      let count = this.sizes.size
+      let bytes = this.bytes
+      for (const [order, size] of this.sizes) {
+        if (count <= this.maxTasks && bytes <= this.maxBytes) break
+        const id = order.slice(order.lastIndexOf('!') + 1)
+        ops.push({ type: 'del', key: order }, { type: 'del', key: TASK + id }, { type: 'del', key: OPEN + id })
+        count--
+        bytes -= size
+      }
+      if (ops.length === 0) return
+      await this.db.batch(ops)
+      for (const op of ops) {
+        const size = this.sizes.get(op.key)
+        if (size == null) continue
+        this.sizes.delete(op.key)
+        this.bytes -= size
+      }
+    })
+    this.pruning = run.catch((err: Error) => { this.log.warn(`tasks archive: old tasks could not be dropped: ${err.message}`) })
+    await this.pruning
   }
 
   async get (taskId: string): Promise<ArchivedTask | undefined> {
-    const text = await this.db.get(TASK_PREFIX + taskId)
+    const text = await this.db.get(TASK + taskId)
     return text != null ? parse(text) : undefined
   }
 
   async list (options: { limit?: number } = {}): Promise<TaskView[]> {
     const limit = options.limit ?? 50
     const views: TaskView[] = []
-    for await (const id of this.db.values({ gte: ORDER_PREFIX, lt: `${ORDER_PREFIX}~`, reverse: true, limit: limit * 2 })) {
-      if (views.length >= limit) break
-      const task = await this.get(id)
-      if (task != null && !views.some(v => v.id === task.view.id)) views.push(task.view)
+    for await (const value of this.db.values({ ...range(ORDER), reverse: true, limit })) {
+      const task = await this.get(value.split(' ')[0] ?? '')
+      if (task != null) views.push(task.view)
     }
     return views
   }
 }
 
-export function createTaskArchive (init: { maxTasks?: number }, components: { db: Db, placement: ArchivedPlacement, log: TaskArchiveLog }): TaskArchive {
+export function createTaskArchive (init: TaskArchiveInit, components: { db: Db, placement: ArchivedPlacement, log: TaskArchiveLog }): TaskArchive {
   return new Archive(init, components)
 }

@@ -108,7 +108,7 @@ export function routes (app: FastifyInstance, node: HiveNode): void {
     if (task === undefined) throw new ApiError(404, 'TaskNotFound', `no task ${id} is known to this node; "hive-node tasks" lists the recent ones`)
     if (waitMs > 0 && task.role === 'submitter' && task.status !== 'done' && task.status !== 'failed') {
       const signal = AbortSignal.timeout(waitMs)
-      task = await node.placement.wait(id, { signal }).catch(() => node.placement.get(id) as TaskView)
+      task = await node.placement.wait(id, { signal }).catch(() => node.placement.get(id) ?? task as TaskView)
     }
     return { task }
   })
