@@ -623,7 +623,11 @@ class PlacementService extends EventTarget implements Placement {
   private async award (auction: Auction, round: number, why: string): Promise<void> {
     const result = elect(auction.id, [...auction.bids.values()].map(b => ({ bidder: b.bidder, cost: b.payload.cost })), auction.excluded)
     if (result == null) {
-      this.fail(auction, new BiddersExhaustedError(`every bidder for task ${auction.id} was tried and none delivered a result (${[...auction.excluded].join(', ')})`))
+      // say why each one failed: a reason they share (a permission no device grants) is the fix
+      const why = auction.history
+        .filter(h => (h.type === 'abandoned' || h.type === 'lease-lapsed' || h.type === 'winner-lost') && h.peer != null)
+        .map(h => h.detail)
+      this.fail(auction, new BiddersExhaustedError(`every bidder for task ${auction.id} was tried and none delivered a result: ${why.length > 0 ? why.join('; ') : [...auction.excluded].join(', ')}`.slice(0, 2048)))
       return
     }
     const payload: AwardPayload = {
