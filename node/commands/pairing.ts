@@ -51,7 +51,7 @@ async function inviteFrom (argument: string): Promise<string> {
   } catch { /* not a file: treated as invite text below */ }
   if (bytes == null) return argument
   const { decodeQrPng, isPng } = await import('../../protocol/pairing/index.ts')
-  if (isPng(bytes)) return decodeQrPng(bytes)
+  if (isPng(bytes)) return await decodeQrPng(bytes)
   return new TextDecoder().decode(bytes).trim()
 }
 

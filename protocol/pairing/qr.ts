@@ -1,25 +1,35 @@
 // Invites as QR codes: drawn in a terminal, written as PNG, and read back from PNG.
 // `qrcode` encodes (terminal and PNG), `pngjs` decodes PNG pixels, `jsqr` finds and reads the code.
+// They load on first use: a running node never draws or reads a QR code (the CLI does), so they
+// stay out of its start and its memory.
 
 import { readFile, writeFile } from 'node:fs/promises'
-import jsQRModule from 'jsqr'
-import { PNG } from 'pngjs'
-import QRCode from 'qrcode'
 import { inviteQrText } from './invite.ts'
 import { InvalidInviteError, QrNotFoundError } from './errors.ts'
+import type { PNG as PngImage } from 'pngjs'
 
-// jsqr is CommonJS: its module object is the function, which also carries itself as `default`
-const jsQR = jsQRModule.default
+async function qrcode (): Promise<typeof import('qrcode')> {
+  return (await import('qrcode')).default
+}
+
+async function png (): Promise<typeof import('pngjs')> {
+  return import('pngjs')
+}
+
+async function jsqr (): Promise<typeof import('jsqr').default> {
+  // jsqr is CommonJS: its module object is the function, which also carries itself as `default`
+  return (await import('jsqr')).default.default
+}
 
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])
 
 /** The invite as a QR code drawn with Unicode half blocks, for a terminal. */
 export async function inviteQrTerminal (uri: string): Promise<string> {
-  return QRCode.toString(inviteQrText(uri), { type: 'terminal', small: true, errorCorrectionLevel: 'M' })
+  return (await qrcode()).toString(inviteQrText(uri), { type: 'terminal', small: true, errorCorrectionLevel: 'M' })
 }
 
 export async function inviteQrPng (uri: string): Promise<Buffer> {
-  return QRCode.toBuffer(inviteQrText(uri), { type: 'png', errorCorrectionLevel: 'M', margin: 4, scale: 8 })
+  return (await qrcode()).toBuffer(inviteQrText(uri), { type: 'png', errorCorrectionLevel: 'M', margin: 4, scale: 8 })
 }
 
 /** Writes the invite's QR code as a PNG readable only by this user (it holds the secret). */
@@ -32,9 +42,10 @@ export function isPng (bytes: Uint8Array): boolean {
 }
 
 /** The text of the QR code in a PNG image. */
-export function decodeQrPng (bytes: Uint8Array): string {
+export async function decodeQrPng (bytes: Uint8Array): Promise<string> {
   if (!isPng(bytes)) throw new InvalidInviteError('the file is not a PNG image; give the PNG that "hive-node pair --png" wrote, or the invite text')
-  let image: PNG
+  const [{ PNG }, jsQR] = await Promise.all([png(), jsqr()])
+  let image: PngImage
   try {
     image = PNG.sync.read(Buffer.from(bytes))
   } catch (err) {

@@ -73,7 +73,7 @@ describe('invite QR codes', () => {
   it('a PNG written for an invite reads back as the same invite', async () => {
     const invite = await sample()
     const png = await inviteQrPng(encodeInvite(invite))
-    assertSame(decodeInvite(decodeQrPng(png)), invite)
+    assertSame(decodeInvite(await decodeQrPng(png)), invite)
   })
 
   it('draws a terminal QR code', async () => {
@@ -82,10 +82,10 @@ describe('invite QR codes', () => {
     assert.match(text, /[▀▄█]/)
   })
 
-  it('refuses a file that is not a PNG, and a PNG without a QR code, each with its own error', () => {
-    assert.throws(() => decodeQrPng(new TextEncoder().encode('hive://join/abc')), { name: 'InvalidInvite' })
+  it('refuses a file that is not a PNG, and a PNG without a QR code, each with its own error', async () => {
+    await assert.rejects(decodeQrPng(new TextEncoder().encode('hive://join/abc')), { name: 'InvalidInvite' })
     const blank = new PNG({ width: 64, height: 64 })
     blank.data.fill(255)
-    assert.throws(() => decodeQrPng(PNG.sync.write(blank)), { name: 'QrNotFound' })
+    await assert.rejects(decodeQrPng(PNG.sync.write(blank)), { name: 'QrNotFound' })
   })
 })
