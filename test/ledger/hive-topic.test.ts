@@ -1,9 +1,10 @@
 // Ledger heads go on the hive's own gossip topic, and follow a device into the hive it joins.
 
 import assert from 'node:assert/strict'
+import { rm } from 'node:fs/promises'
 import { after, before, describe, it } from 'node:test'
 import { gossipTopic } from '../../protocol/ids.ts'
-import { startMesh, startNode } from '../helpers/mesh.ts'
+import { makeTempDir, startMesh, startNode } from '../helpers/mesh.ts'
 import { waitFor } from '../helpers/wait.ts'
 import type { Mesh } from '../helpers/mesh.ts'
 import type { HiveNode } from '../../node/hive-node.ts'
@@ -11,15 +12,18 @@ import type { HiveNode } from '../../node/hive-node.ts'
 describe('ledger heads on the hive topic', () => {
   let mesh: Mesh
   let stranger: HiveNode
+  let strangerDir: string
 
   before(async () => {
     // the second node starts in a hive of its own and then joins the first one's
     mesh = await startMesh(2, { label: 'ledger-topic' })
-    stranger = await startNode('ledger-topic-stranger')
+    strangerDir = await makeTempDir()
+    stranger = await startNode('ledger-topic-stranger', {}, strangerDir)
   })
 
   after(async () => {
     await stranger?.stop()
+    if (strangerDir != null) await rm(strangerDir, { recursive: true, force: true })
     await mesh?.stop()
   })
 
