@@ -88,7 +88,7 @@ class Archive implements TaskArchive {
   private readonly maxBytes: number
   /** Per task: the newest view not yet written, and the write under way. */
   private readonly pending = new Map<string, { view: TaskView, writing?: Promise<void> }>()
-  /** Size of each task entry held, by order key. */
+  /** Size of each task entry held, by order key (in the order written, not sorted). */
   private readonly sizes = new Map<string, number>()
   private bytes = 0
   /** Prunes run one after another. */
@@ -198,8 +198,10 @@ class Archive implements TaskArchive {
       const ops: Array<{ type: 'del', key: string }> = []
       let count = this.sizes.size
       let bytes = this.bytes
-      for (const [order, size] of this.sizes) {
+      // order keys sort oldest first (writes may finish in another order)
+      for (const order of [...this.sizes.keys()].sort()) {
         if (count <= this.maxTasks && bytes <= this.maxBytes) break
+        const size = this.sizes.get(order) ?? 0
         const id = order.slice(order.lastIndexOf('!') + 1)
         ops.push({ type: 'del', key: order }, { type: 'del', key: TASK + id }, { type: 'del', key: OPEN + id })
         count--
