@@ -1446,20 +1446,7 @@ class PlacementService extends EventTarget implements Placement {
         requirements: auction.announce.requirements,
         expected: [...auction.expected],
         missing: [...auction.expected].filter(p => !auction.bids.has(p)),
-        bids: ranking.map(r => {
-          const held = auction.bids.get(r.bidder)!
-          return {
-            bidder: r.bidder,
-            ...(names.get(r.bidder) != null ? { name: names.get(r.bidder) } : {}),
-            cost: r.cost,
-            reasons: held.payload.reasons,
-            holdsAgent: held.payload.holdsAgent,
-            rank: r.rank,
-            tieBreak: r.tieBreak,
-            excluded: r.excluded,
-            via: held.via
-          }
-        }),
+        bids: ranking.map(r => explainedBid(r, auction.bids.get(r.bidder)!.payload, auction.bids.get(r.bidder)!.via, names.get(r.bidder))),
         rounds: auction.awards.map((award, i) => ({
           round: award.round,
           winner: award.winner,
@@ -1486,20 +1473,7 @@ class PlacementService extends EventTarget implements Placement {
       requirements: seen.announce.requirements,
       expected: [],
       missing: re.mismatched,
-      bids: ranking.map(r => {
-        const held = bids.find(b => b.bidder === r.bidder)!
-        return {
-          bidder: r.bidder,
-          ...(names.get(r.bidder) != null ? { name: names.get(r.bidder) } : {}),
-          cost: r.cost,
-          reasons: held.payload.reasons,
-          holdsAgent: held.payload.holdsAgent,
-          rank: r.rank,
-          tieBreak: r.tieBreak,
-          excluded: r.excluded,
-          via: 'dht' as const
-        }
-      }),
+      bids: ranking.map(r => explainedBid(r, bids.find(b => b.bidder === r.bidder)!.payload, 'dht', names.get(r.bidder))),
       rounds: seen.awards.map(({ award }, i) => ({
         round: award.round,
         winner: award.winner,
@@ -1580,6 +1554,21 @@ function reelectionWhy (auction: Auction, previous: AwardPayload): string {
     ? 'disconnected and did not come back'
     : lost?.type === 'lease-lapsed' ? 'let its lease lapse' : lost?.type === 'abandoned' ? 'gave the task up' : 'lost the task'
   return `re-election: ${previous.winner} ${what}`
+}
+
+/** One ranked bid as `explain` shows it. */
+function explainedBid (r: Ranked, payload: Pick<BidPayload, 'reasons' | 'holdsAgent'>, via: ExplainedBid['via'], name: string | undefined): ExplainedBid {
+  return {
+    bidder: r.bidder,
+    ...(name != null ? { name } : {}),
+    cost: r.cost,
+    reasons: payload.reasons,
+    holdsAgent: payload.holdsAgent,
+    rank: r.rank,
+    tieBreak: r.tieBreak,
+    excluded: r.excluded,
+    via
+  }
 }
 
 function rankAll (taskId: string, candidates: Array<{ bidder: string, cost: number }>, excluded: Iterable<string>): Ranked[] {
