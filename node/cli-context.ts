@@ -4,19 +4,10 @@
 import { readFile } from 'node:fs/promises'
 import { z } from 'zod'
 import { dataPaths, resolveDataDir } from './config.ts'
-import { NodeNotRunningError } from './errors.ts'
+import { ApiError, NodeNotRunningError } from './errors.ts'
 
-/** A failed API call: the node answered with an error. */
-export class ApiRequestError extends Error {
-  readonly status: number
-  readonly code: string
-  constructor (status: number, code: string, message: string) {
-    super(message)
-    this.name = code
-    this.status = status
-    this.code = code
-  }
-}
+/** A failed API call: the node answered with an error (the `ApiError` it sent, as the CLI sees it). */
+export class ApiRequestError extends ApiError {}
 
 /** Wrong use of the command line (exit code 2). */
 export class UsageError extends Error {
