@@ -94,6 +94,8 @@ export interface CliContext {
   print: (options: CommonOptions, human: string | (() => string), json: unknown) => void
   out: (text: string) => void
   err: (text: string) => void
+  /** The environment the command was started with. */
+  env: NodeJS.ProcessEnv
 }
 
 export interface CliIo {
@@ -112,7 +114,8 @@ export function createCliContext (io: CliIo): CliContext {
       else io.out((typeof human === 'function' ? human() : human) + '\n')
     },
     out: io.out,
-    err: io.err
+    err: io.err,
+    env: io.env
   }
 }
 
