@@ -1,7 +1,9 @@
 // What every CLI command needs: the data directory, a client for the running node's API, and
 // printing in human or JSON form.
 
+import { statSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
+import { resolve } from 'node:path'
 import { z } from 'zod'
 import { dataPaths, resolveDataDir } from './config.ts'
 import { ApiError, NodeNotRunningError } from './errors.ts'
@@ -12,6 +14,36 @@ export class ApiRequestError extends ApiError {}
 /** Wrong use of the command line (exit code 2). */
 export class UsageError extends Error {
   override name = 'UsageError'
+}
+
+/**
+ * Reads a file the user named on the command line. A missing, unreadable or wrong kind of file is
+ * a usage error that names the path as given, where it was looked for, and what was expected,
+ * instead of the system's ENOENT/EISDIR/EACCES text.
+ */
+export async function readUserFile (path: string, what: string): Promise<Buffer> {
+  try {
+    return await readFile(path)
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    const where = resolve(path) === path ? '' : ` (looked for ${resolve(path)})`
+    if (code === 'ENOENT') throw new UsageError(`no file ${path}${where}: give the path of ${what}`)
+    if (code === 'EISDIR') throw new UsageError(`${path} is a folder: give the path of ${what}`)
+    if (code === 'EACCES' || code === 'EPERM') throw new UsageError(`cannot read ${path}: permission denied (it should be ${what})`)
+    throw err
+  }
+}
+
+/** The data directory must be a directory, or not exist yet (a start creates it). */
+function checkDataDir (dir: string): string {
+  let isDirectory: boolean | undefined
+  try {
+    isDirectory = statSync(dir).isDirectory()
+  } catch {
+    return dir
+  }
+  if (!isDirectory) throw new UsageError(`the data directory ${dir} is a file, not a folder: give --data a folder (it is created if missing)`)
+  return dir
 }
 
 const ApiFileSchema = z.object({ url: z.string().url(), port: z.number(), pid: z.number(), peerId: z.string() })
@@ -105,7 +137,7 @@ export interface CliIo {
 }
 
 export function createCliContext (io: CliIo): CliContext {
-  const dataDir = (options: CommonOptions): string => resolveDataDir(options.data, io.env)
+  const dataDir = (options: CommonOptions): string => checkDataDir(resolveDataDir(options.data, io.env))
   return {
     dataDir,
     api: (options) => new ApiClient(dataDir(options)),

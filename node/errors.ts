@@ -11,8 +11,8 @@ export class NodeAlreadyRunningError extends Error {
 
 export class NodeNotRunningError extends Error {
   override name = 'NodeNotRunning'
-  constructor (dataDir: string, detail?: string) {
-    super(`no hive-node is running with data directory ${dataDir}${detail != null ? ` (${detail})` : ''}; start one with "hive-node start --data ${dataDir}"`)
+  constructor (dataDir: string, detail?: string, advice = `start one with "hive-node start --data ${dataDir}"`) {
+    super(`no hive-node is running with data directory ${dataDir}${detail != null ? ` (${detail})` : ''}; ${advice}`)
   }
 }
 

@@ -3,10 +3,9 @@
 // one device, `--local` to this one; see commands/tasks.ts); with no node running it runs the
 // agent in this process instead.
 
-import { readFile } from 'node:fs/promises'
 import { text } from 'node:stream/consumers'
 import { contextId } from '../../crdt/ids.ts'
-import { ApiRequestError, UsageError, table } from '../cli-context.ts'
+import { ApiRequestError, UsageError, readUserFile, table } from '../cli-context.ts'
 import { NodeNotRunningError } from '../errors.ts'
 import type { AgentInfo, AgentLogEntry, RunResult } from '../../sandbox/index.ts'
 import type { BuildProgress } from '../../sandbox/build.ts'
@@ -174,8 +173,8 @@ export function register (program: Command, cli: CliContext): void {
         timeoutMs = Number(all.timeout)
         if (!Number.isInteger(timeoutMs) || timeoutMs < 1) throw new UsageError(`--timeout takes a whole number of milliseconds, not "${all.timeout}"`)
       }
-      const input = all.input ?? (all.inputFile === '-' ? await text(process.stdin) : await readFile(all.inputFile as string, 'utf8'))
-      const bytes = new Uint8Array(await readFile(file))
+      const input = all.input ?? (all.inputFile === '-' ? await text(process.stdin) : (await readUserFile(all.inputFile as string, 'the input file')).toString('utf8'))
+      const bytes = new Uint8Array(await readUserFile(file, 'an agent component (.wasm), as "hive-node agent build" writes it'))
       const { inspectAgentBytes } = await import('../../sandbox/index.ts')
       let info
       try {

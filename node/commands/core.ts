@@ -3,6 +3,7 @@
 import { Option } from 'commander'
 import { DEFAULT_API_PORT, DEFAULT_P2P_PORT, parseListen, parsePort } from '../config.ts'
 import { table } from '../cli-context.ts'
+import { NodeNotRunningError } from '../errors.ts'
 import type { CliContext, CommonOptions } from '../cli-context.ts'
 import type { PeerSummary } from '../hive-node.ts'
 import { CAPABILITY_COLUMNS, capabilityCells, parseCapabilityFlags } from './tasks.ts'
@@ -110,7 +111,12 @@ export function register (program: Command, cli: CliContext): void {
     .option('--json', 'print the result as JSON')
     .action(async (_options: CommonOptions, command: Command) => {
       const all = command.optsWithGlobals<CommonOptions>()
-      await cli.api(all).post('/stop')
+      try {
+        await cli.api(all).post('/stop')
+      } catch (err) {
+        if (!(err instanceof NodeNotRunningError)) throw err
+        throw new NodeNotRunningError(cli.dataDir(all), undefined, 'nothing to stop')
+      }
       cli.print(all, 'hive-node is stopping', { stopping: true })
     })
 
