@@ -1,5 +1,7 @@
 // Core commands: start, stop, status, peers.
 
+import { readdir, rm } from 'node:fs/promises'
+import { join } from 'node:path'
 import { Option } from 'commander'
 import { DEFAULT_API_PORT, DEFAULT_P2P_PORT, parseListen, parsePort } from '../config.ts'
 import { table } from '../cli-context.ts'
@@ -35,6 +37,41 @@ interface Health {
   peerCount: number
 }
 
+/** The names in a folder, or undefined when it does not exist yet. */
+async function entriesOf (dir: string): Promise<Set<string> | undefined> {
+  try {
+    return new Set(await readdir(dir))
+  } catch {
+    return undefined
+  }
+}
+
+async function removeCreated (dir: string, before: Set<string> | undefined): Promise<void> {
+  if (before === undefined) {
+    await rm(dir, { recursive: true, force: true })
+    return
+  }
+  for (const name of await readdir(dir).catch(() => [])) {
+    if (!before.has(name)) await rm(join(dir, name), { recursive: true, force: true })
+  }
+}
+
+/** What a start failure means for the user, for the failures a user can cause and mend. */
+function startFailure (err: unknown, apiPort: number): Error {
+  const message = err instanceof Error ? err.message : String(err)
+  if (/EADDRINUSE/.test(message)) {
+    if (new RegExp(`127\\.0\\.0\\.1:${apiPort}\\b`).test(message)) {
+      return new Error(`the API port ${apiPort} is in use (another hive-node, with another --data?): choose another with --api-port N, or --api-port 0 to pick a free one`)
+    }
+    const addr = /(\/ip[46]\/[^\s:]+\/tcp\/\d+)/.exec(message)?.[1] ?? 'the listen address'
+    return new Error(`${addr} is in use (another hive-node, with another --data?): choose another port with --listen PORT, or --listen 0 to pick a free one`)
+  }
+  if (/EADDRNOTAVAIL/.test(message)) {
+    return new Error('a --listen address is not one of this device\'s addresses: give a port, or a multiaddr with an address this device has')
+  }
+  return err instanceof Error ? err : new Error(message)
+}
+
 function formatDuration (ms: number): string {
   const s = Math.floor(ms / 1000)
   if (s < 60) return `${s}s`
@@ -63,23 +100,32 @@ export function register (program: Command, cli: CliContext): void {
       const capabilityOverrides = parseCapabilityFlags(options.capability ?? [])
       // the node itself loads only here: the other commands talk to a running one over its API
       const { HiveNode } = await import('../hive-node.ts')
-      const node = await HiveNode.open({
-        capabilityOverrides,
-        dataDir,
-        listen,
-        apiPort,
-        bootstrap: options.bootstrap ?? [],
-        mdns: options.mdns,
-        name: options.name,
-        addressScope: options.loopback === true ? 'loopback' : 'lan',
-        logLevel: options.logLevel
-      })
       const { promise: stopRequested, resolve } = Promise.withResolvers<string>()
       const onSignal = (signal: string) => () => { resolve(signal) }
       process.once('SIGINT', onSignal('SIGINT'))
       process.once('SIGTERM', onSignal('SIGTERM'))
-      node.addEventListener('stop-requested', () => { resolve('API') }, { once: true })
-      await node.start()
+      const before = await entriesOf(dataDir)
+      let node: Awaited<ReturnType<typeof HiveNode.open>> | undefined
+      try {
+        node = await HiveNode.open({
+          capabilityOverrides,
+          dataDir,
+          listen,
+          apiPort,
+          bootstrap: options.bootstrap ?? [],
+          mdns: options.mdns,
+          name: options.name,
+          addressScope: options.loopback === true ? 'loopback' : 'lan',
+          logLevel: options.logLevel
+        })
+        node.addEventListener('stop-requested', () => { resolve('API') }, { once: true })
+        await node.start()
+      } catch (err) {
+        // A failed start leaves nothing behind that it created: no identity, no hive, no db.
+        await node?.stop().catch(() => {})
+        await removeCreated(dataDir, before)
+        throw startFailure(err, apiPort)
+      }
       const info = {
         name: node.name,
         peerId: node.peerId.toString(),

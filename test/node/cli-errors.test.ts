@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict'
-import { mkdir, rm, writeFile } from 'node:fs/promises'
+import { access, mkdir, readdir, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { runCli } from '../helpers/cli.ts'
+import { exited, runCli, spawnCli } from '../helpers/cli.ts'
+import { lineMatching } from '../helpers/wait.ts'
 import { makeTempDir } from '../helpers/mesh.ts'
 
 // Errors a user can cause on the command line: each says what was wrong and what to do, in the
@@ -57,5 +58,33 @@ describe('CLI errors a user can cause', () => {
     assert.equal(result.code, 1)
     assert.match(result.stderr, /no hive-node is running with data directory .*; nothing to stop/)
     assert.doesNotMatch(result.stderr, /start one/)
+  })
+
+  it('a port in use names the port and the flag that changes it, and the failed start leaves nothing behind', async () => {
+    const first = spawnCli(['--data', join(dir, 'first'), 'start', '--listen', '/ip4/127.0.0.1/tcp/0', '--api-port', '0', '--no-mdns', '--json'])
+    const done = exited(first)
+    try {
+      const ready = JSON.parse(await lineMatching(first.stdout, line => line.startsWith('{'), { message: 'ready line' })) as { addresses: string[], apiUrl: string }
+      const p2pPort = /\/tcp\/(\d+)/.exec(ready.addresses[0] as string)?.[1] as string
+      const apiPort = new URL(ready.apiUrl).port
+
+      const fresh = join(dir, 'second')
+      const listen = await runCli(['--data', fresh, 'start', '--listen', `/ip4/127.0.0.1/tcp/${p2pPort}`, '--api-port', '0', '--no-mdns'])
+      assert.equal(listen.code, 1)
+      assert.match(listen.stderr, new RegExp(`/ip4/127\\.0\\.0\\.1/tcp/${p2pPort} is in use .*--listen`))
+      assert.doesNotMatch(listen.stderr, /faultTolerance|\n\s+at /)
+      await assert.rejects(access(fresh), 'the data directory it made is gone')
+
+      const kept = join(dir, 'kept')
+      await mkdir(kept)
+      await writeFile(join(kept, 'mine.txt'), 'x')
+      const api = await runCli(['--data', kept, 'start', '--listen', '/ip4/127.0.0.1/tcp/0', '--api-port', apiPort, '--no-mdns'])
+      assert.equal(api.code, 1)
+      assert.match(api.stderr, new RegExp(`the API port ${apiPort} is in use .*--api-port`))
+      assert.deepEqual(await readdir(kept), ['mine.txt'], 'what was there stays, what the start made is gone')
+    } finally {
+      first.kill('SIGTERM')
+      await done
+    }
   })
 })
