@@ -10,7 +10,7 @@ import { NodeNotRunningError } from '../errors.ts'
 import type { AgentInfo, AgentLogEntry, RunResult } from '../../sandbox/index.ts'
 import type { BuildProgress } from '../../sandbox/build.ts'
 import type { AgentLogLine, RunResponse } from '../api/agents.ts'
-import { runPlaced } from './tasks.ts'
+import { peerNames, runPlaced } from './tasks.ts'
 import type { CliContext, CommonOptions } from '../cli-context.ts'
 import type { Command } from 'commander'
 
@@ -207,11 +207,14 @@ export function register (program: Command, cli: CliContext): void {
         if (task.result == null) {
           throw Object.assign(new Error(task.error?.message ?? `task ${task.id} ${task.status} without a result`), { name: task.error?.code ?? 'TaskFailed' })
         }
+        const names = await peerNames(cli, all)
         if (!task.result.ok) {
           for (const l of logs) cli.err(`[${name}] ${l.level}: ${l.message}\n`)
-          throw placedFailure(task.result.error ?? '')
+          const failure = placedFailure(task.result.error ?? '')
+          failure.message += ` (task ${task.id} on ${names(task.result.executor)}; "hive-node task ${task.id}" shows it)`
+          throw failure
         }
-        if (all.json !== true) cli.err(`ran on ${task.result.executor === task.submitter ? 'this node' : task.result.executor} (task ${task.id}; "hive-node explain ${task.id}" says why)\n`)
+        if (all.json !== true) cli.err(`ran on ${names(task.result.executor)}: task ${task.id} ("hive-node explain ${task.id}" says why)\n`)
         result = {
           output: task.result.output ?? '',
           digest: info.digest,

@@ -22,13 +22,27 @@ function ago (ms: number): string {
 
 type Names = (peerId: string) => string
 
-async function peerNames (cli: CliContext, options: CommonOptions): Promise<Names> {
+/**
+ * Device names for PeerIds, from the hive's member list (names kept while a device is away) and
+ * the live capability view (its current name); this device is "this device".
+ */
+export async function peerNames (cli: CliContext, options: CommonOptions): Promise<Names> {
   const names = new Map<string, string>()
-  try {
-    const { capabilities } = await cli.api(options).get<{ capabilities: CapabilityEntry[] }>('/capabilities')
-    for (const e of capabilities) names.set(e.peerId, e.caps.name)
-  } catch {}
-  return (peerId) => names.get(peerId) ?? `…${peerId.slice(-8)}`
+  let self: string | undefined
+  const api = cli.api(options)
+  await Promise.all([
+    api.get<{ self: string, members: Array<{ peerId: string, name?: string | null }> }>('/hive').then(hive => {
+      self = hive.self
+      for (const m of hive.members) if (m.name != null && !names.has(m.peerId)) names.set(m.peerId, m.name)
+    }, () => {}),
+    api.get<{ capabilities: CapabilityEntry[] }>('/capabilities').then(({ capabilities }) => {
+      for (const e of capabilities) names.set(e.peerId, e.caps.name)
+    }, () => {})
+  ])
+  return (peerId) => {
+    const name = names.get(peerId) ?? `…${peerId.slice(-8)}`
+    return peerId === self ? `${name} (this device)` : name
+  }
 }
 
 export function renderTask (task: TaskView, name: Names): string {
