@@ -128,12 +128,16 @@ export interface CliContext {
   err: (text: string) => void
   /** The environment the command was started with. */
   env: NodeJS.ProcessEnv
+  /** Colour codes may be written: stdout is a terminal, NO_COLOR is unset and TERM is not dumb. */
+  colour: boolean
 }
 
 export interface CliIo {
   out: (text: string) => void
   err: (text: string) => void
   env: NodeJS.ProcessEnv
+  /** stdout is a terminal (default: false). */
+  tty?: boolean
 }
 
 export function createCliContext (io: CliIo): CliContext {
@@ -147,8 +151,20 @@ export function createCliContext (io: CliIo): CliContext {
     },
     out: io.out,
     err: io.err,
-    env: io.env
+    env: io.env,
+    colour: io.tty === true && (io.env.NO_COLOR ?? '') === '' && io.env.TERM !== 'dumb'
   }
+}
+
+/**
+ * The one way human output shows a moment: local time, `YYYY-MM-DD HH:MM:SS`, sortable and
+ * unambiguous. JSON output keeps ISO 8601 in UTC.
+ */
+export function formatTime (ms: number): string {
+  if (!Number.isFinite(ms) || ms <= 0) return '-'
+  const d = new Date(ms)
+  const two = (n: number): string => String(n).padStart(2, '0')
+  return `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())} ${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())}`
 }
 
 /** Renders rows as an aligned text table. */

@@ -60,7 +60,8 @@ export function buildProgram (io: CliIo): Command {
 export async function main (argv: string[], io: CliIo = {
   out: (t) => { process.stdout.write(t) },
   err: (t) => { process.stderr.write(t) },
-  env: process.env
+  env: process.env,
+  tty: process.stdout.isTTY
 }): Promise<number> {
   const program = buildProgram(io)
   if (argv.length === 0) {

@@ -2,7 +2,7 @@
 // running node through the API, and open the data directory themselves when no node runs.
 
 import { access } from 'node:fs/promises'
-import { UsageError, table } from '../cli-context.ts'
+import { UsageError, formatTime, table } from '../cli-context.ts'
 import { dataPaths } from '../config.ts'
 import { NodeAlreadyRunningError, NodeNotRunningError } from '../errors.ts'
 import { acquireLock } from '../lock.ts'
@@ -127,7 +127,7 @@ function renderListing (listing: ListingJson): string {
   if (listing.records.length === 0) return header
   const rows = listing.records.map(r => 'error' in r
     ? [String(r.seq), '', '', 'UNDECODABLE', r.error, '']
-    : [String(r.seq), new Date((r as RecordJson).time).toISOString(), short(r.task), r.status, short(r.agent), r.hash.slice(0, 16)])
+    : [String(r.seq), formatTime((r as RecordJson).time), short(r.task), r.status, short(r.agent), r.hash.slice(0, 16)])
   return header + '\n' + table(['SEQ', 'TIME', 'TASK', 'STATUS', 'AGENT', 'HASH'], rows)
 }
 

@@ -2,7 +2,7 @@
 
 import { stat } from 'node:fs/promises'
 import { resolve } from 'node:path'
-import { UsageError, readUserFile, table } from '../cli-context.ts'
+import { UsageError, formatTime, readUserFile, table } from '../cli-context.ts'
 import type { CliContext, CommonOptions } from '../cli-context.ts'
 import type { CreatedInvite, JoinResult } from '../../protocol/pairing/index.ts'
 import type { Command } from 'commander'
@@ -85,14 +85,14 @@ export function register (program: Command, cli: CliContext): void {
         cli.print(all, '', { uri: invite.uri, id: invite.id, hiveId: invite.hiveId, inviter: invite.inviter, addresses: invite.addresses, expiresAt: new Date(invite.expiresAt).toISOString(), png })
         return
       }
-      const qr = await inviteQrTerminal(invite.uri)
+      const qr = await inviteQrTerminal(invite.uri, { colour: cli.colour })
       cli.print(all, [
         'Scan this code on the new device, or run there:',
         '',
         qr,
         `  hive-node join ${invite.uri}`,
         '',
-        `The invite works once and expires at ${new Date(invite.expiresAt).toLocaleString()}.`,
+        `The invite works once and expires at ${formatTime(invite.expiresAt)}.`,
         ...(png != null ? [`QR code written to ${png} (readable by you only): hive-node join ${png}`] : []),
         'Anyone holding it can join this hive until then: show it only to the device you are adding.'
       ].join('\n'), undefined)
