@@ -35,6 +35,13 @@ interface Health {
   addresses: string[]
   apiUrl: string
   peerCount: number
+  strangersNearby?: number
+}
+
+/** The line that tells the owner about devices nearby that are not in the hive, or nothing. */
+export function strangersLine (n: number | undefined): string[] {
+  if (n === undefined || n === 0) return []
+  return [`${n} device${n === 1 ? '' : 's'} nearby ${n === 1 ? 'is' : 'are'} not in this hive: pair ${n === 1 ? 'it' : 'them'} with "hive-node pair" (then "hive-node join" on ${n === 1 ? 'it' : 'each'})`]
 }
 
 /** The names in a folder, or undefined when it does not exist yet. */
@@ -178,20 +185,30 @@ export function register (program: Command, cli: CliContext): void {
         ...health.addresses.map((a, i) => `  ${i === 0 ? 'listening' : '         '}  ${a}`),
         `  api        ${health.apiUrl}`,
         `  data       ${health.dataDir}`,
-        `  peers      ${health.peerCount} connected`
+        `  peers      ${health.peerCount} connected`,
+        ...strangersLine(health.strangersNearby)
       ].join('\n'), health)
     })
 
   program.command('peers')
-    .description('list connected peers')
-    .option('--json', 'print as JSON')
-    .action(async (_options: CommonOptions, command: Command) => {
-      const all = command.optsWithGlobals<CommonOptions>()
-      const { peers } = await cli.api(all).get<{ peers: PeerSummary[] }>('/peers')
-      cli.print(all, () => peers.length === 0
-        ? 'no peers connected'
-        : table(['PEER', 'NAME', 'ADDRESS', 'RTT', ...CAPABILITY_COLUMNS], peers.map(p => [
-          p.peerId, p.name ?? '', p.addresses[0] ?? '', p.latencyMs != null ? `${p.latencyMs} ms` : '', ...capabilityCells(p.capabilities)
-        ])), { peers })
+    .description('list connected peers, by device name')
+    .option('--ids', 'show whole PeerIds instead of their last characters')
+    .option('--json', 'print as JSON (with names and PeerIds)')
+    .action(async (_options: CommonOptions & { ids?: boolean }, command: Command) => {
+      const all = command.optsWithGlobals<CommonOptions & { ids?: boolean }>()
+      const api = cli.api(all)
+      const [{ peers }, health] = await Promise.all([
+        api.get<{ peers: PeerSummary[] }>('/peers'),
+        api.get<Health>('/health').catch(() => undefined)
+      ])
+      const id = (peerId: string): string => all.ids === true ? peerId : `…${peerId.slice(-8)}`
+      cli.print(all, () => [
+        peers.length === 0
+          ? 'no peers connected'
+          : table(['NAME', 'PEER', 'ADDRESS', 'RTT', ...CAPABILITY_COLUMNS], peers.map(p => [
+            p.name ?? '', id(p.peerId), p.addresses[0] ?? '', p.latencyMs != null ? `${p.latencyMs} ms` : '', ...capabilityCells(p.capabilities)
+          ])),
+        ...strangersLine(health?.strangersNearby)
+      ].join('\n'), { peers, strangersNearby: health?.strangersNearby ?? 0 })
     })
 }
