@@ -51,9 +51,17 @@ export function buildProgram (io: CliIo): Command {
   service.register(program, cli)
 
   eachCommand(program, (command) => {
-    command.showHelpAfterError(`Usage: ${fullName(command)} ${command.usage()}  (see ${fullName(command)} --help)`)
+    command.showHelpAfterError(usageLine(command))
   })
+  // The command whose action runs, so a usage error found by the action prints its usage too.
+  program.hook('preAction', (_program, action) => { running.set(program, action) })
   return program
+}
+
+const running = new WeakMap<Command, Command>()
+
+function usageLine (command: Command): string {
+  return `Usage: ${fullName(command)} ${command.usage()}  (see ${fullName(command)} --help)`
 }
 
 /** Runs the CLI and resolves to the process exit code. */
@@ -78,6 +86,8 @@ export async function main (argv: string[], io: CliIo = {
     }
     if (err instanceof UsageError || err instanceof InvalidConfigError) {
       io.err(`error: ${err.message}\n`)
+      const command = running.get(program)
+      if (command !== undefined) io.err(`${usageLine(command)}\n`)
       return EXIT_USAGE
     }
     if (err instanceof NodeNotRunningError || err instanceof NodeAlreadyRunningError || err instanceof ApiRequestError) {

@@ -87,4 +87,10 @@ describe('CLI errors a user can cause', () => {
       await done
     }
   })
+
+  it('a usage error found by a command itself prints that command\'s usage line too, exit 2', async () => {
+    const result = await runCli(['--data', join(dir, 'data'), 'run', 'agent.wasm'])
+    assert.equal(result.code, 2)
+    assert.equal(result.stderr, 'error: give exactly one of --input TEXT or --input-file FILE\nUsage: hive-node run [options] <agent>  (see hive-node run --help)\n')
+  })
 })
