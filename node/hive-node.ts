@@ -15,7 +15,7 @@ import { agentsCacheDir, storeBackedContexts } from './agents.ts'
 import { LEDGER_SUBLEVEL, createLedger } from '../ledger/index.ts'
 import { registerPlacementRecords } from '../protocol/placement/index.ts'
 import { createNodeTasks } from './tasks.ts'
-import { createTaskArchive } from './task-archive.ts'
+import { TASKS_SUBLEVEL, createTaskArchive } from './task-archive.ts'
 import { createApi } from './api.ts'
 import { HiveMembership } from './hive-membership.ts'
 import { DEFAULT_API_PORT, DEFAULT_P2P_PORT, dataPaths, defaultNodeName, validateNodeName } from './config.ts'
@@ -167,7 +167,7 @@ export class HiveNode extends EventTarget {
     this.capabilities = tasks.capabilities
     this.placement = tasks.placement
     this.taskArchive = createTaskArchive({}, {
-      db: this.db.sublevel<string, string>('tasks', { keyEncoding: 'utf8', valueEncoding: 'utf8' }),
+      db: this.db.sublevel<string, string>(TASKS_SUBLEVEL, { keyEncoding: 'utf8', valueEncoding: 'utf8' }),
       placement: this.placement,
       log: this.log.child('tasks')
     })

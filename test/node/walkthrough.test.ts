@@ -97,7 +97,10 @@ describe('the README walk-through, as written', () => {
         assert.match(result.stdout, /note 1 saved/)
         assert.match(result.stderr, /^ran on desktop: task /m)
       }
-      if (/ verify$/.test(line)) assert.match(result.stdout, /\bclean\b/)
+      if (/ verify$/.test(line)) {
+        assert.match(result.stdout, /\bclean\b/)
+        assert.match(result.stdout, /ok +desktop \(12D3Koo\w+\)\n/, 'chains are shown by device name')
+      }
     }
     for (const done of await Promise.all(nodes)) assert.equal(done.code, 0, done.stderr)
   })
