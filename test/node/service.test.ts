@@ -42,7 +42,10 @@ describe('hive-node service', () => {
     // The unit's own command line starts a real node (mDNS off so it meets no other test node).
     const child = spawn(words[0] as string, [...words.slice(1), '--no-mdns', '--json'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HIVE_LOG_LEVEL: 'warn' } })
     const done = exited(child as never)
-    const ready = JSON.parse(await lineMatching(child.stdout, line => line.startsWith('{'), { message: 'ready line' })) as { name: string }
+    const line = await lineMatching(child.stdout, line => line.startsWith('{'), { message: 'ready line' }).catch(async (err: Error) => {
+      throw new Error(`${err.message}; the node said: ${(await done).stderr}`)
+    })
+    const ready = JSON.parse(line) as { name: string }
     assert.equal(ready.name, 'desk 1')
     child.kill('SIGTERM')
     assert.equal((await done).code, 0)
