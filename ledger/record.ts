@@ -2,8 +2,8 @@
 // in README.md ("## Ledger"), so anyone can re-verify a chain with a SHA-256 tool and any
 // Ed25519 verifier. Everything here is pure apart from the signer's `sign`.
 //
-// Signatures are made by the device key (RFC 8032 Ed25519; the signer is @noble/ed25519 in the
-// node). Verification uses Node's built-in Ed25519 (OpenSSL), which is an order of magnitude
+// Signatures are made by the device key (RFC 8032 Ed25519; in the node the signer is signer.ts,
+// node:crypto). Verification uses Node's built-in Ed25519 (OpenSSL), an order of magnitude
 // faster than noble here; the test suite cross-checks the two. S >= L is refused explicitly so
 // the rule does not depend on the verifier underneath.
 
