@@ -18,7 +18,7 @@ import {
   GENESIS_PREV, bytesEqual, decodeHead, encodeRecordBody, decodeRecord, sha256, signHead, signRecord, signerPublicKey,
   toHex, verifyEd25519, verifyHeadSignature, recordSigningMessage, recordBody
 } from './record.ts'
-import type { LedgerRecord, RecordContent, RecordSigner, SignedHead } from './record.ts'
+import type { LedgerRecord, LlmUsage, RecordContent, RecordSigner, SignedHead } from './record.ts'
 import type { AbstractSublevel } from 'abstract-level'
 
 /** A LevelDB handle: a `Level` or a sublevel of one. The store keeps to its own sublevels. */
@@ -344,15 +344,15 @@ export class LedgerStore {
       const endSeq = end?.seq ?? -1
       for (const [what, raw] of [['held', held], ['seen', seen]] as const) {
         if (raw == null) continue
-        // the head the last batch wrote names the end just checked: no need to verify it again
-        if (written != null && bytesEqual(raw, written.head)) continue
+        // the head the last batch wrote was signed here: its seq is known, no need to verify it
+        const own = written != null && bytesEqual(raw, written.head)
         let head: SignedHead
         try {
           head = decodeHead(raw)
         } catch {
           continue
         }
-        if (head.signer === self && head.seq > endSeq && verifyHeadSignature(head)) {
+        if (head.signer === self && head.seq > endSeq && (own || verifyHeadSignature(head))) {
           throw new LedgerRollbackError(`this device's chain ends at seq ${endSeq} but it signed a head for seq ${head.seq} (${what}): the store was restored from an older copy or lost records; the node takes the missing records back from a peer that holds them and appends again after that (keep a hive peer connected; "hive-node verify" shows the state)`)
         }
       }
@@ -516,6 +516,8 @@ export interface AppendInput {
   placement?: string
   /** Milliseconds since the epoch; now when omitted. */
   time?: number
+  /** The run's LLM calls per route (at most one entry each for local, peer, cloud; u32 counts). */
+  llm?: LlmUsage[]
 }
 
 function checkContent (content: AppendInput): RecordContent {
@@ -532,6 +534,7 @@ function checkContent (content: AppendInput): RecordContent {
     input: content.input ?? '',
     output: content.output ?? '',
     status: content.status,
-    placement: content.placement ?? ''
+    placement: content.placement ?? '',
+    ...(content.llm != null && content.llm.length > 0 ? { llm: content.llm } : {})
   }
 }
