@@ -2,6 +2,7 @@
 
 import { readdir, rm } from 'node:fs/promises'
 import { join } from 'node:path'
+import { setFlagsFromString } from 'node:v8'
 import { Option } from 'commander'
 import { DEFAULT_API_PORT, DEFAULT_P2P_PORT, parseListen, parsePort } from '../config.ts'
 import { table } from '../cli-context.ts'
@@ -105,6 +106,11 @@ export function register (program: Command, cli: CliContext): void {
       const listen = (options.listen ?? [String(DEFAULT_P2P_PORT)]).map(parseListen)
       const apiPort = options.apiPort != null ? parsePort(options.apiPort, '--api-port') : DEFAULT_API_PORT
       const capabilityOverrides = parseCapabilityFlags(options.capability ?? [])
+      // Loading and starting a node allocates in one burst, which grows V8's young generation
+      // to its maximum (64 MiB, most of it resident for good); a running node's allocation is
+      // small and steady. Keeping the young generation at its initial size saves ~30 MiB of an
+      // idle node's memory for a few more, cheap, young-generation collections.
+      setFlagsFromString('--semi-space-growth-factor=1')
       // the node itself loads only here: the other commands talk to a running one over its API
       const { HiveNode } = await import('../hive-node.ts')
       const { promise: stopRequested, resolve } = Promise.withResolvers<string>()
