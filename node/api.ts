@@ -96,7 +96,7 @@ export async function createApi (node: HiveNode, init: ApiInit): Promise<Api> {
   const app: FastifyInstance = Fastify({
     logger: false,
     bodyLimit: MAX_BODY_BYTES,
-    maxParamLength: MAX_PARAM_LENGTH,
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     // a local client that sends half a request and stalls does not hold a connection for long
     requestTimeout: REQUEST_TIMEOUT_MS,
     http: { headersTimeout: HEADERS_TIMEOUT_MS },
