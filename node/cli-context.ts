@@ -6,7 +6,8 @@ import { readFile } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import { z } from 'zod'
 import { dataPaths, resolveDataDir } from './config.ts'
-import { ApiError, NodeNotRunningError } from './errors.ts'
+import { ApiError, NodeNotReadyError, NodeNotRunningError } from './errors.ts'
+import { readLock } from './lock.ts'
 
 /** A failed API call: the node answered with an error (the `ApiError` it sent, as the CLI sees it). */
 export class ApiRequestError extends ApiError {}
@@ -66,10 +67,17 @@ export class ApiClient {
       file = ApiFileSchema.parse(JSON.parse(await readFile(paths.api, 'utf8')))
       token = (await readFile(paths.token, 'utf8')).trim()
     } catch {
-      throw new NodeNotRunningError(this.dataDir)
+      throw await this.notAnswering()
     }
     this.endpoint = { url: file.url, token }
     return this.endpoint
+  }
+
+  /** Why the API does not answer: a node starting or stopping holds the lock; else none runs. */
+  private async notAnswering (detail?: string): Promise<Error> {
+    const owner = await readLock(dataPaths(this.dataDir).lock)
+    if (owner != null && owner.state !== 'running') return new NodeNotReadyError(owner.pid, owner.state, this.dataDir)
+    return new NodeNotRunningError(this.dataDir, detail)
   }
 
   async request<T = unknown> (method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, body?: unknown, options: { signal?: AbortSignal } = {}): Promise<T> {
@@ -87,7 +95,7 @@ export class ApiClient {
       })
     } catch (err) {
       if ((err as Error).name === 'AbortError' || (err as Error).name === 'TimeoutError') throw err
-      throw new NodeNotRunningError(this.dataDir, `its API at ${url} does not answer`)
+      throw await this.notAnswering(`its API at ${url} does not answer`)
     }
     const text = await response.text()
     let json: unknown

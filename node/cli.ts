@@ -3,7 +3,7 @@
 
 import { Command, CommanderError } from 'commander'
 import { ApiRequestError, UsageError, createCliContext } from './cli-context.ts'
-import { InvalidConfigError, NodeAlreadyRunningError, NodeNotRunningError } from './errors.ts'
+import { InvalidConfigError, NodeAlreadyRunningError, NodeNotReadyError, NodeNotRunningError } from './errors.ts'
 import { VERSION } from './version.ts'
 import * as core from './commands/core.ts'
 import * as pairing from './commands/pairing.ts'
@@ -90,7 +90,7 @@ export async function main (argv: string[], io: CliIo = {
       if (command !== undefined) io.err(`${usageLine(command)}\n`)
       return EXIT_USAGE
     }
-    if (err instanceof NodeNotRunningError || err instanceof NodeAlreadyRunningError || err instanceof ApiRequestError) {
+    if (err instanceof NodeNotRunningError || err instanceof NodeNotReadyError || err instanceof NodeAlreadyRunningError || err instanceof ApiRequestError) {
       io.err(`error: ${err.message}\n`)
       return EXIT_FAILURE
     }

@@ -16,6 +16,18 @@ export class NodeNotRunningError extends Error {
   }
 }
 
+/** The node is starting or stopping: its process holds the data directory, its API is not up. */
+export class NodeNotReadyError extends Error {
+  override name = 'NodeNotReady'
+  readonly pid: number
+  readonly state: string
+  constructor (pid: number, state: string, dataDir: string) {
+    super(`hive-node (pid ${pid}) with data directory ${dataDir} is ${state}${state === 'stopping' ? '; it exits within the stop bound (see the README)' : '; try again in a moment'}`)
+    this.pid = pid
+    this.state = state
+  }
+}
+
 export class InvalidConfigError extends Error {
   override name = 'InvalidConfig'
 }

@@ -275,6 +275,7 @@ export class HiveNode extends EventTarget {
       })
 
       this.dialBootstrap()
+      await this.lock.setState('running').catch(() => {})
       this.state = 'running'
       this.log.info(`started ${this.peerId.toString()}`)
     } catch (err) {
@@ -289,6 +290,8 @@ export class HiveNode extends EventTarget {
     if (this.state === 'stopped' || this.state === 'stopping') return
     this.state = 'stopping'
     clearTimeout(this.bootstrapTimer)
+    // first, so that `status` says "stopping" while the API is already down
+    await this.lock.setState('stopping').catch(() => {})
     const steps: Array<[string, () => Promise<void>]> = [
       ['api', async () => { await this.api?.stop() }],
       // placement first: runs it aborts are not reported as the agent's failure

@@ -58,7 +58,7 @@ export interface ServedProtocol {
 export async function serveProtocol (host: ProtocolHost, protocol: string, handler: InboundHandler, options: ServeOptions): Promise<ServedProtocol> {
   const { log } = options
   const gate = options.gate ?? OPEN_GATE
-  const stopping = new AbortController()
+  const exchanges = new Set<AbortController>()
 
   const wrapped: StreamHandler = async (stream, connection) => {
     const peer = connection.remotePeer
@@ -67,9 +67,12 @@ export async function serveProtocol (host: ProtocolHost, protocol: string, handl
       stream.abort(new PeerNotAllowedError(`${peer.toString()} may not open ${protocol}`))
       return
     }
-    const signals = [stopping.signal]
-    if (options.timeoutMs != null) signals.push(AbortSignal.timeout(options.timeoutMs))
-    const signal = AbortSignal.any(signals)
+    // One controller per exchange, released when it ends: a timer or a dependent signal
+    // left on the long-lived `stopping` signal would hold every stream's state until it fired.
+    const exchange = new AbortController()
+    exchanges.add(exchange)
+    const timer = options.timeoutMs != null ? setTimeout(() => { exchange.abort(new Error(`${protocol} exchange timed out`)) }, options.timeoutMs) : undefined
+    const signal = exchange.signal
     const framed = new FramedStream(stream, { maxMessageBytes: options.maxMessageBytes })
     try {
       await handler(framed, { peer, connection, signal })
@@ -84,6 +87,9 @@ export async function serveProtocol (host: ProtocolHost, protocol: string, handl
       } else {
         log.debug(`${protocol} exchange with ${peer.toString()} ended: ${error.name}: ${error.message}`)
       }
+    } finally {
+      clearTimeout(timer)
+      exchanges.delete(exchange)
     }
   }
 
@@ -94,7 +100,7 @@ export async function serveProtocol (host: ProtocolHost, protocol: string, handl
   return {
     protocol,
     stop: async () => {
-      stopping.abort(new Error(`${protocol} stopped`))
+      for (const exchange of exchanges) exchange.abort(new Error(`${protocol} stopped`))
       await host.unhandle(protocol)
     }
   }

@@ -19,6 +19,8 @@ import type { FastifyInstance } from 'fastify'
 const STATUS_BY_CODE: Record<string, number> = {
   InvalidContextId: 400,
   InvalidCheckpointName: 400,
+  ValueTooDeep: 400,
+  MalformedUpdate: 400,
   ContextNotFound: 404,
   CheckpointNotFound: 404,
   CheckpointExists: 409,

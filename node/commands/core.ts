@@ -13,6 +13,9 @@ import { CAPABILITY_COLUMNS, capabilityCells, parseCapabilityFlags } from './tas
 import type { LogLevel } from '../logger.ts'
 import type { Command } from 'commander'
 
+/** Longest a stop may take before the process exits regardless (the service unit allows 30 s). */
+export const STOP_BOUND_MS = 20_000
+
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value]
 
 interface StartOptions extends CommonOptions {
@@ -158,6 +161,13 @@ export function register (program: Command, cli: CliContext): void {
       ].join('\n'), undefined)
       const why = await stopRequested
       node.log.info(`stopping (${why})`)
+      // The stop's bound: every step is bounded on its own (the API cuts lingering
+      // connections after its grace); should one still hang, the process exits anyway. What
+      // was acknowledged is already on disk (synced writes), so exiting loses nothing.
+      setTimeout(() => {
+        cli.err(`hive-node did not stop within ${STOP_BOUND_MS / 1000} s; exiting\n`)
+        process.exit(1)
+      }, STOP_BOUND_MS).unref()
       // A second signal while stopping means the user wants out now.
       process.once('SIGINT', () => process.exit(130))
       process.once('SIGTERM', () => process.exit(143))
