@@ -1,0 +1,57 @@
+// A small in-test model backend for the routing logic: answers with a fixed token list, counts
+// its calls, and can hang until aborted (a slow model) or fail. The real engines have their own
+// tests; these check only where the waterfall sends a call.
+
+import type { ChatRequest, ModelBackend, ModelInfo } from '../../../protocol/llm/index.ts'
+
+export interface TestBackend extends ModelBackend {
+  calls: Array<{ model: string, request: ChatRequest }>
+  /** Makes the next calls hang until aborted, after sending `afterTokens` tokens. */
+  hang: (afterTokens?: number) => void
+  /** Makes the next calls fail with this error. */
+  fail: (err: Error | undefined) => void
+  /** Resolves when a call has started. */
+  started: () => Promise<void>
+}
+
+export function testBackend (source: 'ollama' | 'embedded', models: string[], tokens = ['a', 'b', 'c']): TestBackend {
+  const calls: TestBackend['calls'] = []
+  let hangAfter: number | undefined
+  let failure: Error | undefined
+  let onStart = Promise.withResolvers<void>()
+  return {
+    source,
+    calls,
+    hang (after = 1) { hangAfter = after },
+    fail (err) { failure = err },
+    started: async () => onStart.promise,
+    async models (): Promise<ModelInfo[]> {
+      return models.map(name => ({ name, sizeBytes: 1000, source }))
+    },
+    async chat (model, request, options) {
+      calls.push({ model, request })
+      onStart.resolve()
+      onStart = Promise.withResolvers<void>()
+      if (failure != null) throw failure
+      const n = Math.min(tokens.length, request.maxTokens)
+      for (let i = 0; i < n; i++) {
+        options.signal?.throwIfAborted()
+        if (hangAfter != null && i === hangAfter) {
+          await new Promise((_resolve, reject) => {
+            const signal = options.signal
+            if (signal == null) return
+            signal.addEventListener('abort', () => { reject(signal.reason) }, { once: true })
+          })
+        }
+        options.onToken?.(tokens[i]!)
+        await new Promise(resolve => setImmediate(resolve))
+      }
+      const prompt = request.messages.map(m => m.content).join(' ')
+      return { text: tokens.slice(0, n).join(''), model, tokensIn: prompt.split(/\s+/).length, tokensOut: n, finish: n < tokens.length ? 'length' : 'stop' }
+    },
+    async embed (_model, texts) {
+      return { vectors: texts.map(t => [t.length, 1]), tokensIn: texts.length }
+    },
+    async close () {}
+  }
+}
