@@ -3,7 +3,7 @@
 // reaches every device.
 
 import { join } from 'node:path'
-import { contextId } from '../crdt/index.ts'
+import { InvalidContextIdError, contextId } from '../crdt/index.ts'
 import type { AgentContexts } from '../sandbox/index.ts'
 import type { ContextStore } from '../crdt/index.ts'
 
@@ -20,6 +20,8 @@ export function agentsCacheDir (dataDir: string): string {
 export function storeBackedContexts (store: ContextStore): AgentContexts {
   return {
     async open (id) {
+      // `hive.` contexts carry the hive's own settings (the budget): no agent writes them
+      if (id.startsWith('hive.')) throw new InvalidContextIdError(`context ${id} is reserved for the hive's settings; agents use other ids`)
       const ctx = await store.open(contextId(id))
       return {
         get: (key) => {

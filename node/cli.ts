@@ -11,6 +11,7 @@ import * as context from './commands/context.ts'
 import * as agent from './commands/agent.ts'
 import * as ledger from './commands/ledger.ts'
 import * as tasks from './commands/tasks.ts'
+import * as llm from './commands/llm.ts'
 import type { CliIo } from './cli-context.ts'
 
 export const EXIT_OK = 0
@@ -47,6 +48,7 @@ export function buildProgram (io: CliIo): Command {
   agent.register(program, cli)
   ledger.register(program, cli)
   tasks.register(program, cli)
+  llm.register(program, cli)
 
   eachCommand(program, (command) => {
     command.showHelpAfterError(`Usage: ${fullName(command)} ${command.usage()}  (see ${fullName(command)} --help)`)

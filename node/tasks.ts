@@ -13,7 +13,7 @@ import type { HiveLibp2p } from './libp2p.ts'
 import type { Logger } from './logger.ts'
 
 /** Capability gossip settings a node may be started with (tests shorten the intervals). */
-export type CapabilitySettings = Pick<CapabilitiesInit, 'intervalMs' | 'expireMs' | 'ollamaUrl' | 'ollamaTimeoutMs' | 'powerSupplyDir'>
+export type CapabilitySettings = Pick<CapabilitiesInit, 'intervalMs' | 'expireMs' | 'ollamaUrl' | 'ollamaTimeoutMs' | 'powerSupplyDir' | 'localModels' | 'drmDir'>
 
 export interface TasksInit {
   name: string

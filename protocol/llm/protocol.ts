@@ -10,13 +10,13 @@
 import { z } from 'zod'
 import { dialFramed, serveProtocol } from '../handler.ts'
 import { isPeerFault } from '../errors.ts'
-import { protocolId } from '../ids.ts'
+import { LLM_PROTOCOL } from '../ids.ts'
 import { LlmTooLargeError, LlmUnavailableError, ModelNotFoundError } from './errors.ts'
 import type { InboundHandler, PeerGate, ProtocolHost, ProtocolLog, ServedProtocol } from '../handler.ts'
 import type { ChatRequest, ModelBackend } from './types.ts'
 import type { PeerId } from '@libp2p/interface'
 
-export const LLM_PROTOCOL = protocolId('llm')
+export { LLM_PROTOCOL }
 
 // ---- bounds, stated once ----
 /** Largest frame either side sends. */
@@ -224,7 +224,9 @@ export async function callPeer (host: ProtocolHost, peer: PeerId, message: LlmRe
     if (options.signal?.aborted === true) throw options.signal.reason
     const e = err as Error
     if (e instanceof ModelNotFoundError || e instanceof LlmTooLargeError || e instanceof LlmUnavailableError) throw e
-    const why = overall.aborted ? `took longer than ${options.timeoutMs} ms` : e.name === 'TimeoutError' ? `was silent for ${options.idleMs} ms` : `${e.name}: ${e.message}`
+    const why = overall.aborted
+      ? `took longer than ${options.timeoutMs} ms`
+      : e.name === 'TimeoutError' ? `was silent for ${options.idleMs} ms` : e.name === 'StreamClosed' ? 'the peer closed the call before answering' : `${e.name}: ${e.message}`
     throw new LlmUnavailableError(`the model call on ${name} failed: ${why}`)
   } finally {
     if (finished) {

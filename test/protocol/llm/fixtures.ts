@@ -12,6 +12,8 @@ export interface TestBackend extends ModelBackend {
   fail: (err: Error | undefined) => void
   /** Resolves when a call has started. */
   started: () => Promise<void>
+  /** Calls ended by their signal while the model was still at work. */
+  aborted: number
 }
 
 export function testBackend (source: 'ollama' | 'embedded', models: string[], tokens = ['a', 'b', 'c']): TestBackend {
@@ -19,7 +21,8 @@ export function testBackend (source: 'ollama' | 'embedded', models: string[], to
   let hangAfter: number | undefined
   let failure: Error | undefined
   let onStart = Promise.withResolvers<void>()
-  return {
+  const backend: TestBackend = {
+    aborted: 0,
     source,
     calls,
     hang (after = 1) { hangAfter = after },
@@ -40,7 +43,7 @@ export function testBackend (source: 'ollama' | 'embedded', models: string[], to
           await new Promise((_resolve, reject) => {
             const signal = options.signal
             if (signal == null) return
-            signal.addEventListener('abort', () => { reject(signal.reason) }, { once: true })
+            signal.addEventListener('abort', () => { backend.aborted++; reject(signal.reason) }, { once: true })
           })
         }
         options.onToken?.(tokens[i]!)
@@ -54,4 +57,5 @@ export function testBackend (source: 'ollama' | 'embedded', models: string[], to
     },
     async close () {}
   }
+  return backend
 }
