@@ -1,0 +1,13 @@
+// LLM calls of the hive: the shared vocabulary (types, errors) and the model backends of one
+// device — the embedded engine (llama.cpp on GGUF files in `<data dir>/models/`), an Ollama
+// server, and an OpenAI-compatible cloud client. It may use Node's own modules, zod and
+// node-llama-cpp (imported only on the embedded engine's first call); never `node/`.
+
+export type * from './types.ts'
+export * from './errors.ts'
+export { createEmbeddedBackend } from './engines/embedded.ts'
+export type { EmbeddedBackend, EmbeddedBackendInit, EmbeddedStatus } from './engines/embedded.ts'
+export { addModelFile, listModelFiles, readGgufHeader, checkModelName, GGUF_EXTENSION } from './engines/models-dir.ts'
+export type { GgufHeader } from './engines/models-dir.ts'
+export { ModelExistsError, ModelFileInvalidError, ModelFileMissingError, ModelNameInvalidError, RequestInvalidError } from './engines/errors.ts'
+export * as llmLimits from './engines/limits.ts'
