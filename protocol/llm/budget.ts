@@ -91,7 +91,7 @@ export function utcDay (ms: number): string {
 }
 
 /** A rough prompt size: ~4 characters per token, rounded up, plus a little per message. */
-export function estimateTokens (messages: Array<{ content: string }>): number {
+export function estimatePromptTokens (messages: Array<{ content: string }>): number {
   let chars = 0
   for (const m of messages) chars += m.content.length
   return Math.ceil(chars / 3) + 4 * messages.length

@@ -15,7 +15,7 @@
 // (an agent's deadline) aborts whichever route is running.
 
 import { BudgetExceededError, LlmNotPermittedError, LlmUnavailableError, ModelNotFoundError } from './errors.ts'
-import { estimateTokens } from './budget.ts'
+import { estimatePromptTokens } from './budget.ts'
 import type { Budget } from './budget.ts'
 import type { LlmRequestMessage, LocalModels, PeerChatAnswer, PeerEmbedAnswer } from './protocol.ts'
 import type { ChatRequest, ChatResult, EmbedResult, LlmCaller, LlmRoute, LlmService, ModelBackend, ModelInfo } from './types.ts'
@@ -31,10 +31,10 @@ export interface LlmPeer {
   gpus: number
 }
 
-/** A cloud provider whose key this device holds, as a backend that speaks its API. */
+/** A cloud provider whose key this device holds, through a client that speaks its API. */
 export interface CloudProvider {
   provider: string
-  backend: ModelBackend
+  backend: Pick<ModelBackend, 'chat' | 'embed'>
 }
 
 export interface PeerCaller {
@@ -285,7 +285,7 @@ export function createLlmRouter (init: LlmRouterInit, components: LlmRouterCompo
           return { text: r.text, model: r.model, tokensIn: r.tokensIn, tokensOut: r.tokensOut, finish: r.finish, route, costMicroUsd: 0 }
         },
         cloud: async (provider, model) => {
-          const promptTokens = estimateTokens(req.messages)
+          const promptTokens = estimatePromptTokens(req.messages)
           const reservation = components.budget.reserve({ ...(caller.agent != null ? { agent: caller.agent } : {}), model, promptTokens, maxTokens: req.maxTokens })
           let streamed = 0
           let r
@@ -323,7 +323,7 @@ export function createLlmRouter (init: LlmRouterInit, components: LlmRouterCompo
           return { model: r.model, vectors: r.vectors, tokensIn: r.tokensIn, route }
         },
         cloud: async (provider, held) => {
-          const promptTokens = estimateTokens(texts.map(content => ({ content })))
+          const promptTokens = estimatePromptTokens(texts.map(content => ({ content })))
           const reservation = components.budget.reserve({ ...(caller.agent != null ? { agent: caller.agent } : {}), model: held, promptTokens, maxTokens: 0 })
           let r
           try {
