@@ -173,7 +173,7 @@ export class HiveNode extends EventTarget {
     })
     this.capabilities = tasks.capabilities
     this.placement = tasks.placement
-    this.llm = createNodeLlm({ dataDir: this.dataDir, ...this.init.llm }, {
+    this.llm = createNodeLlm({ dataDir: this.dataDir, ...(this.init.capabilities?.ollamaUrl !== undefined ? { ollamaUrl: this.init.capabilities.ollamaUrl } : {}), ...this.init.llm }, {
       libp2p: this.libp2p,
       capabilities: this.capabilities,
       contexts: this.contexts.store,

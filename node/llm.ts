@@ -10,7 +10,8 @@ import { join } from 'node:path'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { z } from 'zod'
 import {
-  BUDGET_CONTEXT, budgetFromState, budgetToState, callPeer, capsOf, createBudget, createLlmRouter, newer, openBudget, serveLlm, signBudget
+  BUDGET_CONTEXT, budgetFromState, budgetToState, callPeer, capsOf, createBudget, createCloudClient, createEmbeddedBackend, createLlmRouter,
+  createOllamaBackend, newer, openBudget, serveLlm, signBudget
 } from '../protocol/llm/index.ts'
 import { InvalidConfigError } from './errors.ts'
 import type { BudgetBody, Budget, BudgetStatus, CloudProvider, LlmCallEvent, LlmRouter, LlmRouterInit, ModelBackend, ModelPrice, PeerCaller } from '../protocol/llm/index.ts'
@@ -27,12 +28,17 @@ export interface CloudKey {
   baseUrl?: string
 }
 
+/** Where `cloud set openai` sends calls when no --base-url is given. */
+export const OPENAI_BASE_URL = 'https://api.openai.com/v1'
+
 export interface NodeLlmInit {
   dataDir: string
-  /** This device's backends, Ollama first (the engine module provides them). */
+  /** This device's backends, Ollama first; default Ollama at `ollamaUrl`, then the embedded engine on `<data>/models`. */
   backends?: ModelBackend[]
-  /** Builds a client for a provider's OpenAI-compatible API from a held key. */
-  cloudClient?: (key: CloudKey) => ModelBackend
+  /** Ollama's base URL; null: never ask Ollama. */
+  ollamaUrl?: string | null
+  /** Builds a client for a provider's OpenAI-compatible API from a held key; default the real client. */
+  cloudClient?: (key: CloudKey) => CloudProvider['backend']
   /** USD per million tokens, by model; else `llm.prices` in `<data>/config.json`. */
   prices?: Record<string, ModelPrice>
   router?: LlmRouterInit
@@ -59,6 +65,11 @@ const CloudFile = z.record(PROVIDER, z.strictObject({ key: z.string().min(1).max
 const Price = z.strictObject({ in: z.number().min(0).max(1e6), out: z.number().min(0).max(1e6) })
 const ConfigFile = z.object({ llm: z.object({ prices: z.record(z.string().min(1).max(128), Price).optional() }).loose().optional() }).loose()
 const SpendSchema = z.object({ day: z.string(), members: z.number().int().min(1), total: z.number().int().min(0), agents: z.record(z.string(), z.number().int().min(0)) })
+
+/** `<data>/models`: the GGUF files the embedded engine loads. */
+export function modelsDir (dataDir: string): string {
+  return join(dataDir, 'models')
+}
 
 export function cloudKeysPath (dataDir: string): string {
   return join(dataDir, 'cloud.json')
@@ -101,7 +112,15 @@ export interface NodeLlm {
 
 export function createNodeLlm (init: NodeLlmInit, components: NodeLlmComponents): NodeLlm {
   const { libp2p, capabilities, log } = components
-  const backends = init.backends ?? []
+  const backends = init.backends ?? [
+    ...(init.ollamaUrl === null ? [] : [createOllamaBackend(init.ollamaUrl != null ? { baseUrl: init.ollamaUrl } : {})]),
+    createEmbeddedBackend({ modelsDir: modelsDir(init.dataDir) })
+  ]
+  const cloudClient = init.cloudClient ?? ((key: CloudKey) => createCloudClient({
+    provider: key.provider,
+    baseUrl: key.baseUrl ?? (key.provider === 'openai' ? OPENAI_BASE_URL : ''),
+    apiKey: key.key
+  }))
   let prices: Record<string, ModelPrice> = init.prices ?? {}
   let keys: Record<string, { key: string, baseUrl?: string }> = {}
   let providers: CloudProvider[] = []
@@ -141,9 +160,7 @@ export function createNodeLlm (init: NodeLlmInit, components: NodeLlmComponents)
   })
 
   function rebuildProviders (): void {
-    providers = init.cloudClient == null
-      ? []
-      : Object.entries(keys).map(([provider, k]) => ({ provider, backend: init.cloudClient!({ provider, key: k.key, ...(k.baseUrl != null ? { baseUrl: k.baseUrl } : {}) }) }))
+    providers = Object.entries(keys).map(([provider, k]) => ({ provider, backend: cloudClient({ provider, key: k.key, ...(k.baseUrl != null ? { baseUrl: k.baseUrl } : {}) }) }))
   }
 
   /** Adopts the newest valid setting from members of this hive, never an older one than held. */
@@ -227,6 +244,7 @@ export function createNodeLlm (init: NodeLlmInit, components: NodeLlmComponents)
     budgetSetting: () => setting,
     async cloudSet (key) {
       PROVIDER.parse(key.provider)
+      if (key.baseUrl == null && key.provider !== 'openai') throw new InvalidConfigError(`give the base URL of ${key.provider}'s OpenAI-compatible API with --base-url`)
       keys = { ...keys, [key.provider]: { key: key.key, ...(key.baseUrl != null ? { baseUrl: key.baseUrl } : {}) } }
       await writePrivate(cloudKeysPath(init.dataDir), JSON.stringify(keys, null, 2) + '\n')
       rebuildProviders()

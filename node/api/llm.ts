@@ -5,17 +5,17 @@
 //                       tried, { token } per token, then { done: ChatResult } or { error: { code,
 //                       message } }. Closing the connection cancels the call.
 //   GET    /llm/models   { models: [{ name, devices: [device names] }] }: every model in the hive.
-//   POST   /llm/models   { path }: copies a GGUF file into this device's models folder.
+//   POST   /llm/models   { path, name? }: copies a GGUF file into this device's models folder
+//                       (its header checked first; an existing model is never replaced).
 //   GET    /budget       { status, setting }: the hive's caps and this device's slice and spend.
 //   POST   /budget       { dayUsd?, agents?: { DIGEST: USD } } signs and replicates new caps.
 //   GET    /cloud        { providers: [{ provider, baseUrl? }] } (never a key).
 //   POST   /cloud        { provider, key, baseUrl? } stores a key on this device only.
 //   DELETE /cloud/:provider
 
-import { copyFile, mkdir, open } from 'node:fs/promises'
-import { basename, join } from 'node:path'
 import { z } from 'zod'
-import { MAX_CONTENT_CHARS, MAX_MESSAGES, MAX_MODEL_NAME, MAX_MODELS, MAX_TOKENS } from '../../protocol/llm/index.ts'
+import { MAX_CONTENT_CHARS, MAX_MESSAGES, MAX_MODEL_NAME, MAX_MODELS, MAX_TOKENS, addModelFile } from '../../protocol/llm/index.ts'
+import { modelsDir } from '../llm.ts'
 import { parseInput } from '../api.ts'
 import { ApiError } from '../errors.ts'
 import type { ChatRequest } from '../../protocol/llm/index.ts'
@@ -46,9 +46,11 @@ const cloudBody = z.strictObject({
   baseUrl: z.url().max(512).optional()
 })
 
-/** `<data>/models`: GGUF files the embedded engine loads. */
-export function modelsDir (dataDir: string): string {
-  return join(dataDir, 'models')
+const STATUS_BY_CODE: Record<string, number> = {
+  ModelExists: 409,
+  ModelFileInvalid: 400,
+  ModelFileMissing: 400,
+  ModelNameInvalid: 400
 }
 
 export function routes (app: FastifyInstance, node: HiveNode): void {
@@ -101,25 +103,16 @@ export function routes (app: FastifyInstance, node: HiveNode): void {
   })
 
   app.post('/llm/models', async (request) => {
-    const { path } = parseInput(z.strictObject({ path: z.string().min(1).max(4096) }), request.body)
-    if (!path.endsWith('.gguf')) throw new ApiError(400, 'NotGguf', `${path} is not a .gguf file; give a GGUF model file`)
-    let magic: Buffer
+    const { path, name } = parseInput(z.strictObject({ path: z.string().min(1).max(4096), name: ModelName.optional() }), request.body)
     try {
-      const handle = await open(path, 'r')
-      try {
-        magic = Buffer.alloc(4)
-        await handle.read(magic, 0, 4, 0)
-      } finally {
-        await handle.close()
-      }
+      const added = await addModelFile(modelsDir(node.dataDir), path, name != null ? { name } : {})
+      return { model: added.name, sizeBytes: added.sizeBytes }
     } catch (err) {
-      throw new ApiError(400, 'ModelFileUnreadable', `cannot read ${path}: ${(err as Error).message}`)
+      const e = err as Error
+      const status = STATUS_BY_CODE[e.name]
+      if (status != null) throw new ApiError(status, e.name, e.message)
+      throw err
     }
-    if (magic.toString('latin1') !== 'GGUF') throw new ApiError(400, 'NotGguf', `${path} does not start with the GGUF magic; give a GGUF model file`)
-    await mkdir(modelsDir(node.dataDir), { recursive: true, mode: 0o700 })
-    const target = join(modelsDir(node.dataDir), basename(path))
-    await copyFile(path, target)
-    return { model: basename(path, '.gguf'), path: target }
   })
 
   app.get('/budget', async () => ({ status: node.llm.budget.status(), setting: node.llm.budgetSetting() ?? null }))

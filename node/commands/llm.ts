@@ -112,11 +112,12 @@ export function register (program: Command, cli: CliContext): void {
   models.command('add')
     .description('copy a GGUF model file into this device\'s models folder, for the embedded engine')
     .argument('<file>', 'a .gguf file')
+    .option('--name <name>', 'the model\'s name in the hive (default: the file\'s name without .gguf)')
     .option('--json', 'print JSON')
-    .action(async (file: string, options: CommonOptions, command: Command) => {
+    .action(async (file: string, options: CommonOptions & { name?: string }, command: Command) => {
       const all = command.optsWithGlobals<CommonOptions>()
-      const added = await cli.api(all).post<{ model: string, path: string }>('/llm/models', { path: resolve(file) })
-      cli.print(all, `added ${added.model} (${added.path})`, added)
+      const added = await cli.api(all).post<{ model: string, sizeBytes: number }>('/llm/models', { path: resolve(file), ...(options.name != null ? { name: options.name } : {}) })
+      cli.print(all, `added ${added.model} (${added.sizeBytes} bytes)`, added)
     })
 
   const cloud = program.command('cloud').description('cloud provider keys held on this device (never shared with the hive)')

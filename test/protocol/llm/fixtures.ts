@@ -59,3 +59,51 @@ export function testBackend (source: 'ollama' | 'embedded', models: string[], to
   }
   return backend
 }
+
+export interface Instrumented extends ModelBackend {
+  calls: number
+  /** Calls ended by their signal while the model was still at work. */
+  aborted: number
+  /** Makes the next calls stop streaming after `afterTokens` tokens and wait until aborted (a stalled model). */
+  hang: (afterTokens: number) => void
+}
+
+/**
+ * Wraps a real backend (the embedded engine) so a test can count its calls and stall it after a
+ * few tokens. The model itself runs for real; a stall aborts its generation and then waits, as a
+ * stuck device would, until the caller's signal ends the call.
+ */
+export function instrument (inner: ModelBackend): Instrumented {
+  let hangAfter: number | undefined
+  const wrapped: Instrumented = {
+    source: inner.source,
+    calls: 0,
+    aborted: 0,
+    hang (after) { hangAfter = after },
+    models: async (options) => inner.models(options),
+    embed: async (model, texts, options) => inner.embed(model, texts, options),
+    close: async () => { await inner.close() },
+    async chat (model, request, options) {
+      wrapped.calls++
+      const stall = hangAfter
+      if (stall == null) return inner.chat(model, request, options)
+      const signal = options.signal
+      const stop = new AbortController()
+      let sent = 0
+      const stalled = Promise.withResolvers<never>()
+      const run = inner.chat(model, request, {
+        signal: signal != null ? AbortSignal.any([signal, stop.signal]) : stop.signal,
+        onToken: (text) => {
+          if (sent >= stall) return
+          sent++
+          options.onToken?.(text)
+          if (sent === stall) stop.abort(new Error('stalled'))
+        }
+      }).catch(() => undefined)
+      signal?.addEventListener('abort', () => { wrapped.aborted++; stalled.reject(signal.reason) }, { once: true })
+      await run
+      return stalled.promise
+    }
+  }
+  return wrapped
+}
