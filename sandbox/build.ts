@@ -218,7 +218,8 @@ const EXAMPLE_AGENT = `// A hive agent: \`run\` gets the task's input and return
 // \`hive-node run agent.wasm --input "some words"\`.
 //
 // It may import only hive:agent interfaces, and only those its manifest.json permits:
-// log needs "log", context.get "context:read", context.set/append "context:write".
+// log needs "log", context.get/conversation "context:read", context.set/append
+// "context:write", llm.chat/embed "llm" (and "llm:cloud" to let the hive use a cloud model).
 // There is no filesystem, network, environment or clock; Date and Math.random are fixed.
 
 import { log } from 'hive:agent/log@0.1.0'
