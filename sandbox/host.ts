@@ -26,6 +26,23 @@ export interface RunHostInit {
   /** The manifest's `models`. */
   allow?: readonly string[]
   llm?: AgentLlm
+  /** Each answered model call, as it is answered. */
+  onLlmCall?: (call: AgentLlmCall) => void
+}
+
+/** The port's answer, or the run's end, whichever comes first: a port that ignores its signal holds nothing up. */
+async function untilEnd<T> (answer: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) throw new Error('the run ended')
+  let onAbort!: () => void
+  const ended = new Promise<never>((_resolve, reject) => {
+    onAbort = () => { reject(new Error('the run ended')) }
+    signal.addEventListener('abort', onAbort, { once: true })
+  })
+  try {
+    return await Promise.race([answer, ended])
+  } finally {
+    signal.removeEventListener('abort', onAbort)
+  }
 }
 
 export interface RunHost {
@@ -42,7 +59,9 @@ export function createRunHost (init: RunHostInit): RunHost {
   const cloud = init.grants.includes('llm:cloud')
 
   function record (op: AgentLlmCall['op'], route: AgentLlmRoute, model: string, tokensIn: number, tokensOut: number, started: number): void {
-    if (calls.length < LLM_LIMITS.maxCallRecords) calls.push({ op, route, model, tokensIn, tokensOut, ms: performance.now() - started })
+    const call: AgentLlmCall = { op, route, model, tokensIn, tokensOut, ms: performance.now() - started }
+    if (calls.length < LLM_LIMITS.maxCallRecords) calls.push(call)
+    init.onLlmCall?.({ ...call })
     const u = usage.get(route.kind) ?? { route: route.kind, calls: 0, tokensIn: 0, tokensOut: 0 }
     u.calls++
     u.tokensIn += tokensIn
@@ -99,7 +118,7 @@ export function createRunHost (init: RunHostInit): RunHost {
     const started = performance.now()
     let answer: unknown
     try {
-      answer = await init.llm.chat(checked.request, caller(signal))
+      answer = await untilEnd(init.llm.chat(checked.request, caller(signal)), signal)
     } catch (err) {
       return { ok: false, error: llmErrorOf(err) }
     }
@@ -120,7 +139,7 @@ export function createRunHost (init: RunHostInit): RunHost {
     const started = performance.now()
     let answer: unknown
     try {
-      answer = await init.llm.embed(model, texts, caller(signal))
+      answer = await untilEnd(init.llm.embed(model, texts, caller(signal)), signal)
     } catch (err) {
       return { ok: false, error: llmErrorOf(err) }
     }

@@ -13,7 +13,7 @@ import { PERMISSIONS, WIT_PACKAGE, WIT_VERSION, WORLD_NAME } from './wit.ts'
 import type { AgentDigest, AgentInfo } from './agent.ts'
 import type { CacheEvent, CacheOutcome } from './cache.ts'
 import type { AgentContext, AgentContexts } from './context.ts'
-import type { AgentLlm, RunLlmReport } from './llm.ts'
+import type { AgentLlm, AgentLlmCall, RunLlmReport } from './llm.ts'
 import type { Manifest } from './manifest.ts'
 import type { PoolStats } from './pool.ts'
 import type { Permission } from './wit.ts'
@@ -90,6 +90,11 @@ export interface RunOptions {
   task?: string
   signal?: AbortSignal
   onLog?: (entry: AgentLogEntry) => void
+  /**
+   * Each answered model call, as it is answered: a run that then fails (its deadline, its own
+   * error) has no `RunResult`, and its calls still count.
+   */
+  onLlmCall?: (call: AgentLlmCall) => void
 }
 
 export interface RunResult {
@@ -263,7 +268,8 @@ export function createSandbox (init: SandboxInit, components: SandboxComponents 
         agent: compiled.digest,
         ...(options.task !== undefined ? { task: options.task } : {}),
         ...(compiled.manifest.models !== undefined ? { allow: compiled.manifest.models } : {}),
-        ...(components.llm !== undefined ? { llm: components.llm } : {})
+        ...(components.llm !== undefined ? { llm: components.llm } : {}),
+        ...(options.onLlmCall !== undefined ? { onLlmCall: options.onLlmCall } : {})
       })
       runs++
       const result = await pool.run({

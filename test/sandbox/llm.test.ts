@@ -95,8 +95,10 @@ describe('llm host interface', () => {
       return { text: `answer ${n}`, model: 'tiny', tokensIn: n, tokensOut: 10 * n, finish: 'stop', route }
     })
     const agent = await watAgent(llmChatWat({ calls: 3 }), { permissions: ['llm'] })
-    const result = await sandbox.run(agent, { input: 'again' })
+    const live: string[] = []
+    const result = await sandbox.run(agent, { input: 'again', onLlmCall: c => live.push(c.route.kind) })
     assert.equal(chatOutput(result.output)[0], 'answer 3')
+    assert.deepEqual(live, ['local', 'peer', 'local'])
     assert.deepEqual(result.llm.calls.map(c => c.route.kind), ['local', 'peer', 'local'])
     assert.deepEqual(result.llm.usage, [
       { route: 'local', calls: 2, tokensIn: 4, tokensOut: 40 },
@@ -237,6 +239,18 @@ describe('llm host interface', () => {
         assert.ok(seen.message.includes(thrown.message), seen.message)
       })
     }
+
+    it('reports the calls of a run that then fails', async () => {
+      let n = 0
+      port = stubPort(() => {
+        if (++n === 2) throw new LlmUnavailableError('the peer went away')
+        return { text: 'first', model: 'tiny', tokensIn: 5, tokensOut: 6, finish: 'stop', route: { kind: 'local' } }
+      })
+      const live: Array<[string, number]> = []
+      const agent = await watAgent(llmChatWat({ calls: 2 }), { permissions: ['llm'] })
+      assert.equal((await agentError(sandbox.run(agent, { input: 'x', onLlmCall: c => live.push([c.model, c.tokensOut]) }))).case, 'unavailable')
+      assert.deepEqual(live, [['tiny', 6]])
+    })
 
     it('refuses a malformed answer as unavailable and cuts an overlong one', async () => {
       port = stubPort(() => ({ text: 'x', model: 'm', tokensIn: -1, tokensOut: 0, finish: 'stop', route: { kind: 'local' } }))
