@@ -150,7 +150,14 @@ export class HiveNode extends EventTarget {
       prestartWorkers: false,
       onLog: (e) => { this.log.info(`agent ${e.agent} (run ${e.runId}) ${e.level}: ${e.message}`) },
       onCacheEvent: (e) => { if (e.type === 'corrupt') this.log.warn(`agents cache: entry ${e.digest} was damaged (${e.reason ?? ''}); rebuilding it`) }
-    }, { contexts: storeBackedContexts(this.contexts.store) })
+    }, {
+      contexts: storeBackedContexts(this.contexts.store),
+      // the router is built below; agents' calls reach it only once runs start
+      llm: {
+        chat: async (request, caller) => this.llm.router.chat(request, caller),
+        embed: async (model, texts, caller) => this.llm.router.embed(model, texts, caller)
+      }
+    })
     this.ledger = createLedger({}, {
       db: this.db.sublevel(LEDGER_SUBLEVEL, { keyEncoding: 'utf8', valueEncoding: 'view' }),
       signer: { peerId: this.identity.peerId, sign: this.identity.sign },

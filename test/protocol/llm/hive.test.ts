@@ -13,6 +13,7 @@ import { connect, startMesh, startNode } from '../../helpers/mesh.ts'
 import { runCli } from '../../helpers/cli.ts'
 import { eventPromise, waitFor } from '../../helpers/wait.ts'
 import { instrument } from './fixtures.ts'
+import { llmChatWat, watAgent } from '../../sandbox/fixtures.ts'
 import { tinyModelsDir } from '../../helpers/gguf.ts'
 import { startFakeOpenAi } from '../../helpers/fake-openai.ts'
 import type { Mesh } from '../../helpers/mesh.ts'
@@ -164,6 +165,19 @@ test('20 concurrent cloud calls from three devices never pass the hive cap', asy
   const total = mesh.nodes.reduce((sum, n) => sum + n.llm.budget.status().spentMicroUsd, 0)
   assert.ok(total <= 1500, `the hive spent ${total} micro-USD today, within the cap of 1500`)
   assert.ok(spent > 0)
+})
+
+test('hive-node run of an LLM agent prints where each model call ran', async () => {
+  const { writeFile } = await import('node:fs/promises')
+  const agent = await watAgent(llmChatWat({ models: ['tiny'], maxTokens: 4, calls: 2 }), { name: 'thinker', permissions: ['llm'], models: ['tiny'] })
+  const file = `${b.dataDir}/thinker.wasm`
+  await writeFile(file, agent)
+  const ran = await runCli(['--data', b.dataDir, 'run', file, '--input', 'hello hive', '--on', 'llm-2', '--timeout', '60000'])
+  assert.equal(ran.code, 0, ran.stderr)
+  const lines = ran.stderr.split('\n').filter(l => l.includes('llm chat'))
+  assert.equal(lines.length, 2, ran.stderr)
+  for (const line of lines) assert.match(line, /^\[thinker\] info: llm chat tiny on peer llm-0: \d+ tokens in, 4 out, \d+ ms$/)
+  assert.match(ran.stdout, /\|tiny\|\d+\|4\|/)
 })
 
 test('malformed /hive/llm frames are refused and the peer dropped; a stranger is refused; the node keeps serving', async () => {
