@@ -11,6 +11,7 @@
 // builds llama.cpp (`build: 'never'`, `skipDownload`).
 
 import { stat } from 'node:fs/promises'
+import { availableParallelism } from 'node:os'
 import { LlmTooLargeError, LlmUnavailableError, ModelNotFoundError } from '../errors.ts'
 import { RequestInvalidError } from './errors.ts'
 import { EMBEDDED_CONTEXT_TOKENS, EMBEDDED_IDLE_UNLOAD_MS, MODEL_FILE_NAME_PATTERN, MODEL_NAME_MAX } from './limits.ts'
@@ -23,7 +24,7 @@ type Nlc = typeof import('node-llama-cpp')
 export interface EmbeddedBackendInit {
   /** The device's models folder: `<data dir>/models`. */
   modelsDir: string
-  /** CPU threads for llama.cpp; default: llama.cpp's own choice. */
+  /** CPU threads for llama.cpp; default: all cores but one (at most 8), so the node stays responsive. */
   threads?: number
   /** Tokens of one context, capped by what the model was trained for. */
   contextTokens?: number
@@ -76,7 +77,7 @@ class Embedded implements EmbeddedBackend {
   private closed = false
 
   constructor (init: EmbeddedBackendInit) {
-    this.init = init
+    this.init = { ...init, threads: init.threads ?? Math.max(1, Math.min(8, availableParallelism() - 1)) }
   }
 
   status (): EmbeddedStatus {
