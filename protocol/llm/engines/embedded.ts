@@ -73,6 +73,8 @@ class Embedded implements EmbeddedBackend {
   private engine?: Promise<Engine>
   private loaded?: Loaded
   private queue: Promise<void> = Promise.resolve()
+  /** Calls queued or running; the idle countdown starts only when none is left. */
+  private pending = 0
   private idleTimer?: NodeJS.Timeout
   private closed = false
 
@@ -91,6 +93,10 @@ class Embedded implements EmbeddedBackend {
   async chat (model: string, request: ChatRequest, options: { signal?: AbortSignal, onToken?: (text: string) => void }): ReturnType<ModelBackend['chat']> {
     const { signal, onToken } = options
     const cancelled = { text: '', model, tokensIn: 0, tokensOut: 0, finish: 'cancelled' as const }
+    // llama.cpp reads a bound of 0 as "no bound": refuse it rather than generate without end.
+    if (!Number.isSafeInteger(request.maxTokens) || request.maxTokens < 1) {
+      throw new RequestInvalidError(`maxTokens must be a whole number of at least 1, not ${request.maxTokens}`)
+    }
     if (signal?.aborted === true) return cancelled
     try {
       return await this.turn(signal, async () => {
@@ -171,6 +177,7 @@ class Embedded implements EmbeddedBackend {
     const before = this.queue
     const { promise: done, resolve: release } = Promise.withResolvers<void>()
     this.queue = done
+    this.pending++
     clearTimeout(this.idleTimer)
     try {
       await raceAbort(before, signal)
@@ -178,6 +185,7 @@ class Embedded implements EmbeddedBackend {
     } finally {
       // The next call starts only after both this one and the one before it are done.
       void before.then(() => {
+        this.pending--
         release()
         this.scheduleIdleUnload()
       })
@@ -186,7 +194,7 @@ class Embedded implements EmbeddedBackend {
 
   private scheduleIdleUnload (): void {
     const ms = this.init.idleUnloadMs ?? EMBEDDED_IDLE_UNLOAD_MS
-    if (ms <= 0 || this.loaded == null || this.closed) return
+    if (ms <= 0 || this.loaded == null || this.closed || this.pending > 0) return
     clearTimeout(this.idleTimer)
     this.idleTimer = setTimeout(() => {
       void this.turn(undefined, async () => { await this.unload() }).catch(() => {})

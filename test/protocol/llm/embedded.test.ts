@@ -108,6 +108,11 @@ describe('embedded engine', () => {
     await assert.rejects(engine.chat('tiny', ask({ format: { kind: 'schema', schema: '{nope' } }), {}), { name: 'RequestInvalid' })
   })
 
+  it('refuses a maxTokens that llama.cpp would read as no bound', async () => {
+    await assert.rejects(engine.chat('tiny', ask({ maxTokens: 0 }), {}), { name: 'RequestInvalid' })
+    await assert.rejects(engine.chat('tiny', ask({ maxTokens: 1.5 }), {}), { name: 'RequestInvalid' })
+  })
+
   it('refuses a name that is not a file name in the models folder', async () => {
     await assert.rejects(engine.chat('../tiny', ask(), {}), { name: 'ModelNotFound' })
     await assert.rejects(engine.chat('/etc/passwd', ask(), {}), { name: 'ModelNotFound' })
