@@ -11,6 +11,7 @@
 // builds llama.cpp (`build: 'never'`, `skipDownload`).
 
 import { stat } from 'node:fs/promises'
+import { availableParallelism } from 'node:os'
 import { LlmTooLargeError, LlmUnavailableError, ModelNotFoundError } from '../errors.ts'
 import { RequestInvalidError } from './errors.ts'
 import { EMBEDDED_CONTEXT_TOKENS, EMBEDDED_IDLE_UNLOAD_MS, MODEL_FILE_NAME_PATTERN, MODEL_NAME_MAX } from './limits.ts'
@@ -23,7 +24,7 @@ type Nlc = typeof import('node-llama-cpp')
 export interface EmbeddedBackendInit {
   /** The device's models folder: `<data dir>/models`. */
   modelsDir: string
-  /** CPU threads for llama.cpp; default: llama.cpp's own choice. */
+  /** CPU threads for llama.cpp; default: all cores but one (at most 8), so the node stays responsive. */
   threads?: number
   /** Tokens of one context, capped by what the model was trained for. */
   contextTokens?: number
@@ -72,11 +73,13 @@ class Embedded implements EmbeddedBackend {
   private engine?: Promise<Engine>
   private loaded?: Loaded
   private queue: Promise<void> = Promise.resolve()
+  /** Calls queued or running; the idle countdown starts only when none is left. */
+  private pending = 0
   private idleTimer?: NodeJS.Timeout
   private closed = false
 
   constructor (init: EmbeddedBackendInit) {
-    this.init = init
+    this.init = { ...init, threads: init.threads ?? Math.max(1, Math.min(8, availableParallelism() - 1)) }
   }
 
   status (): EmbeddedStatus {
@@ -90,6 +93,10 @@ class Embedded implements EmbeddedBackend {
   async chat (model: string, request: ChatRequest, options: { signal?: AbortSignal, onToken?: (text: string) => void }): ReturnType<ModelBackend['chat']> {
     const { signal, onToken } = options
     const cancelled = { text: '', model, tokensIn: 0, tokensOut: 0, finish: 'cancelled' as const }
+    // llama.cpp reads a bound of 0 as "no bound": refuse it rather than generate without end.
+    if (!Number.isSafeInteger(request.maxTokens) || request.maxTokens < 1) {
+      throw new RequestInvalidError(`maxTokens must be a whole number of at least 1, not ${request.maxTokens}`)
+    }
     if (signal?.aborted === true) return cancelled
     try {
       return await this.turn(signal, async () => {
@@ -170,6 +177,7 @@ class Embedded implements EmbeddedBackend {
     const before = this.queue
     const { promise: done, resolve: release } = Promise.withResolvers<void>()
     this.queue = done
+    this.pending++
     clearTimeout(this.idleTimer)
     try {
       await raceAbort(before, signal)
@@ -177,6 +185,7 @@ class Embedded implements EmbeddedBackend {
     } finally {
       // The next call starts only after both this one and the one before it are done.
       void before.then(() => {
+        this.pending--
         release()
         this.scheduleIdleUnload()
       })
@@ -185,7 +194,7 @@ class Embedded implements EmbeddedBackend {
 
   private scheduleIdleUnload (): void {
     const ms = this.init.idleUnloadMs ?? EMBEDDED_IDLE_UNLOAD_MS
-    if (ms <= 0 || this.loaded == null || this.closed) return
+    if (ms <= 0 || this.loaded == null || this.closed || this.pending > 0) return
     clearTimeout(this.idleTimer)
     this.idleTimer = setTimeout(() => {
       void this.turn(undefined, async () => { await this.unload() }).catch(() => {})

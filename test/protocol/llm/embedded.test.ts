@@ -5,7 +5,9 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { createEmbeddedBackend } from '../../../protocol/llm/engines/embedded.ts'
+import { waitFor } from '../../helpers/wait.ts'
 import { tinyModelsDir } from '../../helpers/gguf.ts'
+import { runModelBackendTests } from '../../helpers/model-backend-contract.ts'
 import type { EmbeddedBackend } from '../../../protocol/llm/engines/embedded.ts'
 import type { ChatRequest } from '../../../protocol/llm/types.ts'
 import type { TinyModelsDir } from '../../helpers/gguf.ts'
@@ -17,6 +19,12 @@ const ask = (over: Partial<ChatRequest> = {}): ChatRequest => ({
   temperature: 0,
   seed: 1,
   ...over
+})
+
+runModelBackendTests('embedded engine', async () => {
+  const dir = await tinyModelsDir(['tiny'])
+  const backend = createEmbeddedBackend({ modelsDir: dir.modelsDir, threads: 1 })
+  return { backend, model: 'tiny', stop: async () => { await backend.close(); await dir.remove() } }
 })
 
 describe('embedded engine', () => {
@@ -67,19 +75,6 @@ describe('embedded engine', () => {
     assert.ok(stopped.tokensOut < full.tokensOut)
   })
 
-  it('cancels mid-generation: the partial answer comes back marked cancelled', async () => {
-    const full = await engine.chat('tiny', ask({ maxTokens: 60 }), {})
-    const controller = new AbortController()
-    let chunks = 0
-    const cut = await engine.chat('tiny', ask({ maxTokens: 60 }), {
-      signal: controller.signal,
-      onToken: () => { if (++chunks === 3) controller.abort() }
-    })
-    assert.equal(cut.finish, 'cancelled')
-    assert.ok(cut.tokensOut < 60, `${cut.tokensOut} tokens`)
-    assert.ok(full.text.startsWith(cut.text))
-  })
-
   it('takes concurrent calls in turns with the same answers, and a call cancelled while waiting drops out', async () => {
     const solo = await engine.chat('tiny', ask(), {})
     const waiting = new AbortController()
@@ -113,19 +108,37 @@ describe('embedded engine', () => {
     await assert.rejects(engine.chat('tiny', ask({ format: { kind: 'schema', schema: '{nope' } }), {}), { name: 'RequestInvalid' })
   })
 
-  it('embeds texts: one vector per text, the same text gives the same vector', async () => {
-    const { vectors, tokensIn } = await engine.embed('tiny', ['hello hive', 'the agent', 'hello hive'], {})
-    assert.equal(vectors.length, 3)
-    assert.equal(vectors[0]?.length, 64)
-    assert.deepEqual(vectors[0], vectors[2])
-    assert.notDeepEqual(vectors[0], vectors[1])
-    assert.ok(tokensIn >= 6)
+  it('refuses a maxTokens that llama.cpp would read as no bound', async () => {
+    await assert.rejects(engine.chat('tiny', ask({ maxTokens: 0 }), {}), { name: 'RequestInvalid' })
+    await assert.rejects(engine.chat('tiny', ask({ maxTokens: 1.5 }), {}), { name: 'RequestInvalid' })
   })
 
-  it('refuses a model it does not hold, and a name that is not a file name', async () => {
-    await assert.rejects(engine.chat('missing', ask(), {}), { name: 'ModelNotFound' })
+  it('refuses a name that is not a file name in the models folder', async () => {
     await assert.rejects(engine.chat('../tiny', ask(), {}), { name: 'ModelNotFound' })
-    await assert.rejects(engine.embed('missing', ['x'], {}), { name: 'ModelNotFound' })
+    await assert.rejects(engine.chat('/etc/passwd', ask(), {}), { name: 'ModelNotFound' })
+  })
+
+  it('unloads the model after a quiet spell and loads it again on the next call', async () => {
+    const quick = createEmbeddedBackend({ modelsDir: dir.modelsDir, threads: 1, idleUnloadMs: 20 })
+    try {
+      const first = await quick.chat('tiny', ask({ maxTokens: 4 }), {})
+      await waitFor(() => quick.status().model === undefined, { message: 'model unloaded when idle' })
+      assert.equal(quick.status().engineLoaded, true)
+      const second = await quick.chat('tiny', ask({ maxTokens: 4 }), {})
+      assert.equal(second.text, first.text)
+    } finally {
+      await quick.close()
+    }
+  })
+
+  it('close waits for the running call, and refuses calls after it', async () => {
+    const closing = createEmbeddedBackend({ modelsDir: dir.modelsDir, threads: 1 })
+    const running = closing.chat('tiny', ask({ maxTokens: 30 }), {})
+    await waitFor(() => closing.status().engineLoaded)
+    await closing.close()
+    assert.equal((await running).tokensOut, 30)
+    assert.equal(closing.status().model, undefined)
+    await assert.rejects(closing.chat('tiny', ask(), {}), { name: 'LlmUnavailable' })
   })
 
   it('refuses a prompt larger than the context', async () => {

@@ -11,6 +11,7 @@ import { STREAM_LINE_MAX_BYTES } from '../../../protocol/llm/engines/limits.ts'
 import { createOllamaBackend } from '../../../protocol/llm/engines/ollama.ts'
 import { startFakeOllama } from '../../helpers/fake-ollama.ts'
 import { tinyModelsDir } from '../../helpers/gguf.ts'
+import { runModelBackendTests } from '../../helpers/model-backend-contract.ts'
 import { waitFor } from '../../helpers/wait.ts'
 import type { Server, ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -23,6 +24,17 @@ import type { TinyModelsDir } from '../../helpers/gguf.ts'
 const messages = [{ role: 'user' as const, content: 'hello hive agent' }]
 const ask = (over: Partial<ChatRequest> = {}): ChatRequest => ({ models: [], messages, maxTokens: 24, temperature: 0, seed: 1, ...over })
 const officialOptions = { num_predict: 24, temperature: 0, seed: 1 }
+
+runModelBackendTests('Ollama client on a server speaking Ollama\'s API', async () => {
+  const dir = await tinyModelsDir(['tiny'])
+  const engine = createEmbeddedBackend({ modelsDir: dir.modelsDir, threads: 1 })
+  const server = await startFakeOllama(engine)
+  return {
+    backend: createOllamaBackend({ baseUrl: server.url }),
+    model: 'tiny',
+    stop: async () => { await server.stop(); await engine.close(); await dir.remove() }
+  }
+})
 
 describe('Ollama backend', () => {
   let dir: TinyModelsDir
