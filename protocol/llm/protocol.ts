@@ -135,14 +135,26 @@ export async function serveLlm (host: ProtocolHost, local: LocalModels, init: Ll
     }
     try {
       if (message.t === 'chat') {
-        let writes: Promise<void> = Promise.resolve()
+        // one frame per token while the stream keeps up; tokens made during a write go out
+        // together in the next frame, so a fast model is not slowed to the pace of the frames
+        let pending = ''
+        let writing: Promise<void> | undefined
+        const flush = async (): Promise<void> => {
+          while (pending !== '' && !callSignal.aborted) {
+            const text = pending.length > 60_000 ? pending.slice(0, 60_000) : pending
+            pending = pending.slice(text.length)
+            await stream.write({ t: 'token', text }, { signal: callSignal })
+          }
+        }
         const result = await found.backend.chat(found.model, message.request as ChatRequest, {
           signal: callSignal,
           onToken: (text) => {
-            writes = writes.then(async () => { if (!callSignal.aborted) await stream.write({ t: 'token', text }, { signal: callSignal }) })
+            pending += text
+            writing ??= flush().finally(() => { writing = undefined })
           }
         })
-        await writes
+        while (writing != null) await writing
+        await flush()
         await stream.write({ t: 'done', text: result.text, model: result.model, tokensIn: result.tokensIn, tokensOut: result.tokensOut, finish: result.finish }, { signal: callSignal })
       } else {
         const result = await found.backend.embed(found.model, message.texts, { signal: callSignal })

@@ -64,6 +64,8 @@ export interface Instrumented extends ModelBackend {
   calls: number
   /** Calls ended by their signal while the model was still at work. */
   aborted: number
+  /** Calls that have stopped streaming after their `hang` tokens were sent. */
+  stalled: number
   /** Makes the next calls stop streaming after `afterTokens` tokens and wait until aborted (a stalled model). */
   hang: (afterTokens: number) => void
 }
@@ -79,6 +81,7 @@ export function instrument (inner: ModelBackend): Instrumented {
     source: inner.source,
     calls: 0,
     aborted: 0,
+    stalled: 0,
     hang (after) { hangAfter = after },
     models: async (options) => inner.models(options),
     embed: async (model, texts, options) => inner.embed(model, texts, options),
@@ -97,7 +100,7 @@ export function instrument (inner: ModelBackend): Instrumented {
           if (sent >= stall) return
           sent++
           options.onToken?.(text)
-          if (sent === stall) stop.abort(new Error('stalled'))
+          if (sent === stall) { wrapped.stalled++; stop.abort(new Error('stalled')) }
         }
       }).catch(() => undefined)
       signal?.addEventListener('abort', () => { wrapped.aborted++; stalled.reject(signal.reason) }, { once: true })

@@ -225,12 +225,14 @@ test('a peer that goes silent mid-stream is given up after the idle time, and it
 test('a peer that dies mid-stream ends the call with LlmUnavailable, not a hang', async () => {
   // llm-2 has llm-0 cooled down after the silence above: llm-1 calls
   holder.hang(2)
+  const stalled = holder.stalled
   const tokens: string[] = []
   const outcome = b.llm.router.chat(ask(['tiny'], 16), { cloud: false, onToken: (t) => tokens.push(t) }).then(() => undefined, (err: Error) => err)
-  await waitFor(() => tokens.length === 2, { message: 'the first tokens arrive' })
+  // tokens made while a frame is being written travel together: wait for both to arrive
+  await waitFor(() => tokens.length > 0 && holder.stalled > stalled, { message: 'the first tokens arrive and the model stalls' })
   await a.stop()
   const err = await outcome
   assert.equal(err?.name, 'LlmUnavailable')
   assert.match(err.message, /llm-0/)
-  assert.equal(tokens.length, 2)
+  assert.ok(tokens.length >= 1 && tokens.length <= 2)
 })
