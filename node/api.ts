@@ -13,6 +13,7 @@ import * as contextApi from './api/context.ts'
 import * as agentsApi from './api/agents.ts'
 import * as ledgerApi from './api/ledger.ts'
 import * as tasksApi from './api/tasks.ts'
+import * as llmApi from './api/llm.ts'
 import type { HiveNode } from './hive-node.ts'
 import type { dataPaths } from './config.ts'
 import type { FastifyInstance, FastifyReply } from 'fastify'
@@ -156,6 +157,7 @@ export async function createApi (node: HiveNode, init: ApiInit): Promise<Api> {
   await app.register(async (scope) => { agentsApi.routes(scope, node) })
   await app.register(async (scope) => { ledgerApi.routes(scope, node) })
   await app.register(async (scope) => { tasksApi.routes(scope, node) })
+  await app.register(async (scope) => { llmApi.routes(scope, node) })
 
   await app.listen({ host: API_HOST, port: init.port })
   const address = app.server.address()

@@ -112,6 +112,39 @@ export class ApiClient {
     return json as T
   }
 
+  /** POSTs and yields each line of an NDJSON answer as it arrives. */
+  async * postLines (path: string, body: unknown, options: { signal?: AbortSignal } = {}): AsyncGenerator<unknown> {
+    const { url, token } = await this.locate()
+    let response: Response
+    try {
+      response = await fetch(url + path, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+        signal: options.signal
+      })
+    } catch (err) {
+      if ((err as Error).name === 'AbortError' || (err as Error).name === 'TimeoutError') throw err
+      throw new NodeNotRunningError(this.dataDir, `its API at ${url} does not answer`)
+    }
+    if (!response.ok || response.body == null) {
+      const parsed = ErrorBody.safeParse(await response.json().catch(() => undefined))
+      if (parsed.success) throw new ApiRequestError(response.status, parsed.data.error.code, parsed.data.error.message)
+      throw new ApiRequestError(response.status, 'HttpError', `the node answered ${response.status}`)
+    }
+    const decoder = new TextDecoder()
+    let buffer = ''
+    for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+      buffer += decoder.decode(chunk, { stream: true })
+      let newline
+      while ((newline = buffer.indexOf('\n')) >= 0) {
+        const text = buffer.slice(0, newline)
+        buffer = buffer.slice(newline + 1)
+        if (text.trim() !== '') yield JSON.parse(text)
+      }
+    }
+  }
+
   async get<T = unknown> (path: string, options?: { signal?: AbortSignal }): Promise<T> {
     return this.request<T>('GET', path, undefined, options)
   }

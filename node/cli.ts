@@ -12,6 +12,7 @@ import * as agent from './commands/agent.ts'
 import * as ledger from './commands/ledger.ts'
 import * as tasks from './commands/tasks.ts'
 import * as service from './commands/service.ts'
+import * as llm from './commands/llm.ts'
 import type { CliIo } from './cli-context.ts'
 
 export const EXIT_OK = 0
@@ -49,6 +50,7 @@ export function buildProgram (io: CliIo): Command {
   ledger.register(program, cli)
   tasks.register(program, cli)
   service.register(program, cli)
+  llm.register(program, cli)
 
   eachCommand(program, (command) => {
     command.showHelpAfterError(usageLine(command))

@@ -16,6 +16,7 @@ import { LEDGER_SUBLEVEL, createLedger } from '../ledger/index.ts'
 import { registerPlacementRecords } from '../protocol/placement/index.ts'
 import { createNodeTasks } from './tasks.ts'
 import { TASKS_SUBLEVEL, createTaskArchive } from './task-archive.ts'
+import { createNodeLlm } from './llm.ts'
 import { createApi } from './api.ts'
 import { HiveMembership } from './hive-membership.ts'
 import { DEFAULT_API_PORT, DEFAULT_P2P_PORT, dataPaths, defaultNodeName, validateNodeName } from './config.ts'
@@ -37,6 +38,7 @@ import type { Capabilities, CapabilityOverrides, CapabilityReport } from '../pro
 import type { Placement, PlacementInit } from '../protocol/placement/index.ts'
 import type { CapabilitySettings } from './tasks.ts'
 import type { TaskArchive } from './task-archive.ts'
+import type { NodeLlm, NodeLlmInit } from './llm.ts'
 import type { MembershipChange } from '../protocol/membership/index.ts'
 import type { PeerId } from '@libp2p/interface'
 
@@ -58,6 +60,8 @@ export interface HiveNodeInit {
   capabilityOverrides?: CapabilityOverrides
   capabilities?: CapabilitySettings
   placement?: PlacementInit
+  /** Model backends, cloud client, prices and routing settings of LLM calls. */
+  llm?: Omit<NodeLlmInit, 'dataDir'>
 }
 
 export interface PeerSummary {
@@ -112,6 +116,8 @@ export class HiveNode extends EventTarget {
   readonly placement: Placement
   /** The tasks this device submitted, on disk: what `task`, `tasks` and `explain` answer after a restart. */
   readonly taskArchive: TaskArchive
+  /** LLM calls: the waterfall (this device, a member, a cloud within budget), keys and budget. */
+  readonly llm: NodeLlm
   readonly startedAt: number = Date.now()
   private readonly init: HiveNodeInit
   private readonly lock: DataDirLock
@@ -144,7 +150,14 @@ export class HiveNode extends EventTarget {
       prestartWorkers: false,
       onLog: (e) => { this.log.info(`agent ${e.agent} (run ${e.runId}) ${e.level}: ${e.message}`) },
       onCacheEvent: (e) => { if (e.type === 'corrupt') this.log.warn(`agents cache: entry ${e.digest} was damaged (${e.reason ?? ''}); rebuilding it`) }
-    }, { contexts: storeBackedContexts(this.contexts.store) })
+    }, {
+      contexts: storeBackedContexts(this.contexts.store),
+      // the router is built below; agents' calls reach it only once runs start
+      llm: {
+        chat: async (request, caller) => this.llm.router.chat(request, caller),
+        embed: async (model, texts, caller) => this.llm.router.embed(model, texts, caller)
+      }
+    })
     this.ledger = createLedger({}, {
       db: this.db.sublevel(LEDGER_SUBLEVEL, { keyEncoding: 'utf8', valueEncoding: 'view' }),
       signer: { peerId: this.identity.peerId, sign: this.identity.sign },
@@ -153,7 +166,8 @@ export class HiveNode extends EventTarget {
       gate: this.gate,
       log: this.log.child('ledger')
     })
-    const tasks = createNodeTasks({ name: this.name, version: VERSION, capabilities: this.init.capabilities, capabilityOverrides: this.init.capabilityOverrides, placement: this.init.placement }, {
+    const localModels = async (options: { signal?: AbortSignal }): Promise<string[]> => (await this.llm.router.localModels(options)).map(m => m.name)
+    const tasks = createNodeTasks({ name: this.name, version: VERSION, capabilities: { localModels, ...this.init.capabilities }, capabilityOverrides: this.init.capabilityOverrides, placement: this.init.placement }, {
       libp2p: this.libp2p,
       records: this.records,
       signer: this.signer,
@@ -166,6 +180,18 @@ export class HiveNode extends EventTarget {
     })
     this.capabilities = tasks.capabilities
     this.placement = tasks.placement
+    this.llm = createNodeLlm({ dataDir: this.dataDir, ...(this.init.capabilities?.ollamaUrl !== undefined ? { ollamaUrl: this.init.capabilities.ollamaUrl } : {}), ...this.init.llm }, {
+      libp2p: this.libp2p,
+      capabilities: this.capabilities,
+      contexts: this.contexts.store,
+      gate: this.gate,
+      signer: this.signer,
+      hiveId: () => this.hive.membership.hiveId,
+      isMember: (peer) => this.hive.membership.isMember(peer),
+      members: () => this.hive.membership.members().length,
+      db: this.db.sublevel<string, string>('llm', { keyEncoding: 'utf8', valueEncoding: 'utf8' }),
+      log: this.log
+    })
     this.taskArchive = createTaskArchive({}, {
       db: this.db.sublevel<string, string>(TASKS_SUBLEVEL, { keyEncoding: 'utf8', valueEncoding: 'utf8' }),
       placement: this.placement,
@@ -266,6 +292,7 @@ export class HiveNode extends EventTarget {
       this.followHiveTopics()
       await this.ledger.start()
       await this.capabilities.start()
+      await this.llm.start()
       await this.taskArchive.start()
       await this.placement.start()
 
@@ -298,6 +325,8 @@ export class HiveNode extends EventTarget {
       ['placement', async () => { await this.placement.stop() }],
       // after placement: what stopping it changed is written too
       ['tasks archive', async () => { await this.taskArchive.stop() }],
+      // before capabilities and libp2p: calls it serves end, then the engines close
+      ['llm', async () => { await this.llm.stop() }],
       ['capabilities', async () => { await this.capabilities.stop() }],
       ['sandbox', async () => { await this.sandbox.stop() }],
       ['contexts', async () => { await this.contexts.stop() }],

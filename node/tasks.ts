@@ -8,12 +8,12 @@ import type { Capabilities, CapabilitiesInit, CapabilityOverrides } from '../pro
 import type { AgentLogLine, ExecutionOutcome, Executor, Placement, PlacementInit } from '../protocol/placement/index.ts'
 import type { HiveRecords, PeerGate, RecordSigner } from '../protocol/index.ts'
 import type { Ledger } from '../ledger/index.ts'
-import type { AgentLogEntry, Sandbox } from '../sandbox/index.ts'
+import type { AgentLlmCall, AgentLlmUsage, AgentLogEntry, Sandbox } from '../sandbox/index.ts'
 import type { HiveLibp2p } from './libp2p.ts'
 import type { Logger } from './logger.ts'
 
 /** Capability gossip settings a node may be started with (tests shorten the intervals). */
-export type CapabilitySettings = Pick<CapabilitiesInit, 'intervalMs' | 'expireMs' | 'ollamaUrl' | 'ollamaTimeoutMs' | 'powerSupplyDir'>
+export type CapabilitySettings = Pick<CapabilitiesInit, 'intervalMs' | 'expireMs' | 'ollamaUrl' | 'ollamaTimeoutMs' | 'powerSupplyDir' | 'localModels' | 'drmDir'>
 
 export interface TasksInit {
   name: string
@@ -34,6 +34,21 @@ export interface TasksComponents {
   /** Names of the runtimes this node offers and has ready. */
   runtimes: () => string[]
   log: Logger
+}
+
+/** One log line per model call of a run: what `hive-node run` prints. */
+export function llmCallLine (call: AgentLlmCall): string {
+  const where = call.route.kind === 'local' ? 'this device' : call.route.kind === 'peer' ? `peer ${call.route.device}` : `cloud ${call.route.provider}`
+  return `llm ${call.op} ${call.model} on ${where}: ${call.tokensIn} tokens in, ${call.tokensOut} out, ${Math.round(call.ms)} ms`
+}
+
+/** A failed run's calls per route kind (a run that ends has them in its result). */
+function llmUsage (calls: AgentLlmCall[]): AgentLlmUsage[] {
+  const order = ['local', 'peer', 'cloud'] as const
+  return order.map(route => {
+    const of = calls.filter(c => c.route.kind === route)
+    return { route, calls: of.length, tokensIn: of.reduce((n, c) => n + c.tokensIn, 0), tokensOut: of.reduce((n, c) => n + c.tokensOut, 0) }
+  }).filter(u => u.calls > 0)
 }
 
 /** Failures of this node, not of the agent: another node should try. */
@@ -93,11 +108,20 @@ export function sandboxExecutor (sandbox: Sandbox): Executor {
       if (ungranted != null) return ungranted
       const logs: AgentLogLine[] = []
       const onLog = (e: AgentLogEntry): void => { if (logs.length < 200) logs.push({ level: e.level, message: e.message }) }
+      // where each model call ran travels back to the submitter with the logs, so `run` prints it
+      const calls: AgentLlmCall[] = []
+      const onLlmCall = (call: AgentLlmCall): void => {
+        calls.push(call)
+        if (logs.length < 200) logs.push({ level: 'info', message: llmCallLine(call) })
+      }
       try {
-        const result = await sandbox.run(loaded, { input, signal, onLog, ...(contextId != null ? { contextId } : {}) })
-        return { ok: true, output: result.output, logs }
+        const result = await sandbox.run(loaded, { input, signal, onLog, onLlmCall, ...(contextId != null ? { contextId } : {}) })
+        const outcome = { ok: true as const, output: result.output, logs, ...(result.llm.usage.length > 0 ? { llm: result.llm.usage } : {}) }
+        return outcome
       } catch (err) {
-        return { ...failure(err), logs }
+        const usage = llmUsage(calls)
+        const outcome = { ...failure(err), logs, ...(usage.length > 0 ? { llm: usage } : {}) }
+        return outcome
       }
     }
   }

@@ -16,3 +16,6 @@ export function protocolId (name: string, version = '1.0.0'): string {
 export function gossipTopic (hiveId: string, name: string): string {
   return `hive/${hiveId}/${name}`
 }
+
+/** Model calls between members: a chat or an embedding answered by a device that holds the model. */
+export const LLM_PROTOCOL = protocolId('llm')
