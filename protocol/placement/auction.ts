@@ -40,6 +40,11 @@ export interface Auction {
   readonly awards: AwardPayload[]
   /** The signed record of the newest award. */
   awardRecord?: Uint8Array
+  /**
+   * Pinned to this node: no other member could bid, so nothing is gossiped about it. Its award
+   * is still published in the DHT once it ends.
+   */
+  readonly solo: boolean
   readonly leaseMs: number
   readonly watch: WinnerWatch
   closing: boolean
@@ -71,6 +76,8 @@ export interface AuctioneerComponents {
   connected: () => Set<string>
   /** Sends a gossip message on the placement topic (best effort). */
   publish: (message: PlacementGossip) => Promise<void>
+  /** This node bids on its own task as any member does (gossip does not come back to its author). */
+  bidHere: (announce: Announce) => void
   /** A round was awarded; its signed record is ready. */
   onAwarded: (award: AwardPayload, record: Uint8Array) => void
   /** Bids missing at the deadline may be in the DHT. */
@@ -157,7 +164,8 @@ export class Auctioneer extends TypedEventTarget<AuctioneerEvents> implements Su
     const auction = this.open(id, announce, task.input, expected, task.leaseMs ?? this.settings.leaseMs)
     this.note(auction, 'submitted', `agent ${agent.slice(0, 12)}…, ${expected.size} live capable member${expected.size === 1 ? '' : 's'} expected to bid within ${bidWindowMs} ms`)
     auction.timer = setTimeout(() => { void this.close(auction, 'deadline') }, bidWindowMs)
-    await this.components.publish(announce)
+    this.components.bidHere(announce)
+    if (!auction.solo) await this.components.publish(announce)
     this.emitTask(auction)
     return this.view(auction)
   }
@@ -176,6 +184,7 @@ export class Auctioneer extends TypedEventTarget<AuctioneerEvents> implements Su
       excluded: new Set(),
       awards,
       leaseMs,
+      solo: announce.requirements.peer === this.components.self,
       watch: new WinnerWatch({
         graceMs: this.settings.winnerGraceMs,
         connected: (peer) => this.components.connected().has(peer),
@@ -312,7 +321,7 @@ export class Auctioneer extends TypedEventTarget<AuctioneerEvents> implements Su
     if (auction.round !== round || !this.running) return
     auction.awardRecord = record
     this.components.onAwarded(payload, record)
-    await this.components.publish({ v: 1, t: 'award', task: auction.id, record })
+    if (!auction.solo) await this.components.publish({ v: 1, t: 'award', task: auction.id, record })
   }
 
   private lost (auction: Auction, reason: 'lapsed' | 'disconnected', winner: string, round: number): void {
@@ -351,7 +360,7 @@ export class Auctioneer extends TypedEventTarget<AuctioneerEvents> implements Su
       ...(last != null && auction.awardRecord != null ? { award: { payload: last, record: auction.awardRecord } } : {}),
       bids: [...auction.bids.values()]
     })
-    void this.components.publish({ v: 1, t: 'closed', task: auction.id, status, round: auction.round, ...(auction.result != null ? { executor: auction.result.executor } : {}) })
+    if (!auction.solo) void this.components.publish({ v: 1, t: 'closed', task: auction.id, status, round: auction.round, ...(auction.result != null ? { executor: auction.result.executor } : {}) })
   }
 
   private note (auction: Auction, type: HistoryType, detail: string, extra: { peer?: string, round?: number } = {}): void {

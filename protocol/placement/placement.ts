@@ -134,11 +134,8 @@ class PlacementService extends TypedEventTarget<PlacementEvents> implements Plac
       records: components.records,
       capabilities: components.capabilities,
       connected: () => this.connected(),
-      publish: async (message) => {
-        await this.gossip.publish(message)
-        // gossip does not come back to its author: the submitter bids like any member, on one path
-        if (message.t === 'announce') void this.bidder.onAnnounce(message)
-      },
+      publish: async (message) => { await this.gossip.publish(message) },
+      bidHere: (announce) => { void this.bidder.onAnnounce(announce) },
       onAwarded: (award, record) => { this.onAward(award, record) },
       lookupBid: async (task, bidder, options) => this.board.lookupBid(task, bidder, options),
       agents: this.agents,
@@ -170,10 +167,9 @@ class PlacementService extends TypedEventTarget<PlacementEvents> implements Plac
     for (const type of ['run-start', 'result-send-failed', 'running'] as const) {
       this.runner.on(type, (detail) => { this.emit(type, detail) })
     }
-    this.runner.on('run-end', (detail) => {
-      this.emit('run-end', detail)
-      this.board.poke()
-    })
+    this.runner.on('run-end', (detail) => { this.emit('run-end', detail) })
+    // a device that stops running tasks may be quiet now: deferred DHT puts may go
+    this.runner.on('running', () => { this.board.poke() })
     this.auctioneer.on('decided', ({ task, award, bids }) => {
       if (award == null) return
       // one record per task: the award with the signed bids it carries; a bid it had no room

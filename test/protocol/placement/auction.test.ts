@@ -12,7 +12,7 @@ import { HiveRecords } from '../../../protocol/index.ts'
 import { Auctioneer, Requirements, createAgentStore, createBidRecord, makeBid, placementSettings, registerPlacementRecords } from '../../../protocol/placement/index.ts'
 import type { CapabilityEntry, CapabilityReport } from '../../../protocol/capabilities/index.ts'
 import type { RecordSigner } from '../../../protocol/index.ts'
-import type { AuctioneerEvents, AwardPayload, PlacementGossip, ResultRequest, TaskId, TaskView } from '../../../protocol/placement/index.ts'
+import type { AuctioneerComponents, AuctioneerEvents, AwardPayload, PlacementGossip, ResultRequest, TaskId, TaskView } from '../../../protocol/placement/index.ts'
 
 const MiB = 1024 * 1024
 const LEASE_MS = 1_000
@@ -42,6 +42,7 @@ async function signer (): Promise<RecordSigner> {
 
 interface Bench {
   auctioneer: Auctioneer
+  components: AuctioneerComponents
   submitter: RecordSigner
   /** The cheaper bidder (wins round 1) and the dearer one. */
   cheap: RecordSigner
@@ -65,13 +66,14 @@ async function bench (): Promise<Bench> {
   const gossip: PlacementGossip[] = []
   const awards: AwardPayload[] = []
   const waiting: Array<(award: AwardPayload) => void> = []
-  const auctioneer = new Auctioneer(placementSettings({ leaseMs: LEASE_MS, winnerGraceMs: GRACE_MS, bidWindowMs: WINDOW_MS }), {
+  const components: AuctioneerComponents = {
     self: submitter.peerId,
     signer: submitter,
     records,
     capabilities: { view: () => view },
     connected: () => new Set(connected),
     publish: async (message) => { gossip.push(message) },
+    bidHere: () => {},
     onAwarded: (award) => {
       const next = waiting.shift()
       if (next != null) next(award)
@@ -80,7 +82,8 @@ async function bench (): Promise<Bench> {
     lookupBid: async () => undefined,
     agents: createAgentStore({ maxBytes: MiB }),
     log: { debug: () => {}, warn: () => {} }
-  })
+  }
+  const auctioneer = new Auctioneer(placementSettings({ leaseMs: LEASE_MS, winnerGraceMs: GRACE_MS, bidWindowMs: WINDOW_MS }), components)
   auctioneer.start()
   const nextAward = async (): Promise<AwardPayload> => {
     const ready = awards.shift()
@@ -89,6 +92,7 @@ async function bench (): Promise<Bench> {
   }
   return {
     auctioneer,
+    components,
     submitter,
     cheap,
     dear,
@@ -237,6 +241,28 @@ describe('the auction state machine (stub ports, mock clock)', () => {
     assert.equal(b.auctioneer.claim(b.dear.peerId, task, 2).ok, false)
     mock.timers.tick(LEASE_MS * 10)
     assert.equal(b.auctioneer.get(task)!.round, 2)
+  })
+
+  it('a task pinned to this node is bid on here and never gossiped', async () => {
+    const b = await bench()
+    const bidHere: string[] = []
+    const pinned = new Auctioneer(placementSettings({ bidWindowMs: WINDOW_MS }), {
+      ...b.components,
+      bidHere: (announce) => { bidHere.push(announce.task) }
+    })
+    pinned.start()
+    const { id } = await pinned.submit({ agent: new Uint8Array([0, 97, 115, 109, 1]), input: 'x', requirements: Requirements.parse({ peer: b.submitter.peerId }) })
+    assert.deepEqual(bidHere, [id])
+    const payload = makeBid({ task: id, submitter: b.submitter.peerId, requirements: Requirements.parse({ peer: b.submitter.peerId }), agentSize: 5 }, caps(0), true)
+    await pinned.bid(b.submitter.peerId, id, b.submitter.peerId, await createBidRecord(payload, b.submitter), 'local')
+    const award = await b.nextAward()
+    assert.equal(award.winner, b.submitter.peerId)
+    const request: ResultRequest = { t: 'result', task: id, round: 1, ok: true, output: 'x', durationMs: 1 }
+    pinned.claim(b.submitter.peerId, id, 1)
+    pinned.result(b.submitter.peerId, request)
+    pinned.recorded(b.submitter.peerId, request, { t: 'recorded', seq: 1 }, true)
+    assert.equal((await pinned.wait(id)).status, 'done')
+    assert.deepEqual(b.gossip, [], 'nothing about it was gossiped')
   })
 
   it('with no bid by the deadline the task fails with NoBids', async () => {
