@@ -154,5 +154,7 @@ export function createNodeTasks (init: TasksInit, components: TasksComponents): 
     isMember: components.isMember,
     log: log.child('placement')
   })
+  // the bid of a device counts the tasks it runs: capabilities learns the count from placement
+  placement.on('running', ({ count }) => { capabilities.setRunning(count) })
   return { capabilities, placement }
 }
