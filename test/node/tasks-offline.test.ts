@@ -6,7 +6,7 @@ import { rm } from 'node:fs/promises'
 import { after, before, describe, it } from 'node:test'
 import { main } from '../../node/cli.ts'
 import { makeTempDir, startNode } from '../helpers/mesh.ts'
-import { echoAgent } from '../protocol/placement-fixture.ts'
+import { echoAgent } from '../protocol/placement/fixture.ts'
 import type { TaskView } from '../../protocol/placement/index.ts'
 
 async function cli (...args: string[]): Promise<{ code: number, out: string, err: string }> {
