@@ -61,12 +61,22 @@ export function explainAuction (auction: Auction, self: string, names: Map<strin
       winner: award.winner,
       cost: award.cost,
       excluded: award.excluded,
-      why: i === 0 ? 'lowest cost among the bids' : reelectionWhy(auction, auction.awards[i - 1]!)
+      why: i === 0 ? firstRoundWhy(ranking, award) : reelectionWhy(auction, auction.awards[i - 1]!)
     })),
     ...(last != null ? { winner: auction.result?.executor ?? last.winner } : {}),
     ...(auction.result != null ? { result: structuredClone(auction.result) } : {}),
     history: auction.history.map(h => ({ ...h }))
   }
+}
+
+/**
+ * Why the first round's winner won: the lowest cost, or, when other bids cost the same, the
+ * tie-break of the election rule (which is what decided then).
+ */
+export function firstRoundWhy (ranking: ReadonlyArray<{ bidder: string, cost: number }>, award: { winner: string, cost: number, excluded: readonly string[] }): string {
+  const tied = ranking.filter(r => r.bidder !== award.winner && r.cost === award.cost && !award.excluded.includes(r.bidder)).length
+  if (tied === 0) return 'lowest cost among the bids'
+  return `a tie at cost ${award.cost} with ${tied} other bid${tied === 1 ? '' : 's'}, broken by the lowest SHA-256(task id, 0x00, bidder PeerId)`
 }
 
 /** The explanation of a task another node submitted, from its award and bids. */
@@ -89,7 +99,7 @@ export async function explainObserved (id: TaskId, seen: Observed, view: TaskVie
       winner: award.winner,
       cost: award.cost,
       excluded: award.excluded,
-      why: i === 0 ? 'lowest cost among the bids' : `re-election: ${seen.awards[i - 1]!.award.winner} lost the task (its lease lapsed, it disconnected or gave the task up)`
+      why: i === 0 ? firstRoundWhy(ranking, award) : `re-election: ${seen.awards[i - 1]!.award.winner} lost the task (its lease lapsed, it disconnected or gave the task up)`
     })),
     ...(last != null ? { winner: seen.closed?.executor ?? last.winner } : {}),
     history: view.history
