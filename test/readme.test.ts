@@ -16,3 +16,19 @@ describe('README', () => {
     for (const e of entries) assert.equal(e.anchor, slug(e.title), `anchor of "${e.title}"`)
   })
 })
+
+describe('README API table', () => {
+  it('lists every route the local API serves', async () => {
+    const { readdir } = await import('node:fs/promises')
+    const text = await readFile(new URL('../README.md', import.meta.url), 'utf8')
+    const dir = new URL('../node/api/', import.meta.url)
+    const sources = await Promise.all((await readdir(dir)).filter(f => f.endsWith('.ts')).map(async f => readFile(new URL(f, dir), 'utf8')))
+    const legacy = await readFile(new URL('../node/api.ts', import.meta.url), 'utf8').catch(() => '')
+    const routes = new Set<string>()
+    for (const source of [...sources, legacy]) {
+      for (const m of source.matchAll(/app\.(get|post|delete|put)(?:<[^(]*>)?\('([^']+)'/g)) routes.add(`${(m[1] as string).toUpperCase()} ${m[2] as string}`)
+    }
+    assert.ok(routes.size > 20, `found the routes (${routes.size})`)
+    for (const route of routes) assert.ok(text.includes(`| \`${route}\` |`), `README's API table lists ${route}`)
+  })
+})
