@@ -38,3 +38,14 @@ export function checkpointName (value: string): string {
   }
   return value
 }
+
+/**
+ * Context ids under `hive.` hold the hive's own settings (the cloud budget): replicated like any
+ * context, but not an agent's, so agents may not open them and listings of agents' contexts
+ * leave them out.
+ */
+export const RESERVED_CONTEXT_PREFIX = 'hive.'
+
+export function isReservedContextId (id: string): boolean {
+  return id.startsWith(RESERVED_CONTEXT_PREFIX)
+}

@@ -3,7 +3,7 @@
 // reaches every device.
 
 import { join } from 'node:path'
-import { InvalidContextIdError, contextId } from '../crdt/index.ts'
+import { InvalidContextIdError, contextId, isReservedContextId } from '../crdt/index.ts'
 import type { AgentContexts } from '../sandbox/index.ts'
 import type { ContextStore } from '../crdt/index.ts'
 
@@ -21,7 +21,7 @@ export function storeBackedContexts (store: ContextStore): AgentContexts {
   return {
     async open (id) {
       // `hive.` contexts carry the hive's own settings (the budget): no agent writes them
-      if (id.startsWith('hive.')) throw new InvalidContextIdError(`context ${id} is reserved for the hive's settings; agents use other ids`)
+      if (isReservedContextId(id)) throw new InvalidContextIdError(`context ${id} is reserved for the hive's settings; agents use other ids`)
       const ctx = await store.open(contextId(id))
       return {
         get: (key) => {

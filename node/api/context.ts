@@ -9,7 +9,7 @@
 // Writes answer once the change is on disk here; it reaches the other nodes right after.
 
 import { z } from 'zod'
-import { contextId, requireContext } from '../../crdt/index.ts'
+import { contextId, isReservedContextId, requireContext } from '../../crdt/index.ts'
 import { parseInput } from '../api.ts'
 import { ApiError } from '../errors.ts'
 import type { Context, ContextView } from '../../crdt/index.ts'
@@ -63,7 +63,7 @@ function detail (node: HiveNode, ctx: Context): ContextDetail {
 export function routes (app: FastifyInstance, node: HiveNode): void {
   const store = node.contexts.store
 
-  app.get('/contexts', async () => ({ contexts: store.list() }))
+  app.get('/contexts', async () => ({ contexts: store.list().filter(c => !isReservedContextId(c.id)) }))
 
   app.get('/presence', async () => ({ presence: node.contexts.presence.list() }))
 
