@@ -75,7 +75,10 @@ export async function buildLibp2p (init: Libp2pInit): Promise<HiveLibp2p> {
     },
     services: {
       identify: identify(),
-      ping: ping(),
+      // libp2p's connection monitor pings every connection and aborts it when a ping fails; with
+      // the default of one ping stream each way, a late ping still open when the next starts
+      // fails the next, and a busy device would lose every connection (and every stream on it).
+      ping: ping({ maxOutboundStreams: 4, maxInboundStreams: 4 }),
       dht: kadDHT({
         protocol: DHT_PROTOCOL,
         clientMode: false,
