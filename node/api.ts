@@ -3,7 +3,7 @@
 // page cannot drive the node, and every error is `{ error: { code, message } }`.
 
 import { randomBytes } from 'node:crypto'
-import { open, rename, unlink } from 'node:fs/promises'
+import { unlink } from 'node:fs/promises'
 import Fastify from 'fastify'
 import { CHECKPOINT_NAME_MAX_LENGTH } from '../crdt/index.ts'
 import { ApiError } from './errors.ts'
@@ -18,6 +18,7 @@ import type { HiveNode } from './hive-node.ts'
 import type { dataPaths } from './config.ts'
 import type { FastifyInstance, FastifyReply } from 'fastify'
 import type { z } from 'zod'
+import { writePrivateFile } from './private-file.ts'
 
 export const API_HOST = '127.0.0.1'
 const MAX_BODY_BYTES = 8 * 1024 * 1024
@@ -67,18 +68,6 @@ export interface ApiFile {
   port: number
   pid: number
   peerId: string
-}
-
-async function writePrivateFile (file: string, body: string): Promise<void> {
-  const tmp = `${file}.${process.pid}.tmp`
-  const handle = await open(tmp, 'w', 0o600)
-  try {
-    await handle.writeFile(body)
-    await handle.sync()
-  } finally {
-    await handle.close()
-  }
-  await rename(tmp, file)
 }
 
 /** Validates a request body (or query) with a zod schema; a mismatch is a 400 that names the field. */

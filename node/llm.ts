@@ -5,7 +5,7 @@
 // Cloud keys live in `<data>/cloud.json`, mode 0600, and nowhere else: never gossiped, never
 // in a context, a ledger record or a log line.
 
-import { readFile, rename, open as openFile } from 'node:fs/promises'
+import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { z } from 'zod'
@@ -20,6 +20,7 @@ import type { PeerGate, RecordSigner, ServedProtocol } from '../protocol/index.t
 import type { ContextStore } from '../crdt/index.ts'
 import type { HiveLibp2p } from './libp2p.ts'
 import type { Logger } from './logger.ts'
+import { writePrivateFile } from './private-file.ts'
 
 /** A provider key as this device holds it. */
 export interface CloudKey {
@@ -73,18 +74,6 @@ export function modelsDir (dataDir: string): string {
 
 export function cloudKeysPath (dataDir: string): string {
   return join(dataDir, 'cloud.json')
-}
-
-async function writePrivate (file: string, body: string): Promise<void> {
-  const tmp = `${file}.${process.pid}.tmp`
-  const handle = await openFile(tmp, 'w', 0o600)
-  try {
-    await handle.writeFile(body)
-    await handle.sync()
-  } finally {
-    await handle.close()
-  }
-  await rename(tmp, file)
 }
 
 async function readJson (file: string): Promise<unknown> {
@@ -246,14 +235,14 @@ export function createNodeLlm (init: NodeLlmInit, components: NodeLlmComponents)
       PROVIDER.parse(key.provider)
       if (key.baseUrl == null && key.provider !== 'openai') throw new InvalidConfigError(`give the base URL of ${key.provider}'s OpenAI-compatible API with --base-url`)
       keys = { ...keys, [key.provider]: { key: key.key, ...(key.baseUrl != null ? { baseUrl: key.baseUrl } : {}) } }
-      await writePrivate(cloudKeysPath(init.dataDir), JSON.stringify(keys, null, 2) + '\n')
+      await writePrivateFile(cloudKeysPath(init.dataDir), JSON.stringify(keys, null, 2) + '\n')
       rebuildProviders()
     },
     async cloudRemove (provider) {
       if (keys[provider] == null) return false
       const { [provider]: _gone, ...rest } = keys
       keys = rest
-      await writePrivate(cloudKeysPath(init.dataDir), JSON.stringify(keys, null, 2) + '\n')
+      await writePrivateFile(cloudKeysPath(init.dataDir), JSON.stringify(keys, null, 2) + '\n')
       rebuildProviders()
       return true
     },
