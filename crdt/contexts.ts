@@ -6,6 +6,7 @@
 // stream, without a negotiation. If the dialler's stream ends while the connection stays
 // up (not for a fault), it dials again, with a bounded backoff.
 
+import { CONTEXT_PROTOCOL } from '../protocol/wire/index.ts'
 import { createContextStore } from './store.ts'
 import { createReplication } from './replication.ts'
 import { Presence } from './presence.ts'
@@ -14,7 +15,7 @@ import type { Link, Replication, ReplicationInit } from './replication.ts'
 import type { LevelHandle } from './persistence.ts'
 import type { AbortOptions, Connection, PeerId, Stream, StreamHandler, StreamHandlerOptions } from '@libp2p/interface'
 
-export const CONTEXT_PROTOCOL = '/hive/context/1.0.0'
+export { CONTEXT_PROTOCOL }
 
 /** The part of libp2p this subsystem uses. */
 export interface ContextsLibp2p {

@@ -2,12 +2,9 @@
 // is built with (connection gater, gossip score), and, once libp2p runs, the gate's stream
 // checks, replication of the list, and pairing. HiveNode owns one of these.
 
-import { gossipTopic } from '../protocol/index.ts'
-import { createGate, createMembership, createMembershipSync } from '../protocol/membership/index.ts'
-import { PAIRING_PROTOCOL, createPairing } from '../protocol/pairing/index.ts'
+import { PAIRING_PROTOCOL, createGate, createMembership, createMembershipSync, createPairing, gossipTopic } from '../protocol/index.ts'
 import type { Logger } from './logger.ts'
-import type { GossipHost, Membership, MembershipDb, MembershipGate, MembershipSigner, MembershipSync } from '../protocol/membership/index.ts'
-import type { Pairing } from '../protocol/pairing/index.ts'
+import type { GossipHost, Membership, MembershipDb, MembershipGate, MembershipSigner, MembershipSync, Pairing } from '../protocol/index.ts'
 import type { Libp2p } from '@libp2p/interface'
 
 export interface HiveMembershipInit {

@@ -5,15 +5,12 @@
 import { mkdir } from 'node:fs/promises'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
-import { decode as cborDecode, encode as cborEncode } from 'cborg'
 import { Level } from 'level'
-import { z } from 'zod'
-import { HiveRecords, InvalidRecordError, createRecord, hiveRecordKey } from '../protocol/index.ts'
+import { HiveRecords, createAgentStore, findPeerRecord, publishPeerRecord, registerPeerRecord, registerPlacementRecords } from '../protocol/index.ts'
 import { createContexts } from '../crdt/index.ts'
 import { createSandbox } from '../sandbox/index.ts'
 import { agentsCacheDir, storeBackedContexts } from './agents.ts'
 import { LEDGER_SUBLEVEL, createLedger } from '../ledger/index.ts'
-import { registerPlacementRecords } from '../protocol/placement/index.ts'
 import { createNodeTasks } from './tasks.ts'
 import { createTaskArchive } from './task-archive.ts'
 import { createApi } from './api.ts'
@@ -29,15 +26,14 @@ import type { Identity } from './identity.ts'
 import type { HiveLibp2p } from './libp2p.ts'
 import type { DataDirLock } from './lock.ts'
 import type { LogLevel, Logger } from './logger.ts'
-import type { PeerGate, RecordSigner } from '../protocol/index.ts'
+import type {
+  AgentStore, Capabilities, Digest, CapabilityOverrides, CapabilityReport, MembershipChange, PeerGate, PeerRecord, PeerRecordDht, Placement, PlacementInit, RecordSigner
+} from '../protocol/index.ts'
 import type { Contexts } from '../crdt/index.ts'
 import type { Sandbox } from '../sandbox/index.ts'
 import type { Ledger } from '../ledger/index.ts'
-import type { Capabilities, CapabilityOverrides, CapabilityReport } from '../protocol/capabilities/index.ts'
-import type { Placement, PlacementInit } from '../protocol/placement/index.ts'
 import type { CapabilitySettings } from './tasks.ts'
 import type { TaskArchive } from './task-archive.ts'
-import type { MembershipChange } from '../protocol/membership/index.ts'
 import type { PeerId } from '@libp2p/interface'
 
 export interface HiveNodeInit {
@@ -79,13 +75,7 @@ export interface RuntimeInfo {
   [extra: string]: unknown
 }
 
-/** The `peer` DHT record: what a device says about itself. */
-const PeerRecordPayload = z.object({
-  name: z.string().min(1).max(64),
-  version: z.string().max(32),
-  addresses: z.array(z.string().max(256)).max(32)
-})
-export type PeerRecord = z.infer<typeof PeerRecordPayload> & { peerId: string, time: number }
+export type { PeerRecord }
 
 type Db = Level<string, Uint8Array>
 
@@ -110,6 +100,8 @@ export class HiveNode extends EventTarget {
   readonly capabilities: Capabilities
   /** Tasks: submitted here, bid on, elected, run where they win. */
   readonly placement: Placement
+  /** Agent bytes by digest: what placement runs and serves, and what the API submits by digest. */
+  readonly agents: AgentStore<Digest>
   /** The tasks this device submitted, on disk: what `task`, `tasks` and `explain` answer after a restart. */
   readonly taskArchive: TaskArchive
   readonly startedAt: number = Date.now()
@@ -153,7 +145,10 @@ export class HiveNode extends EventTarget {
       gate: this.gate,
       log: this.log.child('ledger')
     })
+    // ---- agents: one store of agent bytes, shared by placement and the API ----
+    const agentStore = createAgentStore<Digest>({ maxBytes: this.init.placement?.agentCacheBytes })
     const tasks = createNodeTasks({ name: this.name, version: VERSION, capabilities: this.init.capabilities, capabilityOverrides: this.init.capabilityOverrides, placement: this.init.placement }, {
+      agents: agentStore,
       libp2p: this.libp2p,
       records: this.records,
       signer: this.signer,
@@ -166,6 +161,8 @@ export class HiveNode extends EventTarget {
     })
     this.capabilities = tasks.capabilities
     this.placement = tasks.placement
+    // placement runs from the store it is handed; one that keeps its own is still the one store
+    this.agents = tasks.placement.agents
     this.taskArchive = createTaskArchive({}, {
       db: this.db.sublevel<string, string>('tasks', { keyEncoding: 'utf8', valueEncoding: 'utf8' }),
       placement: this.placement,
@@ -198,12 +195,7 @@ export class HiveNode extends EventTarget {
 
       // ---- DHT record kinds (registered identically on every node) ----
       const records = new HiveRecords({ isMember: hive.isRecordPublisher })
-      records.register('peer', {
-        validate: (record) => {
-          if (record.key !== `/hive/peer/${record.publisher}`) throw new InvalidRecordError('a peer record is published only by the peer it names')
-          decodePeerPayload(record.payload)
-        }
-      })
+      registerPeerRecord(records)
       registerPlacementRecords(records)
 
       // ---- network ----
@@ -366,9 +358,20 @@ export class HiveNode extends EventTarget {
 
   /** Publishes this device's `peer` record (name, version, addresses) in the DHT. */
   async publishPeerRecord (options: { signal?: AbortSignal } = {}): Promise<void> {
-    const payload = cborEncode({ name: this.name, version: VERSION, addresses: this.listenAddresses().slice(0, 32) })
-    const key = hiveRecordKey('peer', this.peerId.toString())
-    await this.putRecord(key, await createRecord(key, payload, this.signer), options)
+    await publishPeerRecord(this.peerRecordDht, this.signer, { name: this.name, version: VERSION, addresses: this.listenAddresses() }, options)
+  }
+
+  /** The DHT as the `peer` record uses it: puts validated first (putRecord), gets as values. */
+  private get peerRecordDht (): PeerRecordDht {
+    const dht = this.libp2p.services.dht
+    return {
+      put: async (key, value, options) => this.putRecord(key, value, options),
+      get: async function * (key, options) {
+        for await (const event of dht.get(key, options)) {
+          if (event.name === 'VALUE') yield event.value
+        }
+      }
+    }
   }
 
   /**
@@ -387,16 +390,7 @@ export class HiveNode extends EventTarget {
 
   /** Looks a device's `peer` record up in the DHT; undefined when no valid one is found. */
   async findPeerRecord (peerId: string, options: { signal?: AbortSignal } = {}): Promise<PeerRecord | undefined> {
-    peerIdFromString(peerId)
-    const key = hiveRecordKey('peer', peerId)
-    let best: PeerRecord | undefined
-    for await (const event of this.libp2p.services.dht.get(key, { signal: options.signal })) {
-      if (event.name !== 'VALUE') continue
-      const record = await this.records.open(key, event.value).catch(() => undefined)
-      if (record == null) continue
-      if (best == null || record.time > best.time) best = { ...decodePeerPayload(record.payload), peerId, time: record.time }
-    }
-    return best
+    return findPeerRecord(this.peerRecordDht, this.records, peerId, options)
   }
 
   private dialBootstrap (): void {
@@ -416,16 +410,4 @@ export class HiveNode extends EventTarget {
     }
     attempt()
   }
-}
-
-function decodePeerPayload (payload: Uint8Array): z.infer<typeof PeerRecordPayload> {
-  let raw: unknown
-  try {
-    raw = cborDecode(payload)
-  } catch {
-    throw new InvalidRecordError('peer record payload is not CBOR')
-  }
-  const parsed = PeerRecordPayload.safeParse(raw)
-  if (!parsed.success) throw new InvalidRecordError('peer record payload is invalid')
-  return parsed.data
 }

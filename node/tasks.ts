@@ -1,12 +1,11 @@
 // The node's side of placement: capability gossip and the placement service built from the
 // node's parts, with the sandbox as the executor and the ledger as the record keeper.
 
-import { createCapabilities } from '../protocol/capabilities/index.ts'
-import { createPlacement } from '../protocol/placement/index.ts'
+import { createCapabilities, createPlacement } from '../protocol/index.ts'
 import { PERMISSIONS, inspectAgentBytes } from '../sandbox/index.ts'
-import type { Capabilities, CapabilitiesInit, CapabilityOverrides } from '../protocol/capabilities/index.ts'
-import type { AgentLogLine, ExecutionOutcome, Executor, Placement, PlacementInit } from '../protocol/placement/index.ts'
-import type { HiveRecords, PeerGate, RecordSigner } from '../protocol/index.ts'
+import type {
+  AgentLogLine, AgentStore, Capabilities, Digest, CapabilitiesInit, CapabilityOverrides, ExecutionOutcome, Executor, HiveRecords, PeerGate, Placement, PlacementComponents, PlacementInit, RecordSigner
+} from '../protocol/index.ts'
 import type { Ledger } from '../ledger/index.ts'
 import type { AgentLogEntry, Sandbox } from '../sandbox/index.ts'
 import type { HiveLibp2p } from './libp2p.ts'
@@ -24,6 +23,8 @@ export interface TasksInit {
 }
 
 export interface TasksComponents {
+  /** The node's one agent store; placement runs and serves agents from it. */
+  agents: AgentStore<Digest>
   libp2p: HiveLibp2p
   records: HiveRecords
   signer: RecordSigner
@@ -117,7 +118,8 @@ export function createNodeTasks (init: TasksInit, components: TasksComponents): 
     isMember: components.isMember,
     log: log.child('capabilities')
   })
-  const placement = createPlacement(init.placement ?? {}, {
+  const placementComponents: PlacementComponents & { agents: AgentStore<Digest> } = {
+    agents: components.agents,
     host: libp2p,
     pubsub: libp2p.services.pubsub,
     dht: libp2p.services.dht,
@@ -129,6 +131,7 @@ export function createNodeTasks (init: TasksInit, components: TasksComponents): 
     gate: components.gate,
     isMember: components.isMember,
     log: log.child('placement')
-  })
+  }
+  const placement = createPlacement(init.placement ?? {}, placementComponents)
   return { capabilities, placement }
 }

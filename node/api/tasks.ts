@@ -13,11 +13,11 @@
 
 import { z } from 'zod'
 import { contextId } from '../../crdt/index.ts'
-import { explainText, isDigest } from '../../protocol/placement/index.ts'
+import { explainText, isDigest } from '../../protocol/index.ts'
 import { inspectAgentBytes } from '../../sandbox/index.ts'
 import { parseInput } from '../api.ts'
 import { ApiError } from '../errors.ts'
-import type { Digest, TaskView } from '../../protocol/placement/index.ts'
+import type { Digest, TaskView } from '../../protocol/index.ts'
 import type { HiveNode } from '../hive-node.ts'
 import type { FastifyInstance } from 'fastify'
 

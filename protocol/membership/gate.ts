@@ -18,7 +18,7 @@
 // 5. Removal: when a peer stops being a member, its connections are closed at once.
 
 import { TopicValidatorResult } from '@libp2p/gossipsub'
-import { PeerNotAllowedError } from '../errors.ts'
+import { PeerNotAllowedError } from '../wire/errors.ts'
 import type { Membership, MembershipChange } from './membership.ts'
 import type { Message, TopicValidatorFn } from '@libp2p/gossipsub'
 import type { Connection, ConnectionGater, MultiaddrConnection, PeerId, Stream, StreamMiddleware } from '@libp2p/interface'

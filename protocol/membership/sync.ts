@@ -18,8 +18,9 @@
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { z } from 'zod'
-import { MalformedMessageError, PeerNotAllowedError, isPeerFault } from '../errors.ts'
-import { FramedStream } from '../wire.ts'
+import { MalformedMessageError, PeerNotAllowedError, isPeerFault } from '../wire/errors.ts'
+import { FramedStream } from '../wire/framing.ts'
+import { MEMBERSHIP_PROTOCOL } from '../wire/ids.ts'
 import { HiveMismatchError, InvalidEntryError, TooManyEntriesError, UnauthorizedEntryError } from './errors.ts'
 import { HIVE_ID_PATTERN, WireEntrySchema, toWire } from './entries.ts'
 import { MAX_ENTRIES } from './graph.ts'
@@ -27,7 +28,7 @@ import type { Membership, MembershipChange } from './membership.ts'
 import type { Connection, Libp2p, PeerId, Stream } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 
-export const MEMBERSHIP_PROTOCOL = '/hive/membership/1.0.0'
+export { MEMBERSHIP_PROTOCOL }
 export const MAX_MEMBERSHIP_MESSAGE_BYTES = 12 * 1024 * 1024
 
 const ID = z.string().regex(/^[0-9a-f]{64}$/)

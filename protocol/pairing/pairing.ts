@@ -20,8 +20,9 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
 import { multiaddr } from '@multiformats/multiaddr'
 import { z } from 'zod'
-import { PeerNotAllowedError } from '../errors.ts'
-import { FramedStream } from '../wire.ts'
+import { PeerNotAllowedError } from '../wire/errors.ts'
+import { FramedStream } from '../wire/framing.ts'
+import { PAIRING_PROTOCOL } from '../wire/ids.ts'
 import { HIVE_ID_PATTERN, WireEntrySchema, toWire } from '../membership/entries.ts'
 import { MAX_ENTRIES } from '../membership/graph.ts'
 import {
@@ -35,7 +36,7 @@ import type { MembershipGate } from '../membership/gate.ts'
 import type { MemberSummary, Membership, MembershipChange } from '../membership/membership.ts'
 import type { Connection, Libp2p, Stream } from '@libp2p/interface'
 
-export const PAIRING_PROTOCOL = '/hive/pairing/1.0.0'
+export { PAIRING_PROTOCOL }
 export const PAIRING_DOMAIN = 'hive-node/pairing/v1'
 export const DEFAULT_INVITE_TTL_MS = 10 * 60_000
 export const MAX_INVITE_TTL_MS = 24 * 60 * 60_000
