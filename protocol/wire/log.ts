@@ -3,6 +3,7 @@
 export interface ProtocolLog {
   debug: (message: string, ...details: unknown[]) => void
   warn: (message: string, ...details: unknown[]) => void
+  info?: (message: string, ...details: unknown[]) => void
 }
 
 /** For parts started without a logger (tests, tools). */

@@ -64,7 +64,7 @@ export interface ServedProtocol {
   stop: () => Promise<void>
 }
 
-export async function serveProtocol (host: ProtocolHost, protocol: string, handler: InboundHandler, options: ServeOptions): Promise<ServedProtocol> {
+export async function serveProtocol (host: Pick<ProtocolHost, 'handle' | 'unhandle' | 'hangUp'>, protocol: string, handler: InboundHandler, options: ServeOptions): Promise<ServedProtocol> {
   const { log } = options
   const gate = options.gate ?? OPEN_GATE
   const stopping = new AbortController()
