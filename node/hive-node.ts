@@ -13,7 +13,7 @@ import { agentsCacheDir, storeBackedContexts } from './agents.ts'
 import { LEDGER_SUBLEVEL, createLedger } from '../ledger/index.ts'
 import { createNodeTasks } from './tasks.ts'
 import { createTaskArchive } from './task-archive.ts'
-import { createApi } from './api.ts'
+import { createApi } from './api/server.ts'
 import { HiveMembership } from './hive-membership.ts'
 import { DEFAULT_API_PORT, DEFAULT_P2P_PORT, dataPaths, defaultNodeName, validateNodeName } from './config.ts'
 import { loadOrCreateIdentity } from './identity.ts'
@@ -21,7 +21,8 @@ import { buildLibp2p } from './libp2p.ts'
 import { acquireLock } from './lock.ts'
 import { createLogger } from './logger.ts'
 import { VERSION } from './version.ts'
-import type { Api } from './api.ts'
+import type { Api } from './api/server.ts'
+import type { ApiNode, PeerSummary, RuntimeInfo } from './api/types.ts'
 import type { Identity } from './identity.ts'
 import type { HiveLibp2p } from './libp2p.ts'
 import type { DataDirLock } from './lock.ts'
@@ -56,24 +57,7 @@ export interface HiveNodeInit {
   placement?: PlacementInit
 }
 
-export interface PeerSummary {
-  peerId: string
-  name?: string
-  /** A member of this device's hive (false: a connection that is only pairing). */
-  member?: boolean
-  addresses: string[]
-  direction: 'inbound' | 'outbound'
-  latencyMs?: number
-  /** What the peer last reported on capability gossip, while it is fresh. */
-  capabilities?: CapabilityReport
-}
-
-export interface RuntimeInfo {
-  name: string
-  status: 'ready' | 'unavailable' | 'starting'
-  detail?: string
-  [extra: string]: unknown
-}
+export type { PeerSummary, RuntimeInfo } from './api/types.ts'
 
 export type { PeerRecord }
 
@@ -81,7 +65,7 @@ type Db = Level<string, Uint8Array>
 
 const BOOTSTRAP_RETRY_MS = 5_000
 
-export class HiveNode extends EventTarget {
+export class HiveNode extends EventTarget implements ApiNode {
   readonly dataDir: string
   readonly identity: Identity
   readonly name: string
@@ -130,7 +114,7 @@ export class HiveNode extends EventTarget {
     this.hive = parts.hive
     this.name = parts.name
     this.log = parts.log
-    this.contexts = createContexts({}, { db: this.db.sublevel('crdt'), libp2p: this.libp2p, nodeName: this.name, gate: this.gate })
+    this.contexts = createContexts({}, { db: this.db.sublevel('crdt'), libp2p: this.libp2p, nodeName: this.name, gate: this.gate, log: this.log.child('contexts') })
     this.sandbox = createSandbox({
       cacheDir: agentsCacheDir(this.dataDir),
       prestartWorkers: false,
