@@ -48,6 +48,11 @@ export interface CapabilitiesInit extends DeviceProbeInit {
   /** Agent runtimes this node offers; read at every report. */
   runtimes?: () => string[]
   /**
+   * How many hive tasks run here now; read at every report. Call `refresh()` when it changes.
+   * Without it, the count is what `setRunning` last said.
+   */
+  running?: () => number
+  /**
    * Fields the user sets instead of what the device reports (e.g. treat this laptop as on
    * battery, or as busy). Shown as overridden in every report.
    */
@@ -91,6 +96,8 @@ export interface Capabilities extends EventTarget {
   isLive: (peerId: string) => boolean
   /** Tells the service how many hive tasks run here now; a change is published. */
   setRunning: (count: number) => void
+  /** Something a report reads changed (the `running` count): publish soon if the report differs. */
+  refresh: () => void
   /** Replaces the overrides (null clears them); the new report is published. */
   setOverrides: (overrides: CapabilityOverrides | null) => void
   /** Publishes a report now. */
@@ -224,7 +231,7 @@ class CapabilityService extends EventTarget implements Capabilities {
       version: this.init.version,
       cores: reading.cores,
       load: reading.load,
-      running: this.running,
+      running: this.init.running?.() ?? this.running,
       freeMemory: reading.freeMemory,
       totalMemory: reading.totalMemory,
       power: reading.power,
@@ -252,6 +259,10 @@ class CapabilityService extends EventTarget implements Capabilities {
     if (!Number.isInteger(count) || count < 0) throw new RangeError(`running task count must be a non-negative integer, got ${count}`)
     if (count === this.running) return
     this.running = count
+    this.publishSoon()
+  }
+
+  refresh (): void {
     this.publishSoon()
   }
 
