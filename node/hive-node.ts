@@ -6,12 +6,14 @@ import { mkdir } from 'node:fs/promises'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { Level } from 'level'
-import { HiveRecords, createAgentStore, findPeerRecord, publishPeerRecord, registerPeerRecord, registerPlacementRecords } from '../protocol/index.ts'
+import {
+  HiveRecords, createAgentStore, createCapabilities, createPlacement, findPeerRecord, publishPeerRecord, registerPeerRecord, registerPlacementRecords
+} from '../protocol/index.ts'
 import { createContexts } from '../crdt/index.ts'
 import { createSandbox } from '../sandbox/index.ts'
 import { agentsCacheDir, storeBackedContexts } from './agents.ts'
 import { LEDGER_SUBLEVEL, createLedger } from '../ledger/index.ts'
-import { createNodeTasks } from './tasks.ts'
+import { sandboxExecutor } from './executor.ts'
 import { createTaskArchive } from './task-archive.ts'
 import { createApi } from './api/server.ts'
 import { HiveMembership } from './hive-membership.ts'
@@ -28,12 +30,11 @@ import type { HiveLibp2p } from './libp2p.ts'
 import type { DataDirLock } from './lock.ts'
 import type { LogLevel, Logger } from './logger.ts'
 import type {
-  AgentStore, Capabilities, Digest, CapabilityOverrides, CapabilityReport, MembershipChange, PeerGate, PeerRecord, PeerRecordDht, Placement, PlacementInit, RecordSigner
+  AgentStore, Capabilities, CapabilitiesInit, Digest, PlacementComponents, CapabilityOverrides, CapabilityReport, MembershipChange, PeerGate, PeerRecord, PeerRecordDht, Placement, PlacementInit, RecordSigner
 } from '../protocol/index.ts'
 import type { Contexts } from '../crdt/index.ts'
 import type { Sandbox } from '../sandbox/index.ts'
 import type { Ledger } from '../ledger/index.ts'
-import type { CapabilitySettings } from './tasks.ts'
 import type { TaskArchive } from './task-archive.ts'
 import type { PeerId } from '@libp2p/interface'
 
@@ -60,6 +61,9 @@ export interface HiveNodeInit {
 export type { PeerSummary, RuntimeInfo } from './api/types.ts'
 
 export type { PeerRecord }
+
+/** Capability gossip settings a node may be started with (tests shorten the intervals). */
+export type CapabilitySettings = Pick<CapabilitiesInit, 'intervalMs' | 'expireMs' | 'ollamaUrl' | 'ollamaTimeoutMs' | 'powerSupplyDir'>
 
 type Db = Level<string, Uint8Array>
 
@@ -131,22 +135,40 @@ export class HiveNode extends EventTarget implements ApiNode {
     })
     // ---- agents: one store of agent bytes, shared by placement and the API ----
     const agentStore = createAgentStore<Digest>({ maxBytes: this.init.placement?.agentCacheBytes })
-    const tasks = createNodeTasks({ name: this.name, version: VERSION, capabilities: this.init.capabilities, capabilityOverrides: this.init.capabilityOverrides, placement: this.init.placement }, {
+
+    // ---- capabilities: what this device offers, on the hive's gossip ----
+    this.capabilities = createCapabilities({
+      name: this.name,
+      version: VERSION,
+      runtimes: () => this.runtimes().filter(r => r.status === 'ready').map(r => r.name),
+      ...this.init.capabilities,
+      ...(this.init.capabilityOverrides != null ? { overrides: this.init.capabilityOverrides } : {})
+    }, {
+      self: this.libp2p.peerId.toString(),
+      pubsub: this.libp2p.services.pubsub,
+      isMember: (peer) => this.hive.membership.isMember(peer),
+      log: this.log.child('capabilities')
+    })
+
+    // ---- placement: tasks bid on, elected, run in the sandbox, recorded in the ledger ----
+    const placementComponents: PlacementComponents & { agents: AgentStore<Digest> } = {
       agents: agentStore,
-      libp2p: this.libp2p,
+      host: this.libp2p,
+      pubsub: this.libp2p.services.pubsub,
+      dht: this.libp2p.services.dht,
       records: this.records,
       signer: this.signer,
-      sandbox: this.sandbox,
-      ledger: this.ledger,
+      capabilities: this.capabilities,
+      executor: sandboxExecutor(this.sandbox),
+      ledger: { append: async (record, options) => this.ledger.append(record, options) },
       gate: this.gate,
       isMember: (peer) => this.hive.membership.isMember(peer),
-      runtimes: () => this.runtimes().filter(r => r.status === 'ready').map(r => r.name),
-      log: this.log
-    })
-    this.capabilities = tasks.capabilities
-    this.placement = tasks.placement
+      log: this.log.child('placement')
+    }
+    this.placement = createPlacement(this.init.placement ?? {}, placementComponents)
     // placement runs from the store it is handed; one that keeps its own is still the one store
-    this.agents = tasks.placement.agents
+    this.agents = this.placement.agents
+
     this.taskArchive = createTaskArchive({}, {
       db: this.db.sublevel<string, string>('tasks', { keyEncoding: 'utf8', valueEncoding: 'utf8' }),
       placement: this.placement,
