@@ -35,6 +35,33 @@ export class MalformedUpdateError extends Error {
   override name = 'MalformedUpdate'
 }
 
+/** A value nests arrays and objects deeper than the limit every node applies. */
+export class ValueTooDeepError extends Error {
+  static readonly code = 'ValueTooDeep'
+  override name = 'ValueTooDeep'
+}
+
+/** Updates held for missing dependencies in one context exceed their bound. */
+export class PendingOverLimitError extends Error {
+  static readonly code = 'PendingOverLimit'
+  override name = 'PendingOverLimit'
+}
+
+/**
+ * This node refused one update from a peer (well-formed, but beyond a limit): the update is
+ * dropped, the peer is told which, and the link carries on with everything else.
+ */
+export class UpdateRefusedError extends Error {
+  static readonly code = 'UpdateRefused'
+  override name = 'UpdateRefused'
+}
+
+/** A peer refused an update of ours: that context does not reach it; the rest still does. */
+export class PeerRefusedUpdateError extends Error {
+  static readonly code = 'PeerRefusedUpdate'
+  override name = 'PeerRefusedUpdate'
+}
+
 export class CheckpointExistsError extends Error {
   static readonly code = 'CheckpointExists'
   override name = 'CheckpointExists'

@@ -15,14 +15,20 @@
 //
 // A peer that sends a malformed frame, an invalid update or an oversized one is cut off: its
 // stream is aborted and `onFault` is called (the node hangs up on it). The document is not
-// touched, and the other links carry on.
+// touched, and the other links carry on. An update that is well-formed but beyond a limit (a
+// value nested too deep, too much pending) is only refused: an honest peer can hold one (stored
+// before the limits were enforced on local writes, or written into its store by hand), and
+// hanging up would cut it off for good, since it sends the same update on every reconnect. The
+// receiver drops that update, answers { t: 2, c, code, reason } so the sender can say which
+// context does not reach whom, and the link carries every other update on.
 
 import { z } from 'zod'
 import * as syncProtocol from 'y-protocols/sync'
 import * as encoding from 'lib0/encoding'
 import * as Y from 'yjs'
 import { encodeFrame, FramedStream, isPeerFault } from '../protocol/wire/index.ts'
-import { ContextStoreClosedError, MalformedUpdateError, ReplicationProtocolError, UpdateTooLargeError } from './errors.ts'
+import { ContextStoreClosedError, MalformedUpdateError, PeerRefusedUpdateError, PendingOverLimitError, ReplicationProtocolError, UpdateRefusedError, UpdateTooLargeError, ValueTooDeepError } from './errors.ts'
+import { MAX_REFUSAL_REASON } from './limits.ts'
 import { isContextId } from './ids.ts'
 import { readSyncMessage, SYNC_STEP1, validateStateVector } from './validate.ts'
 import { MAX_AWARENESS_BYTES } from './presence.ts'
@@ -33,6 +39,7 @@ import type { Stream } from '@libp2p/interface'
 
 export const MESSAGE_SYNC = 0
 export const MESSAGE_AWARENESS = 1
+export const MESSAGE_REFUSED = 2
 
 /** Updates from one peer being validated and stored at once, before reading waits. */
 const MAX_INFLIGHT_PER_LINK = 256
@@ -44,7 +51,8 @@ const bytes = z.custom<Uint8Array>(value => value instanceof Uint8Array, 'expect
 
 const messageSchema = z.discriminatedUnion('t', [
   z.object({ t: z.literal(MESSAGE_SYNC), c: z.string().refine(isContextId, 'invalid context id'), m: bytes }),
-  z.object({ t: z.literal(MESSAGE_AWARENESS), m: bytes })
+  z.object({ t: z.literal(MESSAGE_AWARENESS), m: bytes }),
+  z.object({ t: z.literal(MESSAGE_REFUSED), c: z.string().refine(isContextId, 'invalid context id'), code: z.string().max(64), reason: z.string().max(MAX_REFUSAL_REASON) })
 ])
 
 type Message = z.infer<typeof messageSchema>
@@ -138,6 +146,10 @@ export function createReplication (init: ReplicationInit, components: Replicatio
         presence.apply(message.m, this)
         return
       }
+      if (message.t === MESSAGE_REFUSED) {
+        reportError(new PeerRefusedUpdateError(`${this.peer} refused an update of context ${message.c} (${message.code}: ${message.reason}); that context's changes do not reach it, every other context still does`))
+        return
+      }
       const id = message.c as ContextId
       const { type, payload } = readSyncMessage(message.m)
       if (type === SYNC_STEP1) {
@@ -158,7 +170,10 @@ export function createReplication (init: ReplicationInit, components: Replicatio
       // Step 2 and update are handled alike: both carry an update. They are not awaited one by
       // one, so that updates arriving together are stored together (the store's group commit);
       // the store keeps them in order, and a bounded number may be in flight per link.
-      const applying = store.applyRemote(id, payload, this).then(() => {}, (err: Error) => { this.fail(err) })
+      const applying = store.applyRemote(id, payload, this).then(() => {}, (err: Error) => {
+        if (isRefusal(err)) this.refuse(id, err)
+        else this.fail(err)
+      })
       this.inflight.add(applying)
       void applying.finally(() => this.inflight.delete(applying))
       if (this.inflight.size >= MAX_INFLIGHT_PER_LINK) await Promise.race(this.inflight)
@@ -215,6 +230,13 @@ export function createReplication (init: ReplicationInit, components: Replicatio
       } finally {
         this.sending = false
       }
+    }
+
+    /** Drops one update that is beyond a limit, says so on both sides, and keeps the link. */
+    private refuse (id: ContextId, err: Error): void {
+      if (this.done) return
+      reportError(new UpdateRefusedError(`refused an update of context ${id} from ${this.peer}: ${err.message}; the update was dropped, the link stays open`, { cause: err }))
+      this.send({ t: MESSAGE_REFUSED, c: id, code: err.name.slice(0, 64), reason: err.message.slice(0, MAX_REFUSAL_REASON) })
     }
 
     /** The remote closed cleanly: finish sending what is queued, then close our side. */
@@ -293,6 +315,11 @@ export function createReplication (init: ReplicationInit, components: Replicatio
       errorListeners.clear()
     }
   }
+}
+
+/** Well-formed, but beyond a limit: refused without dropping the peer (see the header). */
+function isRefusal (err: Error): boolean {
+  return err instanceof ValueTooDeepError || err instanceof PendingOverLimitError
 }
 
 function isStreamEnd (err: Error): boolean {

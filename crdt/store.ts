@@ -19,11 +19,12 @@
 // whenever the loop is idle (apart from updates Yjs holds pending for missing dependencies).
 
 import * as Y from 'yjs'
-import { ContextCorruptError, ContextNotFoundError, ContextStoreClosedError, ContextWriteFailedError, CheckpointExistsError, CheckpointNotFoundError, MalformedUpdateError, UpdateTooLargeError } from './errors.ts'
+import { ContextCorruptError, ContextNotFoundError, ContextStoreClosedError, ContextWriteFailedError, CheckpointExistsError, CheckpointNotFoundError, MalformedUpdateError, PendingOverLimitError, UpdateTooLargeError } from './errors.ts'
 import { checkpointName, contextId as toContextId } from './ids.ts'
 import { ROOT_NAMES, checkpointsOf, layoutOf, newContextDoc, parseCheckpointEntry, viewOf } from './layout.ts'
 import { createUpdateLog } from './persistence.ts'
-import { validateSnapshot, validateUpdate } from './validate.ts'
+import { MAX_UPDATE_BYTES } from './limits.ts'
+import { checkValue, validateSnapshot, validateUpdate } from './validate.ts'
 import type { ContextId } from './ids.ts'
 import type { CheckpointInfo, ContextLayout, ContextView } from './layout.ts'
 import type { CompactionResult, LevelHandle, UpdateLog } from './persistence.ts'
@@ -33,7 +34,7 @@ import type { AbortOptions } from '@libp2p/interface'
 export const LOCAL_ORIGIN: unique symbol = Symbol('hive.context.local')
 const LOAD_ORIGIN = Symbol('hive.context.load')
 
-export const DEFAULT_MAX_UPDATE_BYTES = 16 * 1024 * 1024
+export const DEFAULT_MAX_UPDATE_BYTES = MAX_UPDATE_BYTES
 export const DEFAULT_COMPACT_AFTER = 500
 
 export interface ContextStoreInit {
@@ -270,6 +271,8 @@ export function createContextStore (init: ContextStoreInit, components: ContextS
           rebuildStaging(entry, staged)
           throw new UpdateTooLargeError(`the change makes an update of ${update.byteLength} bytes, over the limit of ${maxUpdateBytes}: split it into smaller changes`)
         }
+        // what this node stores, its peers must accept: the same validator, the same limits
+        if (update != null) validateOwn(entry, update, staged)
         return update
       }
       case 'remote': {
@@ -282,11 +285,12 @@ export function createContextStore (init: ContextStoreInit, components: ContextS
         }
         if (pendingBytes(entry.staging) > maxPendingBytes) {
           rebuildStaging(entry, staged, false)
-          throw new MalformedUpdateError(`updates waiting for missing dependencies in context ${entry.id} exceed ${maxPendingBytes} bytes`)
+          throw new PendingOverLimitError(`updates waiting for missing dependencies in context ${entry.id} exceed ${maxPendingBytes} bytes; they were dropped and arrive again with the next sync`)
         }
         return update
       }
       case 'stray':
+        validateOwn(entry, op.update, staged)
         try {
           capture(entry, token => { Y.applyUpdate(entry.staging, op.update, token) })
         } catch (err) {
@@ -294,6 +298,16 @@ export function createContextStore (init: ContextStoreInit, components: ContextS
           throw err
         }
         return op.update
+    }
+  }
+
+  /** Validates an update made here as a peer would; on failure nothing of it stays in staging. */
+  function validateOwn (entry: Entry, update: Uint8Array, staged: Uint8Array[]): void {
+    try {
+      validateUpdate(update, limits)
+    } catch (err) {
+      rebuildStaging(entry, staged)
+      throw err
     }
   }
 
@@ -424,6 +438,7 @@ export function createContextStore (init: ContextStoreInit, components: ContextS
       checkpoints: () => checkpointsOf(entry.committed),
       change,
       set: async (key, value, options) => {
+        checkValue(value)
         await change(layout => { layout.state.set(key, value) }, options)
       },
       delete: async (key, options) => {

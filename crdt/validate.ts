@@ -18,12 +18,11 @@
 //   stateVector = varuint(n) { varuint(client) varuint(clock) }*
 //   snapshot    = deleteSet stateVector
 
-import { MalformedUpdateError, UpdateTooLargeError } from './errors.ts'
+import { MalformedUpdateError, UpdateTooLargeError, ValueTooDeepError } from './errors.ts'
+import { MAX_CLOCK, MAX_VALUE_DEPTH } from './limits.ts'
 
-/** Highest clock accepted. A device would need billions of operations to get near it. */
-export const DEFAULT_MAX_CLOCK = 2 ** 32
-/** Deepest nesting of arrays/objects inside one stored value. */
-export const DEFAULT_MAX_DEPTH = 64
+export const DEFAULT_MAX_CLOCK = MAX_CLOCK
+export const DEFAULT_MAX_DEPTH = MAX_VALUE_DEPTH
 
 export interface UpdateLimits {
   /** Largest update accepted, in bytes. */
@@ -125,6 +124,10 @@ function malformed (reason: string): MalformedUpdateError {
   return new MalformedUpdateError(`malformed update: ${reason}`)
 }
 
+function tooDeep (maxDepth: number): ValueTooDeepError {
+  return new ValueTooDeepError(`a value is nested deeper than ${maxDepth} levels of arrays and objects: flatten it`)
+}
+
 interface WalkLimits {
   maxClock: number
   maxDepth: number
@@ -153,7 +156,7 @@ function json (r: Reader, what: string): void {
 
 /** lib0 `readAny` value, walked with a depth bound. */
 function anyValue (r: Reader, depth: number, limits: WalkLimits): void {
-  if (depth > limits.maxDepth) throw malformed(`value nested deeper than ${limits.maxDepth}`)
+  if (depth > limits.maxDepth) throw tooDeep(limits.maxDepth)
   const tag = r.u8()
   switch (tag) {
     case 127: // undefined
@@ -328,6 +331,27 @@ export function validateUpdate (bytes: Uint8Array, limits: UpdateLimits): Update
   const deletes = deleteSet(r, l)
   r.end('update')
   return { structs: structCount, deletes }
+}
+
+/**
+ * Checks a value about to be written (a state value, a conversation entry) against the depth
+ * limit the validator applies to updates, before Yjs encodes it: Yjs encodes values
+ * recursively, so a deep enough value overflows the stack there. The walk here uses an explicit
+ * stack and counts depth the way `anyValue` does (the value is 0, its elements 1, …), so a
+ * value that passes here passes there. Typed arrays and Yjs types are leaves.
+ */
+export function checkValue (value: unknown, maxDepth: number = MAX_VALUE_DEPTH): void {
+  const stack: Array<{ value: unknown, depth: number }> = [{ value, depth: 0 }]
+  for (let next = stack.pop(); next != null; next = stack.pop()) {
+    if (next.depth > maxDepth) throw tooDeep(maxDepth)
+    const v = next.value
+    if (v == null || typeof v !== 'object' || ArrayBuffer.isView(v)) continue
+    if (Array.isArray(v)) {
+      for (const element of v) stack.push({ value: element, depth: next.depth + 1 })
+    } else if (Object.getPrototypeOf(v) === Object.prototype || Object.getPrototypeOf(v) === null) {
+      for (const element of Object.values(v)) stack.push({ value: element, depth: next.depth + 1 })
+    }
+  }
 }
 
 /** Validates an encoded state vector (sync step 1 payload). */

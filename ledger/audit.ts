@@ -18,7 +18,7 @@ import type { LedgerStore } from './store.ts'
 
 /** Why a chain failed, named at the first record it concerns. */
 export type AuditReason =
-  | 'malformed' // stored bytes do not decode under the README encoding
+  | 'malformed' // stored bytes do not decode under the FORMAT.md encoding
   | 'wrong-chain' // a record names another signer than the chain it is stored in
   | 'gap' // a record is missing (a later one is held)
   | 'duplicate' // the record held at this position is a copy of an earlier one

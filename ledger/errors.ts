@@ -1,6 +1,6 @@
 // Errors of the ledger. Each class's `name` is its code; tests and callers branch on it.
 
-/** Bytes that do not decode as a record or head under the README's encoding. */
+/** Bytes that do not decode as a record or head under FORMAT.md's encoding. */
 export class MalformedRecordError extends Error {
   static readonly code = 'MalformedRecord'
   override name = 'MalformedRecord'

@@ -12,7 +12,7 @@
 //   gossip on the ledger topic: { type: 'heads', heads: [head bytes…] }
 
 import { z } from 'zod'
-import { MAX_HEAD_BYTES, MAX_RECORD_BYTES } from './record.ts'
+import { MAX_HEAD_BYTES, MAX_RECORD_V2_BYTES } from './record.ts'
 
 export const LEDGER_PROTOCOL = '/hive/ledger/1.0.0'
 
@@ -46,7 +46,7 @@ export const HeadsMessage = z.object({
 export type HeadsMessage = z.infer<typeof HeadsMessage>
 
 export const RecordsResponse = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('records'), from: seq, records: z.array(bytes(MAX_RECORD_BYTES)).min(1).max(RECORDS_PER_FRAME) }),
+  z.object({ type: z.literal('records'), from: seq, records: z.array(bytes(MAX_RECORD_V2_BYTES)).min(1).max(RECORDS_PER_FRAME) }),
   z.object({ type: z.literal('end'), head: bytes(MAX_HEAD_BYTES).optional() })
 ])
 export type RecordsResponse = z.infer<typeof RecordsResponse>

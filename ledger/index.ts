@@ -5,6 +5,7 @@
 
 export * from './errors.ts'
 export * from './record.ts'
+export * from './signer.ts'
 export * from './store.ts'
 export * from './check.ts'
 export * from './audit.ts'

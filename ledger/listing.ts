@@ -1,5 +1,5 @@
 // The JSON listing form of a chain (`hive-node ledger --json`, `GET /ledger/records`): each
-// record in the README's JSON form; stored bytes that do not decode are listed as hex with why.
+// record in FORMAT.md's JSON form; stored bytes that do not decode are listed as hex with why.
 
 import { recordToJson, toHex } from './record.ts'
 import type { RecordJson } from './record.ts'

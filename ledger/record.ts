@@ -1,9 +1,14 @@
 // The record and signed-head codecs: one deterministic binary encoding, specified byte by byte
-// in README.md ("## Ledger"), so anyone can re-verify a chain with a SHA-256 tool and any
-// Ed25519 verifier. Everything here is pure apart from the signer's `sign`.
+// in FORMAT.md, so anyone can re-verify a chain with a SHA-256 tool and any Ed25519 verifier.
+// Everything here is pure apart from the signer's `sign`.
 //
-// Signatures are made by the device key (RFC 8032 Ed25519; the signer is @noble/ed25519 in the
-// node). Verification uses Node's built-in Ed25519 (OpenSSL), which is an order of magnitude
+// Records come in two format versions. Version 1 has the text fields only; version 2 adds what
+// the run's LLM calls used, per route. A record without LLM usage is written as version 1, so
+// the bytes of such a record are the same as before version 2 existed (peers on an older release
+// keep accepting them) and every record content has exactly one encoding.
+//
+// Signatures are made by the device key (RFC 8032 Ed25519; in the node the signer is signer.ts,
+// node:crypto). Verification uses Node's built-in Ed25519 (OpenSSL), an order of magnitude
 // faster than noble here; the test suite cross-checks the two. S >= L is refused explicitly so
 // the rule does not depend on the verifier underneath.
 
@@ -15,8 +20,32 @@ import type { KeyObject } from 'node:crypto'
 const textEncoder = new TextEncoder()
 const textDecoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
 
-/** First byte of every record and head body. */
+/** First byte of every head body, and of the body of a record without LLM usage. */
 export const FORMAT_VERSION = 0x01
+
+/** First byte of the body of a record that carries LLM usage. */
+export const FORMAT_VERSION_LLM = 0x02
+
+/** Where an LLM call ran, in encoding order; the route's code is its index + 1. */
+export const LLM_ROUTES = ['local', 'peer', 'cloud'] as const
+export type LlmRouteKind = typeof LLM_ROUTES[number]
+
+/** What one run's LLM calls on one route add up to (the same shape as the protocol's LlmUsage). */
+export interface LlmUsage {
+  route: LlmRouteKind
+  calls: number
+  tokensIn: number
+  tokensOut: number
+}
+
+/** At most one entry per route. */
+export const MAX_LLM_ROUTES = LLM_ROUTES.length
+
+/** Counts are u32 on the wire. */
+export const MAX_LLM_COUNT = 0xffffffff
+
+/** Bytes of one LLM usage entry: route code, calls, tokens in, tokens out. */
+const LLM_ENTRY_BYTES = 1 + 4 + 4 + 4
 
 /** Prepended to a record's body to form the message its signature covers. */
 export const RECORD_DOMAIN: Uint8Array = textEncoder.encode('hive-ledger/record/v1')
@@ -49,9 +78,12 @@ export type TextField = typeof TEXT_FIELDS[number]
 export const ED25519_PEER_ID_PREFIX: Uint8Array = Uint8Array.from([0x00, 0x24, 0x08, 0x01, 0x12, 0x20])
 export const SIGNER_BYTES = ED25519_PEER_ID_PREFIX.byteLength + 32
 
-/** The largest record body the encoding allows, and the largest whole record. */
+/** The largest version-1 record (the text fields at their bounds, signature included). */
 export const MAX_RECORD_BYTES = 1 + 8 + HASH_BYTES + 8 + 2 + SIGNER_BYTES +
   TEXT_FIELDS.reduce((sum, f) => sum + 2 + FIELD_LIMITS[f], 0) + SIGNATURE_BYTES
+
+/** The largest record of any version: version 2 adds the LLM usage list. */
+export const MAX_RECORD_V2_BYTES = MAX_RECORD_BYTES + 1 + MAX_LLM_ROUTES * LLM_ENTRY_BYTES
 
 /** What the signer decides about one execution; the chain position is filled in by the store. */
 export interface RecordContent {
@@ -63,6 +95,8 @@ export interface RecordContent {
   output: string
   status: string
   placement: string
+  /** LLM calls the run made, per route; absent or empty when it made none (a version-1 record). */
+  llm?: LlmUsage[]
 }
 
 export interface RecordFields extends RecordContent {
@@ -93,6 +127,8 @@ export interface RecordJson {
   output: string
   status: string
   placement: string
+  /** Present (non-empty) for version-2 records only. */
+  llm?: LlmUsage[]
   signature: string
   hash: string
 }
@@ -211,6 +247,12 @@ class Writer {
     this.bytes(b)
   }
 
+  u32 (v: number): void {
+    const b = new Uint8Array(4)
+    new DataView(b.buffer).setUint32(0, v, false)
+    this.bytes(b)
+  }
+
   u64 (v: number): void {
     const b = new Uint8Array(8)
     new DataView(b.buffer).setBigUint64(0, BigInt(v), false)
@@ -261,6 +303,13 @@ class Reader {
     return v
   }
 
+  u32 (what: string): number {
+    this.need(4, what)
+    const v = this.view.getUint32(this.offset, false)
+    this.offset += 4
+    return v
+  }
+
   u64 (what: string): number {
     this.need(8, what)
     const hi = this.view.getUint32(this.offset, false)
@@ -302,10 +351,41 @@ function checkU64 (name: string, v: unknown): number {
   return v
 }
 
-/** The body of a record: every field except the signature, in README order. */
+function checkU32 (name: string, v: unknown): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > MAX_LLM_COUNT) {
+    throw new InvalidRecordFieldsError(`${name} must be an integer from 0 to ${MAX_LLM_COUNT} (u32), got ${String(v)}`)
+  }
+  return v
+}
+
+/**
+ * The LLM usage list in its one encoding order (by route), checked against the bounds: at most
+ * one entry per route, u32 counts, at least one call per entry listed (a route not used is left
+ * out). Returns an empty list for no usage.
+ */
+export function normalizeLlmUsage (llm: unknown): LlmUsage[] {
+  if (llm == null) return []
+  if (!Array.isArray(llm)) throw new InvalidRecordFieldsError('llm must be a list of { route, calls, tokensIn, tokensOut }')
+  if (llm.length > MAX_LLM_ROUTES) throw new InvalidRecordFieldsError(`llm lists ${llm.length} entries; at most ${MAX_LLM_ROUTES}, one per route (${LLM_ROUTES.join(', ')})`)
+  const out: LlmUsage[] = []
+  for (const entry of llm as unknown[]) {
+    if (entry == null || typeof entry !== 'object') throw new InvalidRecordFieldsError('each llm entry is { route, calls, tokensIn, tokensOut }')
+    const { route, calls, tokensIn, tokensOut } = entry as Record<string, unknown>
+    if (typeof route !== 'string' || !(LLM_ROUTES as readonly string[]).includes(route)) {
+      throw new InvalidRecordFieldsError(`llm route must be one of ${LLM_ROUTES.join(', ')}, got ${String(route)}`)
+    }
+    if (out.some(u => u.route === route)) throw new InvalidRecordFieldsError(`llm lists route ${route} twice; add its counts into one entry`)
+    if (checkU32('llm calls', calls) === 0) throw new InvalidRecordFieldsError(`llm route ${route} has 0 calls; leave out a route that was not used`)
+    out.push({ route: route as LlmRouteKind, calls: calls as number, tokensIn: checkU32('llm tokensIn', tokensIn), tokensOut: checkU32('llm tokensOut', tokensOut) })
+  }
+  return out.sort((a, b) => LLM_ROUTES.indexOf(a.route) - LLM_ROUTES.indexOf(b.route))
+}
+
+/** The body of a record: every field except the signature, in FORMAT.md order. */
 export function encodeRecordBody (fields: RecordFields): Uint8Array {
+  const llm = normalizeLlmUsage(fields.llm)
   const w = new Writer()
-  w.u8(FORMAT_VERSION)
+  w.u8(llm.length > 0 ? FORMAT_VERSION_LLM : FORMAT_VERSION)
   w.u64(checkU64('seq', fields.seq))
   if (!(fields.prev instanceof Uint8Array) || fields.prev.byteLength !== HASH_BYTES) {
     throw new InvalidRecordFieldsError('prev must be 32 bytes')
@@ -314,6 +394,15 @@ export function encodeRecordBody (fields: RecordFields): Uint8Array {
   w.u64(checkU64('time', fields.time))
   w.prefixed(signerBytes(fields.signer))
   for (const field of TEXT_FIELDS) w.prefixed(utf8Field(field, fields[field]))
+  if (llm.length > 0) {
+    w.u8(llm.length)
+    for (const usage of llm) {
+      w.u8(LLM_ROUTES.indexOf(usage.route) + 1)
+      w.u32(usage.calls)
+      w.u32(usage.tokensIn)
+      w.u32(usage.tokensOut)
+    }
+  }
   return w.finish()
 }
 
@@ -349,6 +438,8 @@ export interface RecordLayout {
   signer: Uint8Array
   /** [start, end) of each text field, in TEXT_FIELDS order. */
   fields: Array<[number, number]>
+  /** The LLM usage of a version-2 record, in encoding order; empty for version 1. */
+  llm: LlmUsage[]
 }
 
 /**
@@ -359,7 +450,7 @@ export interface RecordLayout {
 export function scanRecord (bytes: Uint8Array): RecordLayout {
   const r = new Reader(bytes)
   const version = r.u8('version')
-  if (version !== FORMAT_VERSION) throw new MalformedRecordError(`unknown record version ${version}`)
+  if (version !== FORMAT_VERSION && version !== FORMAT_VERSION_LLM) throw new MalformedRecordError(`unknown record version ${version}`)
   const seq = r.u64('seq')
   r.take(HASH_BYTES, 'prev')
   const time = r.u64('time')
@@ -373,11 +464,32 @@ export function scanRecord (bytes: Uint8Array): RecordLayout {
     if (!isUtf8(raw)) throw new MalformedRecordError(`${field} is not valid UTF-8`)
     fields.push([r.offset - raw.byteLength, r.offset])
   }
+  const llm = version === FORMAT_VERSION_LLM ? readLlmUsage(r) : []
   r.take(SIGNATURE_BYTES, 'signature')
   if (r.offset !== bytes.byteLength) {
     throw new MalformedRecordError(`${bytes.byteLength - r.offset} unexpected bytes after the signature`)
   }
-  return { seq, time, signer, fields }
+  return { seq, time, signer, fields, llm }
+}
+
+/** The LLM usage list of a version-2 body: 1 to 3 entries, routes in ascending code order. */
+function readLlmUsage (r: Reader): LlmUsage[] {
+  const count = r.u8('llm count')
+  if (count === 0) throw new MalformedRecordError('a version-2 record lists no LLM usage; a record without it is version 1')
+  if (count > MAX_LLM_ROUTES) throw new MalformedRecordError(`llm count is ${count}, more than the ${MAX_LLM_ROUTES} routes`)
+  const out: LlmUsage[] = []
+  let last = 0
+  for (let i = 0; i < count; i++) {
+    const code = r.u8('llm route')
+    const route = LLM_ROUTES[code - 1]
+    if (route == null) throw new MalformedRecordError(`unknown llm route code ${code}`)
+    if (code <= last) throw new MalformedRecordError('llm routes must be listed once each, in ascending code order')
+    last = code
+    const calls = r.u32('llm calls')
+    if (calls === 0) throw new MalformedRecordError(`llm route ${route} lists 0 calls; a route not used is left out`)
+    out.push({ route, calls, tokensIn: r.u32('llm tokens in'), tokensOut: r.u32('llm tokens out') })
+  }
+  return out
 }
 
 /** Decodes a whole record; throws MalformedRecordError on anything but an exact encoding. */
@@ -396,6 +508,7 @@ export function decodeRecord (bytes: Uint8Array): LedgerRecord {
     output: text[3] as string,
     status: text[4] as string,
     placement: text[5] as string,
+    ...(layout.llm.length > 0 ? { llm: layout.llm } : {}),
     signature: own.subarray(own.byteLength - SIGNATURE_BYTES),
     hash: sha256(own),
     bytes: own
@@ -538,6 +651,7 @@ export function recordToJson (record: LedgerRecord): RecordJson {
     output: record.output,
     status: record.status,
     placement: record.placement,
+    ...(record.llm != null && record.llm.length > 0 ? { llm: record.llm.map(u => ({ ...u })) } : {}),
     signature: toHex(record.signature),
     hash: toHex(record.hash)
   }

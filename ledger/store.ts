@@ -15,10 +15,10 @@ import {
   BadCopyError, BadHeadError, InvalidRecordFieldsError, LedgerRollbackError, MalformedRecordError
 } from './errors.ts'
 import {
-  GENESIS_PREV, bytesEqual, decodeHead, decodeRecord, sha256, signHead, signRecord, signerPublicKey,
+  GENESIS_PREV, bytesEqual, decodeHead, encodeRecordBody, decodeRecord, sha256, signHead, signRecord, signerPublicKey,
   toHex, verifyEd25519, verifyHeadSignature, recordSigningMessage, recordBody
 } from './record.ts'
-import type { LedgerRecord, RecordContent, RecordSigner, SignedHead } from './record.ts'
+import type { LedgerRecord, LlmUsage, RecordContent, RecordSigner, SignedHead } from './record.ts'
 import type { AbstractSublevel } from 'abstract-level'
 
 /** A LevelDB handle: a `Level` or a sublevel of one. The store keeps to its own sublevels. */
@@ -108,6 +108,14 @@ export type HeadOutcome =
   /** The head names another hash than the record held at its seq: kept as proof. */
   | 'conflict'
 
+interface PendingAppend {
+  signer: RecordSigner
+  content: RecordContent
+  signal: AbortSignal | undefined
+  resolve: (record: LedgerRecord) => void
+  reject: (err: unknown) => void
+}
+
 export interface AbortOptions {
   signal?: AbortSignal
 }
@@ -120,6 +128,10 @@ export class LedgerStore {
   readonly conflicts: Sub<Uint8Array>
   readonly meta: Sub<string>
   private readonly locks = new Map<string, Promise<unknown>>()
+  /** Appends waiting for the next batch of each chain, in arrival order. */
+  private readonly appending = new Map<string, PendingAppend[]>()
+  /** What the last append batch of each own chain wrote: its end and its signed head. */
+  private readonly lastAppend = new Map<string, { seq: number, hash: Uint8Array, head: Uint8Array }>()
 
   constructor (db: LedgerDatabase) {
     this.db = db
@@ -276,39 +288,95 @@ export class LedgerStore {
    * Appends a record to `signer`'s own chain and signs the new head; both reach the disk in one
    * synced batch before this returns. Refuses when the chain is behind a head this key signed
    * (the store was restored from an older copy): continuing would sign a fork.
+   *
+   * Group commit: appends that arrive while a batch is being written wait and go to disk
+   * together in the next one, in arrival order, with one signed head for the newest. Each append
+   * resolves only after its batch is synced; when a batch fails, every append in it fails and
+   * none of its records is stored (one atomic batch), so the chain stays as it was.
    */
   async append (signer: RecordSigner, content: AppendInput, options: AbortOptions = {}): Promise<LedgerRecord> {
     const self = signer.peerId.toString()
-    return this.exclusive(self, async () => {
-      options.signal?.throwIfAborted()
-      const end = await this.end(self)
+    const checked = checkContent(content)
+    // refuse bad fields here, so one caller's mistake cannot fail a batch shared with others
+    encodeRecordBody({ ...checked, seq: 0, prev: GENESIS_PREV, signer: self })
+    options.signal?.throwIfAborted()
+    let queue = this.appending.get(self)
+    if (queue == null) {
+      queue = []
+      this.appending.set(self, queue)
+    }
+    const { promise, resolve, reject } = Promise.withResolvers<LedgerRecord>()
+    queue.push({ signer, content: checked, signal: options.signal, resolve, reject })
+    // the first waiting append schedules the batch; later ones join it until it starts
+    if (queue.length === 1) void this.exclusive(self, async () => { await this.commitAppends(self) })
+    return promise
+  }
+
+  /**
+   * The end of this device's own chain for an append. The last batch's end is remembered, and
+   * trusted only while the store still shows it as the end (the record held with that hash, none
+   * after it): two point reads instead of a reverse scan, which grows slower with the chain.
+   */
+  private async ownEnd (self: string): Promise<ChainEnd | null> {
+    const last = this.lastAppend.get(self)
+    if (last != null) {
+      const [held, next] = await Promise.all([this.getRaw(self, last.seq), this.getRaw(self, last.seq + 1)])
+      if (held != null && next == null && bytesEqual(sha256(held), last.hash)) return { seq: last.seq, hash: last.hash }
+      this.lastAppend.delete(self)
+    }
+    return this.end(self)
+  }
+
+  /** Writes every append waiting for `self`'s chain as one synced batch (under the chain's lock). */
+  private async commitAppends (self: string): Promise<void> {
+    const waiting = this.appending.get(self) ?? []
+    this.appending.delete(self)
+    const batch = waiting.filter(a => {
+      if (a.signal?.aborted !== true) return true
+      a.reject(a.signal.reason)
+      return false
+    })
+    if (batch.length === 0) return
+    try {
+      const written = this.lastAppend.get(self)
+      // independent reads, in parallel: an append's latency is one read and one synced write
+      const [end, held, seen] = await Promise.all([this.ownEnd(self), this.headRaw(self), this.seenRaw(self)])
       const endSeq = end?.seq ?? -1
-      for (const [what, raw] of [['held', await this.headRaw(self)], ['seen', await this.seenRaw(self)]] as const) {
+      for (const [what, raw] of [['held', held], ['seen', seen]] as const) {
         if (raw == null) continue
+        // the head the last batch wrote was signed here: its seq is known, no need to verify it
+        const own = written != null && bytesEqual(raw, written.head)
         let head: SignedHead
         try {
           head = decodeHead(raw)
         } catch {
           continue
         }
-        if (head.signer === self && head.seq > endSeq && verifyHeadSignature(head)) {
+        if (head.signer === self && head.seq > endSeq && (own || verifyHeadSignature(head))) {
           throw new LedgerRollbackError(`this device's chain ends at seq ${endSeq} but it signed a head for seq ${head.seq} (${what}): the store was restored from an older copy or lost records; the node takes the missing records back from a peer that holds them and appends again after that (keep a hive peer connected; "hive-node verify" shows the state)`)
         }
       }
-      const record = await signRecord({
-        ...checkContent(content),
-        seq: endSeq + 1,
-        prev: end?.hash ?? GENESIS_PREV,
-        signer: self
-      }, signer)
-      const head = await signHead(record.seq, record.hash, signer)
-      options.signal?.throwIfAborted()
-      await this.db.batch([
-        { type: 'put', sublevel: this.records, key: recordKey(self, record.seq), value: record.bytes },
-        { type: 'put', sublevel: this.heads, key: self, value: head.bytes }
-      ], SYNC)
-      return record
-    })
+      const records: LedgerRecord[] = []
+      let prev = end?.hash ?? GENESIS_PREV
+      for (const [i, append] of batch.entries()) {
+        const record = await signRecord({ ...append.content, seq: endSeq + 1 + i, prev, signer: self }, append.signer)
+        records.push(record)
+        prev = record.hash
+      }
+      const last = records[records.length - 1] as LedgerRecord
+      const head = await signHead(last.seq, last.hash, (batch[batch.length - 1] as PendingAppend).signer)
+      const ops: Array<Record<string, unknown>> = records.map(record => (
+        { type: 'put', sublevel: this.records, key: recordKey(self, record.seq), value: record.bytes }
+      ))
+      ops.push({ type: 'put', sublevel: this.heads, key: self, value: head.bytes })
+      this.lastAppend.delete(self)
+      await this.db.batch(ops, SYNC)
+      this.lastAppend.set(self, { seq: last.seq, hash: last.hash, head: head.bytes })
+      for (const [i, append] of batch.entries()) append.resolve(records[i] as LedgerRecord)
+    } catch (err) {
+      for (const append of batch) append.reject(err)
+    }
+    // appends that arrived during this batch were scheduled by their first arrival
   }
 
   /**
@@ -321,6 +389,7 @@ export class LedgerStore {
   async acceptRecords (signer: string, from: number, copy: Uint8Array[], options: AbortOptions & { head?: SignedHead } = {}): Promise<AcceptResult> {
     const publicKey = signerPublicKey(signer)
     return this.exclusive(signer, async () => {
+      this.lastAppend.delete(signer)
       const end = await this.end(signer)
       const endSeq = end?.seq ?? -1
       if (from > endSeq + 1) {
@@ -447,6 +516,8 @@ export interface AppendInput {
   placement?: string
   /** Milliseconds since the epoch; now when omitted. */
   time?: number
+  /** The run's LLM calls per route (at most one entry each for local, peer, cloud; u32 counts). */
+  llm?: LlmUsage[]
 }
 
 function checkContent (content: AppendInput): RecordContent {
@@ -463,6 +534,7 @@ function checkContent (content: AppendInput): RecordContent {
     input: content.input ?? '',
     output: content.output ?? '',
     status: content.status,
-    placement: content.placement ?? ''
+    placement: content.placement ?? '',
+    ...(content.llm != null && content.llm.length > 0 ? { llm: content.llm } : {})
   }
 }

@@ -3,7 +3,7 @@
 // reaches every device.
 
 import { join } from 'node:path'
-import { contextId } from '../crdt/index.ts'
+import { InvalidContextIdError, contextId } from '../crdt/index.ts'
 import type { AgentContexts } from '../sandbox/index.ts'
 import type { ContextStore } from '../crdt/index.ts'
 
@@ -15,11 +15,13 @@ export function agentsCacheDir (dataDir: string): string {
 /**
  * Agent contexts on the CRDT store: `get` reads the context's state (a value that is not a
  * string is handed over as JSON), `set` writes it, `append` adds to the conversation with the
- * role "agent". Each write resolves once it is on disk.
+ * role "agent", `readConversation` reads its last entries. Each write resolves once it is on disk.
  */
 export function storeBackedContexts (store: ContextStore): AgentContexts {
   return {
     async open (id) {
+      // `hive.` contexts carry the hive's own settings (the budget): no agent writes them
+      if (id.startsWith('hive.')) throw new InvalidContextIdError(`context ${id} is reserved for the hive's settings; agents use other ids`)
       const ctx = await store.open(contextId(id))
       return {
         get: (key) => {
@@ -28,7 +30,8 @@ export function storeBackedContexts (store: ContextStore): AgentContexts {
           return typeof value === 'string' ? value : JSON.stringify(value)
         },
         set: async (key, value) => { await ctx.set(key, value) },
-        append: async (text) => { await ctx.append(text, { role: 'agent' }) }
+        append: async (text) => { await ctx.append(text, { role: 'agent' }) },
+        readConversation: (last) => last <= 0 ? [] : ctx.view().conversation.slice(-last).map(e => ({ role: e.role, text: e.text }))
       }
     }
   }

@@ -1,10 +1,13 @@
 // What every CLI command needs: the data directory, a client for the running node's API, and
 // printing in human or JSON form.
 
+import { statSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
+import { resolve } from 'node:path'
 import { z } from 'zod'
 import { dataPaths, resolveDataDir } from './config.ts'
-import { ApiError, NodeNotRunningError } from './errors.ts'
+import { ApiError, NodeNotReadyError, NodeNotRunningError } from './errors.ts'
+import { readLock } from './lock.ts'
 
 /** A failed API call: the node answered with an error (the `ApiError` it sent, as the CLI sees it). */
 export class ApiRequestError extends ApiError {}
@@ -12,6 +15,36 @@ export class ApiRequestError extends ApiError {}
 /** Wrong use of the command line (exit code 2). */
 export class UsageError extends Error {
   override name = 'UsageError'
+}
+
+/**
+ * Reads a file the user named on the command line. A missing, unreadable or wrong kind of file is
+ * a usage error that names the path as given, where it was looked for, and what was expected,
+ * instead of the system's ENOENT/EISDIR/EACCES text.
+ */
+export async function readUserFile (path: string, what: string): Promise<Buffer> {
+  try {
+    return await readFile(path)
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    const where = resolve(path) === path ? '' : ` (looked for ${resolve(path)})`
+    if (code === 'ENOENT') throw new UsageError(`no file ${path}${where}: give the path of ${what}`)
+    if (code === 'EISDIR') throw new UsageError(`${path} is a folder: give the path of ${what}`)
+    if (code === 'EACCES' || code === 'EPERM') throw new UsageError(`cannot read ${path}: permission denied (it should be ${what})`)
+    throw err
+  }
+}
+
+/** The data directory must be a directory, or not exist yet (a start creates it). */
+function checkDataDir (dir: string): string {
+  let isDirectory: boolean | undefined
+  try {
+    isDirectory = statSync(dir).isDirectory()
+  } catch {
+    return dir
+  }
+  if (!isDirectory) throw new UsageError(`the data directory ${dir} is a file, not a folder: give --data a folder (it is created if missing)`)
+  return dir
 }
 
 const ApiFileSchema = z.object({ url: z.string().url(), port: z.number(), pid: z.number(), peerId: z.string() })
@@ -34,10 +67,17 @@ export class ApiClient {
       file = ApiFileSchema.parse(JSON.parse(await readFile(paths.api, 'utf8')))
       token = (await readFile(paths.token, 'utf8')).trim()
     } catch {
-      throw new NodeNotRunningError(this.dataDir)
+      throw await this.notAnswering()
     }
     this.endpoint = { url: file.url, token }
     return this.endpoint
+  }
+
+  /** Why the API does not answer: a node starting or stopping holds the lock; else none runs. */
+  private async notAnswering (detail?: string): Promise<Error> {
+    const owner = await readLock(dataPaths(this.dataDir).lock)
+    if (owner != null && owner.state !== 'running') return new NodeNotReadyError(owner.pid, owner.state, this.dataDir)
+    return new NodeNotRunningError(this.dataDir, detail)
   }
 
   async request<T = unknown> (method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, body?: unknown, options: { signal?: AbortSignal } = {}): Promise<T> {
@@ -55,7 +95,7 @@ export class ApiClient {
       })
     } catch (err) {
       if ((err as Error).name === 'AbortError' || (err as Error).name === 'TimeoutError') throw err
-      throw new NodeNotRunningError(this.dataDir, `its API at ${url} does not answer`)
+      throw await this.notAnswering(`its API at ${url} does not answer`)
     }
     const text = await response.text()
     let json: unknown
@@ -70,6 +110,39 @@ export class ApiClient {
       throw new ApiRequestError(response.status, 'HttpError', `the node answered ${response.status}`)
     }
     return json as T
+  }
+
+  /** POSTs and yields each line of an NDJSON answer as it arrives. */
+  async * postLines (path: string, body: unknown, options: { signal?: AbortSignal } = {}): AsyncGenerator<unknown> {
+    const { url, token } = await this.locate()
+    let response: Response
+    try {
+      response = await fetch(url + path, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+        signal: options.signal
+      })
+    } catch (err) {
+      if ((err as Error).name === 'AbortError' || (err as Error).name === 'TimeoutError') throw err
+      throw new NodeNotRunningError(this.dataDir, `its API at ${url} does not answer`)
+    }
+    if (!response.ok || response.body == null) {
+      const parsed = ErrorBody.safeParse(await response.json().catch(() => undefined))
+      if (parsed.success) throw new ApiRequestError(response.status, parsed.data.error.code, parsed.data.error.message)
+      throw new ApiRequestError(response.status, 'HttpError', `the node answered ${response.status}`)
+    }
+    const decoder = new TextDecoder()
+    let buffer = ''
+    for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+      buffer += decoder.decode(chunk, { stream: true })
+      let newline
+      while ((newline = buffer.indexOf('\n')) >= 0) {
+        const text = buffer.slice(0, newline)
+        buffer = buffer.slice(newline + 1)
+        if (text.trim() !== '') yield JSON.parse(text)
+      }
+    }
   }
 
   async get<T = unknown> (path: string, options?: { signal?: AbortSignal }): Promise<T> {
@@ -94,16 +167,22 @@ export interface CliContext {
   print: (options: CommonOptions, human: string | (() => string), json: unknown) => void
   out: (text: string) => void
   err: (text: string) => void
+  /** The environment the command was started with. */
+  env: NodeJS.ProcessEnv
+  /** Colour codes may be written: stdout is a terminal, NO_COLOR is unset and TERM is not dumb. */
+  colour: boolean
 }
 
 export interface CliIo {
   out: (text: string) => void
   err: (text: string) => void
   env: NodeJS.ProcessEnv
+  /** stdout is a terminal (default: false). */
+  tty?: boolean
 }
 
 export function createCliContext (io: CliIo): CliContext {
-  const dataDir = (options: CommonOptions): string => resolveDataDir(options.data, io.env)
+  const dataDir = (options: CommonOptions): string => checkDataDir(resolveDataDir(options.data, io.env))
   return {
     dataDir,
     api: (options) => new ApiClient(dataDir(options)),
@@ -112,8 +191,21 @@ export function createCliContext (io: CliIo): CliContext {
       else io.out((typeof human === 'function' ? human() : human) + '\n')
     },
     out: io.out,
-    err: io.err
+    err: io.err,
+    env: io.env,
+    colour: io.tty === true && (io.env.NO_COLOR ?? '') === '' && io.env.TERM !== 'dumb'
   }
+}
+
+/**
+ * The one way human output shows a moment: local time, `YYYY-MM-DD HH:MM:SS`, sortable and
+ * unambiguous. JSON output keeps ISO 8601 in UTC.
+ */
+export function formatTime (ms: number): string {
+  if (!Number.isFinite(ms) || ms <= 0) return '-'
+  const d = new Date(ms)
+  const two = (n: number): string => String(n).padStart(2, '0')
+  return `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())} ${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())}`
 }
 
 /** Renders rows as an aligned text table. */

@@ -3,7 +3,7 @@
 
 import { Command, CommanderError } from 'commander'
 import { ApiRequestError, UsageError, createCliContext } from './cli-context.ts'
-import { InvalidConfigError, NodeAlreadyRunningError, NodeNotRunningError } from './errors.ts'
+import { InvalidConfigError, NodeAlreadyRunningError, NodeNotReadyError, NodeNotRunningError } from './errors.ts'
 import { VERSION } from './version.ts'
 import * as core from './commands/core.ts'
 import * as pairing from './commands/pairing.ts'
@@ -11,6 +11,8 @@ import * as context from './commands/context.ts'
 import * as agent from './commands/agent.ts'
 import * as ledger from './commands/ledger.ts'
 import * as tasks from './commands/tasks.ts'
+import * as service from './commands/service.ts'
+import * as llm from './commands/llm.ts'
 import type { CliIo } from './cli-context.ts'
 
 export const EXIT_OK = 0
@@ -47,18 +49,29 @@ export function buildProgram (io: CliIo): Command {
   agent.register(program, cli)
   ledger.register(program, cli)
   tasks.register(program, cli)
+  service.register(program, cli)
+  llm.register(program, cli)
 
   eachCommand(program, (command) => {
-    command.showHelpAfterError(`Usage: ${fullName(command)} ${command.usage()}  (see ${fullName(command)} --help)`)
+    command.showHelpAfterError(usageLine(command))
   })
+  // The command whose action runs, so a usage error found by the action prints its usage too.
+  program.hook('preAction', (_program, action) => { running.set(program, action) })
   return program
+}
+
+const running = new WeakMap<Command, Command>()
+
+function usageLine (command: Command): string {
+  return `Usage: ${fullName(command)} ${command.usage()}  (see ${fullName(command)} --help)`
 }
 
 /** Runs the CLI and resolves to the process exit code. */
 export async function main (argv: string[], io: CliIo = {
   out: (t) => { process.stdout.write(t) },
   err: (t) => { process.stderr.write(t) },
-  env: process.env
+  env: process.env,
+  tty: process.stdout.isTTY
 }): Promise<number> {
   const program = buildProgram(io)
   if (argv.length === 0) {
@@ -75,9 +88,11 @@ export async function main (argv: string[], io: CliIo = {
     }
     if (err instanceof UsageError || err instanceof InvalidConfigError) {
       io.err(`error: ${err.message}\n`)
+      const command = running.get(program)
+      if (command !== undefined) io.err(`${usageLine(command)}\n`)
       return EXIT_USAGE
     }
-    if (err instanceof NodeNotRunningError || err instanceof NodeAlreadyRunningError || err instanceof ApiRequestError) {
+    if (err instanceof NodeNotRunningError || err instanceof NodeNotReadyError || err instanceof NodeAlreadyRunningError || err instanceof ApiRequestError) {
       io.err(`error: ${err.message}\n`)
       return EXIT_FAILURE
     }

@@ -11,8 +11,20 @@ export class NodeAlreadyRunningError extends Error {
 
 export class NodeNotRunningError extends Error {
   override name = 'NodeNotRunning'
-  constructor (dataDir: string, detail?: string) {
-    super(`no hive-node is running with data directory ${dataDir}${detail != null ? ` (${detail})` : ''}; start one with "hive-node start --data ${dataDir}"`)
+  constructor (dataDir: string, detail?: string, advice = `start one with "hive-node start --data ${dataDir}"`) {
+    super(`no hive-node is running with data directory ${dataDir}${detail != null ? ` (${detail})` : ''}; ${advice}`)
+  }
+}
+
+/** The node is starting or stopping: its process holds the data directory, its API is not up. */
+export class NodeNotReadyError extends Error {
+  override name = 'NodeNotReady'
+  readonly pid: number
+  readonly state: string
+  constructor (pid: number, state: string, dataDir: string) {
+    super(`hive-node (pid ${pid}) with data directory ${dataDir} is ${state}${state === 'stopping' ? '; it exits within the stop bound (see the README)' : '; try again in a moment'}`)
+    this.pid = pid
+    this.state = state
   }
 }
 

@@ -3,7 +3,22 @@
 
 import { PERMISSIONS, inspectAgentBytes } from '../sandbox/index.ts'
 import type { AgentLogLine, ExecutionOutcome, Executor } from '../protocol/index.ts'
-import type { AgentLogEntry, Sandbox } from '../sandbox/index.ts'
+import type { AgentLlmCall, AgentLlmUsage, AgentLogEntry, Sandbox } from '../sandbox/index.ts'
+
+/** One log line per model call of a run: what `hive-node run` prints. */
+export function llmCallLine (call: AgentLlmCall): string {
+  const where = call.route.kind === 'local' ? 'this device' : call.route.kind === 'peer' ? `peer ${call.route.device}` : `cloud ${call.route.provider}`
+  return `llm ${call.op} ${call.model} on ${where}: ${call.tokensIn} tokens in, ${call.tokensOut} out, ${Math.round(call.ms)} ms`
+}
+
+/** A failed run's calls per route kind (a run that ends has them in its result). */
+function llmUsage (calls: AgentLlmCall[]): AgentLlmUsage[] {
+  const order = ['local', 'peer', 'cloud'] as const
+  return order.map(route => {
+    const of = calls.filter(c => c.route.kind === route)
+    return { route, calls: of.length, tokensIn: of.reduce((n, c) => n + c.tokensIn, 0), tokensOut: of.reduce((n, c) => n + c.tokensOut, 0) }
+  }).filter(u => u.calls > 0)
+}
 
 /** Failures of this node, not of the agent: another node should try. */
 const NODE_FAULTS = new Set(['SandboxNotRunning', 'AbortError', 'CompileFailed'])
@@ -62,11 +77,20 @@ export function sandboxExecutor (sandbox: Sandbox): Executor {
       if (ungranted != null) return ungranted
       const logs: AgentLogLine[] = []
       const onLog = (e: AgentLogEntry): void => { if (logs.length < 200) logs.push({ level: e.level, message: e.message }) }
+      // where each model call ran travels back to the submitter with the logs, so `run` prints it
+      const calls: AgentLlmCall[] = []
+      const onLlmCall = (call: AgentLlmCall): void => {
+        calls.push(call)
+        if (logs.length < 200) logs.push({ level: 'info', message: llmCallLine(call) })
+      }
       try {
-        const result = await sandbox.run(loaded, { input, signal, onLog, ...(contextId != null ? { contextId } : {}) })
-        return { ok: true, output: result.output, logs }
+        const result = await sandbox.run(loaded, { input, signal, onLog, onLlmCall, ...(contextId != null ? { contextId } : {}) })
+        const outcome = { ok: true as const, output: result.output, logs, ...(result.llm.usage.length > 0 ? { llm: result.llm.usage } : {}) }
+        return outcome
       } catch (err) {
-        return { ...failure(err), logs }
+        const usage = llmUsage(calls)
+        const outcome = { ...failure(err), logs, ...(usage.length > 0 ? { llm: usage } : {}) }
+        return outcome
       }
     }
   }

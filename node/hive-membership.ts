@@ -4,7 +4,7 @@
 
 import { PAIRING_PROTOCOL, createGate, createMembership, createMembershipSync, createPairing, gossipTopic } from '../protocol/index.ts'
 import type { Logger } from './logger.ts'
-import type { GossipHost, Membership, MembershipDb, MembershipGate, MembershipSigner, MembershipSync, Pairing } from '../protocol/index.ts'
+import type { GossipHost, Membership, MembershipDb, MembershipGate, MembershipSigner, MembershipRefusal, MembershipSync, Pairing } from '../protocol/index.ts'
 import type { Libp2p } from '@libp2p/interface'
 
 export interface HiveMembershipInit {
@@ -17,6 +17,11 @@ export interface HiveMembershipComponents {
   signer: MembershipSigner
 }
 
+/** A stranger counts as nearby this long after the gate last refused it. */
+export const STRANGER_WINDOW_MS = 10 * 60_000
+/** At most this many strangers are remembered (the oldest is forgotten first). */
+const MAX_STRANGERS = 256
+
 export class HiveMembership {
   readonly membership: Membership
   readonly gate: MembershipGate
@@ -26,12 +31,44 @@ export class HiveMembership {
   private pairingPart?: Pairing
   private pubsub?: GossipHost
   private readonly guarded = new Set<string>()
+  /** Non-members whose connections the gate refused, with when it last did. */
+  private readonly strangers = new Map<string, number>()
+  private readonly onRefused = (event: Event): void => {
+    const refusal = (event as CustomEvent<MembershipRefusal>).detail
+    if (refusal.layer === 'connection') this.noteStranger(refusal.peer)
+  }
 
   private constructor (init: HiveMembershipInit, membership: Membership, gate: MembershipGate) {
     this.name = init.name
     this.log = init.log
     this.membership = membership
     this.gate = gate
+    this.gate.addEventListener('refused', this.onRefused)
+  }
+
+  /**
+   * A device this node met (mDNS, a bootstrap address) that is not in the hive. The first time,
+   * say so and what to do, once; later sightings only refresh the time.
+   */
+  private noteStranger (peer: string): void {
+    if (!this.strangers.has(peer)) {
+      this.log.info(`a device nearby (…${peer.slice(-8)}) is not in this hive: pair it with "hive-node pair" on a device of the hive, then "hive-node join" on it`)
+      if (this.strangers.size >= MAX_STRANGERS) {
+        const oldest = this.strangers.keys().next().value
+        if (oldest !== undefined) this.strangers.delete(oldest)
+      }
+    }
+    this.strangers.delete(peer)
+    this.strangers.set(peer, Date.now())
+  }
+
+  /** How many devices that are not members this node met in the last ten minutes. */
+  strangersNearby (now = Date.now()): number {
+    let n = 0
+    for (const [peer, at] of this.strangers) {
+      if (now - at <= STRANGER_WINDOW_MS && !this.membership.isMember(peer)) n++
+    }
+    return n
   }
 
   /** Loads (or founds) this device's hive; needed before libp2p is built, for its gater. */
@@ -83,6 +120,7 @@ export class HiveMembership {
   async stop (): Promise<void> {
     await this.pairingPart?.stop()
     await this.syncPart?.stop()
+    this.gate.removeEventListener('refused', this.onRefused)
     this.gate.stop()
     await this.membership.stop()
   }

@@ -14,7 +14,8 @@ import { createSandbox } from '../sandbox/index.ts'
 import { agentsCacheDir, storeBackedContexts } from './agents.ts'
 import { LEDGER_SUBLEVEL, createLedger } from '../ledger/index.ts'
 import { sandboxExecutor } from './executor.ts'
-import { createTaskArchive } from './task-archive.ts'
+import { TASKS_SUBLEVEL, createTaskArchive } from './task-archive.ts'
+import { createNodeLlm } from './llm.ts'
 import { createApi } from './api/server.ts'
 import { HiveMembership } from './hive-membership.ts'
 import { DEFAULT_API_PORT, DEFAULT_P2P_PORT, dataPaths, defaultNodeName, validateNodeName } from './config.ts'
@@ -36,6 +37,7 @@ import type { Contexts } from '../crdt/index.ts'
 import type { Sandbox } from '../sandbox/index.ts'
 import type { Ledger } from '../ledger/index.ts'
 import type { TaskArchive } from './task-archive.ts'
+import type { NodeLlm, NodeLlmInit } from './llm.ts'
 import type { PeerId } from '@libp2p/interface'
 
 export interface HiveNodeInit {
@@ -56,6 +58,8 @@ export interface HiveNodeInit {
   capabilityOverrides?: CapabilityOverrides
   capabilities?: CapabilitySettings
   placement?: PlacementInit
+  /** Model backends, cloud client, prices and routing settings of LLM calls. */
+  llm?: Omit<NodeLlmInit, 'dataDir'>
 }
 
 export type { PeerSummary, RuntimeInfo } from './api/types.ts'
@@ -63,7 +67,7 @@ export type { PeerSummary, RuntimeInfo } from './api/types.ts'
 export type { PeerRecord }
 
 /** Capability gossip settings a node may be started with (tests shorten the intervals). */
-export type CapabilitySettings = Pick<CapabilitiesInit, 'intervalMs' | 'expireMs' | 'ollamaUrl' | 'ollamaTimeoutMs' | 'powerSupplyDir'>
+export type CapabilitySettings = Pick<CapabilitiesInit, 'intervalMs' | 'expireMs' | 'ollamaUrl' | 'ollamaTimeoutMs' | 'powerSupplyDir' | 'localModels' | 'drmDir'>
 
 type Db = Level<string, Uint8Array>
 
@@ -92,6 +96,8 @@ export class HiveNode extends EventTarget implements ApiNode {
   readonly agents: AgentStore<Digest>
   /** The tasks this device submitted, on disk: what `task`, `tasks` and `explain` answer after a restart. */
   readonly taskArchive: TaskArchive
+  /** LLM calls: the waterfall (this device, a member, a cloud within budget), keys and budget. */
+  readonly llm: NodeLlm
   readonly startedAt: number = Date.now()
   private readonly init: HiveNodeInit
   private readonly lock: DataDirLock
@@ -124,7 +130,14 @@ export class HiveNode extends EventTarget implements ApiNode {
       prestartWorkers: false,
       onLog: (e) => { this.log.info(`agent ${e.agent} (run ${e.runId}) ${e.level}: ${e.message}`) },
       onCacheEvent: (e) => { if (e.type === 'corrupt') this.log.warn(`agents cache: entry ${e.digest} was damaged (${e.reason ?? ''}); rebuilding it`) }
-    }, { contexts: storeBackedContexts(this.contexts.store) })
+    }, {
+      contexts: storeBackedContexts(this.contexts.store),
+      // the router is built below; agents' calls reach it only once runs start
+      llm: {
+        chat: async (request, caller) => this.llm.router.chat(request, caller),
+        embed: async (model, texts, caller) => this.llm.router.embed(model, texts, caller)
+      }
+    })
     this.ledger = createLedger({}, {
       db: this.db.sublevel(LEDGER_SUBLEVEL, { keyEncoding: 'utf8', valueEncoding: 'view' }),
       signer: { peerId: this.identity.peerId, sign: this.identity.sign },
@@ -137,10 +150,15 @@ export class HiveNode extends EventTarget implements ApiNode {
     const agentStore = createAgentStore<Digest>({ maxBytes: this.init.placement?.agentCacheBytes })
 
     // ---- capabilities: what this device offers, on the hive's gossip ----
+    // the models this device holds are the LLM router's, read at every report
+    const localModels = async (options: { signal?: AbortSignal }): Promise<string[]> => (await this.llm.router.localModels(options)).map(m => m.name)
     this.capabilities = createCapabilities({
       name: this.name,
       version: VERSION,
       runtimes: () => this.runtimes().filter(r => r.status === 'ready').map(r => r.name),
+      localModels,
+      // placement is built below; reports are read only once the node starts
+      running: () => this.placement.running(),
       ...this.init.capabilities,
       ...(this.init.capabilityOverrides != null ? { overrides: this.init.capabilityOverrides } : {})
     }, {
@@ -168,9 +186,25 @@ export class HiveNode extends EventTarget implements ApiNode {
     this.placement = createPlacement(this.init.placement ?? {}, placementComponents)
     // placement runs from the store it is handed; one that keeps its own is still the one store
     this.agents = this.placement.agents
+    // the bid of a device counts the tasks it runs: capabilities reads the count from placement
+    this.placement.on('running', () => { this.capabilities.refresh() })
+
+    // ---- llm: the waterfall (this device, a member, a cloud within budget), keys and budget ----
+    this.llm = createNodeLlm({ dataDir: this.dataDir, ...(this.init.capabilities?.ollamaUrl !== undefined ? { ollamaUrl: this.init.capabilities.ollamaUrl } : {}), ...this.init.llm }, {
+      libp2p: this.libp2p,
+      capabilities: this.capabilities,
+      contexts: this.contexts.store,
+      gate: this.gate,
+      signer: this.signer,
+      hiveId: () => this.hive.membership.hiveId,
+      isMember: (peer) => this.hive.membership.isMember(peer),
+      members: () => this.hive.membership.members().length,
+      db: this.db.sublevel<string, string>('llm', { keyEncoding: 'utf8', valueEncoding: 'utf8' }),
+      log: this.log
+    })
 
     this.taskArchive = createTaskArchive({}, {
-      db: this.db.sublevel<string, string>('tasks', { keyEncoding: 'utf8', valueEncoding: 'utf8' }),
+      db: this.db.sublevel<string, string>(TASKS_SUBLEVEL, { keyEncoding: 'utf8', valueEncoding: 'utf8' }),
       placement: this.placement,
       log: this.log.child('tasks')
     })
@@ -264,6 +298,7 @@ export class HiveNode extends EventTarget implements ApiNode {
       this.followHiveTopics()
       await this.ledger.start()
       await this.capabilities.start()
+      await this.llm.start()
       await this.taskArchive.start()
       await this.placement.start()
 
@@ -273,6 +308,7 @@ export class HiveNode extends EventTarget implements ApiNode {
       })
 
       this.dialBootstrap()
+      await this.lock.setState('running').catch(() => {})
       this.state = 'running'
       this.log.info(`started ${this.peerId.toString()}`)
     } catch (err) {
@@ -287,12 +323,16 @@ export class HiveNode extends EventTarget implements ApiNode {
     if (this.state === 'stopped' || this.state === 'stopping') return
     this.state = 'stopping'
     clearTimeout(this.bootstrapTimer)
+    // first, so that `status` says "stopping" while the API is already down
+    await this.lock.setState('stopping').catch(() => {})
     const steps: Array<[string, () => Promise<void>]> = [
       ['api', async () => { await this.api?.stop() }],
       // placement first: runs it aborts are not reported as the agent's failure
       ['placement', async () => { await this.placement.stop() }],
       // after placement: what stopping it changed is written too
       ['tasks archive', async () => { await this.taskArchive.stop() }],
+      // before capabilities and libp2p: calls it serves end, then the engines close
+      ['llm', async () => { await this.llm.stop() }],
       ['capabilities', async () => { await this.capabilities.stop() }],
       ['sandbox', async () => { await this.sandbox.stop() }],
       ['contexts', async () => { await this.contexts.stop() }],

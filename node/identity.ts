@@ -6,8 +6,8 @@ import { randomBytes } from 'node:crypto'
 import { chmod, open, readFile, rename, stat, unlink } from 'node:fs/promises'
 import { generateKeyPairFromSeed } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import * as ed from '@noble/ed25519'
 import { z } from 'zod'
+import { ed25519Sign } from '../ledger/index.ts'
 import { IdentityError } from './errors.ts'
 import type { Ed25519PrivateKey, PeerId } from '@libp2p/interface'
 
@@ -21,11 +21,11 @@ export interface Identity {
   readonly peerId: PeerId
   /** The libp2p form of the key, handed to libp2p. */
   readonly privateKey: Ed25519PrivateKey
-  /** The 32-byte Ed25519 seed (RFC 8032 private key), as @noble/ed25519 takes it. */
+  /** The 32-byte Ed25519 seed (RFC 8032 private key). */
   readonly seed: Uint8Array
   /** The 32-byte Ed25519 public key. */
   readonly publicKey: Uint8Array
-  /** Signs with the device key (RFC 8032 Ed25519, via @noble/ed25519). */
+  /** Signs with the device key (RFC 8032 Ed25519, through node:crypto). */
   sign: (message: Uint8Array) => Promise<Uint8Array>
 }
 
@@ -36,7 +36,7 @@ async function fromSeed (seed: Uint8Array): Promise<Identity> {
     privateKey,
     seed,
     publicKey: privateKey.publicKey.raw,
-    sign: async (message) => ed.signAsync(message, seed)
+    sign: ed25519Sign(seed)
   }
 }
 

@@ -8,7 +8,6 @@ import { yamux } from '@chainsafe/libp2p-yamux'
 import { gossipsub } from '@libp2p/gossipsub'
 import { identify } from '@libp2p/identify'
 import { kadDHT, passthroughMapper, removePublicAddressesMapper } from '@libp2p/kad-dht'
-import { mdns } from '@libp2p/mdns'
 import { ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
 import { createLibp2p } from 'libp2p'
@@ -55,7 +54,11 @@ export const MDNS_SERVICE_TAG = 'hive-node.local'
 
 export async function buildLibp2p (init: Libp2pInit): Promise<HiveLibp2p> {
   const peerDiscovery: Array<(components: any) => PeerDiscovery> = []
-  if (init.mdns) peerDiscovery.push(mdns({ serviceTag: MDNS_SERVICE_TAG, interval: 5_000 }))
+  if (init.mdns) {
+    // loaded only when used: a node started with --no-mdns does not carry it
+    const { mdns } = await import('@libp2p/mdns')
+    peerDiscovery.push(mdns({ serviceTag: MDNS_SERVICE_TAG, interval: 5_000 }))
+  }
 
   return createLibp2p<HiveServices>({
     privateKey: init.privateKey,

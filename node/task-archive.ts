@@ -50,6 +50,9 @@ type Db = AbstractSublevel<any, any, string, string>
 const SYNC = { sync: true } as Record<string, unknown>
 const NO_SYNC = { sync: false } as Record<string, unknown>
 
+/** The sublevel of the node's database that holds the archive. */
+export const TASKS_SUBLEVEL = 'tasks'
+
 const DEFAULT_MAX_TASKS = 1000
 const DEFAULT_MAX_BYTES = 256 * 1024 * 1024
 const TASK = 'task!'
@@ -115,17 +118,9 @@ class Archive implements TaskArchive {
     for await (const key of this.db.keys(range(OPEN))) {
       const id = key.slice(OPEN.length)
       ops.push({ type: 'del', key })
-      const text = await this.db.get(TASK + id)
-      const task = text != null ? parse(text) : undefined
+      const task = await readTask(this.db, id)
       if (task == null || ended(task.view)) continue
-      const view: TaskView = {
-        ...task.view,
-        status: 'failed',
-        closedAt: now,
-        error: { code: 'Interrupted', message: 'this node stopped before the task finished; run it again' },
-        history: [...task.view.history, { at: now, type: 'failed', detail: 'the node stopped while the task was under way' }]
-      }
-      ops.push({ type: 'put', key: TASK + id, value: encode(view) })
+      ops.push({ type: 'put', key: TASK + id, value: encode(interrupted(task.view, now)) })
     }
     if (ops.length > 0) await this.db.batch(ops, SYNC)
     await this.prune()
@@ -221,18 +216,52 @@ class Archive implements TaskArchive {
   }
 
   async get (taskId: string): Promise<ArchivedTask | undefined> {
-    const text = await this.db.get(TASK + taskId)
-    return text != null ? parse(text) : undefined
+    return readTask(this.db, taskId)
   }
 
   async list (options: { limit?: number } = {}): Promise<TaskView[]> {
-    const limit = options.limit ?? 50
-    const views: TaskView[] = []
-    for await (const value of this.db.values({ ...range(ORDER), reverse: true, limit })) {
-      const task = await this.get(value.split(' ')[0] ?? '')
-      if (task != null) views.push(task.view)
-    }
-    return views
+    return listTasks(this.db, options.limit)
+  }
+}
+
+/** A task that was under way when its node stopped, as the next start records it. */
+function interrupted (view: TaskView, now: number): TaskView {
+  return {
+    ...view,
+    status: 'failed',
+    closedAt: now,
+    error: { code: 'Interrupted', message: 'this node stopped before the task finished; run it again' },
+    history: [...view.history, { at: now, type: 'failed', detail: 'the node stopped while the task was under way' }]
+  }
+}
+
+async function readTask (db: Db, taskId: string): Promise<ArchivedTask | undefined> {
+  const text = await db.get(TASK + taskId)
+  return text != null ? parse(text) : undefined
+}
+
+async function listTasks (db: Db, limit = 50): Promise<TaskView[]> {
+  const views: TaskView[] = []
+  for await (const value of db.values({ ...range(ORDER), reverse: true, limit })) {
+    const task = await readTask(db, value.split(' ')[0] ?? '')
+    if (task != null) views.push(task.view)
+  }
+  return views
+}
+
+/**
+ * The archive read while no node runs (the CLI with the node stopped): the same answers, with a
+ * task left under way shown as the next start will record it, interrupted; nothing is written.
+ */
+export function readTaskArchive (db: Db): Pick<TaskArchive, 'get' | 'list'> {
+  const now = Date.now()
+  const settle = (view: TaskView): TaskView => ended(view) ? view : interrupted(view, now)
+  return {
+    get: async (taskId) => {
+      const task = await readTask(db, taskId)
+      return task != null ? { ...task, view: settle(task.view) } : undefined
+    },
+    list: async (options = {}) => (await listTasks(db, options.limit)).map(settle)
   }
 }
 

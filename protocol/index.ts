@@ -20,3 +20,4 @@ export { AgentDigestMismatchError, AgentFetchError, AgentChunk, AgentFetchHeader
 export type { AgentStore } from './agents/index.ts'
 export { MEMBERSHIP_PROTOCOL, PAIRING_PROTOCOL } from './wire/index.ts'
 export { Refusal } from './placement/index.ts'
+export type { Refusal as MembershipRefusal } from './membership/index.ts'

@@ -17,6 +17,7 @@ import { readComponent } from './binary.ts'
 import { AbortError, BuildFailedError, TargetExistsError } from './errors.ts'
 import { embedManifest, parseManifestJson } from './manifest.ts'
 import { HOST_FUNCTIONS, WIT_PACKAGE, WIT_VERSION, WORLD_NAME, importName, narrowWit } from './wit.ts'
+import type { UsedFunctions } from './wit.ts'
 import type { AgentDigest, AgentInfo } from './agent.ts'
 import type { Manifest } from './manifest.ts'
 
@@ -95,9 +96,9 @@ export async function buildAgent (src: string, out: string, options: BuildOption
   progress('prepare', 0, 'reading source and manifest')
   const { source, manifestFile } = await resolveSource(src, options.manifestPath)
   const manifest = parseManifestJson(await readFile(manifestFile, 'utf8'), manifestFile)
-  checkSourceImports(await readFile(source, 'utf8'), source, manifest)
+  const used = checkSourceImports(await readFile(source, 'utf8'), source, manifest)
 
-  const raw = await componentizeInChild(source, narrowWit(manifest.permissions), options.signal, fraction => {
+  const raw = await componentizeInChild(source, narrowWit(manifest.permissions, used), options.signal, fraction => {
     progress('componentize', 0.05 + 0.85 * fraction, 'compiling the JS engine and the agent into a component')
   })
 
@@ -131,10 +132,12 @@ export async function buildAgent (src: string, out: string, options: BuildOption
  * Reads the source's import statements and refuses, before the long build, what cannot work:
  * imports of anything but hive:agent interfaces (there is no bundler; an agent is one module),
  * and host functions the manifest does not grant. Componentize would refuse them too, but only
- * after tens of seconds and with a message about '<internal>'.
+ * after tens of seconds and with a message about '<internal>'. Returns the host functions the
+ * source imports, so the build can narrow the world to them.
  */
-export function checkSourceImports (text: string, source: string, manifest: Manifest): void {
+export function checkSourceImports (text: string, source: string, manifest: Manifest): UsedFunctions {
   const granted = new Set(manifest.permissions)
+  const used = new Map<string, Set<string> | 'all'>()
   const statement = /\bimport\s*(?:([\w$*{}\s,]+?)\s*from\s*)?['"]([^'"]+)['"]|\bimport\s*\(\s*['"]([^'"]+)['"]/g
   for (const m of text.matchAll(statement)) {
     const specifier = m[2] ?? m[3] ?? ''
@@ -148,7 +151,12 @@ export function checkSourceImports (text: string, source: string, manifest: Mani
     if (table === undefined || version !== WIT_VERSION) {
       throw new BuildFailedError(`${where} imports "${specifier}", which this hive does not offer; use ${Object.keys(HOST_FUNCTIONS).map(importName).join(' or ')}`)
     }
-    const names = /\{([^}]*)\}/.exec(m[1] ?? '')?.[1]?.split(',').map(n => n.trim().split(/\s+as\s+/)[0]?.trim() ?? '').filter(n => n !== '' && n !== 'type') ?? []
+    const named = /\{([^}]*)\}/.exec(m[1] ?? '')?.[1]
+    const names = named?.split(',').map(n => n.trim().split(/\s+as\s+/)[0]?.trim() ?? '').filter(n => n !== '' && n !== 'type') ?? []
+    // A namespace or dynamic import may reach any function of the interface.
+    const have = used.get(iface)
+    if (named === undefined || have === 'all') used.set(iface, 'all')
+    else used.set(iface, new Set([...(have ?? []), ...names]))
     for (const name of names) {
       const need = table[name]
       if (need === undefined) throw new BuildFailedError(`${where} imports "${name}" from "${specifier}", which has only ${Object.keys(table).join(', ')}`)
@@ -157,6 +165,7 @@ export function checkSourceImports (text: string, source: string, manifest: Mani
       }
     }
   }
+  return used
 }
 
 async function componentizeInChild (source: string, witSource: string, signal: AbortSignal | undefined, onTick: (fraction: number) => void): Promise<Uint8Array> {
@@ -209,7 +218,8 @@ const EXAMPLE_AGENT = `// A hive agent: \`run\` gets the task's input and return
 // \`hive-node run agent.wasm --input "some words"\`.
 //
 // It may import only hive:agent interfaces, and only those its manifest.json permits:
-// log needs "log", context.get "context:read", context.set/append "context:write".
+// log needs "log", context.get/conversation "context:read", context.set/append
+// "context:write", llm.chat/embed "llm" (and "llm:cloud" to let the hive use a cloud model).
 // There is no filesystem, network, environment or clock; Date and Math.random are fixed.
 
 import { log } from 'hive:agent/log@0.1.0'

@@ -1,13 +1,19 @@
 // The WebAssembly agent runtime: the hive:agent WIT world, agent manifests, the transpile cache,
 // running agents in worker threads under deadlines, memory caps and permission-gated host
 // imports, and building JS/TS agents. May use jco/componentize-js, zod and node built-ins;
-// never imports node/. The node hands it a cache directory and, later, a context store.
+// never imports node/ or protocol/. The node hands it a cache directory, a context store and a
+// model port (`AgentLlm`, which the hive's LLM router satisfies as it is).
 
 export * from './errors.ts'
 export { createSandbox } from './sandbox.ts'
 export type { Sandbox, SandboxInit, SandboxComponents, SandboxStats, LoadedAgent, RunOptions, RunResult, AgentLogEntry, RuntimeInfo } from './sandbox.ts'
 export { createMemoryContext, createMemoryContexts } from './context.ts'
-export type { AgentContext, AgentContexts, MemoryContext } from './context.ts'
+export type { AgentContext, AgentContexts, AgentConversationEntry, MemoryContext } from './context.ts'
+export { LLM_LIMITS } from './llm.ts'
+export type {
+  AgentLlm, AgentLlmCaller, AgentChatRequest, AgentChatResult, AgentEmbedResult, AgentLlmRoute, AgentLlmMessage,
+  AgentLlmCall, AgentLlmUsage, RunLlmReport
+} from './llm.ts'
 export { agentDigest, isAgentDigest, inspectAgentBytes, checkImports, checkWorld } from './agent.ts'
 export type { AgentDigest, AgentInfo, AgentImport } from './agent.ts'
 export { MANIFEST_SECTION, ManifestSchema, embedManifest, parseManifest, parseManifestJson, readManifest } from './manifest.ts'

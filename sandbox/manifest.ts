@@ -8,6 +8,7 @@
 import { z } from 'zod'
 import { appendCustomSection, readComponent, removeSections } from './binary.ts'
 import { ManifestInvalidError, ManifestMissingError } from './errors.ts'
+import { LLM_LIMITS } from './llm.ts'
 import { PERMISSIONS } from './wit.ts'
 
 export const MANIFEST_SECTION = 'hive-agent-manifest'
@@ -24,14 +25,22 @@ export const ManifestSchema = z.strictObject({
   description: z.string().max(1000).default(''),
   permissions: z.array(z.enum(PERMISSIONS)).max(PERMISSIONS.length)
     .refine(p => new Set(p).size === p.length, 'each permission at most once')
+    .refine(p => !p.includes('llm:cloud') || p.includes('llm'), '"llm:cloud" widens "llm" to the cloud and needs "llm" beside it')
     .default([]),
+  /**
+   * The models the agent may call, by name; absent means any. A call naming another model is
+   * refused before any route is asked, and a call naming none may be answered by any of these.
+   */
+  models: z.array(z.string().min(1).max(LLM_LIMITS.maxModelNameChars)).min(1).max(LLM_LIMITS.maxModels)
+    .refine(m => new Set(m).size === m.length, 'each model at most once')
+    .optional(),
   limits: z.strictObject({
     /** Wall-clock time one run may take, in milliseconds. */
     timeoutMs: z.int().min(1).max(3_600_000).default(DEFAULT_TIMEOUT_MS),
     /** Linear memory the agent may use, in MiB (all its memories together). */
     memoryMiB: z.int().min(1).max(4096).default(DEFAULT_MEMORY_MIB)
   }).default({ timeoutMs: DEFAULT_TIMEOUT_MS, memoryMiB: DEFAULT_MEMORY_MIB })
-})
+}).refine(m => m.models === undefined || m.permissions.includes('llm'), { path: ['models'], message: 'a "models" allowlist needs the permission "llm"' })
 
 export type Manifest = z.infer<typeof ManifestSchema>
 export type ManifestInput = z.input<typeof ManifestSchema>

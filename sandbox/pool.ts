@@ -11,9 +11,8 @@ import {
 } from './errors.ts'
 import { FromWorkerSchema, HostCallSchema } from './worker-protocol.ts'
 import { PAGE_BYTES } from './binary.ts'
-import type { AgentContext } from './context.ts'
 import type { Permission } from './wit.ts'
-import type { HostReply, ToWorker } from './worker-protocol.ts'
+import type { HostCall, HostReply, ToWorker } from './worker-protocol.ts'
 import type { MessagePort } from 'node:worker_threads'
 import type { WasmModule } from './wasm.ts'
 
@@ -28,8 +27,6 @@ export interface PoolInit {
   maxAgentsPerWorker: number
   maxLogLines: number
   maxLogChars: number
-  /** Longest a context value or appended text may be, in characters. */
-  maxContextValueChars: number
 }
 
 export interface PoolJob {
@@ -41,7 +38,8 @@ export interface PoolJob {
   modules: Array<{ name: string, module: WasmModule }>
   input: string
   timeoutMs: number
-  context: AgentContext
+  /** Answers the agent's host calls; `signal` aborts when the run ends, however it ends. */
+  host: (call: HostCall, signal: AbortSignal) => Promise<HostReply>
   signal?: AbortSignal
   onLog: (level: 'debug' | 'info' | 'warn' | 'error', message: string) => void
 }
@@ -79,6 +77,8 @@ interface Active {
   reject: (err: Error) => void
   timer: NodeJS.Timeout
   onAbort: () => void
+  /** Aborted when the run ends: cancels host calls still in flight (a slow model). */
+  ended: AbortController
 }
 
 interface Slot {
@@ -207,21 +207,10 @@ export function createWorkerPool (init: PoolInit): WorkerPool {
     if (!call.success || active === undefined || call.data.id !== active.id) {
       reply = { ok: false, error: 'no such run' }
     } else {
-      const { op, args } = call.data
-      const need: Permission = op === 'get' ? 'context:read' : 'context:write'
-      const [a = '', b = ''] = args
-      if (!active.job.grants.includes(need)) {
-        reply = { ok: false, error: `permission "${need}" is not granted` }
-      } else if (a.length > init.maxContextValueChars || b.length > init.maxContextValueChars) {
-        reply = { ok: false, error: `context keys and values are limited to ${init.maxContextValueChars} characters` }
-      } else {
-        try {
-          const ctx = active.job.context
-          if (op === 'get') reply = { ok: true, value: (await ctx.get(a)) ?? null }
-          else if (op === 'set') { await ctx.set(a, b); reply = { ok: true } } else { await ctx.append(a); reply = { ok: true } }
-        } catch (err) {
-          reply = { ok: false, error: `context ${op} failed: ${err instanceof Error ? err.message : String(err)}` }
-        }
+      try {
+        reply = await active.job.host(call.data, active.ended.signal)
+      } catch (err) {
+        reply = { ok: false, error: `the host call failed: ${err instanceof Error ? err.message : String(err)}` }
       }
     }
     // A run stopped meanwhile has no thread left to answer.
@@ -282,6 +271,7 @@ export function createWorkerPool (init: PoolInit): WorkerPool {
     // Whoever waits for `settled` must not see the process exit under them.
     if (slot.settling) slot.worker.ref()
     clearTimeout(active.timer)
+    active.ended.abort(outcome instanceof Error ? outcome : undefined)
     active.job.signal?.removeEventListener('abort', active.onAbort)
     if (outcome instanceof Error) active.reject(outcome)
     else active.resolve(outcome)
@@ -365,7 +355,7 @@ export function createWorkerPool (init: PoolInit): WorkerPool {
         const timer = setTimeout(() => {
           kill(slot, new AgentTimedOutError(`agent ${job.name} ran past its deadline of ${job.timeoutMs} ms and was stopped; raise limits.timeoutMs in its manifest if it needs longer`))
         }, job.timeoutMs)
-        slot.active = { id, job, warm, resolve, reject, timer, onAbort }
+        slot.active = { id, job, warm, resolve, reject, timer, onAbort, ended: new AbortController() }
         job.signal?.addEventListener('abort', onAbort, { once: true })
         const run: ToWorker = { type: 'run', id, key: job.key, input: job.input, grants: [...job.grants] }
         slot.worker.postMessage(run)

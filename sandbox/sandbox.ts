@@ -7,11 +7,13 @@ import { PAGE_BYTES, capMemory } from './binary.ts'
 import { createTranspileCache, jcoVersion } from './cache.ts'
 import { createMemoryContext } from './context.ts'
 import { LimitNotAllowedError, SandboxNotRunningError } from './errors.ts'
+import { createRunHost } from './host.ts'
 import { createWorkerPool } from './pool.ts'
 import { PERMISSIONS, WIT_PACKAGE, WIT_VERSION, WORLD_NAME } from './wit.ts'
 import type { AgentDigest, AgentInfo } from './agent.ts'
 import type { CacheEvent, CacheOutcome } from './cache.ts'
 import type { AgentContext, AgentContexts } from './context.ts'
+import type { AgentLlm, AgentLlmCall, RunLlmReport } from './llm.ts'
 import type { Manifest } from './manifest.ts'
 import type { PoolStats } from './pool.ts'
 import type { Permission } from './wit.ts'
@@ -30,7 +32,10 @@ export interface SandboxInit {
   prestartWorkers?: boolean
   /** Runs at once (default: the machine's parallelism). */
   maxConcurrentRuns?: number
-  /** Permissions this node grants at most (default: all). An agent gets its manifest's ∩ these. */
+  /**
+   * Permissions this node grants at most (default: all, but `llm` and `llm:cloud` only with an
+   * `llm` component). An agent gets its manifest's ∩ these.
+   */
   allow?: readonly Permission[]
   /**
    * Ceilings on what a manifest may ask for (defaults: 10 minutes, 512 MiB). A wasm memory grows
@@ -51,6 +56,8 @@ export interface SandboxInit {
 export interface SandboxComponents {
   /** Where contexts named by a run come from (the node's context store). */
   contexts?: AgentContexts
+  /** Where agents' model calls go (the node's LLM router). Without it no agent holds `llm`. */
+  llm?: AgentLlm
 }
 
 export interface AgentLogEntry {
@@ -79,8 +86,15 @@ export interface RunOptions {
   context?: AgentContext
   /** A tighter deadline than the manifest's (never a looser one). */
   timeoutMs?: number
+  /** The task this run belongs to, handed to the model port with each call. */
+  task?: string
   signal?: AbortSignal
   onLog?: (entry: AgentLogEntry) => void
+  /**
+   * Each answered model call, as it is answered: a run that then fails (its deadline, its own
+   * error) has no `RunResult`, and its calls still count.
+   */
+  onLlmCall?: (call: AgentLlmCall) => void
 }
 
 export interface RunResult {
@@ -92,6 +106,8 @@ export interface RunResult {
   /** True when the worker already held the agent's code (no glue load, no first instantiate). */
   warm: boolean
   memoryBytes: number
+  /** The run's model calls: each answered call, and their sum per route kind for the ledger. */
+  llm: RunLlmReport
 }
 
 export interface SandboxStats extends PoolStats {
@@ -133,7 +149,8 @@ interface Compiled extends LoadedAgent {
 }
 
 export function createSandbox (init: SandboxInit, components: SandboxComponents = {}): Sandbox {
-  const allow = new Set<Permission>(init.allow ?? PERMISSIONS)
+  const allow = new Set<Permission>((init.allow ?? PERMISSIONS)
+    .filter(p => components.llm !== undefined || (p !== 'llm' && p !== 'llm:cloud')))
   const maxTimeoutMs = init.maxTimeoutMs ?? 600_000
   const maxMemoryMiB = init.maxMemoryMiB ?? 512
   const maxInputChars = init.maxInputChars ?? 4 * 2 ** 20
@@ -145,9 +162,9 @@ export function createSandbox (init: SandboxInit, components: SandboxComponents 
     maxWorkers: init.maxConcurrentRuns ?? availableParallelism(),
     maxAgentsPerWorker: 16,
     maxLogLines: 1000,
-    maxLogChars: 4096,
-    maxContextValueChars: 1 << 20
+    maxLogChars: 4096
   })
+  const maxContextValueChars = 1 << 20
   const loaded = new Map<AgentDigest, Compiled>()
   const loading = new Map<AgentDigest, Promise<Compiled>>()
   const byBytes = new WeakMap<Uint8Array, AgentDigest>()
@@ -244,6 +261,16 @@ export function createSandbox (init: SandboxInit, components: SandboxComponents 
         init.onLog?.(entry)
         options.onLog?.(entry)
       }
+      const host = createRunHost({
+        grants: compiled.grants,
+        context,
+        maxContextValueChars,
+        agent: compiled.digest,
+        ...(options.task !== undefined ? { task: options.task } : {}),
+        ...(compiled.manifest.models !== undefined ? { allow: compiled.manifest.models } : {}),
+        ...(components.llm !== undefined ? { llm: components.llm } : {}),
+        ...(options.onLlmCall !== undefined ? { onLlmCall: options.onLlmCall } : {})
+      })
       runs++
       const result = await pool.run({
         key: compiled.key,
@@ -254,7 +281,7 @@ export function createSandbox (init: SandboxInit, components: SandboxComponents 
         modules: compiled.modules,
         input: options.input,
         timeoutMs,
-        context,
+        host: host.handle,
         onLog,
         ...(options.signal !== undefined ? { signal: options.signal } : {})
       })
@@ -265,7 +292,8 @@ export function createSandbox (init: SandboxInit, components: SandboxComponents 
         runId,
         durationMs: performance.now() - started,
         warm: result.warm,
-        memoryBytes: result.pages * PAGE_BYTES
+        memoryBytes: result.pages * PAGE_BYTES,
+        llm: host.llm()
       }
     },
 

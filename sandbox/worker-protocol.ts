@@ -18,11 +18,14 @@ export const FromWorkerSchema = z.union([
 ])
 export type FromWorker = z.infer<typeof FromWorkerSchema>
 
-export const HostCallSchema = z.object({
-  id: z.number(),
-  op: z.enum(['get', 'set', 'append']),
-  args: z.array(z.string()).max(2)
-})
+/** A host call from the agent, blocking it until the reply. `chat` and `embed` are checked in full by the host. */
+export const HostCallSchema = z.discriminatedUnion('op', [
+  z.object({ id: z.number(), op: z.enum(['get', 'set', 'append']), args: z.array(z.string()).max(2) }),
+  z.object({ id: z.number(), op: z.literal('conversation'), last: z.number() }),
+  z.object({ id: z.number(), op: z.literal('chat'), request: z.unknown() }),
+  z.object({ id: z.number(), op: z.literal('embed'), model: z.unknown(), texts: z.unknown() })
+])
 export type HostCall = z.infer<typeof HostCallSchema>
 
-export type HostReply = { ok: true, value?: string | null } | { ok: false, error: string }
+/** `value` and `error` are already in the shape jco lowers into the agent (a string, or a WIT variant). */
+export type HostReply = { ok: true, value?: unknown } | { ok: false, error: unknown }

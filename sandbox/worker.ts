@@ -1,8 +1,9 @@
 // One sandbox worker thread. It holds jco's generated glue and the compiled core modules of the
 // agents it has run, instantiates a fresh component instance for every run, and hands the agent
-// only the host functions the run's grants name. Context calls are synchronous for the agent: the
-// worker posts the request to the main thread and blocks on an Atomics cell until the answer is
-// there, so the main thread may back the context with an asynchronous, durable store.
+// only the host functions the run's grants name. Context and model calls are synchronous for the
+// agent: the worker posts the request to the main thread and blocks on an Atomics cell until the
+// answer is there, so the main thread may back the context with an asynchronous, durable store
+// and route a model call across the hive. A deadline still holds meanwhile: it ends the thread.
 //
 // Nothing here is reachable by the agent except the functions in `hostImports`: WebAssembly code
 // cannot name JS globals, and the glue only ever calls what it is given. The worker runs with an
@@ -75,11 +76,13 @@ function hostLog (level: unknown, message: unknown): void {
   post({ type: 'log', id: run.id, level: LEVELS.has(String(level)) ? String(level) as 'info' : 'info', message: text })
 }
 
-function hostCall (op: HostCall['op'], args: string[]): { tag: 'ok', val: unknown } | { tag: 'err', val: string } {
+type Call = HostCall extends infer C ? C extends HostCall ? Omit<C, 'id'> : never : never
+
+function hostCall (body: Call): { tag: 'ok', val: unknown } | { tag: 'err', val: unknown } {
   const run = current
-  if (run === undefined) throw new Error(`${op} called outside a run`)
+  if (run === undefined) throw new Error(`${body.op} called outside a run`)
   Atomics.store(cell, 0, 0)
-  const call: HostCall = { id: run.id, op, args }
+  const call = { ...body, id: run.id } as HostCall
   syncPort.postMessage(call)
   // The main thread posts its reply and then flips the cell; a deadline ends the whole thread.
   Atomics.wait(cell, 0, 0)
@@ -94,9 +97,14 @@ function hostImports (grants: ReadonlySet<string>): Record<string, Record<string
   const binders: Record<string, Record<string, (...args: never[]) => unknown>> = {
     log: { log: (level: never, message: never) => { hostLog(level, message) } },
     context: {
-      get: (key: never) => hostCall('get', [key]),
-      set: (key: never, value: never) => hostCall('set', [key, value]),
-      append: (text: never) => hostCall('append', [text])
+      get: (key: never) => hostCall({ op: 'get', args: [key] }),
+      set: (key: never, value: never) => hostCall({ op: 'set', args: [key, value] }),
+      append: (text: never) => hostCall({ op: 'append', args: [text] }),
+      conversation: (last: never) => hostCall({ op: 'conversation', last })
+    },
+    llm: {
+      chat: (request: never) => hostCall({ op: 'chat', request }),
+      embed: (model: never, texts: never) => hostCall({ op: 'embed', model, texts })
     }
   }
   const imports: Record<string, Record<string, (...args: never[]) => unknown>> = {}

@@ -15,7 +15,8 @@ export function routes (app: FastifyInstance, node: ApiNode): void {
     dataDir: node.dataDir,
     addresses: node.listenAddresses(),
     apiUrl: node.apiUrl,
-    peerCount: node.peers().length
+    peerCount: node.peers().length,
+    strangersNearby: node.hive.strangersNearby()
   }))
 
   app.get('/runtimes', async () => ({ runtimes: node.runtimes() }))

@@ -6,7 +6,7 @@
 
 import {
   CheckpointExistsError, CheckpointNotFoundError, ContextCorruptError, ContextNotFoundError, ContextStoreClosedError, ContextWriteFailedError,
-  InvalidCheckpointNameError, InvalidContextIdError, UpdateTooLargeError
+  InvalidCheckpointNameError, InvalidContextIdError, MalformedUpdateError, UpdateTooLargeError, ValueTooDeepError
 } from '../../crdt/index.ts'
 import {
   AlreadyInHiveError, AlreadyMemberError, CannotRemoveSelfError, InvalidInviteError, InvalidPeerIdError, InvalidTaskError, InvalidTtlError,
@@ -30,6 +30,8 @@ export const ERROR_STATUS: ReadonlyArray<readonly [CodedErrorClass, number]> = [
   [InvalidTaskError, 400],
   [InvalidContextIdError, 400],
   [InvalidCheckpointNameError, 400],
+  [ValueTooDeepError, 400],
+  [MalformedUpdateError, 400],
   [NotWebAssemblyError, 400],
   [NotAComponentError, 400],
   [UnsupportedComponentError, 400],

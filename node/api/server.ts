@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto'
 import { open, rename, unlink } from 'node:fs/promises'
 import Fastify from 'fastify'
+import { CHECKPOINT_NAME_MAX_LENGTH } from '../../crdt/index.ts'
 import { ApiError } from '../errors.ts'
 import * as coreApi from './core.ts'
 import * as pairingApi from './pairing.ts'
@@ -12,13 +13,42 @@ import * as contextApi from './context.ts'
 import * as agentsApi from './agents.ts'
 import * as ledgerApi from './ledger.ts'
 import * as tasksApi from './tasks.ts'
+import * as llmApi from './llm.ts'
 import { statusOf } from './errors.ts'
 import type { ApiNode } from './types.ts'
 import type { dataPaths } from '../config.ts'
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyReply } from 'fastify'
 
 export const API_HOST = '127.0.0.1'
 const MAX_BODY_BYTES = 8 * 1024 * 1024
+/**
+ * Longest path parameter taken. The longest a route needs is a checkpoint name of
+ * CHECKPOINT_NAME_MAX_LENGTH (128) characters, percent-encoded UTF-8: at most 128 × 12 bytes.
+ * Longer parameters are a 414 in the API's error shape; shorter ones reach the route, which
+ * checks the id's own bound (a context id of 129 characters is a 400 InvalidContextId).
+ */
+const MAX_PARAM_LENGTH = CHECKPOINT_NAME_MAX_LENGTH * 12
+
+/** How long requests under way may take to finish when the node stops. */
+export const API_STOP_GRACE_MS = 2000
+/** A request's headers must arrive within this, and the whole request within REQUEST_TIMEOUT_MS. */
+const HEADERS_TIMEOUT_MS = 10_000
+const REQUEST_TIMEOUT_MS = 30_000
+
+/** The framework's own refusals, under the API's codes. */
+const FRAMEWORK_CODES: Record<string, string> = {
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'UnsupportedMediaType',
+  FST_ERR_CTP_BODY_TOO_LARGE: 'BodyTooLarge',
+  FST_ERR_MAX_PARAM_LENGTH: 'UriTooLong',
+  FST_ERR_CTP_INVALID_JSON_BODY: 'BadRequest',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'BadRequest',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'BadRequest',
+  FST_ERR_BAD_URL: 'BadRequest'
+}
+
+function errorBody (code: string, message: string): { error: { code: string, message: string } } {
+  return { error: { code, message } }
+}
 
 export interface ApiInit {
   port: number
@@ -53,13 +83,33 @@ async function writePrivateFile (file: string, body: string): Promise<void> {
 
 export async function createApi (node: ApiNode, init: ApiInit): Promise<Api> {
   const token = randomBytes(32).toString('hex')
-  const app: FastifyInstance = Fastify({ logger: false, bodyLimit: MAX_BODY_BYTES })
+  const app: FastifyInstance = Fastify({
+    logger: false,
+    bodyLimit: MAX_BODY_BYTES,
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    // a local client that sends half a request and stalls does not hold a connection for long
+    requestTimeout: REQUEST_TIMEOUT_MS,
+    http: { headersTimeout: HEADERS_TIMEOUT_MS },
+    // refusals made before a route runs, in the same shape as every other error
+    frameworkErrors: (err, _request, reply) => {
+      const e = err as { statusCode?: number, code?: string, message: string }
+      void (reply as FastifyReply).code(e.statusCode ?? 400).send(errorBody(FRAMEWORK_CODES[e.code ?? ''] ?? 'BadRequest', e.message))
+    },
+    // a request the HTTP parser cannot read (or one too slow to arrive) gets the shape too
+    clientErrorHandler: (err, socket) => {
+      if (socket.destroyed || (err as NodeJS.ErrnoException).code === 'ECONNRESET') return
+      const timeout = (err as NodeJS.ErrnoException).code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      const body = JSON.stringify(errorBody(timeout ? 'RequestTimeout' : 'BadRequest', timeout ? 'the request did not arrive in time' : 'the request is not valid HTTP'))
+      socket.end(`HTTP/1.1 ${timeout ? '408 Request Timeout' : '400 Bad Request'}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`)
+    }
+  })
   let port = init.port
 
   app.addHook('onRequest', async (request) => {
     const allowedHosts = [`${API_HOST}:${port}`, `localhost:${port}`]
+    // no Host at all (HTTP/1.0 allows it) is not the API's own address either
     const host = request.headers.host
-    if (host != null && !allowedHosts.includes(host)) {
+    if (host == null || !allowedHosts.includes(host)) {
       throw new ApiError(403, 'ForbiddenHost', `requests must be addressed to ${API_HOST}:${port}`)
     }
     const origin = request.headers.origin
@@ -86,7 +136,7 @@ export async function createApi (node: ApiNode, init: ApiInit): Promise<Api> {
     }
     const e = err as { statusCode?: number, code?: string, message: string, name?: string }
     if (e.statusCode != null && e.statusCode >= 400 && e.statusCode < 500) {
-      return reply.status(e.statusCode).send({ error: { code: e.code ?? 'BadRequest', message: e.message } })
+      return reply.status(e.statusCode).send(errorBody(FRAMEWORK_CODES[e.code ?? ''] ?? e.code ?? 'BadRequest', e.message))
     }
     node.log.warn(`API error: ${e.name ?? 'Error'}: ${e.message}`)
     return reply.status(500).send({ error: { code: e.name ?? 'InternalError', message: e.message } })
@@ -103,6 +153,7 @@ export async function createApi (node: ApiNode, init: ApiInit): Promise<Api> {
   await app.register(async (scope) => { agentsApi.routes(scope, node) })
   await app.register(async (scope) => { ledgerApi.routes(scope, node) })
   await app.register(async (scope) => { tasksApi.routes(scope, node) })
+  await app.register(async (scope) => { llmApi.routes(scope, node) })
 
   await app.listen({ host: API_HOST, port: init.port })
   const address = app.server.address()
@@ -119,7 +170,17 @@ export async function createApi (node: ApiNode, init: ApiInit): Promise<Api> {
     stop: async () => {
       await unlink(init.paths.api).catch(() => {})
       await unlink(init.paths.token).catch(() => {})
-      await app.close()
+      // Closing waits for every open connection. Idle keep-alive ones are closed at once; a
+      // request under way gets API_STOP_GRACE_MS to finish; then every connection left (a
+      // half-sent request, a long poll) is cut, so a stop never waits on a local client.
+      const closing = app.close()
+      app.server.closeIdleConnections()
+      const cut = setTimeout(() => { app.server.closeAllConnections() }, API_STOP_GRACE_MS)
+      try {
+        await closing
+      } finally {
+        clearTimeout(cut)
+      }
     }
   }
 }

@@ -12,8 +12,7 @@
 //   GET  /capabilities  { capabilities }: what every live device reported, this one included.
 
 import { z } from 'zod'
-import { contextId } from '../../crdt/index.ts'
-import { explainText, isDigest } from '../../protocol/index.ts'
+import { SubmitFields, explainText, isDigest } from '../../protocol/index.ts'
 import { inspectAgentBytes } from '../../sandbox/index.ts'
 import { parseInput } from './input.ts'
 import { ApiError } from '../errors.ts'
@@ -25,22 +24,12 @@ import type { FastifyInstance } from 'fastify'
 const MAX_AGENT_BODY_BYTES = 96 * 1024 * 1024
 const MAX_WAIT_MS = 60_000
 
-const taskBody = z.object({
+/** The API's submission: SubmitTask's fields, with the agent as base64 or a digest held here. */
+const taskBody = SubmitFields.extend({
   agent: z.string().max(MAX_AGENT_BODY_BYTES).optional(),
   digest: z.string().refine(isDigest, 'a lowercase hex SHA-256').optional(),
-  input: z.string(),
-  contextId: z.string().min(1).max(256).optional(),
-  permissions: z.array(z.string().min(1).max(64)).max(32).optional(),
-  requirements: z.object({
-    runtime: z.string().min(1).max(128).optional(),
-    models: z.array(z.string().min(1).max(128)).max(16).optional(),
-    minMemoryMiB: z.int().min(0).optional(),
-    minCores: z.int().min(1).optional()
-  }).strict().optional(),
   on: z.string().min(1).max(128).optional(),
-  local: z.boolean().optional(),
-  bidWindowMs: z.int().min(1).max(600_000).optional(),
-  leaseMs: z.int().min(100).max(3_600_000).optional()
+  local: z.boolean().optional()
 }).strict()
   .refine(b => b.agent !== undefined || b.digest !== undefined, 'give the agent (base64) or its digest')
   .refine(b => b.on === undefined || b.local !== true, 'give at most one of "on" and "local"')
@@ -67,7 +56,10 @@ function rethrow (err: unknown): never {
 
 export function routes (app: FastifyInstance, node: ApiNode): void {
   app.post('/task', { bodyLimit: MAX_AGENT_BODY_BYTES + 8 * 1024 * 1024 }, async (request, reply) => {
-    const body = parseInput(taskBody, request.body)
+    // a context id breaks the same rule here as in the store that would hold the context
+    const parsed = taskBody.safeParse(request.body ?? {})
+    if (!parsed.success && parsed.error.issues[0]?.path[0] === 'contextId') throw new ApiError(400, 'InvalidContextId', `contextId: ${parsed.error.issues[0].message}`)
+    const body = parsed.success ? parsed.data : parseInput(taskBody, request.body)
     let agent: Uint8Array | undefined
     if (body.agent !== undefined) {
       agent = new Uint8Array(Buffer.from(body.agent, 'base64'))
@@ -78,7 +70,6 @@ export function routes (app: FastifyInstance, node: ApiNode): void {
     let manifestPermissions: string[]
     try {
       manifestPermissions = [...inspectAgentBytes(agent).manifest.permissions]
-      if (body.contextId !== undefined) contextId(body.contextId)
     } catch (err) {
       rethrow(err)
     }
@@ -89,7 +80,7 @@ export function routes (app: FastifyInstance, node: ApiNode): void {
         agent,
         input: body.input,
         permissions: body.permissions ?? manifestPermissions,
-        requirements: { ...body.requirements, ...(pinned !== undefined ? { peer: pinned } : {}) },
+        ...(body.requirements !== undefined || pinned !== undefined ? { requirements: { ...body.requirements, ...(pinned !== undefined ? { peer: pinned } : {}) } } : {}),
         ...(body.contextId !== undefined ? { contextId: body.contextId } : {}),
         ...(body.bidWindowMs !== undefined ? { bidWindowMs: body.bidWindowMs } : {}),
         ...(body.leaseMs !== undefined ? { leaseMs: body.leaseMs } : {})

@@ -7,6 +7,7 @@ import type { Ledger } from '../../ledger/index.ts'
 import type { AgentStore, Capabilities, CapabilityReport, Digest, Membership, Pairing, Placement } from '../../protocol/index.ts'
 import type { Sandbox } from '../../sandbox/index.ts'
 import type { TaskArchive } from '../task-archive.ts'
+import type { NodeLlm } from '../llm.ts'
 import type { Connection, PeerId } from '@libp2p/interface'
 
 export interface PeerSummary {
@@ -43,7 +44,7 @@ export interface ApiNode {
   requestStop: () => void
   /** Open connections, for the member list's `connected`. */
   readonly libp2p: { getConnections: () => Connection[] }
-  readonly hive: { readonly membership: Membership, readonly pairing: Pairing }
+  readonly hive: { readonly membership: Membership, readonly pairing: Pairing, strangersNearby: () => number }
   readonly contexts: Pick<Contexts, 'store' | 'presence'>
   readonly sandbox: Pick<Sandbox, 'loaded' | 'run'>
   readonly ledger: Pick<Ledger, 'verify' | 'self' | 'list' | 'chains'>
@@ -52,4 +53,6 @@ export interface ApiNode {
   readonly taskArchive: Pick<TaskArchive, 'get' | 'list'>
   /** The node's one agent store: a task may name an agent by digest once it is held here. */
   readonly agents: Pick<AgentStore<Digest>, 'get'>
+  /** LLM calls: the waterfall, the budget and the cloud keys this device holds. */
+  readonly llm: Pick<NodeLlm, 'router' | 'budget' | 'setBudget' | 'budgetSetting' | 'cloudSet' | 'cloudRemove' | 'cloudList'>
 }

@@ -3,15 +3,14 @@
 // one device, `--local` to this one; see commands/tasks.ts); with no node running it runs the
 // agent in this process instead.
 
-import { readFile } from 'node:fs/promises'
 import { text } from 'node:stream/consumers'
 import { contextId } from '../../crdt/ids.ts'
-import { ApiRequestError, UsageError, table } from '../cli-context.ts'
+import { ApiRequestError, UsageError, readUserFile, table } from '../cli-context.ts'
 import { NodeNotRunningError } from '../errors.ts'
 import type { AgentInfo, AgentLogEntry, RunResult } from '../../sandbox/index.ts'
 import type { BuildProgress } from '../../sandbox/build.ts'
 import type { AgentLogLine, RunResponse } from '../api/agents.ts'
-import { runPlaced } from './tasks.ts'
+import { peerNames, runPlaced } from './tasks.ts'
 import type { CliContext, CommonOptions } from '../cli-context.ts'
 import type { Command } from 'commander'
 
@@ -174,8 +173,8 @@ export function register (program: Command, cli: CliContext): void {
         timeoutMs = Number(all.timeout)
         if (!Number.isInteger(timeoutMs) || timeoutMs < 1) throw new UsageError(`--timeout takes a whole number of milliseconds, not "${all.timeout}"`)
       }
-      const input = all.input ?? (all.inputFile === '-' ? await text(process.stdin) : await readFile(all.inputFile as string, 'utf8'))
-      const bytes = new Uint8Array(await readFile(file))
+      const input = all.input ?? (all.inputFile === '-' ? await text(process.stdin) : (await readUserFile(all.inputFile as string, 'the input file')).toString('utf8'))
+      const bytes = new Uint8Array(await readUserFile(file, 'an agent component (.wasm), as "hive-node agent build" writes it'))
       const { inspectAgentBytes } = await import('../../sandbox/index.ts')
       let info
       try {
@@ -208,11 +207,14 @@ export function register (program: Command, cli: CliContext): void {
         if (task.result == null) {
           throw Object.assign(new Error(task.error?.message ?? `task ${task.id} ${task.status} without a result`), { name: task.error?.code ?? 'TaskFailed' })
         }
+        const names = await peerNames(cli, all)
         if (!task.result.ok) {
           for (const l of logs) cli.err(`[${name}] ${l.level}: ${l.message}\n`)
-          throw placedFailure(task.result.error ?? '')
+          const failure = placedFailure(task.result.error ?? '')
+          failure.message += ` (task ${task.id} on ${names(task.result.executor)}; "hive-node task ${task.id}" shows it)`
+          throw failure
         }
-        if (all.json !== true) cli.err(`ran on ${task.result.executor === task.submitter ? 'this node' : task.result.executor} (task ${task.id}; "hive-node explain ${task.id}" says why)\n`)
+        if (all.json !== true) cli.err(`ran on ${names(task.result.executor)}: task ${task.id} ("hive-node explain ${task.id}" says why)\n`)
         result = {
           output: task.result.output ?? '',
           digest: info.digest,

@@ -1,7 +1,7 @@
 // `hive-node context list|get|set|append|checkpoint`: agent contexts on the running node.
 
 import { contextId, checkpointName } from '../../crdt/ids.ts'
-import { UsageError, table } from '../cli-context.ts'
+import { UsageError, formatTime, table } from '../cli-context.ts'
 import type { ContextInfo, ConversationEntry, PresenceEntry } from '../../crdt/index.ts'
 import type { ContextDetail } from '../api/context.ts'
 import type { CliContext, CommonOptions } from '../cli-context.ts'
@@ -20,9 +20,7 @@ function path (contextIdValue: string, ...rest: string[]): string {
   return '/contexts/' + [contextIdValue, ...rest].map(encodeURIComponent).join('/')
 }
 
-function time (ms: number): string {
-  return ms > 0 ? new Date(ms).toISOString().replace('T', ' ').slice(0, 19) : '-'
-}
+const time = formatTime
 
 function show (value: unknown): string {
   return typeof value === 'string' ? value : JSON.stringify(value)

@@ -1,11 +1,9 @@
 // Ledger commands: `verify` audits every chain held, `ledger` lists a chain. Both ask the
 // running node through the API, and open the data directory themselves when no node runs.
 
-import { access } from 'node:fs/promises'
-import { UsageError, table } from '../cli-context.ts'
-import { dataPaths } from '../config.ts'
-import { NodeAlreadyRunningError, NodeNotRunningError } from '../errors.ts'
-import { acquireLock } from '../lock.ts'
+import { UsageError, formatTime, table } from '../cli-context.ts'
+import { NodeNotRunningError } from '../errors.ts'
+import { withStoppedNode } from '../offline.ts'
 import type { AuditReport, ChainReport, LedgerStore, ListingJson, RecordJson } from '../../ledger/index.ts'
 import type { CliContext, CommonOptions } from '../cli-context.ts'
 import type { Command } from 'commander'
@@ -47,33 +45,22 @@ function parseLimit (value: string | undefined): number | undefined {
   return Number(value)
 }
 
-/** Runs `fn` against the stopped node's ledger, holding the data directory's lock meanwhile. */
-async function withStoppedNode<T> (dataDir: string, fn: (store: LedgerStore) => Promise<T>): Promise<T> {
-  const paths = dataPaths(dataDir)
+/** Runs `fn` against the stopped node's ledger. */
+async function withStoppedLedger<T> (dataDir: string, fn: (store: LedgerStore) => Promise<T>): Promise<T> {
+  return withStoppedNode(dataDir, 'ledger', async (db) => {
+    const { LEDGER_SUBLEVEL, LedgerStore } = await import('../../ledger/index.ts')
+    return fn(new LedgerStore(db.sublevel(LEDGER_SUBLEVEL, { keyEncoding: 'utf8', valueEncoding: 'view' })))
+  })
+}
+
+/** Device names of the hive's members, from the running node (none when it cannot say). */
+async function memberNames (cli: CliContext, options: CommonOptions): Promise<(peerId: string) => string | undefined> {
+  const names = new Map<string, string>()
   try {
-    await access(paths.db)
-  } catch {
-    throw new NoLedgerError(`no ledger in ${dataDir}: no node has run with this data directory (start one with "hive-node start --data ${dataDir}")`)
-  }
-  let lock
-  try {
-    lock = await acquireLock(paths.lock, dataDir)
-  } catch (err) {
-    if (err instanceof NodeAlreadyRunningError) {
-      throw new NodeNotRunningError(dataDir, `a node (pid ${err.pid}) holds the data directory but its API does not answer; wait for it to finish starting or stopping and try again`)
-    }
-    throw err
-  }
-  // the store's code loads only when there is no running node to ask
-  const [{ Level }, { LEDGER_SUBLEVEL, LedgerStore }] = await Promise.all([import('level'), import('../../ledger/index.ts')])
-  const db = new Level<string, Uint8Array>(paths.db, { keyEncoding: 'utf8', valueEncoding: 'view', createIfMissing: false })
-  try {
-    await db.open()
-    return await fn(new LedgerStore(db.sublevel(LEDGER_SUBLEVEL, { keyEncoding: 'utf8', valueEncoding: 'view' })))
-  } finally {
-    await db.close().catch(() => {})
-    await lock.release()
-  }
+    const hive = await cli.api(options).get<{ members: Array<{ peerId: string, name?: string | null }> }>('/hive')
+    for (const m of hive.members) if (m.name != null) names.set(m.peerId, m.name)
+  } catch {}
+  return (peerId) => names.get(peerId)
 }
 
 /** Asks the running node; when none runs, answers from the data directory. */
@@ -83,7 +70,7 @@ async function viaNodeOrDisk<T> (cli: CliContext, options: CommonOptions, path: 
   } catch (err) {
     if (!(err instanceof NodeNotRunningError)) throw err
   }
-  return { value: await withStoppedNode(cli.dataDir(options), offline), source: 'disk' }
+  return { value: await withStoppedLedger(cli.dataDir(options), offline), source: 'disk' }
 }
 
 function query (params: Record<string, string | number | undefined>): string {
@@ -95,8 +82,9 @@ function short (id: string): string {
   return id.length > 16 ? `${id.slice(0, 8)}…${id.slice(-6)}` : id
 }
 
-function chainLine (chain: ChainReport, reasons: Record<string, string>): string[] {
-  const who = `${chain.signer}${chain.self ? ' (this device)' : ''}`
+function chainLine (chain: ChainReport, reasons: Record<string, string>, names: (peerId: string) => string | undefined): string[] {
+  const name = names(chain.signer)
+  const who = `${name !== undefined ? `${name} (${chain.signer})` : chain.signer}${chain.self ? ' (this device)' : ''}`
   const span = chain.end < 0 ? 'no records' : `records 0..${chain.end}`
   const head = chain.head != null ? `, signed head ${chain.head.seq}` : ''
   const behind = chain.behind != null ? `, catching up to ${chain.behind.seq}` : ''
@@ -112,12 +100,12 @@ function chainLine (chain: ChainReport, reasons: Record<string, string>): string
   return lines
 }
 
-function renderReport (report: AuditReport, source: 'node' | 'disk', reasons: Record<string, string>): string {
+function renderReport (report: AuditReport, source: 'node' | 'disk', reasons: Record<string, string>, names: (peerId: string) => string | undefined): string {
   const bad = report.chains.filter(c => !c.ok).length
   const from = source === 'node' ? 'the running node' : 'the data directory (node stopped)'
   return [
     `ledger audit of ${from}: ${report.chains.length} chain${report.chains.length === 1 ? '' : 's'}, ${report.records} records checked in ${report.durationMs} ms`,
-    ...report.chains.flatMap(c => chainLine(c, reasons)),
+    ...report.chains.flatMap(c => chainLine(c, reasons, names)),
     bad === 0 ? 'clean' : `PROBLEMS FOUND in ${bad} chain${bad === 1 ? '' : 's'}`
   ].join('\n')
 }
@@ -127,7 +115,7 @@ function renderListing (listing: ListingJson): string {
   if (listing.records.length === 0) return header
   const rows = listing.records.map(r => 'error' in r
     ? [String(r.seq), '', '', 'UNDECODABLE', r.error, '']
-    : [String(r.seq), new Date((r as RecordJson).time).toISOString(), short(r.task), r.status, short(r.agent), r.hash.slice(0, 16)])
+    : [String(r.seq), formatTime((r as RecordJson).time), short(r.task), r.status, short(r.agent), r.hash.slice(0, 16)])
   return header + '\n' + table(['SEQ', 'TIME', 'TASK', 'STATUS', 'AGENT', 'HASH'], rows)
 }
 
@@ -147,7 +135,8 @@ export function register (program: Command, cli: CliContext): void {
         return { ok: chain.ok, chains: [chain], records: chain.checked, durationMs: Math.round(performance.now() - started) }
       })
       const reasons = report.ok ? {} : (await import('../../ledger/index.ts')).AUDIT_REASONS
-      cli.print(all, () => renderReport(report, source, reasons), report)
+      const names = source === 'node' ? await memberNames(cli, all) : () => undefined
+      cli.print(all, () => renderReport(report, source, reasons, names), report)
       if (!report.ok) {
         const bad = report.chains.filter(c => !c.ok).map(c => `${short(c.signer)} at seq ${c.firstBad?.seq ?? '?'} (${c.firstBad?.reason ?? '?'})`)
         throw new LedgerProblemsError(`the ledger audit found problems: ${bad.join('; ')}`)

@@ -1,8 +1,8 @@
 // Pairing and membership commands: pair, join, remove, members.
 
-import { readFile, stat } from 'node:fs/promises'
+import { stat } from 'node:fs/promises'
 import { resolve } from 'node:path'
-import { UsageError, table } from '../cli-context.ts'
+import { UsageError, formatTime, readUserFile, table } from '../cli-context.ts'
 import type { CliContext, CommonOptions } from '../cli-context.ts'
 import type { CreatedInvite, JoinResult } from '../../protocol/pairing/index.ts'
 import type { Command } from 'commander'
@@ -45,14 +45,21 @@ function parseTtl (text: string | undefined): number | undefined {
 /** The invite text from an argument that is either the invite itself or a PNG of its QR code. */
 async function inviteFrom (argument: string): Promise<string> {
   if (/^hive:\/\//i.test(argument.trim())) return argument
-  let bytes: Uint8Array | undefined
+  const looksLikeFile = /[/\\]|\.[a-z0-9]{1,5}$/i.test(argument)
+  let isFile = false
   try {
-    if ((await stat(argument)).isFile()) bytes = await readFile(argument)
-  } catch { /* not a file: treated as invite text below */ }
-  if (bytes == null) return argument
+    isFile = (await stat(argument)).isFile()
+  } catch { /* not a file */ }
+  if (!isFile) {
+    if (looksLikeFile) await readUserFile(argument, 'a PNG of the invite\'s QR code (hive-node pair --png FILE), or give the invite text hive://join/…')
+    return argument
+  }
+  const bytes = await readUserFile(argument, 'a PNG of the invite\'s QR code')
   const { decodeQrPng, isPng } = await import('../../protocol/pairing/index.ts')
   if (isPng(bytes)) return await decodeQrPng(bytes)
-  return new TextDecoder().decode(bytes).trim()
+  const text = new TextDecoder().decode(bytes).trim()
+  if (!/^hive:\/\//i.test(text)) throw new UsageError(`${argument} holds no hive invite: give the invite text (hive://join/…, from "hive-node pair") or a PNG of its QR code`)
+  return text
 }
 
 function memberName (summary: HiveSummary, peer: string): string {
@@ -78,14 +85,14 @@ export function register (program: Command, cli: CliContext): void {
         cli.print(all, '', { uri: invite.uri, id: invite.id, hiveId: invite.hiveId, inviter: invite.inviter, addresses: invite.addresses, expiresAt: new Date(invite.expiresAt).toISOString(), png })
         return
       }
-      const qr = await inviteQrTerminal(invite.uri)
+      const qr = await inviteQrTerminal(invite.uri, { colour: cli.colour })
       cli.print(all, [
         'Scan this code on the new device, or run there:',
         '',
         qr,
         `  hive-node join ${invite.uri}`,
         '',
-        `The invite works once and expires at ${new Date(invite.expiresAt).toLocaleString()}.`,
+        `The invite works once and expires at ${formatTime(invite.expiresAt)}.`,
         ...(png != null ? [`QR code written to ${png} (readable by you only): hive-node join ${png}`] : []),
         'Anyone holding it can join this hive until then: show it only to the device you are adding.'
       ].join('\n'), undefined)

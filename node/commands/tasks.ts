@@ -3,6 +3,8 @@
 
 import { CapabilityOverrides } from '../../protocol/capabilities/schema.ts'
 import { ApiRequestError, UsageError, table } from '../cli-context.ts'
+import { NodeNotRunningError } from '../errors.ts'
+import type { TaskArchive } from '../task-archive.ts'
 import type { CapabilityEntry } from '../../protocol/capabilities/index.ts'
 import type { Explanation, TaskView } from '../../protocol/placement/index.ts'
 import type { CliContext, CommonOptions } from '../cli-context.ts'
@@ -22,13 +24,27 @@ function ago (ms: number): string {
 
 type Names = (peerId: string) => string
 
-async function peerNames (cli: CliContext, options: CommonOptions): Promise<Names> {
+/**
+ * Device names for PeerIds, from the hive's member list (names kept while a device is away) and
+ * the live capability view (its current name); this device is "this device".
+ */
+export async function peerNames (cli: CliContext, options: CommonOptions): Promise<Names> {
   const names = new Map<string, string>()
-  try {
-    const { capabilities } = await cli.api(options).get<{ capabilities: CapabilityEntry[] }>('/capabilities')
-    for (const e of capabilities) names.set(e.peerId, e.caps.name)
-  } catch {}
-  return (peerId) => names.get(peerId) ?? `…${peerId.slice(-8)}`
+  let self: string | undefined
+  const api = cli.api(options)
+  await Promise.all([
+    api.get<{ self: string, members: Array<{ peerId: string, name?: string | null }> }>('/hive').then(hive => {
+      self = hive.self
+      for (const m of hive.members) if (m.name != null && !names.has(m.peerId)) names.set(m.peerId, m.name)
+    }, () => {}),
+    api.get<{ capabilities: CapabilityEntry[] }>('/capabilities').then(({ capabilities }) => {
+      for (const e of capabilities) names.set(e.peerId, e.caps.name)
+    }, () => {})
+  ])
+  return (peerId) => {
+    const name = names.get(peerId) ?? `…${peerId.slice(-8)}`
+    return peerId === self ? `${name} (this device)` : name
+  }
 }
 
 export function renderTask (task: TaskView, name: Names): string {
@@ -115,6 +131,25 @@ export class TaskStillRunningError extends Error {
   }
 }
 
+/** The tasks archive of a stopped node's data directory. */
+async function fromStoppedNode<T> (cli: CliContext, options: CommonOptions, fn: (archive: Pick<TaskArchive, 'get' | 'list'>) => Promise<T>): Promise<T> {
+  const [{ withStoppedNode }, { readTaskArchive, TASKS_SUBLEVEL }] = await Promise.all([import('../offline.ts'), import('../task-archive.ts')])
+  return withStoppedNode(cli.dataDir(options), 'tasks', async (db) =>
+    fn(readTaskArchive(db.sublevel<string, string>(TASKS_SUBLEVEL, { keyEncoding: 'utf8', valueEncoding: 'utf8' }))))
+}
+
+/** Asks the running node; when none runs, reads the data directory. */
+async function viaNodeOrArchive<T> (cli: CliContext, options: CommonOptions, online: () => Promise<T>, offline: (archive: Pick<TaskArchive, 'get' | 'list'>) => Promise<T>): Promise<{ value: T, stopped: boolean }> {
+  try {
+    return { value: await online(), stopped: false }
+  } catch (err) {
+    if (!(err instanceof NodeNotRunningError)) throw err
+  }
+  return { value: await fromStoppedNode(cli, options, offline), stopped: true }
+}
+
+const STOPPED_NOTE = '(the node is stopped: read from its data directory)'
+
 export function register (program: Command, cli: CliContext): void {
   program.command('task')
     .description('show a task: status, where it was placed, its result')
@@ -122,9 +157,16 @@ export function register (program: Command, cli: CliContext): void {
     .option('--json', 'print as JSON')
     .action(async (id: string, _options: CommonOptions, command: Command) => {
       const all = command.optsWithGlobals<CommonOptions>()
-      const { task } = await cli.api(all).get<{ task: TaskView }>(`/task/${checkId(id)}`)
+      const taskId = checkId(id)
+      const { value: task, stopped } = await viaNodeOrArchive(cli, all,
+        async () => (await cli.api(all).get<{ task: TaskView }>(`/task/${taskId}`)).task,
+        async (archive) => {
+          const found = await archive.get(taskId)
+          if (found == null) throw new UsageError(`no task ${taskId} in the tasks this device submitted ("hive-node tasks" lists them)`)
+          return found.view
+        })
       const names = await peerNames(cli, all)
-      cli.print(all, () => renderTask(task, names), { task })
+      cli.print(all, () => renderTask(task, names) + (stopped ? `\n${STOPPED_NOTE}` : ''), { task })
     })
 
   program.command('explain')
@@ -145,13 +187,15 @@ export function register (program: Command, cli: CliContext): void {
       const all = command.optsWithGlobals<CommonOptions & { limit?: string }>()
       const limit = options.limit !== undefined ? Number(options.limit) : 20
       if (!Number.isInteger(limit) || limit < 1) throw new UsageError(`--limit takes a positive whole number, not "${options.limit ?? ''}"`)
-      const { tasks } = await cli.api(all).get<{ tasks: TaskView[] }>(`/tasks?limit=${limit}`)
+      const { value: tasks, stopped } = await viaNodeOrArchive(cli, all,
+        async () => (await cli.api(all).get<{ tasks: TaskView[] }>(`/tasks?limit=${limit}`)).tasks,
+        async (archive) => archive.list({ limit }))
       const names = await peerNames(cli, all)
-      cli.print(all, () => tasks.length === 0
+      cli.print(all, () => (tasks.length === 0
         ? 'no tasks yet; "hive-node run AGENT.wasm --input TEXT" places one'
         : table(['TASK', 'STATUS', 'SUBMITTED', 'BY', 'RAN ON', 'ROUND'], tasks.map(t => [
           t.id, t.status, ago(t.createdAt), name(names, t.submitter), t.result != null ? name(names, t.result.executor) : t.winner != null ? name(names, t.winner) : '', String(t.round)
-        ])), { tasks })
+        ]))) + (stopped ? `\n${STOPPED_NOTE}` : ''), { tasks })
     })
 }
 

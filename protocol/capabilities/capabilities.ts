@@ -136,7 +136,7 @@ export function applyOverrides (reading: DeviceReading, overrides: CapabilityOve
 function materiallyDifferent (a: CapabilityReport | undefined, b: CapabilityReport): boolean {
   if (a == null) return true
   return a.running !== b.running || a.cores !== b.cores || a.power.state !== b.power.state ||
-    a.runtimes.join() !== b.runtimes.join() || a.models.join() !== b.models.join() ||
+    a.runtimes.join() !== b.runtimes.join() || a.models.join() !== b.models.join() || (a.gpus?.length ?? 0) !== (b.gpus?.length ?? 0) ||
     a.overridden.join() !== b.overridden.join() || Math.abs(a.load - b.load) >= 0.5
 }
 
@@ -237,6 +237,7 @@ class CapabilityService extends EventTarget implements Capabilities {
       power: reading.power,
       runtimes: [...runtimes].slice(0, 16),
       models: reading.models.slice(0, 64),
+      gpus: (reading.gpus ?? []).slice(0, 8),
       overridden
     }
   }

@@ -6,6 +6,7 @@
 
 export * from './errors.ts'
 export * from './schema.ts'
+export { DEFAULT_DRM_DIR, DEFAULT_NVIDIA_DIR, MAX_GPUS, readGpus } from './gpu.ts'
 export { DEFAULT_OLLAMA_URL, DEFAULT_POWER_SUPPLY_DIR, createDeviceProbe, readOllamaModels, readPower } from './probe.ts'
 export type { DeviceProbe, DeviceProbeInit, DeviceReading } from './probe.ts'
 export { DEFAULT_CAPABILITIES_TOPIC, applyOverrides, createCapabilities } from './capabilities.ts'

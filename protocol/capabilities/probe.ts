@@ -6,7 +6,8 @@ import { readFile, readdir } from 'node:fs/promises'
 import { availableParallelism, freemem, loadavg, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { z } from 'zod'
-import type { Power } from './schema.ts'
+import { readGpus } from './gpu.ts'
+import type { Gpu, Power } from './schema.ts'
 
 /** What the probe reads from the device; the service adds name, version and running tasks. */
 export interface DeviceReading {
@@ -16,6 +17,7 @@ export interface DeviceReading {
   totalMemory: number
   power: Power
   models: string[]
+  gpus?: Gpu[]
 }
 
 export const DEFAULT_POWER_SUPPLY_DIR = '/sys/class/power_supply'
@@ -104,6 +106,10 @@ export interface DeviceProbeInit {
   ollamaTimeoutMs?: number
   /** How long a list of models is reused before asking Ollama again. Default 30 s. */
   ollamaRefreshMs?: number
+  /** Models held by this node's own engine, listed after Ollama's. */
+  localModels?: (options: { signal?: AbortSignal }) => Promise<string[]>
+  drmDir?: string
+  nvidiaDir?: string
 }
 
 export interface DeviceProbe {
@@ -116,6 +122,8 @@ export function createDeviceProbe (init: DeviceProbeInit = {}): DeviceProbe {
   let models: string[] = []
   let modelsAt = -Infinity
   let asking: Promise<string[]> | undefined
+  // GPUs do not come and go while a node runs: read them once
+  const gpuList = readGpus(init.drmDir, init.nvidiaDir)
 
   async function currentModels (signal?: AbortSignal): Promise<string[]> {
     if (init.ollamaUrl === null) return []
@@ -130,14 +138,20 @@ export function createDeviceProbe (init: DeviceProbeInit = {}): DeviceProbe {
 
   return {
     async read (options = {}) {
-      const [power, found] = await Promise.all([readPower(init.powerSupplyDir), currentModels(options.signal)])
+      const [power, found, own, gpus] = await Promise.all([
+        readPower(init.powerSupplyDir),
+        currentModels(options.signal),
+        init.localModels != null ? init.localModels(options).catch(() => []) : Promise.resolve([]),
+        gpuList
+      ])
       return {
         cores: availableParallelism(),
         load: Math.round((loadavg()[0] ?? 0) * 100) / 100,
         freeMemory: freemem(),
         totalMemory: totalmem(),
         power,
-        models: found
+        models: [...new Set([...found, ...own])].slice(0, 64),
+        gpus
       }
     }
   }

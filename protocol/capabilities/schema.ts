@@ -26,6 +26,13 @@ export type Power = z.infer<typeof Power>
 export const OVERRIDABLE = ['cores', 'load', 'freeMemory', 'totalMemory', 'power', 'runtimes', 'models'] as const
 export type OverridableField = typeof OVERRIDABLE[number]
 
+export const Gpu = z.object({
+  vendor: z.enum(['nvidia', 'amd', 'intel']),
+  name: z.string().min(1).max(128),
+  vramBytes: z.number().int().min(0).optional()
+})
+export type Gpu = z.infer<typeof Gpu>
+
 export const CapabilityReport = z.object({
   /** Human name of the device (its node name). */
   name: Name,
@@ -41,8 +48,10 @@ export const CapabilityReport = z.object({
   power: Power,
   /** Agent runtimes offered (e.g. `wasm-component`). */
   runtimes: z.array(Name).max(16),
-  /** Local LLM models (Ollama tags) this device serves. */
+  /** Local LLM models this device serves: Ollama's tags, then the embedded engine's files. */
   models: z.array(Name).max(64),
+  /** GPUs the OS shows (absent from devices that predate the field). */
+  gpus: z.array(Gpu).max(8).optional(),
   /** Which of the fields above come from configuration rather than from the device. */
   overridden: z.array(z.enum(OVERRIDABLE)).max(OVERRIDABLE.length)
 })

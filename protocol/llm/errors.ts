@@ -25,3 +25,9 @@ export class LlmTooLargeError extends Error {
   static readonly code = 'LlmTooLarge'
   override name = 'LlmTooLarge'
 }
+
+/** A budget setting is malformed or its signature does not verify: it is ignored. */
+export class InvalidBudgetSettingError extends Error {
+  static readonly code = 'InvalidBudgetSetting'
+  override name = 'InvalidBudgetSetting'
+}

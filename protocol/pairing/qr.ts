@@ -23,9 +23,15 @@ async function jsqr (): Promise<typeof import('jsqr').default> {
 
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])
 
-/** The invite as a QR code drawn with Unicode half blocks, for a terminal. */
-export async function inviteQrTerminal (uri: string): Promise<string> {
-  return (await qrcode()).toString(inviteQrText(uri), { type: 'terminal', small: true, errorCorrectionLevel: 'M' })
+/**
+ * The invite as a QR code drawn with Unicode half blocks. With `colour` (a terminal), drawn with
+ * the terminal's colour codes, which scan best; without (a file, a pipe, NO_COLOR), plain
+ * characters with no escape codes.
+ */
+export async function inviteQrTerminal (uri: string, options: { colour?: boolean } = {}): Promise<string> {
+  const text = inviteQrText(uri)
+  if (options.colour === false) return (await qrcode()).toString(text, { type: 'utf8', errorCorrectionLevel: 'M' })
+  return (await qrcode()).toString(text, { type: 'terminal', small: true, errorCorrectionLevel: 'M' })
 }
 
 export async function inviteQrPng (uri: string): Promise<Buffer> {

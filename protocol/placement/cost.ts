@@ -19,6 +19,8 @@ export const LOW_BATTERY_POINTS = 100
 export const LOW_BATTERY_PERCENT = 20
 /** Points for having to fetch the agent, plus one per MiB of it. */
 export const FETCH_POINTS = 5
+/** Points per model the task names that this device does not list (it would reach it elsewhere). */
+export const MODEL_MISSING_POINTS = 100
 
 export type Capability = { ok: true } | { ok: false, reason: string }
 
@@ -91,7 +93,19 @@ export function computeCost (requirements: Requirements, caps: CapabilityReport,
   } else {
     reasons.push({ factor: 'agent', points: round1(FETCH_POINTS + context.agentSize / MiB), detail: `must fetch the agent (${Math.ceil(context.agentSize / 1024)} KiB)` })
   }
+  if (requirements.models.length > 0) reasons.push(modelReason(requirements.models, caps.models))
   return { cost: round1(reasons.reduce((sum, r) => sum + r.points, 0)), reasons }
+}
+
+/** A device that lists the models a task names costs less than one that would reach them elsewhere. */
+function modelReason (wanted: string[], listed: string[]): Reason {
+  const held = wanted.filter(m => listed.includes(m))
+  const missing = wanted.filter(m => !listed.includes(m))
+  const parts = [
+    ...(held.length > 0 ? [`holds model${held.length > 1 ? 's' : ''} ${held.join(', ')}`] : []),
+    ...(missing.length > 0 ? [`does not hold model${missing.length > 1 ? 's' : ''} ${missing.join(', ')}`] : [])
+  ]
+  return { factor: 'models', points: MODEL_MISSING_POINTS * missing.length, detail: parts.join('; ').slice(0, 200) }
 }
 
 export function bidState (caps: CapabilityReport): BidState {

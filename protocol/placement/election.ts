@@ -30,10 +30,10 @@ export function tieBreak (taskId: string, bidder: string): string {
 }
 
 /**
- * Orders candidates by cost, then tie-breaker, and returns the first not excluded. Duplicate
- * bidders keep their first bid only; callers pass verified bids.
+ * Every candidate in election order: not excluded before excluded, then by cost, then by
+ * tie-breaker. Duplicate bidders keep their first bid only; callers pass verified bids.
  */
-export function elect (taskId: string, candidates: Iterable<Candidate>, excluded: Iterable<string> = []): ElectionResult | undefined {
+export function rank (taskId: string, candidates: Iterable<Candidate>, excluded: Iterable<string> = []): Ranked[] {
   const out = new Set(excluded)
   const seen = new Set<string>()
   const ranked: Array<Omit<Ranked, 'rank'>> = []
@@ -43,7 +43,12 @@ export function elect (taskId: string, candidates: Iterable<Candidate>, excluded
     ranked.push({ bidder: c.bidder, cost: c.cost, tieBreak: tieBreak(taskId, c.bidder), excluded: out.has(c.bidder) })
   }
   ranked.sort((a, b) => Number(a.excluded) - Number(b.excluded) || a.cost - b.cost || (a.tieBreak < b.tieBreak ? -1 : a.tieBreak > b.tieBreak ? 1 : 0))
-  const ranking = ranked.map((r, i) => ({ ...r, rank: i + 1 }))
+  return ranked.map((r, i) => ({ ...r, rank: i + 1 }))
+}
+
+/** The first candidate of `rank` that is not excluded, if any. */
+export function elect (taskId: string, candidates: Iterable<Candidate>, excluded: Iterable<string> = []): ElectionResult | undefined {
+  const ranking = rank(taskId, candidates, excluded)
   const first = ranking[0]
   if (first == null || first.excluded) return undefined
   return { winner: first.bidder, cost: first.cost, ranking, rule: ELECTION_RULE }

@@ -25,17 +25,6 @@ export class BiddersExhaustedError extends Error {
   override name = 'BiddersExhausted'
 }
 
-/** A bid or award record failed its checks (signature, publisher, payload). */
-export class InvalidBidError extends Error {
-  static readonly code = 'InvalidBid'
-  override name = 'InvalidBid'
-}
-
-export class InvalidAwardError extends Error {
-  static readonly code = 'InvalidAward'
-  override name = 'InvalidAward'
-}
-
 /** The agent's bytes could not be had from any holder, or did not match their digest. */
 export class AgentFetchError extends Error {
   static readonly code = 'AgentFetch'

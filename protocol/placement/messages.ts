@@ -8,7 +8,7 @@
 // per stream) and `/hive/agent-fetch/1.0.0` (agent bytes by digest, in chunks).
 
 import { z } from 'zod'
-import { DIGEST_PATTERN, TASK_ID_PATTERN } from './ids.ts'
+import { CONTEXT_ID_MAX_LENGTH, CONTEXT_ID_PATTERN, DIGEST_PATTERN, TASK_ID_PATTERN } from './ids.ts'
 import type { Digest, TaskId } from './ids.ts'
 
 export const TaskIdSchema = z.string().regex(TASK_ID_PATTERN, 'a task id (32 hex characters)').transform(s => s as TaskId)
@@ -32,7 +32,18 @@ export const Requirements = z.object({
 export type Requirements = z.infer<typeof Requirements>
 export type RequirementsInput = z.input<typeof Requirements>
 
-export const Permissions = z.array(z.string().min(1).max(64)).max(32)
+/** A task grants at most this many permissions, each a name of at most PERMISSION_NAME_MAX characters. */
+export const MAX_PERMISSIONS = 32
+export const PERMISSION_NAME_MAX = 64
+export const Permissions = z.array(z.string().min(1).max(PERMISSION_NAME_MAX)).max(MAX_PERMISSIONS)
+
+export const ContextIdSchema = z.string().min(1).max(CONTEXT_ID_MAX_LENGTH)
+  .regex(CONTEXT_ID_PATTERN, `1 to ${CONTEXT_ID_MAX_LENGTH} characters from A-Z a-z 0-9 . _ - , starting with a letter or digit`)
+
+/** How long a submitter may wait for bids: 1 ms to 10 minutes. */
+export const BidWindowMs = z.number().int().min(1).max(600_000)
+/** A winner's lease: 100 ms to 1 hour. */
+export const LeaseMs = z.number().int().min(100).max(3_600_000)
 
 export const Announce = z.object({
   v: z.literal(1),
@@ -45,13 +56,13 @@ export const Announce = z.object({
   inputSize: z.number().int().min(0),
   requirements: Requirements,
   permissions: Permissions,
-  context: z.string().min(1).max(256).optional(),
+  context: ContextIdSchema.optional(),
   /** How long the submitter waits for bids, from when it announced. */
-  bidWindowMs: z.number().int().min(1).max(600_000)
+  bidWindowMs: BidWindowMs
 })
 export type Announce = z.infer<typeof Announce>
 
-export const BID_FACTORS = ['load', 'tasks', 'memory', 'power', 'agent'] as const
+export const BID_FACTORS = ['load', 'tasks', 'memory', 'power', 'agent', 'models'] as const
 export type BidFactor = typeof BID_FACTORS[number]
 
 export const Reason = z.object({
@@ -109,7 +120,13 @@ export const AwardPayload = z.object({
   excluded: z.array(PeerIdText).max(128),
   agent: DigestSchema,
   input: DigestSchema,
-  leaseMs: z.number().int().min(100).max(3_600_000)
+  leaseMs: LeaseMs,
+  /**
+   * The signed bid records themselves (bytes as the bidders signed them), as many as fit the
+   * record, so a member can check every signature and recompute the election from this one
+   * record. Each one's SHA-256 is listed in `bids`.
+   */
+  bidRecords: z.array(Bytes).max(128).optional()
 })
 export type AwardPayload = z.infer<typeof AwardPayload>
 
@@ -135,6 +152,29 @@ export const GossipClosed = z.object({
 export const PlacementGossip = z.discriminatedUnion('t', [Announce, GossipAward, GossipClosed])
 export type PlacementGossip = z.infer<typeof PlacementGossip>
 
+// ---- a submission ----
+
+/**
+ * What a task is submitted with, the same whether it comes from the API or from code calling
+ * `submit()`. Size bounds that are a node's setting (agent and input bytes) are checked by
+ * `submit()` against its init; every other bound is here.
+ */
+export const SubmitFields = z.object({
+  input: z.string(),
+  requirements: Requirements.optional(),
+  permissions: Permissions.optional(),
+  contextId: ContextIdSchema.optional(),
+  bidWindowMs: BidWindowMs.optional(),
+  /** The winner's lease for this task (default from init). */
+  leaseMs: LeaseMs.optional()
+})
+
+export const SubmitTask = SubmitFields.extend({
+  agent: Bytes.refine(b => b.byteLength > 0, 'the bytes of a WebAssembly component')
+}).strict()
+export type SubmitTask = z.infer<typeof SubmitTask>
+export type SubmitInput = z.input<typeof SubmitTask>
+
 // ---- /hive/placement/1.0.0 ----
 
 export const BidRequest = z.object({ t: z.literal('bid'), task: TaskIdSchema, bidder: PeerIdText, record: Bytes })
@@ -157,6 +197,10 @@ export type PlacementRequest = z.infer<typeof PlacementRequest>
 
 export const Refusal = z.object({ ok: z.literal(false), reason: z.string().max(64), message: z.string().max(1024) })
 export type Refusal = z.infer<typeof Refusal>
+
+export function refusal (reason: string, message: string): Refusal {
+  return { ok: false, reason, message: message.slice(0, 1024) }
+}
 
 export const Ack = z.union([z.object({ ok: z.literal(true) }), Refusal])
 export const ClaimResponse = z.union([z.object({ ok: z.literal(true), input: z.string(), leaseMs: z.number().int().min(1) }), Refusal])

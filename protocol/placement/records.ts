@@ -1,11 +1,18 @@
 // The `bid` and `award` DHT record kinds: keys, payload codecs and the checks every node applies
 // before storing or believing one. Every node must register both (registerPlacementRecords).
+//
+// A task costs the DHT one record: the submitter's award, which carries the signed bids it was
+// elected from, so any member can check each bidder's signature and recompute the election from
+// that record alone. A bidder puts its own bid under its `bid` key only when it could not hand
+// it to the submitter directly (the submitter looks there at its deadline).
 
 import { decode as cborDecode, encode as cborEncode } from 'cborg'
-import { InvalidRecordError, createRecord, hiveRecordKey } from '../dht-records.ts'
+import { InvalidRecordError, MAX_DHT_RECORD_BYTES, createRecord, hiveRecordKey, openRecord } from '../dht-records.ts'
+import { sha256Hex } from './ids.ts'
 import { AwardPayload, BidPayload } from './messages.ts'
 import type { HiveRecord, RecordKind, RecordSigner } from '../dht-records.ts'
-import type { TaskId } from './ids.ts'
+import type { Digest, TaskId } from './ids.ts'
+import type { BidSource } from './views.ts'
 
 export const BID_KIND = 'bid'
 export const AWARD_KIND = 'award'
@@ -59,11 +66,62 @@ export function awardFromRecord (record: HiveRecord): AwardPayload {
   const award = decodePayload(record.payload, AwardPayload, AWARD_KIND)
   if (award.task !== task || award.submitter !== submitter) throw new InvalidRecordError(`award payload does not match its key ${record.key}`)
   if (!award.bids.some(b => b.bidder === award.winner)) throw new InvalidRecordError('an award\'s winner must be one of its bids')
+  for (const bytes of award.bidRecords ?? []) {
+    const hash = sha256Hex(bytes)
+    if (!award.bids.some(b => b.hash === hash)) throw new InvalidRecordError('an award carries a bid record it does not list')
+  }
   return award
 }
 
+/**
+ * The bids an award carries, each opened (its signature checked) and checked against the key it
+ * belongs under. `open` is the node's record registry, which also checks membership; without
+ * one, the signature alone is checked.
+ */
+export async function bidsOfAward (
+  award: AwardPayload,
+  open: (key: Uint8Array, value: Uint8Array) => Promise<HiveRecord> = openRecord
+): Promise<Array<Omit<HeldBid, 'via'>>> {
+  const out: Array<Omit<HeldBid, 'via'>> = []
+  for (const value of award.bidRecords ?? []) {
+    const hash = sha256Hex(value)
+    const listed = award.bids.find(b => b.hash === hash)
+    if (listed == null) throw new InvalidRecordError('an award carries a bid record it does not list')
+    const record = await open(bidKey(award.task, listed.bidder), value)
+    const payload = bidFromRecord(record)
+    if (payload.submitter !== award.submitter) throw new InvalidRecordError(`a bid in the award names ${payload.submitter} as submitter`)
+    out.push({ bidder: listed.bidder, payload, record: value, hash })
+  }
+  return out
+}
+
 export const bidRecordKind: RecordKind = { validate: (record) => { bidFromRecord(record) } }
-export const awardRecordKind: RecordKind = { validate: (record) => { awardFromRecord(record) } }
+/** An award's carried bids are checked too: a record with a forged bid is not stored. */
+export const awardRecordKind: RecordKind = { validate: async (record) => { await bidsOfAward(awardFromRecord(record)) } }
+
+/** A bid as the submitter (or an observer) holds it: the signed bytes, their payload and hash. */
+export interface HeldBid {
+  bidder: string
+  payload: BidPayload
+  record: Uint8Array
+  hash: Digest
+  via: BidSource
+}
+
+/** Room left in an award record for the bid records it carries (its other fields, the envelope). */
+const AWARD_RECORD_SLACK = 6 * 1024
+
+/** The bid records, in the given order, that fit in one award record. */
+export function fitBidRecords (records: Uint8Array[]): Uint8Array[] {
+  let room = MAX_DHT_RECORD_BYTES - AWARD_RECORD_SLACK
+  const out: Uint8Array[] = []
+  for (const r of records) {
+    if (r.byteLength + 4 > room) break
+    room -= r.byteLength + 4
+    out.push(r)
+  }
+  return out
+}
 
 /** Registers both kinds with a node's record registry (identically on every node). */
 export function registerPlacementRecords (records: { register: (kind: string, spec: RecordKind) => void }): void {

@@ -17,6 +17,8 @@ export const PLACEMENT_PROTOCOL = protocolId('placement')
 export const AGENT_FETCH_PROTOCOL = protocolId('agent-fetch')
 export const CONTEXT_PROTOCOL = protocolId('context')
 export const LEDGER_PROTOCOL = protocolId('ledger')
+/** Model calls between members: a chat or an embedding answered by a device that holds the model. */
+export const LLM_PROTOCOL = protocolId('llm')
 
 // ---- gossip topics ----
 /** Names of the per-hive gossip topics; `gossipTopic(hiveId, name)` makes the topic. */

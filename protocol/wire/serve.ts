@@ -67,7 +67,7 @@ export interface ServedProtocol {
 export async function serveProtocol (host: Pick<ProtocolHost, 'handle' | 'unhandle' | 'hangUp'>, protocol: string, handler: InboundHandler, options: ServeOptions): Promise<ServedProtocol> {
   const { log } = options
   const gate = options.gate ?? OPEN_GATE
-  const stopping = new AbortController()
+  const exchanges = new Set<AbortController>()
   const peerFault = options.isPeerFault ?? isPeerFault
 
   const wrapped: StreamHandler = async (stream, connection) => {
@@ -77,9 +77,14 @@ export async function serveProtocol (host: Pick<ProtocolHost, 'handle' | 'unhand
       stream.abort(new PeerNotAllowedError(`${peer.toString()} may not open ${protocol}`))
       return
     }
-    const signals = [stopping.signal]
-    if (options.timeoutMs != null && options.longLived !== true) signals.push(AbortSignal.timeout(options.timeoutMs))
-    const signal = AbortSignal.any(signals)
+    // One controller per exchange, released when it ends: a timer or a dependent signal
+    // left on a long-lived `stopping` signal would hold every stream's state until it fired.
+    const exchange = new AbortController()
+    exchanges.add(exchange)
+    const timer = options.timeoutMs != null && options.longLived !== true
+      ? setTimeout(() => { exchange.abort(new Error(`${protocol} exchange timed out`)) }, options.timeoutMs)
+      : undefined
+    const signal = exchange.signal
     const framed = new FramedStream(stream, { maxMessageBytes: options.maxMessageBytes })
     try {
       await handler(framed, { peer, connection, signal })
@@ -94,6 +99,9 @@ export async function serveProtocol (host: Pick<ProtocolHost, 'handle' | 'unhand
       } else {
         log.debug(`${protocol} exchange with ${peer.toString()} ended: ${error.name}: ${error.message}`)
       }
+    } finally {
+      clearTimeout(timer)
+      exchanges.delete(exchange)
     }
   }
 
@@ -105,7 +113,7 @@ export async function serveProtocol (host: Pick<ProtocolHost, 'handle' | 'unhand
   return {
     protocol,
     stop: async () => {
-      stopping.abort(new Error(`${protocol} stopped`))
+      for (const exchange of exchanges) exchange.abort(new Error(`${protocol} stopped`))
       await host.unhandle(protocol)
     }
   }

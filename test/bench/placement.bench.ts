@@ -8,7 +8,7 @@
 // competes with each task here; on five real devices it would not. Latency is therefore given
 // twice: back to back, and with every node's DHT publication settled between tasks (untimed).
 
-import { echoAgent, startHive } from '../protocol/placement-fixture.ts'
+import { echoAgent, startHive } from '../protocol/placement/fixture.ts'
 import { percentile, throughput, timed } from './table.ts'
 import type { BenchResult } from './table.ts'
 

@@ -11,8 +11,9 @@ import * as encoding from 'lib0/encoding'
 import * as prng from 'lib0/prng'
 import * as syncProtocol from 'y-protocols/sync'
 import * as Y from 'yjs'
+import { z } from 'zod'
 import { encodeFrame, FramedStream } from '../../protocol/wire/index.ts'
-import { MESSAGE_AWARENESS, MESSAGE_SYNC, ROOT_NAMES, validateSnapshot, validateStateVector, validateUpdate } from '../../crdt/index.ts'
+import { MESSAGE_AWARENESS, MESSAGE_REFUSED, MESSAGE_SYNC, ROOT_NAMES, validateSnapshot, validateStateVector, validateUpdate } from '../../crdt/index.ts'
 import { connect, startReplica, waitFor } from './helpers.ts'
 import type { Replica } from './helpers.ts'
 
@@ -56,7 +57,6 @@ const CRAFTED: Record<string, Uint8Array> = {
   'varint longer than 53 bits': Uint8Array.from([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]),
   'delete set range of length 2^52': Uint8Array.from([0, 1, 7, 1, 0, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x08]),
   'value array claiming 2^31 elements': oneItem(8, [1, 117, ...varuint(2 ** 31)], 'state', 'k'),
-  'values nested 10,000 deep': oneItem(8, [1, ...Array<number>(10_000).fill(117).flatMap(t => [t, 1]), 126], 'state', 'k'),
   'unknown value tag': oneItem(8, [1, 3], 'state', 'k'),
   'unknown content type': oneItem(11, [0], 'state', 'k'),
   'subdocument content': oneItem(9, [...str('guid'), 118, 0], 'state', 'k'),
@@ -66,6 +66,12 @@ const CRAFTED: Record<string, Uint8Array> = {
   'empty string content': oneItem(4, [0]),
   'unknown parent info': Uint8Array.from([1, 1, 1, 0, 4, 7, ...str('x'), 0]),
   'trailing bytes after a valid update': Uint8Array.from([0, 0, 0])
+}
+
+/** Well-formed, but beyond a limit: refused, without hanging up on the sender. */
+const BEYOND_LIMITS: Record<string, Uint8Array> = {
+  'values nested 5,000 deep': oneItem(8, [1, ...Array<number>(5_000).fill(117).flatMap(t => [t, 1]), 126], 'state', 'k'),
+  'values nested 65 deep': oneItem(8, [1, ...Array<number>(65).fill(117).flatMap(t => [t, 1]), 126], 'state', 'k')
 }
 
 function legit (): { updates: Uint8Array[], doc: Y.Doc } {
@@ -116,6 +122,16 @@ describe('update validation', () => {
       assert.throws(() => validateUpdate(bytes, limits), { name: 'MalformedUpdate' })
     })
   }
+
+  for (const [name, bytes] of Object.entries(BEYOND_LIMITS)) {
+    it(`refuses ${name} as beyond the depth limit`, () => {
+      assert.throws(() => validateUpdate(bytes, limits), { name: 'ValueTooDeep' })
+    })
+  }
+
+  it('accepts values nested exactly 64 deep', () => {
+    validateUpdate(oneItem(8, [1, ...Array<number>(64).fill(117).flatMap(t => [t, 1]), 126], 'state', 'k'), limits)
+  })
 
   it('refuses every truncation of a valid update (Yjs would integrate part of one before failing)', () => {
     const doc = new Y.Doc({ gc: false })
@@ -182,6 +198,40 @@ describe('untrusted updates from a peer', () => {
       return encodeFrame({ t: MESSAGE_AWARENESS, m: Uint8Array.from([1, 5, 1, ...varuint(state.length), ...state]) })
     },
     'an awareness update with broken JSON': () => encodeFrame({ t: MESSAGE_AWARENESS, m: Uint8Array.from([1, 5, 1, 2, 0x7b, 0x7b]) })
+  }
+
+  for (const [name, bytes] of Object.entries(BEYOND_LIMITS)) {
+    it(`refuses an update with ${name} but keeps the link, and tells the sender which`, async () => {
+      const ctx = a.store.get('shared')
+      assert.ok(ctx != null)
+      const before = { json: JSON.stringify(ctx.doc.toJSON()), stored: (await a.store.storedUpdates(ctx.id)).length }
+      const faults = a.faults.length
+      const errors = a.errors.length
+      const [peerEnd, aEnd] = await streamPair()
+      const link = a.replication.attach(aEnd, { peer: 'old-peer', onFault: err => a.faults.push(err) })
+      const peer = new FramedStream(peerEnd, { maxMessageBytes: 1 << 22 })
+      const heard: Array<{ t: number, c?: string, code?: string, reason?: string }> = []
+      const reading = (async () => {
+        for await (const message of peer.messages(z.object({ t: z.number() }).passthrough())) {
+          heard.push(message as { t: number })
+          if (message.t === MESSAGE_REFUSED) return
+        }
+      })()
+      await peer.writeRaw(encodeFrame({ t: MESSAGE_SYNC, c: 'shared', m: syncUpdate(bytes) }, 1 << 22))
+      await reading
+      const refusal = heard.at(-1)
+      assert.equal(refusal?.c, 'shared')
+      assert.equal(refusal?.code, 'ValueTooDeep')
+      assert.match(refusal?.reason ?? '', /deeper than 64/)
+      assert.equal(a.faults.length, faults, 'not treated as a fault')
+      assert.equal(a.errors.slice(errors).map(e => e.name).join(), 'UpdateRefused')
+      a.errors.splice(errors)
+      assert.equal(JSON.stringify(ctx.doc.toJSON()), before.json, 'document unchanged')
+      assert.equal((await a.store.storedUpdates(ctx.id)).length, before.stored, 'nothing stored')
+      assert.ok(a.replication.links().includes(link), 'the link is still open')
+      link.close()
+      await link.closed
+    })
   }
 
   for (const [name, frame] of Object.entries(attacks)) {

@@ -1,4 +1,5 @@
-// Makes a data directory whose node has appended N ledger records, then stops the node.
+// Makes a data directory whose node has appended N ledger records (both format versions), then
+// stops the node.
 // Run as a script (`node test/ledger/make-chain.ts DIR N`) so tests that must not import project
 // code (the README spec test) can still get a real chain to export.
 
@@ -9,7 +10,11 @@ import { content } from './fixtures.ts'
 export async function makeChain (dir: string, n: number): Promise<string> {
   const node = await startNode('chain-maker', {}, dir)
   try {
-    for (let i = 0; i < n; i++) await node.ledger.append(content(i, { time: Date.now() }))
+    // odd records say what LLM calls their run made (format version 2), even ones made none (version 1)
+    for (let i = 0; i < n; i++) {
+      const llm = i % 2 === 1 ? [{ route: 'local' as const, calls: i, tokensIn: 100 * i, tokensOut: 7 * i }, { route: 'cloud' as const, calls: 1, tokensIn: 0xffffffff, tokensOut: 3 }] : []
+      await node.ledger.append({ ...content(i, { time: Date.now() }), llm })
+    }
     return node.peerId.toString()
   } finally {
     await node.stop()

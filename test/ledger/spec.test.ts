@@ -1,5 +1,6 @@
 // Re-verifies a chain exported by `hive-node ledger --json` using only node:crypto and the
-// README's "Ledger" section: no project code is imported here. The chain is made and exported by
+// byte-level spec in ledger/FORMAT.md, both record format versions: no project code is imported
+// here. The chain is made and exported by
 // running the project as separate processes, as a third party would receive it.
 
 import assert from 'node:assert/strict'
@@ -26,11 +27,12 @@ interface JsonRecord {
   output: string
   status: string
   placement: string
+  llm?: Array<{ route: string, calls: number, tokensIn: number, tokensOut: number }>
   signature: string
   hash: string
 }
 
-// ---- the README spec, written from the text alone ----
+// ---- the FORMAT.md spec, written from the text alone ----
 
 const ALPHABET = '123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz'
 
@@ -65,6 +67,14 @@ function u64 (n: number): Buffer {
   return b
 }
 
+function u32 (n: number): Buffer {
+  const b = Buffer.alloc(4)
+  b.writeUInt32BE(n)
+  return b
+}
+
+const ROUTE_CODES: Record<string, number> = { local: 1, peer: 2, cloud: 3 }
+
 function str (s: string): Buffer {
   const b = Buffer.from(s, 'utf8')
   return Buffer.concat([u16(b.length), b])
@@ -81,14 +91,18 @@ function signerBytes (peerId: string): Buffer {
 }
 
 function body (r: JsonRecord): Buffer {
+  const llm = r.llm ?? []
   return Buffer.concat([
-    Buffer.from([0x01]),
+    Buffer.from([llm.length > 0 ? 0x02 : 0x01]),
     u64(r.seq),
     Buffer.from(r.prev, 'hex'),
     u64(r.time),
     u16(38),
     signerBytes(r.signer),
-    str(r.task), str(r.agent), str(r.input), str(r.output), str(r.status), str(r.placement)
+    str(r.task), str(r.agent), str(r.input), str(r.output), str(r.status), str(r.placement),
+    ...(llm.length > 0
+      ? [Buffer.from([llm.length]), ...llm.map(u => Buffer.concat([Buffer.from([ROUTE_CODES[u.route] as number]), u32(u.calls), u32(u.tokensIn), u32(u.tokensOut)]))]
+      : [])
   ])
 }
 
@@ -115,7 +129,7 @@ function verifyChain (records: JsonRecord[]): { index: number, why: string } | n
   return null
 }
 
-describe('README ledger spec, verified with node:crypto alone', () => {
+describe('FORMAT.md ledger spec, verified with node:crypto alone', () => {
   let dir: string
   let records: JsonRecord[]
 
@@ -141,5 +155,16 @@ describe('README ledger spec, verified with node:crypto alone', () => {
     const sig = records[3]!.signature
     assert.deepEqual(verifyChain(changed(3, { signature: (sig[0] === '0' ? '1' : '0') + sig.slice(1) })), { index: 3, why: 'signature' })
     assert.deepEqual(verifyChain(changed(1, { prev: '00'.repeat(32) })), { index: 1, why: 'link' })
+  })
+
+  it('covers both format versions: records without LLM usage (1) and with it (2)', () => {
+    assert.deepEqual(records.map(r => r.llm != null), [false, true, false, true, false])
+    assert.deepEqual(records[3]?.llm, [{ route: 'local', calls: 3, tokensIn: 300, tokensOut: 21 }, { route: 'cloud', calls: 1, tokensIn: 0xffffffff, tokensOut: 3 }])
+    const changed = (i: number, patch: Partial<JsonRecord>): JsonRecord[] => records.map((r, j) => (j === i ? { ...r, ...patch } : r))
+    // the usage is signed: a changed count, a dropped entry or a dropped list breaks the signature
+    const llm = records[1]!.llm!
+    assert.deepEqual(verifyChain(changed(1, { llm: [{ ...llm[0]!, tokensOut: llm[0]!.tokensOut + 1 }, llm[1]!] })), { index: 1, why: 'signature' })
+    assert.deepEqual(verifyChain(changed(1, { llm: [llm[0]!] })), { index: 1, why: 'signature' })
+    assert.deepEqual(verifyChain(changed(1, { llm: undefined })), { index: 1, why: 'signature' })
   })
 })

@@ -17,9 +17,13 @@ import type { HiveNode } from '../../node/hive-node.ts'
 interface Run { code: number, out: string, err: string }
 
 async function cli (node: HiveNode, ...args: string[]): Promise<Run> {
+  return cliWith({}, node, ...args)
+}
+
+async function cliWith (io: { tty?: boolean, env?: NodeJS.ProcessEnv }, node: HiveNode, ...args: string[]): Promise<Run> {
   let out = ''
   let err = ''
-  const code = await main(['--data', node.dataDir, ...args], { out: (t) => { out += t }, err: (t) => { err += t }, env: {} })
+  const code = await main(['--data', node.dataDir, ...args], { out: (t) => { out += t }, err: (t) => { err += t }, env: io.env ?? {}, ...(io.tty !== undefined ? { tty: io.tty } : {}) })
   return { code, out, err }
 }
 
@@ -51,6 +55,12 @@ describe('pairing commands', () => {
     assert.equal(shown.code, 0, shown.err)
     assert.match(shown.out, /[▀▄█]/)
     assert.match(shown.out, /hive-node join hive:\/\/join\/[a-z2-7]+/)
+    assert.doesNotMatch(shown.out, /\x1b\[/, 'no colour codes when stdout is not a terminal')
+    const onTerminal = await cliWith({ tty: true }, a, 'pair', '--ttl', '5')
+    assert.match(onTerminal.out, /\x1b\[/, 'a terminal gets the colour-drawn code')
+    const noColour = await cliWith({ tty: true, env: { NO_COLOR: '1' } }, a, 'pair', '--ttl', '5')
+    assert.doesNotMatch(noColour.out, /\x1b\[/, 'NO_COLOR is honoured')
+    assert.match(noColour.out, /[▀▄█]/)
     const bad = await cli(a, 'pair', '--ttl', 'soon')
     assert.equal(bad.code, 2)
     assert.match(bad.err, /--ttl takes minutes/)

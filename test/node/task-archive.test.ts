@@ -6,7 +6,7 @@ import { rm } from 'node:fs/promises'
 import { after, before, describe, it } from 'node:test'
 import { makeTempDir, startNode } from '../helpers/mesh.ts'
 import { waitFor } from '../helpers/wait.ts'
-import { echoAgent, spinAgent } from '../protocol/placement-fixture.ts'
+import { echoAgent, spinAgent } from '../protocol/placement/fixture.ts'
 import type { Explanation, TaskView } from '../../protocol/placement/index.ts'
 import type { HiveNode } from '../../node/hive-node.ts'
 

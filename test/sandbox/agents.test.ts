@@ -6,16 +6,18 @@ import { createServer } from 'node:net'
 import { readFile, writeFile, mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
+import { BudgetExceededError } from '../../protocol/llm/errors.ts'
 import { buildAgent, inspectAgent } from '../../sandbox/build.ts'
 import { createMemoryContext, createSandbox } from '../../sandbox/index.ts'
 import { tempDir } from './fixtures.ts'
 import type { BuildProgress } from '../../sandbox/build.ts'
-import type { LoadedAgent, Sandbox } from '../../sandbox/index.ts'
+import type { AgentChatRequest, AgentChatResult, AgentLlm, LoadedAgent, Sandbox } from '../../sandbox/index.ts'
 
 const SOURCES = {
   echo: new URL('../../sandbox/agents/echo', import.meta.url).pathname,
   'word-count': new URL('../../sandbox/agents/word-count', import.meta.url).pathname,
   notes: new URL('../../sandbox/agents/notes', import.meta.url).pathname,
+  summarize: new URL('../../sandbox/agents/summarize', import.meta.url).pathname,
   probe: new URL('./probe', import.meta.url).pathname
 }
 type Name = keyof typeof SOURCES
@@ -25,10 +27,17 @@ describe('agents built from JS/TS', () => {
   let sandbox: Sandbox
   const agents = {} as Record<Name, LoadedAgent>
   const progress: BuildProgress[] = []
+  // The model port: each test says how it answers; every request is kept.
+  const asked: AgentChatRequest[] = []
+  let answer: (request: AgentChatRequest) => AgentChatResult = () => { throw new Error('no answer set') }
+  const llm: AgentLlm = {
+    chat: async request => { asked.push(request); return answer(request) },
+    embed: async () => { throw new Error('not used') }
+  }
 
   before(async () => {
     dir = await tempDir()
-    sandbox = createSandbox({ cacheDir: join(dir.path, 'cache') })
+    sandbox = createSandbox({ cacheDir: join(dir.path, 'cache') }, { llm })
     await sandbox.start()
     const names = Object.keys(SOURCES) as Name[]
     // Two builds at a time: each is one busy core for its duration.
@@ -63,6 +72,11 @@ describe('agents built from JS/TS', () => {
     const notes = await inspectAgent(join(dir.path, 'notes.wasm'))
     assert.deepEqual(notes.imports.map(i => [i.name, i.functions]), [['hive:agent/context@0.1.0', ['get', 'set', 'append']]])
     assert.equal(notes.digest, agents.notes.digest)
+    const summarize = await inspectAgent(join(dir.path, 'summarize.wasm'))
+    assert.deepEqual(summarize.imports.map(i => [i.name, i.functions]), [
+      ['hive:agent/context@0.1.0', ['set', 'conversation']],
+      ['hive:agent/llm@0.1.0', ['chat']]
+    ])
   })
 
   it('echo returns its input', async () => {
@@ -90,6 +104,42 @@ describe('agents built from JS/TS', () => {
     })
     const other = createMemoryContext()
     assert.equal((await sandbox.run(agents.notes, { input: 'elsewhere', context: other })).output, 'note 1 saved')
+  })
+
+  it('summarize reads the conversation, asks the model, and keeps the summary in the state', async () => {
+    const context = createMemoryContext()
+    context.say('user', 'shall we meet on friday?')
+    context.say('user', 'yes, 10am at the cafe')
+    answer = () => ({ text: ' Friday 10am at the cafe. ', model: 'tiny-q4', tokensIn: 40, tokensOut: 9, finish: 'stop', route: { kind: 'peer', peer: '12D3KooWx', device: 'laptop' } })
+    asked.length = 0
+    const result = await sandbox.run(agents.summarize, { input: 'the meeting', context })
+    assert.equal(context.state.get('summary'), 'Friday 10am at the cafe.')
+    assert.deepEqual(JSON.parse(context.state.get('summary-source') ?? ''), { model: 'tiny-q4', route: 'peer', at: 'laptop', entries: 2 })
+    assert.equal(result.output, 'Friday 10am at the cafe.\n(2 entries, tiny-q4 on peer laptop)')
+    assert.deepEqual(result.llm.calls.map(c => [c.route, c.model, c.tokensIn, c.tokensOut]), [[{ kind: 'peer', peer: '12D3KooWx', device: 'laptop' }, 'tiny-q4', 40, 9]])
+    assert.deepEqual(result.llm.usage, [{ route: 'peer', calls: 1, tokensIn: 40, tokensOut: 9 }])
+    // What the agent asked: the transcript in order, the focus, and its own bounds.
+    const [request] = asked
+    assert.equal(request?.messages.length, 2)
+    assert.match(request?.messages[1]?.content ?? '', /Focus on: the meeting[\s\S]*user: shall we meet on friday\?\nuser: yes, 10am at the cafe$/)
+    assert.equal(request?.maxTokens, 256)
+    assert.ok(Math.abs((request?.temperature ?? 0) - 0.2) < 1e-6)
+  })
+
+  it("summarize reports the model's refusal and an empty conversation as its own errors", async () => {
+    const context = createMemoryContext()
+    await assert.rejects(sandbox.run(agents.summarize, { input: '', context }), (err: Error & { agentError?: string }) => {
+      assert.equal(err.agentError, "nothing to summarise: the context's conversation is empty")
+      return true
+    })
+    context.say('user', 'spend it all')
+    answer = () => { throw new BudgetExceededError('the hive spent its cloud budget for today') }
+    await assert.rejects(sandbox.run(agents.summarize, { input: '', context }), (err: Error & { agentError?: string }) => {
+      assert.equal(err.name, 'AgentFailed')
+      assert.equal(err.agentError, 'the model call failed (budget-exceeded): the hive spent its cloud budget for today')
+      return true
+    })
+    assert.equal(context.state.get('summary'), undefined)
   })
 
   it('a JS agent sees no process, require, host clock or host randomness', async () => {

@@ -78,14 +78,14 @@ describe('hive-node agent and run', () => {
     const failed = await cli('--data', dataDir, 'run', wasm, '--input', '   ')
     assert.equal(failed.code, 1)
     // the agent's log lines come first, as with a run in this process
-    assert.equal(failed.err, '[counter] info: run 3: 0 words\nerror: agent counter failed: give me some words\n')
+    assert.match(failed.err, /^\[counter\] info: run 3: 0 words\nerror: agent counter failed: give me some words \(task [0-9a-f]{32} on [^;]+ \(this device\); "hive-node task [0-9a-f]{32}" shows it\)\n$/)
   })
 
   it("exits 1 with the agent's own error", async () => {
     const file = await write('refuses.wasm', await watAgent(AGENT_ERROR))
     const result = await runCli(['--data', dataDir, 'run', file, '--input', 'x'])
     assert.equal(result.code, 1)
-    assert.equal(result.stderr, 'error: agent test-agent failed: no thanks\n')
+    assert.match(result.stderr, /^error: agent test-agent failed: no thanks \(task [0-9a-f]{32} on [^;]+ \(this device\); "hive-node task [0-9a-f]{32}" shows it\)\n$/)
   })
 
   for (const [what, make, code] of [

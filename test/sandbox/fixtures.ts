@@ -9,16 +9,24 @@ import { componentEmbed, componentNew, parse } from '@bytecodealliance/jco'
 import { WIT_SOURCE, embedManifest } from '../../sandbox/index.ts'
 import type { ManifestInput } from '../../sandbox/index.ts'
 
-/** A core module implementing `run` with a bump allocator; `body` leaves the return pointer. */
-export function agentWat (body: string, options: { imports?: string, pages?: number, data?: string } = {}): string {
+/**
+ * A core module implementing `run` with a bump allocator from `heap` (default 4096) that grows
+ * memory as needed; `body` leaves the return pointer.
+ */
+export function agentWat (body: string, options: { imports?: string, pages?: number, data?: string, heap?: number } = {}): string {
   return `(module
   ${options.imports ?? ''}
   (memory (export "memory") ${options.pages ?? 1})
-  (global $bump (mut i32) (i32.const 4096))
+  (global $bump (mut i32) (i32.const ${options.heap ?? 4096}))
   (func $realloc (export "cabi_realloc") (param i32 i32 i32 i32) (result i32)
-    (local $p i32)
-    (local.set $p (i32.and (i32.add (global.get $bump) (i32.const 7)) (i32.const -8)))
-    (global.set $bump (i32.add (local.get $p) (local.get 3)))
+    (local $p i32) (local $end i32) (local $have i32)
+    (local.set $p (i32.and (i32.add (global.get $bump) (i32.sub (local.get 2) (i32.const 1))) (i32.sub (i32.const 0) (local.get 2))))
+    (local.set $end (i32.add (local.get $p) (local.get 3)))
+    (local.set $have (i32.mul (memory.size) (i32.const 65536)))
+    (if (i32.gt_u (local.get $end) (local.get $have))
+      (then (if (i32.eq (memory.grow (i32.shr_u (i32.add (i32.sub (local.get $end) (local.get $have)) (i32.const 65535)) (i32.const 16))) (i32.const -1))
+        (then unreachable))))
+    (global.set $bump (local.get $end))
     (local.get $p))
   ${options.data ?? ''}
   (func (export "run") (param $ptr i32) (param $len i32) (result i32)
@@ -153,3 +161,186 @@ export async function tempDir (prefix = 'hive-sandbox-'): Promise<{ path: string
   const path = await mkdtemp(join(tmpdir(), prefix))
   return { path, remove: async () => { await rm(path, { recursive: true, force: true }) } }
 }
+
+/**
+ * Helpers for agents that build a string output after their host calls: `$emit` appends bytes,
+ * `$char` one byte, `$num` a number in decimal, `$out` returns `ok(output)` (or `err(output)`
+ * with tag 1). The output takes contiguous space from the allocator, so nothing may be allocated
+ * between the first emit and `$out`.
+ */
+const EMITTER = `
+  (global $start (mut i32) (i32.const -1))
+  (func $take (param $n i32) (result i32)
+    (local $p i32)
+    (local.set $p (call $realloc (i32.const 0) (i32.const 0) (i32.const 1) (local.get $n)))
+    (if (i32.eq (global.get $start) (i32.const -1)) (then (global.set $start (local.get $p))))
+    (local.get $p))
+  (func $emit (param $p i32) (param $n i32)
+    (memory.copy (call $take (local.get $n)) (local.get $p) (local.get $n)))
+  (func $char (param $c i32)
+    (i32.store8 (call $take (i32.const 1)) (local.get $c)))
+  (func $num (param $n i32)
+    (local $div i32)
+    (local.set $div (i32.const 1))
+    (block $done (loop $up
+      (br_if $done (i32.lt_u (i32.div_u (local.get $n) (local.get $div)) (i32.const 10)))
+      (local.set $div (i32.mul (local.get $div) (i32.const 10)))
+      (br $up)))
+    (block $end (loop $digits
+      (call $char (i32.add (i32.const 48) (i32.rem_u (i32.div_u (local.get $n) (local.get $div)) (i32.const 10))))
+      (br_if $end (i32.eq (local.get $div) (i32.const 1)))
+      (local.set $div (i32.div_u (local.get $div) (i32.const 10)))
+      (br $digits))))
+  (func $out (param $tag i32) (result i32)
+    (if (i32.eq (global.get $start) (i32.const -1)) (then (global.set $start (global.get $bump))))
+    (i32.store8 (i32.const 16) (local.get $tag))
+    (i32.store (i32.const 20) (global.get $start))
+    (i32.store (i32.const 24) (i32.sub (global.get $bump) (global.get $start)))
+    (i32.const 16))`
+
+/** Strings laid out from `at` as data, and a list<string> of them at `listAt`. */
+function stringList (strings: readonly string[], listAt: number, at: number): string {
+  const parts: string[] = []
+  let p = at
+  strings.forEach((s, i) => {
+    const bytes = Buffer.from(s)
+    parts.push(`(data (i32.const ${p}) "${[...bytes].map(b => '\\' + b.toString(16).padStart(2, '0')).join('')}")`)
+    parts.push(`(data (i32.const ${listAt + 8 * i}) "${le32(p)}${le32(bytes.length)}")`)
+    p += bytes.length
+  })
+  return parts.join('\n  ')
+}
+
+function le32 (n: number): string {
+  const b = Buffer.alloc(4)
+  b.writeUInt32LE(n)
+  return [...b].map(x => '\\' + x.toString(16).padStart(2, '0')).join('')
+}
+
+/** The `error` variant's cases in WIT order: an llm agent below reports a failure by its index. */
+export const LLM_ERROR_CASES = ['model-not-found', 'budget-exceeded', 'not-permitted', 'unavailable', 'too-large', 'invalid-input'] as const
+
+/** Splits an llm fixture's `err` output `"<case index>|<message>"` into the case and message. */
+export function llmError (agentError: string): { case: string, message: string } {
+  const [index = '', ...rest] = agentError.split('|')
+  return { case: LLM_ERROR_CASES[Number(index)] ?? `unknown ${index}`, message: rest.join('|') }
+}
+
+const LLM_ERROR_OUT = `
+    ;; err: "<case index>|<message>"
+    (call $num (i32.load8_u (i32.add (global.get $ret) (i32.const 4))))
+    (call $char (i32.const 124))
+    (call $emit (i32.load (i32.add (global.get $ret) (i32.const 8))) (i32.load (i32.add (global.get $ret) (i32.const 12))))
+    (return (call $out (i32.const 1)))`
+
+/**
+ * Calls `llm.chat` once with its input as the one user message, `models` and `maxTokens`, and
+ * returns `ok("text|model|tokens-in|tokens-out|finish|route-case|route-name")` (finish and route
+ * case as their index in WIT order), or `err("<error case index>|<message>")`.
+ */
+export function llmChatWat (options: { models?: string[], maxTokens?: number, calls?: number } = {}): string {
+  const models = options.models ?? []
+  return agentWat(`
+    (local $i i32)
+    ;; messages: one { role: user, content: input } at 1024
+    (i32.store8 (i32.const 1024) (i32.const 1))
+    (i32.store (i32.const 1028) (local.get $ptr))
+    (i32.store (i32.const 1032) (local.get $len))
+    (loop $again
+      (call $chat
+        (i32.const 1100) (i32.const ${models.length})
+        (i32.const 1024) (i32.const 1)
+        (i32.const ${options.maxTokens ?? 16})
+        (i32.const 0) (f32.const 0)
+        (i32.const 0) (i32.const 0)
+        (i32.const 0) (i32.const 0)
+        (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0)
+        (global.get $ret))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (if (i32.load8_u (global.get $ret)) (then ${LLM_ERROR_OUT}))
+      (br_if $again (i32.lt_u (local.get $i) (i32.const ${options.calls ?? 1}))))
+    ;; ok: chat-result at ret+4
+    (call $emit (i32.load (i32.add (global.get $ret) (i32.const 4))) (i32.load (i32.add (global.get $ret) (i32.const 8))))
+    (call $char (i32.const 124))
+    (call $emit (i32.load (i32.add (global.get $ret) (i32.const 12))) (i32.load (i32.add (global.get $ret) (i32.const 16))))
+    (call $char (i32.const 124))
+    (call $num (i32.load (i32.add (global.get $ret) (i32.const 20))))
+    (call $char (i32.const 124))
+    (call $num (i32.load (i32.add (global.get $ret) (i32.const 24))))
+    (call $char (i32.const 124))
+    (call $num (i32.load8_u (i32.add (global.get $ret) (i32.const 28))))
+    (call $char (i32.const 124))
+    (call $num (i32.load8_u (i32.add (global.get $ret) (i32.const 32))))
+    (call $char (i32.const 124))
+    (if (i32.load8_u (i32.add (global.get $ret) (i32.const 32)))
+      (then (call $emit (i32.load (i32.add (global.get $ret) (i32.const 36))) (i32.load (i32.add (global.get $ret) (i32.const 40))))))
+    (call $out (i32.const 0))`, {
+    heap: 16384,
+    imports: `(import "hive:agent/llm@0.1.0" "chat" (func $chat (param i32 i32 i32 i32 i32 i32 f32 i32 i32 i32 i32 i32 i32 i32 i32 i32)))
+  (global $ret i32 (i32.const 4096))
+  ${EMITTER}`,
+    data: stringList(models, 1100, 1300)
+  })
+}
+
+/**
+ * Calls `llm.embed(model, [input, input])` and returns
+ * `ok("model|vectors|first vector's length|first value × 1000|tokens-in|route-case|route-name")`,
+ * or `err("<error case index>|<message>")`.
+ */
+export function llmEmbedWat (model: string): string {
+  return agentWat(`
+    ;; texts: [input, input] at 1024
+    (i32.store (i32.const 1024) (local.get $ptr))
+    (i32.store (i32.const 1028) (local.get $len))
+    (i32.store (i32.const 1032) (local.get $ptr))
+    (i32.store (i32.const 1036) (local.get $len))
+    (call $embed (i32.load (i32.const 1100)) (i32.load (i32.const 1104)) (i32.const 1024) (i32.const 2) (global.get $ret))
+    (if (i32.load8_u (global.get $ret)) (then ${LLM_ERROR_OUT}))
+    ;; ok: embed-result at ret+4: model +4, vectors +12, tokens-in +20, route +24
+    (call $emit (i32.load (i32.add (global.get $ret) (i32.const 4))) (i32.load (i32.add (global.get $ret) (i32.const 8))))
+    (call $char (i32.const 124))
+    (call $num (i32.load (i32.add (global.get $ret) (i32.const 16))))
+    (call $char (i32.const 124))
+    (call $num (i32.load (i32.add (i32.load (i32.add (global.get $ret) (i32.const 12))) (i32.const 4))))
+    (call $char (i32.const 124))
+    (call $num (i32.trunc_f32_u (f32.mul (f32.const 1000) (f32.load (i32.load (i32.load (i32.add (global.get $ret) (i32.const 12))))))))
+    (call $char (i32.const 124))
+    (call $num (i32.load (i32.add (global.get $ret) (i32.const 20))))
+    (call $char (i32.const 124))
+    (call $num (i32.load8_u (i32.add (global.get $ret) (i32.const 24))))
+    (call $char (i32.const 124))
+    (if (i32.load8_u (i32.add (global.get $ret) (i32.const 24)))
+      (then (call $emit (i32.load (i32.add (global.get $ret) (i32.const 28))) (i32.load (i32.add (global.get $ret) (i32.const 32))))))
+    (call $out (i32.const 0))`, {
+    heap: 16384,
+    imports: `(import "hive:agent/llm@0.1.0" "embed" (func $embed (param i32 i32 i32 i32 i32)))
+  (global $ret i32 (i32.const 4096))
+  ${EMITTER}`,
+    data: stringList([model], 1100, 1300)
+  })
+}
+
+/** Reads the last `n` conversation entries (n is its input's length) and returns `ok("count|role:text|…")`. */
+export const CONVERSATION_READER = agentWat(`
+    (local $i i32) (local $e i32)
+    (call $conversation (local.get $len) (global.get $ret))
+    (if (i32.load8_u (global.get $ret)) (then
+      (call $emit (i32.load (i32.add (global.get $ret) (i32.const 4))) (i32.load (i32.add (global.get $ret) (i32.const 8))))
+      (return (call $out (i32.const 1)))))
+    (call $num (i32.load (i32.add (global.get $ret) (i32.const 8))))
+    (block $done (loop $each
+      (br_if $done (i32.ge_u (local.get $i) (i32.load (i32.add (global.get $ret) (i32.const 8)))))
+      (local.set $e (i32.add (i32.load (i32.add (global.get $ret) (i32.const 4))) (i32.mul (local.get $i) (i32.const 16))))
+      (call $char (i32.const 124))
+      (call $emit (i32.load (local.get $e)) (i32.load (i32.add (local.get $e) (i32.const 4))))
+      (call $char (i32.const 58))
+      (call $emit (i32.load (i32.add (local.get $e) (i32.const 8))) (i32.load (i32.add (local.get $e) (i32.const 12))))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $each)))
+    (call $out (i32.const 0))`, {
+  heap: 16384,
+  imports: `(import "hive:agent/context@0.1.0" "conversation" (func $conversation (param i32 i32)))
+  (global $ret i32 (i32.const 4096))
+  ${EMITTER}`
+})

@@ -105,4 +105,15 @@ describe('narrowed WIT', () => {
     assert.doesNotMatch(wit, /^\s*import log;$/m)
     assert.doesNotMatch(narrowWit([]), /^\s*import /m)
   })
+
+  it('keeps, when given, only the functions a source imports; llm:cloud alone imports nothing', () => {
+    const wit = narrowWit(['llm', 'context:read', 'context:write'], new Map([['llm', new Set(['chat'])], ['context', new Set(['conversation'])]]))
+    assert.match(wit, /chat: func/)
+    assert.match(wit, /conversation: func/)
+    assert.doesNotMatch(wit, /embed: func|get: func|set: func|append: func/)
+    assert.match(wit, /^\s*import llm;$/m)
+    assert.doesNotMatch(narrowWit(['log', 'llm'], new Map([['log', 'all']])), /^\s*import llm;$/m)
+    assert.match(narrowWit(['llm'], new Map([['llm', 'all']])), /embed: func/)
+    assert.doesNotMatch(narrowWit(['llm:cloud']), /^\s*import /m)
+  })
 })

@@ -3,11 +3,11 @@
 
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
-import { startMesh } from '../helpers/mesh.ts'
-import { waitFor } from '../helpers/wait.ts'
-import { echoAgent } from './placement-fixture.ts'
-import type { HiveNode } from '../../node/hive-node.ts'
-import type { Mesh } from '../helpers/mesh.ts'
+import { startMesh } from '../../helpers/mesh.ts'
+import { waitFor } from '../../helpers/wait.ts'
+import { echoAgent } from './fixture.ts'
+import type { HiveNode } from '../../../node/hive-node.ts'
+import type { Mesh } from '../../helpers/mesh.ts'
 
 describe('a task every bidder gives up', () => {
   let mesh: Mesh

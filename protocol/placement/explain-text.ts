@@ -1,6 +1,6 @@
 // The human form of an explanation, shared by `hive-node explain` and anyone else who prints one.
 
-import type { Explanation } from './placement.ts'
+import type { Explanation } from './views.ts'
 
 function short (peerId: string): string {
   return peerId.length > 16 ? `…${peerId.slice(-8)}` : peerId

@@ -7,14 +7,15 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { streamPair } from '@libp2p/utils'
 import { encode as cborEncode } from 'cborg'
-import { FramedStream, HiveRecords, createRecord } from '../../protocol/index.ts'
+import { CONTEXT_ID_MAX_LENGTH as CRDT_CONTEXT_ID_MAX_LENGTH, CONTEXT_ID_PATTERN as CRDT_CONTEXT_ID_PATTERN } from '../../../crdt/ids.ts'
+import { FramedStream, HiveRecords, createRecord } from '../../../protocol/index.ts'
 import {
-  AgentFetchRequest, Requirements, awardKey, bidKey, canRun, computeCost, createAgentStore, createAwardRecord, createBidRecord,
-  elect, fetchAgent, makeBid, newTaskId, registerPlacementRecords, sha256Hex, tieBreak
-} from '../../protocol/placement/index.ts'
-import type { CapabilityReport } from '../../protocol/capabilities/index.ts'
-import type { ProtocolHost, RecordSigner } from '../../protocol/index.ts'
-import type { AwardPayload } from '../../protocol/placement/index.ts'
+  AgentFetchRequest, CONTEXT_ID_MAX_LENGTH, CONTEXT_ID_PATTERN, Requirements, SubmitTask, awardKey, bidKey, canRun, computeCost, createAgentStore, createAwardRecord, createBidRecord,
+  MODEL_MISSING_POINTS, elect, explainText, fetchAgent, makeBid, newTaskId, registerPlacementRecords, sha256Hex, tieBreak
+} from '../../../protocol/placement/index.ts'
+import type { CapabilityReport } from '../../../protocol/capabilities/index.ts'
+import type { ProtocolHost, RecordSigner } from '../../../protocol/index.ts'
+import type { AwardPayload } from '../../../protocol/placement/index.ts'
 
 const MiB = 1024 * 1024
 
@@ -207,5 +208,51 @@ describe('agents by digest', () => {
     await assert.rejects(fetchAgent(greedy, peer, wanted, { maxBytes: 1024 }), { name: 'AgentFetch', message: /more than the 1024 accepted/ })
     const overlong = serveWith(async (s) => { await s.write({ ok: true, size: 2 }); await s.write({ data: new Uint8Array([1, 2, 3]) }) })
     await assert.rejects(fetchAgent(overlong, peer, wanted, { maxBytes: 1024 }), { name: 'AgentFetch', message: /do not add up/ })
+  })
+})
+
+describe('models in a bid', () => {
+  const req = (input: object = {}): Requirements => Requirements.parse(input)
+
+  it('a device that lists a model the task names costs less, all else equal, and says so', () => {
+    const requirements = req({ models: ['llama3.2'] })
+    const context = { holdsAgent: true, agentSize: 0 }
+    const holder = computeCost(requirements, caps({ models: ['llama3.2', 'phi4'] }), context)
+    const other = computeCost(requirements, caps({ models: ['phi4'] }), context)
+    assert.ok(holder.cost < other.cost)
+    assert.equal(other.cost - holder.cost, MODEL_MISSING_POINTS)
+    const reason = holder.reasons.find(r => r.factor === 'models')
+    assert.deepEqual(reason, { factor: 'models', points: 0, detail: 'holds model llama3.2' })
+    assert.match(other.reasons.find(r => r.factor === 'models')!.detail, /does not hold model llama3\.2/)
+    // no models named: no models reason at all
+    assert.equal(computeCost(req(), caps({ models: ['llama3.2'] }), context).reasons.some(r => r.factor === 'models'), false)
+    // and explain prints it with the bid
+    const bid = makeBid({ task: newTaskId(), submitter: 'me', requirements, agentSize: 0 }, caps({ models: ['llama3.2'] }), true)
+    const text = explainText({
+      task: bid.task, submitter: 'me', status: 'done', rule: 'r', requirements, expected: [], missing: [], rounds: [], history: [],
+      bids: [{ bidder: 'peer-a', cost: bid.cost, reasons: bid.reasons, holdsAgent: true, rank: 1, tieBreak: 'x', excluded: false, via: 'stream' }]
+    })
+    assert.match(text, /\+0 models: holds model llama3\.2/)
+  })
+})
+
+describe('the submission', () => {
+  const agent = new Uint8Array([0, 97, 115, 109])
+
+  it('is one schema, with the context-id rule of the store that holds contexts', () => {
+    assert.equal(CONTEXT_ID_MAX_LENGTH, CRDT_CONTEXT_ID_MAX_LENGTH)
+    assert.equal(CONTEXT_ID_PATTERN.source, CRDT_CONTEXT_ID_PATTERN.source)
+    assert.equal(SubmitTask.safeParse({ agent, input: '', contextId: 'a'.repeat(128) }).success, true)
+    for (const contextId of ['a'.repeat(129), 'no spaces allowed', '-leading', '']) {
+      assert.equal(SubmitTask.safeParse({ agent, input: '', contextId }).success, false, contextId)
+    }
+    // every bound is stated once, in the schema
+    assert.equal(SubmitTask.safeParse({ agent, input: '', permissions: Array.from({ length: 33 }, (_, i) => `p${i}`) }).success, false)
+    assert.equal(SubmitTask.safeParse({ agent, input: '', permissions: ['x'.repeat(65)] }).success, false)
+    assert.equal(SubmitTask.safeParse({ agent, input: '', bidWindowMs: 600_001 }).success, false)
+    assert.equal(SubmitTask.safeParse({ agent, input: '', leaseMs: 99 }).success, false)
+    assert.equal(SubmitTask.safeParse({ agent: new Uint8Array(), input: '' }).success, false)
+    assert.equal(SubmitTask.safeParse({ agent, input: '', requirements: { models: ['m'], minCores: 2 } }).success, true)
+    assert.equal(SubmitTask.safeParse({ agent, input: '', surprise: 1 }).success, false)
   })
 })

@@ -1,14 +1,14 @@
 // A hive of real nodes (each with its sandbox, ledger, contexts, capability gossip and
 // placement, as HiveNode wires them), and small real agents built from WAT.
 
-import { ECHO_BODY, agentWat, watAgent } from '../sandbox/fixtures.ts'
-import { SLOW_PER_BYTE, slowEchoWat } from '../lan/agents.ts'
-import { startMesh } from '../helpers/mesh.ts'
-import { waitFor } from '../helpers/wait.ts'
-import type { CapabilityOverrides } from '../../protocol/capabilities/index.ts'
-import type { PlacementInit } from '../../protocol/placement/index.ts'
-import type { HiveNode } from '../../node/hive-node.ts'
-import type { Mesh } from '../helpers/mesh.ts'
+import { ECHO_BODY, agentWat, watAgent } from '../../sandbox/fixtures.ts'
+import { SLOW_PER_BYTE, slowEchoWat } from '../../lan/agents.ts'
+import { startMesh } from '../../helpers/mesh.ts'
+import { waitFor } from '../../helpers/wait.ts'
+import type { CapabilityOverrides } from '../../../protocol/capabilities/index.ts'
+import type { PlacementInit } from '../../../protocol/placement/index.ts'
+import type { HiveNode } from '../../../node/hive-node.ts'
+import type { Mesh } from '../../helpers/mesh.ts'
 
 export interface TestHive {
   mesh: Mesh
@@ -69,4 +69,4 @@ export async function slowAgent (name: string): Promise<Uint8Array> {
   return watAgent(slowEchoWat(SLOW_PER_BYTE), { name, limits: { timeoutMs: 120_000, memoryMiB: 1 } })
 }
 
-export { slowInput } from '../lan/agents.ts'
+export { slowInput } from '../../lan/agents.ts'

@@ -5,14 +5,14 @@ import assert from 'node:assert/strict'
 import { readFile, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { main } from '../../node/cli.ts'
-import { parseCapabilityFlags } from '../../node/commands/tasks.ts'
-import { dataPaths } from '../../node/config.ts'
-import { makeTempDir } from '../helpers/mesh.ts'
-import { AGENT_ERROR, watAgent } from '../sandbox/fixtures.ts'
-import { echoAgent, startHive } from './placement-fixture.ts'
-import type { TaskView } from '../../protocol/placement/index.ts'
-import type { TestHive } from './placement-fixture.ts'
+import { main } from '../../../node/cli.ts'
+import { parseCapabilityFlags } from '../../../node/commands/tasks.ts'
+import { dataPaths } from '../../../node/config.ts'
+import { makeTempDir } from '../../helpers/mesh.ts'
+import { AGENT_ERROR, watAgent } from '../../sandbox/fixtures.ts'
+import { echoAgent, startHive } from './fixture.ts'
+import type { TaskView } from '../../../protocol/placement/index.ts'
+import type { TestHive } from './fixture.ts'
 
 async function cli (...argv: string[]): Promise<{ code: number, out: string, err: string }> {
   let out = ''
@@ -57,7 +57,10 @@ describe('hive-node run, task, explain, tasks and peers', () => {
     const local = await cli('--data', data, 'run', echo, '--input', 'right here', '--local')
     assert.equal(local.code, 0, local.err)
     assert.equal(local.out, 'right here\n')
-    assert.match(local.err, /^ran on this node \(task [0-9a-f]{32}; "hive-node explain [0-9a-f]{32}" says why\)\n$/)
+    assert.match(local.err, new RegExp(`^ran on ${self.name} \\(this device\\): task [0-9a-f]{32} \\("hive-node explain [0-9a-f]{32}" says why\\)\n$`))
+    const pinnedText = await cli('--data', data, 'run', echo, '--input', 'by name', '--on', busy.name)
+    assert.equal(pinnedText.code, 0, pinnedText.err)
+    assert.match(pinnedText.err, new RegExp(`^ran on ${busy.name}: task `), 'the device by its name, not its PeerId')
 
     const shown = await cli('--data', data, 'task', result.task)
     assert.equal(shown.code, 0, shown.err)
@@ -83,7 +86,7 @@ describe('hive-node run, task, explain, tasks and peers', () => {
     await writeFile(refuses, await watAgent(AGENT_ERROR, { name: 'refuser' }))
     const failed = await cli('--data', data, 'run', refuses, '--input', 'x')
     assert.equal(failed.code, 1)
-    assert.equal(failed.err, 'error: agent refuser failed: no thanks\n')
+    assert.match(failed.err, new RegExp(`^error: agent refuser failed: no thanks \\(task [0-9a-f]{32} on ${self.name} \\(this device\\); "hive-node task [0-9a-f]{32}" shows it\\)\n$`), 'the failure names the task and the device')
     assert.ok(self.placement.list().some(t => t.status === 'failed'))
   })
 

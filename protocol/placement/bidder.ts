@@ -1,0 +1,130 @@
+// Bidder: every member's role on an announcement, the submitter's own included. It works out
+// whether this device can run the task at all (only permanent reasons say no), computes the cost
+// from its own capabilities, signs the bid and hands it to the submitter. A bid that cannot be
+// handed over directly goes into the DHT at once, where the submitter looks at its deadline.
+// It also keeps what it saw of other nodes' tasks (their awards and outcome) for views and
+// `explain`.
+
+import { errorText } from './components.ts'
+import { canRun, makeBid } from './cost.ts'
+import { bidKey, createBidRecord } from './records.ts'
+import type { CapabilitySource, PlacementSettings } from './components.ts'
+import type { Digest, TaskId } from './ids.ts'
+import type { Announce, AwardPayload, BidPayload } from './messages.ts'
+import type { SubmitterClient } from './rpc.ts'
+import type { RecordSigner } from '../dht-records.ts'
+import type { ProtocolLog } from '../handler.ts'
+
+/** What this node saw of one task: its announcement, its awards, its outcome, its own bid. */
+export interface Observed {
+  announce: Announce
+  seenAt: number
+  awards: Array<{ award: AwardPayload, record: Uint8Array }>
+  closed?: { status: 'done' | 'failed', executor?: string, round: number }
+  myBid?: BidPayload
+  declined?: string
+}
+
+export interface BidderComponents {
+  self: string
+  signer: RecordSigner
+  capabilities: Pick<CapabilitySource, 'local'>
+  holdsAgent: (digest: Digest) => boolean
+  submitterFor: (peer: string) => SubmitterClient
+  /** Puts a record in the DHT at once (a bid the submitter did not receive). */
+  publishNow: (key: Uint8Array, value: Uint8Array, task: TaskId) => void
+  log: ProtocolLog
+}
+
+export class Bidder {
+  private readonly components: BidderComponents
+  private readonly settings: PlacementSettings
+  readonly observed = new Map<TaskId, Observed>()
+  private stopping = new AbortController()
+  private running = false
+
+  constructor (settings: PlacementSettings, components: BidderComponents) {
+    this.settings = settings
+    this.components = components
+  }
+
+  start (): void {
+    this.running = true
+    this.stopping = new AbortController()
+  }
+
+  stop (): void {
+    this.running = false
+    this.stopping.abort()
+  }
+
+  /** Bids on an announced task, once. */
+  async onAnnounce (announce: Announce): Promise<void> {
+    if (this.observed.has(announce.task) || !this.running) return
+    const seen: Observed = { announce, seenAt: Date.now(), awards: [] }
+    this.observed.set(announce.task, seen)
+    this.trim()
+    const { self } = this.components
+    try {
+      const caps = await this.components.capabilities.local({ signal: this.stopping.signal })
+      const able = canRun(announce.requirements, caps, self)
+      if (!able.ok) {
+        seen.declined = able.reason
+        this.components.log.debug(`not bidding for ${announce.task}: ${able.reason}`)
+        return
+      }
+      const bid = makeBid({ task: announce.task, submitter: announce.submitter, requirements: announce.requirements, agentSize: announce.agentSize }, caps, this.components.holdsAgent(announce.agent))
+      seen.myBid = bid
+      const record = await createBidRecord(bid, this.components.signer)
+      if (!this.running) return
+      try {
+        const answer = await this.components.submitterFor(announce.submitter).bid(announce.task, self, record, {
+          signal: AbortSignal.any([this.stopping.signal, AbortSignal.timeout(announce.bidWindowMs + 5_000)])
+        })
+        if (!answer.ok) this.components.log.debug(`bid for ${announce.task} not taken: ${answer.message}`)
+      } catch (err) {
+        // the submitter enumerates the DHT for missing bids when its deadline comes
+        if (!this.running) return
+        this.components.log.debug(`bid for ${announce.task} not delivered directly, publishing it in the DHT now: ${errorText(err)}`)
+        this.components.publishNow(bidKey(announce.task, self), record, announce.task)
+      }
+    } catch (err) {
+      if (this.running) this.components.log.debug(`no bid for ${announce.task}: ${errorText(err)}`)
+    }
+  }
+
+  /** An award seen on gossip (or made here). */
+  noteAward (award: AwardPayload, record: Uint8Array): void {
+    const seen = this.observed.get(award.task)
+    if (seen == null || seen.awards.some(a => a.award.round === award.round)) return
+    seen.awards.push({ award, record })
+    seen.awards.sort((a, b) => a.award.round - b.award.round)
+  }
+
+  /** The submitter said the task is over. */
+  noteClosed (task: TaskId, author: string, closed: NonNullable<Observed['closed']>): boolean {
+    const seen = this.observed.get(task)
+    if (seen == null || seen.announce.submitter !== author) return false
+    seen.closed = closed
+    return true
+  }
+
+  decided (task: TaskId): boolean {
+    return this.observed.get(task)?.closed != null
+  }
+
+  /** Whether a task this device bid on recently (and did not submit) is still undecided. */
+  busy (now: number, submittedHere: (task: TaskId) => boolean): boolean {
+    for (const [id, seen] of this.observed) {
+      if (seen.myBid != null && seen.closed == null && !submittedHere(id) && now - seen.seenAt < seen.announce.bidWindowMs + this.settings.leaseMs) return true
+    }
+    return false
+  }
+
+  private trim (): void {
+    for (const id of this.observed.keys()) {
+      if (this.observed.size <= this.settings.maxTasks) break
+      this.observed.delete(id)
+    }
+  }
+}

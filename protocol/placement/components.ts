@@ -1,0 +1,159 @@
+// The ports placement is built on: the narrow parts of libp2p it uses, what it needs from
+// capability gossip, the executor that runs an agent and the ledger that records a run. Tests
+// hand any of them stubs.
+
+import type { CapabilityEntry, CapabilityReport } from '../capabilities/index.ts'
+import type { HiveRecord, RecordSigner } from '../dht-records.ts'
+import type { PeerGate, ProtocolHost, ProtocolLog } from '../handler.ts'
+import type { LlmUsage } from '../llm/types.ts'
+import type { TaskId } from './ids.ts'
+import type { Message, TopicValidatorFn } from '@libp2p/gossipsub'
+import type { AbortOptions, PeerId } from '@libp2p/interface'
+
+/** Connection events placement follows: a winner that disconnects may have died. */
+export type ConnectionEvent = 'peer:connect' | 'peer:disconnect'
+
+/** The part of libp2p placement uses. */
+export interface PlacementHost extends ProtocolHost {
+  getPeers: () => PeerId[]
+  addEventListener: (type: ConnectionEvent, listener: (event: CustomEvent<PeerId>) => void) => void
+  removeEventListener: (type: ConnectionEvent, listener: (event: CustomEvent<PeerId>) => void) => void
+}
+
+export interface PlacementPubSub {
+  subscribe: (topic: string) => void
+  unsubscribe: (topic: string) => void
+  publish: (topic: string, data: Uint8Array) => Promise<unknown>
+  addEventListener: (type: 'message', listener: (event: CustomEvent<Message>) => void) => void
+  removeEventListener: (type: 'message', listener: (event: CustomEvent<Message>) => void) => void
+  topicValidators?: Map<string, TopicValidatorFn>
+}
+
+/** The part of kad-dht placement uses: put a record, and get the best value under a key. */
+export interface PlacementDht {
+  put: (key: Uint8Array, value: Uint8Array, options?: AbortOptions) => AsyncIterable<unknown>
+  get: (key: Uint8Array, options?: AbortOptions) => AsyncIterable<{ name: string }>
+}
+
+/** Opens and checks a signed DHT record (the node's HiveRecords: signature, membership, kind). */
+export interface PlacementRecords {
+  open: (key: Uint8Array | string, value: Uint8Array) => Promise<HiveRecord>
+}
+
+/**
+ * What placement needs from capability gossip. The count of tasks running here is not pushed
+ * into it: placement exposes `running()` and a `running` event for capabilities to pull.
+ */
+export interface CapabilitySource {
+  local: (options?: { signal?: AbortSignal }) => Promise<CapabilityReport>
+  view: () => CapabilityEntry[]
+}
+
+export interface ExecuteOptions {
+  taskId: TaskId
+  contextId?: string
+  permissions: string[]
+  signal: AbortSignal
+}
+
+export interface AgentLogLine {
+  level: string
+  message: string
+}
+
+/**
+ * What running an agent came to. `retry` marks a failure of this node rather than of the agent
+ * (its sandbox stopped, it could not compile here): the task is given up and re-elected instead
+ * of failing.
+ */
+export type ExecutionOutcome = ({ ok: true, output: string } | { ok: false, error: string, retry?: boolean }) & {
+  /** What the agent logged while it ran (returned to the submitter, bounded). */
+  logs?: AgentLogLine[]
+  /** The model calls the agent made, passed to the ledger record as they are. */
+  llm?: LlmUsage[]
+}
+
+/** Runs an agent: the sandbox in the node, something small in tests. */
+export interface Executor {
+  run: (agent: Uint8Array, input: string, options: ExecuteOptions) => Promise<ExecutionOutcome>
+}
+
+export interface ExecutionRecord {
+  task: string
+  agent: string
+  input: string
+  output: string
+  status: 'ok' | 'error' | 'discarded'
+  placement: string
+  /** The model calls of the run, when it made any. */
+  llm?: LlmUsage[]
+}
+
+/** Where an executor records what it ran: the ledger in the node. */
+export interface LedgerSink {
+  append: (record: ExecutionRecord, options?: { signal?: AbortSignal }) => Promise<{ seq?: number, hash?: Uint8Array | string } | undefined | void>
+}
+
+export interface PlacementComponents {
+  host: PlacementHost
+  pubsub: PlacementPubSub
+  dht: PlacementDht
+  records: PlacementRecords
+  signer: RecordSigner
+  capabilities: CapabilitySource
+  executor: Executor
+  ledger?: LedgerSink
+  gate?: PeerGate
+  isMember?: (peerId: string) => boolean
+  log?: ProtocolLog
+}
+
+export interface PlacementInit {
+  topic?: string
+  protocol?: string
+  agentFetchProtocol?: string
+  /** How long a submitter waits for bids. Default 2 s. */
+  bidWindowMs?: number
+  /** A winner silent this long loses the task. Default 5 s; renewed every third of it. */
+  leaseMs?: number
+  /**
+   * A winner that disconnects from the submitter and does not reconnect within this long loses
+   * the task without waiting for its lease to lapse. Default 2 s (a winner dials back at once).
+   */
+  winnerGraceMs?: number
+  /** Tasks remembered (submitted here or seen). Default 1000. */
+  maxTasks?: number
+  maxAgentBytes?: number
+  maxInputBytes?: number
+  maxOutputBytes?: number
+  /** Agents kept in memory for reuse (bytes). Default 256 MiB. */
+  agentCacheBytes?: number
+  /** How long a DHT lookup of missing bids may take when an auction closes. Default 1.5 s. */
+  dhtLookupMs?: number
+  /** How long an executor has to confirm its ledger record after its result is accepted. */
+  recordConfirmMs?: number
+}
+
+/** The init with every default filled in. */
+export type PlacementSettings = Required<Omit<PlacementInit, 'topic' | 'protocol' | 'agentFetchProtocol'>>
+
+export function placementSettings (init: PlacementInit): PlacementSettings {
+  return {
+    bidWindowMs: init.bidWindowMs ?? 2_000,
+    leaseMs: init.leaseMs ?? 5_000,
+    winnerGraceMs: init.winnerGraceMs ?? 2_000,
+    maxTasks: init.maxTasks ?? 1_000,
+    maxAgentBytes: init.maxAgentBytes ?? 64 * 1024 * 1024,
+    maxInputBytes: init.maxInputBytes ?? 4 * 1024 * 1024,
+    maxOutputBytes: init.maxOutputBytes ?? 4 * 1024 * 1024,
+    agentCacheBytes: init.agentCacheBytes ?? 256 * 1024 * 1024,
+    dhtLookupMs: init.dhtLookupMs ?? 1_500,
+    recordConfirmMs: init.recordConfirmMs ?? 10_000
+  }
+}
+
+export const SILENT_LOG: ProtocolLog = { debug: () => {}, warn: () => {} }
+
+export function errorText (err: unknown): string {
+  return err instanceof Error ? `${err.name}: ${err.message}` : String(err)
+}

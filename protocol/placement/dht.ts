@@ -1,0 +1,185 @@
+// DhtBoard: where placement publishes in the DHT and looks records up. A put is a whole
+// Kademlia query plus a store on each closest peer, and nobody waits for one on a task's way to
+// its result, so puts are deferred: one at a time, each once its task is decided and this device
+// is not in the middle of a task (or at its due time at the latest), so a burst of tasks is not
+// slowed by publishing the ones before it. An `urgent` put (a bid its submitter did not receive
+// directly, which it looks for at its deadline) starts at once. `settled()` resolves on the
+// board's own events, when the queue runs empty.
+
+import { errorText } from './components.ts'
+import { awardFromRecord, awardKey, bidFromRecord, bidKey } from './records.ts'
+import { sha256Hex } from './ids.ts'
+import type { PlacementDht, PlacementRecords } from './components.ts'
+import type { ProtocolLog } from '../handler.ts'
+import type { TaskId } from './ids.ts'
+import type { AwardPayload } from './messages.ts'
+import type { HeldBid } from './records.ts'
+import type { AbortOptions } from '@libp2p/interface'
+
+export interface DhtBoardComponents {
+  dht: PlacementDht
+  records: PlacementRecords
+  /** Whether this device is between tasks, so deferred puts may go now. */
+  isQuiet: () => boolean
+  /** Whether a task has its outcome, so its records are final. */
+  isDecided: (task: TaskId) => boolean
+  log: ProtocolLog
+}
+
+interface Pending {
+  key: Uint8Array
+  keyText: string
+  value: Uint8Array
+  task: TaskId
+  due: number
+}
+
+/** Puts waiting beyond this many are dropped, oldest first. */
+const MAX_PENDING = 10_000
+/** How long one put may take. */
+const PUT_TIMEOUT_MS = 30_000
+
+export class DhtBoard {
+  private readonly components: DhtBoardComponents
+  private readonly pending: Pending[] = []
+  private putting = false
+  private timer?: NodeJS.Timeout
+  private waiters: Array<() => void> = []
+  private stopping = new AbortController()
+  private running = false
+
+  constructor (components: DhtBoardComponents) {
+    this.components = components
+  }
+
+  start (): void {
+    this.running = true
+    this.stopping = new AbortController()
+  }
+
+  stop (): void {
+    this.running = false
+    this.stopping.abort()
+    clearTimeout(this.timer)
+    this.wake()
+  }
+
+  /** Records waiting to be put (and one being put). */
+  get queued (): number {
+    return this.pending.length + (this.putting ? 1 : 0)
+  }
+
+  /**
+   * Publishes a record. A deferred record replaces one still waiting under the same key (a newer
+   * round of an award supersedes the older one).
+   */
+  publish (key: Uint8Array, value: Uint8Array, options: { task: TaskId, urgent?: boolean, deferMs?: number }): void {
+    if (!this.running) return
+    if (options.urgent === true) {
+      void this.put(key, value)
+      return
+    }
+    const keyText = new TextDecoder().decode(key)
+    const at = this.pending.findIndex(p => p.keyText === keyText)
+    if (at >= 0) this.pending.splice(at, 1)
+    this.pending.push({ key, keyText, value, task: options.task, due: Date.now() + (options.deferMs ?? 10_000) })
+    if (this.pending.length > MAX_PENDING) this.pending.shift()
+    this.poke()
+  }
+
+  /** Looks for a put that may go now: called when a task is decided or this device goes quiet. */
+  poke (): void {
+    if (this.putting || !this.running) {
+      this.wake()
+      return
+    }
+    const now = Date.now()
+    const quiet = this.pending.length > 0 && this.components.isQuiet()
+    const index = this.pending.findIndex(e => e.due <= now || (quiet && this.components.isDecided(e.task)))
+    clearTimeout(this.timer)
+    if (index < 0) {
+      const next = Math.min(...this.pending.map(e => e.due))
+      if (Number.isFinite(next)) {
+        this.timer = setTimeout(() => { this.poke() }, Math.max(10, next - now))
+        this.timer.unref()
+      }
+      this.wake()
+      return
+    }
+    const [entry] = this.pending.splice(index, 1)
+    this.putting = true
+    void this.put(entry!.key, entry!.value).finally(() => {
+      this.putting = false
+      this.poke()
+    })
+  }
+
+  /** Resolves once every record queued for the DHT is put (or the board stops). */
+  async settled (options: AbortOptions = {}): Promise<void> {
+    options.signal?.throwIfAborted()
+    if (!this.running || this.queued === 0) return
+    const done = Promise.withResolvers<void>()
+    const onAbort = (): void => { done.reject(options.signal?.reason) }
+    options.signal?.addEventListener('abort', onAbort, { once: true })
+    this.waiters.push(done.resolve)
+    // what is decided goes now, quiet or not: the caller is waiting for it
+    for (const p of this.pending) if (this.components.isDecided(p.task)) p.due = Math.min(p.due, Date.now())
+    this.poke()
+    try {
+      await done.promise
+    } finally {
+      options.signal?.removeEventListener('abort', onAbort)
+    }
+  }
+
+  private wake (): void {
+    if (this.running && this.queued > 0) return
+    for (const resolve of this.waiters.splice(0)) resolve()
+  }
+
+  private async put (key: Uint8Array, value: Uint8Array): Promise<void> {
+    const signal = AbortSignal.any([this.stopping.signal, AbortSignal.timeout(PUT_TIMEOUT_MS)])
+    try {
+      for await (const _ of this.components.dht.put(key, value, { signal })) { /* drain */ }
+    } catch (err) {
+      if (this.running) this.components.log.debug(`DHT put of ${new TextDecoder().decode(key)} failed: ${errorText(err)}`)
+    }
+  }
+
+  /** The newest valid bid under a bidder's key. */
+  async lookupBid (task: TaskId, bidder: string, options: AbortOptions): Promise<Omit<HeldBid, 'via'> | undefined> {
+    const key = bidKey(task, bidder)
+    let best: Omit<HeldBid, 'via'> | undefined
+    let bestTime = -1
+    for await (const event of this.components.dht.get(key, options)) {
+      if (event.name !== 'VALUE' || !('value' in event) || !(event.value instanceof Uint8Array)) continue
+      const value = event.value
+      try {
+        const record = await this.components.records.open(key, value)
+        const payload = bidFromRecord(record)
+        if (record.time > bestTime) {
+          best = { bidder, payload, record: value, hash: sha256Hex(value) }
+          bestTime = record.time
+        }
+      } catch (err) {
+        this.components.log.debug(`ignored a bid for ${task} under ${bidder}'s key: ${errorText(err)}`)
+      }
+    }
+    return best
+  }
+
+  /** The newest round of a task's award. */
+  async lookupAward (task: TaskId, submitter: string, options: AbortOptions): Promise<{ award: AwardPayload, record: Uint8Array } | undefined> {
+    const key = awardKey(task, submitter)
+    let best: { award: AwardPayload, record: Uint8Array } | undefined
+    for await (const event of this.components.dht.get(key, options)) {
+      if (event.name !== 'VALUE' || !('value' in event) || !(event.value instanceof Uint8Array)) continue
+      const value = event.value
+      try {
+        const award = awardFromRecord(await this.components.records.open(key, value))
+        if (best == null || award.round > best.award.round) best = { award, record: value }
+      } catch {}
+    }
+    return best
+  }
+}

@@ -1,0 +1,178 @@
+// `/hive/placement/1.0.0`: what a bidder or a winner asks the task's submitter, both ends.
+// The only place where a request to this node itself is answered without the network: the
+// submitter's handlers are called directly, with the same arguments a stream would carry, so the
+// bidder and runner have one path whether the submitter is this node or another.
+
+import { peerIdFromString } from '@libp2p/peer-id'
+import { dialFramed, serveProtocol } from '../handler.ts'
+import { PlacementRefusedError } from './errors.ts'
+import { Ack, ClaimResponse, PlacementRequest, RecordedMessage, RenewResponse, ResultResponse } from './messages.ts'
+import type { BidSource } from './views.ts'
+import type { TaskId } from './ids.ts'
+import type { PlacementRequest as Request, RecordedMessage as Recorded, Refusal } from './messages.ts'
+import type { PeerGate, ProtocolHost, ProtocolLog, ServedProtocol } from '../handler.ts'
+import type { AbortOptions } from '@libp2p/interface'
+import type { z } from 'zod'
+
+export type ResultRequest = Extract<Request, { t: 'result' }>
+export type AckAnswer = z.infer<typeof Ack>
+export type ClaimAnswer = z.infer<typeof ClaimResponse>
+export type RenewAnswer = z.infer<typeof RenewResponse>
+export type ResultAnswer = z.infer<typeof ResultResponse>
+
+/** What the submitter of a task answers. `from` is the authenticated peer that asks. */
+export interface SubmitterHandlers {
+  bid: (from: string, task: TaskId, bidder: string, record: Uint8Array, via: BidSource) => Promise<AckAnswer>
+  claim: (from: string, task: TaskId, round: number) => ClaimAnswer
+  renew: (from: string, task: TaskId, round: number) => RenewAnswer
+  abandon: (from: string, task: TaskId, round: number, reason: string) => AckAnswer
+  result: (from: string, request: ResultRequest) => ResultAnswer
+  /** Where the executor recorded the run (null: it did not say in time). */
+  recorded: (from: string, request: ResultRequest, recorded: Recorded | null, accepted: boolean) => void
+}
+
+/**
+ * Asking one submitter. A refusal (not the winner, lease lapsed, task closed) is thrown as
+ * PlacementRefusedError with its reason, except for a bid, whose refusal is only logged.
+ */
+export interface SubmitterClient {
+  bid: (task: TaskId, bidder: string, record: Uint8Array, options: AbortOptions) => Promise<AckAnswer>
+  claim: (task: TaskId, round: number, options: AbortOptions) => Promise<{ input: string, leaseMs: number }>
+  renew: (task: TaskId, round: number, options: AbortOptions) => Promise<{ leaseMs: number }>
+  abandon: (task: TaskId, round: number, reason: string, options: AbortOptions) => Promise<void>
+  /**
+   * Sends a result; `record` is called with the submitter's verdict (accepted or discarded, or
+   * `false` when it no longer knows the task) and its answer is confirmed to the submitter.
+   * Resolves to whether the result was accepted.
+   */
+  deliver: (request: ResultRequest, record: (accepted: boolean) => Promise<Recorded>, options: AbortOptions) => Promise<boolean>
+}
+
+function refused (answer: Refusal): PlacementRefusedError {
+  return new PlacementRefusedError(answer.reason, answer.message)
+}
+
+/** The submitter's handlers called in-process, for a task this node submitted. */
+export function localSubmitter (handlers: SubmitterHandlers, self: string): SubmitterClient {
+  return {
+    bid: async (task, bidder, record) => handlers.bid(self, task, bidder, record, 'local'),
+    claim: async (task, round) => {
+      const answer = handlers.claim(self, task, round)
+      if (!answer.ok) throw refused(answer)
+      return { input: answer.input, leaseMs: answer.leaseMs }
+    },
+    renew: async (task, round) => {
+      const answer = handlers.renew(self, task, round)
+      if (!answer.ok) throw refused(answer)
+      return { leaseMs: answer.leaseMs }
+    },
+    abandon: async (task, round, reason) => {
+      const answer = handlers.abandon(self, task, round, reason)
+      if (!answer.ok) throw refused(answer)
+    },
+    deliver: async (request, record) => {
+      const verdict = handlers.result(self, request)
+      const accepted = verdict.ok && verdict.accepted
+      const recorded = await record(accepted)
+      handlers.recorded(self, request, recorded, accepted)
+      return accepted
+    }
+  }
+}
+
+export interface RemoteSubmitterOptions {
+  protocol: string
+  maxFrameBytes: number
+}
+
+/** A submitter on another node, one stream per request. */
+export function remoteSubmitter (host: ProtocolHost, peer: string, options: RemoteSubmitterOptions): SubmitterClient {
+  const ask = async <S extends z.ZodType>(message: Exclude<Request, { t: 'result' }>, schema: S, { signal }: AbortOptions): Promise<z.infer<S>> => {
+    const stream = await dialFramed(host, peerIdFromString(peer), options.protocol, { signal, maxMessageBytes: options.maxFrameBytes })
+    try {
+      await stream.write(message, { signal })
+      const answer = await stream.read(schema, { signal })
+      await stream.close({ signal }).catch(() => {})
+      return answer
+    } catch (err) {
+      stream.abort(err instanceof Error ? err : new Error(String(err)))
+      throw err
+    }
+  }
+  return {
+    bid: async (task, bidder, record, opts) => ask({ t: 'bid', task, bidder, record }, Ack, opts),
+    claim: async (task, round, opts) => {
+      const answer = await ask({ t: 'claim', task, round }, ClaimResponse, opts)
+      if (!answer.ok) throw refused(answer)
+      return { input: answer.input, leaseMs: answer.leaseMs }
+    },
+    renew: async (task, round, opts) => {
+      const answer = await ask({ t: 'renew', task, round }, RenewResponse, opts)
+      if (!answer.ok) throw refused(answer)
+      return { leaseMs: answer.leaseMs }
+    },
+    abandon: async (task, round, reason, opts) => {
+      const answer = await ask({ t: 'abandon', task, round, reason }, Ack, opts)
+      if (!answer.ok) throw refused(answer)
+    },
+    deliver: async (request, record, { signal }) => {
+      const stream = await dialFramed(host, peerIdFromString(peer), options.protocol, { signal, maxMessageBytes: options.maxFrameBytes })
+      try {
+        await stream.write(request, { signal })
+        const verdict = await stream.read(ResultResponse, { signal })
+        if (!verdict.ok) {
+          // the submitter no longer knows the task: nothing to deliver, but the run is recorded
+          await record(false)
+          await stream.close({ signal }).catch(() => {})
+          return false
+        }
+        const recorded = await record(verdict.accepted)
+        await stream.write(recorded, { signal })
+        await stream.read(Ack, { signal }).catch(() => {})
+        await stream.close({ signal }).catch(() => {})
+        return verdict.accepted
+      } catch (err) {
+        stream.abort(err instanceof Error ? err : new Error(String(err)))
+        throw err
+      }
+    }
+  }
+}
+
+export interface ServeSubmitterOptions {
+  protocol: string
+  maxFrameBytes: number
+  /** How long an executor has to say where it recorded an accepted result. */
+  recordConfirmMs: number
+  gate?: PeerGate
+  log: ProtocolLog
+}
+
+/** Serves the submitter's side: one request and its answer per stream (three legs for a result). */
+export async function serveSubmitter (host: ProtocolHost, handlers: SubmitterHandlers, options: ServeSubmitterOptions): Promise<ServedProtocol> {
+  return serveProtocol(host, options.protocol, async (stream, { peer, signal }) => {
+    const request = await stream.read(PlacementRequest, { signal })
+    const from = peer.toString()
+    switch (request.t) {
+      case 'bid':
+        await stream.write(await handlers.bid(from, request.task, request.bidder, request.record, 'stream'), { signal })
+        return
+      case 'claim':
+        await stream.write(handlers.claim(from, request.task, request.round), { signal })
+        return
+      case 'renew':
+        await stream.write(handlers.renew(from, request.task, request.round), { signal })
+        return
+      case 'abandon':
+        await stream.write(handlers.abandon(from, request.task, request.round, request.reason), { signal })
+        return
+      case 'result': {
+        const verdict = handlers.result(from, request)
+        await stream.write(verdict, { signal })
+        const recorded = await stream.readOrEnd(RecordedMessage, { signal: AbortSignal.any([signal, AbortSignal.timeout(options.recordConfirmMs)]) }).catch(() => null)
+        handlers.recorded(from, request, recorded, verdict.ok && verdict.accepted)
+        if (recorded != null) await stream.write({ ok: true }, { signal })
+      }
+    }
+  }, { log: options.log, gate: options.gate, maxMessageBytes: options.maxFrameBytes, timeoutMs: options.recordConfirmMs + 30_000, maxInboundStreams: 256 })
+}

@@ -1,0 +1,264 @@
+// Runner: the winner's role. For an award naming this node it claims the task from its
+// submitter, fetches the agent by digest (unless held), renews the lease while the executor
+// runs, delivers the result and records the run in the ledger. The submitter is reached through
+// a SubmitterClient, the same whether it is this node or another.
+
+import { errorText } from './components.ts'
+import { AgentDigestMismatchError, AgentFetchError, PlacementRefusedError } from './errors.ts'
+import { sha256Hex } from './ids.ts'
+import { TypedEventTarget } from './events.ts'
+import type { ExecutionOutcome, Executor, LedgerSink, PlacementSettings } from './components.ts'
+import type { Digest, TaskId } from './ids.ts'
+import type { Announce, AwardPayload, RecordedMessage as Recorded } from './messages.ts'
+import type { ResultRequest, SubmitterClient } from './rpc.ts'
+import type { ProtocolLog } from '../handler.ts'
+import type { AbortOptions } from '@libp2p/interface'
+
+export interface RunnerEvents extends Record<string, unknown> {
+  'run-start': { task: TaskId, round: number }
+  'run-end': { task: TaskId, round: number, sent: boolean, accepted?: boolean, reason?: string }
+  'result-send-failed': { task: TaskId, round: number, error: string }
+  /** The number of tasks running here changed. */
+  running: { count: number }
+}
+
+export interface RunnerComponents {
+  self: string
+  agents: {
+    get: (digest: Digest) => Uint8Array | undefined
+    put: (bytes: Uint8Array) => Digest
+    pin: (digest: Digest) => void
+    unpin: (digest: Digest) => void
+  }
+  /** Fetches an agent's bytes from a peer that holds them, checked against the digest. */
+  fetchAgent: (peer: string, digest: Digest, options: AbortOptions & { maxBytes: number }) => Promise<Uint8Array>
+  executor: Executor
+  ledger?: LedgerSink
+  submitterFor: (peer: string) => SubmitterClient
+  log: ProtocolLog
+}
+
+/** One task this node runs. */
+interface Assignment {
+  award: AwardPayload
+  announce?: Announce
+  controller: AbortController
+  /** The submitter said this node is no longer the winner. */
+  revoked?: string
+  renewTimer?: NodeJS.Timeout
+  /** Renews the lease at once (when the connection to the submitter dropped). */
+  renewNow?: () => void
+}
+
+/** Agent log lines a result carries back to the submitter. */
+const MAX_LOG_LINES = 200
+/** Retry delays while a result cannot reach its submitter. */
+const DELIVERY_DELAYS_MS = [100, 250, 500, 1000, 2000]
+
+export class Runner extends TypedEventTarget<RunnerEvents> {
+  private readonly components: RunnerComponents
+  private readonly settings: PlacementSettings
+  private readonly assignments = new Map<TaskId, Assignment>()
+  private stopping = new AbortController()
+  private active = false
+
+  constructor (settings: PlacementSettings, components: RunnerComponents) {
+    super()
+    this.settings = settings
+    this.components = components
+  }
+
+  /** Tasks this node is executing now. */
+  get running (): number {
+    return this.assignments.size
+  }
+
+  start (): void {
+    this.active = true
+    this.stopping = new AbortController()
+  }
+
+  stop (reason: Error): void {
+    this.active = false
+    this.stopping.abort(reason)
+    for (const a of this.assignments.values()) {
+      clearTimeout(a.renewTimer)
+      a.controller.abort(reason)
+    }
+  }
+
+  /** An award: runs the task when it names this node. */
+  onAward (award: AwardPayload, announce: Announce | undefined): void {
+    if (award.winner !== this.components.self || this.assignments.has(award.task) || !this.active) return
+    const assignment: Assignment = { award, controller: new AbortController(), ...(announce != null ? { announce } : {}) }
+    this.assignments.set(award.task, assignment)
+    this.emit('running', { count: this.running })
+    void this.execute(assignment).finally(() => {
+      clearTimeout(assignment.renewTimer)
+      this.assignments.delete(award.task)
+      if (this.active) this.emit('running', { count: this.running })
+    })
+  }
+
+  /** The connection to a peer dropped: dial back at once the submitters of what runs here. */
+  peerDisconnected (peer: string): void {
+    if (!this.active) return
+    for (const a of this.assignments.values()) {
+      if (a.award.submitter === peer) a.renewNow?.()
+    }
+  }
+
+  private async execute (a: Assignment): Promise<void> {
+    const { award } = a
+    const { task, round, submitter } = award
+    const client = this.components.submitterFor(submitter)
+    const signal = AbortSignal.any([a.controller.signal, this.stopping.signal])
+    let claim: { input: string, leaseMs: number }
+    try {
+      claim = await client.claim(task, round, { signal: AbortSignal.any([signal, AbortSignal.timeout(award.leaseMs)]) })
+    } catch (err) {
+      this.components.log.debug(`claim of ${task} round ${round} refused: ${errorText(err)}`)
+      return
+    }
+    this.scheduleRenewal(a, client, claim.leaseMs)
+
+    let agent = this.components.agents.get(award.agent)
+    if (agent == null) {
+      try {
+        if (submitter === this.components.self) throw new AgentFetchError(`agent ${award.agent} is no longer held here`)
+        agent = await this.components.fetchAgent(submitter, award.agent, { maxBytes: this.settings.maxAgentBytes, signal })
+        this.components.agents.put(agent)
+      } catch (err) {
+        if (signal.aborted) return
+        const reason = err instanceof AgentDigestMismatchError || err instanceof AgentFetchError ? err.message : errorText(err)
+        clearTimeout(a.renewTimer)
+        await client.abandon(task, round, reason, { signal: AbortSignal.any([this.stopping.signal, AbortSignal.timeout(10_000)]) }).catch(() => {})
+        return
+      }
+    }
+    this.components.agents.pin(award.agent)
+    const started = performance.now()
+    let outcome: ExecutionOutcome
+    try {
+      this.emit('run-start', { task, round })
+      try {
+        outcome = await this.components.executor.run(agent, claim.input, {
+          taskId: task,
+          ...(a.announce?.context != null ? { contextId: a.announce.context } : {}),
+          permissions: a.announce?.permissions ?? [],
+          signal
+        })
+      } catch (err) {
+        outcome = { ok: false, error: errorText(err) }
+      }
+    } finally {
+      this.components.agents.unpin(award.agent)
+    }
+    clearTimeout(a.renewTimer)
+    if (this.stopping.signal.aborted || a.revoked != null) {
+      this.emit('run-end', { task, round, sent: false, reason: a.revoked ?? 'stopped' })
+      return
+    }
+    const durationMs = performance.now() - started
+    if (!outcome.ok && outcome.retry === true) {
+      this.emit('run-end', { task, round, sent: false, reason: outcome.error })
+      await client.abandon(task, round, `could not run it here: ${outcome.error}`.slice(0, 1024), {
+        signal: AbortSignal.any([this.stopping.signal, AbortSignal.timeout(10_000)])
+      }).catch(() => {})
+      return
+    }
+    if (outcome.ok && Buffer.byteLength(outcome.output, 'utf8') > this.settings.maxOutputBytes) {
+      outcome = { ok: false, error: `the agent's output exceeds ${this.settings.maxOutputBytes} bytes`, ...(outcome.llm != null ? { llm: outcome.llm } : {}) }
+    }
+    await this.deliver(a, client, outcome, durationMs)
+  }
+
+  private scheduleRenewal (a: Assignment, client: SubmitterClient, leaseMs: number): void {
+    const every = Math.max(50, Math.floor(leaseMs / 3))
+    const { task, round } = a.award
+    let renewing = false
+    const renew = async (): Promise<void> => {
+      if (renewing) return
+      renewing = true
+      clearTimeout(a.renewTimer)
+      try {
+        await client.renew(task, round, { signal: AbortSignal.any([a.controller.signal, this.stopping.signal, AbortSignal.timeout(every * 2)]) })
+      } catch (err) {
+        if (err instanceof PlacementRefusedError && (err.reason === 'Lapsed' || err.reason === 'Closed' || err.reason === 'UnknownTask')) {
+          renewing = false
+          a.revoked = err.message
+          a.controller.abort(new Error(`lease revoked: ${err.message}`))
+          return
+        }
+        this.components.log.debug(`lease renewal for ${task} failed: ${errorText(err)}`)
+      }
+      renewing = false
+      if (!a.controller.signal.aborted && !this.stopping.signal.aborted) a.renewTimer = setTimeout(() => { void renew() }, every)
+    }
+    a.renewTimer = setTimeout(() => { void renew() }, every)
+    // the dial a renewal makes is what reconnects a winner cut off from its submitter in time
+    a.renewNow = () => { if (!a.controller.signal.aborted && !this.stopping.signal.aborted) void renew() }
+  }
+
+  /** Sends the result (retrying while the submitter is unreachable) and records the run. */
+  private async deliver (a: Assignment, client: SubmitterClient, outcome: ExecutionOutcome, durationMs: number): Promise<void> {
+    const { task, round } = a.award
+    const request: ResultRequest = {
+      t: 'result',
+      task,
+      round,
+      ok: outcome.ok,
+      ...(outcome.ok ? { output: outcome.output } : { error: outcome.error.slice(0, 4096) }),
+      ...(outcome.logs != null && outcome.logs.length > 0
+        ? { logs: outcome.logs.slice(0, MAX_LOG_LINES).map(l => ({ level: l.level.slice(0, 16), message: l.message.slice(0, 4096) })) }
+        : {}),
+      durationMs
+    }
+    const giveUpAt = Date.now() + 3 * a.award.leaseMs + 10_000
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const signal = AbortSignal.any([this.stopping.signal, AbortSignal.timeout(this.settings.recordConfirmMs + 10_000)])
+        const accepted = await client.deliver(request, async (ok) => this.record(a, outcome, ok, signal), { signal })
+        this.emit('run-end', { task, round, sent: true, accepted })
+        return
+      } catch (err) {
+        this.emit('result-send-failed', { task, round, error: errorText(err) })
+        if (this.stopping.signal.aborted || Date.now() > giveUpAt) {
+          this.components.log.warn(`result of ${task} could not be delivered to ${a.award.submitter}: ${errorText(err)}`)
+          this.emit('run-end', { task, round, sent: false, reason: 'submitter unreachable' })
+          return
+        }
+        await new Promise(resolve => setTimeout(resolve, DELIVERY_DELAYS_MS[Math.min(attempt, DELIVERY_DELAYS_MS.length - 1)]))
+      }
+    }
+  }
+
+  private async record (a: Assignment, outcome: ExecutionOutcome, accepted: boolean, signal: AbortSignal): Promise<Recorded> {
+    const ledger = this.components.ledger
+    if (ledger == null) return { t: 'recorded', error: 'this node keeps no ledger' }
+    const { award } = a
+    const status = !accepted ? 'discarded' : outcome.ok ? 'ok' : 'error'
+    const summary = `round ${award.round} of task by ${award.submitter}; won with cost ${award.cost} among ${award.bids.length} bid${award.bids.length === 1 ? '' : 's'}` +
+      (award.excluded.length > 0 ? `; after ${award.excluded.length} lapsed` : '')
+    try {
+      const appended = await ledger.append({
+        task: award.task,
+        agent: award.agent,
+        input: award.input,
+        output: sha256Hex(outcome.ok ? outcome.output : outcome.error),
+        status,
+        placement: summary.slice(0, 1000),
+        ...(outcome.llm != null && outcome.llm.length > 0 ? { llm: outcome.llm } : {})
+      }, { signal })
+      const hash = appended?.hash
+      return {
+        t: 'recorded',
+        ...(appended?.seq != null ? { seq: appended.seq } : {}),
+        ...(hash != null ? { hash: typeof hash === 'string' ? hash : Buffer.from(hash).toString('hex') } : {})
+      }
+    } catch (err) {
+      this.components.log.warn(`ledger record for ${award.task} not appended: ${errorText(err)}`)
+      return { t: 'recorded', error: errorText(err).slice(0, 1000) }
+    }
+  }
+}

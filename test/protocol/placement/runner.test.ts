@@ -1,0 +1,69 @@
+// The winner's role on its own: a Runner with a stub submitter, executor and ledger. What it
+// claims, runs, delivers and records, and what passes from the executor's outcome into the
+// ledger record.
+
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import { Runner, createAgentStore, newTaskId, placementSettings, sha256Hex } from '../../../protocol/placement/index.ts'
+import type { AwardPayload, ExecutionOutcome, ExecutionRecord, ResultRequest, SubmitterClient } from '../../../protocol/placement/index.ts'
+import type { LlmUsage } from '../../../protocol/llm/types.ts'
+
+const SELF = '12D3KooWRunnerSelf'
+const SUBMITTER = '12D3KooWRunnerSubmitter'
+
+async function runOnce (outcome: ExecutionOutcome): Promise<{ record: ExecutionRecord, delivered: ResultRequest, ended: unknown }> {
+  const agents = createAgentStore({ maxBytes: 1024 * 1024 })
+  const agent = agents.put(new Uint8Array([0, 97, 115, 109, 1]))
+  const task = newTaskId()
+  const appended = Promise.withResolvers<ExecutionRecord>()
+  let delivered: ResultRequest | undefined
+  const client: SubmitterClient = {
+    bid: async () => ({ ok: true }),
+    claim: async () => ({ input: 'the input', leaseMs: 5_000 }),
+    renew: async () => ({ leaseMs: 5_000 }),
+    abandon: async () => {},
+    deliver: async (request, record) => {
+      delivered = request
+      await record(true)
+      return true
+    }
+  }
+  const runner = new Runner(placementSettings({}), {
+    self: SELF,
+    agents,
+    fetchAgent: async () => { throw new Error('the agent is held here') },
+    executor: { run: async (_agent, input) => { assert.equal(input, 'the input'); return outcome } },
+    ledger: { append: async (record) => { appended.resolve(record); return { seq: 3, hash: 'ab' } } },
+    submitterFor: (peer) => { assert.equal(peer, SUBMITTER); return client },
+    log: { debug: () => {}, warn: () => {} }
+  })
+  runner.start()
+  const ended = new Promise(resolve => { runner.on('run-end', resolve) })
+  const award: AwardPayload = {
+    v: 1, task, submitter: SUBMITTER, round: 1, winner: SELF, cost: 1, rule: 'r', bids: [{ bidder: SELF, cost: 1, hash: sha256Hex('b') }],
+    excluded: [], agent, input: sha256Hex('the input'), leaseMs: 5_000
+  }
+  runner.onAward(award, undefined)
+  const record = await appended.promise
+  const end = await ended
+  runner.stop(new Error('done'))
+  return { record, delivered: delivered!, ended: end }
+}
+
+describe('the runner', () => {
+  it('passes the model calls an agent made into its ledger record, and nothing when it made none', async () => {
+    const llm: LlmUsage[] = [{ route: 'local', calls: 2, tokensIn: 40, tokensOut: 12 }]
+    const withCalls = await runOnce({ ok: true, output: 'answer', llm })
+    assert.deepEqual(withCalls.record.llm, llm)
+    assert.equal(withCalls.record.status, 'ok')
+    assert.equal(withCalls.record.output, sha256Hex('answer'))
+    assert.equal(withCalls.delivered.output, 'answer')
+    assert.deepEqual(withCalls.ended, { task: withCalls.record.task, round: 1, sent: true, accepted: true })
+
+    const without = await runOnce({ ok: true, output: 'plain' })
+    assert.equal('llm' in without.record, false)
+    const failed = await runOnce({ ok: false, error: 'boom', llm })
+    assert.equal(failed.record.status, 'error')
+    assert.deepEqual(failed.record.llm, llm)
+  })
+})
