@@ -6,23 +6,21 @@
 // stream, without a negotiation. If the dialler's stream ends while the connection stays
 // up (not for a fault), it dials again, with a bounded backoff.
 
+import { CONTEXT_PROTOCOL, SILENT_LOG, dialFramed, serveProtocol } from '../protocol/wire/index.ts'
 import { createContextStore } from './store.ts'
 import { createReplication } from './replication.ts'
 import { Presence } from './presence.ts'
 import type { ContextStore, ContextStoreInit } from './store.ts'
 import type { Link, Replication, ReplicationInit } from './replication.ts'
 import type { LevelHandle } from './persistence.ts'
-import type { AbortOptions, Connection, PeerId, Stream, StreamHandler, StreamHandlerOptions } from '@libp2p/interface'
+import type { FramedStream, ProtocolHost, ProtocolLog, ServedProtocol } from '../protocol/wire/index.ts'
+import type { Connection, PeerId } from '@libp2p/interface'
 
-export const CONTEXT_PROTOCOL = '/hive/context/1.0.0'
+export { CONTEXT_PROTOCOL }
 
 /** The part of libp2p this subsystem uses. */
-export interface ContextsLibp2p {
+export interface ContextsLibp2p extends ProtocolHost {
   readonly peerId: PeerId
-  handle: (protocol: string, handler: StreamHandler, options?: StreamHandlerOptions) => Promise<void>
-  unhandle: (protocol: string, options?: AbortOptions) => Promise<void>
-  dialProtocol: (peer: PeerId, protocol: string, options?: AbortOptions) => Promise<Stream>
-  hangUp: (peer: PeerId, options?: AbortOptions) => Promise<void>
   getConnections: (peer?: PeerId) => Connection[]
   addEventListener: (type: 'peer:connect' | 'peer:disconnect', listener: (evt: CustomEvent<PeerId>) => void) => void
   removeEventListener: (type: 'peer:connect' | 'peer:disconnect', listener: (evt: CustomEvent<PeerId>) => void) => void
@@ -42,6 +40,7 @@ export interface ContextsComponents {
   nodeName: string
   /** Who may replicate with this node (hive membership); everyone when absent. */
   gate?: { allows: (peer: PeerId, protocol: string) => boolean }
+  log?: ProtocolLog
 }
 
 export interface Contexts {
@@ -62,6 +61,7 @@ export function createContexts (init: ContextsInit, components: ContextsComponen
   const store = createContextStore({ ...init, nodeName }, { db: components.db })
   let presence: Presence | undefined
   let replication: Replication | undefined
+  let served: ServedProtocol | undefined
   const links = new Map<string, Link>()
   const dialling = new Map<string, AbortController>()
   const errorListeners = new Set<(err: Error) => void>()
@@ -86,7 +86,7 @@ export function createContexts (init: ContextsInit, components: ContextsComponen
     return libp2p.getConnections(peer).some(c => c.status === 'open')
   }
 
-  function attach (stream: Stream, peer: PeerId): Link | undefined {
+  function attach (stream: FramedStream, peer: PeerId): Link | undefined {
     if (replication == null) {
       stream.abort(new Error('context replication is not running'))
       return undefined
@@ -119,7 +119,7 @@ export function createContexts (init: ContextsInit, components: ContextsComponen
       for (let attempt = 0; attempt <= redialDelays.length; attempt++) {
         if (!running || controller.signal.aborted || !connected(peer)) return
         try {
-          const stream = await libp2p.dialProtocol(peer, protocol, { signal: controller.signal })
+          const stream = await dialFramed(libp2p, peer, protocol, { signal: controller.signal, maxMessageBytes: replication?.maxFrameBytes })
           if (!running || controller.signal.aborted) {
             stream.abort(new Error('context replication stopped'))
             return
@@ -164,13 +164,14 @@ export function createContexts (init: ContextsInit, components: ContextsComponen
       replication = createReplication(init, { store, presence })
       detach.push(replication.onError(reportError))
       detach.push(store.events.error.add(reportError))
-      await libp2p.handle(protocol, (stream, connection) => {
-        if (!allowed(connection.remotePeer)) {
-          stream.abort(new Error(`${connection.remotePeer.toString()} may not replicate contexts with this node`))
-          return
-        }
-        attach(stream, connection.remotePeer)
-      }, { maxInboundStreams: 4, maxOutboundStreams: 4, runOnLimitedConnection: false })
+      const maxMessageBytes = replication.maxFrameBytes
+      // one long-lived stream per peer; the link itself hangs up on a peer that breaks the protocol
+      served = await serveProtocol(libp2p, protocol, async (stream, { peer, signal }) => {
+        const link = attach(stream, peer)
+        if (link == null) return
+        signal.addEventListener('abort', () => { link.close() }, { once: true })
+        await link.closed
+      }, { log: components.log ?? SILENT_LOG, gate: { allows: allowed }, maxMessageBytes, longLived: true, maxInboundStreams: 4, maxOutboundStreams: 4, isPeerFault: () => false })
       libp2p.addEventListener('peer:connect', onConnect)
       libp2p.addEventListener('peer:disconnect', onDisconnect)
       running = true
@@ -188,7 +189,8 @@ export function createContexts (init: ContextsInit, components: ContextsComponen
       libp2p.removeEventListener('peer:disconnect', onDisconnect)
       for (const controller of dialling.values()) controller.abort()
       dialling.clear()
-      await libp2p.unhandle(protocol).catch(() => {})
+      await served?.stop().catch(() => {})
+      served = undefined
       await replication?.stop()
       links.clear()
       for (const off of detach.splice(0)) off()

@@ -1,19 +1,16 @@
 // Context ids: short, printable, safe as LevelDB key parts and URL path segments.
 
+import { CONTEXT_ID_MAX_LENGTH, CONTEXT_ID_PATTERN, isContextIdText } from '../protocol/wire/ids.ts'
 import { InvalidCheckpointNameError, InvalidContextIdError } from './errors.ts'
 
 /** A validated context id. Branded so it cannot be swapped with another string id. */
 export type ContextId = string & { readonly __brand: 'ContextId' }
 
-export const CONTEXT_ID_MAX_LENGTH = 128
-/** Letters, digits, `.`, `_` and `-`; starts with a letter or digit. */
-export const CONTEXT_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]*$/
+/** The bound and pattern are the hive's (protocol/wire/ids.ts), so a task naming a context and the store agree. */
+export { CONTEXT_ID_MAX_LENGTH, CONTEXT_ID_PATTERN }
 
 export function isContextId (value: unknown): value is ContextId {
-  return typeof value === 'string' &&
-    value.length > 0 &&
-    value.length <= CONTEXT_ID_MAX_LENGTH &&
-    CONTEXT_ID_PATTERN.test(value)
+  return isContextIdText(value)
 }
 
 /** Checks and brands a context id; throws InvalidContextId saying what is allowed. */

@@ -1,8 +1,9 @@
 // Replication engine: y-protocols sync and awareness for every context, over one stream per
 // peer. It knows nothing of libp2p beyond the `Stream` interface, so tests run it over
-// in-memory stream pairs and the node runs it over libp2p protocol streams.
+// in-memory stream pairs and the node runs it over libp2p protocol streams (served and dialled
+// through protocol/wire's serveProtocol and dialFramed, which hand it framed streams).
 //
-// Wire: each frame is protocol/wire.ts framing (varint length + CBOR map), validated by zod:
+// Wire: each frame is protocol/wire/framing.ts framing (varint length + CBOR map), validated by zod:
 //   { t: 0, c: <context id>, m: <y-protocols sync message> }   sync step 1 / step 2 / update
 //   { t: 1, m: <y-protocols awareness update> }                 presence
 // When a link opens each side sends step 1 (its state vector) for every context it holds, and
@@ -25,8 +26,7 @@ import { z } from 'zod'
 import * as syncProtocol from 'y-protocols/sync'
 import * as encoding from 'lib0/encoding'
 import * as Y from 'yjs'
-import { encodeFrame, FramedStream } from '../protocol/wire.ts'
-import { isPeerFault } from '../protocol/errors.ts'
+import { encodeFrame, FramedStream, isPeerFault } from '../protocol/wire/index.ts'
 import { ContextStoreClosedError, MalformedUpdateError, PeerRefusedUpdateError, PendingOverLimitError, ReplicationProtocolError, UpdateRefusedError, UpdateTooLargeError, ValueTooDeepError } from './errors.ts'
 import { MAX_REFUSAL_REASON } from './limits.ts'
 import { isContextId } from './ids.ts'
@@ -84,7 +84,10 @@ export interface Link {
 }
 
 export interface Replication {
-  attach: (stream: Stream, options: AttachOptions) => Link
+  /** Runs the protocol over a stream; a FramedStream must be bounded by `maxFrameBytes`. */
+  attach: (stream: Stream | FramedStream, options: AttachOptions) => Link
+  /** The largest frame either side may send: updates up to the limit, plus the envelope. */
+  readonly maxFrameBytes: number
   links: () => Link[]
   /** Fires for every error that is not a peer's fault (failed writes, oversized outgoing sync). */
   onError: (fn: (err: Error) => void) => () => void
@@ -117,10 +120,10 @@ export function createReplication (init: ReplicationInit, components: Replicatio
     private done = false
     private readonly inflight = new Set<Promise<void>>()
 
-    constructor (stream: Stream, options: AttachOptions) {
+    constructor (stream: Stream | FramedStream, options: AttachOptions) {
       this.peer = options.peer
       this.onFault = options.onFault
-      this.framed = new FramedStream(stream, { maxMessageBytes: maxFrameBytes })
+      this.framed = stream instanceof FramedStream ? stream : new FramedStream(stream, { maxMessageBytes: maxFrameBytes })
       this.closed = this.run()
     }
 
@@ -296,6 +299,7 @@ export function createReplication (init: ReplicationInit, components: Replicatio
       links.add(link)
       return link
     },
+    maxFrameBytes,
     links: () => [...links],
     onError (fn) {
       errorListeners.add(fn)

@@ -2,12 +2,9 @@
 // is built with (connection gater, gossip score), and, once libp2p runs, the gate's stream
 // checks, replication of the list, and pairing. HiveNode owns one of these.
 
-import { gossipTopic } from '../protocol/index.ts'
-import { createGate, createMembership, createMembershipSync } from '../protocol/membership/index.ts'
-import { PAIRING_PROTOCOL, createPairing } from '../protocol/pairing/index.ts'
+import { PAIRING_PROTOCOL, createGate, createMembership, createMembershipSync, createPairing, gossipTopic } from '../protocol/index.ts'
 import type { Logger } from './logger.ts'
-import type { GossipHost, Membership, MembershipDb, MembershipGate, MembershipSigner, MembershipSync, Refusal } from '../protocol/membership/index.ts'
-import type { Pairing } from '../protocol/pairing/index.ts'
+import type { GossipHost, Membership, MembershipDb, MembershipGate, MembershipSigner, MembershipRefusal, MembershipSync, Pairing } from '../protocol/index.ts'
 import type { Libp2p } from '@libp2p/interface'
 
 export interface HiveMembershipInit {
@@ -37,7 +34,7 @@ export class HiveMembership {
   /** Non-members whose connections the gate refused, with when it last did. */
   private readonly strangers = new Map<string, number>()
   private readonly onRefused = (event: Event): void => {
-    const refusal = (event as CustomEvent<Refusal>).detail
+    const refusal = (event as CustomEvent<MembershipRefusal>).detail
     if (refusal.layer === 'connection') this.noteStranger(refusal.peer)
   }
 

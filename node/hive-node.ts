@@ -5,19 +5,18 @@
 import { mkdir } from 'node:fs/promises'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
-import { decode as cborDecode, encode as cborEncode } from 'cborg'
 import { Level } from 'level'
-import { z } from 'zod'
-import { HiveRecords, InvalidRecordError, createRecord, hiveRecordKey } from '../protocol/index.ts'
+import {
+  HiveRecords, createAgentStore, createCapabilities, createPlacement, findPeerRecord, publishPeerRecord, registerPeerRecord, registerPlacementRecords
+} from '../protocol/index.ts'
 import { createContexts } from '../crdt/index.ts'
 import { createSandbox } from '../sandbox/index.ts'
 import { agentsCacheDir, storeBackedContexts } from './agents.ts'
 import { LEDGER_SUBLEVEL, createLedger } from '../ledger/index.ts'
-import { registerPlacementRecords } from '../protocol/placement/index.ts'
-import { createNodeTasks } from './tasks.ts'
+import { sandboxExecutor } from './executor.ts'
 import { TASKS_SUBLEVEL, createTaskArchive } from './task-archive.ts'
 import { createNodeLlm } from './llm.ts'
-import { createApi } from './api.ts'
+import { createApi } from './api/server.ts'
 import { HiveMembership } from './hive-membership.ts'
 import { DEFAULT_API_PORT, DEFAULT_P2P_PORT, dataPaths, defaultNodeName, validateNodeName } from './config.ts'
 import { loadOrCreateIdentity } from './identity.ts'
@@ -25,21 +24,20 @@ import { buildLibp2p } from './libp2p.ts'
 import { acquireLock } from './lock.ts'
 import { createLogger } from './logger.ts'
 import { VERSION } from './version.ts'
-import type { Api } from './api.ts'
+import type { Api } from './api/server.ts'
+import type { ApiNode, PeerSummary, RuntimeInfo } from './api/types.ts'
 import type { Identity } from './identity.ts'
 import type { HiveLibp2p } from './libp2p.ts'
 import type { DataDirLock } from './lock.ts'
 import type { LogLevel, Logger } from './logger.ts'
-import type { PeerGate, RecordSigner } from '../protocol/index.ts'
+import type {
+  AgentStore, Capabilities, CapabilitiesInit, Digest, PlacementComponents, CapabilityOverrides, CapabilityReport, MembershipChange, PeerGate, PeerRecord, PeerRecordDht, Placement, PlacementInit, RecordSigner
+} from '../protocol/index.ts'
 import type { Contexts } from '../crdt/index.ts'
 import type { Sandbox } from '../sandbox/index.ts'
 import type { Ledger } from '../ledger/index.ts'
-import type { Capabilities, CapabilityOverrides, CapabilityReport } from '../protocol/capabilities/index.ts'
-import type { Placement, PlacementInit } from '../protocol/placement/index.ts'
-import type { CapabilitySettings } from './tasks.ts'
 import type { TaskArchive } from './task-archive.ts'
 import type { NodeLlm, NodeLlmInit } from './llm.ts'
-import type { MembershipChange } from '../protocol/membership/index.ts'
 import type { PeerId } from '@libp2p/interface'
 
 export interface HiveNodeInit {
@@ -64,38 +62,18 @@ export interface HiveNodeInit {
   llm?: Omit<NodeLlmInit, 'dataDir'>
 }
 
-export interface PeerSummary {
-  peerId: string
-  name?: string
-  /** A member of this device's hive (false: a connection that is only pairing). */
-  member?: boolean
-  addresses: string[]
-  direction: 'inbound' | 'outbound'
-  latencyMs?: number
-  /** What the peer last reported on capability gossip, while it is fresh. */
-  capabilities?: CapabilityReport
-}
+export type { PeerSummary, RuntimeInfo } from './api/types.ts'
 
-export interface RuntimeInfo {
-  name: string
-  status: 'ready' | 'unavailable' | 'starting'
-  detail?: string
-  [extra: string]: unknown
-}
+export type { PeerRecord }
 
-/** The `peer` DHT record: what a device says about itself. */
-const PeerRecordPayload = z.object({
-  name: z.string().min(1).max(64),
-  version: z.string().max(32),
-  addresses: z.array(z.string().max(256)).max(32)
-})
-export type PeerRecord = z.infer<typeof PeerRecordPayload> & { peerId: string, time: number }
+/** Capability gossip settings a node may be started with (tests shorten the intervals). */
+export type CapabilitySettings = Pick<CapabilitiesInit, 'intervalMs' | 'expireMs' | 'ollamaUrl' | 'ollamaTimeoutMs' | 'powerSupplyDir' | 'localModels' | 'drmDir'>
 
 type Db = Level<string, Uint8Array>
 
 const BOOTSTRAP_RETRY_MS = 5_000
 
-export class HiveNode extends EventTarget {
+export class HiveNode extends EventTarget implements ApiNode {
   readonly dataDir: string
   readonly identity: Identity
   readonly name: string
@@ -114,6 +92,8 @@ export class HiveNode extends EventTarget {
   readonly capabilities: Capabilities
   /** Tasks: submitted here, bid on, elected, run where they win. */
   readonly placement: Placement
+  /** Agent bytes by digest: what placement runs and serves, and what the API submits by digest. */
+  readonly agents: AgentStore<Digest>
   /** The tasks this device submitted, on disk: what `task`, `tasks` and `explain` answer after a restart. */
   readonly taskArchive: TaskArchive
   /** LLM calls: the waterfall (this device, a member, a cloud within budget), keys and budget. */
@@ -144,7 +124,7 @@ export class HiveNode extends EventTarget {
     this.hive = parts.hive
     this.name = parts.name
     this.log = parts.log
-    this.contexts = createContexts({}, { db: this.db.sublevel('crdt'), libp2p: this.libp2p, nodeName: this.name, gate: this.gate })
+    this.contexts = createContexts({}, { db: this.db.sublevel('crdt'), libp2p: this.libp2p, nodeName: this.name, gate: this.gate, log: this.log.child('contexts') })
     this.sandbox = createSandbox({
       cacheDir: agentsCacheDir(this.dataDir),
       prestartWorkers: false,
@@ -166,20 +146,50 @@ export class HiveNode extends EventTarget {
       gate: this.gate,
       log: this.log.child('ledger')
     })
+    // ---- agents: one store of agent bytes, shared by placement and the API ----
+    const agentStore = createAgentStore<Digest>({ maxBytes: this.init.placement?.agentCacheBytes })
+
+    // ---- capabilities: what this device offers, on the hive's gossip ----
+    // the models this device holds are the LLM router's, read at every report
     const localModels = async (options: { signal?: AbortSignal }): Promise<string[]> => (await this.llm.router.localModels(options)).map(m => m.name)
-    const tasks = createNodeTasks({ name: this.name, version: VERSION, capabilities: { localModels, ...this.init.capabilities }, capabilityOverrides: this.init.capabilityOverrides, placement: this.init.placement }, {
-      libp2p: this.libp2p,
+    this.capabilities = createCapabilities({
+      name: this.name,
+      version: VERSION,
+      runtimes: () => this.runtimes().filter(r => r.status === 'ready').map(r => r.name),
+      localModels,
+      // placement is built below; reports are read only once the node starts
+      running: () => this.placement.running(),
+      ...this.init.capabilities,
+      ...(this.init.capabilityOverrides != null ? { overrides: this.init.capabilityOverrides } : {})
+    }, {
+      self: this.libp2p.peerId.toString(),
+      pubsub: this.libp2p.services.pubsub,
+      isMember: (peer) => this.hive.membership.isMember(peer),
+      log: this.log.child('capabilities')
+    })
+
+    // ---- placement: tasks bid on, elected, run in the sandbox, recorded in the ledger ----
+    const placementComponents: PlacementComponents & { agents: AgentStore<Digest> } = {
+      agents: agentStore,
+      host: this.libp2p,
+      pubsub: this.libp2p.services.pubsub,
+      dht: this.libp2p.services.dht,
       records: this.records,
       signer: this.signer,
-      sandbox: this.sandbox,
-      ledger: this.ledger,
+      capabilities: this.capabilities,
+      executor: sandboxExecutor(this.sandbox),
+      ledger: { append: async (record, options) => this.ledger.append(record, options) },
       gate: this.gate,
       isMember: (peer) => this.hive.membership.isMember(peer),
-      runtimes: () => this.runtimes().filter(r => r.status === 'ready').map(r => r.name),
-      log: this.log
-    })
-    this.capabilities = tasks.capabilities
-    this.placement = tasks.placement
+      log: this.log.child('placement')
+    }
+    this.placement = createPlacement(this.init.placement ?? {}, placementComponents)
+    // placement runs from the store it is handed; one that keeps its own is still the one store
+    this.agents = this.placement.agents
+    // the bid of a device counts the tasks it runs: capabilities reads the count from placement
+    this.placement.on('running', () => { this.capabilities.refresh() })
+
+    // ---- llm: the waterfall (this device, a member, a cloud within budget), keys and budget ----
     this.llm = createNodeLlm({ dataDir: this.dataDir, ...(this.init.capabilities?.ollamaUrl !== undefined ? { ollamaUrl: this.init.capabilities.ollamaUrl } : {}), ...this.init.llm }, {
       libp2p: this.libp2p,
       capabilities: this.capabilities,
@@ -192,6 +202,7 @@ export class HiveNode extends EventTarget {
       db: this.db.sublevel<string, string>('llm', { keyEncoding: 'utf8', valueEncoding: 'utf8' }),
       log: this.log
     })
+
     this.taskArchive = createTaskArchive({}, {
       db: this.db.sublevel<string, string>(TASKS_SUBLEVEL, { keyEncoding: 'utf8', valueEncoding: 'utf8' }),
       placement: this.placement,
@@ -224,12 +235,7 @@ export class HiveNode extends EventTarget {
 
       // ---- DHT record kinds (registered identically on every node) ----
       const records = new HiveRecords({ isMember: hive.isRecordPublisher })
-      records.register('peer', {
-        validate: (record) => {
-          if (record.key !== `/hive/peer/${record.publisher}`) throw new InvalidRecordError('a peer record is published only by the peer it names')
-          decodePeerPayload(record.payload)
-        }
-      })
+      registerPeerRecord(records)
       registerPlacementRecords(records)
 
       // ---- network ----
@@ -398,9 +404,20 @@ export class HiveNode extends EventTarget {
 
   /** Publishes this device's `peer` record (name, version, addresses) in the DHT. */
   async publishPeerRecord (options: { signal?: AbortSignal } = {}): Promise<void> {
-    const payload = cborEncode({ name: this.name, version: VERSION, addresses: this.listenAddresses().slice(0, 32) })
-    const key = hiveRecordKey('peer', this.peerId.toString())
-    await this.putRecord(key, await createRecord(key, payload, this.signer), options)
+    await publishPeerRecord(this.peerRecordDht, this.signer, { name: this.name, version: VERSION, addresses: this.listenAddresses() }, options)
+  }
+
+  /** The DHT as the `peer` record uses it: puts validated first (putRecord), gets as values. */
+  private get peerRecordDht (): PeerRecordDht {
+    const dht = this.libp2p.services.dht
+    return {
+      put: async (key, value, options) => this.putRecord(key, value, options),
+      get: async function * (key, options) {
+        for await (const event of dht.get(key, options)) {
+          if (event.name === 'VALUE') yield event.value
+        }
+      }
+    }
   }
 
   /**
@@ -419,16 +436,7 @@ export class HiveNode extends EventTarget {
 
   /** Looks a device's `peer` record up in the DHT; undefined when no valid one is found. */
   async findPeerRecord (peerId: string, options: { signal?: AbortSignal } = {}): Promise<PeerRecord | undefined> {
-    peerIdFromString(peerId)
-    const key = hiveRecordKey('peer', peerId)
-    let best: PeerRecord | undefined
-    for await (const event of this.libp2p.services.dht.get(key, { signal: options.signal })) {
-      if (event.name !== 'VALUE') continue
-      const record = await this.records.open(key, event.value).catch(() => undefined)
-      if (record == null) continue
-      if (best == null || record.time > best.time) best = { ...decodePeerPayload(record.payload), peerId, time: record.time }
-    }
-    return best
+    return findPeerRecord(this.peerRecordDht, this.records, peerId, options)
   }
 
   private dialBootstrap (): void {
@@ -448,16 +456,4 @@ export class HiveNode extends EventTarget {
     }
     attempt()
   }
-}
-
-function decodePeerPayload (payload: Uint8Array): z.infer<typeof PeerRecordPayload> {
-  let raw: unknown
-  try {
-    raw = cborDecode(payload)
-  } catch {
-    throw new InvalidRecordError('peer record payload is not CBOR')
-  }
-  const parsed = PeerRecordPayload.safeParse(raw)
-  if (!parsed.success) throw new InvalidRecordError('peer record payload is invalid')
-  return parsed.data
 }

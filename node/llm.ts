@@ -194,7 +194,8 @@ export function createNodeLlm (init: NodeLlmInit, components: NodeLlmComponents)
         const entry = budgetFromState(JSON.parse(stored))
         if (entry != null) setting = await openBudget(entry).catch(() => undefined)
       }
-      await components.contexts.open(BUDGET_CONTEXT)
+      // the context is made by the first budget set here or arrives from a member that set one:
+      // a device that never sets a budget does not list an empty settings context among its own
       stopUpdates = components.contexts.events.update.add((event) => { if (event.id === BUDGET_CONTEXT) scheduleRead() })
       scheduleRead()
       await reading

@@ -11,7 +11,7 @@
 //                                    list and for dropping the oldest beyond the limits
 //   open!<id>                        "": tasks not ended yet, so a start reads only those
 
-import type { Explanation, TaskView } from '../protocol/placement/index.ts'
+import type { Explanation, TaskView } from '../protocol/index.ts'
 import type { AbstractSublevel } from 'abstract-level'
 
 /** The slice of placement the archive listens to. */

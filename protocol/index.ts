@@ -1,9 +1,23 @@
-// Mesh protocols not owned by one subsystem, and the wire helpers every protocol uses:
-// framing, message validation, protocol ids, signed DHT records and the inbound-handler
-// wrapper. May use libp2p interfaces only; never imports node/.
+// The hive's mesh protocols, named for node/ (which imports protocol/ only from here):
+//   wire/          the shared kit: ids and bounds, framing, codec, serveProtocol, topics,
+//                  signing, signed DHT records, the `peer` record
+//   membership/    who belongs to the hive: signed entries, the gate, list replication
+//   pairing/       one-time invites that add a device to the hive
+//   capabilities/  what every device offers, on gossip
+//   agents/        agent bytes by digest and /hive/agent-fetch/1.0.0
+//   placement/     task auctions: announce, bid, elect, run under a lease, record
+// May use libp2p interfaces only; never imports node/, crdt/, ledger/ or sandbox/.
 
-export * from './errors.ts'
-export * from './wire.ts'
-export * from './handler.ts'
-export * from './ids.ts'
-export * from './dht-records.ts'
+export * from './wire/index.ts'
+export * from './membership/index.ts'
+export * from './pairing/index.ts'
+export * from './capabilities/index.ts'
+export * from './agents/index.ts'
+export * from './placement/index.ts'
+// placement still defines some of these itself; the wire kit's are the ones to use
+export { AGENT_FETCH_PROTOCOL, DEFAULT_PLACEMENT_TOPIC, PLACEMENT_PROTOCOL, DIGEST_PATTERN } from './wire/index.ts'
+export { AgentDigestMismatchError, AgentFetchError, AgentChunk, AgentFetchHeader, AgentFetchRequest, createAgentStore, fetchAgent, serveAgentFetch } from './agents/index.ts'
+export type { AgentStore } from './agents/index.ts'
+export { MEMBERSHIP_PROTOCOL, PAIRING_PROTOCOL } from './wire/index.ts'
+export { Refusal } from './placement/index.ts'
+export type { Refusal as MembershipRefusal } from './membership/index.ts'

@@ -10,32 +10,15 @@
 
 import { z } from 'zod'
 import { isAgentDigest } from '../../sandbox/index.ts'
-import { parseInput } from '../api.ts'
+import { parseInput } from './input.ts'
 import { ApiError } from '../errors.ts'
 import type { LoadedAgent, RunResult } from '../../sandbox/index.ts'
-import type { HiveNode } from '../hive-node.ts'
+import type { ApiNode } from './types.ts'
 import type { FastifyInstance } from 'fastify'
 
 /** A JS agent is ~12 MB, ~16 MB in base64. */
 const MAX_AGENT_BODY_BYTES = 64 * 1024 * 1024
 
-const STATUS_BY_CODE: Record<string, number> = {
-  NotWebAssembly: 400,
-  NotAComponent: 400,
-  UnsupportedComponent: 400,
-  WrongWorld: 400,
-  ManifestMissing: 400,
-  ManifestInvalid: 400,
-  MemoryLimitTooLow: 400,
-  LimitNotAllowed: 403,
-  ImportNotGranted: 403,
-  AgentFailed: 422,
-  AgentTrapped: 422,
-  MemoryLimitExceeded: 422,
-  AgentTimedOut: 504,
-  CompileFailed: 500,
-  SandboxNotRunning: 503
-}
 
 const runBody = z.object({
   agent: z.string().max(MAX_AGENT_BODY_BYTES).optional(),
@@ -48,7 +31,7 @@ const runBody = z.object({
 export interface AgentLogLine { level: string, message: string }
 export type RunResponse = RunResult & { logs: AgentLogLine[] }
 
-export function routes (app: FastifyInstance, node: HiveNode): void {
+export function routes (app: FastifyInstance, node: ApiNode): void {
   app.post('/agents/run', { bodyLimit: MAX_AGENT_BODY_BYTES }, async (request) => {
     const body = parseInput(runBody, request.body)
     let agent: LoadedAgent | Uint8Array
@@ -60,20 +43,13 @@ export function routes (app: FastifyInstance, node: HiveNode): void {
       agent = held
     }
     const logs: AgentLogLine[] = []
-    try {
-      const result = await node.sandbox.run(agent, {
-        input: body.input,
-        onLog: (e) => { logs.push({ level: e.level, message: e.message }) },
-        ...(body.contextId !== undefined ? { contextId: body.contextId } : {}),
-        ...(body.timeoutMs !== undefined ? { timeoutMs: body.timeoutMs } : {})
-      })
-      return { ...result, logs } satisfies RunResponse
-    } catch (err) {
-      const e = err as Error
-      const status = STATUS_BY_CODE[e.name]
-      if (status !== undefined) throw new ApiError(status, e.name, e.message)
-      if (e.name === 'InvalidContextId') throw new ApiError(400, e.name, e.message)
-      throw err
-    }
+    // sandbox errors keep their code; node/api/errors.ts gives the status
+    const result = await node.sandbox.run(agent, {
+      input: body.input,
+      onLog: (e) => { logs.push({ level: e.level, message: e.message }) },
+      ...(body.contextId !== undefined ? { contextId: body.contextId } : {}),
+      ...(body.timeoutMs !== undefined ? { timeoutMs: body.timeoutMs } : {})
+    })
+    return { ...result, logs } satisfies RunResponse
   })
 }

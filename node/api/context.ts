@@ -7,40 +7,15 @@
 //   POST /contexts/:id/checkpoints          { name }               name the current state
 //   GET  /presence                          which node works in which context
 // Writes answer once the change is on disk here; it reaches the other nodes right after.
+// crdt errors keep their code; node/api/errors.ts gives the status.
 
 import { z } from 'zod'
 import { contextId, isReservedContextId, requireContext } from '../../crdt/index.ts'
-import { parseInput } from '../api.ts'
+import { parseInput } from './input.ts'
 import { ApiError } from '../errors.ts'
 import type { Context, ContextView } from '../../crdt/index.ts'
-import type { HiveNode } from '../hive-node.ts'
+import type { ApiNode } from './types.ts'
 import type { FastifyInstance } from 'fastify'
-
-const STATUS_BY_CODE: Record<string, number> = {
-  InvalidContextId: 400,
-  InvalidCheckpointName: 400,
-  ValueTooDeep: 400,
-  MalformedUpdate: 400,
-  ContextNotFound: 404,
-  CheckpointNotFound: 404,
-  CheckpointExists: 409,
-  UpdateTooLarge: 413,
-  ContextStoreClosed: 503,
-  ContextWriteFailed: 500,
-  ContextCorrupt: 500
-}
-
-/** Turns a crdt error into the API's `{ error: { code, message } }` with a fitting status. */
-async function answer<T> (work: () => T | Promise<T>): Promise<T> {
-  try {
-    return await work()
-  } catch (err) {
-    const e = err as Error
-    const status = STATUS_BY_CODE[e.name]
-    if (status != null) throw new ApiError(status, e.name, e.message)
-    throw err
-  }
-}
 
 const idParams = z.object({ id: z.string() })
 const checkpointParams = z.object({ id: z.string(), name: z.string() })
@@ -55,12 +30,12 @@ export interface ContextDetail extends ContextView {
   workingHere: string[]
 }
 
-function detail (node: HiveNode, ctx: Context): ContextDetail {
+function detail (node: ApiNode, ctx: Context): ContextDetail {
   const workingHere = node.contexts.presence.list().filter(p => p.contexts.includes(ctx.id)).map(p => p.node)
   return { id: ctx.id, created: ctx.created, ...ctx.view(), workingHere }
 }
 
-export function routes (app: FastifyInstance, node: HiveNode): void {
+export function routes (app: FastifyInstance, node: ApiNode): void {
   const store = node.contexts.store
 
   app.get('/contexts', async () => ({ contexts: store.list().filter(c => !isReservedContextId(c.id)) }))
@@ -69,41 +44,35 @@ export function routes (app: FastifyInstance, node: HiveNode): void {
 
   app.get('/contexts/:id', async (request) => {
     const { id } = parseInput(idParams, request.params)
-    return await answer(() => detail(node, requireContext(store, contextId(id))))
+    return detail(node, requireContext(store, contextId(id)))
   })
 
   app.get('/contexts/:id/checkpoints/:name', async (request) => {
     const { id, name } = parseInput(checkpointParams, request.params)
-    return await answer(() => ({ id, checkpoint: name, ...requireContext(store, contextId(id)).at(name) }))
+    return { id, checkpoint: name, ...requireContext(store, contextId(id)).at(name) }
   })
 
   app.post('/contexts/:id/state', async (request) => {
     const { id } = parseInput(idParams, request.params)
     const { key, value } = parseInput(setBody, request.body)
     if (value === undefined) throw new ApiError(400, 'BadRequest', 'value: required (any JSON value)')
-    return await answer(async () => {
-      const ctx = await store.open(id)
-      await ctx.set(key, value)
-      return { id: ctx.id, key, value }
-    })
+    const ctx = await store.open(id)
+    await ctx.set(key, value)
+    return { id: ctx.id, key, value }
   })
 
   app.post('/contexts/:id/conversation', async (request) => {
     const { id } = parseInput(idParams, request.params)
     const { text, role } = parseInput(appendBody, request.body)
-    return await answer(async () => {
-      const ctx = await store.open(id)
-      await ctx.append(text, { role })
-      return { id: ctx.id, entries: ctx.view().conversation.length }
-    })
+    const ctx = await store.open(id)
+    await ctx.append(text, { role })
+    return { id: ctx.id, entries: ctx.view().conversation.length }
   })
 
   app.post('/contexts/:id/checkpoints', async (request) => {
     const { id } = parseInput(idParams, request.params)
     const { name } = parseInput(checkpointBody, request.body)
-    return await answer(async () => {
-      const ctx = await store.open(id)
-      return { id: ctx.id, ...await ctx.checkpoint(name) }
-    })
+    const ctx = await store.open(id)
+    return { id: ctx.id, ...await ctx.checkpoint(name) }
   })
 }

@@ -1,10 +1,10 @@
 // Core API routes: health, runtimes, peers, stop.
 
 import { VERSION } from '../version.ts'
-import type { HiveNode } from '../hive-node.ts'
+import type { ApiNode } from './types.ts'
 import type { FastifyInstance } from 'fastify'
 
-export function routes (app: FastifyInstance, node: HiveNode): void {
+export function routes (app: FastifyInstance, node: ApiNode): void {
   app.get('/health', async () => ({
     ok: true,
     name: node.name,

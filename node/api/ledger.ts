@@ -4,7 +4,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { z } from 'zod'
 import { listingToJson } from '../../ledger/index.ts'
 import { ApiError } from '../errors.ts'
-import type { HiveNode } from '../hive-node.ts'
+import type { ApiNode } from './types.ts'
 import type { FastifyInstance } from 'fastify'
 
 const PeerQuery = z.object({
@@ -35,7 +35,7 @@ function checkPeer (peer: string | undefined): string | undefined {
   }
 }
 
-export function routes (app: FastifyInstance, node: HiveNode): void {
+export function routes (app: FastifyInstance, node: ApiNode): void {
   app.get('/ledger/verify', async (request) => {
     const query = parseQuery(PeerQuery, request.query)
     return node.ledger.verify({ signer: checkPeer(query.peer) })

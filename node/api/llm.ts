@@ -16,10 +16,10 @@
 import { z } from 'zod'
 import { MAX_CONTENT_CHARS, MAX_MESSAGES, MAX_MODEL_NAME, MAX_MODELS, MAX_TOKENS, addModelFile } from '../../protocol/llm/index.ts'
 import { modelsDir } from '../llm.ts'
-import { parseInput } from '../api.ts'
+import { parseInput } from './input.ts'
 import { ApiError } from '../errors.ts'
 import type { ChatRequest } from '../../protocol/llm/index.ts'
-import type { HiveNode } from '../hive-node.ts'
+import type { ApiNode } from './types.ts'
 import type { FastifyInstance } from 'fastify'
 
 const ModelName = z.string().min(1).max(MAX_MODEL_NAME)
@@ -53,7 +53,7 @@ const STATUS_BY_CODE: Record<string, number> = {
   ModelNameInvalid: 400
 }
 
-export function routes (app: FastifyInstance, node: HiveNode): void {
+export function routes (app: FastifyInstance, node: ApiNode): void {
   app.post('/llm/chat', async (request, reply) => {
     const body = parseInput(chatBody, request.body)
     const req: ChatRequest = {

@@ -12,12 +12,12 @@
 //   GET  /capabilities  { capabilities }: what every live device reported, this one included.
 
 import { z } from 'zod'
-import { SubmitFields, explainText, isDigest } from '../../protocol/placement/index.ts'
+import { SubmitFields, explainText, isDigest } from '../../protocol/index.ts'
 import { inspectAgentBytes } from '../../sandbox/index.ts'
-import { parseInput } from '../api.ts'
+import { parseInput } from './input.ts'
 import { ApiError } from '../errors.ts'
-import type { Digest, TaskView } from '../../protocol/placement/index.ts'
-import type { HiveNode } from '../hive-node.ts'
+import type { Digest, TaskView } from '../../protocol/index.ts'
+import type { ApiNode } from './types.ts'
 import type { FastifyInstance } from 'fastify'
 
 /** A JS agent is ~12 MB, ~16 MB in base64. */
@@ -54,7 +54,7 @@ function rethrow (err: unknown): never {
   throw err
 }
 
-export function routes (app: FastifyInstance, node: HiveNode): void {
+export function routes (app: FastifyInstance, node: ApiNode): void {
   app.post('/task', { bodyLimit: MAX_AGENT_BODY_BYTES + 8 * 1024 * 1024 }, async (request, reply) => {
     // a context id breaks the same rule here as in the store that would hold the context
     const parsed = taskBody.safeParse(request.body ?? {})
@@ -64,7 +64,7 @@ export function routes (app: FastifyInstance, node: HiveNode): void {
     if (body.agent !== undefined) {
       agent = new Uint8Array(Buffer.from(body.agent, 'base64'))
     } else {
-      agent = node.placement.agents.get(body.digest as Digest)
+      agent = node.agents.get(body.digest as Digest)
       if (agent === undefined) throw new ApiError(404, 'AgentNotHeld', `this node holds no agent ${body.digest ?? ''}; send the component itself`)
     }
     let manifestPermissions: string[]

@@ -3,20 +3,23 @@
 // entry expires when its device has been quiet for `expireMs`.
 
 import { TopicValidatorResult } from '@libp2p/gossipsub'
+import { DEFAULT_CAPABILITIES_TOPIC } from '../wire/ids.ts'
+import { SILENT_LOG } from '../wire/log.ts'
+import { joinTopic } from '../wire/topic.ts'
 import { CapabilitiesNotRunningError, InvalidCapabilityOverrideError } from './errors.ts'
 import { createDeviceProbe } from './probe.ts'
 import { CapabilityOverrides, decodeCapabilityMessage, encodeCapabilityMessage } from './schema.ts'
 import type { DeviceProbe, DeviceProbeInit, DeviceReading } from './probe.ts'
 import type { CapabilityMessage, CapabilityReport, OverridableField, Power } from './schema.ts'
-import type { Message, TopicValidatorFn } from '@libp2p/gossipsub'
+import type { ProtocolLog } from '../wire/log.ts'
+import type { JoinedTopic, TopicPubSub, TopicValidate } from '../wire/topic.ts'
+import type { Message } from '@libp2p/gossipsub'
 import type { PeerId } from '@libp2p/interface'
 
-export const DEFAULT_CAPABILITIES_TOPIC = 'hive/capabilities/1'
+export { DEFAULT_CAPABILITIES_TOPIC }
 
 /** The part of gossipsub this service uses. */
-export interface CapabilitiesPubSub {
-  subscribe: (topic: string) => void
-  unsubscribe: (topic: string) => void
+export interface CapabilitiesPubSub extends TopicPubSub {
   publish: (topic: string, data: Uint8Array) => Promise<unknown>
   addEventListener: {
     (type: 'message', listener: (event: CustomEvent<Message>) => void): void
@@ -26,14 +29,9 @@ export interface CapabilitiesPubSub {
     (type: 'message', listener: (event: CustomEvent<Message>) => void): void
     (type: 'subscription-change', listener: (event: CustomEvent<{ peerId: PeerId, subscriptions: Array<{ topic: string, subscribe: boolean }> }>) => void): void
   }
-  /** When present, malformed messages are rejected before gossipsub forwards them. */
-  topicValidators?: Map<string, TopicValidatorFn>
 }
 
-export interface CapabilitiesLog {
-  debug: (message: string, ...details: unknown[]) => void
-  warn: (message: string, ...details: unknown[]) => void
-}
+export type CapabilitiesLog = ProtocolLog
 
 export interface CapabilitiesInit extends DeviceProbeInit {
   /** This device's node name. */
@@ -49,6 +47,11 @@ export interface CapabilitiesInit extends DeviceProbeInit {
   changeDelayMs?: number
   /** Agent runtimes this node offers; read at every report. */
   runtimes?: () => string[]
+  /**
+   * How many hive tasks run here now; read at every report. Call `refresh()` when it changes.
+   * Without it, the count is what `setRunning` last said.
+   */
+  running?: () => number
   /**
    * Fields the user sets instead of what the device reports (e.g. treat this laptop as on
    * battery, or as busy). Shown as overridden in every report.
@@ -93,13 +96,13 @@ export interface Capabilities extends EventTarget {
   isLive: (peerId: string) => boolean
   /** Tells the service how many hive tasks run here now; a change is published. */
   setRunning: (count: number) => void
+  /** Something a report reads changed (the `running` count): publish soon if the report differs. */
+  refresh: () => void
   /** Replaces the overrides (null clears them); the new report is published. */
   setOverrides: (overrides: CapabilityOverrides | null) => void
   /** Publishes a report now. */
   publish: (options?: { signal?: AbortSignal }) => Promise<void>
 }
-
-const SILENT: CapabilitiesLog = { debug: () => {}, warn: () => {} }
 
 function checkOverrides (overrides: CapabilityOverrides | null | undefined): CapabilityOverrides {
   if (overrides == null) return {}
@@ -158,14 +161,14 @@ class CapabilityService extends EventTarget implements Capabilities {
   private lastPublished?: CapabilityReport
   private tickTimer?: NodeJS.Timeout
   private changeTimer?: NodeJS.Timeout
-  private priorValidator?: TopicValidatorFn
+  private joined?: JoinedTopic
   private readonly stopping = new AbortController()
 
   constructor (init: CapabilitiesInit, components: CapabilitiesComponents) {
     super()
     this.init = init
     this.components = components
-    this.log = components.log ?? SILENT
+    this.log = components.log ?? SILENT_LOG
     this.topic = init.topic ?? DEFAULT_CAPABILITIES_TOPIC
     this.intervalMs = init.intervalMs ?? 3_000
     this.expireMs = init.expireMs ?? Math.round(this.intervalMs * 3.5)
@@ -211,28 +214,12 @@ class CapabilityService extends EventTarget implements Capabilities {
   }
 
   private join (): void {
-    const { pubsub } = this.components
-    const validators = pubsub.topicValidators
-    if (validators != null) {
-      this.priorValidator = validators.get(this.topic)
-      validators.set(this.topic, this.validate)
-    }
-    pubsub.subscribe(this.topic)
+    this.joined = joinTopic(this.components.pubsub, this.topic, this.validate)
   }
 
   private leave (): void {
-    const { pubsub } = this.components
-    try {
-      pubsub.unsubscribe(this.topic)
-    } catch {
-      // pubsub may already be stopped with libp2p
-    }
-    const validators = pubsub.topicValidators
-    if (validators?.get(this.topic) === this.validate) {
-      if (this.priorValidator != null) validators.set(this.topic, this.priorValidator)
-      else validators.delete(this.topic)
-    }
-    this.priorValidator = undefined
+    this.joined?.leave()
+    this.joined = undefined
   }
 
   async local (options: { signal?: AbortSignal } = {}): Promise<CapabilityReport> {
@@ -244,7 +231,7 @@ class CapabilityService extends EventTarget implements Capabilities {
       version: this.init.version,
       cores: reading.cores,
       load: reading.load,
-      running: this.running,
+      running: this.init.running?.() ?? this.running,
       freeMemory: reading.freeMemory,
       totalMemory: reading.totalMemory,
       power: reading.power,
@@ -273,6 +260,10 @@ class CapabilityService extends EventTarget implements Capabilities {
     if (!Number.isInteger(count) || count < 0) throw new RangeError(`running task count must be a non-negative integer, got ${count}`)
     if (count === this.running) return
     this.running = count
+    this.publishSoon()
+  }
+
+  refresh (): void {
     this.publishSoon()
   }
 
@@ -337,11 +328,7 @@ class CapabilityService extends EventTarget implements Capabilities {
     this.dispatchEvent(new CustomEvent('change', { detail: entry }))
   }
 
-  private readonly validate: TopicValidatorFn = async (peer, message) => {
-    if (this.priorValidator != null) {
-      const verdict = await this.priorValidator(peer, message)
-      if (verdict !== TopicValidatorResult.Accept) return verdict
-    }
+  private readonly validate: TopicValidate = (_peer, message) => {
     if (message.type !== 'signed') return TopicValidatorResult.Reject
     const author = message.from.toString()
     if (this.components.isMember != null && !this.components.isMember(author)) return TopicValidatorResult.Reject

@@ -11,9 +11,10 @@
 
 import { createHash } from 'node:crypto'
 import { peerIdFromString } from '@libp2p/peer-id'
-import * as ed from '@noble/ed25519'
 import { decode as cborDecode, encode as cborEncode } from 'cborg'
 import { z } from 'zod'
+import type { Signer } from '../wire/signing.ts'
+import { verifyEd25519 } from '../wire/signing.ts'
 import { base32Encode } from './base32.ts'
 import { InvalidEntryError, InvalidPeerIdError } from './errors.ts'
 
@@ -29,12 +30,8 @@ export type HiveId = string & { readonly __brand: 'HiveId' }
 
 export type EntryType = 'found' | 'add' | 'remove'
 
-/** Signs with this device's key. Structurally the same as the node's record signer. */
-export interface MembershipSigner {
-  /** PeerId string of the signing device (an Ed25519 PeerId). */
-  readonly peerId: string
-  sign: (message: Uint8Array) => Promise<Uint8Array>
-}
+/** Signs with this device's key: the wire kit's one Signer. */
+export type MembershipSigner = Signer
 
 const PEER_ID = z.string().min(1).max(128)
 const ENTRY_ID = z.string().regex(/^[0-9a-f]{64}$/)
@@ -168,7 +165,8 @@ export async function openEntry (wire: WireEntry): Promise<Entry> {
   } catch (err) {
     throw new InvalidEntryError(`entry names a bad peer: ${(err as Error).message}`)
   }
-  const ok = await ed.verifyAsync(sig, signingBytes(bytes), publicKey, { zip215: false }).catch(() => false)
+  // the hive's one rule (wire/signing.ts): strict RFC 8032 with a canonical S
+  const ok = verifyEd25519(publicKey, signingBytes(bytes), sig)
   if (!ok) throw new InvalidEntryError(`entry ${entryIdOf(bytes).slice(0, 12)} has a signature that does not verify for ${body.by}`)
   return { id: entryIdOf(bytes), body, bytes, sig }
 }

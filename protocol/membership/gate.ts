@@ -18,7 +18,8 @@
 // 5. Removal: when a peer stops being a member, its connections are closed at once.
 
 import { TopicValidatorResult } from '@libp2p/gossipsub'
-import { PeerNotAllowedError } from '../errors.ts'
+import { PeerNotAllowedError } from '../wire/errors.ts'
+import type { ProtocolLog } from '../wire/log.ts'
 import type { Membership, MembershipChange } from './membership.ts'
 import type { Message, TopicValidatorFn } from '@libp2p/gossipsub'
 import type { Connection, ConnectionGater, MultiaddrConnection, PeerId, Stream, StreamMiddleware } from '@libp2p/interface'
@@ -31,9 +32,7 @@ export interface Refusal {
   reason: string
 }
 
-export interface GateLog {
-  debug: (message: string, ...details: unknown[]) => void
-}
+export type GateLog = Pick<ProtocolLog, 'debug'>
 
 export interface GateInit {
   /** The pairing protocol id: the only protocol a pairing connection may speak. */

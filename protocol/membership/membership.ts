@@ -9,10 +9,12 @@ import { randomBytes } from 'node:crypto'
 import { decode as cborDecode, encode as cborEncode } from 'cborg'
 import { z } from 'zod'
 import { CannotRemoveSelfError, InvalidEntryError, MembershipNotStartedError, NotAMemberError } from './errors.ts'
+import { SILENT_LOG } from '../wire/log.ts'
 import { MemberGraph } from './graph.ts'
 import { checkPeerId, createEntry, decodeEntry, encodeEntry, hiveIdOf, openEntry } from './entries.ts'
 import type { ChainLink, HiveView, Member, Removal } from './graph.ts'
 import type { Entry, HiveId, MembershipSigner, WireEntry } from './entries.ts'
+import type { ProtocolLog } from '../wire/log.ts'
 import type { PeerId } from '@libp2p/interface'
 
 /** The part of a LevelDB handle (a sublevel with utf8 keys and Uint8Array values) used here. */
@@ -22,11 +24,7 @@ export interface MembershipDb {
   keys: (options: { gte: string, lt: string }) => AsyncIterable<string>
 }
 
-export interface MembershipLog {
-  debug: (message: string, ...details: unknown[]) => void
-  info?: (message: string, ...details: unknown[]) => void
-  warn: (message: string, ...details: unknown[]) => void
-}
+export type MembershipLog = ProtocolLog
 
 export interface MembershipInit {
   /** This device's node name, recorded in the entry that adds it. */
@@ -64,7 +62,6 @@ const MAX_REMEMBERED_ADDRS = 8
 
 const AddrList = z.array(z.string().min(1).max(256)).max(MAX_REMEMBERED_ADDRS)
 
-const SILENT_LOG: MembershipLog = { debug: () => {}, warn: () => {} }
 
 export class Membership extends EventTarget {
   readonly peerId: string

@@ -18,16 +18,21 @@
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { z } from 'zod'
-import { MalformedMessageError, PeerNotAllowedError, isPeerFault } from '../errors.ts'
-import { FramedStream } from '../wire.ts'
+import { MalformedMessageError, isPeerFault } from '../wire/errors.ts'
+import { MEMBERSHIP_PROTOCOL } from '../wire/ids.ts'
+import { SILENT_LOG } from '../wire/log.ts'
+import { openFramed, serveProtocol } from '../wire/serve.ts'
 import { HiveMismatchError, InvalidEntryError, TooManyEntriesError, UnauthorizedEntryError } from './errors.ts'
 import { HIVE_ID_PATTERN, WireEntrySchema, toWire } from './entries.ts'
 import { MAX_ENTRIES } from './graph.ts'
 import type { Membership, MembershipChange } from './membership.ts'
-import type { Connection, Libp2p, PeerId, Stream } from '@libp2p/interface'
+import type { FramedStream } from '../wire/framing.ts'
+import type { ProtocolLog } from '../wire/log.ts'
+import type { ServedProtocol } from '../wire/serve.ts'
+import type { Connection, Libp2p, PeerId } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 
-export const MEMBERSHIP_PROTOCOL = '/hive/membership/1.0.0'
+export { MEMBERSHIP_PROTOCOL }
 export const MAX_MEMBERSHIP_MESSAGE_BYTES = 12 * 1024 * 1024
 
 const ID = z.string().regex(/^[0-9a-f]{64}$/)
@@ -48,10 +53,7 @@ const ReplyMessage = z.discriminatedUnion('t', [EntriesMessage, RefuseMessage])
 
 export type MembershipNetwork = Pick<Libp2p, 'peerId' | 'handle' | 'unhandle' | 'dial' | 'getConnections' | 'getMultiaddrs' | 'hangUp' | 'addEventListener' | 'removeEventListener' | 'peerStore'>
 
-export interface SyncLog {
-  debug: (message: string, ...details: unknown[]) => void
-  warn: (message: string, ...details: unknown[]) => void
-}
+export type SyncLog = ProtocolLog
 
 export interface MembershipSyncInit {
   log?: SyncLog
@@ -73,8 +75,6 @@ export interface SyncFault {
   error: Error
 }
 
-const SILENT: SyncLog = { debug: () => {}, warn: () => {} }
-
 function isEntryFault (err: unknown): boolean {
   return isPeerFault(err) || err instanceof InvalidEntryError || err instanceof UnauthorizedEntryError ||
     err instanceof TooManyEntriesError || err instanceof HiveMismatchError
@@ -92,6 +92,7 @@ export class MembershipSync extends EventTarget {
   private readonly again = new Set<string>()
   private readonly nextDial = new Map<string, number>()
   private timer?: NodeJS.Timeout
+  private served?: ServedProtocol
   private started = false
 
   constructor (init: MembershipSyncInit, components: MembershipSyncComponents) {
@@ -99,7 +100,7 @@ export class MembershipSync extends EventTarget {
     this.membership = components.membership
     this.gate = components.gate
     this.network = components.network
-    this.log = init.log ?? SILENT
+    this.log = init.log ?? SILENT_LOG
     this.redialIntervalMs = init.redialIntervalMs ?? 15_000
     this.timeoutMs = init.exchangeTimeoutMs ?? 10_000
     this.onConnectionOpen = this.onConnectionOpen.bind(this)
@@ -110,9 +111,14 @@ export class MembershipSync extends EventTarget {
   async start (): Promise<void> {
     if (this.started) return
     this.started = true
-    await this.network.handle(MEMBERSHIP_PROTOCOL, async (stream, connection) => { await this.respond(stream, connection) }, {
+    this.served = await serveProtocol(this.network, MEMBERSHIP_PROTOCOL, async (framed, { peer, signal }) => { await this.respond(framed, peer.toString(), signal) }, {
+      log: this.log,
+      gate: this.gate,
+      maxMessageBytes: MAX_MEMBERSHIP_MESSAGE_BYTES,
+      timeoutMs: this.timeoutMs,
       maxInboundStreams: 8,
-      runOnLimitedConnection: false
+      isPeerFault: isEntryFault,
+      onPeerFault: (peer, error) => { this.reportFault(peer.toString(), error) }
     })
     this.network.addEventListener('connection:open', this.onConnectionOpen)
     this.network.addEventListener('peer:identify', this.onIdentify)
@@ -128,7 +134,8 @@ export class MembershipSync extends EventTarget {
     this.network.removeEventListener('connection:open', this.onConnectionOpen)
     this.network.removeEventListener('peer:identify', this.onIdentify)
     this.membership.removeEventListener('change', this.onChange)
-    await this.network.unhandle(MEMBERSHIP_PROTOCOL)
+    await this.served?.stop()
+    this.served = undefined
     await Promise.allSettled([...this.running.values()])
   }
 
@@ -234,14 +241,13 @@ export class MembershipSync extends EventTarget {
     const connection = this.connectionTo(peer)
     if (connection == null || !this.membership.isMember(peer)) return
     const signal = this.signal()
-    let stream: Stream
+    let framed: FramedStream
     try {
-      stream = await connection.newStream(MEMBERSHIP_PROTOCOL, { signal })
+      framed = await openFramed(connection, MEMBERSHIP_PROTOCOL, { signal, maxMessageBytes: MAX_MEMBERSHIP_MESSAGE_BYTES })
     } catch (err) {
       this.log.debug(`membership exchange with ${peer} not started: ${(err as Error).message}`)
       return
     }
-    const framed = new FramedStream(stream, { maxMessageBytes: MAX_MEMBERSHIP_MESSAGE_BYTES })
     try {
       const hive = this.membership.hiveId
       await framed.write({ t: 'have', hive, ids: this.membership.entryIds() }, { signal })
@@ -263,41 +269,35 @@ export class MembershipSync extends EventTarget {
     }
   }
 
-  private async respond (stream: Stream, connection: Connection): Promise<void> {
-    const peer = connection.remotePeer.toString()
-    if (!this.gate.allows(peer, MEMBERSHIP_PROTOCOL)) {
-      stream.abort(new PeerNotAllowedError(`${peer} is not a member of this hive`))
+  /** Answering side; serveProtocol has checked the gate, and drops the peer on an entry fault. */
+  private async respond (framed: FramedStream, peer: string, signal: AbortSignal): Promise<void> {
+    const have = await framed.read(HaveMessage, { signal })
+    const hive = this.membership.hiveId
+    if (have.hive !== hive) {
+      await framed.write({ t: 'refuse', code: HiveMismatchError.code, message: 'this node is in another hive' }, { signal })
+      await framed.close({ signal })
       return
     }
-    const framed = new FramedStream(stream, { maxMessageBytes: MAX_MEMBERSHIP_MESSAGE_BYTES })
-    const signal = this.signal()
-    try {
-      const have = await framed.read(HaveMessage, { signal })
-      const hive = this.membership.hiveId
-      if (have.hive !== hive) {
-        await framed.write({ t: 'refuse', code: HiveMismatchError.code, message: 'this node is in another hive' }, { signal })
-        await framed.close({ signal })
-        return
-      }
-      const theirs = new Set(have.ids)
-      const missing = this.membership.entries().filter(e => !theirs.has(e.id)).map(toWire)
-      await framed.write({ t: 'entries', hive, entries: missing, ids: this.membership.entryIds(), addrs: await this.hints() }, { signal })
-      const rest = await framed.read(EntriesMessage, { signal })
-      if (rest.hive !== hive) throw new MalformedMessageError(`message names hive ${rest.hive}, not ${hive}`)
-      await this.membership.merge(rest.entries, { origin: peer })
-      await this.takeHints(peer, rest.addrs)
-      await framed.close({ signal }).catch(() => {})
-    } catch (err) {
-      await this.fail(framed, peer, err)
-    }
+    const theirs = new Set(have.ids)
+    const missing = this.membership.entries().filter(e => !theirs.has(e.id)).map(toWire)
+    await framed.write({ t: 'entries', hive, entries: missing, ids: this.membership.entryIds(), addrs: await this.hints() }, { signal })
+    const rest = await framed.read(EntriesMessage, { signal })
+    if (rest.hive !== hive) throw new MalformedMessageError(`message names hive ${rest.hive}, not ${hive}`)
+    await this.membership.merge(rest.entries, { origin: peer })
+    await this.takeHints(peer, rest.addrs)
+    await framed.close({ signal }).catch(() => {})
+  }
+
+  private reportFault (peer: string, error: Error): void {
+    this.log.warn(`dropping ${peer}: it sent membership data that does not verify (${error.name}: ${error.message})`)
+    this.dispatchEvent(new CustomEvent<SyncFault>('fault', { detail: { peer, error } }))
   }
 
   private async fail (framed: FramedStream, peer: string, err: unknown): Promise<void> {
     const error = err instanceof Error ? err : new Error(String(err))
     framed.abort(error)
     if (isEntryFault(error)) {
-      this.log.warn(`dropping ${peer}: it sent membership data that does not verify (${error.name}: ${error.message})`)
-      this.dispatchEvent(new CustomEvent<SyncFault>('fault', { detail: { peer, error } }))
+      this.reportFault(peer, error)
       await this.network.hangUp(peerIdFromString(peer)).catch(() => {})
     } else {
       this.log.debug(`membership exchange with ${peer} ended: ${error.name}: ${error.message}`)

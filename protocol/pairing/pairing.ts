@@ -20,8 +20,9 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
 import { multiaddr } from '@multiformats/multiaddr'
 import { z } from 'zod'
-import { PeerNotAllowedError } from '../errors.ts'
-import { FramedStream } from '../wire.ts'
+import { PAIRING_PROTOCOL } from '../wire/ids.ts'
+import { SILENT_LOG } from '../wire/log.ts'
+import { openFramed, serveProtocol } from '../wire/serve.ts'
 import { HIVE_ID_PATTERN, WireEntrySchema, toWire } from '../membership/entries.ts'
 import { MAX_ENTRIES } from '../membership/graph.ts'
 import {
@@ -33,9 +34,12 @@ import type { RefusalCode } from './errors.ts'
 import type { HiveId } from '../membership/entries.ts'
 import type { MembershipGate } from '../membership/gate.ts'
 import type { MemberSummary, Membership, MembershipChange } from '../membership/membership.ts'
-import type { Connection, Libp2p, Stream } from '@libp2p/interface'
+import type { FramedStream } from '../wire/framing.ts'
+import type { ProtocolLog } from '../wire/log.ts'
+import type { ServedProtocol } from '../wire/serve.ts'
+import type { Connection, Libp2p } from '@libp2p/interface'
 
-export const PAIRING_PROTOCOL = '/hive/pairing/1.0.0'
+export { PAIRING_PROTOCOL }
 export const PAIRING_DOMAIN = 'hive-node/pairing/v1'
 export const DEFAULT_INVITE_TTL_MS = 10 * 60_000
 export const MAX_INVITE_TTL_MS = 24 * 60 * 60_000
@@ -64,13 +68,9 @@ const Welcome = z.strictObject({
 const ChallengeOrRefused = z.discriminatedUnion('t', [Challenge, Refused])
 const WelcomeOrRefused = z.discriminatedUnion('t', [Welcome, Refused])
 
-export type PairingNetwork = Pick<Libp2p, 'peerId' | 'handle' | 'unhandle' | 'dial' | 'getMultiaddrs'>
+export type PairingNetwork = Pick<Libp2p, 'peerId' | 'handle' | 'unhandle' | 'dial' | 'getMultiaddrs' | 'hangUp'>
 
-export interface PairingLog {
-  debug: (message: string, ...details: unknown[]) => void
-  info?: (message: string, ...details: unknown[]) => void
-  warn: (message: string, ...details: unknown[]) => void
-}
+export type PairingLog = ProtocolLog
 
 export interface PairingInit {
   /** This device's node name, sent to the inviter and recorded in the member list. */
@@ -131,7 +131,6 @@ interface HeldInvite {
   timer?: NodeJS.Timeout
 }
 
-const SILENT: PairingLog = { debug: () => {}, warn: () => {} }
 
 function lp (bytes: Uint8Array): Uint8Array[] {
   const len = new Uint8Array(4)
@@ -178,6 +177,7 @@ export class Pairing extends EventTarget {
   private readonly held = new Map<string, HeldInvite>()
   private readonly stopping = new AbortController()
   private started = false
+  private served?: ServedProtocol
 
   constructor (init: PairingInit, components: PairingComponents) {
     super()
@@ -185,7 +185,7 @@ export class Pairing extends EventTarget {
     this.gate = components.gate
     this.network = components.network
     this.name = init.name
-    this.log = init.log ?? SILENT
+    this.log = init.log ?? SILENT_LOG
     this.now = init.now ?? Date.now
     this.maxFailures = init.maxFailedAttempts ?? MAX_FAILED_ATTEMPTS
     this.timeoutMs = init.exchangeTimeoutMs ?? 20_000
@@ -195,7 +195,11 @@ export class Pairing extends EventTarget {
   async start (): Promise<void> {
     if (this.started) return
     this.started = true
-    await this.network.handle(PAIRING_PROTOCOL, async (stream, connection) => { await this.respond(stream, connection) }, {
+    this.served = await serveProtocol(this.network, PAIRING_PROTOCOL, async (framed, { peer, signal }) => { await this.respond(framed, peer.toString(), signal) }, {
+      log: this.log,
+      gate: this.gate,
+      maxMessageBytes: MAX_PAIRING_MESSAGE_BYTES,
+      timeoutMs: this.timeoutMs,
       // the one protocol a pairing connection (marked limited by the gate) may speak
       runOnLimitedConnection: true,
       maxInboundStreams: 4
@@ -210,7 +214,8 @@ export class Pairing extends EventTarget {
     this.membership.removeEventListener('change', this.onMembershipChange)
     for (const invite of this.held.values()) this.retire(invite)
     this.held.clear()
-    await this.network.unhandle(PAIRING_PROTOCOL)
+    await this.served?.stop()
+    this.served = undefined
   }
 
   /** Makes a one-time invite to this device's hive. The result's `uri` holds the secret. */
@@ -281,16 +286,14 @@ export class Pairing extends EventTarget {
     try {
       const addrs = invite.addresses.map(a => multiaddr(a).encapsulate(`/p2p/${invite.inviter}`))
       let connection: Connection
-      let stream: Stream
       try {
         // a fresh connection: an old one may be on its way out (this device removed unawares)
         connection = await this.network.dial(addrs, { signal, force: true })
-        stream = await connection.newStream(PAIRING_PROTOCOL, { signal, runOnLimitedConnection: true })
+        framed = await openFramed(connection, PAIRING_PROTOCOL, { signal, runOnLimitedConnection: true, maxMessageBytes: MAX_PAIRING_MESSAGE_BYTES })
       } catch (err) {
         options.signal?.throwIfAborted()
         throw new InviterUnreachableError(`could not reach the inviting device at ${invite.addresses.join(', ')} (${(err as Error).message}); check that its node is running, that both devices are on the same network, and that the invite is still open`)
       }
-      framed = new FramedStream(stream, { maxMessageBytes: MAX_PAIRING_MESSAGE_BYTES })
       const joinerNonce = new Uint8Array(randomBytes(32))
       const ownAddrs = this.network.getMultiaddrs().map(a => a.toString()).slice(0, 8)
       await framed.write({ t: 'hello', v: 1, hive: invite.hiveId, invite: invite.id, nonce: joinerNonce, name: this.name, addrs: ownAddrs }, { signal })
@@ -335,15 +338,12 @@ export class Pairing extends EventTarget {
     }
   }
 
-  /** Inviter side of the exchange. */
-  private async respond (stream: Stream, connection: Connection): Promise<void> {
-    const joiner = connection.remotePeer.toString()
-    if (!this.gate.allows(joiner, PAIRING_PROTOCOL)) {
-      stream.abort(new PeerNotAllowedError(`${joiner} may not pair now`))
-      return
-    }
-    const framed = new FramedStream(stream, { maxMessageBytes: MAX_PAIRING_MESSAGE_BYTES })
-    const signal = AbortSignal.any([this.stopping.signal, AbortSignal.timeout(this.timeoutMs)])
+  /**
+   * Inviter side of the exchange. serveProtocol has checked the gate (only a joiner this
+   * device expects may speak pairing) and bounds the exchange in time; a joiner that sends
+   * something malformed is hung up on there.
+   */
+  private async respond (framed: FramedStream, joiner: string, signal: AbortSignal): Promise<void> {
     let inviteId = '?'
     const refuse = async (code: RefusalCode): Promise<void> => {
       const error = refusalError(code, MESSAGES[code])
@@ -352,60 +352,55 @@ export class Pairing extends EventTarget {
       await framed.write({ t: 'refused', code, message: error.message }, { signal })
       await framed.close({ signal }).catch(() => {})
     }
-    try {
-      const hello = await framed.read(Hello, { signal })
-      inviteId = hello.invite
-      const invite = this.held.get(hello.invite)
-      const early = this.check(invite, hello.hive, joiner)
-      if (early != null || invite == null) {
-        await refuse(early ?? 'InviteUnknown')
-        return
-      }
-      const inviterNonce = new Uint8Array(randomBytes(32))
-      await framed.write({ t: 'challenge', nonce: inviterNonce }, { signal })
-      const proof = await framed.read(Proof, { signal })
-      // the invite may have been used, closed or expired while this joiner was answering
-      const late = this.check(invite, hello.hive, joiner)
-      if (late != null) {
-        await refuse(late)
-        return
-      }
-      const transcript = { hive: invite.hiveId, invite: invite.id, inviter: this.membership.peerId, joiner, joinerNonce: hello.nonce, inviterNonce }
-      if (!sameMac(proof.mac, pairingMac(invite.secret, 'joiner', transcript))) {
-        invite.failures++
-        if (invite.failures >= this.maxFailures) {
-          invite.state = 'closed'
-          this.log.warn(`invite ${invite.id} closed after ${invite.failures} wrong attempts`)
-        }
-        await refuse('WrongSecret')
-        return
-      }
-      // burnt before anything else can run: a second proof finds it used
-      invite.state = 'used'
-      invite.usedBy = joiner
-      try {
-        await this.membership.add(joiner, { name: hello.name, addrs: hello.addrs, invite: invite.id })
-        await this.membership.rememberAddresses(joiner, hello.addrs)
-      } catch (err) {
-        this.log.warn(`could not add ${joiner} after a valid proof: ${(err as Error).message}`)
-        await refuse('PairingFailed')
-        return
-      }
-      await framed.write({
-        t: 'welcome',
-        mac: pairingMac(invite.secret, 'inviter', transcript),
-        hive: invite.hiveId,
-        entries: this.membership.entries().map(toWire),
-        addrs: this.hints(joiner)
-      }, { signal })
-      await framed.close({ signal }).catch(() => {})
-      this.log.info?.(`paired ${hello.name} (${joiner}) on invite ${invite.id}`)
-      this.dispatchEvent(new CustomEvent<PairedEvent>('paired', { detail: { peer: joiner, name: hello.name, inviteId: invite.id } }))
-      this.gate.endPairing(joiner)
-    } catch (err) {
-      framed.abort(err as Error)
-      this.log.debug(`pairing exchange with ${joiner} ended: ${(err as Error).name}: ${(err as Error).message}`)
+    const hello = await framed.read(Hello, { signal })
+    inviteId = hello.invite
+    const invite = this.held.get(hello.invite)
+    const early = this.check(invite, hello.hive, joiner)
+    if (early != null || invite == null) {
+      await refuse(early ?? 'InviteUnknown')
+      return
     }
+    const inviterNonce = new Uint8Array(randomBytes(32))
+    await framed.write({ t: 'challenge', nonce: inviterNonce }, { signal })
+    const proof = await framed.read(Proof, { signal })
+    // the invite may have been used, closed or expired while this joiner was answering
+    const late = this.check(invite, hello.hive, joiner)
+    if (late != null) {
+      await refuse(late)
+      return
+    }
+    const transcript = { hive: invite.hiveId, invite: invite.id, inviter: this.membership.peerId, joiner, joinerNonce: hello.nonce, inviterNonce }
+    if (!sameMac(proof.mac, pairingMac(invite.secret, 'joiner', transcript))) {
+      invite.failures++
+      if (invite.failures >= this.maxFailures) {
+        invite.state = 'closed'
+        this.log.warn(`invite ${invite.id} closed after ${invite.failures} wrong attempts`)
+      }
+      await refuse('WrongSecret')
+      return
+    }
+    // burnt before anything else can run: a second proof finds it used
+    invite.state = 'used'
+    invite.usedBy = joiner
+    try {
+      await this.membership.add(joiner, { name: hello.name, addrs: hello.addrs, invite: invite.id })
+      await this.membership.rememberAddresses(joiner, hello.addrs)
+    } catch (err) {
+      this.log.warn(`could not add ${joiner} after a valid proof: ${(err as Error).message}`)
+      await refuse('PairingFailed')
+      return
+    }
+    await framed.write({
+      t: 'welcome',
+      mac: pairingMac(invite.secret, 'inviter', transcript),
+      hive: invite.hiveId,
+      entries: this.membership.entries().map(toWire),
+      addrs: this.hints(joiner)
+    }, { signal })
+    await framed.close({ signal }).catch(() => {})
+    this.log.info?.(`paired ${hello.name} (${joiner}) on invite ${invite.id}`)
+    this.dispatchEvent(new CustomEvent<PairedEvent>('paired', { detail: { peer: joiner, name: hello.name, inviteId: invite.id } }))
+    this.gate.endPairing(joiner)
   }
 
   /** Why an invite cannot be used now by this joiner, or undefined when it can. */

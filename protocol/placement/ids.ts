@@ -13,13 +13,9 @@ export type Digest = string & { readonly [digestBrand]: true }
 export const TASK_ID_PATTERN = /^[0-9a-f]{32}$/
 export const DIGEST_PATTERN = /^[0-9a-f]{64}$/
 
-/**
- * A shared context's id, as every part that names one accepts it: the CRDT store that holds the
- * context and placement that carries it in a task. Stated here once (protocol may not import
- * crdt/); crdt's own id check is the same rule.
- */
-export const CONTEXT_ID_MAX_LENGTH = 128
-export const CONTEXT_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]*$/
+// A shared context's id, as every part that names one accepts it (the CRDT store that holds the
+// context, and placement that carries it in a task): stated once, in protocol/wire/ids.ts.
+export { CONTEXT_ID_MAX_LENGTH, CONTEXT_ID_PATTERN } from '../wire/ids.ts'
 
 export function newTaskId (): TaskId {
   return randomBytes(16).toString('hex') as TaskId

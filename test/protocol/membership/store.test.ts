@@ -9,8 +9,8 @@ import { describe, it } from 'node:test'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { Level } from 'level'
-import { createMembership, toWire } from '../../protocol/membership/index.ts'
-import type { Membership, MembershipChange, MembershipSigner } from '../../protocol/membership/index.ts'
+import { createMembership, toWire } from '../../../protocol/membership/index.ts'
+import type { Membership, MembershipChange, MembershipSigner } from '../../../protocol/membership/index.ts'
 
 async function signer (): Promise<MembershipSigner> {
   const key = await generateKeyPair('Ed25519')

@@ -7,12 +7,12 @@ import { mkdtemp, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
-import { base32Encode } from '../../protocol/membership/index.ts'
-import { Invite, decodeInvite, encodeInvite, readQrPngFile, writeInvitePng } from '../../protocol/pairing/index.ts'
-import { eventPromise, waitFor } from '../helpers/wait.ts'
-import { connected, devices, memberIds } from './pairing-fixture.ts'
-import type { RefusedEvent } from '../../protocol/pairing/index.ts'
-import type { Device } from './pairing-fixture.ts'
+import { base32Encode } from '../../../protocol/membership/index.ts'
+import { Invite, decodeInvite, encodeInvite, readQrPngFile, writeInvitePng } from '../../../protocol/pairing/index.ts'
+import { eventPromise, waitFor } from '../../helpers/wait.ts'
+import { connected, devices, memberIds } from '../../helpers/pairing-fixture.ts'
+import type { RefusedEvent } from '../../../protocol/pairing/index.ts'
+import type { Device } from '../../helpers/pairing-fixture.ts'
 
 async function refusedAt (inviter: Device, run: () => Promise<unknown>): Promise<{ joiner: Error, inviter: Error }> {
   const seen = eventPromise<CustomEvent<RefusedEvent>>(inviter.pairing, 'refused', { timeoutMs: 15_000 })

@@ -5,20 +5,20 @@
 import { randomBytes } from 'node:crypto'
 import { unlink } from 'node:fs/promises'
 import Fastify from 'fastify'
-import { CHECKPOINT_NAME_MAX_LENGTH } from '../crdt/index.ts'
-import { ApiError } from './errors.ts'
-import * as coreApi from './api/core.ts'
-import * as pairingApi from './api/pairing.ts'
-import * as contextApi from './api/context.ts'
-import * as agentsApi from './api/agents.ts'
-import * as ledgerApi from './api/ledger.ts'
-import * as tasksApi from './api/tasks.ts'
-import * as llmApi from './api/llm.ts'
-import type { HiveNode } from './hive-node.ts'
-import type { dataPaths } from './config.ts'
+import { CHECKPOINT_NAME_MAX_LENGTH } from '../../crdt/index.ts'
+import { ApiError } from '../errors.ts'
+import * as coreApi from './core.ts'
+import * as pairingApi from './pairing.ts'
+import * as contextApi from './context.ts'
+import * as agentsApi from './agents.ts'
+import * as ledgerApi from './ledger.ts'
+import * as tasksApi from './tasks.ts'
+import * as llmApi from './llm.ts'
+import { statusOf } from './errors.ts'
+import type { ApiNode } from './types.ts'
+import type { dataPaths } from '../config.ts'
 import type { FastifyInstance, FastifyReply } from 'fastify'
-import type { z } from 'zod'
-import { writePrivateFile } from './private-file.ts'
+import { writePrivateFile } from '../private-file.ts'
 
 export const API_HOST = '127.0.0.1'
 const MAX_BODY_BYTES = 8 * 1024 * 1024
@@ -70,18 +70,7 @@ export interface ApiFile {
   peerId: string
 }
 
-/** Validates a request body (or query) with a zod schema; a mismatch is a 400 that names the field. */
-export function parseInput<S extends z.ZodType> (schema: S, value: unknown): z.infer<S> {
-  const parsed = schema.safeParse(value ?? {})
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]
-    const where = issue?.path.length != null && issue.path.length > 0 ? `${issue.path.join('.')}: ` : ''
-    throw new ApiError(400, 'BadRequest', `${where}${issue?.message ?? 'invalid input'}`)
-  }
-  return parsed.data
-}
-
-export async function createApi (node: HiveNode, init: ApiInit): Promise<Api> {
+export async function createApi (node: ApiNode, init: ApiInit): Promise<Api> {
   const token = randomBytes(32).toString('hex')
   const app: FastifyInstance = Fastify({
     logger: false,
@@ -126,6 +115,13 @@ export async function createApi (node: HiveNode, init: ApiInit): Promise<Api> {
   app.setErrorHandler(async (err, _request, reply) => {
     if (err instanceof ApiError) {
       return reply.status(err.status).send({ error: { code: err.code, message: err.message } })
+    }
+    // a subsystem's error keeps its code; the table says whose fault it is
+    const status = statusOf(err)
+    if (status != null) {
+      const e = err as Error
+      if (status >= 500) node.log.warn(`API error: ${e.name}: ${e.message}`)
+      return reply.status(status).send({ error: { code: e.name, message: e.message } })
     }
     const e = err as { statusCode?: number, code?: string, message: string, name?: string }
     if (e.statusCode != null && e.statusCode >= 400 && e.statusCode < 500) {

@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { z } from 'zod'
-import { FrameDecoder, decodeMessage, dialFramed, encodeFrame, encodeMessage, encodeVarint, serveProtocol } from '../../protocol/index.ts'
-import { startMesh } from '../helpers/mesh.ts'
-import { eventPromise, waitFor } from '../helpers/wait.ts'
-import type { HiveNode } from '../../node/hive-node.ts'
-import type { Mesh } from '../helpers/mesh.ts'
-import type { ServedProtocol } from '../../protocol/index.ts'
+import { FrameDecoder, decodeMessage, dialFramed, encodeFrame, encodeMessage, encodeVarint, serveProtocol } from '../../../protocol/index.ts'
+import { startMesh } from '../../helpers/mesh.ts'
+import { eventPromise, waitFor } from '../../helpers/wait.ts'
+import type { HiveNode } from '../../../node/hive-node.ts'
+import type { Mesh } from '../../helpers/mesh.ts'
+import type { ServedProtocol } from '../../../protocol/index.ts'
 import type { Connection, PeerId } from '@libp2p/interface'
 
 const Echo = z.object({ type: z.literal('echo'), text: z.string().max(1000) })

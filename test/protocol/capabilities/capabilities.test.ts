@@ -6,11 +6,11 @@ import { after, before, describe, it } from 'node:test'
 import { encode as cborEncode } from 'cborg'
 import {
   CapabilityMessage, createCapabilities, createDeviceProbe, decodeCapabilityMessage, readOllamaModels, readPower
-} from '../../protocol/capabilities/index.ts'
-import { makeTempDir, startMesh } from '../helpers/mesh.ts'
-import { eventPromise, waitFor } from '../helpers/wait.ts'
-import type { Capabilities, CapabilityEntry } from '../../protocol/capabilities/index.ts'
-import type { Mesh } from '../helpers/mesh.ts'
+} from '../../../protocol/capabilities/index.ts'
+import { makeTempDir, startMesh } from '../../helpers/mesh.ts'
+import { eventPromise, waitFor } from '../../helpers/wait.ts'
+import type { Capabilities, CapabilityEntry } from '../../../protocol/capabilities/index.ts'
+import type { Mesh } from '../../helpers/mesh.ts'
 import type { AddressInfo } from 'node:net'
 import type { Server } from 'node:http'
 

@@ -7,9 +7,9 @@ import { inspect } from 'node:util'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { PNG } from 'pngjs'
-import { base32Encode } from '../../protocol/membership/index.ts'
-import { Invite, decodeInvite, decodeQrPng, encodeInvite, inviteQrPng, inviteQrTerminal } from '../../protocol/pairing/index.ts'
-import type { HiveId } from '../../protocol/membership/index.ts'
+import { base32Encode } from '../../../protocol/membership/index.ts'
+import { Invite, decodeInvite, decodeQrPng, encodeInvite, inviteQrPng, inviteQrTerminal } from '../../../protocol/pairing/index.ts'
+import type { HiveId } from '../../../protocol/membership/index.ts'
 
 async function sample (): Promise<Invite> {
   const inviter = peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString()

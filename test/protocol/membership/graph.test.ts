@@ -5,8 +5,8 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import { MemberGraph, createEntry, hiveIdOf, openEntry, toWire } from '../../protocol/membership/index.ts'
-import type { Entry, EntryBody, EntryId, MembershipSigner } from '../../protocol/membership/index.ts'
+import { MemberGraph, createEntry, hiveIdOf, openEntry, toWire } from '../../../protocol/membership/index.ts'
+import type { Entry, EntryBody, EntryId, MembershipSigner } from '../../../protocol/membership/index.ts'
 
 interface Device extends MembershipSigner { label: string }
 

@@ -1,40 +1,9 @@
-// The node's side of placement: capability gossip and the placement service built from the
-// node's parts, with the sandbox as the executor and the ledger as the record keeper.
+// The executor placement runs a won task with: the sandbox, with the task's permissions
+// checked against what the agent asks for and what this node offers.
 
-import { createCapabilities } from '../protocol/capabilities/index.ts'
-import { createPlacement } from '../protocol/placement/index.ts'
 import { PERMISSIONS, inspectAgentBytes } from '../sandbox/index.ts'
-import type { Capabilities, CapabilitiesInit, CapabilityOverrides } from '../protocol/capabilities/index.ts'
-import type { AgentLogLine, ExecutionOutcome, Executor, Placement, PlacementInit } from '../protocol/placement/index.ts'
-import type { HiveRecords, PeerGate, RecordSigner } from '../protocol/index.ts'
-import type { Ledger } from '../ledger/index.ts'
+import type { AgentLogLine, ExecutionOutcome, Executor } from '../protocol/index.ts'
 import type { AgentLlmCall, AgentLlmUsage, AgentLogEntry, Sandbox } from '../sandbox/index.ts'
-import type { HiveLibp2p } from './libp2p.ts'
-import type { Logger } from './logger.ts'
-
-/** Capability gossip settings a node may be started with (tests shorten the intervals). */
-export type CapabilitySettings = Pick<CapabilitiesInit, 'intervalMs' | 'expireMs' | 'ollamaUrl' | 'ollamaTimeoutMs' | 'powerSupplyDir' | 'localModels' | 'drmDir'>
-
-export interface TasksInit {
-  name: string
-  version: string
-  capabilities?: CapabilitySettings
-  capabilityOverrides?: CapabilityOverrides
-  placement?: PlacementInit
-}
-
-export interface TasksComponents {
-  libp2p: HiveLibp2p
-  records: HiveRecords
-  signer: RecordSigner
-  sandbox: Sandbox
-  ledger: Ledger
-  gate: PeerGate
-  isMember: (peerId: string) => boolean
-  /** Names of the runtimes this node offers and has ready. */
-  runtimes: () => string[]
-  log: Logger
-}
 
 /** One log line per model call of a run: what `hive-node run` prints. */
 export function llmCallLine (call: AgentLlmCall): string {
@@ -125,36 +94,4 @@ export function sandboxExecutor (sandbox: Sandbox): Executor {
       }
     }
   }
-}
-
-export function createNodeTasks (init: TasksInit, components: TasksComponents): { capabilities: Capabilities, placement: Placement } {
-  const { libp2p, log } = components
-  const capabilities = createCapabilities({
-    name: init.name,
-    version: init.version,
-    runtimes: components.runtimes,
-    ...init.capabilities,
-    ...(init.capabilityOverrides != null ? { overrides: init.capabilityOverrides } : {})
-  }, {
-    self: libp2p.peerId.toString(),
-    pubsub: libp2p.services.pubsub,
-    isMember: components.isMember,
-    log: log.child('capabilities')
-  })
-  const placement = createPlacement(init.placement ?? {}, {
-    host: libp2p,
-    pubsub: libp2p.services.pubsub,
-    dht: libp2p.services.dht,
-    records: components.records,
-    signer: components.signer,
-    capabilities,
-    executor: sandboxExecutor(components.sandbox),
-    ledger: { append: async (record, options) => components.ledger.append(record, options) },
-    gate: components.gate,
-    isMember: components.isMember,
-    log: log.child('placement')
-  })
-  // the bid of a device counts the tasks it runs: capabilities learns the count from placement
-  placement.on('running', ({ count }) => { capabilities.setRunning(count) })
-  return { capabilities, placement }
 }

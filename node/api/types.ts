@@ -1,0 +1,58 @@
+// What the API's routes read from the node: a narrow interface, so the routes depend on the
+// parts they use rather than on the HiveNode class (which implements it), and node/api never
+// imports hive-node.ts.
+
+import type { Contexts } from '../../crdt/index.ts'
+import type { Ledger } from '../../ledger/index.ts'
+import type { AgentStore, Capabilities, CapabilityReport, Digest, Membership, Pairing, Placement } from '../../protocol/index.ts'
+import type { Sandbox } from '../../sandbox/index.ts'
+import type { TaskArchive } from '../task-archive.ts'
+import type { NodeLlm } from '../llm.ts'
+import type { Connection, PeerId } from '@libp2p/interface'
+
+export interface PeerSummary {
+  peerId: string
+  name?: string
+  /** A member of this device's hive (false: a connection that is only pairing). */
+  member?: boolean
+  addresses: string[]
+  direction: 'inbound' | 'outbound'
+  latencyMs?: number
+  /** What the peer last reported on capability gossip, while it is fresh. */
+  capabilities?: CapabilityReport
+}
+
+export interface RuntimeInfo {
+  name: string
+  status: 'ready' | 'unavailable' | 'starting'
+  detail?: string
+  [extra: string]: unknown
+}
+
+
+export interface ApiNode {
+  readonly name: string
+  readonly peerId: PeerId
+  readonly dataDir: string
+  readonly startedAt: number
+  readonly apiUrl: string | undefined
+  readonly log: { warn: (message: string) => void }
+  listenAddresses: () => string[]
+  peers: () => PeerSummary[]
+  runtimes: () => RuntimeInfo[]
+  /** Stops the node after the current answer has gone out. */
+  requestStop: () => void
+  /** Open connections, for the member list's `connected`. */
+  readonly libp2p: { getConnections: () => Connection[] }
+  readonly hive: { readonly membership: Membership, readonly pairing: Pairing, strangersNearby: () => number }
+  readonly contexts: Pick<Contexts, 'store' | 'presence'>
+  readonly sandbox: Pick<Sandbox, 'loaded' | 'run'>
+  readonly ledger: Pick<Ledger, 'verify' | 'self' | 'list' | 'chains'>
+  readonly capabilities: Pick<Capabilities, 'view'>
+  readonly placement: Pick<Placement, 'submit' | 'get' | 'wait' | 'explain' | 'list'>
+  readonly taskArchive: Pick<TaskArchive, 'get' | 'list'>
+  /** The node's one agent store: a task may name an agent by digest once it is held here. */
+  readonly agents: Pick<AgentStore<Digest>, 'get'>
+  /** LLM calls: the waterfall, the budget and the cloud keys this device holds. */
+  readonly llm: Pick<NodeLlm, 'router' | 'budget' | 'setBudget' | 'budgetSetting' | 'cloudSet' | 'cloudRemove' | 'cloudList'>
+}

@@ -1,0 +1,15 @@
+// The wire kit every hive protocol shares: protocol ids and bounds, framing, the CBOR-plus-schema
+// codec, the inbound-handler wrapper and dial helpers, gossip topics, signing and its one
+// verifier, signed DHT records and the `peer` kind, the logger shape and the errors. Uses
+// libp2p interfaces only; imports nothing else from protocol/ (crdt/ and ledger/ use it too).
+
+export * from './errors.ts'
+export * from './ids.ts'
+export * from './log.ts'
+export * from './codec.ts'
+export * from './framing.ts'
+export * from './serve.ts'
+export * from './topic.ts'
+export * from './signing.ts'
+export * from './dht-records.ts'
+export * from './peer-record.ts'

@@ -1,0 +1,53 @@
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import { createCapabilities } from '../../../protocol/capabilities/index.ts'
+import type { CapabilitiesPubSub, DeviceProbe } from '../../../protocol/capabilities/index.ts'
+
+const probe: DeviceProbe = { read: async () => ({ cores: 4, load: 0, freeMemory: 2 ** 30, totalMemory: 2 ** 31, power: { state: 'ac' }, models: [] }) }
+
+function fakePubSub (published: Uint8Array[]): CapabilitiesPubSub {
+  return {
+    subscribe: () => {},
+    unsubscribe: () => {},
+    publish: async (_topic, data) => { published.push(data) },
+    addEventListener: () => {},
+    removeEventListener: () => {}
+  }
+}
+
+describe('capabilities: the running count', () => {
+  it('is read from init.running at every report, in place of setRunning', async () => {
+    let running = 0
+    const caps = createCapabilities({ name: 'n', version: '0', probe, running: () => running }, { self: 'self', pubsub: fakePubSub([]) })
+    assert.equal((await caps.local()).running, 0)
+    running = 2
+    assert.equal((await caps.local()).running, 2)
+  })
+
+  it('refresh() publishes a changed count without waiting for the next round', async (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout'] })
+    const published: Uint8Array[] = []
+    let sent = Promise.withResolvers<void>()
+    const pubsub = fakePubSub(published)
+    const publish = pubsub.publish
+    pubsub.publish = async (topic, data) => { await publish(topic, data); sent.resolve() }
+    let running = 0
+    const caps = createCapabilities({ name: 'n', version: '0', probe, running: () => running, intervalMs: 60_000, changeDelayMs: 50 }, { self: 'self', pubsub })
+    await caps.start()
+    assert.equal(published.length, 1, 'the first report goes out at start')
+    sent = Promise.withResolvers<void>()
+    running = 1
+    caps.refresh()
+    // the change delay coalesces a burst; the round (60 s) is far away
+    t.mock.timers.tick(50)
+    await sent.promise
+    assert.equal(published.length, 2, 'the changed count went out')
+    await caps.stop()
+  })
+
+  it('without init.running, setRunning still sets the count', async () => {
+    const caps = createCapabilities({ name: 'n', version: '0', probe }, { self: 'self', pubsub: fakePubSub([]) })
+    caps.setRunning(3)
+    assert.equal((await caps.local()).running, 3)
+  })
+})
