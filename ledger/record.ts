@@ -16,6 +16,7 @@ import { createPublicKey, hash, verify as cryptoVerify } from 'node:crypto'
 import { isUtf8 } from 'node:buffer'
 import { InvalidRecordFieldsError, MalformedRecordError, UnsupportedSignerError } from './errors.ts'
 import type { KeyObject } from 'node:crypto'
+import { hasCanonicalS } from '../protocol/wire/signing.ts'
 
 const textEncoder = new TextEncoder()
 const textDecoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
@@ -523,23 +524,11 @@ export function recordBody (bytes: Uint8Array): Uint8Array {
 // ---------------------------------------------------------------------------------------------
 // signatures
 
-/** L, the order of the Ed25519 base point, little-endian as signatures carry S. */
-const L_LE = Uint8Array.from([
-  0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14,
-  0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x10
-])
-
-/** True when the signature's S (its last 32 bytes, little-endian) is below L (RFC 8032 5.1.7). */
-export function hasCanonicalS (signature: Uint8Array): boolean {
-  if (signature.byteLength !== SIGNATURE_BYTES) return false
-  for (let i = 31; i >= 0; i--) {
-    const s = signature[32 + i] as number
-    const l = L_LE[i] as number
-    if (s < l) return true
-    if (s > l) return false
-  }
-  return false // S == L
-}
+/**
+ * True when the signature's S (its last 32 bytes, little-endian) is below L (RFC 8032 5.1.7):
+ * the hive's one acceptance rule, shared with DHT records and membership entries.
+ */
+export { hasCanonicalS }
 
 const ED25519_SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex')
 const keyCache = new Map<string, KeyObject>()
