@@ -25,16 +25,8 @@ export class BiddersExhaustedError extends Error {
   override name = 'BiddersExhausted'
 }
 
-/** The agent's bytes could not be had from any holder, or did not match their digest. */
-export class AgentFetchError extends Error {
-  static readonly code = 'AgentFetch'
-  override name = 'AgentFetch'
-}
-
-export class AgentDigestMismatchError extends Error {
-  static readonly code = 'AgentDigestMismatch'
-  override name = 'AgentDigestMismatch'
-}
+// Fetching an agent's bytes fails with the agent store's own errors: one class per failure.
+export { AgentDigestMismatchError, AgentFetchError } from '../agents/errors.ts'
 
 /** The submitter refused a request about a task (not the winner, lease lapsed, task closed). */
 export class PlacementRefusedError extends Error {
