@@ -93,7 +93,7 @@ export class HiveNode extends EventTarget implements ApiNode {
   /** Tasks: submitted here, bid on, elected, run where they win. */
   readonly placement: Placement
   /** Agent bytes by digest: what placement runs and serves, and what the API submits by digest. */
-  readonly agents: AgentStore<Digest>
+  readonly agents: AgentStore
   /** The tasks this device submitted, on disk: what `task`, `tasks` and `explain` answer after a restart. */
   readonly taskArchive: TaskArchive
   /** LLM calls: the waterfall (this device, a member, a cloud within budget), keys and budget. */
@@ -147,7 +147,7 @@ export class HiveNode extends EventTarget implements ApiNode {
       log: this.log.child('ledger')
     })
     // ---- agents: one store of agent bytes, shared by placement and the API ----
-    const agentStore = createAgentStore<Digest>({ maxBytes: this.init.placement?.agentCacheBytes })
+    const agentStore = createAgentStore({ maxBytes: this.init.placement?.agentCacheBytes })
 
     // ---- capabilities: what this device offers, on the hive's gossip ----
     // the models this device holds are the LLM router's, read at every report
@@ -169,7 +169,7 @@ export class HiveNode extends EventTarget implements ApiNode {
     })
 
     // ---- placement: tasks bid on, elected, run in the sandbox, recorded in the ledger ----
-    const placementComponents: PlacementComponents & { agents: AgentStore<Digest> } = {
+    const placementComponents: PlacementComponents & { agents: AgentStore } = {
       agents: agentStore,
       host: this.libp2p,
       pubsub: this.libp2p.services.pubsub,

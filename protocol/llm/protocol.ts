@@ -8,11 +8,11 @@
 // or to a cloud, so no call loops and no device spends another's budget.
 
 import { z } from 'zod'
-import { dialFramed, serveProtocol } from '../handler.ts'
-import { isPeerFault } from '../errors.ts'
-import { LLM_PROTOCOL } from '../ids.ts'
+import { dialFramed, serveProtocol } from '../wire/serve.ts'
+import { isPeerFault } from '../wire/errors.ts'
+import { LLM_PROTOCOL } from '../wire/ids.ts'
 import { LlmTooLargeError, LlmUnavailableError, ModelNotFoundError } from './errors.ts'
-import type { InboundHandler, PeerGate, ProtocolHost, ProtocolLog, ServedProtocol } from '../handler.ts'
+import type { InboundHandler, PeerGate, ProtocolHost, ProtocolLog, ServedProtocol } from '../wire/serve.ts'
 import type { ChatRequest, ModelBackend } from './types.ts'
 import type { PeerId } from '@libp2p/interface'
 

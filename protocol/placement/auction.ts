@@ -21,8 +21,8 @@ import type { Announce, AwardPayload, BidPayload, PlacementGossip, RecordedMessa
 import type { HeldBid } from './records.ts'
 import type { AckAnswer, ClaimAnswer, RenewAnswer, ResultAnswer, ResultRequest, SubmitterHandlers } from './rpc.ts'
 import type { BidSource, HistoryEvent, HistoryType, TaskResult, TaskStatus, TaskView } from './views.ts'
-import type { RecordSigner } from '../dht-records.ts'
-import type { ProtocolLog } from '../handler.ts'
+import type { RecordSigner } from '../wire/dht-records.ts'
+import type { ProtocolLog } from '../wire/serve.ts'
 import type { AbortOptions } from '@libp2p/interface'
 
 /** One task submitted here. Round, winner and acceptance are read off its awards and result. */

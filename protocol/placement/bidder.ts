@@ -12,8 +12,8 @@ import type { CapabilitySource, PlacementSettings } from './components.ts'
 import type { Digest, TaskId } from './ids.ts'
 import type { Announce, AwardPayload, BidPayload } from './messages.ts'
 import type { SubmitterClient } from './rpc.ts'
-import type { RecordSigner } from '../dht-records.ts'
-import type { ProtocolLog } from '../handler.ts'
+import type { RecordSigner } from '../wire/dht-records.ts'
+import type { ProtocolLog } from '../wire/serve.ts'
 
 /** What this node saw of one task: its announcement, its awards, its outcome, its own bid. */
 export interface Observed {

@@ -3,8 +3,8 @@
 // hand any of them stubs.
 
 import type { CapabilityEntry, CapabilityReport } from '../capabilities/index.ts'
-import type { HiveRecord, RecordSigner } from '../dht-records.ts'
-import type { PeerGate, ProtocolHost, ProtocolLog } from '../handler.ts'
+import type { HiveRecord, RecordSigner } from '../wire/dht-records.ts'
+import type { PeerGate, ProtocolHost, ProtocolLog } from '../wire/serve.ts'
 import type { LlmUsage } from '../llm/types.ts'
 import type { TaskId } from './ids.ts'
 import type { Message, TopicValidatorFn } from '@libp2p/gossipsub'

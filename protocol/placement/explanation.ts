@@ -14,7 +14,7 @@ import type { TaskId } from './ids.ts'
 import type { AwardPayload } from './messages.ts'
 import type { HeldBid } from './records.ts'
 import type { Explanation, Recomputation, TaskView } from './views.ts'
-import type { ProtocolLog } from '../handler.ts'
+import type { ProtocolLog } from '../wire/serve.ts'
 import type { AbortOptions } from '@libp2p/interface'
 
 export interface ExplanationSources {

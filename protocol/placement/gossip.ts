@@ -5,12 +5,12 @@
 
 import { TopicValidatorResult } from '@libp2p/gossipsub'
 import { encode as cborEncode } from 'cborg'
-import { decodeMessage } from '../wire.ts'
+import { decodeMessage } from '../wire/codec.ts'
 import { errorText } from './components.ts'
 import { PlacementGossip } from './messages.ts'
 import type { PlacementPubSub } from './components.ts'
 import type { Announce } from './messages.ts'
-import type { ProtocolLog } from '../handler.ts'
+import type { ProtocolLog } from '../wire/serve.ts'
 import type { Message, TopicValidatorFn } from '@libp2p/gossipsub'
 
 export function encodeGossip (message: PlacementGossip): Uint8Array {

@@ -215,9 +215,3 @@ export const RecordedMessage = z.object({
   error: z.string().max(1024).optional()
 })
 export type RecordedMessage = z.infer<typeof RecordedMessage>
-
-// ---- /hive/agent-fetch/1.0.0 ----
-
-export const AgentFetchRequest = z.object({ digest: DigestSchema })
-export const AgentFetchHeader = z.union([z.object({ ok: z.literal(true), size: z.number().int().min(0) }), Refusal])
-export const AgentChunk = z.object({ data: Bytes })

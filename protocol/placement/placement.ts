@@ -6,8 +6,9 @@
 // the submitter is this node.
 
 import { peerIdFromString } from '@libp2p/peer-id'
-import { protocolId } from '../ids.ts'
-import { createAgentStore, fetchAgent, serveAgentFetch } from './agents.ts'
+import { AGENT_FETCH_PROTOCOL, DEFAULT_PLACEMENT_TOPIC, PLACEMENT_PROTOCOL } from '../wire/ids.ts'
+import { createAgentStore } from '../agents/store.ts'
+import { fetchAgent, serveAgentFetch } from '../agents/fetch.ts'
 import { Auctioneer } from './auction.ts'
 import { Bidder } from './bidder.ts'
 import { SILENT_LOG, errorText, placementSettings } from './components.ts'
@@ -21,7 +22,7 @@ import { SubmitTask } from './messages.ts'
 import { awardFromRecord, awardKey, bidKey } from './records.ts'
 import { localSubmitter, remoteSubmitter, serveSubmitter } from './rpc.ts'
 import { Runner } from './runner.ts'
-import type { AgentStore } from './agents.ts'
+import type { AgentStore } from '../agents/store.ts'
 import type { AuctioneerEvents } from './auction.ts'
 import type { Observed } from './bidder.ts'
 import type { PlacementComponents, PlacementInit, PlacementSettings } from './components.ts'
@@ -32,11 +33,9 @@ import type { AwardPayload, SubmitInput } from './messages.ts'
 import type { RunnerEvents } from './runner.ts'
 import type { SubmitterClient } from './rpc.ts'
 import type { Explanation, Recomputation, TaskStatus, TaskView } from './views.ts'
-import type { ProtocolLog, ServedProtocol } from '../handler.ts'
+import type { ProtocolLog, ServedProtocol } from '../wire/serve.ts'
 import type { AbortOptions, PeerId } from '@libp2p/interface'
 
-export const PLACEMENT_PROTOCOL = protocolId('placement')
-export const DEFAULT_PLACEMENT_TOPIC = 'hive/placement/1'
 
 const MAX_FRAME_SLACK = 64 * 1024
 
@@ -103,7 +102,7 @@ class PlacementService extends TypedEventTarget<PlacementEvents> implements Plac
     this.self = components.signer.peerId
     this.topic = init.topic ?? DEFAULT_PLACEMENT_TOPIC
     this.protocol = init.protocol ?? PLACEMENT_PROTOCOL
-    this.fetchProtocol = init.agentFetchProtocol ?? protocolId('agent-fetch')
+    this.fetchProtocol = init.agentFetchProtocol ?? AGENT_FETCH_PROTOCOL
     this.settings = placementSettings(init)
     this.maxFrameBytes = Math.max(this.settings.maxInputBytes, this.settings.maxOutputBytes) + MAX_FRAME_SLACK
     this.agents = createAgentStore({ maxBytes: this.settings.agentCacheBytes })

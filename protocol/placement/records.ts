@@ -7,10 +7,10 @@
 // it to the submitter directly (the submitter looks there at its deadline).
 
 import { decode as cborDecode, encode as cborEncode } from 'cborg'
-import { InvalidRecordError, MAX_DHT_RECORD_BYTES, createRecord, hiveRecordKey, openRecord } from '../dht-records.ts'
+import { InvalidRecordError, MAX_DHT_RECORD_BYTES, createRecord, hiveRecordKey, openRecord } from '../wire/dht-records.ts'
 import { sha256Hex } from './ids.ts'
 import { AwardPayload, BidPayload } from './messages.ts'
-import type { HiveRecord, RecordKind, RecordSigner } from '../dht-records.ts'
+import type { HiveRecord, RecordKind, RecordSigner } from '../wire/dht-records.ts'
 import type { Digest, TaskId } from './ids.ts'
 import type { BidSource } from './views.ts'
 

@@ -4,13 +4,13 @@
 // bidder and runner have one path whether the submitter is this node or another.
 
 import { peerIdFromString } from '@libp2p/peer-id'
-import { dialFramed, serveProtocol } from '../handler.ts'
+import { dialFramed, serveProtocol } from '../wire/serve.ts'
 import { PlacementRefusedError } from './errors.ts'
 import { Ack, ClaimResponse, PlacementRequest, RecordedMessage, RenewResponse, ResultResponse } from './messages.ts'
 import type { BidSource } from './views.ts'
 import type { TaskId } from './ids.ts'
 import type { PlacementRequest as Request, RecordedMessage as Recorded, Refusal } from './messages.ts'
-import type { PeerGate, ProtocolHost, ProtocolLog, ServedProtocol } from '../handler.ts'
+import type { PeerGate, ProtocolHost, ProtocolLog, ServedProtocol } from '../wire/serve.ts'
 import type { AbortOptions } from '@libp2p/interface'
 import type { z } from 'zod'
 

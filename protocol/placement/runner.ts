@@ -11,7 +11,7 @@ import type { ExecutionOutcome, Executor, LedgerSink, PlacementSettings } from '
 import type { Digest, TaskId } from './ids.ts'
 import type { Announce, AwardPayload, RecordedMessage as Recorded } from './messages.ts'
 import type { ResultRequest, SubmitterClient } from './rpc.ts'
-import type { ProtocolLog } from '../handler.ts'
+import type { ProtocolLog } from '../wire/serve.ts'
 import type { AbortOptions } from '@libp2p/interface'
 
 export interface RunnerEvents extends Record<string, unknown> {

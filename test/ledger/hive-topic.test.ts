@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict'
 import { rm } from 'node:fs/promises'
 import { after, before, describe, it } from 'node:test'
-import { gossipTopic } from '../../protocol/ids.ts'
+import { gossipTopic } from '../../protocol/wire/ids.ts'
 import { makeTempDir, startMesh, startNode } from '../helpers/mesh.ts'
 import { waitFor } from '../helpers/wait.ts'
 import type { Mesh } from '../helpers/mesh.ts'

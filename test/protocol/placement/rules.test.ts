@@ -9,9 +9,10 @@ import { streamPair } from '@libp2p/utils'
 import { encode as cborEncode } from 'cborg'
 import { CONTEXT_ID_MAX_LENGTH as CRDT_CONTEXT_ID_MAX_LENGTH, CONTEXT_ID_PATTERN as CRDT_CONTEXT_ID_PATTERN } from '../../../crdt/ids.ts'
 import { FramedStream, HiveRecords, createRecord } from '../../../protocol/index.ts'
+import { AgentFetchRequest, createAgentStore, fetchAgent } from '../../../protocol/agents/index.ts'
 import {
-  AgentFetchRequest, CONTEXT_ID_MAX_LENGTH, CONTEXT_ID_PATTERN, Requirements, SubmitTask, awardKey, bidKey, canRun, computeCost, createAgentStore, createAwardRecord, createBidRecord,
-  MODEL_MISSING_POINTS, elect, explainText, fetchAgent, makeBid, newTaskId, registerPlacementRecords, sha256Hex, tieBreak
+  CONTEXT_ID_MAX_LENGTH, CONTEXT_ID_PATTERN, Requirements, SubmitTask, awardKey, bidKey, canRun, computeCost, createAwardRecord, createBidRecord,
+  MODEL_MISSING_POINTS, elect, explainText, makeBid, newTaskId, registerPlacementRecords, sha256Hex, tieBreak
 } from '../../../protocol/placement/index.ts'
 import type { CapabilityReport } from '../../../protocol/capabilities/index.ts'
 import type { ProtocolHost, RecordSigner } from '../../../protocol/index.ts'

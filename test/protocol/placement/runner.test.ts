@@ -4,7 +4,8 @@
 
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { Runner, createAgentStore, newTaskId, placementSettings, sha256Hex } from '../../../protocol/placement/index.ts'
+import { Runner, newTaskId, placementSettings, sha256Hex } from '../../../protocol/placement/index.ts'
+import { createAgentStore } from '../../../protocol/agents/index.ts'
 import type { AwardPayload, ExecutionOutcome, ExecutionRecord, ResultRequest, SubmitterClient } from '../../../protocol/placement/index.ts'
 import type { LlmUsage } from '../../../protocol/llm/types.ts'
 
