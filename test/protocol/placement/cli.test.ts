@@ -52,7 +52,20 @@ describe('hive-node run, task, explain, tasks and peers', () => {
 
     const pinned = await cli('--data', data, 'run', echo, '--input', 'on the busy one', '--on', busy.name, '--json')
     assert.equal(pinned.code, 0, pinned.err)
-    assert.equal((JSON.parse(pinned.out) as { executor: string }).executor, busy.peerId.toString())
+    const pinnedResult = JSON.parse(pinned.out) as { executor: string, task: string }
+    assert.equal(pinnedResult.executor, busy.peerId.toString())
+    // the device that ran it shows the result too, as the submitter does
+    const onExecutor = await cli('--data', hive.mesh.dirs[1]!, 'task', pinnedResult.task)
+    assert.equal(onExecutor.code, 0, onExecutor.err)
+    assert.match(onExecutor.out, /status +done/)
+    assert.match(onExecutor.out, new RegExp(`ran on +${busy.name} \\(this device\\) in \\d+ ms, ledger record \\d+`))
+    assert.match(onExecutor.out, /output +on the busy one/)
+    const executorJson = JSON.parse((await cli('--data', hive.mesh.dirs[1]!, 'task', pinnedResult.task, '--json')).out) as { task: TaskView }
+    assert.equal(executorJson.task.role, 'observer')
+    assert.equal(executorJson.task.result?.output, 'on the busy one')
+    assert.equal(executorJson.task.result?.executor, busy.peerId.toString())
+    const onSubmitter = await cli('--data', data, 'task', pinnedResult.task)
+    assert.match(onSubmitter.out, /output +on the busy one/)
 
     const local = await cli('--data', data, 'run', echo, '--input', 'right here', '--local')
     assert.equal(local.code, 0, local.err)
