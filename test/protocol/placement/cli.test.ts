@@ -9,7 +9,7 @@ import { main } from '../../../node/cli.ts'
 import { parseCapabilityFlags } from '../../../node/commands/tasks.ts'
 import { dataPaths } from '../../../node/config.ts'
 import { makeTempDir } from '../../helpers/mesh.ts'
-import { AGENT_ERROR, watAgent } from '../../sandbox/fixtures.ts'
+import { AGENT_ERROR, CONTEXT_ROUNDTRIP, watAgent } from '../../sandbox/fixtures.ts'
 import { echoAgent, startHive } from './fixture.ts'
 import type { TaskView } from '../../../protocol/placement/index.ts'
 import type { TestHive } from './fixture.ts'
@@ -128,13 +128,13 @@ describe('hive-node run, task, explain, tasks and peers', () => {
   it('refuses bad input with clear errors and usage codes', async () => {
     const node = hive.nodes[0]!
     const token = (await readFile(dataPaths(data).token, 'utf8')).trim()
-    const post = async (body: unknown, auth = true): Promise<{ status: number, body: { error?: { code: string } } }> => {
-      const response = await fetch(`${node.apiUrl ?? ''}/task`, {
+    const post = async (body: unknown, auth = true, route = '/task'): Promise<{ status: number, body: { error?: { code: string, message: string } } }> => {
+      const response = await fetch(`${node.apiUrl ?? ''}${route}`, {
         method: 'POST',
         headers: { 'content-type': 'application/json', ...(auth ? { authorization: `Bearer ${token}` } : {}) },
         body: JSON.stringify(body)
       })
-      return { status: response.status, body: await response.json() as { error?: { code: string } } }
+      return { status: response.status, body: await response.json() as { error?: { code: string, message: string } } }
     }
     assert.equal((await post({ digest: 'a'.repeat(64), input: 'x' }, false)).status, 401)
     const notHeld = await post({ digest: 'a'.repeat(64), input: 'x' })
@@ -143,6 +143,18 @@ describe('hive-node run, task, explain, tasks and peers', () => {
     assert.deepEqual([garbage.status, garbage.body.error?.code], [400, 'NotWebAssembly'])
     const badContext = await post({ agent: (await readFile(echo)).toString('base64'), input: 'x', contextId: 'no spaces allowed' })
     assert.deepEqual([badContext.status, badContext.body.error?.code], [400, 'InvalidContextId'])
+    // an agent that uses a context, sent with no contextId: refused, saying what to send, rather
+    // than run in a context thrown away after the run; an agent that uses none needs none
+    const keeper = Buffer.from(await watAgent(CONTEXT_ROUNDTRIP, { name: 'keeper', permissions: ['context:read', 'context:write'] })).toString('base64')
+    for (const route of ['/task', '/agents/run']) {
+      const unnamed = await post({ agent: keeper, input: 'x' }, true, route)
+      assert.deepEqual([unnamed.status, unnamed.body.error?.code], [400, 'ContextRequired'], route)
+      assert.match(unnamed.body.error?.message ?? '', /agent keeper uses a context \(context:read, context:write\).*give "contextId", e\.g\. "agent-keeper"/)
+    }
+    assert.equal((await post({ agent: keeper, input: 'x', contextId: 'agent-keeper' })).status, 202)
+    assert.equal((await post({ agent: keeper, input: 'x', contextId: 'agent-keeper' }, true, '/agents/run')).status, 200)
+    assert.equal((await post({ agent: (await readFile(echo)).toString('base64'), input: 'x' })).status, 202)
+
     const unknown = await fetch(`${node.apiUrl ?? ''}/task/${'0'.repeat(32)}`)
     assert.deepEqual([unknown.status, ((await unknown.json()) as { error: { code: string } }).error.code], [404, 'TaskNotFound'])
 
