@@ -1,0 +1,54 @@
+// What `npm install` says on a fresh clone is ours to keep quiet where it is ours: the engines
+// field names the Node a machine needs to install and run hive-node (the system Node that runs
+// npm and node/bin.js, which then uses the project's own Node), and every dependency with an
+// install script has a decision in allowScripts, so npm neither warns about our package's engine
+// nor asks for a review of scripts.
+
+import assert from 'node:assert/strict'
+import { readFile } from 'node:fs/promises'
+import { describe, it } from 'node:test'
+
+interface PackageJson {
+  engines: { node: string }
+  allowScripts: Record<string, boolean>
+  devDependencies: Record<string, string>
+}
+interface Lockfile {
+  packages: Record<string, { version?: string, hasInstallScript?: boolean, engines?: { node?: string } }>
+}
+
+const read = async <T>(file: string): Promise<T> => JSON.parse(await readFile(new URL(`../${file}`, import.meta.url), 'utf8')) as T
+
+/** The lowest version a `>=X[.Y]` range admits. */
+function floor (range: string): [number, number] {
+  const m = /^>=\s*(\d+)(?:\.(\d+))?(?:\.\d+)?$/.exec(range.trim())
+  assert.ok(m !== null, `engines.node is a plain ">=" range: ${range}`)
+  return [Number(m[1]), Number(m[2] ?? 0)]
+}
+
+describe('package.json', () => {
+  it('admits the system Node 20 the README promises in engines, as the lockfile does', async () => {
+    const pkg = await read<PackageJson>('package.json')
+    const [major] = floor(pkg.engines.node)
+    assert.ok(major <= 20, `engines.node (${pkg.engines.node}) admits Node 20, which runs npm install and node/bin.js`)
+    const lock = await read<Lockfile>('package-lock.json')
+    assert.equal(lock.packages['']?.engines?.node, pkg.engines.node, 'the lockfile records the same engines')
+    // the Node that runs the code is the project's own, which must meet what the code needs
+    const own = lock.packages['node_modules/node']?.version ?? ''
+    assert.ok(Number(own.split('.')[0]) >= 22, `the project's own Node (${own}) runs TypeScript by type stripping`)
+    assert.ok('node' in pkg.devDependencies)
+  })
+
+  it('has an allowScripts decision for every installed package with an install script, and none for others', async () => {
+    const pkg = await read<PackageJson>('package.json')
+    const lock = await read<Lockfile>('package-lock.json')
+    const withScripts = new Set(Object.entries(lock.packages)
+      .filter(([path, p]) => path !== '' && p.hasInstallScript === true)
+      .map(([path]) => path.slice(path.lastIndexOf('node_modules/') + 'node_modules/'.length)))
+    assert.ok(withScripts.size > 0)
+    for (const name of withScripts) assert.equal(typeof pkg.allowScripts[name], 'boolean', `allowScripts decides for ${name}`)
+    for (const name of Object.keys(pkg.allowScripts)) assert.ok(withScripts.has(name), `allowScripts entry ${name} matches an installed package with an install script`)
+    // node-llama-cpp's postinstall would probe or build llama.cpp: the prebuilt binaries are used
+    assert.equal(pkg.allowScripts['node-llama-cpp'], false)
+  })
+})
