@@ -10,6 +10,8 @@ import { describe, it } from 'node:test'
 
 interface PackageJson {
   engines: { node: string }
+  dependencies: Record<string, string>
+  overrides: Record<string, string>
   allowScripts: Record<string, boolean>
   devDependencies: Record<string, string>
 }
@@ -50,5 +52,28 @@ describe('package.json', () => {
     for (const name of Object.keys(pkg.allowScripts)) assert.ok(withScripts.has(name), `allowScripts entry ${name} matches an installed package with an install script`)
     // node-llama-cpp's postinstall would probe or build llama.cpp: the prebuilt binaries are used
     assert.equal(pkg.allowScripts['node-llama-cpp'], false)
+  })
+
+  it('overrides only pin what the lockfile installs (or an empty local package), so npm ci and npm install agree', async () => {
+    const pkg = await read<PackageJson>('package.json')
+    const lock = await read<Lockfile>('package-lock.json')
+    const installed = (name: string): string[] => Object.entries(lock.packages)
+      .filter(([path]) => path === `node_modules/${name}` || path.endsWith(`/node_modules/${name}`))
+      .map(([, p]) => p.version ?? '')
+    for (const [name, value] of Object.entries(pkg.overrides)) {
+      if (value.startsWith('file:')) continue
+      if (value.startsWith('$')) {
+        // the version the root asks for, everywhere: one copy, also for peers that ask for older
+        assert.ok(pkg.dependencies[value.slice(1)] !== undefined, `override ${name} refers to a dependency of the root`)
+        const versions = new Set(installed(name))
+        assert.equal(versions.size, 1, `${name} is installed once: ${[...versions].join(', ')}`)
+        continue
+      }
+      const versions = installed(name)
+      for (const v of versions) assert.equal(v, value, `${name} is installed at the version its override pins`)
+    }
+    // jco-std asks for preview2-shim ^0.25 as an optional peer; the root's 0.26 is what runs, and
+    // without this override a plain npm install prints a page of ERESOLVE warnings about it
+    assert.equal(pkg.overrides['@bytecodealliance/preview2-shim'], '$@bytecodealliance/preview2-shim')
   })
 })
