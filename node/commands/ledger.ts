@@ -3,7 +3,7 @@
 
 import { UsageError, formatTime, table } from '../cli-context.ts'
 import { NodeNotRunningError } from '../errors.ts'
-import { withStoppedNode } from '../offline.ts'
+import { storedMemberNames, withStoppedNode } from '../offline.ts'
 import type { AuditReport, ChainReport, LedgerStore, ListingJson, RecordJson } from '../../ledger/index.ts'
 import type { CliContext, CommonOptions } from '../cli-context.ts'
 import type { Command } from 'commander'
@@ -50,12 +50,9 @@ type Names = (peerId: string) => string | undefined
 /** Runs `fn` against the stopped node's ledger, with the device names its member list holds. */
 async function withStoppedLedger<T> (dataDir: string, fn: (store: LedgerStore) => Promise<T>): Promise<{ value: T, names: Names }> {
   return withStoppedNode(dataDir, 'ledger', async (db) => {
-    const [{ LEDGER_SUBLEVEL, LedgerStore }, { MEMBERSHIP_SUBLEVEL, readStoredHive }] = await Promise.all([import('../../ledger/index.ts'), import('../../protocol/index.ts')])
+    const { LEDGER_SUBLEVEL, LedgerStore } = await import('../../ledger/index.ts')
     const value = await fn(new LedgerStore(db.sublevel(LEDGER_SUBLEVEL, { keyEncoding: 'utf8', valueEncoding: 'view' })))
-    const names = new Map<string, string>()
-    // names are a help to the reader: a member list that cannot be read leaves PeerIds
-    const hive = await readStoredHive(db.sublevel<string, Uint8Array>(MEMBERSHIP_SUBLEVEL, { keyEncoding: 'utf8', valueEncoding: 'view' })).catch(() => undefined)
-    for (const m of hive?.members.values() ?? []) if (m.name != null) names.set(m.peerId, m.name)
+    const names = await storedMemberNames(db)
     return { value, names: (peerId) => names.get(peerId) }
   })
 }
