@@ -7,7 +7,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { Level } from 'level'
 import {
-  HiveRecords, createAgentStore, createCapabilities, createPlacement, findPeerRecord, publishPeerRecord, registerPeerRecord, registerPlacementRecords
+  HiveRecords, MEMBERSHIP_SUBLEVEL, createAgentStore, createCapabilities, createPlacement, findPeerRecord, publishPeerRecord, registerPeerRecord, registerPlacementRecords
 } from '../protocol/index.ts'
 import { createContexts } from '../crdt/index.ts'
 import { createSandbox } from '../sandbox/index.ts'
@@ -229,7 +229,7 @@ export class HiveNode extends EventTarget implements ApiNode {
 
       // ---- hive membership: loaded before the network, whose gate it is ----
       const hive = await HiveMembership.open({ name, log }, {
-        db: db.sublevel<string, Uint8Array>('membership', { keyEncoding: 'utf8', valueEncoding: 'view' }),
+        db: db.sublevel<string, Uint8Array>(MEMBERSHIP_SUBLEVEL, { keyEncoding: 'utf8', valueEncoding: 'view' }),
         signer: { peerId: identity.peerId.toString(), sign: identity.sign }
       })
 

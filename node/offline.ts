@@ -41,3 +41,16 @@ export async function withStoppedNode<T> (dataDir: string, what: string, fn: (db
     await lock.release()
   }
 }
+
+/**
+ * Device names of the hive's members, from the member list stored in a stopped node's database:
+ * what a command shows in place of PeerIds when no node can tell it. Names help the reader only,
+ * so a member list that cannot be read gives none.
+ */
+export async function storedMemberNames (db: Level<string, Uint8Array>): Promise<Map<string, string>> {
+  const { MEMBERSHIP_SUBLEVEL, readStoredHive } = await import('../protocol/index.ts')
+  const names = new Map<string, string>()
+  const hive = await readStoredHive(db.sublevel<string, Uint8Array>(MEMBERSHIP_SUBLEVEL, { keyEncoding: 'utf8', valueEncoding: 'view' })).catch(() => undefined)
+  for (const m of hive?.members.values() ?? []) if (m.name != null) names.set(m.peerId, m.name)
+  return names
+}

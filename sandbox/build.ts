@@ -8,7 +8,7 @@
 
 import { fork } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { access, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
+import { access, mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { basename, dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -236,23 +236,49 @@ export function run (input: string): string {
 }
 `
 
-/** Writes a ready-to-build example agent (agent.ts, manifest.json, hive-agent.d.ts) into `dir`. */
-export async function newAgent (dir: string, options: { name?: string } = {}): Promise<{ dir: string, files: string[] }> {
+const EXAMPLES_DIR = new URL('./agents/', import.meta.url)
+
+/** The example agents shipped with hive-node (`sandbox/agents/`), by name. */
+export async function agentExamples (): Promise<string[]> {
+  return (await readdir(EXAMPLES_DIR, { withFileTypes: true })).filter(e => e.isDirectory()).map(e => e.name).sort()
+}
+
+/**
+ * Writes a ready-to-build agent into `dir`: the word counter below, or with `example` a copy of
+ * one of the shipped examples (its source and manifest, the manifest's name unless `name` is
+ * given), so a person can build one from any directory. Types for the host interfaces go beside.
+ */
+export async function newAgent (dir: string, options: { name?: string, example?: string } = {}): Promise<{ dir: string, files: string[] }> {
   const target = resolve(dir)
-  const name = (options.name ?? basename(target)).toLowerCase().replace(/[^a-z0-9._-]+/g, '-').replace(/^[^a-z0-9]+/, '').slice(0, 64) || 'agent'
-  const manifest = {
-    name,
-    version: '0.1.0',
-    description: 'Counts the words of its input and how often it ran in this context.',
-    permissions: ['log', 'context:read', 'context:write'],
-    limits: { timeoutMs: 5000, memoryMiB: 64 }
-  }
+  const clean = (n: string): string => n.toLowerCase().replace(/[^a-z0-9._-]+/g, '-').replace(/^[^a-z0-9]+/, '').slice(0, 64) || 'agent'
   const types = await readFile(new URL('./wit/hive-agent.d.ts', import.meta.url), 'utf8')
-  const files: Array<[string, string]> = [
-    ['agent.ts', EXAMPLE_AGENT],
-    ['manifest.json', JSON.stringify(manifest, null, 2) + '\n'],
-    ['hive-agent.d.ts', types]
-  ]
+  let files: Array<[string, string]>
+  if (options.example !== undefined) {
+    const examples = await agentExamples()
+    if (!examples.includes(options.example)) throw new TypeError(`there is no example agent "${options.example}"; the examples are ${examples.join(', ')}`)
+    const from = new URL(`${options.example}/`, EXAMPLES_DIR)
+    const sources = (await readdir(from)).filter(f => f === 'agent.ts' || f === 'agent.js')
+    const manifest = JSON.parse(await readFile(new URL('manifest.json', from), 'utf8')) as { name: string }
+    if (options.name !== undefined) manifest.name = clean(options.name)
+    files = [
+      ...await Promise.all(sources.map(async (f): Promise<[string, string]> => [f, await readFile(new URL(f, from), 'utf8')])),
+      ['manifest.json', JSON.stringify(manifest, null, 2) + '\n'],
+      ['hive-agent.d.ts', types]
+    ]
+  } else {
+    const manifest = {
+      name: clean(options.name ?? basename(target)),
+      version: '0.1.0',
+      description: 'Counts the words of its input and how often it ran in this context.',
+      permissions: ['log', 'context:read', 'context:write'],
+      limits: { timeoutMs: 5000, memoryMiB: 64 }
+    }
+    files = [
+      ['agent.ts', EXAMPLE_AGENT],
+      ['manifest.json', JSON.stringify(manifest, null, 2) + '\n'],
+      ['hive-agent.d.ts', types]
+    ]
+  }
   await mkdir(target, { recursive: true })
   for (const [f] of files) {
     if (await exists(join(target, f))) throw new TargetExistsError(`${join(target, f)} already exists; choose an empty directory`)

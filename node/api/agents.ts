@@ -4,13 +4,15 @@
 //                      logs: [{ level, message }] }.
 //                      With only `digest`, the node uses the agent it already holds and answers
 //                      404 AgentNotLoaded when it holds none, so a client sends the bytes once.
+//                      An agent whose manifest asks for a context permission needs a contextId
+//                      (400 ContextRequired), or what it writes would be lost.
 // Sandbox failures are `{ error: { code, message } }`, the code being the sandbox error's name:
 // the agent's own error is AgentFailed (message = the agent's text), a trap AgentTrapped, a
 // deadline AgentTimedOut, the memory cap MemoryLimitExceeded, a refused component 400 or 403.
 
 import { z } from 'zod'
-import { isAgentDigest } from '../../sandbox/index.ts'
-import { parseInput } from './input.ts'
+import { inspectAgentBytes, isAgentDigest } from '../../sandbox/index.ts'
+import { parseInput, requireContextId } from './input.ts'
 import { ApiError } from '../errors.ts'
 import type { LoadedAgent, RunResult } from '../../sandbox/index.ts'
 import type { ApiNode } from './types.ts'
@@ -28,6 +30,15 @@ const runBody = z.object({
   timeoutMs: z.int().min(1).optional()
 }).refine(b => b.agent !== undefined || b.digest !== undefined, 'give the agent (base64) or its digest')
 
+/** The manifest of an agent's bytes; undefined when they are not an agent (the sandbox says why). */
+function inspectManifest (bytes: Uint8Array): { name: string, permissions: readonly string[] } | undefined {
+  try {
+    return inspectAgentBytes(bytes).manifest
+  } catch {
+    return undefined
+  }
+}
+
 export interface AgentLogLine { level: string, message: string }
 export type RunResponse = RunResult & { logs: AgentLogLine[] }
 
@@ -42,6 +53,9 @@ export function routes (app: FastifyInstance, node: ApiNode): void {
       if (held === undefined) throw new ApiError(404, 'AgentNotLoaded', `this node holds no agent ${body.digest ?? ''}; send the component itself`)
       agent = held
     }
+    // an agent that would write into a context nobody named is refused before it runs
+    const manifest = agent instanceof Uint8Array ? inspectManifest(agent) : agent.manifest
+    if (manifest !== undefined) requireContextId(manifest, manifest.permissions, body.contextId)
     const logs: AgentLogLine[] = []
     // sandbox errors keep their code; node/api/errors.ts gives the status
     const result = await node.sandbox.run(agent, {

@@ -5,6 +5,7 @@
 //                       `local` to this one) and answers 202 { task }. Without `agent`, the node
 //                       uses the agent it holds under `digest`, else answers 404 AgentNotHeld so a
 //                       client sends the bytes once. Permissions default to the agent's manifest.
+//                       An agent granted a context permission needs a contextId (400 ContextRequired).
 //   GET  /task/:id      { task }: status, placement, history, result. `?waitMs=N` holds the answer
 //                       up to N ms (at most 60 s) until the task is done or failed.
 //   GET  /task/:id/explain   { explanation, text }: every bid with its reasons, the rule, the rounds.
@@ -14,7 +15,7 @@
 import { z } from 'zod'
 import { SubmitFields, explainText, isDigest } from '../../protocol/index.ts'
 import { inspectAgentBytes } from '../../sandbox/index.ts'
-import { parseInput } from './input.ts'
+import { parseInput, requireContextId } from './input.ts'
 import { ApiError } from '../errors.ts'
 import type { Digest, TaskView } from '../../protocol/index.ts'
 import type { ApiNode } from './types.ts'
@@ -67,19 +68,21 @@ export function routes (app: FastifyInstance, node: ApiNode): void {
       agent = node.agents.get(body.digest as Digest)
       if (agent === undefined) throw new ApiError(404, 'AgentNotHeld', `this node holds no agent ${body.digest ?? ''}; send the component itself`)
     }
-    let manifestPermissions: string[]
+    let manifest: { name: string, permissions: readonly string[] }
     try {
-      manifestPermissions = [...inspectAgentBytes(agent).manifest.permissions]
+      manifest = inspectAgentBytes(agent).manifest
     } catch (err) {
       rethrow(err)
     }
+    const permissions = body.permissions ?? [...manifest.permissions]
+    requireContextId(manifest, permissions, body.contextId)
     const pinned = body.local === true ? node.peerId.toString() : body.on
     let task: TaskView
     try {
       task = await node.placement.submit({
         agent,
         input: body.input,
-        permissions: body.permissions ?? manifestPermissions,
+        permissions,
         ...(body.requirements !== undefined || pinned !== undefined ? { requirements: { ...body.requirements, ...(pinned !== undefined ? { peer: pinned } : {}) } } : {}),
         ...(body.contextId !== undefined ? { contextId: body.contextId } : {}),
         ...(body.bidWindowMs !== undefined ? { bidWindowMs: body.bidWindowMs } : {}),

@@ -4,6 +4,7 @@
 // agent in this process instead.
 
 import { text } from 'node:stream/consumers'
+import { basename } from 'node:path'
 import { contextId } from '../../crdt/ids.ts'
 import { ApiRequestError, UsageError, readUserFile, table } from '../cli-context.ts'
 import { NodeNotRunningError } from '../errors.ts'
@@ -129,15 +130,21 @@ export function register (program: Command, cli: CliContext): void {
   agent.command('new')
     .description('write a ready-to-build example agent (agent.ts, manifest.json, types) into a directory')
     .argument('<dir>', 'directory to create or fill (must not hold those files yet)')
-    .option('--name <name>', 'agent name (default: the directory name)')
+    .option('--name <name>', 'agent name (default: the directory name, or the example\'s)')
+    .option('--example <example>', 'copy one of the example agents shipped with hive-node (echo, notes, summarize, word-count)')
     .option('--json', 'print the result as JSON')
-    .action(async (dir: string, options: CommonOptions & { name?: string }, command: Command) => {
+    .action(async (dir: string, options: CommonOptions & { name?: string, example?: string }, command: Command) => {
       const all = command.optsWithGlobals<CommonOptions>()
-      const { newAgent } = await import('../../sandbox/build.ts')
-      const made = await newAgent(dir, options.name !== undefined ? { name: options.name } : {})
+      const { agentExamples, newAgent } = await import('../../sandbox/build.ts')
+      if (options.example !== undefined) {
+        const examples = await agentExamples()
+        if (!examples.includes(options.example)) throw new UsageError(`--example: there is no example agent "${options.example}"; the examples are ${examples.join(', ')}`)
+      }
+      const made = await newAgent(dir, { ...(options.name !== undefined ? { name: options.name } : {}), ...(options.example !== undefined ? { example: options.example } : {}) })
+      const wasm = `${basename(made.dir)}.wasm`
       cli.print(all, () => [
         `wrote ${made.files.join(', ')}`,
-        `next: hive-node agent build ${dir} -o agent.wasm && hive-node run agent.wasm --input "a few words"`
+        `next: hive-node agent build ${dir} -o ${wasm} && hive-node run ${wasm} --input "a few words"`
       ].join('\n'), made)
     })
 

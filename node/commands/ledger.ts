@@ -3,7 +3,7 @@
 
 import { UsageError, formatTime, table } from '../cli-context.ts'
 import { NodeNotRunningError } from '../errors.ts'
-import { withStoppedNode } from '../offline.ts'
+import { storedMemberNames, withStoppedNode } from '../offline.ts'
 import type { AuditReport, ChainReport, LedgerStore, ListingJson, RecordJson } from '../../ledger/index.ts'
 import type { CliContext, CommonOptions } from '../cli-context.ts'
 import type { Command } from 'commander'
@@ -45,16 +45,20 @@ function parseLimit (value: string | undefined): number | undefined {
   return Number(value)
 }
 
-/** Runs `fn` against the stopped node's ledger. */
-async function withStoppedLedger<T> (dataDir: string, fn: (store: LedgerStore) => Promise<T>): Promise<T> {
+type Names = (peerId: string) => string | undefined
+
+/** Runs `fn` against the stopped node's ledger, with the device names its member list holds. */
+async function withStoppedLedger<T> (dataDir: string, fn: (store: LedgerStore) => Promise<T>): Promise<{ value: T, names: Names }> {
   return withStoppedNode(dataDir, 'ledger', async (db) => {
     const { LEDGER_SUBLEVEL, LedgerStore } = await import('../../ledger/index.ts')
-    return fn(new LedgerStore(db.sublevel(LEDGER_SUBLEVEL, { keyEncoding: 'utf8', valueEncoding: 'view' })))
+    const value = await fn(new LedgerStore(db.sublevel(LEDGER_SUBLEVEL, { keyEncoding: 'utf8', valueEncoding: 'view' })))
+    const names = await storedMemberNames(db)
+    return { value, names: (peerId) => names.get(peerId) }
   })
 }
 
 /** Device names of the hive's members, from the running node (none when it cannot say). */
-async function memberNames (cli: CliContext, options: CommonOptions): Promise<(peerId: string) => string | undefined> {
+async function memberNames (cli: CliContext, options: CommonOptions): Promise<Names> {
   const names = new Map<string, string>()
   try {
     const hive = await cli.api(options).get<{ members: Array<{ peerId: string, name?: string | null }> }>('/hive')
@@ -63,14 +67,18 @@ async function memberNames (cli: CliContext, options: CommonOptions): Promise<(p
   return (peerId) => names.get(peerId)
 }
 
-/** Asks the running node; when none runs, answers from the data directory. */
-async function viaNodeOrDisk<T> (cli: CliContext, options: CommonOptions, path: string, offline: (store: LedgerStore) => Promise<T>): Promise<{ value: T, source: 'node' | 'disk' }> {
+/**
+ * Asks the running node; when none runs, answers from the data directory. Either way with the
+ * members' device names, from the node or from the member list on disk.
+ */
+async function viaNodeOrDisk<T> (cli: CliContext, options: CommonOptions, path: string, offline: (store: LedgerStore) => Promise<T>): Promise<{ value: T, source: 'node' | 'disk', names: Names }> {
   try {
-    return { value: await cli.api(options).get<T>(path), source: 'node' }
+    const value = await cli.api(options).get<T>(path)
+    return { value, source: 'node', names: await memberNames(cli, options) }
   } catch (err) {
     if (!(err instanceof NodeNotRunningError)) throw err
   }
-  return { value: await withStoppedLedger(cli.dataDir(options), offline), source: 'disk' }
+  return { ...await withStoppedLedger(cli.dataDir(options), offline), source: 'disk' }
 }
 
 function query (params: Record<string, string | number | undefined>): string {
@@ -82,7 +90,7 @@ function short (id: string): string {
   return id.length > 16 ? `${id.slice(0, 8)}…${id.slice(-6)}` : id
 }
 
-function chainLine (chain: ChainReport, reasons: Record<string, string>, names: (peerId: string) => string | undefined): string[] {
+function chainLine (chain: ChainReport, reasons: Record<string, string>, names: Names): string[] {
   const name = names(chain.signer)
   const who = `${name !== undefined ? `${name} (${chain.signer})` : chain.signer}${chain.self ? ' (this device)' : ''}`
   const span = chain.end < 0 ? 'no records' : `records 0..${chain.end}`
@@ -100,7 +108,7 @@ function chainLine (chain: ChainReport, reasons: Record<string, string>, names: 
   return lines
 }
 
-function renderReport (report: AuditReport, source: 'node' | 'disk', reasons: Record<string, string>, names: (peerId: string) => string | undefined): string {
+function renderReport (report: AuditReport, source: 'node' | 'disk', reasons: Record<string, string>, names: Names): string {
   const bad = report.chains.filter(c => !c.ok).length
   const from = source === 'node' ? 'the running node' : 'the data directory (node stopped)'
   return [
@@ -110,8 +118,9 @@ function renderReport (report: AuditReport, source: 'node' | 'disk', reasons: Re
   ].join('\n')
 }
 
-function renderListing (listing: ListingJson): string {
-  const header = `chain of ${listing.signer}${listing.self ? ' (this device)' : ''}: ${listing.records.length} record${listing.records.length === 1 ? '' : 's'} shown`
+function renderListing (listing: ListingJson, names: Names): string {
+  const name = names(listing.signer)
+  const header = `chain of ${name !== undefined ? `${name} (${listing.signer})` : listing.signer}${listing.self ? ' (this device)' : ''}: ${listing.records.length} record${listing.records.length === 1 ? '' : 's'} shown`
   if (listing.records.length === 0) return header
   const rows = listing.records.map(r => 'error' in r
     ? [String(r.seq), '', '', 'UNDECODABLE', r.error, '']
@@ -127,7 +136,7 @@ export function register (program: Command, cli: CliContext): void {
     .action(async (_options: VerifyOptions, command: Command) => {
       const all = command.optsWithGlobals<VerifyOptions>()
       const peer = await parsePeer(all.peer)
-      const { value: report, source } = await viaNodeOrDisk<AuditReport>(cli, all, `/ledger/verify${query({ peer })}`, async (store) => {
+      const { value: report, source, names } = await viaNodeOrDisk<AuditReport>(cli, all, `/ledger/verify${query({ peer })}`, async (store) => {
         const { verifyAll, verifyChain } = await import('../../ledger/index.ts')
         if (peer == null) return verifyAll(store)
         const started = performance.now()
@@ -135,8 +144,9 @@ export function register (program: Command, cli: CliContext): void {
         return { ok: chain.ok, chains: [chain], records: chain.checked, durationMs: Math.round(performance.now() - started) }
       })
       const reasons = report.ok ? {} : (await import('../../ledger/index.ts')).AUDIT_REASONS
-      const names = source === 'node' ? await memberNames(cli, all) : () => undefined
-      cli.print(all, () => renderReport(report, source, reasons, names), report)
+      // --json: each chain's signer PeerId as it is, and its device name beside it when known
+      const named = { ...report, chains: report.chains.map(c => { const name = names(c.signer); return name !== undefined ? { ...c, name } : c }) }
+      cli.print(all, () => renderReport(report, source, reasons, names), named)
       if (!report.ok) {
         const bad = report.chains.filter(c => !c.ok).map(c => `${short(c.signer)} at seq ${c.firstBad?.seq ?? '?'} (${c.firstBad?.reason ?? '?'})`)
         throw new LedgerProblemsError(`the ledger audit found problems: ${bad.join('; ')}`)
@@ -152,13 +162,13 @@ export function register (program: Command, cli: CliContext): void {
       const all = command.optsWithGlobals<LedgerOptions>()
       const peer = await parsePeer(all.peer)
       const limit = parseLimit(all.limit)
-      const { value: listing } = await viaNodeOrDisk<ListingJson>(cli, all, `/ledger/records${query({ peer, limit })}`, async (store) => {
+      const { value: listing, names } = await viaNodeOrDisk<ListingJson>(cli, all, `/ledger/records${query({ peer, limit })}`, async (store) => {
         const self = await store.self()
         const signer = peer ?? self
         if (signer == null) throw new NoLedgerError('this data directory\'s ledger has no records of its own yet; pass --peer to list a peer\'s chain')
         const { listingToJson } = await import('../../ledger/index.ts')
         return listingToJson(signer, signer === self, await store.list(signer, { limit }))
       })
-      cli.print(all, () => renderListing(listing), listing)
+      cli.print(all, () => renderListing(listing, names), listing)
     })
 }

@@ -113,7 +113,7 @@ export function register (program: Command, cli: CliContext): void {
       const inviter = result.members.find(m => m.peerId === invite.inviter)
       cli.print(all, () => [
         `joined hive ${result.hiveId} through ${inviter?.name ?? invite.inviter}`,
-        table(['MEMBER', 'NAME', 'ADDED BY'], result.members.map(m => [m.peerId, `${m.name ?? ''}${m.self ? ' (this device)' : ''}`, m.founder ? '(founder)' : m.addedBy]))
+        table(['MEMBER', 'NAME', 'ADDED BY'], result.members.map(m => [m.peerId, `${m.name ?? ''}${m.self ? ' (this device)' : ''}`, m.founder ? '(founder)' : result.members.find(a => a.peerId === m.addedBy)?.name ?? m.addedBy]))
       ].join('\n'), result)
     })
 

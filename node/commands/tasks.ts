@@ -131,21 +131,25 @@ export class TaskStillRunningError extends Error {
   }
 }
 
-/** The tasks archive of a stopped node's data directory. */
-async function fromStoppedNode<T> (cli: CliContext, options: CommonOptions, fn: (archive: Pick<TaskArchive, 'get' | 'list'>) => Promise<T>): Promise<T> {
-  const [{ withStoppedNode }, { readTaskArchive, TASKS_SUBLEVEL }] = await Promise.all([import('../offline.ts'), import('../task-archive.ts')])
-  return withStoppedNode(cli.dataDir(options), 'tasks', async (db) =>
-    fn(readTaskArchive(db.sublevel<string, string>(TASKS_SUBLEVEL, { keyEncoding: 'utf8', valueEncoding: 'utf8' }))))
+/** The tasks archive of a stopped node's data directory, with the device names its member list holds. */
+async function fromStoppedNode<T> (cli: CliContext, options: CommonOptions, fn: (archive: Pick<TaskArchive, 'get' | 'list'>) => Promise<T>): Promise<{ value: T, names: Names }> {
+  const [{ storedMemberNames, withStoppedNode }, { readTaskArchive, TASKS_SUBLEVEL }] = await Promise.all([import('../offline.ts'), import('../task-archive.ts')])
+  return withStoppedNode(cli.dataDir(options), 'tasks', async (db) => {
+    const value = await fn(readTaskArchive(db.sublevel<string, string>(TASKS_SUBLEVEL, { keyEncoding: 'utf8', valueEncoding: 'utf8' })))
+    const names = await storedMemberNames(db)
+    return { value, names: (peerId: string) => names.get(peerId) ?? `…${peerId.slice(-8)}` }
+  })
 }
 
-/** Asks the running node; when none runs, reads the data directory. */
-async function viaNodeOrArchive<T> (cli: CliContext, options: CommonOptions, online: () => Promise<T>, offline: (archive: Pick<TaskArchive, 'get' | 'list'>) => Promise<T>): Promise<{ value: T, stopped: boolean }> {
+/** Asks the running node; when none runs, reads the data directory. Either way with device names. */
+async function viaNodeOrArchive<T> (cli: CliContext, options: CommonOptions, online: () => Promise<T>, offline: (archive: Pick<TaskArchive, 'get' | 'list'>) => Promise<T>): Promise<{ value: T, stopped: boolean, names: Names }> {
   try {
-    return { value: await online(), stopped: false }
+    const value = await online()
+    return { value, stopped: false, names: await peerNames(cli, options) }
   } catch (err) {
     if (!(err instanceof NodeNotRunningError)) throw err
   }
-  return { value: await fromStoppedNode(cli, options, offline), stopped: true }
+  return { ...await fromStoppedNode(cli, options, offline), stopped: true }
 }
 
 const STOPPED_NOTE = '(the node is stopped: read from its data directory)'
@@ -158,14 +162,13 @@ export function register (program: Command, cli: CliContext): void {
     .action(async (id: string, _options: CommonOptions, command: Command) => {
       const all = command.optsWithGlobals<CommonOptions>()
       const taskId = checkId(id)
-      const { value: task, stopped } = await viaNodeOrArchive(cli, all,
+      const { value: task, stopped, names } = await viaNodeOrArchive(cli, all,
         async () => (await cli.api(all).get<{ task: TaskView }>(`/task/${taskId}`)).task,
         async (archive) => {
           const found = await archive.get(taskId)
           if (found == null) throw new UsageError(`no task ${taskId} in the tasks this device submitted ("hive-node tasks" lists them)`)
           return found.view
         })
-      const names = await peerNames(cli, all)
       cli.print(all, () => renderTask(task, names) + (stopped ? `\n${STOPPED_NOTE}` : ''), { task })
     })
 
@@ -187,10 +190,9 @@ export function register (program: Command, cli: CliContext): void {
       const all = command.optsWithGlobals<CommonOptions & { limit?: string }>()
       const limit = options.limit !== undefined ? Number(options.limit) : 20
       if (!Number.isInteger(limit) || limit < 1) throw new UsageError(`--limit takes a positive whole number, not "${options.limit ?? ''}"`)
-      const { value: tasks, stopped } = await viaNodeOrArchive(cli, all,
+      const { value: tasks, stopped, names } = await viaNodeOrArchive(cli, all,
         async () => (await cli.api(all).get<{ tasks: TaskView[] }>(`/tasks?limit=${limit}`)).tasks,
         async (archive) => archive.list({ limit }))
-      const names = await peerNames(cli, all)
       cli.print(all, () => (tasks.length === 0
         ? 'no tasks yet; "hive-node run AGENT.wasm --input TEXT" places one'
         : table(['TASK', 'STATUS', 'SUBMITTED', 'BY', 'RAN ON', 'ROUND'], tasks.map(t => [

@@ -55,6 +55,9 @@ export interface MemberSummary extends Member {
   self: boolean
 }
 
+/** The name of the node's LevelDB sublevel that holds the member list. */
+export const MEMBERSHIP_SUBLEVEL = 'membership'
+
 const KEY_HIVE = 'hive'
 const entryPrefix = (hive: string): string => `e/${hive}/`
 const ADDR_PREFIX = 'addr/'
@@ -307,40 +310,56 @@ export class Membership extends EventTarget {
 
   /** Rebuilds a hive's graph from disk; undefined when its genesis is missing. */
   private async load (hive: string): Promise<MemberGraph | undefined> {
-    const entries: Entry[] = []
-    for await (const key of this.db.keys({ gte: entryPrefix(hive), lt: entryPrefix(hive) + '\uffff' })) {
-      const value = await this.db.get(key)
-      if (value == null) continue
-      try {
-        entries.push(await decodeEntry(value))
-      } catch (err) {
-        this.log.warn(`ignoring a damaged stored membership entry ${key}: ${(err as Error).message}`)
-      }
-    }
-    const genesis = entries.find(e => e.body.type === 'found' && hiveIdOf(e) === hive)
-    if (genesis == null) {
-      this.log.warn(`stored hive ${hive} has no genesis entry; starting a new hive`)
-      return undefined
-    }
-    const graph = new MemberGraph(genesis)
-    // stored entries were checked when they arrived; a failure here means damage on disk
-    try {
-      graph.merge(entries.filter(e => e !== genesis))
-    } catch (err) {
-      this.log.warn(`stored member list of hive ${hive} does not hold together (${(err as Error).message}); keeping what does`)
-      let rest = entries.filter(e => e !== genesis && !graph.has(e.id))
-      for (let progress = true; progress && rest.length > 0;) {
-        progress = false
-        for (const entry of rest) {
-          try {
-            if (graph.merge([entry]).length > 0) progress = true
-          } catch { /* depends on something damaged, or not yet merged */ }
-        }
-        rest = rest.filter(e => !graph.has(e.id))
-      }
-    }
-    return graph
+    return loadGraph(this.db, hive, this.log)
   }
+}
+
+/** Rebuilds a hive's graph from disk; undefined when its genesis is missing. */
+async function loadGraph (db: Pick<MembershipDb, 'get' | 'keys'>, hive: string, log: MembershipLog): Promise<MemberGraph | undefined> {
+  const entries: Entry[] = []
+  for await (const key of db.keys({ gte: entryPrefix(hive), lt: entryPrefix(hive) + '\uffff' })) {
+    const value = await db.get(key)
+    if (value == null) continue
+    try {
+      entries.push(await decodeEntry(value))
+    } catch (err) {
+      log.warn(`ignoring a damaged stored membership entry ${key}: ${(err as Error).message}`)
+    }
+  }
+  const genesis = entries.find(e => e.body.type === 'found' && hiveIdOf(e) === hive)
+  if (genesis == null) {
+    log.warn(`stored hive ${hive} has no genesis entry; starting a new hive`)
+    return undefined
+  }
+  const graph = new MemberGraph(genesis)
+  // stored entries were checked when they arrived; a failure here means damage on disk
+  try {
+    graph.merge(entries.filter(e => e !== genesis))
+  } catch (err) {
+    log.warn(`stored member list of hive ${hive} does not hold together (${(err as Error).message}); keeping what does`)
+    let rest = entries.filter(e => e !== genesis && !graph.has(e.id))
+    for (let progress = true; progress && rest.length > 0;) {
+      progress = false
+      for (const entry of rest) {
+        try {
+          if (graph.merge([entry]).length > 0) progress = true
+        } catch { /* depends on something damaged, or not yet merged */ }
+      }
+      rest = rest.filter(e => !graph.has(e.id))
+    }
+  }
+  return graph
+}
+
+/**
+ * The hive stored in a membership sublevel, read without changing anything (no hive is founded
+ * when none is stored): what a command reads from a stopped node's data directory, such as the
+ * device names of the members. Undefined when nothing usable is stored.
+ */
+export async function readStoredHive (db: Pick<MembershipDb, 'get' | 'keys'>, log: MembershipLog = SILENT_LOG): Promise<HiveView | undefined> {
+  const stored = await db.get(KEY_HIVE)
+  if (stored == null) return undefined
+  return (await loadGraph(db, new TextDecoder().decode(stored), log))?.view()
 }
 
 function safeCbor (bytes: Uint8Array): unknown {

@@ -30,7 +30,7 @@ import type { ExplanationSources } from './explanation.ts'
 import type { PlacementGossipChannel } from './gossip.ts'
 import type { TaskId } from './ids.ts'
 import type { AwardPayload, SubmitInput } from './messages.ts'
-import type { RunnerEvents } from './runner.ts'
+import type { RanHere, RunnerEvents } from './runner.ts'
 import type { SubmitterClient } from './rpc.ts'
 import type { Explanation, Recomputation, TaskStatus, TaskView } from './views.ts'
 import type { ProtocolLog, ServedProtocol } from '../wire/serve.ts'
@@ -294,13 +294,13 @@ class PlacementService extends TypedEventTarget<PlacementEvents> implements Plac
     const auction = this.auctioneer.get(taskId as TaskId)
     if (auction != null) return this.auctioneer.view(auction)
     const seen = this.bidder.observed.get(taskId as TaskId)
-    return seen != null ? observedView(taskId as TaskId, seen) : undefined
+    return seen != null ? observedView(taskId as TaskId, seen, this.runner.ran.get(taskId as TaskId)) : undefined
   }
 
   list (options: { limit?: number } = {}): TaskView[] {
     const views: TaskView[] = [...this.auctioneer.all()].map(a => this.auctioneer.view(a))
     for (const [id, seen] of this.bidder.observed) {
-      if (this.auctioneer.get(id) == null) views.push(observedView(id, seen))
+      if (this.auctioneer.get(id) == null) views.push(observedView(id, seen, this.runner.ran.get(id)))
     }
     views.sort((a, b) => b.createdAt - a.createdAt)
     return views.slice(0, options.limit ?? 50)
@@ -326,7 +326,7 @@ class PlacementService extends TypedEventTarget<PlacementEvents> implements Plac
     if (auction != null) return explainAuction(auction, this.self, sources.names())
     const seen = this.bidder.observed.get(taskId)
     if (seen == null) throw new TaskNotFoundError(`task ${taskId} is not known to this node`)
-    return explainObserved(taskId, seen, observedView(taskId, seen), sources, options)
+    return explainObserved(taskId, seen, observedView(taskId, seen, this.runner.ran.get(taskId)), sources, options)
   }
 
   async recompute (taskId: string, options: AbortOptions = {}): Promise<Recomputation> {
@@ -341,11 +341,26 @@ class PlacementService extends TypedEventTarget<PlacementEvents> implements Plac
   }
 }
 
-/** A task another node submitted, as this node saw it. */
-function observedView (id: TaskId, seen: Observed): TaskView {
+/**
+ * A task another node submitted, as this node saw it. When this node ran it, its result is the
+ * one it delivered: accepted, it is the task's result (the executing device shows what the
+ * submitter shows, before the submitter's `closed` arrives too); discarded, a `late-result`.
+ */
+function observedView (id: TaskId, seen: Observed, ran: RanHere | undefined): TaskView {
   const a = seen.announce
   const last = seen.awards.at(-1)?.award
-  const status: TaskStatus = seen.closed?.status ?? (last != null ? 'awarded' : 'bidding')
+  const accepted = ran?.accepted === true ? ran.result : undefined
+  const status: TaskStatus = seen.closed?.status ?? (accepted != null ? (accepted.ok ? 'done' : 'failed') : last != null ? 'awarded' : 'bidding')
+  const history: TaskView['history'] = seen.awards.map(({ award }) => ({
+    at: seen.seenAt,
+    type: 'awarded' as const,
+    peer: award.winner,
+    round: award.round,
+    detail: `awarded at cost ${award.cost} among ${award.bids.length} bids${award.excluded.length > 0 ? `, excluding ${award.excluded.join(', ')}` : ''}`
+  }))
+  if (ran != null && !ran.accepted) {
+    history.push({ at: seen.seenAt, type: 'late-result', peer: ran.result.executor, round: ran.result.round, detail: `this device ran round ${ran.result.round}; the submitter discarded its result (the round was over)` })
+  }
   return {
     id,
     role: 'observer',
@@ -358,14 +373,9 @@ function observedView (id: TaskId, seen: Observed): TaskView {
     permissions: a.permissions,
     ...(a.context != null ? { contextId: a.context } : {}),
     createdAt: seen.seenAt,
-    round: last?.round ?? 0,
-    ...(last != null ? { winner: seen.closed?.executor ?? last.winner } : {}),
-    history: seen.awards.map(({ award }) => ({
-      at: seen.seenAt,
-      type: 'awarded' as const,
-      peer: award.winner,
-      round: award.round,
-      detail: `awarded at cost ${award.cost} among ${award.bids.length} bids${award.excluded.length > 0 ? `, excluding ${award.excluded.join(', ')}` : ''}`
-    }))
+    round: accepted?.round ?? last?.round ?? 0,
+    ...(last != null ? { winner: seen.closed?.executor ?? accepted?.executor ?? last.winner } : {}),
+    ...(accepted != null ? { result: accepted } : {}),
+    history
   }
 }

@@ -11,6 +11,7 @@ import type { ExecutionOutcome, Executor, LedgerSink, PlacementSettings } from '
 import type { Digest, TaskId } from './ids.ts'
 import type { Announce, AwardPayload, RecordedMessage as Recorded } from './messages.ts'
 import type { ResultRequest, SubmitterClient } from './rpc.ts'
+import type { TaskResult } from './views.ts'
 import type { ProtocolLog } from '../wire/serve.ts'
 import type { AbortOptions } from '@libp2p/interface'
 
@@ -50,6 +51,12 @@ interface Assignment {
   renewNow?: () => void
 }
 
+/** The result of a task this node ran, as it delivered it, and whether its submitter took it. */
+export interface RanHere {
+  result: TaskResult
+  accepted: boolean
+}
+
 /** Agent log lines a result carries back to the submitter. */
 const MAX_LOG_LINES = 200
 /** Retry delays while a result cannot reach its submitter. */
@@ -59,6 +66,11 @@ export class Runner extends TypedEventTarget<RunnerEvents> {
   private readonly components: RunnerComponents
   private readonly settings: PlacementSettings
   private readonly assignments = new Map<TaskId, Assignment>()
+  /**
+   * What this node ran and delivered, newest last, so the executing device can show a task's
+   * result as its submitter does (bounded like the tasks placement keeps).
+   */
+  readonly ran = new Map<TaskId, RanHere>()
   private stopping = new AbortController()
   private active = false
 
@@ -218,7 +230,13 @@ export class Runner extends TypedEventTarget<RunnerEvents> {
     for (let attempt = 0; ; attempt++) {
       try {
         const signal = AbortSignal.any([this.stopping.signal, AbortSignal.timeout(this.settings.recordConfirmMs + 10_000)])
-        const accepted = await client.deliver(request, async (ok) => this.record(a, outcome, ok, signal), { signal })
+        // kept before the submitter hears where it was recorded, so by the time the task is done
+        // there, this device shows its result too
+        const accepted = await client.deliver(request, async (ok) => {
+          const recorded = await this.record(a, outcome, ok, signal)
+          this.keep(task, request, ok, recorded)
+          return recorded
+        }, { signal })
         this.emit('run-end', { task, round, sent: true, accepted })
         return
       } catch (err) {
@@ -230,6 +248,28 @@ export class Runner extends TypedEventTarget<RunnerEvents> {
         }
         await new Promise(resolve => setTimeout(resolve, DELIVERY_DELAYS_MS[Math.min(attempt, DELIVERY_DELAYS_MS.length - 1)]))
       }
+    }
+  }
+
+  private keep (task: TaskId, request: ResultRequest, accepted: boolean, recorded: Recorded): void {
+    const ledger = { ...(recorded.seq != null ? { seq: recorded.seq } : {}), ...(recorded.hash != null ? { hash: recorded.hash } : {}), ...(recorded.error != null ? { error: recorded.error } : {}) }
+    this.ran.delete(task)
+    this.ran.set(task, {
+      accepted,
+      result: {
+        ok: request.ok,
+        ...(request.output != null ? { output: request.output } : {}),
+        ...(request.error != null ? { error: request.error } : {}),
+        executor: this.components.self,
+        round: request.round,
+        durationMs: request.durationMs,
+        ...(request.logs != null ? { logs: request.logs } : {}),
+        ledger
+      }
+    })
+    for (const id of this.ran.keys()) {
+      if (this.ran.size <= this.settings.maxTasks) break
+      this.ran.delete(id)
     }
   }
 

@@ -11,6 +11,8 @@ import { makeChain } from './make-chain.ts'
 import type { AuditReport, ListingJson } from '../../ledger/index.ts'
 import type { ChildProcessWithoutNullStreams } from 'node:child_process'
 
+/** The name makeChain's node gives this device. */
+const NAME = 'chain-maker'
 const START_ARGS = ['start', '--listen', '/ip4/127.0.0.1/tcp/0', '--api-port', '0', '--no-mdns', '--json']
 const RECORDS = 4
 
@@ -97,6 +99,18 @@ describe('hive-node verify and hive-node ledger', () => {
     } finally {
       await node.stop()
     }
+  })
+
+  it('with the node stopped: verify and ledger name the chain by device name from the member list on disk, --json keeps both', async () => {
+    const verify = await runCli(['--data', dir, 'verify'])
+    assert.equal(verify.code, 0, verify.stderr)
+    assert.match(verify.stdout, /data directory \(node stopped\)/)
+    assert.match(verify.stdout, new RegExp(`^  ok   ${NAME} \\(${self}\\) \\(this device\\)$`, 'm'))
+    const json = JSON.parse((await runCli(['--data', dir, 'verify', '--json'])).stdout) as { chains: Array<{ signer: string, name?: string }> }
+    assert.deepEqual(json.chains.map(c => [c.signer, c.name]), [[self, NAME]])
+    const listing = await runCli(['--data', dir, 'ledger'])
+    assert.equal(listing.code, 0, listing.stderr)
+    assert.match(listing.stdout, new RegExp(`^chain of ${NAME} \\(${self}\\) \\(this device\\)`))
   })
 
   it('a tampered record: verify exits 1 and names it, both with the node stopped and running', async () => {

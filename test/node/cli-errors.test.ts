@@ -94,3 +94,20 @@ describe('CLI errors a user can cause', () => {
     assert.equal(result.stderr, 'error: give exactly one of --input TEXT or --input-file FILE\nUsage: hive-node run [options] <agent>  (see hive-node run --help)\n')
   })
 })
+
+describe('agent new --example', () => {
+  let dir: string
+  before(async () => { dir = await makeTempDir() })
+  after(async () => { await rm(dir, { recursive: true, force: true }) })
+
+  it('copies a shipped example from any directory, and names the examples when asked for one that does not exist', async () => {
+    const made = await runCli(['agent', 'new', join(dir, 'notes'), '--example', 'notes'])
+    assert.equal(made.code, 0, made.stderr)
+    assert.deepEqual((await readdir(join(dir, 'notes'))).sort(), ['agent.ts', 'hive-agent.d.ts', 'manifest.json'])
+    const { readFile } = await import('node:fs/promises')
+    assert.equal((JSON.parse(await readFile(join(dir, 'notes', 'manifest.json'), 'utf8')) as { name: string }).name, 'notes')
+    const missing = await runCli(['agent', 'new', join(dir, 'other'), '--example', 'nope'])
+    assert.equal(missing.code, 2)
+    assert.match(missing.stderr, /--example: there is no example agent "nope"; the examples are echo, notes, summarize, word-count/)
+  })
+})

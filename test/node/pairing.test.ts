@@ -100,6 +100,7 @@ describe('pairing commands', () => {
     const joined = await cli(c, 'join', invite.uri)
     assert.equal(joined.code, 0, joined.err)
     assert.match(joined.out, /joined hive .* through desktop/)
+    assert.match(joined.out, /^\S+ +server \(this device\) +desktop$/m, 'who added it, by name')
     const all = nodes.map(n => n.peerId.toString()).sort().join()
     await waitFor(() => nodes.every(n => n.hive.membership.members().map(m => m.peerId).sort().join() === all), { message: 'all three list all three' })
 

@@ -47,6 +47,11 @@ describe('tasks with the node stopped', () => {
   it('task ID shows the result; an unknown id is a clear error', async () => {
     const shown = JSON.parse((await cli('--data', dir, 'task', taskId, '--json')).out) as { task: TaskView }
     assert.equal(shown.task.result?.output, 'read me later')
+    // devices by name, from the member list in the data directory
+    const text = await cli('--data', dir, 'task', taskId)
+    assert.match(text.out, /submitted .* by offline\n/)
+    assert.match(text.out, /ran on +offline in /)
+    assert.match((await cli('--data', dir, 'tasks')).out, new RegExp(`${taskId} +done +.+? ago +offline +offline `))
     const missing = await cli('--data', dir, 'task', 'f'.repeat(32))
     assert.equal(missing.code, 2)
     assert.match(missing.err, /no task f{32} in the tasks this device submitted/)

@@ -5,7 +5,7 @@
 
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
-import { cp, mkdir, readFile, rm, symlink } from 'node:fs/promises'
+import { mkdir, readFile, rm, symlink } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
@@ -53,10 +53,9 @@ describe('the README walk-through, as written', () => {
     const bin = join(home, 'bin')
     const work = join(home, 'work')
     await mkdir(bin)
-    await mkdir(join(work, 'sandbox', 'agents'), { recursive: true })
+    // a directory outside the clone, with nothing of the clone in it
+    await mkdir(work)
     await symlink(BIN, join(bin, 'hive-node'))
-    // the agent's source, as in the clone
-    await cp(join(ROOT, 'sandbox', 'agents', 'notes'), join(work, 'sandbox', 'agents', 'notes'), { recursive: true })
     const ports = new Map<string, string>()
     for (const p of ['4190', '4191', '8765', '8766']) ports.set(p, String(await freePort()))
     const env = {

@@ -9,7 +9,7 @@ import { main } from '../../../node/cli.ts'
 import { parseCapabilityFlags } from '../../../node/commands/tasks.ts'
 import { dataPaths } from '../../../node/config.ts'
 import { makeTempDir } from '../../helpers/mesh.ts'
-import { AGENT_ERROR, watAgent } from '../../sandbox/fixtures.ts'
+import { AGENT_ERROR, CONTEXT_ROUNDTRIP, watAgent } from '../../sandbox/fixtures.ts'
 import { echoAgent, startHive } from './fixture.ts'
 import type { TaskView } from '../../../protocol/placement/index.ts'
 import type { TestHive } from './fixture.ts'
@@ -52,7 +52,20 @@ describe('hive-node run, task, explain, tasks and peers', () => {
 
     const pinned = await cli('--data', data, 'run', echo, '--input', 'on the busy one', '--on', busy.name, '--json')
     assert.equal(pinned.code, 0, pinned.err)
-    assert.equal((JSON.parse(pinned.out) as { executor: string }).executor, busy.peerId.toString())
+    const pinnedResult = JSON.parse(pinned.out) as { executor: string, task: string }
+    assert.equal(pinnedResult.executor, busy.peerId.toString())
+    // the device that ran it shows the result too, as the submitter does
+    const onExecutor = await cli('--data', hive.mesh.dirs[1]!, 'task', pinnedResult.task)
+    assert.equal(onExecutor.code, 0, onExecutor.err)
+    assert.match(onExecutor.out, /status +done/)
+    assert.match(onExecutor.out, new RegExp(`ran on +${busy.name} \\(this device\\) in \\d+ ms, ledger record \\d+`))
+    assert.match(onExecutor.out, /output +on the busy one/)
+    const executorJson = JSON.parse((await cli('--data', hive.mesh.dirs[1]!, 'task', pinnedResult.task, '--json')).out) as { task: TaskView }
+    assert.equal(executorJson.task.role, 'observer')
+    assert.equal(executorJson.task.result?.output, 'on the busy one')
+    assert.equal(executorJson.task.result?.executor, busy.peerId.toString())
+    const onSubmitter = await cli('--data', data, 'task', pinnedResult.task)
+    assert.match(onSubmitter.out, /output +on the busy one/)
 
     const local = await cli('--data', data, 'run', echo, '--input', 'right here', '--local')
     assert.equal(local.code, 0, local.err)
@@ -115,13 +128,13 @@ describe('hive-node run, task, explain, tasks and peers', () => {
   it('refuses bad input with clear errors and usage codes', async () => {
     const node = hive.nodes[0]!
     const token = (await readFile(dataPaths(data).token, 'utf8')).trim()
-    const post = async (body: unknown, auth = true): Promise<{ status: number, body: { error?: { code: string } } }> => {
-      const response = await fetch(`${node.apiUrl ?? ''}/task`, {
+    const post = async (body: unknown, auth = true, route = '/task'): Promise<{ status: number, body: { error?: { code: string, message: string } } }> => {
+      const response = await fetch(`${node.apiUrl ?? ''}${route}`, {
         method: 'POST',
         headers: { 'content-type': 'application/json', ...(auth ? { authorization: `Bearer ${token}` } : {}) },
         body: JSON.stringify(body)
       })
-      return { status: response.status, body: await response.json() as { error?: { code: string } } }
+      return { status: response.status, body: await response.json() as { error?: { code: string, message: string } } }
     }
     assert.equal((await post({ digest: 'a'.repeat(64), input: 'x' }, false)).status, 401)
     const notHeld = await post({ digest: 'a'.repeat(64), input: 'x' })
@@ -130,6 +143,18 @@ describe('hive-node run, task, explain, tasks and peers', () => {
     assert.deepEqual([garbage.status, garbage.body.error?.code], [400, 'NotWebAssembly'])
     const badContext = await post({ agent: (await readFile(echo)).toString('base64'), input: 'x', contextId: 'no spaces allowed' })
     assert.deepEqual([badContext.status, badContext.body.error?.code], [400, 'InvalidContextId'])
+    // an agent that uses a context, sent with no contextId: refused, saying what to send, rather
+    // than run in a context thrown away after the run; an agent that uses none needs none
+    const keeper = Buffer.from(await watAgent(CONTEXT_ROUNDTRIP, { name: 'keeper', permissions: ['context:read', 'context:write'] })).toString('base64')
+    for (const route of ['/task', '/agents/run']) {
+      const unnamed = await post({ agent: keeper, input: 'x' }, true, route)
+      assert.deepEqual([unnamed.status, unnamed.body.error?.code], [400, 'ContextRequired'], route)
+      assert.match(unnamed.body.error?.message ?? '', /agent keeper uses a context \(context:read, context:write\).*give "contextId", e\.g\. "agent-keeper"/)
+    }
+    assert.equal((await post({ agent: keeper, input: 'x', contextId: 'agent-keeper' })).status, 202)
+    assert.equal((await post({ agent: keeper, input: 'x', contextId: 'agent-keeper' }, true, '/agents/run')).status, 200)
+    assert.equal((await post({ agent: (await readFile(echo)).toString('base64'), input: 'x' })).status, 202)
+
     const unknown = await fetch(`${node.apiUrl ?? ''}/task/${'0'.repeat(32)}`)
     assert.deepEqual([unknown.status, ((await unknown.json()) as { error: { code: string } }).error.code], [404, 'TaskNotFound'])
 
