@@ -7,7 +7,7 @@ export { INVITE_SCHEME, Invite, decodeInvite, encodeInvite, inviteQrText } from 
 export type { InviteFields } from './invite.ts'
 export { decodeQrPng, inviteQrPng, inviteQrTerminal, isPng, readQrPngFile, writeInvitePng } from './qr.ts'
 export {
-  DEFAULT_INVITE_TTL_MS, MAX_FAILED_ATTEMPTS, MAX_INVITE_TTL_MS, PAIRING_PROTOCOL, Pairing, createPairing, pairingMac
+  DEFAULT_INVITE_TTL_MS, MAX_FAILED_ATTEMPTS, MAX_INVITE_TTL_MS, MAX_PAIRING_MESSAGE_BYTES, PAIRING_PROTOCOL, Pairing, createPairing, pairingMac
 } from './pairing.ts'
 export type {
   CreatedInvite, InviteState, InviteStatus, JoinResult, PairedEvent, PairingComponents, PairingInit, PairingLog, PairingNetwork, RefusedEvent

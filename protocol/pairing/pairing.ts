@@ -15,7 +15,10 @@
 //
 // The inviter burns the invite at the first valid proof, adds the joiner (a signed entry) and
 // sends the member list. Wrong proofs count; at 20 the invite is closed. Every refusal has its
-// own code, and the joiner raises the same error the inviter reports.
+// own code, and the joiner raises the same error the inviter reports. Only a live invite (open,
+// unexpired) holds the gate's pairing window open: once the last one is used, closed, cancelled
+// or expired, strangers' pairing connections are closed and new ones refused. A joiner whose
+// frames are malformed is hung up on by serveProtocol, member or not.
 
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
 import { multiaddr } from '@multiformats/multiaddr'
@@ -46,8 +49,8 @@ export const MAX_INVITE_TTL_MS = 24 * 60 * 60_000
 export const MAX_FAILED_ATTEMPTS = 20
 /** The welcome carries the whole member list. */
 export const MAX_PAIRING_MESSAGE_BYTES = 12 * 1024 * 1024
-/** After an invite's expiry its window stays open this long, so late joiners hear why they are refused. */
-const LATE_GRACE_MS = 2 * 60_000
+/** A used or expired invite is still listed (`invites()`, its state) this long; its window closed when it stopped being live. */
+const LISTED_AFTER_MS = 2 * 60_000
 
 const Bytes32 = z.instanceof(Uint8Array).refine(b => b.byteLength === 32, '32 bytes')
 const HIVE = z.string().regex(HIVE_ID_PATTERN)
@@ -238,7 +241,12 @@ export class Pairing extends EventTarget {
       failures: 0,
       closeWindow: this.gate.openPairingWindow()
     }
-    invite.timer = setTimeout(() => { this.retire(invite) }, invite.expiresAt - createdAt + LATE_GRACE_MS)
+    // at its expiry the invite opens no window any more; it stays listed a little longer
+    invite.timer = setTimeout(() => {
+      invite.closeWindow()
+      invite.timer = setTimeout(() => { this.retire(invite) }, LISTED_AFTER_MS)
+      invite.timer.unref()
+    }, invite.expiresAt - createdAt)
     invite.timer.unref()
     this.held.set(invite.id, invite)
     const uri = encodeInvite({ hiveId: invite.hiveId, inviter: this.membership.peerId, id: invite.id, secret: invite.secret, expiresAt: invite.expiresAt, addresses })
@@ -292,7 +300,7 @@ export class Pairing extends EventTarget {
         framed = await openFramed(connection, PAIRING_PROTOCOL, { signal, runOnLimitedConnection: true, maxMessageBytes: MAX_PAIRING_MESSAGE_BYTES })
       } catch (err) {
         options.signal?.throwIfAborted()
-        throw new InviterUnreachableError(`could not reach the inviting device at ${invite.addresses.join(', ')} (${(err as Error).message}); check that its node is running, that both devices are on the same network, and that the invite is still open`)
+        throw new InviterUnreachableError(`could not reach the inviting device at ${invite.addresses.join(', ')} (${(err as Error).message}); check that its node is running, that both devices are on the same network, and that the invite is still open: a device whose invites are all used, cancelled or expired accepts no connection from outside its hive`)
       }
       const joinerNonce = new Uint8Array(randomBytes(32))
       const ownAddrs = this.network.getMultiaddrs().map(a => a.toString()).slice(0, 8)
@@ -344,6 +352,16 @@ export class Pairing extends EventTarget {
    * something malformed is hung up on there.
    */
   private async respond (framed: FramedStream, joiner: string, signal: AbortSignal): Promise<void> {
+    try {
+      await this.exchange(framed, joiner, signal)
+    } finally {
+      // an invite used or closed by this exchange opens no window any more: with no live
+      // invite left, the gate closes every stranger's pairing connection
+      this.closeDeadWindows()
+    }
+  }
+
+  private async exchange (framed: FramedStream, joiner: string, signal: AbortSignal): Promise<void> {
     let inviteId = '?'
     const refuse = async (code: RefusalCode): Promise<void> => {
       const error = refusalError(code, MESSAGES[code])
@@ -401,6 +419,13 @@ export class Pairing extends EventTarget {
     this.log.info?.(`paired ${hello.name} (${joiner}) on invite ${invite.id}`)
     this.dispatchEvent(new CustomEvent<PairedEvent>('paired', { detail: { peer: joiner, name: hello.name, inviteId: invite.id } }))
     this.gate.endPairing(joiner)
+  }
+
+  /** Closes the window of every invite that can no longer be used (used, closed, expired). */
+  private closeDeadWindows (): void {
+    for (const invite of this.held.values()) {
+      if (invite.state !== 'open' || this.now() >= invite.expiresAt) invite.closeWindow()
+    }
   }
 
   /** Why an invite cannot be used now by this joiner, or undefined when it can. */

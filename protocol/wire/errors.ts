@@ -25,6 +25,12 @@ export class PeerNotAllowedError extends Error {
   override name = 'PeerNotAllowed'
 }
 
+/** A peer already has as many streams of a protocol open as it may. */
+export class TooManyStreamsError extends Error {
+  static readonly code = 'TooManyStreams'
+  override name = 'TooManyStreams'
+}
+
 /** A DHT record that does not decode, verify, or pass its kind's check. */
 export class InvalidRecordError extends Error {
   static readonly code = 'InvalidRecord'

@@ -1,11 +1,13 @@
 // The inbound-handler wrapper every hive protocol registers through, and the outbound dial
 // helper. The wrapper checks the peer against the hive's gate, bounds frames, validates, and
 // turns a peer's malformed input into a closed stream and a dropped connection instead of an
-// exception inside the node. One-shot exchanges (placement, agent fetch, membership sync,
+// exception inside the node. A peer gets a bounded number of exchanges at once per protocol,
+// counted over all its connections, so opening more connections buys it no more of the node's
+// memory. One-shot exchanges (placement, agent fetch, membership sync,
 // pairing) run under a deadline; long-lived streams (context replication) run until either
 // side ends them or the protocol stops.
 
-import { PeerNotAllowedError, isPeerFault } from './errors.ts'
+import { PeerNotAllowedError, TooManyStreamsError, isPeerFault } from './errors.ts'
 import { FramedStream } from './framing.ts'
 import type { ProtocolLog } from './log.ts'
 import type { AbortOptions, Connection, PeerId, Stream, StreamHandler, StreamHandlerOptions } from '@libp2p/interface'
@@ -28,6 +30,9 @@ export const OPEN_GATE: PeerGate = { allows: () => true }
 
 export type { ProtocolLog }
 
+/** Inbound streams at once per connection, and per peer, unless a protocol says otherwise. */
+export const DEFAULT_MAX_INBOUND_STREAMS = 32
+
 export interface InboundContext {
   peer: PeerId
   connection: Connection
@@ -45,7 +50,13 @@ export interface ServeOptions {
   timeoutMs?: number
   /** The stream lives as long as the exchange wants: no deadline even if `timeoutMs` is set. */
   longLived?: boolean
+  /** Inbound streams at once on one connection (libp2p's own check). Default 32. */
   maxInboundStreams?: number
+  /**
+   * Inbound streams at once from one peer over all its connections: a peer that opens more
+   * connections gets no more of this node. Default: `maxInboundStreams`.
+   */
+  maxInboundStreamsPerPeer?: number
   maxOutboundStreams?: number
   /**
    * Accept streams on a limited connection (a relayed one, or one the gate admits only for
@@ -69,6 +80,10 @@ export async function serveProtocol (host: Pick<ProtocolHost, 'handle' | 'unhand
   const gate = options.gate ?? OPEN_GATE
   const exchanges = new Set<AbortController>()
   const peerFault = options.isPeerFault ?? isPeerFault
+  const maxInbound = options.maxInboundStreams ?? DEFAULT_MAX_INBOUND_STREAMS
+  const maxPerPeer = options.maxInboundStreamsPerPeer ?? maxInbound
+  /** Exchanges under way per peer; a peer is forgotten when its last one ends. */
+  const perPeer = new Map<string, number>()
 
   const wrapped: StreamHandler = async (stream, connection) => {
     const peer = connection.remotePeer
@@ -77,6 +92,14 @@ export async function serveProtocol (host: Pick<ProtocolHost, 'handle' | 'unhand
       stream.abort(new PeerNotAllowedError(`${peer.toString()} may not open ${protocol}`))
       return
     }
+    const key = peer.toString()
+    const open = perPeer.get(key) ?? 0
+    if (open >= maxPerPeer) {
+      log.debug(`refused ${protocol} stream from ${key}: ${open} already open`)
+      stream.abort(new TooManyStreamsError(`${key} has ${open} ${protocol} streams open, the most one peer may`))
+      return
+    }
+    perPeer.set(key, open + 1)
     // One controller per exchange, released when it ends: a timer or a dependent signal
     // left on a long-lived `stopping` signal would hold every stream's state until it fired.
     const exchange = new AbortController()
@@ -102,11 +125,14 @@ export async function serveProtocol (host: Pick<ProtocolHost, 'handle' | 'unhand
     } finally {
       clearTimeout(timer)
       exchanges.delete(exchange)
+      const left = (perPeer.get(key) ?? 1) - 1
+      if (left > 0) perPeer.set(key, left)
+      else perPeer.delete(key)
     }
   }
 
   await host.handle(protocol, wrapped, {
-    maxInboundStreams: options.maxInboundStreams ?? 32,
+    maxInboundStreams: maxInbound,
     ...(options.maxOutboundStreams != null ? { maxOutboundStreams: options.maxOutboundStreams } : {}),
     runOnLimitedConnection: options.runOnLimitedConnection ?? false
   })

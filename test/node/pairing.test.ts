@@ -119,7 +119,9 @@ describe('pairing commands', () => {
     assert.match(removed.out, /removed server/)
     await waitFor(() => !b.hive.membership.isMember(c.peerId), { message: 'b learns c was removed' })
     await waitFor(() => ![a, b].some(n => n.libp2p.getConnections().some(conn => conn.remotePeer.equals(c.peerId) && conn.limits == null && conn.status === 'open')), { message: 'c disconnected' })
-    // the removed device cannot come back with the invite it used
+    // the removed device cannot come back with the invite it used (told so while b holds
+    // another live invite, which lets strangers connect to pair at all)
+    assert.equal((await cli(b, 'pair', '--json')).code, 0)
     const reused = await cli(c, 'join', usedInvite, '--force')
     assert.equal(reused.code, 1)
     assert.match(reused.err, /already used/)
