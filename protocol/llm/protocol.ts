@@ -2,7 +2,8 @@
 // other holds. The byte-level description is in PROTOCOL.md beside this file.
 //
 // One stream per call. The caller sends one request frame; the server answers with token frames
-// as they are made, then one `done` (or `embedded`) frame, or one `error` frame. The caller
+// as they are made (a fast model's grouped, see `tokenFrames`), then one `done` (or `embedded`)
+// frame, or one `error` frame; the answer is the token frames joined, never repeated. The caller
 // cancels by sending a `cancel` frame or by resetting the stream; either aborts the model at
 // once. A server answers only from its own device's models: it never forwards to another peer
 // or to a cloud, so no call loops and no device spends another's budget.
@@ -100,8 +101,6 @@ export interface LlmServerInit {
   /** Longest one call may run on this device. Default 10 min. */
   callTimeoutMs?: number
   onPeerFault?: (peer: PeerId, err: Error) => void
-  /** Longest a made token waits to share a frame with the next ones. Default TOKEN_FLUSH_MS. */
-  tokenFlushMs?: number
   /** Told of each call served (tests, metrics). */
   onServed?: (event: { peer: string, kind: 'chat' | 'embed', model?: string, error?: string }) => void
 }
@@ -235,7 +234,7 @@ export async function serveLlm (host: ProtocolHost, local: LocalModels, init: Ll
         // an answer longer than the bound stops the model and is refused as too large; the
         // caller's own cancel stays apart from it, so the caller is told why
         const tooLong = new AbortController()
-        const frames = tokenFrames(async (text) => { await stream.write({ t: 'token', text }, { signal: callSignal }) }, { flushMs: init.tokenFlushMs ?? TOKEN_FLUSH_MS })
+        const frames = tokenFrames(async (text) => { await stream.write({ t: 'token', text }, { signal: callSignal }) }, { flushMs: TOKEN_FLUSH_MS })
         try {
           const result = await found.backend.chat(found.model, message.request as ChatRequest, {
             signal: AbortSignal.any([callSignal, tooLong.signal]),
