@@ -235,6 +235,7 @@ export async function serveLlm (host: ProtocolHost, local: LocalModels, init: Ll
         // caller's own cancel stays apart from it, so the caller is told why
         const tooLong = new AbortController()
         const frames = tokenFrames(async (text) => { await stream.write({ t: 'token', text }, { signal: callSignal }) }, { flushMs: TOKEN_FLUSH_MS })
+        const tooLarge = (): Error => new LlmTooLargeError(`the answer grew past ${MAX_ANSWER_CHARS} characters; ask for fewer tokens`)
         try {
           const result = await found.backend.chat(found.model, message.request as ChatRequest, {
             signal: AbortSignal.any([callSignal, tooLong.signal]),
@@ -243,11 +244,9 @@ export async function serveLlm (host: ProtocolHost, local: LocalModels, init: Ll
               if (frames.text.length + text.length > MAX_ANSWER_CHARS) tooLong.abort()
               else frames.push(text)
             }
-          })
+          }).catch((err: unknown) => { throw tooLong.signal.aborted && !callSignal.aborted ? tooLarge() : err })
           callSignal.throwIfAborted()
-          if (tooLong.signal.aborted || result.text.length > MAX_ANSWER_CHARS) {
-            throw new LlmTooLargeError(`the answer grew past ${MAX_ANSWER_CHARS} characters; ask for fewer tokens`)
-          }
+          if (tooLong.signal.aborted || result.text.length > MAX_ANSWER_CHARS) throw tooLarge()
           // the caller rebuilds the answer from the token frames alone: send what the answer
           // has beyond what was streamed, and refuse one that does not continue its stream
           if (!result.text.startsWith(frames.text)) throw new LlmUnavailableError('the model\'s answer differs from the tokens it streamed')

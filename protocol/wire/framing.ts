@@ -164,7 +164,7 @@ export class FramedStream {
     await this.writeRaw(encodeFrame(message, this.maxMessageBytes), options)
   }
 
-  /** Writes several messages as one send: one muxer frame and one encrypted write for all. */
+  /** Writes several messages as one send, so small ones share a muxer frame and an encrypted write. */
   async writeAll (messages: unknown[], options: AbortOptions = {}): Promise<void> {
     const frames = messages.map(m => encodeFrame(m, this.maxMessageBytes))
     if (frames.length === 1) return await this.writeRaw(frames[0]!, options)

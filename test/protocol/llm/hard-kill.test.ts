@@ -3,7 +3,8 @@
 // killed with SIGKILL while it streams, so nothing says goodbye: no stream close, no muxer
 // GoAway, only the kernel closing its sockets. The caller must notice from the connection itself,
 // not from its idle timer (set far longer than any test here), and go on to the next route or
-// end the call with LlmUnavailable. A peer that sends more answer than the bound is refused too.
+// end the call with LlmUnavailable. The answer's bound holds on both sides: a peer that streams
+// past it is refused, and a model that talks past it is stopped and answered LlmTooLarge.
 
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
@@ -141,4 +142,22 @@ test('a member that sends more answer than the bound is refused with LlmUnavaila
   assert.equal(err?.name, 'LlmUnavailable')
   assert.match(err.message, /longer than/)
   assert.ok(received <= MAX_ANSWER_CHARS)
+})
+
+test('a model whose answer passes the bound is stopped on its device and the call answered LlmTooLarge', async () => {
+  const third = Math.ceil(MAX_ANSWER_CHARS / 3)
+  const verbose = testBackend('embedded', ['verbose'], ['a'.repeat(third), 'b'.repeat(third), 'c'.repeat(third), 'd'])
+  const member = await startMesh(1, { label: 'verbose', init: () => ({ capabilities: { ollamaUrl: null }, llm: { backends: [verbose] } }) })
+  cleanups.push(member.stop)
+  const node = member.nodes[0]!
+  assert.equal((await runCli(['--data', node.dataDir, 'join', caller.hive.pairing.createInvite().uri])).code, 0)
+  let received = 0
+  const err = await callPeer(caller.libp2p, peerIdFromString(node.peerId.toString()), { t: 'chat', request: { ...ask(8), models: ['verbose'] } }, {
+    timeoutMs: IDLE_MS,
+    idleMs: IDLE_MS,
+    onToken: (t) => { received += t.length }
+  }).then(() => undefined, (e: Error) => e)
+  assert.equal(err?.name, 'LlmTooLarge', String(err))
+  assert.ok(received <= MAX_ANSWER_CHARS, `the caller received ${received} characters`)
+  assert.equal(verbose.calls.length, 1)
 })
