@@ -2,7 +2,8 @@
 // other holds. The byte-level description is in PROTOCOL.md beside this file.
 //
 // One stream per call. The caller sends one request frame; the server answers with token frames
-// as they are made, then one `done` (or `embedded`) frame, or one `error` frame. The caller
+// as they are made (a fast model's grouped, see `tokenFrames`), then one `done` (or `embedded`)
+// frame, or one `error` frame; the answer is the token frames joined, never repeated. The caller
 // cancels by sending a `cancel` frame or by resetting the stream; either aborts the model at
 // once. A server answers only from its own device's models: it never forwards to another peer
 // or to a cloud, so no call loops and no device spends another's budget.
@@ -31,6 +32,12 @@ export const MAX_EMBED_TEXTS = 256
 export const MAX_EMBED_TEXT_CHARS = 64 * 1024
 /** Concurrent inbound calls per node; the engine answers them in turn anyway. */
 export const MAX_INBOUND_CALLS = 16
+/** Characters of one `token` frame. */
+export const MAX_TOKEN_FRAME_CHARS = 64 * 1024
+/** Characters of a whole chat answer, summed over its `token` frames; both sides hold to it. */
+export const MAX_ANSWER_CHARS = 4 * 1024 * 1024
+/** Longest a made token waits for others to share its frame (see `tokenFrames`). */
+export const TOKEN_FLUSH_MS = 10
 
 const ModelName = z.string().min(1).max(MAX_MODEL_NAME)
 
@@ -65,10 +72,9 @@ export const CancelMessage = z.strictObject({ t: z.literal('cancel') })
 const WIRE_ERRORS = ['ModelNotFound', 'LlmUnavailable', 'LlmTooLarge'] as const
 
 export const LlmResponseMessage = z.discriminatedUnion('t', [
-  z.strictObject({ t: z.literal('token'), text: z.string().max(64 * 1024) }),
+  z.strictObject({ t: z.literal('token'), text: z.string().max(MAX_TOKEN_FRAME_CHARS) }),
   z.strictObject({
     t: z.literal('done'),
-    text: z.string().max(MAX_LLM_FRAME_BYTES),
     model: ModelName,
     tokensIn: z.number().int().min(0),
     tokensOut: z.number().int().min(0),
@@ -105,6 +111,96 @@ function wireError (err: unknown): { code: typeof WIRE_ERRORS[number], message: 
   return { code, message: e.message.slice(0, 1024) }
 }
 
+/** Cuts text into pieces of at most `max` characters, never inside a surrogate pair. */
+export function textPieces (text: string, max = MAX_TOKEN_FRAME_CHARS): string[] {
+  const pieces: string[] = []
+  let at = 0
+  while (at < text.length) {
+    let end = Math.min(text.length, at + max)
+    const code = text.charCodeAt(end - 1)
+    if (end < text.length && end - at > 1 && code >= 0xd800 && code <= 0xdbff) end--
+    pieces.push(text.slice(at, end))
+    at = end
+  }
+  return pieces
+}
+
+/** A chat's tokens on their way out as `token` frames. */
+export interface TokenFrames {
+  /** Everything pushed so far, sent or waiting. */
+  readonly text: string
+  push: (text: string) => void
+  /**
+   * Stops the timer, waits for a write under way, and hands back the text not sent yet, for
+   * the call's last write; rejects if a write failed.
+   */
+  finish: () => Promise<string>
+  /** Drops what waits and sends nothing more. */
+  cancel: () => void
+}
+
+/**
+ * Groups a chat's tokens into frames, at most one frame per `flushMs`. A token made when no
+ * frame went out for `flushMs` leaves at once, so a model slower than one token per `flushMs`
+ * (most models on most devices) streams token by token, as made, and the first token is never
+ * held. Tokens made sooner wait together for the next frame, never longer than `flushMs`: a
+ * fast model costs a frame (its encoding, encryption, a socket write and the other side's
+ * decoding) per `flushMs` instead of one per token.
+ */
+export function tokenFrames (write: (text: string) => Promise<void>, options: { flushMs: number, maxFrameChars?: number }): TokenFrames {
+  const maxChars = options.maxFrameChars ?? MAX_TOKEN_FRAME_CHARS
+  let text = ''
+  let pending = ''
+  let lastSent = -Infinity
+  let timer: ReturnType<typeof setTimeout> | undefined
+  let writing: Promise<void> | undefined
+  let failed: unknown
+  let stopped = false
+
+  const send = (): void => {
+    clearTimeout(timer)
+    timer = undefined
+    if (writing != null || pending === '' || stopped || failed != null) return
+    const pieces = textPieces(pending, maxChars)
+    pending = ''
+    lastSent = performance.now()
+    writing = (async () => { for (const piece of pieces) await write(piece) })()
+      .catch((err: unknown) => { failed = err })
+      .finally(() => { writing = undefined; schedule() })
+  }
+  function schedule (): void {
+    if (writing != null || timer != null || pending === '' || stopped) return
+    const wait = lastSent + options.flushMs - performance.now()
+    if (wait <= 0 || pending.length >= maxChars) send()
+    else timer = setTimeout(send, wait)
+  }
+  return {
+    get text () { return text },
+    push (piece) {
+      if (piece === '' || stopped) return
+      text += piece
+      pending += piece
+      schedule()
+    },
+    async finish () {
+      stopped = true
+      clearTimeout(timer)
+      timer = undefined
+      while (writing != null) await writing
+      if (failed != null) throw failed
+      const rest = pending
+      pending = ''
+      return rest
+    },
+    cancel () {
+      stopped = true
+      pending = ''
+      clearTimeout(timer)
+      timer = undefined
+    }
+  }
+}
+
 /** Serves this device's models to the hive's members. */
 export async function serveLlm (host: ProtocolHost, local: LocalModels, init: LlmServerInit): Promise<ServedProtocol> {
   const handler: InboundHandler = async (stream, { peer, signal }) => {
@@ -135,27 +231,33 @@ export async function serveLlm (host: ProtocolHost, local: LocalModels, init: Ll
     }
     try {
       if (message.t === 'chat') {
-        // one frame per token while the stream keeps up; tokens made during a write go out
-        // together in the next frame, so a fast model is not slowed to the pace of the frames
-        let pending = ''
-        let writing: Promise<void> | undefined
-        const flush = async (): Promise<void> => {
-          while (pending !== '' && !callSignal.aborted) {
-            const text = pending.length > 60_000 ? pending.slice(0, 60_000) : pending
-            pending = pending.slice(text.length)
-            await stream.write({ t: 'token', text }, { signal: callSignal })
-          }
+        // an answer longer than the bound stops the model and is refused as too large; the
+        // caller's own cancel stays apart from it, so the caller is told why
+        const tooLong = new AbortController()
+        const frames = tokenFrames(async (text) => { await stream.write({ t: 'token', text }, { signal: callSignal }) }, { flushMs: TOKEN_FLUSH_MS })
+        const tooLarge = (): Error => new LlmTooLargeError(`the answer grew past ${MAX_ANSWER_CHARS} characters; ask for fewer tokens`)
+        try {
+          const result = await found.backend.chat(found.model, message.request as ChatRequest, {
+            signal: AbortSignal.any([callSignal, tooLong.signal]),
+            onToken: (text) => {
+              if (tooLong.signal.aborted) return
+              if (frames.text.length + text.length > MAX_ANSWER_CHARS) tooLong.abort()
+              else frames.push(text)
+            }
+          }).catch((err: unknown) => { throw tooLong.signal.aborted && !callSignal.aborted ? tooLarge() : err })
+          callSignal.throwIfAborted()
+          if (tooLong.signal.aborted || result.text.length > MAX_ANSWER_CHARS) throw tooLarge()
+          // the caller rebuilds the answer from the token frames alone: send what the answer
+          // has beyond what was streamed, and refuse one that does not continue its stream
+          if (!result.text.startsWith(frames.text)) throw new LlmUnavailableError('the model\'s answer differs from the tokens it streamed')
+          const rest = await frames.finish() + result.text.slice(frames.text.length)
+          const done = { t: 'done', model: result.model, tokensIn: result.tokensIn, tokensOut: result.tokensOut, finish: result.finish }
+          // the last tokens and `done` leave in one write
+          await stream.writeAll([...textPieces(rest).map(text => ({ t: 'token', text })), done], { signal: callSignal })
+        } finally {
+          // nothing of this call goes out after its last frame (an error frame included)
+          frames.cancel()
         }
-        const result = await found.backend.chat(found.model, message.request as ChatRequest, {
-          signal: callSignal,
-          onToken: (text) => {
-            pending += text
-            writing ??= flush().finally(() => { writing = undefined })
-          }
-        })
-        while (writing != null) await writing
-        await flush()
-        await stream.write({ t: 'done', text: result.text, model: result.model, tokensIn: result.tokensIn, tokensOut: result.tokensOut, finish: result.finish }, { signal: callSignal })
       } else {
         const result = await found.backend.embed(found.model, message.texts, { signal: callSignal })
         await stream.write({ t: 'embedded', model: found.model, vectors: result.vectors, tokensIn: result.tokensIn }, { signal: callSignal })
@@ -191,7 +293,8 @@ export interface PeerCallOptions {
   idleMs: number
 }
 
-export type PeerChatAnswer = Extract<LlmResponseMessage, { t: 'done' }>
+/** A chat's `done` frame with the answer the caller put together from the token frames. */
+export type PeerChatAnswer = Extract<LlmResponseMessage, { t: 'done' }> & { text: string }
 export type PeerEmbedAnswer = Extract<LlmResponseMessage, { t: 'embedded' }>
 
 function answerError (code: typeof WIRE_ERRORS[number], message: string, peer: string): Error {
@@ -219,18 +322,22 @@ export async function callPeer (host: ProtocolHost, peer: PeerId, message: LlmRe
     throw new LlmUnavailableError(`could not reach ${name} for a model call: ${(err as Error).message}`)
   }
   let finished = false
+  let text = ''
   try {
     await stream.write(message, { signal: callSignal })
     for (;;) {
       const answer = await stream.read(LlmResponseMessage, { signal: AbortSignal.any([callSignal, AbortSignal.timeout(options.idleMs)]) })
+      if (answer.t === 'error') throw answerError(answer.code, answer.message, name)
+      const expected = message.t === 'chat' ? ['token', 'done'] : ['embedded']
+      if (!expected.includes(answer.t)) throw new LlmUnavailableError(`${name} answered a ${message.t} call with ${answer.t}`)
       if (answer.t === 'token') {
-        if (message.t === 'chat') options.onToken?.(answer.text)
+        if (text.length + answer.text.length > MAX_ANSWER_CHARS) throw new LlmUnavailableError(`${name} sent an answer longer than ${MAX_ANSWER_CHARS} characters`)
+        text += answer.text
+        options.onToken?.(answer.text)
         continue
       }
-      if (answer.t === 'error') throw answerError(answer.code, answer.message, name)
-      if ((answer.t === 'done') !== (message.t === 'chat')) throw new LlmUnavailableError(`${name} answered a ${message.t} call with ${answer.t}`)
       finished = true
-      return answer
+      return answer.t === 'done' ? { ...answer, text } : answer
     }
   } catch (err) {
     if (options.signal?.aborted === true) throw options.signal.reason

@@ -164,6 +164,16 @@ export class FramedStream {
     await this.writeRaw(encodeFrame(message, this.maxMessageBytes), options)
   }
 
+  /** Writes several messages as one send, so small ones share a muxer frame and an encrypted write. */
+  async writeAll (messages: unknown[], options: AbortOptions = {}): Promise<void> {
+    const frames = messages.map(m => encodeFrame(m, this.maxMessageBytes))
+    if (frames.length === 1) return await this.writeRaw(frames[0]!, options)
+    const bytes = new Uint8Array(frames.reduce((n, f) => n + f.byteLength, 0))
+    let at = 0
+    for (const f of frames) { bytes.set(f, at); at += f.byteLength }
+    await this.writeRaw(bytes, options)
+  }
+
   /** Sends bytes as they are (tests use this to send malformed frames). */
   async writeRaw (bytes: Uint8Array, options: AbortOptions = {}): Promise<void> {
     if (!this.stream.send(bytes)) {
