@@ -7,6 +7,7 @@ import { Option } from 'commander'
 import { DEFAULT_API_PORT, DEFAULT_P2P_PORT, parseListen, parsePort } from '../config.ts'
 import { table } from '../cli-context.ts'
 import { NodeNotRunningError } from '../errors.ts'
+import { startMemoryTrim } from '../memory.ts'
 import type { CliContext, CommonOptions } from '../cli-context.ts'
 import type { PeerSummary } from '../hive-node.ts'
 import { CAPABILITY_COLUMNS, capabilityCells, parseCapabilityFlags } from './tasks.ts'
@@ -14,6 +15,8 @@ import type { LogLevel } from '../logger.ts'
 import type { Command } from 'commander'
 
 /** Longest a stop may take before the process exits regardless (the service unit allows 30 s). */
+const mib = (bytes: number): number => Math.round(bytes / (1024 * 1024))
+
 export const STOP_BOUND_MS = 20_000
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value]
@@ -159,6 +162,9 @@ export function register (program: Command, cli: CliContext): void {
         `  data       ${info.dataDir}`,
         'Press Ctrl-C to stop.'
       ].join('\n'), undefined)
+      // after the ready line, so the collection that returns the start's garbage delays no one
+      const started = node
+      const trim = startMemoryTrim({ onTrim: (before, after) => { started.log.debug(`memory: ${mib(before)} MiB resident after a burst, ${mib(after)} MiB after a full collection`) } })
       const why = await stopRequested
       node.log.info(`stopping (${why})`)
       // The stop's bound: every step is bounded on its own (the API cuts lingering
@@ -171,6 +177,7 @@ export function register (program: Command, cli: CliContext): void {
       // A second signal while stopping means the user wants out now.
       process.once('SIGINT', () => process.exit(130))
       process.once('SIGTERM', () => process.exit(143))
+      trim.stop()
       await node.stop()
       cli.err('hive-node stopped\n')
     })
