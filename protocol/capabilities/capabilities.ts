@@ -45,6 +45,12 @@ export interface CapabilitiesInit extends DeviceProbeInit {
   expireMs?: number
   /** Delay that coalesces a burst of changes into one message. Default 50 ms. */
   changeDelayMs?: number
+  /**
+   * Least time between two reports sent for changes. Default 500 ms: under a burst of tasks the
+   * running count changes many times a second, and every report is a message to every member
+   * (each forwarding it); the count a bid uses is this node's own, never the gossiped one.
+   */
+  changeIntervalMs?: number
   /** Agent runtimes this node offers; read at every report. */
   runtimes?: () => string[]
   /**
@@ -153,6 +159,8 @@ class CapabilityService extends EventTarget implements Capabilities {
   private readonly intervalMs: number
   private readonly expireMs: number
   private readonly changeDelayMs: number
+  private readonly changeIntervalMs: number
+  private lastPublishAt = -Infinity
   private overrides: CapabilityOverrides
   private readonly entries = new Map<string, CapabilityEntry>()
   private running = 0
@@ -173,6 +181,7 @@ class CapabilityService extends EventTarget implements Capabilities {
     this.intervalMs = init.intervalMs ?? 3_000
     this.expireMs = init.expireMs ?? Math.round(this.intervalMs * 3.5)
     this.changeDelayMs = init.changeDelayMs ?? 50
+    this.changeIntervalMs = init.changeIntervalMs ?? 500
     this.overrides = checkOverrides(init.overrides)
     this.probe = init.probe ?? createDeviceProbe(init)
   }
@@ -283,6 +292,7 @@ class CapabilityService extends EventTarget implements Capabilities {
     const data = encodeCapabilityMessage(message)
     this.remember(this.components.self, message, true)
     this.lastPublished = caps
+    this.lastPublishAt = now
     await this.components.pubsub.publish(this.topic, data)
   }
 
@@ -296,16 +306,20 @@ class CapabilityService extends EventTarget implements Capabilities {
     this.tickTimer.unref()
   }
 
-  /** Publishes shortly after a change, once for a burst, and only when the report really changed. */
+  /**
+   * Publishes shortly after a change, once for a burst, no sooner than `changeIntervalMs` after
+   * the last report, and only when the report really changed.
+   */
   private publishSoon (): void {
     if (!this.started || this.changeTimer != null) return
+    const wait = Math.max(this.changeDelayMs, this.lastPublishAt + this.changeIntervalMs - Date.now())
     this.changeTimer = setTimeout(() => {
       this.changeTimer = undefined
       this.local().then(async (caps) => {
         if (!this.started || !materiallyDifferent(this.lastPublished, caps)) return
         await this.publish()
       }).catch((err: Error) => { this.log.debug(`capability change not sent: ${err.message}`) })
-    }, this.changeDelayMs)
+    }, wait)
     this.changeTimer.unref()
   }
 

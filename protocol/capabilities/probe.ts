@@ -106,6 +106,11 @@ export interface DeviceProbeInit {
   ollamaTimeoutMs?: number
   /** How long a list of models is reused before asking Ollama again. Default 30 s. */
   ollamaRefreshMs?: number
+  /**
+   * How long a power reading is reused. Default 2 s: a burst of task changes republishes the
+   * report several times a second, and the power supply does not change that fast.
+   */
+  powerRefreshMs?: number
   /** Models held by this node's own engine, listed after Ollama's. */
   localModels?: (options: { signal?: AbortSignal }) => Promise<string[]>
   drmDir?: string
@@ -125,6 +130,13 @@ export function createDeviceProbe (init: DeviceProbeInit = {}): DeviceProbe {
   // GPUs do not come and go while a node runs: read them once
   const gpuList = readGpus(init.drmDir, init.nvidiaDir)
 
+  const powerRefreshMs = init.powerRefreshMs ?? 2_000
+  let powerRead: { at: number, reading: Promise<Power> } | undefined
+  async function currentPower (): Promise<Power> {
+    if (powerRead == null || Date.now() - powerRead.at >= powerRefreshMs) powerRead = { at: Date.now(), reading: readPower(init.powerSupplyDir) }
+    return powerRead.reading
+  }
+
   async function currentModels (signal?: AbortSignal): Promise<string[]> {
     if (init.ollamaUrl === null) return []
     if (Date.now() - modelsAt < refreshMs) return models
@@ -139,7 +151,7 @@ export function createDeviceProbe (init: DeviceProbeInit = {}): DeviceProbe {
   return {
     async read (options = {}) {
       const [power, found, own, gpus] = await Promise.all([
-        readPower(init.powerSupplyDir),
+        currentPower(),
         currentModels(options.signal),
         init.localModels != null ? init.localModels(options).catch(() => []) : Promise.resolve([]),
         gpuList

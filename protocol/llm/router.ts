@@ -143,7 +143,10 @@ export function createLlmRouter (init: LlmRouterInit, components: LlmRouterCompo
       listed.set(backend, { at: now(), models })
       return models
     } catch (err) {
+      // a backend that is not there (no Ollama running) is asked again only when the cache
+      // lapses, not on every capability report and every call
       components.log?.debug(`llm: ${backend.source} did not list its models: ${(err as Error).message}`)
+      if (signal?.aborted !== true) listed.set(backend, { at: now(), models: [] })
       return []
     }
   }

@@ -9,7 +9,7 @@
 // kept in a bounded cache. test/protocol/wire/signing.test.ts cross-checks it against
 // @noble/ed25519.
 
-import { createPublicKey, verify as cryptoVerify } from 'node:crypto'
+import { createHash, createPublicKey, verify as cryptoVerify } from 'node:crypto'
 import type { KeyObject } from 'node:crypto'
 
 /** A device that signs: its PeerId string and its Ed25519 signature over bytes. */
@@ -62,16 +62,39 @@ function keyObject (publicKey: Uint8Array): KeyObject | undefined {
 }
 
 /**
+ * Signatures that verified lately, by signature, with a digest of the key and message they
+ * verified for. One signed record is checked several times on one node: a bid when it arrives,
+ * again inside the award that carries it (from gossip, and when the DHT stores the award).
+ * A hit needs the same signature, key and message (a SHA-256 of both, a few microseconds
+ * against a verification's tens); failures are never remembered.
+ */
+const VERIFIED_CACHE_LIMIT = 4096
+const verified = new Map<string, string>()
+
+function verifiedDigest (publicKey: Uint8Array, message: Uint8Array): string {
+  return createHash('sha256').update(publicKey).update(message).digest('base64')
+}
+
+/**
  * Ed25519 verification under the hive's one rule (canonical S). Never throws: anything that
  * is not a valid signature of `message` by `publicKey` is false.
  */
 export function verifyEd25519 (publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
   if (!hasCanonicalS(signature)) return false
+  const id = Buffer.from(signature.buffer, signature.byteOffset, signature.byteLength).toString('base64')
+  const digest = verifiedDigest(publicKey, message)
+  if (verified.get(id) === digest) return true
   const key = keyObject(publicKey)
   if (key == null) return false
+  let ok: boolean
   try {
-    return cryptoVerify(null, message, key, signature)
+    ok = cryptoVerify(null, message, key, signature)
   } catch {
     return false
   }
+  if (ok) {
+    if (verified.size >= VERIFIED_CACHE_LIMIT) verified.delete(verified.keys().next().value as string)
+    verified.set(id, digest)
+  }
+  return ok
 }

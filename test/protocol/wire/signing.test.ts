@@ -49,6 +49,20 @@ describe('Ed25519 verification (one rule: canonical S)', () => {
     assert.equal(verifyEd25519(other.publicKey, message, signature), false)
   })
 
+  it('remembers a verified signature only for the key and message it verified', async () => {
+    const { secret, publicKey } = await keyPair()
+    const other = await keyPair()
+    const message = randomBytes(200)
+    const signature = await ed.signAsync(message, secret)
+    assert.equal(verifyEd25519(publicKey, message, signature), true)
+    assert.equal(verifyEd25519(publicKey, message, signature), true, 'again, from the cache')
+    const changed = Uint8Array.from(message)
+    changed[199] = (changed[199] as number) ^ 1
+    assert.equal(verifyEd25519(publicKey, changed, signature), false, 'same signature, another message')
+    assert.equal(verifyEd25519(other.publicKey, message, signature), false, 'same signature, another key')
+    assert.equal(verifyEd25519(publicKey, message, signature), true)
+  })
+
   it('refuses a signature whose S is not below L, which the reference refuses too', async () => {
     const { secret, publicKey } = await keyPair()
     const message = randomBytes(100)
