@@ -178,7 +178,7 @@ export class HiveNode extends EventTarget implements ApiNode {
       signer: this.signer,
       capabilities: this.capabilities,
       executor: sandboxExecutor(this.sandbox),
-      ledger: { append: async (record, options) => this.ledger.append(record, options) },
+      ledger: { append: async (record, options) => this.ledger.append(record, options), unwritable: () => this.ledger.unwritable() },
       gate: this.gate,
       isMember: (peer) => this.hive.membership.isMember(peer),
       log: this.log.child('placement')
