@@ -87,6 +87,11 @@ describe('a node whose own ledger chain is damaged runs nothing, says why, and s
         assert.match(refusal.error.message, /runs no task/)
         assert.match(refusal.error.message, c.recovery)
 
+        // a direct run in this node's sandbox: refused the same way
+        const direct = await fetch(`${node.apiUrl}/agents/run`, { method: 'POST', headers: auth, body: JSON.stringify({ agent, input: 'hi' }) })
+        assert.equal(direct.status, 503)
+        assert.equal((await direct.json() as ErrorBody).error.code, 'LedgerDamaged')
+
         // a task for the hive: this node does not bid, and the failure says why
         const placed = await node.placement.submit({ agent: await watAgent(ECHO), input: 'hi' })
         const ended = await node.placement.wait(placed.id, { signal: AbortSignal.timeout(30_000) })
