@@ -63,3 +63,12 @@ export class LedgerFetchError extends Error {
   static readonly code = 'LedgerFetch'
   override name = 'LedgerFetch'
 }
+
+/**
+ * This device's own chain is damaged or missing records, so the node refuses to execute: a run
+ * here could not be recorded. The message says what the audit found and how to recover.
+ */
+export class LedgerDamagedError extends Error {
+  static readonly code = 'LedgerDamaged'
+  override name = 'LedgerDamaged'
+}

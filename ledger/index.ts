@@ -12,6 +12,7 @@ export * from './audit.ts'
 export * from './exchange.ts'
 export * from './ledger.ts'
 export * from './listing.ts'
+export * from './health.ts'
 
 /** The sublevel name the node gives the ledger inside its database (the CLI opens it offline too). */
 export const LEDGER_SUBLEVEL = 'ledger'

@@ -4,7 +4,8 @@
 
 import { OPEN_GATE, dialFramed, decodeMessage, encodeMessage, isPeerFault, serveProtocol } from '../protocol/index.ts'
 import { verifyAll, verifyChain } from './audit.ts'
-import { BadCopyError, BadHeadError, LedgerFetchError, LedgerNotStartedError, MalformedRecordError } from './errors.ts'
+import { BadCopyError, BadHeadError, LedgerFetchError, LedgerNotStartedError, LedgerRollbackError, MalformedRecordError } from './errors.ts'
+import { LEDGER_OK, appendRefusal, damaged, damagedError, healthOf } from './health.ts'
 import {
   DEFAULT_HEADS_TOPIC, HeadsMessage, LEDGER_PROTOCOL, LedgerRequest, MAX_HEADS_PER_MESSAGE, MAX_LEDGER_FRAME_BYTES,
   RECORDS_PER_FRAME, RecordsResponse
@@ -12,6 +13,8 @@ import {
 import { decodeHead } from './record.ts'
 import { LedgerStore } from './store.ts'
 import type { AuditReport, ChainReport } from './audit.ts'
+import type { LedgerDamagedError } from './errors.ts'
+import type { LedgerHealth } from './health.ts'
 import type { LedgerRecord, RecordSigner, SignedHead } from './record.ts'
 import type { AppendInput, HeadOutcome, LedgerDatabase, ListedRecord } from './store.ts'
 import type { InboundContext, PeerGate, ProtocolHost, ProtocolLog, ServedProtocol } from '../protocol/index.ts'
@@ -99,9 +102,16 @@ export interface Ledger extends EventTarget {
   setTopic: (topic: string) => void
   start: () => Promise<void>
   stop: () => Promise<void>
-  /** Appends a record to this device's chain; resolves after it is on disk. */
+  /**
+   * Appends a record to this device's chain; resolves after it is on disk. Refused with
+   * LedgerDamagedError while the chain is damaged (see `health`).
+   */
   append: (input: AppendInput, options?: { signal?: AbortSignal }) => Promise<LedgerRecord>
-  /** Audits every chain held, or one signer's. */
+  /** Whether this device's chain takes records now; when not, why and how to recover. */
+  health: () => LedgerHealth
+  /** The error an execution is refused with while the chain cannot take its record; undefined when it can. */
+  unwritable: () => LedgerDamagedError | undefined
+  /** Audits every chain held, or one signer's; an audit of this device's chain updates `health`. */
   verify: (options?: { signer?: string, signal?: AbortSignal }) => Promise<AuditReport>
   /** Records of one chain (this device's by default), oldest first; `limit` keeps the newest N. */
   list: (options?: { signer?: string, limit?: number, signal?: AbortSignal }) => Promise<ListedRecord[]>
@@ -133,6 +143,7 @@ class HiveLedger extends EventTarget implements Ledger {
   private timer?: NodeJS.Timeout
   private stopping = new AbortController()
   private running = false
+  private state: LedgerHealth = LEDGER_OK
 
   constructor (init: LedgerInit, components: LedgerComponents) {
     super()
@@ -180,6 +191,8 @@ class HiveLedger extends EventTarget implements Ledger {
     if (this.running) return
     this.stopping = new AbortController()
     await this.store.setSelf(this.self)
+    // before anything can execute here: a chain that is damaged takes no more records
+    await this.checkSelf()
     this.served = await serveProtocol(this.components.host, LEDGER_PROTOCOL, async (stream, context) => { await this.serve(stream, context) }, {
       log: this.log,
       gate: this.gate,
@@ -228,7 +241,15 @@ class HiveLedger extends EventTarget implements Ledger {
   // local API
 
   async append (input: AppendInput, options: { signal?: AbortSignal } = {}): Promise<LedgerRecord> {
-    const record = await this.store.append(this.components.signer, input, options)
+    if (this.state.state !== 'ok') throw appendRefusal(this.state)
+    let record: LedgerRecord
+    try {
+      record = await this.store.append(this.components.signer, input, options)
+    } catch (err) {
+      // the store found its own chain behind a head it signed: say so until it is whole again
+      if (err instanceof LedgerRollbackError) await this.checkSelf().catch(() => {})
+      throw err
+    }
     this.dispatchEvent(new CustomEvent('chain', { detail: { signer: this.self, end: record.seq } }))
     if (this.running) {
       this.track((async () => {
@@ -240,10 +261,45 @@ class HiveLedger extends EventTarget implements Ledger {
   }
 
   async verify (options: { signer?: string, signal?: AbortSignal } = {}): Promise<AuditReport> {
-    if (options.signer == null) return verifyAll(this.store, { self: this.self, signal: options.signal })
-    const started = performance.now()
-    const chain: ChainReport = await verifyChain(this.store, options.signer, { self: this.self, signal: options.signal })
-    return { ok: chain.ok, chains: [chain], records: chain.checked, durationMs: Math.round(performance.now() - started) }
+    let report: AuditReport
+    if (options.signer == null) {
+      report = await verifyAll(this.store, { self: this.self, signal: options.signal })
+    } else {
+      const started = performance.now()
+      const chain: ChainReport = await verifyChain(this.store, options.signer, { self: this.self, signal: options.signal })
+      report = { ok: chain.ok, chains: [chain], records: chain.checked, durationMs: Math.round(performance.now() - started) }
+    }
+    // an audit that disagrees with the state held is checked again with appends held off (an
+    // audit that reads while a record lands may see its head before the record)
+    const own = report.chains.find(c => c.signer === this.self)
+    if (own != null && own.ok !== (this.state.state === 'ok')) await this.checkSelf(options.signal)
+    return report
+  }
+
+  health (): LedgerHealth {
+    return this.state
+  }
+
+  unwritable (): LedgerDamagedError | undefined {
+    return this.state.state === 'ok' ? undefined : damagedError(this.state)
+  }
+
+  /** Audits this device's chain with its writes held off, and takes the result as the health. */
+  private async checkSelf (signal?: AbortSignal): Promise<void> {
+    const chain = await this.store.withChain(this.self, async () => verifyChain(this.store, this.self, { self: this.self, signal }))
+    this.setHealth(healthOf(chain))
+  }
+
+  private setHealth (next: LedgerHealth): void {
+    const was = this.state
+    this.state = next
+    if (was.state === next.state && was.reason === next.reason && was.seq === next.seq) return
+    if (next.state === 'damaged') {
+      this.log.warn(`this device's ledger chain is damaged (${next.reason ?? ''} at seq ${next.seq ?? ''}: ${next.message ?? ''}); no task runs here until it is whole. ${next.recovery ?? ''}`)
+    } else {
+      this.log.warn('this device\'s ledger chain is whole again; tasks run here again')
+    }
+    this.dispatchEvent(new CustomEvent('health', { detail: next }))
   }
 
   async list (options: { signer?: string, limit?: number, signal?: AbortSignal } = {}): Promise<ListedRecord[]> {
@@ -326,6 +382,7 @@ class HiveLedger extends EventTarget implements Ledger {
         if (head.signer === this.self) {
           const end = (await this.store.end(this.self))?.seq ?? -1
           this.log.warn(`a peer holds this device's signed head for seq ${head.seq} but the local chain ends at ${end}: the ledger store was restored from an older copy; appends are refused while the missing records are fetched back from peers`)
+          this.setHealth(damaged('rollback', end + 1, `this device's chain ends at seq ${end} but this device signed a head for seq ${head.seq}, held by a peer`))
           this.dispatchEvent(new CustomEvent('rollback', { detail: { seq: head.seq, end } }))
         }
         // a peer's chain to catch up on, or this device's own records to take back from a copy
@@ -371,6 +428,7 @@ class HiveLedger extends EventTarget implements Ledger {
     const end = (await this.store.end(this.self))?.seq ?? -1
     if (seen == null || seen.seq <= end) {
       this.log.warn(`this device's ledger chain was restored from peers up to seq ${end}; appending again`)
+      await this.checkSelf()
       this.dispatchEvent(new CustomEvent('restored', { detail: { end } }))
     } else if (this.running) {
       this.log.warn(`no connected peer gave back this device's records ${end + 1}..${seen.seq}; appends stay refused, and a peer that announces the head is asked again`)
@@ -440,6 +498,7 @@ class HiveLedger extends EventTarget implements Ledger {
             ? `this device signed two different records for seq ${accepted.fork}: its store was restored from an older copy and it appended before a peer told it so. Its chain is forked; both records are kept as proof, appends stay refused, and "hive-node verify" reports it`
             : `${signer} signed two different records for seq ${accepted.fork}; both are kept as proof`)
           this.dispatchEvent(new CustomEvent('fork', { detail: { signer, seq: accepted.fork } }))
+          if (signer === this.self) this.setHealth(damaged('fork', accepted.fork, `this device signed two different records for seq ${accepted.fork}`))
           break
         }
       }

@@ -156,6 +156,11 @@ export class LedgerStore {
     }
   }
 
+  /** Runs `fn` while no append or copy changes `signer`'s chain (an audit sees one state of it). */
+  async withChain<T> (signer: string, fn: () => Promise<T>): Promise<T> {
+    return this.exclusive(signer, fn)
+  }
+
   // ------------------------------------------------------------------------------------------
   // reads
 

@@ -24,7 +24,7 @@ import { buildLibp2p } from './libp2p.ts'
 import { acquireLock } from './lock.ts'
 import { createLogger } from './logger.ts'
 import { VERSION } from './version.ts'
-import type { Api } from './api/server.ts'
+import type { Api, ApiLimits } from './api/server.ts'
 import type { ApiNode, PeerSummary, RuntimeInfo } from './api/types.ts'
 import type { Identity } from './identity.ts'
 import type { HiveLibp2p } from './libp2p.ts'
@@ -46,6 +46,8 @@ export interface HiveNodeInit {
   listen?: string[]
   /** Local API port on 127.0.0.1; 0 picks a free one. */
   apiPort?: number
+  /** Tighter limits for the local API's connections (tests); API_LIMITS otherwise. */
+  apiLimits?: Partial<ApiLimits>
   /** Multiaddrs dialled at start and re-dialled while disconnected. */
   bootstrap?: string[]
   mdns?: boolean
@@ -178,7 +180,7 @@ export class HiveNode extends EventTarget implements ApiNode {
       signer: this.signer,
       capabilities: this.capabilities,
       executor: sandboxExecutor(this.sandbox),
-      ledger: { append: async (record, options) => this.ledger.append(record, options) },
+      ledger: { append: async (record, options) => this.ledger.append(record, options), unwritable: () => this.ledger.unwritable() },
       gate: this.gate,
       isMember: (peer) => this.hive.membership.isMember(peer),
       log: this.log.child('placement')
@@ -304,7 +306,8 @@ export class HiveNode extends EventTarget implements ApiNode {
 
       this.api = await createApi(this, {
         port: this.init.apiPort ?? DEFAULT_API_PORT,
-        paths: dataPaths(this.dataDir)
+        paths: dataPaths(this.dataDir),
+        ...(this.init.apiLimits != null ? { limits: this.init.apiLimits } : {})
       })
 
       this.dialBootstrap()

@@ -45,6 +45,9 @@ export type RunResponse = RunResult & { logs: AgentLogLine[] }
 export function routes (app: FastifyInstance, node: ApiNode): void {
   app.post('/agents/run', { bodyLimit: MAX_AGENT_BODY_BYTES }, async (request) => {
     const body = parseInput(runBody, request.body)
+    // a node whose ledger chain is damaged executes nothing, here as for placed tasks
+    const refused = node.ledger.unwritable()
+    if (refused != null) throw refused
     let agent: LoadedAgent | Uint8Array
     if (body.agent !== undefined) {
       agent = new Uint8Array(Buffer.from(body.agent, 'base64'))

@@ -16,7 +16,9 @@ export function routes (app: FastifyInstance, node: ApiNode): void {
     addresses: node.listenAddresses(),
     apiUrl: node.apiUrl,
     peerCount: node.peers().length,
-    strangersNearby: node.hive.strangersNearby()
+    strangersNearby: node.hive.strangersNearby(),
+    // whether this device's chain takes records: while it is damaged no task runs here
+    ledger: node.ledger.health()
   }))
 
   app.get('/runtimes', async () => ({ runtimes: node.runtimes() }))

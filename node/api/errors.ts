@@ -13,6 +13,7 @@ import {
   InviteClosedError, InviteDamagedError, InviteExpiredError, InviteUnknownError, InviteUsedError, InviterNotAuthenticError, InviterUnreachableError,
   NotAMemberError, OwnInviteError, PairingFailedError, PlacementNotRunningError, TaskNotFoundError, WrongSecretError
 } from '../../protocol/index.ts'
+import { LedgerDamagedError } from '../../ledger/index.ts'
 import {
   AgentFailedError, AgentTimedOutError, AgentTrappedError, CompileFailedError, ImportNotGrantedError, LimitNotAllowedError, ManifestInvalidError,
   ManifestMissingError, MemoryLimitExceededError, MemoryLimitTooLowError, NotAComponentError, NotWebAssemblyError, SandboxNotRunningError,
@@ -73,6 +74,7 @@ export const ERROR_STATUS: ReadonlyArray<readonly [CodedErrorClass, number]> = [
   [PlacementNotRunningError, 503],
   [SandboxNotRunningError, 503],
   [ContextStoreClosedError, 503],
+  [LedgerDamagedError, 503],
   [AgentTimedOutError, 504],
   [CompileFailedError, 500],
   [ContextWriteFailedError, 500],

@@ -32,9 +32,36 @@ const MAX_PARAM_LENGTH = CHECKPOINT_NAME_MAX_LENGTH * 12
 
 /** How long requests under way may take to finish when the node stops. */
 export const API_STOP_GRACE_MS = 2000
-/** A request's headers must arrive within this, and the whole request within REQUEST_TIMEOUT_MS. */
-const HEADERS_TIMEOUT_MS = 10_000
-const REQUEST_TIMEOUT_MS = 30_000
+
+/**
+ * What one local client, or many, can make the API hold. Every number the README's threat model
+ * states for the API's connections is here, once.
+ */
+export interface ApiLimits {
+  /** A request's headers must arrive within this (a client sending them a byte at a time is cut). */
+  headersTimeoutMs: number
+  /** The whole request must arrive within this. */
+  requestTimeoutMs: number
+  /** An idle keep-alive connection is closed after this. */
+  keepAliveTimeoutMs: number
+  /**
+   * Connections open at once; more are closed as they arrive. Each holds a file descriptor the
+   * node's libp2p side needs too, and each long poll (`GET /task/:id?waitMs`) holds one, so this
+   * also bounds the waiters. A client refused this way can retry once a slot frees.
+   */
+  maxConnections: number
+  /** How often the server looks for connections past their header or request timeout. */
+  timeoutCheckMs: number
+}
+
+export const API_LIMITS: Readonly<ApiLimits> = {
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 30_000,
+  keepAliveTimeoutMs: 5_000,
+  maxConnections: 256,
+  // Node checks every 30 s by default, which let a slow client stay up to 40 s
+  timeoutCheckMs: 1_000
+}
 
 /** The framework's own refusals, under the API's codes. */
 const FRAMEWORK_CODES: Record<string, string> = {
@@ -54,6 +81,8 @@ function errorBody (code: string, message: string): { error: { code: string, mes
 export interface ApiInit {
   port: number
   paths: ReturnType<typeof dataPaths>
+  /** Tighter limits (tests); API_LIMITS otherwise. */
+  limits?: Partial<ApiLimits>
 }
 
 export interface Api {
@@ -72,13 +101,15 @@ export interface ApiFile {
 
 export async function createApi (node: ApiNode, init: ApiInit): Promise<Api> {
   const token = randomBytes(32).toString('hex')
+  const limits: ApiLimits = { ...API_LIMITS, ...init.limits }
   const app: FastifyInstance = Fastify({
     logger: false,
     bodyLimit: MAX_BODY_BYTES,
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     // a local client that sends half a request and stalls does not hold a connection for long
-    requestTimeout: REQUEST_TIMEOUT_MS,
-    http: { headersTimeout: HEADERS_TIMEOUT_MS },
+    requestTimeout: limits.requestTimeoutMs,
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
+    http: { headersTimeout: limits.headersTimeoutMs, connectionsCheckingInterval: limits.timeoutCheckMs },
     // refusals made before a route runs, in the same shape as every other error
     frameworkErrors: (err, _request, reply) => {
       const e = err as { statusCode?: number, code?: string, message: string }
@@ -143,6 +174,14 @@ export async function createApi (node: ApiNode, init: ApiInit): Promise<Api> {
   await app.register(async (scope) => { ledgerApi.routes(scope, node) })
   await app.register(async (scope) => { tasksApi.routes(scope, node) })
   await app.register(async (scope) => { llmApi.routes(scope, node) })
+
+  app.server.maxConnections = limits.maxConnections
+  let dropped = 0
+  app.server.on('drop', () => {
+    // said once per burst, not once per connection
+    if (dropped++ === 0) node.log.warn(`local API: more than ${limits.maxConnections} connections at once; refusing new ones until some close`)
+  })
+  app.server.on('connection', () => { if (app.server.listening) dropped = 0 })
 
   await app.listen({ host: API_HOST, port: init.port })
   const address = app.server.address()

@@ -12,6 +12,7 @@ import type { CliContext, CommonOptions } from '../cli-context.ts'
 import type { PeerSummary } from '../hive-node.ts'
 import { CAPABILITY_COLUMNS, capabilityCells, parseCapabilityFlags } from './tasks.ts'
 import type { LogLevel } from '../logger.ts'
+import type { LedgerHealth } from '../../ledger/index.ts'
 import type { Command } from 'commander'
 
 /** Longest a stop may take before the process exits regardless (the service unit allows 30 s). */
@@ -43,6 +44,18 @@ interface Health {
   apiUrl: string
   peerCount: number
   strangersNearby?: number
+  ledger?: LedgerHealth
+}
+
+/** The status line of this device's ledger: ok, or what is damaged and what to do. */
+export function ledgerLines (health: LedgerHealth | undefined): string[] {
+  if (health === undefined) return []
+  if (health.state === 'ok') return ['  ledger     ok']
+  return [
+    `  ledger     DAMAGED: ${health.reason ?? ''} at seq ${health.seq ?? '?'}: ${health.message ?? ''}`,
+    '             no task runs on this device until its chain is whole.',
+    `             ${health.recovery ?? ''}`
+  ]
 }
 
 /** The line that tells the owner about devices nearby that are not in the hive, or nothing. */
@@ -209,6 +222,7 @@ export function register (program: Command, cli: CliContext): void {
         `  api        ${health.apiUrl}`,
         `  data       ${health.dataDir}`,
         `  peers      ${health.peerCount} connected`,
+        ...ledgerLines(health.ledger),
         ...strangersLine(health.strangersNearby)
       ].join('\n'), health)
     })

@@ -78,6 +78,8 @@ export interface AuctioneerComponents {
   publish: (message: PlacementGossip) => Promise<void>
   /** This node bids on its own task as any member does (gossip does not come back to its author). */
   bidHere: (announce: Announce) => void
+  /** Why this node did not bid on a task, when it declined one. */
+  declinedHere?: (task: TaskId) => string | undefined
   /** A round was awarded; its signed record is ready. */
   onAwarded: (award: AwardPayload, record: Uint8Array) => void
   /** Bids missing at the deadline may be in the DHT. */
@@ -269,7 +271,9 @@ export class Auctioneer extends TypedEventTarget<AuctioneerEvents> implements Su
       ? `every live capable member bid (${auction.bids.size})`
       : `deadline reached with ${auction.bids.size} bid${auction.bids.size === 1 ? '' : 's'}${stillMissing.length > 0 ? `; no bid from ${stillMissing.join(', ')}` : ''}`)
     if (auction.bids.size === 0) {
-      this.fail(auction, new NoBidsError(`no member bid for task ${auction.id}: none that is live can meet its requirements (${JSON.stringify(auction.announce.requirements)})`))
+      const here = this.components.declinedHere?.(auction.id)
+      this.fail(auction, new NoBidsError(`no member bid for task ${auction.id}: none that is live can meet its requirements (${JSON.stringify(auction.announce.requirements)})` +
+        (here != null ? `; this device did not bid: ${here}` : '')))
       return
     }
     await this.award(auction, 'lowest cost')

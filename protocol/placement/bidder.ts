@@ -30,6 +30,8 @@ export interface BidderComponents {
   signer: RecordSigner
   capabilities: Pick<CapabilitySource, 'local'>
   holdsAgent: (digest: Digest) => boolean
+  /** Why this node may not take a task now (its ledger cannot record a run), or undefined. */
+  refusal?: () => Error | undefined
   submitterFor: (peer: string) => SubmitterClient
   /** Puts a record in the DHT at once (a bid the submitter did not receive). */
   publishNow: (key: Uint8Array, value: Uint8Array, task: TaskId) => void
@@ -65,6 +67,12 @@ export class Bidder {
     this.observed.set(announce.task, seen)
     this.trim()
     const { self } = this.components
+    const refused = this.components.refusal?.()
+    if (refused != null) {
+      seen.declined = refused.message
+      this.components.log.debug(`not bidding for ${announce.task}: ${refused.message}`)
+      return
+    }
     try {
       const caps = await this.components.capabilities.local({ signal: this.stopping.signal })
       const able = canRun(announce.requirements, caps, self)

@@ -92,6 +92,12 @@ export interface ExecutionRecord {
 /** Where an executor records what it ran: the ledger in the node. */
 export interface LedgerSink {
   append: (record: ExecutionRecord, options?: { signal?: AbortSignal }) => Promise<{ seq?: number, hash?: Uint8Array | string } | undefined | void>
+  /**
+   * Why a record could not be appended now (the chain is damaged), or undefined when it can.
+   * A node whose ledger says so does not bid, does not run what it was awarded, and refuses a
+   * task pinned to it: every run it accepts leaves a record.
+   */
+  unwritable?: () => Error | undefined
 }
 
 export interface PlacementComponents {

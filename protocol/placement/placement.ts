@@ -135,6 +135,7 @@ class PlacementService extends TypedEventTarget<PlacementEvents> implements Plac
       connected: () => this.connected(),
       publish: async (message) => { await this.gossip.publish(message) },
       bidHere: (announce) => { void this.bidder.onAnnounce(announce) },
+      declinedHere: (task) => this.bidder.observed.get(task)?.declined,
       onAwarded: (award, record) => { this.onAward(award, record) },
       lookupBid: async (task, bidder, options) => this.board.lookupBid(task, bidder, options),
       agents: this.agents,
@@ -146,6 +147,7 @@ class PlacementService extends TypedEventTarget<PlacementEvents> implements Plac
       signer: components.signer,
       capabilities: components.capabilities,
       holdsAgent: (digest) => this.agents.has(digest),
+      refusal: () => components.ledger?.unwritable?.(),
       submitterFor: (peer) => this.submitterFor(peer),
       publishNow: (key, value, task) => { this.board.publish(key, value, { task, urgent: true }) },
       log
@@ -279,6 +281,11 @@ class PlacementService extends TypedEventTarget<PlacementEvents> implements Plac
     if (task.agent.byteLength > this.settings.maxAgentBytes) throw new InvalidTaskError(`the agent is ${task.agent.byteLength} bytes; at most ${this.settings.maxAgentBytes} are accepted`)
     const inputBytes = Buffer.byteLength(task.input, 'utf8')
     if (inputBytes > this.settings.maxInputBytes) throw new InvalidTaskError(`the input is ${inputBytes} bytes; at most ${this.settings.maxInputBytes} are accepted`)
+    // a task pinned to this node can run nowhere else: refuse it now, with the reason
+    if (task.requirements?.peer === this.self) {
+      const refused = this.components.ledger?.unwritable?.()
+      if (refused != null) throw refused
+    }
     return this.auctioneer.submit(task, options)
   }
 

@@ -125,6 +125,15 @@ export class Runner extends TypedEventTarget<RunnerEvents> {
     const { task, round, submitter } = award
     const client = this.components.submitterFor(submitter)
     const signal = AbortSignal.any([a.controller.signal, this.stopping.signal])
+    // a run that could not be recorded is not run: the submitter re-elects among the others
+    const refused = this.components.ledger?.unwritable?.()
+    if (refused != null) {
+      this.emit('run-end', { task, round, sent: false, reason: refused.message })
+      await client.abandon(task, round, `${refused.name}: ${refused.message}`.slice(0, 1024), {
+        signal: AbortSignal.any([this.stopping.signal, AbortSignal.timeout(10_000)])
+      }).catch(() => {})
+      return
+    }
     let claim: { input: string, leaseMs: number }
     try {
       claim = await client.claim(task, round, { signal: AbortSignal.any([signal, AbortSignal.timeout(award.leaseMs)]) })

@@ -110,6 +110,9 @@ describe('ledger exchange between three nodes', () => {
     assert.equal(await a.ledger.store.acceptHead(newest), 'ahead')
     const report = await a.ledger.verify({ signer: self })
     assert.deepEqual([report.chains[0]?.firstBad?.seq, report.chains[0]?.firstBad?.reason], [last.seq, 'rollback'])
+    // the audit's finding is the node's state: no task runs here meanwhile
+    assert.deepEqual([a.ledger.health().state, a.ledger.health().reason], ['damaged', 'rollback'])
+    assert.equal(a.ledger.unwritable()?.name, 'LedgerDamaged')
     // signing a new record now would fork the chain
     await assert.rejects(a.ledger.append(content(99)), { name: 'LedgerRollback' })
     assert.equal((await a.ledger.store.end(self))?.seq, before.seq, 'the refused append stored nothing')
@@ -120,6 +123,7 @@ describe('ledger exchange between three nodes', () => {
     assert.deepEqual((await restored).detail, { end: last.seq })
     const healed = await a.ledger.verify({ signer: self })
     assert.equal(healed.ok, true, JSON.stringify(healed.chains[0]?.firstBad))
+    assert.equal(a.ledger.health().state, 'ok')
     assert.equal(healed.chains[0]?.end, last.seq)
     assert.deepEqual(await a.ledger.store.getRaw(self, last.seq), last.bytes, 'the record taken back is the one signed before')
     // and the chain goes on from where it was, not from the older copy
@@ -156,6 +160,7 @@ describe('ledger exchange between three nodes', () => {
     assert.ok(a.libp2p.getConnections(b.peerId).length > 0, 'a did not hang up on b')
     const report = await a.ledger.verify({ signer: self })
     assert.equal(report.chains[0]?.forks.some(f => f.seq === end - 1), true, 'the audit shows the fork')
+    assert.equal(a.ledger.health().state, 'damaged')
     // appending again would only fork further
     await assert.rejects(a.ledger.append(content(301)), { name: 'LedgerRollback' })
   })

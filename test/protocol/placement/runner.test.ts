@@ -68,3 +68,45 @@ describe('the runner', () => {
     assert.deepEqual(failed.record.llm, llm)
   })
 })
+
+describe('a runner whose ledger cannot take a record', () => {
+  it('gives an award up with the ledger\'s reason, before claiming or running anything', async () => {
+    const agents = createAgentStore({ maxBytes: 1024 * 1024 })
+    const agent = agents.put(new Uint8Array([0, 97, 115, 109, 1]))
+    const task = newTaskId()
+    const calls: string[] = []
+    const abandoned = Promise.withResolvers<string>()
+    const client: SubmitterClient = {
+      bid: async () => ({ ok: true }),
+      claim: async () => { calls.push('claim'); return { input: 'x', leaseMs: 5_000 } },
+      renew: async () => ({ leaseMs: 5_000 }),
+      abandon: async (_task, _round, reason) => { abandoned.resolve(reason) },
+      deliver: async () => { calls.push('deliver'); return true }
+    }
+    const damaged = Object.assign(new Error('this device\'s ledger chain is damaged (bad-signature at seq 1: …)'), { name: 'LedgerDamaged' })
+    const runner = new Runner(placementSettings({}), {
+      self: SELF,
+      agents,
+      fetchAgent: async () => { throw new Error('the agent is held here') },
+      executor: { run: async () => { calls.push('run'); return { ok: true, output: 'ran' } } },
+      ledger: { append: async () => { calls.push('append'); return { seq: 0 } }, unwritable: () => damaged },
+      submitterFor: () => client,
+      log: { debug: () => {}, warn: () => {} }
+    })
+    runner.start()
+    const ended = new Promise<unknown>(resolve => { runner.on('run-end', resolve) })
+    try {
+      runner.onAward({
+        v: 1, task, submitter: SUBMITTER, round: 1, winner: SELF, cost: 1, rule: 'r', bids: [{ bidder: SELF, cost: 1, hash: sha256Hex('b') }],
+        excluded: [], agent, input: sha256Hex('x'), leaseMs: 5_000
+      }, undefined)
+      const end = await ended as { sent: boolean, reason?: string }
+      assert.equal(end.sent, false, 'no result was sent')
+      assert.match(end.reason ?? '', /damaged/)
+      assert.match(await abandoned.promise, /^LedgerDamaged: .*damaged/)
+      assert.deepEqual(calls, [], 'nothing claimed, run, delivered or appended')
+    } finally {
+      runner.stop(new Error('done'))
+    }
+  })
+})
