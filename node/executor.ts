@@ -12,7 +12,7 @@ export function llmCallLine (call: AgentLlmCall): string {
 }
 
 /** A failed run's calls per route kind (a run that ends has them in its result). */
-function llmUsage (calls: AgentLlmCall[]): AgentLlmUsage[] {
+export function llmUsage (calls: AgentLlmCall[]): AgentLlmUsage[] {
   const order = ['local', 'peer', 'cloud'] as const
   return order.map(route => {
     const of = calls.filter(c => c.route.kind === route)

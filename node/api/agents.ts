@@ -1,7 +1,8 @@
 // Agent API routes, behind `hive-node run` on a running node:
 //   POST /agents/run   { agent?: base64 component, digest?: hex, input, contextId?, timeoutMs? }
 //                      runs the agent here and answers { output, digest, agent, runId, durationMs, warm,
-//                      logs: [{ level, message }] }.
+//                      logs: [{ level, message }], record: { task, seq, hash } }. Every run that
+//                      started leaves a ledger record, ok or error, as a placed task's does.
 //                      With only `digest`, the node uses the agent it already holds and answers
 //                      404 AgentNotLoaded when it holds none, so a client sends the bytes once.
 //                      An agent whose manifest asks for a context permission needs a contextId
@@ -10,11 +11,13 @@
 // the agent's own error is AgentFailed (message = the agent's text), a trap AgentTrapped, a
 // deadline AgentTimedOut, the memory cap MemoryLimitExceeded, a refused component 400 or 403.
 
+import { createHash, randomBytes } from 'node:crypto'
 import { z } from 'zod'
-import { inspectAgentBytes, isAgentDigest } from '../../sandbox/index.ts'
+import { AgentFailedError, AgentTimedOutError, AgentTrappedError, MemoryLimitExceededError, inspectAgentBytes, isAgentDigest } from '../../sandbox/index.ts'
+import { llmUsage } from '../executor.ts'
 import { parseInput, requireContextId } from './input.ts'
 import { ApiError } from '../errors.ts'
-import type { LoadedAgent, RunResult } from '../../sandbox/index.ts'
+import type { AgentLlmCall, LoadedAgent, RunResult } from '../../sandbox/index.ts'
 import type { ApiNode } from './types.ts'
 import type { FastifyInstance } from 'fastify'
 
@@ -40,7 +43,14 @@ function inspectManifest (bytes: Uint8Array): { name: string, permissions: reado
 }
 
 export interface AgentLogLine { level: string, message: string }
-export type RunResponse = RunResult & { logs: AgentLogLine[] }
+/** The ledger record a run left: its task id (a fresh one per run), position and hash. */
+export interface RunRecord { task: string, seq: number, hash: string }
+export type RunResponse = RunResult & { logs: AgentLogLine[], record: RunRecord }
+
+/** Failures of an agent that ran: the run happened, and the ledger says so. */
+const RAN = [AgentFailedError, AgentTrappedError, AgentTimedOutError, MemoryLimitExceededError]
+
+const sha256Hex = (text: string): string => createHash('sha256').update(text).digest('hex')
 
 export function routes (app: FastifyInstance, node: ApiNode): void {
   app.post('/agents/run', { bodyLimit: MAX_AGENT_BODY_BYTES }, async (request) => {
@@ -60,13 +70,39 @@ export function routes (app: FastifyInstance, node: ApiNode): void {
     const manifest = agent instanceof Uint8Array ? inspectManifest(agent) : agent.manifest
     if (manifest !== undefined) requireContextId(manifest, manifest.permissions, body.contextId)
     const logs: AgentLogLine[] = []
-    // sandbox errors keep their code; node/api/errors.ts gives the status
-    const result = await node.sandbox.run(agent, {
-      input: body.input,
-      onLog: (e) => { logs.push({ level: e.level, message: e.message }) },
-      ...(body.contextId !== undefined ? { contextId: body.contextId } : {}),
-      ...(body.timeoutMs !== undefined ? { timeoutMs: body.timeoutMs } : {})
-    })
-    return { ...result, logs } satisfies RunResponse
+    const calls: AgentLlmCall[] = []
+    const task = randomBytes(16).toString('hex')
+    const record = async (status: 'ok' | 'error', agentDigest: string, output: string, usage = llmUsage(calls)): Promise<RunRecord> => {
+      const appended = await node.ledger.append({
+        task,
+        agent: agentDigest,
+        input: sha256Hex(body.input),
+        output: sha256Hex(output),
+        status,
+        placement: 'run on this device only (POST /agents/run)',
+        ...(usage.length > 0 ? { llm: usage } : {})
+      })
+      return { task, seq: appended.seq, hash: Buffer.from(appended.hash).toString('hex') }
+    }
+    let result: RunResult
+    try {
+      result = await node.sandbox.run(agent, {
+        input: body.input,
+        onLog: (e) => { logs.push({ level: e.level, message: e.message }) },
+        onLlmCall: (call) => { calls.push(call) },
+        ...(body.contextId !== undefined ? { contextId: body.contextId } : {}),
+        ...(body.timeoutMs !== undefined ? { timeoutMs: body.timeoutMs } : {})
+      })
+    } catch (err) {
+      // an agent that ran and failed leaves an error record; a component refused before it
+      // ran (not WebAssembly, another world, an ungranted import) is no execution
+      if (RAN.some(E => err instanceof E)) {
+        const digest = agent instanceof Uint8Array ? createHash('sha256').update(agent).digest('hex') : agent.digest
+        await record('error', digest, `${(err as Error).name}: ${(err as Error).message}`)
+      }
+      // sandbox errors keep their code; node/api/errors.ts gives the status
+      throw err
+    }
+    return { ...result, logs, record: await record('ok', result.digest, result.output, result.llm.usage) } satisfies RunResponse
   })
 }

@@ -47,7 +47,7 @@ export interface ApiNode {
   readonly hive: { readonly membership: Membership, readonly pairing: Pairing, strangersNearby: () => number }
   readonly contexts: Pick<Contexts, 'store' | 'presence'>
   readonly sandbox: Pick<Sandbox, 'loaded' | 'run'>
-  readonly ledger: Pick<Ledger, 'verify' | 'self' | 'list' | 'chains' | 'health' | 'unwritable'>
+  readonly ledger: Pick<Ledger, 'append' | 'verify' | 'self' | 'list' | 'chains' | 'health' | 'unwritable'>
   readonly capabilities: Pick<Capabilities, 'view'>
   readonly placement: Pick<Placement, 'submit' | 'get' | 'wait' | 'explain' | 'list'>
   readonly taskArchive: Pick<TaskArchive, 'get' | 'list'>

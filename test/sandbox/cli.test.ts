@@ -3,6 +3,7 @@
 // exit 1 with a clear error; the node's API keeps answering while an agent runs away.
 
 import assert from 'node:assert/strict'
+import { createHash } from 'node:crypto'
 import { readFile, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
@@ -137,6 +138,42 @@ describe('hive-node agent and run', () => {
       assert.equal(next.out, 'still here\n')
     })
   }
+
+  it('POST /agents/run leaves a ledger record for every run that started, ok or failed, and none for a refused component', async () => {
+    const token = (await readFile(dataPaths(dataDir).token, 'utf8')).trim()
+    const post = async (bytes: Uint8Array, input: string): Promise<{ status: number, body: Record<string, unknown> }> => {
+      const response = await fetch(`${node.apiUrl ?? ''}/agents/run`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ agent: Buffer.from(bytes).toString('base64'), input })
+      })
+      return { status: response.status, body: await response.json() as Record<string, unknown> }
+    }
+    const newest = async (): Promise<NonNullable<Awaited<ReturnType<HiveNode['ledger']['list']>>[0]['record']>> => {
+      const [top] = await node.ledger.list({ limit: 1 })
+      assert.ok(top?.record != null, 'a record is held')
+      return top.record
+    }
+    const sha = (text: string): string => createHash('sha256').update(text).digest('hex')
+
+    const echo = await watAgent(ECHO)
+    const ran = await post(echo, 'recorded')
+    assert.equal(ran.status, 200, JSON.stringify(ran.body))
+    const record = ran.body.record as { task: string, seq: number, hash: string }
+    assert.match(record.task, /^[0-9a-f]{32}$/)
+    const ok = await newest()
+    assert.deepEqual([ok.seq, ok.task, ok.status, ok.agent, ok.input, ok.output], [record.seq, record.task, 'ok', ran.body.digest, sha('recorded'), sha('recorded')])
+
+    const failed = await post(await watAgent(TRAP), 'x')
+    assert.equal((failed.body.error as { code: string }).code, 'AgentTrapped')
+    const error = await newest()
+    assert.deepEqual([error.seq, error.status], [ok.seq + 1, 'error'])
+    assert.notEqual(error.task, ok.task)
+
+    const refused = await post(new TextEncoder().encode('not wasm at all'), 'x')
+    assert.equal((refused.body.error as { code: string }).code, 'NotWebAssembly')
+    assert.equal((await newest()).seq, error.seq, 'a component that never ran leaves no record')
+  })
 
   it('reports the sandbox runtime in GET /runtimes', async () => {
     const { runtimes } = await (await fetch(`${node.apiUrl ?? ''}/runtimes`)).json() as { runtimes: Array<{ name: string, status: string, world?: string }> }
