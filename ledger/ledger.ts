@@ -89,6 +89,16 @@ export interface RefusedDetail {
   message: string
 }
 
+/**
+ * The events a ledger dispatches (as CustomEvents): `chain` when records were added to a chain
+ * (`stored` of them, up to `end`), `verified` after each audit, and `fork`, `rollback`,
+ * `restored` and `refused` as their comments below say.
+ */
+export interface LedgerEventDetails {
+  chain: { signer: string, end: number, stored: number }
+  verified: { ok: boolean, records: number, chains: number }
+}
+
 export interface Ledger extends EventTarget {
   readonly store: LedgerStore
   /** This device's PeerId string. */
@@ -229,7 +239,7 @@ class HiveLedger extends EventTarget implements Ledger {
 
   async append (input: AppendInput, options: { signal?: AbortSignal } = {}): Promise<LedgerRecord> {
     const record = await this.store.append(this.components.signer, input, options)
-    this.dispatchEvent(new CustomEvent('chain', { detail: { signer: this.self, end: record.seq } }))
+    this.dispatchEvent(new CustomEvent<LedgerEventDetails['chain']>('chain', { detail: { signer: this.self, end: record.seq, stored: 1 } }))
     if (this.running) {
       this.track((async () => {
         const raw = await this.store.headRaw(this.self)
@@ -240,10 +250,16 @@ class HiveLedger extends EventTarget implements Ledger {
   }
 
   async verify (options: { signer?: string, signal?: AbortSignal } = {}): Promise<AuditReport> {
-    if (options.signer == null) return verifyAll(this.store, { self: this.self, signal: options.signal })
-    const started = performance.now()
-    const chain: ChainReport = await verifyChain(this.store, options.signer, { self: this.self, signal: options.signal })
-    return { ok: chain.ok, chains: [chain], records: chain.checked, durationMs: Math.round(performance.now() - started) }
+    let report: AuditReport
+    if (options.signer == null) {
+      report = await verifyAll(this.store, { self: this.self, signal: options.signal })
+    } else {
+      const started = performance.now()
+      const chain: ChainReport = await verifyChain(this.store, options.signer, { self: this.self, signal: options.signal })
+      report = { ok: chain.ok, chains: [chain], records: chain.checked, durationMs: Math.round(performance.now() - started) }
+    }
+    this.dispatchEvent(new CustomEvent<LedgerEventDetails['verified']>('verified', { detail: { ok: report.ok, records: report.records, chains: report.chains.length } }))
+    return report
   }
 
   async list (options: { signer?: string, limit?: number, signal?: AbortSignal } = {}): Promise<ListedRecord[]> {
@@ -452,7 +468,7 @@ class HiveLedger extends EventTarget implements Ledger {
       }
       throw err
     }
-    if (result.stored > 0) this.dispatchEvent(new CustomEvent('chain', { detail: { signer, end: result.end } }))
+    if (result.stored > 0) this.dispatchEvent(new CustomEvent<LedgerEventDetails['chain']>('chain', { detail: { signer, end: result.end, stored: result.stored } }))
     return result
   }
 
