@@ -138,11 +138,10 @@ abstract class Family<T> {
 
   abstract samples (): string[]
 
-  /** The family's text, or '' for a labelled family with no series yet. */
+  /** The family's text: HELP and TYPE even while a labelled family has no series, so it is known. */
   render (): string {
     // a family without labels always has its one series, at zero until it moves
     if (this.labelNames.length === 0 && this.series.size === 0) this.at({})
-    if (this.series.size === 0) return ''
     const lines = [`# HELP ${this.name} ${escapeHelp(this.help)}`, `# TYPE ${this.name} ${this.type}`, ...this.samples()]
     return lines.join('\n') + '\n'
   }

@@ -36,6 +36,11 @@ export async function checkMetrics (text: string): Promise<PromtoolResult> {
   return await run(['check', 'metrics'], text)
 }
 
+/** `promtool check rules` on a rules file: checks that each rule's expression is valid PromQL. */
+export async function checkRules (file: string): Promise<PromtoolResult> {
+  return await run(['check', 'rules', file])
+}
+
 /**
  * The `skip` option for a test that needs promtool: false when it is here or under CI=true (where
  * the test then fails on its absence), else the reason it is skipped.

@@ -53,14 +53,15 @@ describe('metrics registry', () => {
     await assertPromtoolPasses(text)
   })
 
-  it('a family without labels shows 0 before it moves; a labelled one only its series', async () => {
+  it('a family without labels shows 0 before it moves; a labelled one its HELP and TYPE, and only its series', async () => {
     const r = new Registry()
     r.counter({ name: 'quiet_total', help: 'never moved' })
     r.counter({ name: 'labelled_total', help: 'no series yet', labelNames: ['x'] })
     r.counter({ name: 'ready_total', help: 'made in advance', labelNames: ['x'] }).init({ x: 'a' }, { x: 'b' })
     const text = await r.render()
     assert.equal(sample(text, 'quiet_total'), 0)
-    assert.ok(!text.includes('labelled_total'))
+    assert.ok(text.includes('# HELP labelled_total no series yet\n# TYPE labelled_total counter\n'))
+    assert.ok(!text.split('\n').some(l => l.startsWith('labelled_total')))
     assert.equal(sample(text, 'ready_total{x="a"}'), 0)
     assert.equal(sample(text, 'ready_total{x="b"}'), 0)
   })
