@@ -78,7 +78,7 @@ export class HiveMetrics {
     this.tasks = r.counter({ name: 'hive_tasks_total', help: 'Tasks submitted on this device, counted once for each status they reach (bidding, awarded, running, done, failed)', labelNames: ['status'] })
     this.taskDuration = r.histogram({ name: 'hive_task_duration_seconds', help: 'Tasks submitted on this device: from submission to their outcome', labelNames: ['outcome'], buckets: DURATION_BUCKETS })
     this.placementOverhead = r.histogram({ name: 'hive_task_placement_overhead_seconds', help: 'Tasks submitted on this device: time to the outcome not spent running the agent (bids, election, agent transfer, result delivery)', buckets: DURATION_BUCKETS })
-    this.taskRuns = r.counter({ name: 'hive_task_runs_total', help: 'Tasks this device won and ran: result accepted by the submitter, discarded (sent too late), or not delivered', labelNames: ['outcome'] })
+    this.taskRuns = r.counter({ name: 'hive_task_runs_total', help: 'Tasks this device won and ran: result accepted by the submitter, discarded by it, or not sent (given back, revoked, stopped, or the submitter unreachable)', labelNames: ['outcome'] })
     this.bidsSent = r.counter({ name: 'hive_bids_total', help: 'This device\'s bids on announced tasks, by what became of them (sent, refused, dht, declined, failed)', labelNames: ['outcome'] })
     this.bidsReceived = r.counter({ name: 'hive_bids_received_total', help: 'Bids on tasks submitted on this device (accepted, dht, refused, late)', labelNames: ['outcome'] })
     const running = r.gauge({ name: 'hive_tasks_running', help: 'Tasks this device is running now', collect: () => { if (this.sources != null) running.set(undefined, this.sources.placement.running()) } })
@@ -146,7 +146,7 @@ export class HiveMetrics {
     const each = <T extends string>(label: string, values: readonly T[]): Array<Record<string, T>> => values.map(v => ({ [label]: v }))
     this.tasks.init(...each('status', ['bidding', 'awarded', 'running', 'done', 'failed']))
     this.taskDuration.init(...each('outcome', ['done', 'failed']))
-    this.taskRuns.init(...each('outcome', ['accepted', 'discarded', 'undelivered']))
+    this.taskRuns.init(...each('outcome', ['accepted', 'discarded', 'not_sent']))
     this.bidsSent.init(...each('outcome', ['sent', 'refused', 'dht', 'declined', 'failed']))
     this.bidsReceived.init(...each('outcome', ['accepted', 'dht', 'refused', 'late']))
     this.sandboxRuns.init(...each('outcome', ['ok', 'error']))
@@ -174,7 +174,7 @@ export class HiveMetrics {
       placement.on('task', (view) => { this.onTask(view) }),
       placement.on('bid', ({ outcome }) => { this.bidsSent.inc({ outcome }) }),
       placement.on('bid-received', ({ outcome }) => { this.bidsReceived.inc({ outcome }) }),
-      placement.on('run-end', ({ sent, accepted }) => { this.taskRuns.inc({ outcome: sent ? (accepted === true ? 'accepted' : 'discarded') : 'undelivered' }) }),
+      placement.on('run-end', ({ sent, accepted }) => { this.taskRuns.inc({ outcome: sent ? (accepted === true ? 'accepted' : 'discarded') : 'not_sent' }) }),
       contexts.events.update.add(({ update, origin }) => {
         // the store tags what this device made with its local origin, a peer's with its link
         const o = origin === LOCAL_ORIGIN ? 'local' : 'remote'
