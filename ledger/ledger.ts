@@ -92,6 +92,18 @@ export interface RefusedDetail {
   message: string
 }
 
+/**
+ * The events a ledger dispatches (as CustomEvents): `chain` when records were added to a chain
+ * (`stored` of them, up to `end`), `verified` after each audit, `health` when this device's
+ * chain turns damaged or whole again, and `fork`, `rollback`, `restored` and `refused` as their
+ * comments below say.
+ */
+export interface LedgerEventDetails {
+  chain: { signer: string, end: number, stored: number }
+  verified: { ok: boolean, records: number, chains: number }
+  health: LedgerHealth
+}
+
 export interface Ledger extends EventTarget {
   readonly store: LedgerStore
   /** This device's PeerId string. */
@@ -250,7 +262,7 @@ class HiveLedger extends EventTarget implements Ledger {
       if (err instanceof LedgerRollbackError) await this.checkSelf().catch(() => {})
       throw err
     }
-    this.dispatchEvent(new CustomEvent('chain', { detail: { signer: this.self, end: record.seq } }))
+    this.dispatchEvent(new CustomEvent<LedgerEventDetails['chain']>('chain', { detail: { signer: this.self, end: record.seq, stored: 1 } }))
     if (this.running) {
       this.track((async () => {
         const raw = await this.store.headRaw(this.self)
@@ -273,6 +285,7 @@ class HiveLedger extends EventTarget implements Ledger {
     // audit that reads while a record lands may see its head before the record)
     const own = report.chains.find(c => c.signer === this.self)
     if (own != null && own.ok !== (this.state.state === 'ok')) await this.checkSelf(options.signal)
+    this.dispatchEvent(new CustomEvent<LedgerEventDetails['verified']>('verified', { detail: { ok: report.ok, records: report.records, chains: report.chains.length } }))
     return report
   }
 
@@ -299,7 +312,7 @@ class HiveLedger extends EventTarget implements Ledger {
     } else {
       this.log.warn('this device\'s ledger chain is whole again; tasks run here again')
     }
-    this.dispatchEvent(new CustomEvent('health', { detail: next }))
+    this.dispatchEvent(new CustomEvent<LedgerEventDetails['health']>('health', { detail: next }))
   }
 
   async list (options: { signer?: string, limit?: number, signal?: AbortSignal } = {}): Promise<ListedRecord[]> {
@@ -511,7 +524,7 @@ class HiveLedger extends EventTarget implements Ledger {
       }
       throw err
     }
-    if (result.stored > 0) this.dispatchEvent(new CustomEvent('chain', { detail: { signer, end: result.end } }))
+    if (result.stored > 0) this.dispatchEvent(new CustomEvent<LedgerEventDetails['chain']>('chain', { detail: { signer, end: result.end, stored: result.stored } }))
     return result
   }
 

@@ -47,3 +47,8 @@ export class ApiError extends Error {
     this.code = code
   }
 }
+
+/** A metric or label name the Prometheus format does not allow, or one already registered. */
+export class MetricNameError extends Error {
+  override name = 'MetricName'
+}

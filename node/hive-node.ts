@@ -23,6 +23,9 @@ import { loadOrCreateIdentity } from './identity.ts'
 import { buildLibp2p } from './libp2p.ts'
 import { acquireLock } from './lock.ts'
 import { createLogger } from './logger.ts'
+import { HiveMetrics } from './metrics/hive.ts'
+import { libp2pMetrics } from './metrics/libp2p.ts'
+import { Registry } from './metrics/registry.ts'
 import { VERSION } from './version.ts'
 import type { Api, ApiLimits } from './api/server.ts'
 import type { ApiNode, PeerSummary, RuntimeInfo } from './api/types.ts'
@@ -100,6 +103,8 @@ export class HiveNode extends EventTarget implements ApiNode {
   readonly taskArchive: TaskArchive
   /** LLM calls: the waterfall (this device, a member, a cloud within budget), keys and budget. */
   readonly llm: NodeLlm
+  /** What `GET /metrics` shows: libp2p's metrics and the node's own, in one registry. */
+  readonly metrics: HiveMetrics
   readonly startedAt: number = Date.now()
   private readonly init: HiveNodeInit
   private readonly lock: DataDirLock
@@ -114,7 +119,7 @@ export class HiveNode extends EventTarget implements ApiNode {
   private bootstrapTimer?: NodeJS.Timeout
   private state: 'stopped' | 'starting' | 'running' | 'stopping' = 'stopped'
 
-  private constructor (parts: { init: HiveNodeInit, lock: DataDirLock, identity: Identity, db: Db, libp2p: HiveLibp2p, records: HiveRecords, hive: HiveMembership, name: string, log: Logger }) {
+  private constructor (parts: { init: HiveNodeInit, lock: DataDirLock, identity: Identity, db: Db, libp2p: HiveLibp2p, records: HiveRecords, hive: HiveMembership, name: string, log: Logger, metrics: HiveMetrics }) {
     super()
     this.init = parts.init
     this.dataDir = parts.init.dataDir
@@ -126,12 +131,14 @@ export class HiveNode extends EventTarget implements ApiNode {
     this.hive = parts.hive
     this.name = parts.name
     this.log = parts.log
+    this.metrics = parts.metrics
     this.contexts = createContexts({}, { db: this.db.sublevel('crdt'), libp2p: this.libp2p, nodeName: this.name, gate: this.gate, log: this.log.child('contexts') })
     this.sandbox = createSandbox({
       cacheDir: agentsCacheDir(this.dataDir),
       prestartWorkers: false,
       onLog: (e) => { this.log.info(`agent ${e.agent} (run ${e.runId}) ${e.level}: ${e.message}`) },
-      onCacheEvent: (e) => { if (e.type === 'corrupt') this.log.warn(`agents cache: entry ${e.digest} was damaged (${e.reason ?? ''}); rebuilding it`) }
+      onCacheEvent: (e) => { if (e.type === 'corrupt') this.log.warn(`agents cache: entry ${e.digest} was damaged (${e.reason ?? ''}); rebuilding it`) },
+      onRun: (e) => { this.metrics.sandboxRun(e) }
     }, {
       contexts: storeBackedContexts(this.contexts.store),
       // the router is built below; agents' calls reach it only once runs start
@@ -202,7 +209,8 @@ export class HiveNode extends EventTarget implements ApiNode {
       isMember: (peer) => this.hive.membership.isMember(peer),
       members: () => this.hive.membership.members().length,
       db: this.db.sublevel<string, string>('llm', { keyEncoding: 'utf8', valueEncoding: 'utf8' }),
-      log: this.log
+      log: this.log,
+      onCall: (e) => { this.metrics.llmCall(e) }
     })
 
     this.taskArchive = createTaskArchive({}, {
@@ -240,6 +248,10 @@ export class HiveNode extends EventTarget implements ApiNode {
       registerPeerRecord(records)
       registerPlacementRecords(records)
 
+      // ---- metrics: one registry per node, which libp2p fills as it is built ----
+      const registry = new Registry({ onDropped: (metric) => { log.warn(`metrics: ${metric} holds its maximum number of label combinations; new ones are dropped`) } })
+      const metrics = new HiveMetrics({ name, version: VERSION, peerId: identity.peerId.toString() }, registry)
+
       // ---- network ----
       const libp2p = await buildLibp2p({
         privateKey: identity.privateKey,
@@ -250,10 +262,11 @@ export class HiveNode extends EventTarget implements ApiNode {
         inboundConnectionThreshold: init.inboundConnectionThreshold ?? 20,
         connectionGater: hive.gate.connectionGater,
         gossipScoreParams: hive.gate.gossipScoreParams(),
-        version: VERSION
+        version: VERSION,
+        metrics: libp2pMetrics(registry)
       })
 
-      return new HiveNode({ init, lock, identity, db, libp2p, records, hive, name, log })
+      return new HiveNode({ init, lock, identity, db, libp2p, records, hive, name, log, metrics })
     } catch (err) {
       await db?.close().catch(() => {})
       await lock.release()
@@ -292,6 +305,14 @@ export class HiveNode extends EventTarget implements ApiNode {
         this.libp2p.dial(id).catch((err: Error) => { this.log.debug(`could not dial discovered peer ${id.toString()}: ${err.message}`) })
       })
       this.contexts.onError((err) => { this.log.warn(`contexts: ${err.name}: ${err.message}`) })
+      this.metrics.attach({
+        placement: this.placement,
+        contexts: this.contexts.store,
+        ledger: this.ledger,
+        sandbox: this.sandbox,
+        members: () => this.hive.membership.members().length,
+        connectedPeers: () => this.libp2p.getPeers().length
+      })
       await this.contexts.start()
       await this.sandbox.start()
       await this.libp2p.start()
@@ -343,6 +364,7 @@ export class HiveNode extends EventTarget implements ApiNode {
       ['ledger', async () => { await this.ledger.stop() }],
       ['libp2p', async () => { await this.libp2p.stop() }],
       ['storage', async () => { await this.db.close() }],
+      ['metrics', async () => { this.metrics.stop() }],
       ['lock', async () => { await this.lock.release() }]
     ]
     for (const [label, step] of steps) {

@@ -17,7 +17,7 @@ import type { GossipSub } from '@libp2p/gossipsub'
 import type { Identify } from '@libp2p/identify'
 import type { KadDHT } from '@libp2p/kad-dht'
 import type { Ping } from '@libp2p/ping'
-import type { ConnectionGater, Ed25519PrivateKey, Libp2p, PeerDiscovery } from '@libp2p/interface'
+import type { ConnectionGater, Ed25519PrivateKey, Libp2p, Metrics, PeerDiscovery } from '@libp2p/interface'
 
 export interface HiveServices extends Record<string, unknown> {
   identify: Identify
@@ -41,6 +41,8 @@ export interface Libp2pInit {
   /** gossipsub score hooks (membership graylists non-members). */
   gossipScoreParams?: { appSpecificScore: (peer: string) => number, appSpecificWeight: number }
   version: string
+  /** Where libp2p's own metrics go (the node's registry). */
+  metrics?: (components: any) => Metrics
 }
 
 /** Author and sequence number of a signed gossip message; a hash of the data otherwise. */
@@ -69,6 +71,7 @@ export async function buildLibp2p (init: Libp2pInit): Promise<HiveLibp2p> {
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     peerDiscovery,
+    ...(init.metrics != null ? { metrics: init.metrics } : {}),
     connectionGater: init.connectionGater ?? {},
     connectionManager: {
       inboundConnectionThreshold: init.inboundConnectionThreshold

@@ -6,7 +6,7 @@
 
 export * from './errors.ts'
 export { createSandbox } from './sandbox.ts'
-export type { Sandbox, SandboxInit, SandboxComponents, SandboxStats, LoadedAgent, RunOptions, RunResult, AgentLogEntry, RuntimeInfo } from './sandbox.ts'
+export type { Sandbox, SandboxInit, SandboxComponents, SandboxStats, SandboxRunEvent, LoadedAgent, RunOptions, RunResult, AgentLogEntry, RuntimeInfo } from './sandbox.ts'
 export { createMemoryContext, createMemoryContexts } from './context.ts'
 export type { AgentContext, AgentContexts, AgentConversationEntry, MemoryContext } from './context.ts'
 export { LLM_LIMITS } from './llm.ts'

@@ -51,6 +51,20 @@ export interface SandboxInit {
   /** Every log line of every run. */
   onLog?: (entry: AgentLogEntry) => void
   onCacheEvent?: (event: CacheEvent) => void
+  /** Every run's outcome, when it ends (a run refused before it started included). */
+  onRun?: (event: SandboxRunEvent) => void
+}
+
+/** One run as the sandbox saw it end. */
+export interface SandboxRunEvent {
+  /** The agent's manifest name, once known. */
+  agent?: string
+  ok: boolean
+  durationMs: number
+  /** Whether the worker already held the agent's code; only for runs that finished. */
+  warm?: boolean
+  /** The failure's code, its error's name (e.g. `AgentTimedOut`, `AgentFailed`). */
+  code?: string
 }
 
 export interface SandboxComponents {
@@ -218,6 +232,64 @@ export function createSandbox (init: SandboxInit, components: SandboxComponents 
     return await p
   }
 
+  async function runAgent (agent: Uint8Array | LoadedAgent, options: RunOptions): Promise<RunResult> {
+    if (!running) throw new SandboxNotRunningError('the sandbox is not started')
+    const compiled = isCompiled(agent) ? agent : await load(agent as Uint8Array, options.signal)
+    if (typeof options.input !== 'string') throw new TypeError('input must be a string')
+    if (options.input.length > maxInputChars) {
+      throw new LimitNotAllowedError(`the input is ${options.input.length} characters; this node accepts at most ${maxInputChars}`)
+    }
+    const timeoutMs = Math.min(compiled.manifest.limits.timeoutMs, options.timeoutMs ?? Infinity)
+    let context = options.context
+    const usesContext = compiled.grants.some(p => p.startsWith('context:'))
+    // Opening a context creates it; an agent without context permissions never gets one.
+    if (context === undefined && usesContext && options.contextId !== undefined && components.contexts !== undefined) {
+      context = await components.contexts.open(options.contextId)
+    }
+    context ??= createMemoryContext()
+    const runId = nextRunId++
+    const started = performance.now()
+    const onLog = (level: AgentLogEntry['level'], message: string): void => {
+      const entry: AgentLogEntry = { runId, agent: compiled.manifest.name, digest: compiled.digest, level, message }
+      init.onLog?.(entry)
+      options.onLog?.(entry)
+    }
+    const host = createRunHost({
+      grants: compiled.grants,
+      context,
+      maxContextValueChars,
+      agent: compiled.digest,
+      ...(options.task !== undefined ? { task: options.task } : {}),
+      ...(compiled.manifest.models !== undefined ? { allow: compiled.manifest.models } : {}),
+      ...(components.llm !== undefined ? { llm: components.llm } : {}),
+      ...(options.onLlmCall !== undefined ? { onLlmCall: options.onLlmCall } : {})
+    })
+    runs++
+    const result = await pool.run({
+      key: compiled.key,
+      name: compiled.manifest.name,
+      grants: compiled.grants,
+      capPages: compiled.capPages,
+      glue: compiled.glue,
+      modules: compiled.modules,
+      input: options.input,
+      timeoutMs,
+      host: host.handle,
+      onLog,
+      ...(options.signal !== undefined ? { signal: options.signal } : {})
+    })
+    return {
+      output: result.output,
+      digest: compiled.digest,
+      agent: compiled.manifest.name,
+      runId,
+      durationMs: performance.now() - started,
+      warm: result.warm,
+      memoryBytes: result.pages * PAGE_BYTES,
+      llm: host.llm()
+    }
+  }
+
   function isCompiled (a: Uint8Array | LoadedAgent): a is Compiled {
     return !(a instanceof Uint8Array) && 'key' in a
   }
@@ -240,60 +312,15 @@ export function createSandbox (init: SandboxInit, components: SandboxComponents 
     },
 
     async run (agent, options) {
-      if (!running) throw new SandboxNotRunningError('the sandbox is not started')
-      const compiled = isCompiled(agent) ? agent : await load(agent as Uint8Array, options.signal)
-      if (typeof options.input !== 'string') throw new TypeError('input must be a string')
-      if (options.input.length > maxInputChars) {
-        throw new LimitNotAllowedError(`the input is ${options.input.length} characters; this node accepts at most ${maxInputChars}`)
-      }
-      const timeoutMs = Math.min(compiled.manifest.limits.timeoutMs, options.timeoutMs ?? Infinity)
-      let context = options.context
-      const usesContext = compiled.grants.some(p => p.startsWith('context:'))
-      // Opening a context creates it; an agent without context permissions never gets one.
-      if (context === undefined && usesContext && options.contextId !== undefined && components.contexts !== undefined) {
-        context = await components.contexts.open(options.contextId)
-      }
-      context ??= createMemoryContext()
-      const runId = nextRunId++
       const started = performance.now()
-      const onLog = (level: AgentLogEntry['level'], message: string): void => {
-        const entry: AgentLogEntry = { runId, agent: compiled.manifest.name, digest: compiled.digest, level, message }
-        init.onLog?.(entry)
-        options.onLog?.(entry)
-      }
-      const host = createRunHost({
-        grants: compiled.grants,
-        context,
-        maxContextValueChars,
-        agent: compiled.digest,
-        ...(options.task !== undefined ? { task: options.task } : {}),
-        ...(compiled.manifest.models !== undefined ? { allow: compiled.manifest.models } : {}),
-        ...(components.llm !== undefined ? { llm: components.llm } : {}),
-        ...(options.onLlmCall !== undefined ? { onLlmCall: options.onLlmCall } : {})
-      })
-      runs++
-      const result = await pool.run({
-        key: compiled.key,
-        name: compiled.manifest.name,
-        grants: compiled.grants,
-        capPages: compiled.capPages,
-        glue: compiled.glue,
-        modules: compiled.modules,
-        input: options.input,
-        timeoutMs,
-        host: host.handle,
-        onLog,
-        ...(options.signal !== undefined ? { signal: options.signal } : {})
-      })
-      return {
-        output: result.output,
-        digest: compiled.digest,
-        agent: compiled.manifest.name,
-        runId,
-        durationMs: performance.now() - started,
-        warm: result.warm,
-        memoryBytes: result.pages * PAGE_BYTES,
-        llm: host.llm()
+      try {
+        const result = await runAgent(agent, options)
+        init.onRun?.({ agent: result.agent, ok: true, durationMs: result.durationMs, warm: result.warm })
+        return result
+      } catch (err) {
+        const name = agent instanceof Uint8Array ? undefined : agent.manifest.name
+        init.onRun?.({ ...(name !== undefined ? { agent: name } : {}), ok: false, durationMs: performance.now() - started, code: (err as Error).name ?? 'Error' })
+        throw err
       }
     },
 

@@ -14,6 +14,7 @@ import * as agentsApi from './agents.ts'
 import * as ledgerApi from './ledger.ts'
 import * as tasksApi from './tasks.ts'
 import * as llmApi from './llm.ts'
+import * as metricsApi from './metrics.ts'
 import { statusOf } from './errors.ts'
 import type { ApiNode } from './types.ts'
 import type { dataPaths } from '../config.ts'
@@ -174,6 +175,7 @@ export async function createApi (node: ApiNode, init: ApiInit): Promise<Api> {
   await app.register(async (scope) => { ledgerApi.routes(scope, node) })
   await app.register(async (scope) => { tasksApi.routes(scope, node) })
   await app.register(async (scope) => { llmApi.routes(scope, node) })
+  await app.register(async (scope) => { metricsApi.routes(scope, node) })
 
   app.server.maxConnections = limits.maxConnections
   let dropped = 0

@@ -8,6 +8,7 @@ import type { AgentStore, Capabilities, CapabilityReport, Digest, Membership, Pa
 import type { Sandbox } from '../../sandbox/index.ts'
 import type { TaskArchive } from '../task-archive.ts'
 import type { NodeLlm } from '../llm.ts'
+import type { HiveMetrics } from '../metrics/hive.ts'
 import type { Connection, PeerId } from '@libp2p/interface'
 
 export interface PeerSummary {
@@ -55,4 +56,6 @@ export interface ApiNode {
   readonly agents: Pick<AgentStore, 'get'>
   /** LLM calls: the waterfall, the budget and the cloud keys this device holds. */
   readonly llm: Pick<NodeLlm, 'router' | 'budget' | 'setBudget' | 'budgetSetting' | 'cloudSet' | 'cloudRemove' | 'cloudList'>
+  /** The metrics `GET /metrics` renders. */
+  readonly metrics: Pick<HiveMetrics, 'render'>
 }

@@ -63,6 +63,11 @@ export interface AuctioneerEvents extends Record<string, unknown> {
   task: TaskView
   'winner-disconnected': { task: TaskId, peer: string, round: number }
   'winner-reconnected': { task: TaskId, peer: string, round: number }
+  /**
+   * A bid on a task submitted here: taken (`accepted`, `dht` when found there at the deadline),
+   * refused as invalid (`refused`), or too late for the election (`late`).
+   */
+  'bid-received': { task: TaskId, bidder: string, outcome: 'accepted' | 'dht' | 'refused' | 'late' }
   /** A task reached its outcome (done or failed). */
   decided: { task: TaskId, award?: { payload: AwardPayload, record: Uint8Array }, bids: HeldBid[] }
 }
@@ -262,6 +267,7 @@ export class Auctioneer extends TypedEventTarget<AuctioneerEvents> implements Su
         if (found != null && !auction.bids.has(bidder)) {
           auction.bids.set(bidder, { ...found, via: 'dht' })
           this.note(auction, 'bid', `cost ${found.payload.cost} (found in the DHT)`, { peer: bidder })
+          this.emit('bid-received', { task: auction.id, bidder, outcome: 'dht' })
         }
       }))
     }
@@ -384,16 +390,19 @@ export class Auctioneer extends TypedEventTarget<AuctioneerEvents> implements Su
       if (payload.submitter !== this.components.self) throw new Error(`the bid names ${payload.submitter} as submitter`)
     } catch (err) {
       this.note(auction, 'bid-refused', `bid claiming to be from ${bidder} ignored: ${errorText(err)}`, { peer: bidder })
+      this.emit('bid-received', { task, bidder, outcome: 'refused' })
       this.emitTask(auction)
       return refusal('InvalidBid', `bid refused: ${(err as Error).message}`)
     }
     if (auction.status !== 'bidding' || auction.closing) {
       this.note(auction, 'late-bid', `bid arrived after the auction closed (cost ${payload.cost}); kept for the record only`, { peer: bidder })
+      this.emit('bid-received', { task, bidder, outcome: 'late' })
       return refusal('Closed', `the auction for task ${task} has closed`)
     }
     if (!auction.bids.has(bidder)) {
       auction.bids.set(bidder, { bidder, payload, record: value, hash: sha256Hex(value), via })
       this.note(auction, 'bid', `cost ${payload.cost}`, { peer: bidder })
+      this.emit('bid-received', { task, bidder, outcome: 'accepted' })
     }
     const live = this.liveMembers()
     const waiting = [...auction.expected].filter(p => !auction.bids.has(p) && live.has(p))

@@ -7,6 +7,7 @@
 
 import { errorText } from './components.ts'
 import { canRun, makeBid } from './cost.ts'
+import { TypedEventTarget } from './events.ts'
 import { bidKey, createBidRecord } from './records.ts'
 import type { CapabilitySource, PlacementSettings } from './components.ts'
 import type { Digest, TaskId } from './ids.ts'
@@ -25,6 +26,18 @@ export interface Observed {
   declined?: string
 }
 
+/**
+ * What became of this node's bid on an announcement: handed to the submitter and taken (`sent`)
+ * or refused by it (`refused`), put in the DHT because it could not be handed over (`dht`), not
+ * made because this device cannot run the task (`declined`), or not made for another reason
+ * (`failed`: its capabilities could not be read, the bid could not be signed).
+ */
+export type BidOutcome = 'sent' | 'refused' | 'dht' | 'declined' | 'failed'
+
+export interface BidderEvents extends Record<string, unknown> {
+  bid: { task: TaskId, outcome: BidOutcome }
+}
+
 export interface BidderComponents {
   self: string
   signer: RecordSigner
@@ -38,7 +51,7 @@ export interface BidderComponents {
   log: ProtocolLog
 }
 
-export class Bidder {
+export class Bidder extends TypedEventTarget<BidderEvents> {
   private readonly components: BidderComponents
   private readonly settings: PlacementSettings
   readonly observed = new Map<TaskId, Observed>()
@@ -46,6 +59,7 @@ export class Bidder {
   private running = false
 
   constructor (settings: PlacementSettings, components: BidderComponents) {
+    super()
     this.settings = settings
     this.components = components
   }
@@ -79,6 +93,7 @@ export class Bidder {
       if (!able.ok) {
         seen.declined = able.reason
         this.components.log.debug(`not bidding for ${announce.task}: ${able.reason}`)
+        this.emit('bid', { task: announce.task, outcome: 'declined' })
         return
       }
       const bid = makeBid({ task: announce.task, submitter: announce.submitter, requirements: announce.requirements, agentSize: announce.agentSize }, caps, this.components.holdsAgent(announce.agent))
@@ -90,14 +105,19 @@ export class Bidder {
           signal: AbortSignal.any([this.stopping.signal, AbortSignal.timeout(announce.bidWindowMs + 5_000)])
         })
         if (!answer.ok) this.components.log.debug(`bid for ${announce.task} not taken: ${answer.message}`)
+        this.emit('bid', { task: announce.task, outcome: answer.ok ? 'sent' : 'refused' })
       } catch (err) {
         // the submitter enumerates the DHT for missing bids when its deadline comes
         if (!this.running) return
         this.components.log.debug(`bid for ${announce.task} not delivered directly, publishing it in the DHT now: ${errorText(err)}`)
         this.components.publishNow(bidKey(announce.task, self), record, announce.task)
+        this.emit('bid', { task: announce.task, outcome: 'dht' })
       }
     } catch (err) {
-      if (this.running) this.components.log.debug(`no bid for ${announce.task}: ${errorText(err)}`)
+      if (this.running) {
+        this.components.log.debug(`no bid for ${announce.task}: ${errorText(err)}`)
+        this.emit('bid', { task: announce.task, outcome: 'failed' })
+      }
     }
   }
 

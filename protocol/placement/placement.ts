@@ -24,7 +24,7 @@ import { localSubmitter, remoteSubmitter, serveSubmitter } from './rpc.ts'
 import { Runner } from './runner.ts'
 import type { AgentStore } from '../agents/store.ts'
 import type { AuctioneerEvents } from './auction.ts'
-import type { Observed } from './bidder.ts'
+import type { BidderEvents, Observed } from './bidder.ts'
 import type { PlacementComponents, PlacementInit, PlacementSettings } from './components.ts'
 import type { ExplanationSources } from './explanation.ts'
 import type { PlacementGossipChannel } from './gossip.ts'
@@ -48,6 +48,10 @@ export interface PlacementEvents extends Record<string, unknown> {
   'run-end': RunnerEvents['run-end']
   'result-send-failed': RunnerEvents['result-send-failed']
   running: RunnerEvents['running']
+  /** What became of this node's bid on an announcement. */
+  bid: BidderEvents['bid']
+  /** A bid on a task submitted here, as the auction took it. */
+  'bid-received': AuctioneerEvents['bid-received']
 }
 
 export interface Placement extends TypedEventTarget<PlacementEvents> {
@@ -162,13 +166,14 @@ class PlacementService extends TypedEventTarget<PlacementEvents> implements Plac
       log
     })
 
-    for (const type of ['task', 'winner-disconnected', 'winner-reconnected'] as const) {
+    for (const type of ['task', 'winner-disconnected', 'winner-reconnected', 'bid-received'] as const) {
       this.auctioneer.on(type, (detail) => { this.emit(type, detail) })
     }
     for (const type of ['run-start', 'result-send-failed', 'running'] as const) {
       this.runner.on(type, (detail) => { this.emit(type, detail) })
     }
     this.runner.on('run-end', (detail) => { this.emit('run-end', detail) })
+    this.bidder.on('bid', (detail) => { this.emit('bid', detail) })
     // a device that stops running tasks may be quiet now: deferred DHT puts may go
     this.runner.on('running', () => { this.board.poke() })
     this.auctioneer.on('decided', ({ task, award, bids }) => {
