@@ -130,6 +130,8 @@ interface HeldInvite {
   state: 'open' | 'used' | 'closed'
   failures: number
   usedBy?: string
+  /** Exchanges under way on this invite: its window stays open until the last one ends. */
+  exchanges: number
   closeWindow: () => void
   timer?: NodeJS.Timeout
 }
@@ -239,11 +241,13 @@ export class Pairing extends EventTarget {
       expiresAt: Math.ceil((createdAt + ttlMs) / 1000) * 1000,
       state: 'open',
       failures: 0,
+      exchanges: 0,
       closeWindow: this.gate.openPairingWindow()
     }
     // at its expiry the invite opens no window any more; it stays listed a little longer
     invite.timer = setTimeout(() => {
-      invite.closeWindow()
+      // an exchange under way finishes first; its end closes the window (closeDeadWindows)
+      if (invite.exchanges === 0) invite.closeWindow()
       invite.timer = setTimeout(() => { this.retire(invite) }, LISTED_AFTER_MS)
       invite.timer.unref()
     }, invite.expiresAt - createdAt)
@@ -378,6 +382,17 @@ export class Pairing extends EventTarget {
       await refuse(early ?? 'InviteUnknown')
       return
     }
+    // the invite's window stays open while this exchange runs, even once the invite is burnt:
+    // the welcome still has to reach this joiner over its pairing connection
+    invite.exchanges++
+    try {
+      await this.proveAndWelcome(framed, joiner, hello, invite, refuse, signal)
+    } finally {
+      invite.exchanges--
+    }
+  }
+
+  private async proveAndWelcome (framed: FramedStream, joiner: string, hello: z.infer<typeof Hello>, invite: HeldInvite, refuse: (code: RefusalCode) => Promise<void>, signal: AbortSignal): Promise<void> {
     const inviterNonce = new Uint8Array(randomBytes(32))
     await framed.write({ t: 'challenge', nonce: inviterNonce }, { signal })
     const proof = await framed.read(Proof, { signal })
@@ -424,6 +439,7 @@ export class Pairing extends EventTarget {
   /** Closes the window of every invite that can no longer be used (used, closed, expired). */
   private closeDeadWindows (): void {
     for (const invite of this.held.values()) {
+      if (invite.exchanges > 0) continue
       if (invite.state !== 'open' || this.now() >= invite.expiresAt) invite.closeWindow()
     }
   }

@@ -65,6 +65,16 @@ describe('the pairing window', () => {
     })
   }
 
+  it('stays open for an exchange under way: devices joining at once on their own invites are all welcomed', async (t) => {
+    const [a, ...joiners] = await devices(t, ['a', 'b', 'c', 'd']) as [Device, ...Device[]]
+    const invites = joiners.map(() => a.pairing.createInvite())
+    // each joiner's welcome must reach it although the other exchanges, ending first, leave no
+    // live invite behind them
+    const joined = await Promise.allSettled(joiners.map(async (joiner, i) => joiner.pairing.join(invites[i]!.uri)))
+    assert.deepEqual(joined.map(j => j.status === 'fulfilled' ? 'joined' : (j.reason as Error).message), joiners.map(() => 'joined'))
+    for (const joiner of joiners) assert.equal(a.membership.isMember(joiner.peerId), true)
+  })
+
   it('stays open while another invite is live, and closes with the last', async (t) => {
     const [a, b, c, stranger] = await devices(t, ['a', 'b', 'c', 'stranger']) as [Device, Device, Device, Device]
     const first = a.pairing.createInvite()
