@@ -168,6 +168,9 @@ export class HiveNode extends EventTarget implements ApiNode {
       localModels,
       // placement is built below; reports are read only once the node starts
       running: () => this.placement.running(),
+      // the hive map's edges: members this device is connected to
+      links: () => [...new Set(this.libp2p.getConnections().filter(c => c.limits == null && c.status === 'open').map(c => c.remotePeer.toString()))]
+        .filter(peer => this.hive.membership.isMember(peer)).sort(),
       ...this.init.capabilities,
       ...(this.init.capabilityOverrides != null ? { overrides: this.init.capabilityOverrides } : {})
     }, {

@@ -7,6 +7,9 @@
 //                      404 AgentNotLoaded when it holds none, so a client sends the bytes once.
 //                      An agent whose manifest asks for a context permission needs a contextId
 //                      (400 ContextRequired), or what it writes would be lost.
+//   GET  /agents       { agents: [{ digest, size, name, version, description, permissions, models?, limits,
+//                      tasks, lastTaskAt? }] }: the agents this node holds (to run, or to hand to a
+//                      device that runs a task), with how many of the tasks it remembers used each.
 // Sandbox failures are `{ error: { code, message } }`, the code being the sandbox error's name:
 // the agent's own error is AgentFailed (message = the agent's text), a trap AgentTrapped, a
 // deadline AgentTimedOut, the memory cap MemoryLimitExceeded, a refused component 400 or 403.
@@ -18,6 +21,7 @@ import { llmUsage } from '../executor.ts'
 import { parseInput, requireContextId } from './input.ts'
 import { ApiError } from '../errors.ts'
 import type { AgentLlmCall, LoadedAgent, RunResult } from '../../sandbox/index.ts'
+import type { Digest } from '../../protocol/index.ts'
 import type { ApiNode } from './types.ts'
 import type { FastifyInstance } from 'fastify'
 
@@ -52,7 +56,53 @@ const RAN = [AgentFailedError, AgentTrappedError, AgentTimedOutError, MemoryLimi
 
 const sha256Hex = (text: string): string => createHash('sha256').update(text).digest('hex')
 
+/** What GET /agents says of one agent. */
+export interface HeldAgent {
+  digest: string
+  size: number
+  name?: string
+  version?: string
+  description?: string
+  permissions?: string[]
+  models?: string[]
+  limits?: { timeoutMs: number, memoryMiB: number }
+  /** Why its manifest could not be read (bytes held for a task that are not a valid agent). */
+  problem?: string
+  tasks: number
+  lastTaskAt?: number
+}
+
+/** Manifests read once per digest: a JS agent is megabytes to parse. */
+const MAX_MANIFESTS_KEPT = 128
+
 export function routes (app: FastifyInstance, node: ApiNode): void {
+  const manifests = new Map<string, Omit<HeldAgent, 'tasks' | 'lastTaskAt' | 'size' | 'digest'>>()
+  const manifestOf = (digest: string): Omit<HeldAgent, 'tasks' | 'lastTaskAt' | 'size' | 'digest'> => {
+    const kept = manifests.get(digest)
+    if (kept !== undefined) return kept
+    const bytes = node.agents.get(digest as Digest)
+    let info: Omit<HeldAgent, 'tasks' | 'lastTaskAt' | 'size' | 'digest'>
+    try {
+      const m = inspectAgentBytes(bytes ?? new Uint8Array()).manifest
+      info = { name: m.name, version: m.version, description: m.description, permissions: [...m.permissions], ...(m.models !== undefined ? { models: [...m.models] } : {}), limits: m.limits }
+    } catch (err) {
+      info = { problem: `${(err as Error).name}: ${(err as Error).message}` }
+    }
+    manifests.set(digest, info)
+    if (manifests.size > MAX_MANIFESTS_KEPT) manifests.delete(manifests.keys().next().value as string)
+    return info
+  }
+
+  app.get('/agents', async () => {
+    const tasks = node.placement.list({ limit: 1000 })
+    const agents: HeldAgent[] = node.agents.list().reverse().map(({ digest, size }) => {
+      const used = tasks.filter(t => t.agent === digest)
+      const last = Math.max(0, ...used.map(t => t.createdAt))
+      return { digest, size, ...manifestOf(digest), tasks: used.length, ...(last > 0 ? { lastTaskAt: last } : {}) }
+    })
+    return { agents }
+  })
+
   app.post('/agents/run', { bodyLimit: MAX_AGENT_BODY_BYTES }, async (request) => {
     const body = parseInput(runBody, request.body)
     // a node whose ledger chain is damaged executes nothing, here as for placed tasks

@@ -2,12 +2,17 @@
 // secret appears in one answer only, POST /pairing/invites, to the local caller that asked.
 
 import { z } from 'zod'
+import { inviteQrSvg } from '../../protocol/pairing/index.ts'
 import { parseInput } from './input.ts'
 import { ApiError } from '../errors.ts'
 import type { ApiNode } from './types.ts'
 import type { FastifyInstance } from 'fastify'
 
-const InviteBody = z.object({ ttlMinutes: z.number().positive().max(24 * 60).optional() })
+const InviteBody = z.object({
+  ttlMinutes: z.number().positive().max(24 * 60).optional(),
+  /** Also answer the invite's QR code as an SVG picture (the dashboard shows it). */
+  qr: z.literal('svg').optional()
+})
 const JoinBody = z.object({ invite: z.string().min(1).max(4096), force: z.boolean().optional() })
 const RemoveBody = z.object({ peer: z.string().min(1).max(128) })
 const PeerParam = z.object({ peer: z.string().min(1).max(128) })
@@ -49,8 +54,11 @@ export function routes (app: FastifyInstance, node: ApiNode): void {
   })
 
   app.post('/pairing/invites', async (request, reply) => {
-    const { ttlMinutes } = parseInput(InviteBody, request.body)
+    const { ttlMinutes, qr } = parseInput(InviteBody, request.body)
     const invite = node.hive.pairing.createInvite(ttlMinutes != null ? { ttlMs: Math.round(ttlMinutes * 60_000) } : {})
+    if (qr === 'svg') {
+      return reply.status(201).send({ ...invite, qrSvg: await inviteQrSvg(invite.uri) })
+    }
     return reply.status(201).send(invite)
   })
 

@@ -1,6 +1,7 @@
 // The local HTTP API on 127.0.0.1. The CLI talks to the running node through it. Mutating calls
-// need the node's token (Bearer), requests carrying another origin or Host are refused so a web
-// page cannot drive the node, and every error is `{ error: { code, message } }`.
+// need the node's token (Bearer), or the dashboard's session cookie together with the API's own
+// Origin; requests carrying another origin or Host are refused so a web page cannot drive the
+// node, and every error is `{ error: { code, message } }`.
 
 import { randomBytes } from 'node:crypto'
 import { unlink } from 'node:fs/promises'
@@ -15,6 +16,8 @@ import * as ledgerApi from './ledger.ts'
 import * as tasksApi from './tasks.ts'
 import * as llmApi from './llm.ts'
 import * as metricsApi from './metrics.ts'
+import * as dashboardApi from './dashboard.ts'
+import { createSessions } from './session.ts'
 import { statusOf } from './errors.ts'
 import type { ApiNode } from './types.ts'
 import type { dataPaths } from '../config.ts'
@@ -125,6 +128,8 @@ export async function createApi (node: ApiNode, init: ApiInit): Promise<Api> {
     }
   })
   let port = init.port
+  const sessions = createSessions({ port: () => port })
+  const hasToken = (authorization: string | undefined): boolean => authorization === `Bearer ${token}`
 
   app.addHook('onRequest', async (request) => {
     const allowedHosts = [`${API_HOST}:${port}`, `localhost:${port}`]
@@ -138,8 +143,11 @@ export async function createApi (node: ApiNode, init: ApiInit): Promise<Api> {
       throw new ApiError(403, 'ForbiddenOrigin', `requests from origin ${origin} are refused`)
     }
     if (request.method !== 'GET' && request.method !== 'HEAD') {
-      if (request.headers.authorization !== `Bearer ${token}`) {
-        throw new ApiError(401, 'Unauthorized', 'this call needs the node\'s token (Authorization: Bearer <token from api.token in the data directory>)')
+      // the dashboard's page writes with its session cookie; a browser always sends the Origin
+      // of such a call, and one without it is not the page
+      const fromPage = origin != null && sessions.check(request.headers.cookie)
+      if (!hasToken(request.headers.authorization) && !fromPage) {
+        throw new ApiError(401, 'Unauthorized', 'this call needs the node\'s token (Authorization: Bearer <token from api.token in the data directory>), or the dashboard\'s session ("hive-node dashboard" logs a browser in)')
       }
     }
   })
@@ -176,6 +184,7 @@ export async function createApi (node: ApiNode, init: ApiInit): Promise<Api> {
   await app.register(async (scope) => { tasksApi.routes(scope, node) })
   await app.register(async (scope) => { llmApi.routes(scope, node) })
   await app.register(async (scope) => { metricsApi.routes(scope, node) })
+  await app.register(async (scope) => { dashboardApi.routes(scope, node, { sessions, hasToken, url: () => `http://${API_HOST}:${port}` }) })
 
   app.server.maxConnections = limits.maxConnections
   let dropped = 0

@@ -53,7 +53,7 @@ export interface ApiNode {
   readonly placement: Pick<Placement, 'submit' | 'get' | 'wait' | 'explain' | 'list'>
   readonly taskArchive: Pick<TaskArchive, 'get' | 'list'>
   /** The node's one agent store: a task may name an agent by digest once it is held here. */
-  readonly agents: Pick<AgentStore, 'get'>
+  readonly agents: Pick<AgentStore, 'get' | 'list'>
   /** LLM calls: the waterfall, the budget and the cloud keys this device holds. */
   readonly llm: Pick<NodeLlm, 'router' | 'budget' | 'setBudget' | 'budgetSetting' | 'cloudSet' | 'cloudRemove' | 'cloudList'>
   /** The metrics `GET /metrics` renders. */

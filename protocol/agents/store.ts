@@ -30,6 +30,8 @@ export interface AgentStore<D extends string = AgentDigest> {
   pin: (digest: D) => void
   unpin: (digest: D) => void
   readonly bytes: number
+  /** The agents held, least recently used first, with their size in bytes. */
+  list: () => Array<{ digest: D, size: number }>
 }
 
 export const DEFAULT_AGENT_STORE_BYTES = 256 * 1024 * 1024
@@ -73,6 +75,7 @@ export function createAgentStore<D extends string = AgentDigest> (init: { maxByt
       else pins.delete(digest)
       evict()
     },
-    get bytes () { return total }
+    get bytes () { return total },
+    list: () => [...entries].map(([digest, bytes]) => ({ digest, size: bytes.byteLength }))
   }
 }

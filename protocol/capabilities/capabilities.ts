@@ -8,7 +8,7 @@ import { SILENT_LOG } from '../wire/log.ts'
 import { joinTopic } from '../wire/topic.ts'
 import { CapabilitiesNotRunningError, InvalidCapabilityOverrideError } from './errors.ts'
 import { createDeviceProbe } from './probe.ts'
-import { CapabilityOverrides, decodeCapabilityMessage, encodeCapabilityMessage } from './schema.ts'
+import { CapabilityOverrides, MAX_LINKS, decodeCapabilityMessage, encodeCapabilityMessage } from './schema.ts'
 import type { DeviceProbe, DeviceProbeInit, DeviceReading } from './probe.ts'
 import type { CapabilityMessage, CapabilityReport, OverridableField, Power } from './schema.ts'
 import type { ProtocolLog } from '../wire/log.ts'
@@ -51,6 +51,8 @@ export interface CapabilitiesInit extends DeviceProbeInit {
    * (each forwarding it); the count a bid uses is this node's own, never the gossiped one.
    */
   changeIntervalMs?: number
+  /** PeerIds of the members this node is connected to; read at every report. */
+  links?: () => string[]
   /** Agent runtimes this node offers; read at every report. */
   runtimes?: () => string[]
   /**
@@ -247,6 +249,7 @@ class CapabilityService extends EventTarget implements Capabilities {
       runtimes: [...runtimes].slice(0, 16),
       models: reading.models.slice(0, 64),
       gpus: (reading.gpus ?? []).slice(0, 8),
+      ...(this.init.links != null ? { links: this.init.links().slice(0, MAX_LINKS) } : {}),
       overridden
     }
   }

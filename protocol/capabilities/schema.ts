@@ -33,6 +33,9 @@ export const Gpu = z.object({
 })
 export type Gpu = z.infer<typeof Gpu>
 
+/** Most links one report names. */
+export const MAX_LINKS = 64
+
 export const CapabilityReport = z.object({
   /** Human name of the device (its node name). */
   name: Name,
@@ -52,6 +55,11 @@ export const CapabilityReport = z.object({
   models: z.array(Name).max(64),
   /** GPUs the OS shows (absent from devices that predate the field). */
   gpus: z.array(Gpu).max(8).optional(),
+  /**
+   * Members this device holds an open connection with, by PeerId (absent from devices that
+   * predate the field): the edges of the hive's map. At most MAX_LINKS, so a report stays small.
+   */
+  links: z.array(z.string().min(1).max(128)).max(MAX_LINKS).optional(),
   /** Which of the fields above come from configuration rather than from the device. */
   overridden: z.array(z.enum(OVERRIDABLE)).max(OVERRIDABLE.length)
 })

@@ -5,7 +5,7 @@
 export * from './errors.ts'
 export { INVITE_SCHEME, Invite, decodeInvite, encodeInvite, inviteQrText } from './invite.ts'
 export type { InviteFields } from './invite.ts'
-export { decodeQrPng, inviteQrPng, inviteQrTerminal, isPng, readQrPngFile, writeInvitePng } from './qr.ts'
+export { decodeQrPng, inviteQrPng, inviteQrSvg, inviteQrTerminal, isPng, readQrPngFile, writeInvitePng } from './qr.ts'
 export {
   DEFAULT_INVITE_TTL_MS, MAX_FAILED_ATTEMPTS, MAX_INVITE_TTL_MS, MAX_PAIRING_MESSAGE_BYTES, PAIRING_PROTOCOL, Pairing, createPairing, pairingMac
 } from './pairing.ts'

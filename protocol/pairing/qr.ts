@@ -38,6 +38,11 @@ export async function inviteQrPng (uri: string): Promise<Buffer> {
   return (await qrcode()).toBuffer(inviteQrText(uri), { type: 'png', errorCorrectionLevel: 'M', margin: 4, scale: 8 })
 }
 
+/** The invite's QR code as an SVG picture (the dashboard shows it). */
+export async function inviteQrSvg (uri: string): Promise<string> {
+  return (await qrcode()).toString(inviteQrText(uri), { type: 'svg', errorCorrectionLevel: 'M', margin: 4 })
+}
+
 /** Writes the invite's QR code as a PNG readable only by this user (it holds the secret). */
 export async function writeInvitePng (path: string, uri: string): Promise<void> {
   await writeFile(path, await inviteQrPng(uri), { mode: 0o600 })

@@ -133,6 +133,13 @@ describe('capability gossip between three nodes', () => {
     assert.deepEqual(idle.caps.overridden, [])
   })
 
+  it('each node\'s own report names the members it is connected to: the edges of the hive\'s map', async () => {
+    const ids = mesh.nodes.map(n => n.peerId.toString())
+    const viewer = mesh.nodes[0]!.capabilities
+    await waitFor(() => ids.every(id => viewer.get(id)?.caps.links?.join() === ids.filter(other => other !== id).sort().join()),
+      { message: 'every report links the two other members', timeoutMs: 30_000 })
+  })
+
   it('a change is published at once, not at the next round', async () => {
     const target = mesh.nodes[1]!.peerId.toString()
     const changed = eventPromise<CustomEvent<CapabilityEntry>>(services[0]!, 'change', {
