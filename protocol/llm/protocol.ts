@@ -349,7 +349,8 @@ export async function callPeer (host: ProtocolHost, peer: PeerId, message: LlmRe
     throw new LlmUnavailableError(`the model call on ${name} failed: ${why}`)
   } finally {
     if (finished) {
-      await stream.close({ signal: AbortSignal.timeout(2_000) }).catch(() => { stream.abort(new Error('close timed out')) })
+      // the answer is complete at `done`: the caller has it while the stream closes behind it
+      void stream.close({ signal: AbortSignal.timeout(2_000) }).catch(() => { stream.abort(new Error('close timed out')) })
     } else {
       stream.abort(new Error('model call ended'))
     }
