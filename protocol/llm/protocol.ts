@@ -37,7 +37,7 @@ export const MAX_TOKEN_FRAME_CHARS = 64 * 1024
 /** Characters of a whole chat answer, summed over its `token` frames; both sides hold to it. */
 export const MAX_ANSWER_CHARS = 4 * 1024 * 1024
 /** Longest a made token waits for others to share its frame (see `tokenFrames`). */
-export const TOKEN_FLUSH_MS = 10
+export const TOKEN_FLUSH_MS = 25
 
 const ModelName = z.string().min(1).max(MAX_MODEL_NAME)
 
