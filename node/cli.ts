@@ -13,6 +13,7 @@ import * as ledger from './commands/ledger.ts'
 import * as tasks from './commands/tasks.ts'
 import * as service from './commands/service.ts'
 import * as llm from './commands/llm.ts'
+import * as events from './commands/events.ts'
 import type { CliIo } from './cli-context.ts'
 
 export const EXIT_OK = 0
@@ -51,6 +52,7 @@ export function buildProgram (io: CliIo): Command {
   tasks.register(program, cli)
   service.register(program, cli)
   llm.register(program, cli)
+  events.register(program, cli)
 
   eachCommand(program, (command) => {
     command.showHelpAfterError(usageLine(command))
