@@ -59,7 +59,7 @@ describe('the event stream on a 2-node hive', () => {
 
   it('needs the token: 401 without it or with a wrong one, in the API\'s error shape', async () => {
     const [a] = hive.nodes as [HiveNode]
-    for (const headers of [{}, { authorization: 'Bearer nope' }]) {
+    for (const headers of [{}, { authorization: 'Bearer nope' }] as Array<Record<string, string>>) {
       const response = await fetch(`${a.apiUrl}/events`, { headers })
       assert.equal(response.status, 401)
       assert.equal((await response.json() as { error: { code: string } }).error.code, 'Unauthorized')
