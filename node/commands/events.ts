@@ -303,7 +303,9 @@ export function register (program: Command, cli: CliContext): void {
       let scheduled: NodeJS.Timeout | undefined
       const draw = (): void => {
         scheduled = undefined
-        cli.out(`\x1b[H\x1b[2J${view.render(process.stdout.columns ?? 100)}\n`)
+        // a terminal that reports no width (0) gets a usual one
+        const columns = (process.stdout.columns ?? 0) > 0 ? process.stdout.columns : 100
+        cli.out(`\x1b[H\x1b[2J${view.render(columns)}\n`)
       }
       cli.out('\x1b[?25l')
       const restore = (): void => { cli.out('\x1b[?25h') }
