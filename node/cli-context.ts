@@ -49,6 +49,15 @@ function checkDataDir (dir: string): string {
 
 const ApiFileSchema = z.object({ url: z.string().url(), port: z.number(), pid: z.number(), peerId: z.string() })
 const ErrorBody = z.object({ error: z.object({ code: z.string(), message: z.string() }) })
+const StreamEventSchema = z.object({ id: z.number(), type: z.string(), at: z.number(), data: z.record(z.string(), z.unknown()) })
+
+/** One event of the node's stream, as the CLI reads it (README › Event stream lists the types). */
+export interface StreamEvent {
+  id: number
+  type: string
+  at: number
+  data: Record<string, unknown> & { task?: string }
+}
 
 export class ApiClient {
   readonly dataDir: string
@@ -145,6 +154,51 @@ export class ApiClient {
     }
   }
 
+  /**
+   * Follows the node's event stream (`GET /events`): yields each event as it arrives, starting
+   * with `hello`, and returns when the node ends the stream (it stopped).
+   */
+  async * events (options: { signal?: AbortSignal } = {}): AsyncGenerator<StreamEvent> {
+    const { url, token } = await this.locate()
+    let response: Response
+    try {
+      response = await fetch(url + '/events', { headers: { authorization: `Bearer ${token}`, accept: 'text/event-stream' }, signal: options.signal })
+    } catch (err) {
+      if ((err as Error).name === 'AbortError' || (err as Error).name === 'TimeoutError') throw err
+      throw await this.notAnswering(`its API at ${url} does not answer`)
+    }
+    if (!response.ok || response.body == null) {
+      const parsed = ErrorBody.safeParse(await response.json().catch(() => undefined))
+      if (parsed.success) throw new ApiRequestError(response.status, parsed.data.error.code, parsed.data.error.message)
+      throw new ApiRequestError(response.status, 'HttpError', `the node answered ${response.status}`)
+    }
+    const decoder = new TextDecoder()
+    let buffer = ''
+    try {
+      for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+        buffer += decoder.decode(chunk, { stream: true })
+        let end
+        while ((end = buffer.indexOf('\n\n')) >= 0) {
+          const block = buffer.slice(0, end)
+          buffer = buffer.slice(end + 2)
+          // comment lines (heartbeats) and the other fields are skipped; the data line is the event
+          const data = block.split('\n').filter(l => l.startsWith('data:')).map(l => l.slice(5).trimStart()).join('\n')
+          if (data === '') continue
+          let parsed
+          try {
+            parsed = StreamEventSchema.safeParse(JSON.parse(data))
+          } catch {
+            continue
+          }
+          if (parsed.success) yield parsed.data as StreamEvent
+        }
+      }
+    } catch (err) {
+      // the node going away mid-stream ends the stream, as a stop does
+      if (options.signal?.aborted === true) throw err
+    }
+  }
+
   async get<T = unknown> (path: string, options?: { signal?: AbortSignal }): Promise<T> {
     return this.request<T>('GET', path, undefined, options)
   }
@@ -171,6 +225,8 @@ export interface CliContext {
   env: NodeJS.ProcessEnv
   /** Colour codes may be written: stdout is a terminal, NO_COLOR is unset and TERM is not dumb. */
   colour: boolean
+  /** stdout is a terminal. */
+  tty: boolean
 }
 
 export interface CliIo {
@@ -193,7 +249,8 @@ export function createCliContext (io: CliIo): CliContext {
     out: io.out,
     err: io.err,
     env: io.env,
-    colour: io.tty === true && (io.env.NO_COLOR ?? '') === '' && io.env.TERM !== 'dumb'
+    colour: io.tty === true && (io.env.NO_COLOR ?? '') === '' && io.env.TERM !== 'dumb',
+    tty: io.tty === true
   }
 }
 

@@ -14,6 +14,7 @@ import * as tasks from './commands/tasks.ts'
 import * as service from './commands/service.ts'
 import * as llm from './commands/llm.ts'
 import * as dashboard from './commands/dashboard.ts'
+import * as events from './commands/events.ts'
 import type { CliIo } from './cli-context.ts'
 
 export const EXIT_OK = 0
@@ -53,6 +54,7 @@ export function buildProgram (io: CliIo): Command {
   service.register(program, cli)
   llm.register(program, cli)
   dashboard.register(program, cli)
+  events.register(program, cli)
 
   eachCommand(program, (command) => {
     command.showHelpAfterError(usageLine(command))

@@ -2,7 +2,7 @@
 // checked against what the agent asks for and what this node offers.
 
 import { PERMISSIONS, inspectAgentBytes } from '../sandbox/index.ts'
-import type { AgentLogLine, ExecutionOutcome, Executor } from '../protocol/index.ts'
+import type { AgentLogLine, ExecutionOutcome, Executor, TaskId } from '../protocol/index.ts'
 import type { AgentLlmCall, AgentLlmUsage, AgentLogEntry, Sandbox } from '../sandbox/index.ts'
 
 /** One log line per model call of a run: what `hive-node run` prints. */
@@ -44,9 +44,9 @@ function notGranted (manifest: { name: string, permissions: readonly string[] },
  * permission the agent needs and the task grants gives the task up (`retry`), so another node
  * runs it, rather than failing it as the agent's fault.
  */
-export function sandboxExecutor (sandbox: Sandbox): Executor {
+export function sandboxExecutor (sandbox: Sandbox, options: { onLine?: (task: TaskId, line: AgentLogLine) => void } = {}): Executor {
   return {
-    async run (agent, input, { contextId, permissions, signal }) {
+    async run (agent, input, { taskId, contextId, permissions, signal }) {
       const offered = sandbox.runtime().permissions
       if (offered.length < PERMISSIONS.length) {
         let manifest
@@ -76,12 +76,17 @@ export function sandboxExecutor (sandbox: Sandbox): Executor {
       const ungranted = notGranted(loaded.manifest, permissions)
       if (ungranted != null) return ungranted
       const logs: AgentLogLine[] = []
-      const onLog = (e: AgentLogEntry): void => { if (logs.length < 200) logs.push({ level: e.level, message: e.message }) }
+      // every line goes out as it is logged (the node's event stream); the first 200 travel with the result
+      const line = (l: AgentLogLine): void => {
+        if (logs.length < 200) logs.push(l)
+        options.onLine?.(taskId, l)
+      }
+      const onLog = (e: AgentLogEntry): void => { line({ level: e.level, message: e.message }) }
       // where each model call ran travels back to the submitter with the logs, so `run` prints it
       const calls: AgentLlmCall[] = []
       const onLlmCall = (call: AgentLlmCall): void => {
         calls.push(call)
-        if (logs.length < 200) logs.push({ level: 'info', message: llmCallLine(call) })
+        line({ level: 'info', message: llmCallLine(call) })
       }
       try {
         const result = await sandbox.run(loaded, { input, signal, onLog, onLlmCall, ...(contextId != null ? { contextId } : {}) })

@@ -23,6 +23,7 @@ import { loadOrCreateIdentity } from './identity.ts'
 import { buildLibp2p } from './libp2p.ts'
 import { acquireLock } from './lock.ts'
 import { createLogger } from './logger.ts'
+import { EventHub } from './events/hub.ts'
 import { HiveMetrics } from './metrics/hive.ts'
 import { libp2pMetrics } from './metrics/libp2p.ts'
 import { Registry } from './metrics/registry.ts'
@@ -105,6 +106,8 @@ export class HiveNode extends EventTarget implements ApiNode {
   readonly llm: NodeLlm
   /** What `GET /metrics` shows: libp2p's metrics and the node's own, in one registry. */
   readonly metrics: HiveMetrics
+  /** What `GET /events` streams: the parts' events, typed and numbered, with device names. */
+  readonly events = new EventHub()
   readonly startedAt: number = Date.now()
   private readonly init: HiveNodeInit
   private readonly lock: DataDirLock
@@ -189,7 +192,7 @@ export class HiveNode extends EventTarget implements ApiNode {
       records: this.records,
       signer: this.signer,
       capabilities: this.capabilities,
-      executor: sandboxExecutor(this.sandbox),
+      executor: sandboxExecutor(this.sandbox, { onLine: (task, line) => { this.events.agentLine(task, line) } }),
       ledger: { append: async (record, options) => this.ledger.append(record, options), unwritable: () => this.ledger.unwritable() },
       gate: this.gate,
       isMember: (peer) => this.hive.membership.isMember(peer),
@@ -316,6 +319,15 @@ export class HiveNode extends EventTarget implements ApiNode {
         members: () => this.hive.membership.members().length,
         connectedPeers: () => this.libp2p.getPeers().length
       })
+      this.events.attach({
+        self: { peerId: this.peerId.toString(), name: this.name },
+        placement: this.placement,
+        contexts: this.contexts.store,
+        ledger: this.ledger,
+        capabilities: this.capabilities,
+        membership: this.hive.membership,
+        host: this.libp2p
+      })
       await this.contexts.start()
       await this.sandbox.start()
       await this.libp2p.start()
@@ -368,6 +380,7 @@ export class HiveNode extends EventTarget implements ApiNode {
       ['libp2p', async () => { await this.libp2p.stop() }],
       ['storage', async () => { await this.db.close() }],
       ['metrics', async () => { this.metrics.stop() }],
+      ['events', async () => { this.events.stop() }],
       ['lock', async () => { await this.lock.release() }]
     ]
     for (const [label, step] of steps) {

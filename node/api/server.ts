@@ -18,6 +18,8 @@ import * as llmApi from './llm.ts'
 import * as metricsApi from './metrics.ts'
 import * as dashboardApi from './dashboard.ts'
 import { createSessions } from './session.ts'
+import { eventRoutes } from './events.ts'
+import type { EventStreamLimits } from './events.ts'
 import { statusOf } from './errors.ts'
 import type { ApiNode } from './types.ts'
 import type { dataPaths } from '../config.ts'
@@ -41,7 +43,7 @@ export const API_STOP_GRACE_MS = 2000
  * What one local client, or many, can make the API hold. Every number the README's threat model
  * states for the API's connections is here, once.
  */
-export interface ApiLimits {
+export interface ApiLimits extends EventStreamLimits {
   /** A request's headers must arrive within this (a client sending them a byte at a time is cut). */
   headersTimeoutMs: number
   /** The whole request must arrive within this. */
@@ -64,7 +66,10 @@ export const API_LIMITS: Readonly<ApiLimits> = {
   keepAliveTimeoutMs: 5_000,
   maxConnections: 256,
   // Node checks every 30 s by default, which let a slow client stay up to 40 s
-  timeoutCheckMs: 1_000
+  timeoutCheckMs: 1_000,
+  maxEventSubscribers: 32,
+  eventQueueBytes: 1024 * 1024,
+  eventHeartbeatMs: 15_000
 }
 
 /** The framework's own refusals, under the API's codes. */
@@ -142,10 +147,15 @@ export async function createApi (node: ApiNode, init: ApiInit): Promise<Api> {
     if (origin != null && !allowedHosts.some(h => origin === `http://${h}`)) {
       throw new ApiError(403, 'ForbiddenOrigin', `requests from origin ${origin} are refused`)
     }
-    if (request.method !== 'GET' && request.method !== 'HEAD') {
-      // the dashboard's page writes with its session cookie; a browser always sends the Origin
-      // of such a call, and one without it is not the page
-      const fromPage = origin != null && sessions.check(request.headers.cookie)
+    // every call that changes anything needs the token, and so does a read that says what the
+    // node does as it happens (its route's config says `token: true`)
+    const read = request.method === 'GET' || request.method === 'HEAD'
+    const needsToken = !read || (request.routeOptions.config as { token?: boolean } | undefined)?.token === true
+    if (needsToken) {
+      // the dashboard's page calls with its session cookie (SameSite=Strict: no other site's
+      // page sends it); a browser always sends the Origin of a call that changes something,
+      // and one without it is not the page
+      const fromPage = (read || origin != null) && sessions.check(request.headers.cookie)
       if (!hasToken(request.headers.authorization) && !fromPage) {
         throw new ApiError(401, 'Unauthorized', 'this call needs the node\'s token (Authorization: Bearer <token from api.token in the data directory>), or the dashboard\'s session ("hive-node dashboard" logs a browser in)')
       }
@@ -185,6 +195,8 @@ export async function createApi (node: ApiNode, init: ApiInit): Promise<Api> {
   await app.register(async (scope) => { llmApi.routes(scope, node) })
   await app.register(async (scope) => { metricsApi.routes(scope, node) })
   await app.register(async (scope) => { dashboardApi.routes(scope, node, { sessions, hasToken, url: () => `http://${API_HOST}:${port}` }) })
+  const events = eventRoutes(node, limits)
+  await app.register(async (scope) => { events.routes(scope) })
 
   app.server.maxConnections = limits.maxConnections
   let dropped = 0
@@ -209,6 +221,8 @@ export async function createApi (node: ApiNode, init: ApiInit): Promise<Api> {
     stop: async () => {
       await unlink(init.paths.api).catch(() => {})
       await unlink(init.paths.token).catch(() => {})
+      // event streams never end by themselves: they end first, each closing its connection
+      events.streams.close()
       // Closing waits for every open connection. Idle keep-alive ones are closed at once; a
       // request under way gets API_STOP_GRACE_MS to finish; then every connection left (a
       // half-sent request, a long poll) is cut, so a stop never waits on a local client.

@@ -9,6 +9,7 @@ import type { Sandbox } from '../../sandbox/index.ts'
 import type { TaskArchive } from '../task-archive.ts'
 import type { NodeLlm } from '../llm.ts'
 import type { HiveMetrics } from '../metrics/hive.ts'
+import type { EventHub } from '../events/hub.ts'
 import type { Connection, PeerId } from '@libp2p/interface'
 
 export interface PeerSummary {
@@ -58,4 +59,6 @@ export interface ApiNode {
   readonly llm: Pick<NodeLlm, 'router' | 'budget' | 'setBudget' | 'budgetSetting' | 'cloudSet' | 'cloudRemove' | 'cloudList'>
   /** The metrics `GET /metrics` renders. */
   readonly metrics: Pick<HiveMetrics, 'render'>
+  /** What `GET /events` streams, and the log lines of tasks run here. */
+  readonly events: Pick<EventHub, 'subscribe' | 'hello' | 'taskLogs'>
 }

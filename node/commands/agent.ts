@@ -12,6 +12,7 @@ import type { AgentInfo, AgentLogEntry, RunResult } from '../../sandbox/index.ts
 import type { BuildProgress } from '../../sandbox/build.ts'
 import type { AgentLogLine, RunResponse } from '../api/agents.ts'
 import { peerNames, runPlaced } from './tasks.ts'
+import { liveLogs } from './events.ts'
 import type { CliContext, CommonOptions } from '../cli-context.ts'
 import type { Command } from 'commander'
 
@@ -198,8 +199,12 @@ export function register (program: Command, cli: CliContext): void {
       }
 
       const logs: AgentLogLine[] = []
+      // lines are printed as the agent logs them: through the node's event stream when placed
+      // (a run on another device sends its lines with its result), directly when run here
+      const printLine = (l: { level: string, message: string }): void => { cli.err(`[${name}] ${l.level}: ${l.message}\n`) }
       let result: { output: string, logs?: AgentLogLine[] } & Record<string, unknown>
       let where: 'node' | 'local' = 'node'
+      const live = await liveLogs(cli, all, printLine)
       try {
         const task = await runPlaced(cli, all, {
           agent: bytes,
@@ -208,15 +213,16 @@ export function register (program: Command, cli: CliContext): void {
           contextId: ctx,
           ...(all.on !== undefined ? { on: all.on } : {}),
           ...(all.local === true ? { local: true } : {}),
-          ...(timeoutMs !== undefined ? { waitMs: timeoutMs } : {})
+          ...(timeoutMs !== undefined ? { waitMs: timeoutMs } : {}),
+          onSubmitted: (id) => { live.follow(id) }
         })
         logs.push(...(task.result?.logs ?? []))
+        await live.finish(task.result?.logs ?? [])
         if (task.result == null) {
           throw Object.assign(new Error(task.error?.message ?? `task ${task.id} ${task.status} without a result`), { name: task.error?.code ?? 'TaskFailed' })
         }
         const names = await peerNames(cli, all)
         if (!task.result.ok) {
-          for (const l of logs) cli.err(`[${name}] ${l.level}: ${l.message}\n`)
           const failure = placedFailure(task.result.error ?? '')
           failure.message += ` (task ${task.id} on ${names(task.result.executor)}; "hive-node task ${task.id}" shows it)`
           throw failure
@@ -241,13 +247,17 @@ export function register (program: Command, cli: CliContext): void {
           cli.err(`note: no node is running with ${cli.dataDir(all)}; running here, in a temporary context that is not kept\n`)
         }
         try {
-          result = await runLocally(cli.dataDir(all), bytes, input, ctx, timeoutMs, e => { logs.push({ level: e.level, message: e.message }) }) as unknown as typeof result
+          result = await runLocally(cli.dataDir(all), bytes, input, ctx, timeoutMs, e => {
+            const line = { level: e.level, message: e.message }
+            logs.push(line)
+            printLine(line)
+          }) as unknown as typeof result
         } catch (e) {
-          for (const l of logs) cli.err(`[${name}] ${l.level}: ${l.message}\n`)
           throw runFailure(e, name)
         }
+      } finally {
+        live.close()
       }
-      for (const l of logs) cli.err(`[${name}] ${l.level}: ${l.message}\n`)
       const { logs: _logs, ...rest } = result
       cli.print(all, result.output, { ...rest, logs, where, contextId: ctx })
     })

@@ -79,6 +79,8 @@ export interface PlacedRun {
   local?: boolean
   /** How long to wait for the result before giving up waiting (the task goes on). */
   waitMs?: number
+  /** Called with the task's id once it is submitted. */
+  onSubmitted?: (task: string) => void
 }
 
 /** Resolves `--on`: a PeerId as it is, or the name of a live device. */
@@ -114,6 +116,7 @@ export async function runPlaced (cli: CliContext, options: CommonOptions, run: P
     if (!(err instanceof ApiRequestError && err.code === 'AgentNotHeld')) throw err
     submitted = await api.post<{ task: TaskView }>('/task', { ...body, agent: Buffer.from(run.agent).toString('base64') })
   }
+  run.onSubmitted?.(submitted.task.id)
   const deadline = Date.now() + (run.waitMs ?? Infinity)
   let task = submitted.task
   while (task.status !== 'done' && task.status !== 'failed') {
