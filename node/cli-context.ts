@@ -113,11 +113,7 @@ export class ApiClient {
     } catch {
       throw new ApiRequestError(response.status, 'BadResponse', `the node answered ${response.status} with a body that is not JSON`)
     }
-    if (!response.ok) {
-      const parsed = ErrorBody.safeParse(json)
-      if (parsed.success) throw new ApiRequestError(response.status, parsed.data.error.code, parsed.data.error.message)
-      throw new ApiRequestError(response.status, 'HttpError', `the node answered ${response.status}`)
-    }
+    if (!response.ok) throw refusal(response.status, json)
     return json as T
   }
 
@@ -136,21 +132,9 @@ export class ApiClient {
       if ((err as Error).name === 'AbortError' || (err as Error).name === 'TimeoutError') throw err
       throw new NodeNotRunningError(this.dataDir, `its API at ${url} does not answer`)
     }
-    if (!response.ok || response.body == null) {
-      const parsed = ErrorBody.safeParse(await response.json().catch(() => undefined))
-      if (parsed.success) throw new ApiRequestError(response.status, parsed.data.error.code, parsed.data.error.message)
-      throw new ApiRequestError(response.status, 'HttpError', `the node answered ${response.status}`)
-    }
-    const decoder = new TextDecoder()
-    let buffer = ''
-    for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
-      buffer += decoder.decode(chunk, { stream: true })
-      let newline
-      while ((newline = buffer.indexOf('\n')) >= 0) {
-        const text = buffer.slice(0, newline)
-        buffer = buffer.slice(newline + 1)
-        if (text.trim() !== '') yield JSON.parse(text)
-      }
+    if (!response.ok || response.body == null) throw refusal(response.status, await response.json().catch(() => undefined))
+    for await (const text of pieces(response.body as unknown as AsyncIterable<Uint8Array>, '\n')) {
+      if (text.trim() !== '') yield JSON.parse(text)
     }
   }
 
@@ -167,31 +151,19 @@ export class ApiClient {
       if ((err as Error).name === 'AbortError' || (err as Error).name === 'TimeoutError') throw err
       throw await this.notAnswering(`its API at ${url} does not answer`)
     }
-    if (!response.ok || response.body == null) {
-      const parsed = ErrorBody.safeParse(await response.json().catch(() => undefined))
-      if (parsed.success) throw new ApiRequestError(response.status, parsed.data.error.code, parsed.data.error.message)
-      throw new ApiRequestError(response.status, 'HttpError', `the node answered ${response.status}`)
-    }
-    const decoder = new TextDecoder()
-    let buffer = ''
+    if (!response.ok || response.body == null) throw refusal(response.status, await response.json().catch(() => undefined))
     try {
-      for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
-        buffer += decoder.decode(chunk, { stream: true })
-        let end
-        while ((end = buffer.indexOf('\n\n')) >= 0) {
-          const block = buffer.slice(0, end)
-          buffer = buffer.slice(end + 2)
-          // comment lines (heartbeats) and the other fields are skipped; the data line is the event
-          const data = block.split('\n').filter(l => l.startsWith('data:')).map(l => l.slice(5).trimStart()).join('\n')
-          if (data === '') continue
-          let parsed
-          try {
-            parsed = StreamEventSchema.safeParse(JSON.parse(data))
-          } catch {
-            continue
-          }
-          if (parsed.success) yield parsed.data as StreamEvent
+      for await (const block of pieces(response.body as unknown as AsyncIterable<Uint8Array>, '\n\n')) {
+        // comment lines (heartbeats) and the other fields are skipped; the data line is the event
+        const data = block.split('\n').filter(l => l.startsWith('data:')).map(l => l.slice(5).trimStart()).join('\n')
+        if (data === '') continue
+        let parsed
+        try {
+          parsed = StreamEventSchema.safeParse(JSON.parse(data))
+        } catch {
+          continue
         }
+        if (parsed.success) yield parsed.data as StreamEvent
       }
     } catch (err) {
       // the node going away mid-stream ends the stream, as a stop does
@@ -205,6 +177,27 @@ export class ApiClient {
 
   async post<T = unknown> (path: string, body: unknown = {}, options?: { signal?: AbortSignal }): Promise<T> {
     return this.request<T>('POST', path, body, options)
+  }
+}
+
+/** The node's refusal of a request: its error in the API's shape, or the bare status. */
+function refusal (status: number, body: unknown): ApiRequestError {
+  const parsed = ErrorBody.safeParse(body)
+  if (parsed.success) return new ApiRequestError(status, parsed.data.error.code, parsed.data.error.message)
+  return new ApiRequestError(status, 'HttpError', `the node answered ${status}`)
+}
+
+/** A streamed body's text cut at each `separator`, each piece as soon as it is complete. */
+async function * pieces (body: AsyncIterable<Uint8Array>, separator: string): AsyncGenerator<string> {
+  const decoder = new TextDecoder()
+  let buffer = ''
+  for await (const chunk of body) {
+    buffer += decoder.decode(chunk, { stream: true })
+    let end
+    while ((end = buffer.indexOf(separator)) >= 0) {
+      yield buffer.slice(0, end)
+      buffer = buffer.slice(end + separator.length)
+    }
   }
 }
 
