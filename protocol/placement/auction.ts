@@ -322,8 +322,14 @@ export class Auctioneer extends TypedEventTarget<AuctioneerEvents> implements Su
     this.note(auction, 'awarded', `${why}: cost ${result.cost} of ${auction.bids.size} bid${auction.bids.size === 1 ? '' : 's'}`, { peer: result.winner, round })
     this.emitTask(auction)
     let record: Uint8Array
+    let told: Uint8Array
     try {
       record = await createAwardRecord(payload, this.components.signer)
+      // gossip tells every member the award without the signed bids: they are most of its bytes,
+      // and only a member that explains or recomputes the election needs them, which it reads
+      // from the record in the DHT. The members would otherwise each receive and forward them.
+      const { bidRecords, ...withoutBids } = payload
+      told = bidRecords == null || bidRecords.length === 0 ? record : await createAwardRecord(withoutBids, this.components.signer)
     } catch (err) {
       this.fail(auction, err as Error)
       return
@@ -331,7 +337,7 @@ export class Auctioneer extends TypedEventTarget<AuctioneerEvents> implements Su
     if (auction.round !== round || !this.running) return
     auction.awardRecord = record
     this.components.onAwarded(payload, record)
-    if (!auction.solo) await this.components.publish({ v: 1, t: 'award', task: auction.id, record })
+    if (!auction.solo) await this.components.publish({ v: 1, t: 'award', task: auction.id, record: told })
   }
 
   private lost (auction: Auction, reason: 'lapsed' | 'disconnected', winner: string, round: number): void {

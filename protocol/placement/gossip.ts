@@ -1,5 +1,5 @@
 // Placement gossip on the hive's placement topic: `announce` a task, `award` it (the signed award
-// record), `closed` when it has its outcome. Messages are signed by gossipsub; the topic
+// record, without the signed bids that the DHT's copy carries), `closed` when it has its outcome. Messages are signed by gossipsub; the topic
 // validator refuses what a member would not send (unsigned, not a member, an announcement in
 // someone else's name, bytes that do not decode), so gossipsub drops it and scores its sender.
 

@@ -134,7 +134,10 @@ export const GossipAward = z.object({
   v: z.literal(1),
   t: z.literal('award'),
   task: TaskIdSchema,
-  /** The signed `award` record as stored in the DHT. */
+  /**
+   * A signed `award` record: the one stored in the DHT, less the signed bids it carries
+   * (`bidRecords`), signed again without them; `bids` still lists each bid's hash.
+   */
   record: Bytes
 })
 
