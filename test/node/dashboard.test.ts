@@ -1,6 +1,8 @@
 // The dashboard in a real headless browser (Debian's Chromium through playwright-core) against a
-// real hive of three nodes on loopback: the one-time login, the refusals, and every view. Each
-// view's screenshot is kept as a test artefact in a temporary folder whose path is printed.
+// real hive of three nodes on loopback: the one-time login, the refusals, every view, and the
+// page following the event stream (a running task's log line live on its page, the task on its
+// way on the map). Each view's screenshot is kept as a test artefact in a temporary folder whose
+// path is printed.
 
 import assert from 'node:assert/strict'
 import { createServer } from 'node:http'
@@ -11,7 +13,9 @@ import { after, before, describe, it } from 'node:test'
 import { main } from '../../node/cli.ts'
 import { browserSkip, launchChromium } from '../helpers/browser.ts'
 import { makeTempDir } from '../helpers/mesh.ts'
+import { apiToken } from '../helpers/sse.ts'
 import { waitFor } from '../helpers/wait.ts'
+import { LOG_THEN_LOOP, watAgent } from '../sandbox/fixtures.ts'
 import { echoAgent, startHive } from '../protocol/placement/fixture.ts'
 import type { TestHive } from '../protocol/placement/fixture.ts'
 import type { Server } from 'node:http'
@@ -145,6 +149,31 @@ describe('the dashboard in a browser, on a hive of three', { skip }, () => {
     await page.goto(`${api}/#/map`)
     await page.waitForSelector(`svg.map g.device [data-task="${task}"]`, { timeout: TIMEOUT })
     await shoot('map-after-task')
+  })
+
+  it('follows the event stream: a running task\'s log line shows on its page before the task ends, and the task on its way on the map', async () => {
+    const [submitter, runner] = [hive.nodes[0]!, hive.nodes[1]!]
+    assert.equal(await page.evaluate(() => document.documentElement.dataset.live), 'stream', 'the page follows GET /events, not polling')
+    // it logs, then loops until its deadline (long after this test): the task runs on another device throughout
+    const agent = await watAgent(LOG_THEN_LOOP, { name: 'dash-live', permissions: ['log'], limits: { timeoutMs: 300_000, memoryMiB: 1 } })
+    const response = await fetch(`${api}/task`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${await apiToken(submitter)}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ agent: Buffer.from(agent).toString('base64'), input: 'live in the browser', on: runner.peerId.toString() })
+    })
+    assert.equal(response.status, 202)
+    const live = (await response.json() as { task: { id: string } }).task.id
+    await page.goto(`${api}/#/tasks/${live}`)
+    await waitFor(async () => /live in the browser/.test(await page.locator('[data-testid="task-logs"]').textContent().catch(() => '') ?? ''),
+      { message: 'the log line on the task page', timeoutMs: TIMEOUT })
+    assert.equal(submitter.placement.get(live)?.status, 'running', 'the task has not ended')
+    assert.equal(await page.getAttribute('[data-testid="task-detail"]', 'data-status'), 'running')
+    await shoot('task-live')
+    await page.goto(`${api}/#/map`)
+    await page.waitForSelector(`svg.map circle.moving[data-task="${live}"]`, { timeout: TIMEOUT })
+    assert.match(await page.locator(`svg.map circle.moving[data-task="${live}"] title`).textContent() ?? '', new RegExp(`→ ${runner.name}`))
+    assert.equal(submitter.placement.get(live)?.status, 'running')
+    await shoot('map-task-moving')
   })
 
   it('verifies the ledger from its view and reports it clean', async () => {
