@@ -266,6 +266,22 @@ describe('the auction state machine (stub ports, mock clock)', () => {
     assert.deepEqual(b.gossip, [], 'nothing about it was gossiped')
   })
 
+  it('remembers at most maxTasks tasks (1000), dropping the oldest ended one first', async () => {
+    const b = await bench()
+    const MAX = placementSettings({}).maxTasks
+    assert.equal(MAX, 1000)
+    const ids: TaskId[] = []
+    for (let i = 0; i <= MAX; i++) {
+      const { id } = await b.submit()
+      ids.push(id)
+      mock.timers.tick(WINDOW_MS)
+      await b.auctioneer.wait(id)
+    }
+    assert.equal([...b.auctioneer.all()].length, MAX)
+    assert.equal(b.auctioneer.get(ids[0]!), undefined, 'the oldest is forgotten')
+    assert.notEqual(b.auctioneer.get(ids.at(-1)!), undefined)
+  })
+
   it('with no bid by the deadline the task fails with NoBids', async () => {
     const b = await bench()
     const { id } = await b.submit()

@@ -6,13 +6,13 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { LIVE_LOG_LIMITS, Runner, newTaskId, placementSettings, sha256Hex } from '../../../protocol/placement/index.ts'
 import { createAgentStore } from '../../../protocol/agents/index.ts'
-import type { AwardPayload, ExecutionOutcome, ExecutionRecord, LogsRequest, ResultRequest, SubmitterClient } from '../../../protocol/placement/index.ts'
+import type { AwardPayload, ExecutionOutcome, ExecutionRecord, LogsRequest, PlacementInit, ResultRequest, SubmitterClient } from '../../../protocol/placement/index.ts'
 import type { LlmUsage } from '../../../protocol/llm/types.ts'
 
 const SELF = '12D3KooWRunnerSelf'
 const SUBMITTER = '12D3KooWRunnerSubmitter'
 
-async function runOnce (outcome: ExecutionOutcome): Promise<{ record: ExecutionRecord, delivered: ResultRequest, ended: unknown }> {
+async function runOnce (outcome: ExecutionOutcome, init: PlacementInit = {}): Promise<{ record: ExecutionRecord, delivered: ResultRequest, ended: unknown }> {
   const agents = createAgentStore({ maxBytes: 1024 * 1024 })
   const agent = agents.put(new Uint8Array([0, 97, 115, 109, 1]))
   const task = newTaskId()
@@ -29,7 +29,7 @@ async function runOnce (outcome: ExecutionOutcome): Promise<{ record: ExecutionR
       return true
     }
   }
-  const runner = new Runner(placementSettings({}), {
+  const runner = new Runner(placementSettings(init), {
     self: SELF,
     agents,
     fetchAgent: async () => { throw new Error('the agent is held here') },
@@ -66,6 +66,27 @@ describe('the runner', () => {
     const failed = await runOnce({ ok: false, error: 'boom', llm })
     assert.equal(failed.record.status, 'error')
     assert.deepEqual(failed.record.llm, llm)
+  })
+})
+
+describe('what a result carries back', () => {
+  it('the first 200 of the agent\'s log lines, each trimmed to 4096 characters', async () => {
+    const logs = Array.from({ length: 300 }, (_, i) => ({ level: 'info', message: i === 0 ? 'x'.repeat(5000) : `line ${i}` }))
+    const { delivered } = await runOnce({ ok: true, output: 'out', logs })
+    assert.equal(delivered.logs?.length, 200)
+    assert.equal(delivered.logs?.[0]?.message.length, 4096)
+    assert.equal(delivered.logs?.[199]?.message, 'line 199')
+  })
+
+  it('an output over maxOutputBytes fails the task saying so, instead of sending it', async () => {
+    assert.equal(placementSettings({}).maxOutputBytes, 4 * 1024 * 1024)
+    const { delivered, record } = await runOnce({ ok: true, output: 'y'.repeat(65) }, { maxOutputBytes: 64 })
+    assert.equal(delivered.ok, false)
+    assert.equal(delivered.output, undefined)
+    assert.equal(delivered.error, 'the agent\'s output exceeds 64 bytes')
+    assert.equal(record.status, 'error')
+    const fits = await runOnce({ ok: true, output: 'y'.repeat(64) }, { maxOutputBytes: 64 })
+    assert.equal(fits.delivered.output, 'y'.repeat(64))
   })
 })
 
