@@ -13,11 +13,12 @@ import { after, before, describe, it } from 'node:test'
 import { main } from '../../node/cli.ts'
 import { browserSkip, launchChromium } from '../helpers/browser.ts'
 import { makeTempDir } from '../helpers/mesh.ts'
-import { apiToken } from '../helpers/sse.ts'
+import { apiToken, followEvents } from '../helpers/sse.ts'
 import { waitFor } from '../helpers/wait.ts'
 import { LOG_THEN_LOOP, watAgent } from '../sandbox/fixtures.ts'
 import { echoAgent, startHive } from '../protocol/placement/fixture.ts'
 import type { TestHive } from '../protocol/placement/fixture.ts'
+import type { EventClient } from '../helpers/sse.ts'
 import type { Server } from 'node:http'
 import type { Browser, BrowserContext, Page } from 'playwright-core'
 
@@ -174,6 +175,36 @@ describe('the dashboard in a browser, on a hive of three', { skip }, () => {
     assert.match(await page.locator(`svg.map circle.moving[data-task="${live}"] title`).textContent() ?? '', new RegExp(`→ ${runner.name}`))
     assert.equal(submitter.placement.get(live)?.status, 'running')
     await shoot('map-task-moving')
+  })
+
+  it('polls while the event stream is refused (every subscriber slot taken), and goes back to the stream once one frees', async () => {
+    const node = hive.nodes[0]!
+    const held: EventClient[] = []
+    const second = await context.newPage()
+    try {
+      // every slot taken, the page's own included: a new page's stream is refused with 503
+      await page.goto('about:blank')
+      await waitFor(() => node.events.subscriberCount === 0, { message: 'the first page let its stream go', timeoutMs: TIMEOUT })
+      for (;;) {
+        const response = await fetch(`${api}/events`, { headers: { authorization: `Bearer ${await apiToken(node)}` } })
+        await response.body?.cancel()
+        if (response.status === 503) break
+        held.push(await followEvents(node))
+      }
+      await second.goto(`${api}/#/tasks`)
+      await waitFor(async () => await second.evaluate(() => document.documentElement.dataset.live) === 'poll', { message: 'the page polls', timeoutMs: TIMEOUT })
+      // and still sees a new task reach done
+      const run = await cli('--data', data, 'run', echo, '--input', 'seen by polling', '--json')
+      assert.equal(run.code, 0, run.err)
+      const polled = (JSON.parse(run.out) as { task: string }).task
+      await second.waitForSelector(`tr[data-task="${polled}"][data-status="done"]`, { timeout: TIMEOUT })
+      // a slot frees: the page opens its stream again
+      held.pop()?.close()
+      await waitFor(async () => await second.evaluate(() => document.documentElement.dataset.live) === 'stream', { message: 'the page follows the stream again', timeoutMs: TIMEOUT })
+    } finally {
+      for (const c of held) c.close()
+      await second.close()
+    }
   })
 
   it('verifies the ledger from its view and reports it clean', async () => {
