@@ -69,8 +69,8 @@ const LIVE_LOG_MESSAGE_BYTES = 64 * 1024
  * A run's log lines on their way to a submitter on another device: one message in flight at a
  * time, and the lines logged meanwhile go together in the next, so a chatty agent costs a
  * message per round trip, not per line. Within LIVE_LOG_LIMITS per task; past a bound, or once
- * the submitter refuses, the rest go only with the result. A message that fails is not retried
- * (its lines are in the result too).
+ * a message fails (refused, or the submitter out of reach), the rest go only with the result,
+ * so the result waits for at most one message.
  */
 class LiveLogs {
   private readonly pending: AgentLogLine[] = []
@@ -79,7 +79,7 @@ class LiveLogs {
   private bytes = 0
   /** A bound was reached: later lines go only with the result. */
   private full = false
-  /** The submitter refused a message: nothing more is sent. */
+  /** A message failed: nothing more is sent. */
   private refused = false
   private sending = false
   private readonly idle = Promise.withResolvers<void>()
@@ -131,8 +131,10 @@ class LiveLogs {
       try {
         await this.send(from, lines)
       } catch (err) {
+        // refused, or the submitter is out of reach: the rest go with the result, which then
+        // waits for no further sends
         this.failed(err)
-        if (err instanceof PlacementRefusedError) this.refused = true
+        this.refused = true
       }
     }
     this.pending.length = 0

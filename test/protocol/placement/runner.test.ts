@@ -4,7 +4,7 @@
 
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { LIVE_LOG_LIMITS, Runner, newTaskId, placementSettings, sha256Hex } from '../../../protocol/placement/index.ts'
+import { LIVE_LOG_LIMITS, PlacementRefusedError, Runner, newTaskId, placementSettings, sha256Hex } from '../../../protocol/placement/index.ts'
 import { createAgentStore } from '../../../protocol/agents/index.ts'
 import type { AwardPayload, ExecutionOutcome, ExecutionRecord, LogsRequest, PlacementInit, ResultRequest, SubmitterClient } from '../../../protocol/placement/index.ts'
 import type { LlmUsage } from '../../../protocol/llm/types.ts'
@@ -133,7 +133,7 @@ describe('a runner whose ledger cannot take a record', () => {
 })
 
 describe('a runner streaming an agent\'s log lines to a submitter on another device', () => {
-  async function stream (count: number, message: (i: number) => string, self = SELF, submitter = SUBMITTER): Promise<{ sent: LogsRequest[], order: string[] }> {
+  async function stream (count: number, message: (i: number) => string, self = SELF, submitter = SUBMITTER, fail?: Error): Promise<{ sent: LogsRequest[], order: string[] }> {
     const agents = createAgentStore({ maxBytes: 1024 * 1024 })
     const agent = agents.put(new Uint8Array([0, 97, 115, 109, 1]))
     const task = newTaskId()
@@ -146,7 +146,12 @@ describe('a runner streaming an agent\'s log lines to a submitter on another dev
       abandon: async () => {},
       deliver: async (_request, record) => { order.push('result'); await record(true); return true },
       // one message at a time: the lines logged while one is on its way go in the next
-      logs: async (request) => { sent.push(request); order.push('logs'); await new Promise(resolve => setImmediate(resolve)) }
+      logs: async (request) => {
+        sent.push(request)
+        order.push('logs')
+        await new Promise(resolve => setImmediate(resolve))
+        if (fail != null) throw fail
+      }
     }
     const runner = new Runner(placementSettings({}), {
       self,
@@ -193,6 +198,14 @@ describe('a runner streaming an agent\'s log lines to a submitter on another dev
     const bytes = sent.flatMap(r => r.lines).reduce((n, l) => n + l.message.length + l.level.length, 0)
     assert.ok(bytes <= LIVE_LOG_LIMITS.bytesPerTask)
     assert.ok(bytes > LIVE_LOG_LIMITS.bytesPerTask - 4200, `it sent up to the bound: ${bytes}`)
+  })
+
+  it('stops streaming after a message fails (refused or out of reach), and the result still goes', async () => {
+    for (const fail of [new PlacementRefusedError('Lapsed', 'round 1 is over'), new Error('the submitter is out of reach')]) {
+      const { sent, order } = await stream(500, i => `line ${i}`, SELF, SUBMITTER, fail)
+      assert.equal(sent.length, 1, fail.message)
+      assert.deepEqual(order, ['logs', 'result'])
+    }
   })
 
   it('sends nothing when it runs its own task (its lines reach its own event stream)', async () => {
