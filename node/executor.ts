@@ -46,7 +46,7 @@ function notGranted (manifest: { name: string, permissions: readonly string[] },
  */
 export function sandboxExecutor (sandbox: Sandbox, options: { onLine?: (task: TaskId, line: AgentLogLine) => void } = {}): Executor {
   return {
-    async run (agent, input, { taskId, contextId, permissions, signal }) {
+    async run (agent, input, { taskId, contextId, permissions, signal, onLog: streamed }) {
       const offered = sandbox.runtime().permissions
       if (offered.length < PERMISSIONS.length) {
         let manifest
@@ -76,10 +76,12 @@ export function sandboxExecutor (sandbox: Sandbox, options: { onLine?: (task: Ta
       const ungranted = notGranted(loaded.manifest, permissions)
       if (ungranted != null) return ungranted
       const logs: AgentLogLine[] = []
-      // every line goes out as it is logged (the node's event stream); the first 200 travel with the result
+      // every line goes out as it is logged (the node's event stream, and the submitter's when that
+      // is another device); the first 200 travel with the result
       const line = (l: AgentLogLine): void => {
         if (logs.length < 200) logs.push(l)
         options.onLine?.(taskId, l)
+        streamed?.(l)
       }
       const onLog = (e: AgentLogEntry): void => { line({ level: e.level, message: e.message }) }
       // where each model call ran travels back to the submitter with the logs, so `run` prints it

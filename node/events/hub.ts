@@ -5,8 +5,8 @@
 // of it; the node wires it, as it wires the metrics.
 //
 // Costs nothing while nobody listens: an event's payload is built only when a subscriber is
-// there. What it always keeps is the log lines of tasks run on this device (bounded below), so
-// `hive-node logs TASK` has them while the task runs and after.
+
+
 
 import { LOCAL_ORIGIN } from '../../crdt/index.ts'
 import type { ContextStore } from '../../crdt/index.ts'
@@ -93,7 +93,11 @@ export interface EventSources {
   }
 }
 
-interface KeptLog extends TaskLogs { bytes: number }
+interface KeptLog extends TaskLogs {
+  bytes: number
+  /** Of a task submitted here and run on another device: the round whose lines streamed, and how many of them came. */
+  streamed?: { round: number, through: number }
+}
 
 export class EventHub {
   private readonly subscribers = new Set<Subscriber>()
@@ -156,6 +160,11 @@ export class EventHub {
 
   /** A line an agent running here for `task` logged (the executor's report). */
   agentLine (task: TaskId, line: AgentLogLine): void {
+    this.keepLine(task, line, this.sources?.self.peerId ?? '')
+  }
+
+  /** Keeps a task's line (within the bounds below) and streams it, numbered within the task. */
+  private keepLine (task: TaskId, line: AgentLogLine, executor: string): KeptLog {
     let kept = this.logs.get(task)
     if (kept == null) {
       kept = { lines: [], dropped: 0, ended: false, bytes: 0 }
@@ -171,8 +180,8 @@ export class EventHub {
     } else {
       kept.dropped++
     }
-    const self = this.sources?.self.peerId ?? ''
-    this.publish('task.log', () => ({ task, n, level: line.level, message: line.message, ...this.named('executor', self) }))
+    this.publish('task.log', () => ({ task, n, level: line.level, message: line.message, ...this.named('executor', executor) }))
+    return kept
   }
 
   private evictLogs (keep: TaskId): void {
@@ -200,6 +209,11 @@ export class EventHub {
         // this device's bid on its own task is streamed once, as the auction took it
         if (this.submitted.has(task)) return
         this.publish('task.bid', () => ({ task, outcome, ...this.named('bidder', self) }))
+      }),
+      placement.on('logs', ({ task, round, executor, from, lines }) => {
+        let kept: KeptLog | undefined
+        for (const line of lines) kept = this.keepLine(task, line, executor)
+        if (kept != null) kept.streamed = { round, through: from + lines.length - 1 }
       }),
       placement.on('run-start', ({ task, round }) => {
         if (this.submitted.has(task)) return
@@ -296,11 +310,12 @@ export class EventHub {
   private finished (view: TaskView, status: 'done' | 'failed'): void {
     const r = view.result
     const self = this.sources?.self.peerId
-    // lines of a run on another device arrive with its result: streamed now, after the fact
+    // a run on another device streamed its lines as they were logged; those that did not come
+    // (past the streaming bounds, or lost) arrive with its result and are streamed now
     if (r?.logs != null && r.executor !== self) {
-      r.logs.forEach((line, i) => {
-        this.publish('task.log', () => ({ task: view.id, n: i + 1, level: line.level, message: line.message, ...this.named('executor', r.executor) }))
-      })
+      const kept = this.logs.get(view.id)
+      const through = kept?.streamed?.round === r.round ? kept.streamed.through : 0
+      for (const line of r.logs.slice(through)) this.keepLine(view.id, line, r.executor)
     }
     if (status === 'done' && r != null) {
       this.publish('task.done', () => ({

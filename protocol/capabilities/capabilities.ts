@@ -303,6 +303,8 @@ class CapabilityService extends EventTarget implements Capabilities {
     if (!this.started) return
     const jitter = 0.8 + Math.random() * 0.4
     this.tickTimer = setTimeout(() => {
+      // an entry expires on time (and says so) even when nothing reads the view
+      this.sweep()
       this.publish().catch((err: Error) => { this.log.debug(`capability report not sent: ${err.message}`) })
         .finally(() => { this.scheduleTick() })
     }, Math.round(this.intervalMs * jitter))

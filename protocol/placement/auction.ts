@@ -10,14 +10,15 @@ import { ELECTION_RULE, elect } from './election.ts'
 import { BiddersExhaustedError, NoBidsError, PlacementNotRunningError, TaskNotFoundError, TaskWaitAbortedError } from './errors.ts'
 import { errorText } from './components.ts'
 import { newTaskId, sha256Hex } from './ids.ts'
-import { refusal } from './messages.ts'
+import { LIVE_LOG_LIMITS, refusal } from './messages.ts'
 import { bidFromRecord, bidKey, createAwardRecord, fitBidRecords } from './records.ts'
 import { TypedEventTarget } from './events.ts'
 import { WinnerWatch } from './lease.ts'
 import { announceFields } from './views.ts'
 import type { CapabilitySource, PlacementRecords, PlacementSettings } from './components.ts'
 import type { Digest, TaskId } from './ids.ts'
-import type { Announce, AwardPayload, BidPayload, PlacementGossip, RecordedMessage as Recorded, Refusal, SubmitTask } from './messages.ts'
+import type { AgentLogLine } from './components.ts'
+import type { Announce, AwardPayload, BidPayload, LogsRequest, PlacementGossip, RecordedMessage as Recorded, Refusal, SubmitTask } from './messages.ts'
 import type { HeldBid } from './records.ts'
 import type { AckAnswer, ClaimAnswer, RenewAnswer, ResultAnswer, ResultRequest, SubmitterHandlers } from './rpc.ts'
 import type { BidSource, HistoryEvent, HistoryType, TaskResult, TaskStatus, TaskView } from './views.ts'
@@ -57,6 +58,8 @@ export interface Auction {
   readonly winner: string | undefined
   /** A result was accepted: no other one will be. */
   readonly accepted: boolean
+  /** The log lines the current round's winner streamed: the next line's number and the bytes so far. */
+  live?: { round: number, next: number, bytes: number }
 }
 
 export interface AuctioneerEvents extends Record<string, unknown> {
@@ -68,6 +71,8 @@ export interface AuctioneerEvents extends Record<string, unknown> {
    * refused as invalid (`refused`), or too late for the election (`late`).
    */
   'bid-received': { task: TaskId, bidder: string, outcome: 'accepted' | 'dht' | 'refused' | 'late' }
+  /** Log lines the winner of a task submitted here streamed while it runs, numbered from `from` within its round. */
+  logs: { task: TaskId, round: number, executor: string, from: number, lines: AgentLogLine[] }
   /** A task reached its outcome (done or failed). */
   decided: { task: TaskId, award?: { payload: AwardPayload, record: Uint8Array }, bids: HeldBid[] }
 }
@@ -460,6 +465,26 @@ export class Auctioneer extends TypedEventTarget<AuctioneerEvents> implements Su
     auction.excluded.add(from)
     auction.watch.clear()
     void this.award(auction, `re-election after ${from} gave the task up`)
+    return { ok: true }
+  }
+
+  readonly logs = (from: string, request: LogsRequest): AckAnswer => {
+    const found = this.current(from, request.task, request.round)
+    if ('refusal' in found) return found.refusal
+    const { auction } = found
+    if (auction.live == null || auction.live.round !== request.round) auction.live = { round: request.round, next: 1, bytes: 0 }
+    const live = auction.live
+    if (request.from < live.next) {
+      return refusal('OutOfOrder', `log lines from ${request.from} of task ${request.task} come after line ${live.next - 1} was received; send each line once, in order`)
+    }
+    const last = request.from + request.lines.length - 1
+    const bytes = request.lines.reduce((n, l) => n + Buffer.byteLength(l.message) + Buffer.byteLength(l.level), 0)
+    if (last > LIVE_LOG_LIMITS.linesPerTask || live.bytes + bytes > LIVE_LOG_LIMITS.bytesPerTask) {
+      return refusal('TooManyLines', `a task streams at most ${LIVE_LOG_LIMITS.linesPerTask} log lines and ${LIVE_LOG_LIMITS.bytesPerTask} bytes of them; the rest go with its result`)
+    }
+    live.next = last + 1
+    live.bytes += bytes
+    this.emit('logs', { task: request.task, round: request.round, executor: from, from: request.from, lines: request.lines })
     return { ok: true }
   }
 

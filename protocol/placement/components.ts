@@ -54,6 +54,8 @@ export interface ExecuteOptions {
   contextId?: string
   permissions: string[]
   signal: AbortSignal
+  /** Called with each line the agent logs, as it is logged (the runner streams them to the submitter). */
+  onLog?: (line: AgentLogLine) => void
 }
 
 export interface AgentLogLine {

@@ -195,7 +195,30 @@ export const ResultRequest = z.object({
 })
 export const AbandonRequest = z.object({ t: z.literal('abandon'), task: TaskIdSchema, round: z.number().int().min(1), reason: z.string().max(1024) })
 
-export const PlacementRequest = z.discriminatedUnion('t', [BidRequest, ClaimRequest, RenewRequest, ResultRequest, AbandonRequest])
+/**
+ * The bounds of the log lines a winner streams to the submitter while it runs (PROTOCOL.md ›
+ * Live log lines): lines and bytes per task, lines per message. Past either per-task bound the
+ * rest travel only with the result; a message over them is refused.
+ */
+export const LIVE_LOG_LIMITS = {
+  linesPerTask: 1000,
+  bytesPerTask: 256 * 1024,
+  linesPerMessage: 100
+} as const
+
+const LiveLogLine = z.object({ level: z.string().max(16), message: z.string().max(4096) })
+
+/** Log lines of a running task, numbered from `from` (the task's first line is 1). */
+export const LogsRequest = z.object({
+  t: z.literal('logs'),
+  task: TaskIdSchema,
+  round: z.number().int().min(1),
+  from: z.number().int().min(1).max(LIVE_LOG_LIMITS.linesPerTask),
+  lines: z.array(LiveLogLine).min(1).max(LIVE_LOG_LIMITS.linesPerMessage)
+})
+export type LogsRequest = z.infer<typeof LogsRequest>
+
+export const PlacementRequest = z.discriminatedUnion('t', [BidRequest, ClaimRequest, RenewRequest, ResultRequest, AbandonRequest, LogsRequest])
 export type PlacementRequest = z.infer<typeof PlacementRequest>
 
 export const Refusal = z.object({ ok: z.literal(false), reason: z.string().max(64), message: z.string().max(1024) })

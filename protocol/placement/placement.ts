@@ -52,6 +52,8 @@ export interface PlacementEvents extends Record<string, unknown> {
   bid: BidderEvents['bid']
   /** A bid on a task submitted here, as the auction took it. */
   'bid-received': AuctioneerEvents['bid-received']
+  /** Log lines the winner of a task submitted here streamed while it runs on another device. */
+  logs: AuctioneerEvents['logs']
 }
 
 export interface Placement extends TypedEventTarget<PlacementEvents> {
@@ -166,7 +168,7 @@ class PlacementService extends TypedEventTarget<PlacementEvents> implements Plac
       log
     })
 
-    for (const type of ['task', 'winner-disconnected', 'winner-reconnected', 'bid-received'] as const) {
+    for (const type of ['task', 'winner-disconnected', 'winner-reconnected', 'bid-received', 'logs'] as const) {
       this.auctioneer.on(type, (detail) => { this.emit(type, detail) })
     }
     for (const type of ['run-start', 'result-send-failed', 'running'] as const) {

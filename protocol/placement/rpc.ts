@@ -9,7 +9,7 @@ import { PlacementRefusedError } from './errors.ts'
 import { Ack, ClaimResponse, PlacementRequest, RecordedMessage, RenewResponse, ResultResponse } from './messages.ts'
 import type { BidSource } from './views.ts'
 import type { TaskId } from './ids.ts'
-import type { PlacementRequest as Request, RecordedMessage as Recorded, Refusal } from './messages.ts'
+import type { LogsRequest, PlacementRequest as Request, RecordedMessage as Recorded, Refusal } from './messages.ts'
 import type { PeerGate, ProtocolHost, ProtocolLog, ServedProtocol } from '../wire/serve.ts'
 import type { AbortOptions } from '@libp2p/interface'
 import type { z } from 'zod'
@@ -27,6 +27,8 @@ export interface SubmitterHandlers {
   renew: (from: string, task: TaskId, round: number) => RenewAnswer
   abandon: (from: string, task: TaskId, round: number, reason: string) => AckAnswer
   result: (from: string, request: ResultRequest) => ResultAnswer
+  /** Log lines the winner streams while it runs. */
+  logs: (from: string, request: LogsRequest) => AckAnswer
   /** Where the executor recorded the run (null: it did not say in time). */
   recorded: (from: string, request: ResultRequest, recorded: Recorded | null, accepted: boolean) => void
 }
@@ -46,6 +48,8 @@ export interface SubmitterClient {
    * Resolves to whether the result was accepted.
    */
   deliver: (request: ResultRequest, record: (accepted: boolean) => Promise<Recorded>, options: AbortOptions) => Promise<boolean>
+  /** Sends log lines of a running task; a refusal is thrown. Absent: lines go only with the result. */
+  logs?: (request: LogsRequest, options: AbortOptions) => Promise<void>
 }
 
 function refused (answer: Refusal): PlacementRefusedError {
@@ -76,6 +80,10 @@ export function localSubmitter (handlers: SubmitterHandlers, self: string): Subm
       const recorded = await record(accepted)
       handlers.recorded(self, request, recorded, accepted)
       return accepted
+    },
+    logs: async (request) => {
+      const answer = handlers.logs(self, request)
+      if (!answer.ok) throw refused(answer)
     }
   }
 }
@@ -113,6 +121,10 @@ export function remoteSubmitter (host: ProtocolHost, peer: string, options: Remo
     },
     abandon: async (task, round, reason, opts) => {
       const answer = await ask({ t: 'abandon', task, round, reason }, Ack, opts)
+      if (!answer.ok) throw refused(answer)
+    },
+    logs: async (request, opts) => {
+      const answer = await ask(request, Ack, opts)
       if (!answer.ok) throw refused(answer)
     },
     deliver: async (request, record, { signal }) => {
@@ -165,6 +177,9 @@ export async function serveSubmitter (host: ProtocolHost, handlers: SubmitterHan
         return
       case 'abandon':
         await stream.write(handlers.abandon(from, request.task, request.round, request.reason), { signal })
+        return
+      case 'logs':
+        await stream.write(handlers.logs(from, request), { signal })
         return
       case 'result': {
         const verdict = handlers.result(from, request)

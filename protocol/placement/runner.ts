@@ -7,8 +7,9 @@ import { errorText } from './components.ts'
 import { AgentDigestMismatchError, AgentFetchError, PlacementRefusedError } from './errors.ts'
 import { sha256Hex } from './ids.ts'
 import { TypedEventTarget } from './events.ts'
-import type { ExecutionOutcome, Executor, LedgerSink, PlacementSettings } from './components.ts'
 import type { Digest, TaskId } from './ids.ts'
+import { LIVE_LOG_LIMITS } from './messages.ts'
+import type { AgentLogLine, ExecutionOutcome, Executor, LedgerSink, PlacementSettings } from './components.ts'
 import type { Announce, AwardPayload, RecordedMessage as Recorded } from './messages.ts'
 import type { ResultRequest, SubmitterClient } from './rpc.ts'
 import type { TaskResult } from './views.ts'
@@ -59,6 +60,93 @@ export interface RanHere {
 
 /** Agent log lines a result carries back to the submitter. */
 const MAX_LOG_LINES = 200
+/** How long one message of live log lines may take to reach the submitter. */
+const LIVE_LOG_SEND_MS = 5_000
+/** Bytes of log lines in one message (a frame holds far more; this keeps each send short). */
+const LIVE_LOG_MESSAGE_BYTES = 64 * 1024
+
+/**
+ * A run's log lines on their way to a submitter on another device: one message in flight at a
+ * time, and the lines logged meanwhile go together in the next, so a chatty agent costs a
+ * message per round trip, not per line. Within LIVE_LOG_LIMITS per task; past a bound, or once
+ * a message fails (refused, or the submitter out of reach), the rest go only with the result,
+ * so the result waits for at most one message.
+ */
+class LiveLogs {
+  private readonly pending: AgentLogLine[] = []
+  /** The number of the first pending line. */
+  private next = 1
+  private bytes = 0
+  /** A bound was reached: later lines go only with the result. */
+  private full = false
+  /** A message failed: nothing more is sent. */
+  private refused = false
+  private sending = false
+  private readonly idle = Promise.withResolvers<void>()
+  private ended = false
+  private readonly send: (from: number, lines: AgentLogLine[]) => Promise<void>
+  private readonly failed: (err: unknown) => void
+
+  constructor (send: (from: number, lines: AgentLogLine[]) => Promise<void>, failed: (err: unknown) => void) {
+    this.send = send
+    this.failed = failed
+  }
+
+  /** Resolves when every line pushed before `end` was sent or given up. */
+  get drained (): Promise<void> {
+    return this.idle.promise
+  }
+
+  push (line: AgentLogLine): void {
+    if (this.full || this.refused || this.ended) return
+    const trimmed = { level: line.level.slice(0, 16), message: line.message.slice(0, 4096) }
+    const size = lineBytes(trimmed)
+    if (this.next + this.pending.length > LIVE_LOG_LIMITS.linesPerTask || this.bytes + size > LIVE_LOG_LIMITS.bytesPerTask) {
+      this.full = true
+      return
+    }
+    this.bytes += size
+    this.pending.push(trimmed)
+    if (!this.sending) void this.flush()
+  }
+
+  end (): void {
+    this.ended = true
+    if (!this.sending) this.idle.resolve()
+  }
+
+  private async flush (): Promise<void> {
+    this.sending = true
+    while (this.pending.length > 0 && !this.refused) {
+      let count = 0
+      let size = 0
+      for (const l of this.pending) {
+        if (count === LIVE_LOG_LIMITS.linesPerMessage || (count > 0 && size + lineBytes(l) > LIVE_LOG_MESSAGE_BYTES)) break
+        size += lineBytes(l)
+        count++
+      }
+      const from = this.next
+      const lines = this.pending.splice(0, count)
+      this.next += count
+      try {
+        await this.send(from, lines)
+      } catch (err) {
+        // refused, or the submitter is out of reach: the rest go with the result, which then
+        // waits for no further sends
+        this.failed(err)
+        this.refused = true
+      }
+    }
+    this.pending.length = 0
+    this.sending = false
+    if (this.ended) this.idle.resolve()
+  }
+}
+
+function lineBytes (line: AgentLogLine): number {
+  return Buffer.byteLength(line.message) + Buffer.byteLength(line.level)
+}
+
 /** Retry delays while a result cannot reach its submitter. */
 const DELIVERY_DELAYS_MS = [100, 250, 500, 1000, 2000]
 
@@ -158,6 +246,13 @@ export class Runner extends TypedEventTarget<RunnerEvents> {
       }
     }
     this.components.agents.pin(award.agent)
+    // a submitter on another device hears each line as it is logged; this node's own lines
+    // reach its event stream through the executor
+    const live = submitter !== this.components.self && client.logs != null
+      ? new LiveLogs(async (from, lines) => client.logs!({ t: 'logs', task, round, from, lines }, {
+        signal: AbortSignal.any([this.stopping.signal, AbortSignal.timeout(LIVE_LOG_SEND_MS)])
+      }), (err) => { this.components.log.debug(`log lines of ${task} not streamed to ${submitter}: ${errorText(err)}`) })
+      : undefined
     const started = performance.now()
     let outcome: ExecutionOutcome
     try {
@@ -167,7 +262,8 @@ export class Runner extends TypedEventTarget<RunnerEvents> {
           taskId: task,
           ...(a.announce?.context != null ? { contextId: a.announce.context } : {}),
           permissions: a.announce?.permissions ?? [],
-          signal
+          signal,
+          ...(live != null ? { onLog: (line: AgentLogLine) => { live.push(line) } } : {})
         })
       } catch (err) {
         outcome = { ok: false, error: errorText(err) }
@@ -176,6 +272,9 @@ export class Runner extends TypedEventTarget<RunnerEvents> {
       this.components.agents.unpin(award.agent)
     }
     clearTimeout(a.renewTimer)
+    // the lines in flight reach the submitter before the result does
+    live?.end()
+    await live?.drained
     if (this.stopping.signal.aborted || a.revoked != null) {
       this.emit('run-end', { task, round, sent: false, reason: a.revoked ?? 'stopped' })
       return

@@ -103,6 +103,37 @@ describe('context store', () => {
   })
 })
 
+describe('updates waiting for missing dependencies', () => {
+  it('are held up to maxPendingBytes per context; past it they are dropped with PendingOverLimit, and arrive again in order', async () => {
+    const level = await tempLevel('pending')
+    const source = createContextStore({ nodeName: 'source' }, { db: level.db.sublevel('source') })
+    const sink = createContextStore({ nodeName: 'sink', maxPendingBytes: 2048 }, { db: level.db.sublevel('sink') })
+    await source.start()
+    await sink.start()
+    try {
+      const updates: Uint8Array[] = []
+      source.events.update.add(({ update }) => { updates.push(update) })
+      const ctx = await source.open('waits')
+      await ctx.append('first')
+      await ctx.append('small')
+      await ctx.append('y'.repeat(4096))
+      const [first, small, large] = updates as [Uint8Array, Uint8Array, Uint8Array]
+      const id = contextId('waits')
+      // a small update without the one before it waits, within the bound
+      await sink.applyRemote(id, small, 'peer')
+      // a large one would pass the bound: refused, and what waited is dropped with it
+      await assert.rejects(sink.applyRemote(id, large, 'peer'), { name: 'PendingOverLimit', message: /exceed 2048 bytes; they were dropped and arrive again with the next sync/ })
+      // in order, all of it applies
+      for (const u of [first, small, large]) await sink.applyRemote(id, u, 'peer')
+      assert.deepEqual(sink.get(id)?.view().conversation.map(m => m.text.slice(0, 5)), ['first', 'small', 'yyyyy'])
+    } finally {
+      await sink.stop()
+      await source.stop()
+      await level.destroy()
+    }
+  })
+})
+
 describe('a failed write', () => {
   it('is the caller\'s error, and the change is neither applied nor emitted', async () => {
     const level = await tempLevel('failing')

@@ -13,7 +13,7 @@ import * as syncProtocol from 'y-protocols/sync'
 import * as Y from 'yjs'
 import { z } from 'zod'
 import { encodeFrame, FramedStream } from '../../protocol/wire/index.ts'
-import { MESSAGE_AWARENESS, MESSAGE_REFUSED, MESSAGE_SYNC, ROOT_NAMES, validateSnapshot, validateStateVector, validateUpdate } from '../../crdt/index.ts'
+import { MAX_CLOCK, MESSAGE_AWARENESS, MESSAGE_REFUSED, MESSAGE_SYNC, ROOT_NAMES, validateSnapshot, validateStateVector, validateUpdate } from '../../crdt/index.ts'
 import { connect, startReplica, waitFor } from './helpers.ts'
 import type { Replica } from './helpers.ts'
 
@@ -147,6 +147,32 @@ describe('update validation', () => {
 
   it('refuses an update over the size limit before reading it', () => {
     assert.throws(() => validateUpdate(new Uint8Array(2048), { maxBytes: 1024, rootNames: ROOT_NAMES }), { name: 'UpdateTooLarge' })
+  })
+
+  it('refuses a clock beyond MAX_CLOCK (2^32) in a state vector and in an update\'s delete set, and takes the limit itself', () => {
+    assert.equal(MAX_CLOCK, 2 ** 32)
+    const vector = (clock: number): Uint8Array => {
+      const e = encoding.createEncoder()
+      encoding.writeVarUint(e, 1)
+      encoding.writeVarUint(e, 7)
+      encoding.writeVarUint(e, clock)
+      return encoding.toUint8Array(e)
+    }
+    validateStateVector(vector(MAX_CLOCK), 1 << 20)
+    assert.throws(() => validateStateVector(vector(MAX_CLOCK + 1), 1 << 20), { name: 'MalformedUpdate', message: /clock 4294967297 beyond the limit of 4294967296/ })
+    // an update: no structs, one delete range starting past the limit
+    const update = (from: number): Uint8Array => {
+      const e = encoding.createEncoder()
+      encoding.writeVarUint(e, 0)
+      encoding.writeVarUint(e, 1)
+      encoding.writeVarUint(e, 7)
+      encoding.writeVarUint(e, 1)
+      encoding.writeVarUint(e, from)
+      encoding.writeVarUint(e, 1)
+      return encoding.toUint8Array(e)
+    }
+    validateUpdate(update(MAX_CLOCK - 1), limits)
+    assert.throws(() => validateUpdate(update(MAX_CLOCK), limits), { name: 'MalformedUpdate', message: /beyond the limit/ })
   })
 
   it('refuses malformed state vectors and snapshots', () => {

@@ -5,7 +5,7 @@ import { after, before, describe, it } from 'node:test'
 import * as ed from '@noble/ed25519'
 import { Level } from 'level'
 import {
-  LedgerStore, createVerifyPool, decodeHead, encodeRecordBody, recordKey, RECORD_DOMAIN, signRecord, verifyAll,
+  LedgerStore, MAX_CONFLICTS_PER_SIGNER, createVerifyPool, decodeHead, encodeRecordBody, recordKey, RECORD_DOMAIN, signRecord, verifyAll,
   verifyChain, verifyEd25519
 } from '../../ledger/index.ts'
 import { content, makeSigner, tempDb, writeChain } from './fixtures.ts'
@@ -198,6 +198,27 @@ describe('audit', () => {
     assert.equal(r.forks.length, 1)
     const hashes = r.forks[0]?.records.map(x => x.hash).sort()
     assert.deepEqual(hashes, [Buffer.from(original.hash).toString('hex'), Buffer.from(other.hash).toString('hex')].sort())
+  })
+
+  it(`keeps at most ${MAX_CONFLICTS_PER_SIGNER} fork proofs per signer, however many conflicting records arrive`, async () => {
+    assert.equal(MAX_CONFLICTS_PER_SIGNER, 16)
+    const { store, records } = await chain()
+    const original = records[3] as LedgerRecord
+    const count = async (): Promise<number> => {
+      let n = 0
+      for await (const key of store.conflicts.keys()) if (key.startsWith(alice.peerId.toString())) n++
+      return n
+    }
+    for (let i = 0; i < MAX_CONFLICTS_PER_SIGNER + 8; i++) {
+      const other = await signRecord({ ...content(3, { output: 'sha256:' + i.toString(16).padStart(64, 'e') }), seq: 3, prev: original.prev, signer: alice.peerId.toString() }, alice)
+      const result = await store.acceptRecords(alice.peerId.toString(), 3, [other.bytes])
+      assert.equal(result.fork, 3, 'each one is still a fork')
+    }
+    assert.equal(await count(), MAX_CONFLICTS_PER_SIGNER)
+    // the chain itself is untouched, and the fork is reported
+    assert.deepEqual((await store.get(alice.peerId.toString(), 3))?.hash, original.hash)
+    const r = await report(store)
+    assert.deepEqual([r.firstBad?.seq, r.firstBad?.reason], [3, 'fork'])
   })
 
   it('a record whose signature is by another key than its signer field names is rejected, in a copy and at rest', async () => {

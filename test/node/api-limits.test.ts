@@ -9,6 +9,7 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { runCli } from '../helpers/cli.ts'
 import { makeTempDir, startNode } from '../helpers/mesh.ts'
+import { ECHO_BODY, agentWat, watAgent } from '../sandbox/fixtures.ts'
 import type { HiveNode } from '../../node/hive-node.ts'
 
 interface ErrorBody { error: { code: string, message: string } }
@@ -105,6 +106,19 @@ describe('the local API honours every stated limit, in the documented error shap
     const body = assertErrorShape(await response.json())
     assert.equal(response.status, 413)
     assert.equal(body.error.code, 'BodyTooLarge')
+  })
+
+  it('a task input over 4 MiB is a 400 InvalidTask saying the bound, and nothing is placed; 4 MiB is taken', async () => {
+    const agent = Buffer.from(await watAgent(agentWat(ECHO_BODY), { name: 'limits-echo' })).toString('base64')
+    const before = node.placement.list().length
+    const over = await fetch(`${node.apiUrl}/task`, { method: 'POST', headers: auth, body: JSON.stringify({ agent, input: 'i'.repeat(4 * 1024 * 1024 + 1), local: true }) })
+    const body = assertErrorShape(await over.json())
+    assert.equal(over.status, 400)
+    assert.equal(body.error.code, 'InvalidTask')
+    assert.match(body.error.message, /the input is 4194305 bytes; at most 4194304 are accepted/)
+    assert.equal(node.placement.list().length, before)
+    const fits = await fetch(`${node.apiUrl}/task`, { method: 'POST', headers: auth, body: JSON.stringify({ agent, input: 'i'.repeat(4 * 1024 * 1024), local: true }) })
+    assert.equal(fits.status, 202, await fits.clone().text())
   })
 
   it('malformed JSON is a 400 in the documented shape', async () => {

@@ -1,6 +1,8 @@
 // The dashboard in a real headless browser (Debian's Chromium through playwright-core) against a
-// real hive of three nodes on loopback: the one-time login, the refusals, and every view. Each
-// view's screenshot is kept as a test artefact in a temporary folder whose path is printed.
+// real hive of three nodes on loopback: the one-time login, the refusals, every view, and the
+// page following the event stream (a running task's log line live on its page, the task on its
+// way on the map). Each view's screenshot is kept as a test artefact in a temporary folder whose
+// path is printed.
 
 import assert from 'node:assert/strict'
 import { createServer } from 'node:http'
@@ -11,9 +13,12 @@ import { after, before, describe, it } from 'node:test'
 import { main } from '../../node/cli.ts'
 import { browserSkip, launchChromium } from '../helpers/browser.ts'
 import { makeTempDir } from '../helpers/mesh.ts'
+import { apiToken, followEvents } from '../helpers/sse.ts'
 import { waitFor } from '../helpers/wait.ts'
+import { LOG_THEN_LOOP, watAgent } from '../sandbox/fixtures.ts'
 import { echoAgent, startHive } from '../protocol/placement/fixture.ts'
 import type { TestHive } from '../protocol/placement/fixture.ts'
+import type { EventClient } from '../helpers/sse.ts'
 import type { Server } from 'node:http'
 import type { Browser, BrowserContext, Page } from 'playwright-core'
 
@@ -145,6 +150,61 @@ describe('the dashboard in a browser, on a hive of three', { skip }, () => {
     await page.goto(`${api}/#/map`)
     await page.waitForSelector(`svg.map g.device [data-task="${task}"]`, { timeout: TIMEOUT })
     await shoot('map-after-task')
+  })
+
+  it('follows the event stream: a running task\'s log line shows on its page before the task ends, and the task on its way on the map', async () => {
+    const [submitter, runner] = [hive.nodes[0]!, hive.nodes[1]!]
+    assert.equal(await page.evaluate(() => document.documentElement.dataset.live), 'stream', 'the page follows GET /events, not polling')
+    // it logs, then loops until its deadline (long after this test): the task runs on another device throughout
+    const agent = await watAgent(LOG_THEN_LOOP, { name: 'dash-live', permissions: ['log'], limits: { timeoutMs: 300_000, memoryMiB: 1 } })
+    const response = await fetch(`${api}/task`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${await apiToken(submitter)}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ agent: Buffer.from(agent).toString('base64'), input: 'live in the browser', on: runner.peerId.toString() })
+    })
+    assert.equal(response.status, 202)
+    const live = (await response.json() as { task: { id: string } }).task.id
+    await page.goto(`${api}/#/tasks/${live}`)
+    await waitFor(async () => /live in the browser/.test(await page.locator('[data-testid="task-logs"]').textContent().catch(() => '') ?? ''),
+      { message: 'the log line on the task page', timeoutMs: TIMEOUT })
+    assert.equal(submitter.placement.get(live)?.status, 'running', 'the task has not ended')
+    assert.equal(await page.getAttribute('[data-testid="task-detail"]', 'data-status'), 'running')
+    await shoot('task-live')
+    await page.goto(`${api}/#/map`)
+    await page.waitForSelector(`svg.map circle.moving[data-task="${live}"]`, { timeout: TIMEOUT })
+    assert.match(await page.locator(`svg.map circle.moving[data-task="${live}"] title`).textContent() ?? '', new RegExp(`→ ${runner.name}`))
+    assert.equal(submitter.placement.get(live)?.status, 'running')
+    await shoot('map-task-moving')
+  })
+
+  it('polls while the event stream is refused (every subscriber slot taken), and goes back to the stream once one frees', async () => {
+    const node = hive.nodes[0]!
+    const held: EventClient[] = []
+    const second = await context.newPage()
+    try {
+      // every slot taken, the page's own included: a new page's stream is refused with 503
+      await page.goto('about:blank')
+      await waitFor(() => node.events.subscriberCount === 0, { message: 'the first page let its stream go', timeoutMs: TIMEOUT })
+      for (;;) {
+        const response = await fetch(`${api}/events`, { headers: { authorization: `Bearer ${await apiToken(node)}` } })
+        await response.body?.cancel()
+        if (response.status === 503) break
+        held.push(await followEvents(node))
+      }
+      await second.goto(`${api}/#/tasks`)
+      await waitFor(async () => await second.evaluate(() => document.documentElement.dataset.live) === 'poll', { message: 'the page polls', timeoutMs: TIMEOUT })
+      // and still sees a new task reach done
+      const run = await cli('--data', data, 'run', echo, '--input', 'seen by polling', '--json')
+      assert.equal(run.code, 0, run.err)
+      const polled = (JSON.parse(run.out) as { task: string }).task
+      await second.waitForSelector(`tr[data-task="${polled}"][data-status="done"]`, { timeout: TIMEOUT })
+      // a slot frees: the page opens its stream again
+      held.pop()?.close()
+      await waitFor(async () => await second.evaluate(() => document.documentElement.dataset.live) === 'stream', { message: 'the page follows the stream again', timeoutMs: TIMEOUT })
+    } finally {
+      for (const c of held) c.close()
+      await second.close()
+    }
   })
 
   it('verifies the ledger from its view and reports it clean', async () => {

@@ -90,7 +90,7 @@ describe('the event stream on a 2-node hive', () => {
       assert.equal(onA.events.find(e => e.data.task === task && e.type === 'task.bid' && e.data.bidder === b.peerId.toString())?.data.bidderName, b.name)
       assert.equal(find(onA, 'task.awarded').data.winnerName, b.name)
       assert.equal(find(onA, 'task.running').data.executorName, b.name)
-      // the lines of a run on another device arrive with its result
+      // the line of a run on another device, streamed by that device
       assert.deepEqual({ ...find(onA, 'task.log').data }, { task, n: 1, level: 'info', message: 'hello events', executor: b.peerId.toString(), executorName: b.name })
       assert.equal(find(onA, 'task.done').data.executorName, b.name)
 

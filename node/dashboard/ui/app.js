@@ -4,7 +4,7 @@
 
 import { render } from 'preact'
 import { useEffect, useState } from 'preact/hooks'
-import { loggedOut, post, startLive } from './api.js'
+import { loggedOut, post, startLive, stopLive } from './api.js'
 import { useApi } from './hooks.js'
 import { html } from './format.js'
 import { MapView } from './map.js'
@@ -32,6 +32,7 @@ function Header () {
   const health = useApi('/health', ['peers', 'ledger'])
   const h = health.data
   const logout = async () => {
+    stopLive()
     await post('/logout').catch(() => {})
     window.location.reload()
   }

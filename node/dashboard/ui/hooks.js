@@ -1,5 +1,6 @@
 // Reading the API from a view: `useApi(path, topics)` reads `path` when the view appears and
-// again whenever one of `topics` may have changed (see api.js), never twice at once.
+// again whenever one of `topics` may have changed (see api.js), never twice at once: a change
+// announced while a read is under way reads once more after it.
 
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks'
 import { get, onLive } from './api.js'
@@ -7,12 +8,18 @@ import { get, onLive } from './api.js'
 export function useApi (path, topics = []) {
   const [state, setState] = useState({ data: undefined, error: undefined, loading: path != null })
   const busy = useRef(false)
+  const again = useRef(false)
   const current = useRef(path)
   current.current = path
 
   const load = useCallback(async () => {
-    if (path == null || busy.current) return
+    if (path == null) return
+    if (busy.current) {
+      again.current = true
+      return
+    }
     busy.current = true
+    again.current = false
     try {
       const data = await get(path)
       if (current.current === path) setState({ data, error: undefined, loading: false })
@@ -21,6 +28,7 @@ export function useApi (path, topics = []) {
     } finally {
       busy.current = false
     }
+    if (again.current && current.current === path) void load()
   }, [path])
 
   useEffect(() => {

@@ -99,7 +99,7 @@ export function MapView () {
 
   return html`<section>
     <h2>Map</h2>
-    <p class="muted" data-testid="map-summary">${devices.length} devices, ${edges.size} connections${moving.length > 0 ? `, ${moving.length} tasks on their way` : ''}</p>
+    <p class="muted" data-testid="map-summary">${devices.length} devices, ${edges.size} connections${moving.length > 0 ? `, ${moving.length} task${moving.length === 1 ? '' : 's'} on ${moving.length === 1 ? 'its' : 'their'} way` : ''}</p>
     <${ErrorNote} error=${caps.error ?? hive.error ?? tasks.error} />
     <svg class="map" viewBox=${`0 0 ${W} ${H}`} role="img" aria-label="map of the hive">
       ${[...edges.values()].map(([a, b]) => {

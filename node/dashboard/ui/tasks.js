@@ -1,6 +1,9 @@
-// Tasks: the recent ones, newest first; a task's detail with its result, logs, history, and the
+// Tasks: the recent ones, newest first; a task's detail with its result, its log lines (live,
+// from the event stream, while it runs here or on another device), history, and the
 // explanation of where it went (every bid with its reasons, the rule, the rounds).
 
+import { useEffect, useState } from 'preact/hooks'
+import { onEvent } from './api.js'
 import { useApi } from './hooks.js'
 import { ErrorNote, Status, ago, html, namesFrom, nameOf, short, time } from './format.js'
 
@@ -57,13 +60,34 @@ function Bids ({ explanation, names }) {
   </div>`
 }
 
+/** Lines a task page keeps from the stream: the node's own bound on a task's lines. */
+const MAX_LIVE_LINES = 1000
+
+/** A task's log lines: those the node holds, then those the stream brought since. */
+function useTaskLogs (id) {
+  const held = useApi(`/task/${encodeURIComponent(id)}/logs`, ['tasks'])
+  const [live, setLive] = useState([])
+  useEffect(() => {
+    setLive([])
+    return onEvent((e) => {
+      if (e.type !== 'task.log' || e.data.task !== id) return
+      setLive(lines => lines.length >= MAX_LIVE_LINES ? lines : [...lines, { n: e.data.n, level: e.data.level, message: e.data.message }])
+    })
+  }, [id])
+  if (held.data == null && live.length === 0) return undefined
+  const lines = held.data?.lines ?? []
+  const last = lines.length > 0 ? lines[lines.length - 1].n : 0
+  return [...lines, ...live.filter(l => l.n > last)]
+}
+
 export function TaskView ({ id }) {
   const task = useApi(`/task/${encodeURIComponent(id)}`, ['tasks'])
   const explain = useApi(`/task/${encodeURIComponent(id)}/explain`, ['tasks'])
+  const streamed = useTaskLogs(id)
   const names = useNames()
   const t = task.data?.task
   if (t == null) return html`<section><h2>Task ${short(id)}</h2><${ErrorNote} error=${task.error} /></section>`
-  const logs = t.result?.logs ?? []
+  const logs = streamed ?? t.result?.logs ?? []
   return html`<section data-testid="task-detail" data-status=${t.status}>
     <p><a href="#/tasks">← all tasks</a></p>
     <h2>Task <code>${t.id}</code></h2>
@@ -78,7 +102,7 @@ export function TaskView ({ id }) {
     ${t.result?.output != null ? html`<h3>Output</h3><pre data-testid="task-output">${t.result.output}</pre>` : null}
     ${t.result?.error != null || t.error != null ? html`<h3>Error</h3><pre class="error">${t.result?.error ?? `${t.error.code}: ${t.error.message}`}</pre>` : null}
     <h3>Logs</h3>
-    ${logs.length === 0 ? html`<p class="muted">No log lines${t.result == null ? ' yet' : ''}.</p>` : html`<pre class="logs">${logs.map(l => `${l.level.padEnd(5)} ${l.message}\n`)}</pre>`}
+    ${logs.length === 0 ? html`<p class="muted">No log lines${t.result == null ? ' yet' : ''}.</p>` : html`<pre class="logs" data-testid="task-logs">${logs.map(l => `${l.level.padEnd(5)} ${l.message}\n`)}</pre>`}
     <h3>Why it went where it went</h3>
     <${ErrorNote} error=${explain.error} />
     <${Bids} explanation=${explain.data?.explanation} names=${names} />

@@ -1,15 +1,15 @@
 // The submitter's state machine on its own: an Auctioneer with stub ports (capabilities, the
 // connections it sees, gossip, the DHT) and real signed bid and award records, driven through
 // the requests bidders and winners make, with node:test's mock clock standing in for time.
-// Lease lapse, the grace after a disconnection, giving a task up, a late result, and never more
-// than one accepted result.
+// Lease lapse, the grace after a disconnection, giving a task up, a late result, never more
+// than one accepted result, and the bounds of the log lines a winner streams.
 
 import assert from 'node:assert/strict'
 import { afterEach, beforeEach, describe, it, mock } from 'node:test'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { HiveRecords } from '../../../protocol/index.ts'
-import { Auctioneer, Requirements, createBidRecord, makeBid, placementSettings, registerPlacementRecords } from '../../../protocol/placement/index.ts'
+import { Auctioneer, LIVE_LOG_LIMITS, LogsRequest, Requirements, createBidRecord, makeBid, placementSettings, registerPlacementRecords } from '../../../protocol/placement/index.ts'
 import { createAgentStore } from '../../../protocol/agents/index.ts'
 import type { CapabilityEntry, CapabilityReport } from '../../../protocol/capabilities/index.ts'
 import type { RecordSigner } from '../../../protocol/index.ts'
@@ -266,11 +266,59 @@ describe('the auction state machine (stub ports, mock clock)', () => {
     assert.deepEqual(b.gossip, [], 'nothing about it was gossiped')
   })
 
+  it('remembers at most maxTasks tasks (1000), dropping the oldest ended one first', async () => {
+    const b = await bench()
+    const MAX = placementSettings({}).maxTasks
+    assert.equal(MAX, 1000)
+    const ids: TaskId[] = []
+    for (let i = 0; i <= MAX; i++) {
+      const { id } = await b.submit()
+      ids.push(id)
+      mock.timers.tick(WINDOW_MS)
+      await b.auctioneer.wait(id)
+    }
+    assert.equal([...b.auctioneer.all()].length, MAX)
+    assert.equal(b.auctioneer.get(ids[0]!), undefined, 'the oldest is forgotten')
+    assert.notEqual(b.auctioneer.get(ids.at(-1)!), undefined)
+  })
+
   it('with no bid by the deadline the task fails with NoBids', async () => {
     const b = await bench()
     const { id } = await b.submit()
     mock.timers.tick(WINDOW_MS)
     const failed = await b.auctioneer.wait(id)
     assert.equal(failed.error?.code, 'NoBids')
+  })
+
+  it(`takes live log lines only from the current winner, in order, at most ${LIVE_LOG_LIMITS.linesPerTask} lines and ${LIVE_LOG_LIMITS.bytesPerTask} bytes a task`, async () => {
+    const b = await bench()
+    const { task } = await awarded(b)
+    b.auctioneer.claim(b.cheap.peerId, task, 1)
+    const heard: Array<AuctioneerEvents['logs']> = []
+    b.auctioneer.on('logs', (d) => { heard.push(d) })
+    const line = (message: string): { level: string, message: string } => ({ level: 'info', message })
+    const send = (from: string, n: number, lines: Array<{ level: string, message: string }>, round = 1): string => {
+      const answer = b.auctioneer.logs(from, LogsRequest.parse({ t: 'logs', task, round, from: n, lines }))
+      return answer.ok ? 'ok' : answer.reason
+    }
+    assert.equal(send(b.cheap.peerId, 1, [line('one'), line('two')]), 'ok')
+    assert.deepEqual(heard, [{ task, round: 1, executor: b.cheap.peerId, from: 1, lines: [line('one'), line('two')] }])
+    // not the winner, not its round, a line sent twice
+    assert.equal(send(b.dear.peerId, 3, [line('forged')]), 'Lapsed')
+    assert.equal(send(b.cheap.peerId, 3, [line('old round')], 2), 'Lapsed')
+    assert.equal(send(b.cheap.peerId, 2, [line('again')]), 'OutOfOrder')
+    // a message is bounded by its schema; a task by lines, then by bytes
+    assert.equal(LogsRequest.safeParse({ t: 'logs', task, round: 1, from: 3, lines: Array.from({ length: LIVE_LOG_LIMITS.linesPerMessage + 1 }, () => line('x')) }).success, false)
+    assert.equal(LogsRequest.safeParse({ t: 'logs', task, round: 1, from: LIVE_LOG_LIMITS.linesPerTask + 1, lines: [line('x')] }).success, false)
+    assert.equal(send(b.cheap.peerId, LIVE_LOG_LIMITS.linesPerTask, [line('last'), line('one too many')]), 'TooManyLines')
+    const big = line('x'.repeat(4096))
+    let n = 3
+    let answer = 'ok'
+    while (answer === 'ok' && n < LIVE_LOG_LIMITS.linesPerTask) answer = send(b.cheap.peerId, n++, [big])
+    assert.equal(answer, 'TooManyLines')
+    assert.equal(n - 4, Math.floor((LIVE_LOG_LIMITS.bytesPerTask - 14) / (4096 + 4)), 'refused at the byte bound')
+    // once the result is in, no more lines
+    b.result(task, b.cheap, 1, 'out')
+    assert.equal(send(b.cheap.peerId, n, [line('after')]), 'Closed')
   })
 })

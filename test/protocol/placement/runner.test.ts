@@ -4,15 +4,15 @@
 
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { Runner, newTaskId, placementSettings, sha256Hex } from '../../../protocol/placement/index.ts'
+import { LIVE_LOG_LIMITS, PlacementRefusedError, Runner, newTaskId, placementSettings, sha256Hex } from '../../../protocol/placement/index.ts'
 import { createAgentStore } from '../../../protocol/agents/index.ts'
-import type { AwardPayload, ExecutionOutcome, ExecutionRecord, ResultRequest, SubmitterClient } from '../../../protocol/placement/index.ts'
+import type { AwardPayload, ExecutionOutcome, ExecutionRecord, LogsRequest, PlacementInit, ResultRequest, SubmitterClient } from '../../../protocol/placement/index.ts'
 import type { LlmUsage } from '../../../protocol/llm/types.ts'
 
 const SELF = '12D3KooWRunnerSelf'
 const SUBMITTER = '12D3KooWRunnerSubmitter'
 
-async function runOnce (outcome: ExecutionOutcome): Promise<{ record: ExecutionRecord, delivered: ResultRequest, ended: unknown }> {
+async function runOnce (outcome: ExecutionOutcome, init: PlacementInit = {}): Promise<{ record: ExecutionRecord, delivered: ResultRequest, ended: unknown }> {
   const agents = createAgentStore({ maxBytes: 1024 * 1024 })
   const agent = agents.put(new Uint8Array([0, 97, 115, 109, 1]))
   const task = newTaskId()
@@ -29,7 +29,7 @@ async function runOnce (outcome: ExecutionOutcome): Promise<{ record: ExecutionR
       return true
     }
   }
-  const runner = new Runner(placementSettings({}), {
+  const runner = new Runner(placementSettings(init), {
     self: SELF,
     agents,
     fetchAgent: async () => { throw new Error('the agent is held here') },
@@ -66,6 +66,27 @@ describe('the runner', () => {
     const failed = await runOnce({ ok: false, error: 'boom', llm })
     assert.equal(failed.record.status, 'error')
     assert.deepEqual(failed.record.llm, llm)
+  })
+})
+
+describe('what a result carries back', () => {
+  it('the first 200 of the agent\'s log lines, each trimmed to 4096 characters', async () => {
+    const logs = Array.from({ length: 300 }, (_, i) => ({ level: 'info', message: i === 0 ? 'x'.repeat(5000) : `line ${i}` }))
+    const { delivered } = await runOnce({ ok: true, output: 'out', logs })
+    assert.equal(delivered.logs?.length, 200)
+    assert.equal(delivered.logs?.[0]?.message.length, 4096)
+    assert.equal(delivered.logs?.[199]?.message, 'line 199')
+  })
+
+  it('an output over maxOutputBytes fails the task saying so, instead of sending it', async () => {
+    assert.equal(placementSettings({}).maxOutputBytes, 4 * 1024 * 1024)
+    const { delivered, record } = await runOnce({ ok: true, output: 'y'.repeat(65) }, { maxOutputBytes: 64 })
+    assert.equal(delivered.ok, false)
+    assert.equal(delivered.output, undefined)
+    assert.equal(delivered.error, 'the agent\'s output exceeds 64 bytes')
+    assert.equal(record.status, 'error')
+    const fits = await runOnce({ ok: true, output: 'y'.repeat(64) }, { maxOutputBytes: 64 })
+    assert.equal(fits.delivered.output, 'y'.repeat(64))
   })
 })
 
@@ -108,5 +129,88 @@ describe('a runner whose ledger cannot take a record', () => {
     } finally {
       runner.stop(new Error('done'))
     }
+  })
+})
+
+describe('a runner streaming an agent\'s log lines to a submitter on another device', () => {
+  async function stream (count: number, message: (i: number) => string, self = SELF, submitter = SUBMITTER, fail?: Error): Promise<{ sent: LogsRequest[], order: string[] }> {
+    const agents = createAgentStore({ maxBytes: 1024 * 1024 })
+    const agent = agents.put(new Uint8Array([0, 97, 115, 109, 1]))
+    const task = newTaskId()
+    const sent: LogsRequest[] = []
+    const order: string[] = []
+    const client: SubmitterClient = {
+      bid: async () => ({ ok: true }),
+      claim: async () => ({ input: 'x', leaseMs: 5_000 }),
+      renew: async () => ({ leaseMs: 5_000 }),
+      abandon: async () => {},
+      deliver: async (_request, record) => { order.push('result'); await record(true); return true },
+      // one message at a time: the lines logged while one is on its way go in the next
+      logs: async (request) => {
+        sent.push(request)
+        order.push('logs')
+        await new Promise(resolve => setImmediate(resolve))
+        if (fail != null) throw fail
+      }
+    }
+    const runner = new Runner(placementSettings({}), {
+      self,
+      agents,
+      fetchAgent: async () => { throw new Error('the agent is held here') },
+      executor: {
+        run: async (_agent, _input, { onLog }) => {
+          for (let i = 0; i < count; i++) onLog?.({ level: 'info', message: message(i) })
+          return { ok: true, output: 'done' }
+        }
+      },
+      submitterFor: () => client,
+      log: { debug: () => {}, warn: () => {} }
+    })
+    runner.start()
+    const ended = new Promise(resolve => { runner.on('run-end', resolve) })
+    runner.onAward({
+      v: 1, task, submitter, round: 1, winner: self, cost: 1, rule: 'r', bids: [{ bidder: self, cost: 1, hash: sha256Hex('b') }],
+      excluded: [], agent, input: sha256Hex('x'), leaseMs: 5_000
+    }, undefined)
+    await ended
+    runner.stop(new Error('done'))
+    return { sent, order }
+  }
+
+  it(`sends the lines in order, batched, at most ${LIVE_LOG_LIMITS.linesPerMessage} a message and ${LIVE_LOG_LIMITS.linesPerTask} a task, all before the result`, async () => {
+    const { sent, order } = await stream(LIVE_LOG_LIMITS.linesPerTask + 500, i => `line ${i + 1}`)
+    assert.ok(sent.length > 1 && sent.length < LIVE_LOG_LIMITS.linesPerTask, `batched: ${sent.length} messages`)
+    const lines = sent.flatMap(r => r.lines.map(l => l.message))
+    assert.equal(lines.length, LIVE_LOG_LIMITS.linesPerTask)
+    assert.deepEqual(lines, Array.from({ length: LIVE_LOG_LIMITS.linesPerTask }, (_, i) => `line ${i + 1}`))
+    let next = 1
+    for (const r of sent) {
+      assert.ok(r.lines.length <= LIVE_LOG_LIMITS.linesPerMessage)
+      assert.equal(r.from, next)
+      next += r.lines.length
+    }
+    assert.equal(order.at(-1), 'result')
+    assert.equal(order.indexOf('result'), sent.length)
+  })
+
+  it(`stops at ${LIVE_LOG_LIMITS.bytesPerTask} bytes a task`, async () => {
+    const { sent } = await stream(200, () => 'y'.repeat(4096))
+    const bytes = sent.flatMap(r => r.lines).reduce((n, l) => n + l.message.length + l.level.length, 0)
+    assert.ok(bytes <= LIVE_LOG_LIMITS.bytesPerTask)
+    assert.ok(bytes > LIVE_LOG_LIMITS.bytesPerTask - 4200, `it sent up to the bound: ${bytes}`)
+  })
+
+  it('stops streaming after a message fails (refused or out of reach), and the result still goes', async () => {
+    for (const fail of [new PlacementRefusedError('Lapsed', 'round 1 is over'), new Error('the submitter is out of reach')]) {
+      const { sent, order } = await stream(500, i => `line ${i}`, SELF, SUBMITTER, fail)
+      assert.equal(sent.length, 1, fail.message)
+      assert.deepEqual(order, ['logs', 'result'])
+    }
+  })
+
+  it('sends nothing when it runs its own task (its lines reach its own event stream)', async () => {
+    const { sent, order } = await stream(5, i => `line ${i}`, SELF, SELF)
+    assert.deepEqual(sent, [])
+    assert.deepEqual(order, ['result'])
   })
 })
