@@ -29,17 +29,19 @@ export const ManifestSchema = z.strictObject({
    * What the agent may touch: names from PERMISSIONS (but `net`), and one `net:<origin>` per
    * origin it may reach over http (written canonically once parsed).
    */
-  permissions: z.array(z.union([
-    z.enum(PERMISSIONS.filter(p => p !== 'net') as [string, ...string[]]),
-    z.string().startsWith(NET_PREFIX).transform((text, ctx) => {
+  permissions: z.array(z.string().transform((text, ctx) => {
+    if (text !== 'net' && (PERMISSIONS as readonly string[]).includes(text)) return text
+    if (text.startsWith(NET_PREFIX)) {
       try {
         return `${NET_PREFIX}${parseOrigin(text.slice(NET_PREFIX.length)).text}`
       } catch (err) {
         ctx.addIssue({ code: 'custom', message: (err as Error).message })
         return z.NEVER
       }
-    })
-  ], { error: `each permission is one of ${PERMISSIONS.filter(p => p !== 'net').join(', ')}, or net:<origin> such as net:https://api.example.org` }))
+    }
+    ctx.addIssue({ code: 'custom', message: `"${text.slice(0, 100)}" is not a permission: each is one of ${PERMISSIONS.filter(p => p !== 'net').join(', ')}, or net:<origin> such as net:https://api.example.org` })
+    return z.NEVER
+  }))
     .max(PERMISSIONS.length + NET_LIMITS.maxOrigins)
     .transform(p => p as PermissionEntry[])
     .refine(p => new Set(p).size === p.length, 'each permission at most once')

@@ -70,9 +70,9 @@ function originText (scheme: Origin['scheme'], host: string, port: number, wildc
 /** Parses an origin (`scheme://host[:port]`, nothing after it); throws a message for people. */
 export function parseOrigin (text: string): Origin {
   if (text.length > NET_LIMITS.maxOriginChars) throw new Error(`an origin is at most ${NET_LIMITS.maxOriginChars} characters`)
-  const m = /^(https?):\/\/(\*\.)?(\[[0-9a-fA-F:.]+\]|[^/:?#@[\]]+)(?::(\d{1,5}))?\/?$/.exec(text)
+  const m = /^(https?):\/\/(\*\.)?(\[[0-9a-fA-F:.]+\]|[^/:?#@[\]]+)(?::(\d{1,5}))?\/?$/i.exec(text)
   if (m === null) throw new Error(`"${text}" is not an origin: write scheme://host or scheme://host:port (http or https, no path), e.g. https://api.example.org`)
-  const scheme = m[1] as Origin['scheme']
+  const scheme = (m[1] as string).toLowerCase() as Origin['scheme']
   const wildcard = m[2] !== undefined
   let host = (m[3] as string).toLowerCase()
   if (host.startsWith('[')) host = host.slice(1, -1)

@@ -289,7 +289,7 @@ export function createSandbox (init: SandboxInit, components: SandboxComponents 
       ...(compiled.manifest.models !== undefined ? { allow: compiled.manifest.models } : {}),
       ...(components.llm !== undefined ? { llm: components.llm } : {}),
       ...(options.onLlmCall !== undefined ? { onLlmCall: options.onLlmCall } : {}),
-      ...(origins.length > 0
+      ...(compiled.grants.includes('net')
         ? { net: createNetRun({ origins, ...(components.resolve !== undefined ? { resolve: components.resolve } : {}), ...(init.maxRequestsPerRun !== undefined ? { maxRequests: init.maxRequestsPerRun } : {}) }) }
         : {}),
       ...(components.kv !== undefined && compiled.grants.some(p => p.startsWith('kv:'))
