@@ -11,7 +11,7 @@ import {
 } from '../protocol/index.ts'
 import { createContexts } from '../crdt/index.ts'
 import { createSandbox, netRefusal, parseOrigin, parseRefusals } from '../sandbox/index.ts'
-import { agentsCacheDir, storeBackedContexts } from './agents.ts'
+import { agentsCacheDir, storeBackedContexts, storeBackedKv } from './agents.ts'
 import { LEDGER_SUBLEVEL, createLedger } from '../ledger/index.ts'
 import { sandboxExecutor } from './executor.ts'
 import { TASKS_SUBLEVEL, createTaskArchive } from './task-archive.ts'
@@ -177,6 +177,7 @@ export class HiveNode extends EventTarget implements ApiNode {
     }, {
       ...(this.init.net?.resolve != null ? { resolve: this.init.net.resolve } : {}),
       contexts: storeBackedContexts(this.contexts.store),
+      kv: storeBackedKv(this.contexts.store),
       // the router is built below; agents' calls reach it only once runs start
       llm: {
         chat: async (request, caller) => this.llm.router.chat(request, caller),
