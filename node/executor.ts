@@ -91,6 +91,8 @@ export function sandboxExecutor (sandbox: Sandbox, options: { onLine?: (task: Ta
       }
       try {
         const result = await sandbox.run(loaded, { input, signal, onLog, onLlmCall, permissions, ...(contextId != null ? { contextId } : {}) })
+        // the ledger record does not carry the run's requests yet: its log lines do
+        for (const o of result.net.origins) line({ level: 'info', message: `http ${o.origin}: ${o.requests} request${o.requests === 1 ? '' : 's'}` })
         const outcome = { ok: true as const, output: result.output, logs, ...(result.llm.usage.length > 0 ? { llm: result.llm.usage } : {}) }
         return outcome
       } catch (err) {

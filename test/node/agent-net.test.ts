@@ -50,6 +50,7 @@ describe('agents on the network, across a hive', () => {
     assert.equal(done.result?.executor, b.peerId.toString())
     assert.equal(done.result?.output, '200|page /news')
     assert.deepEqual(seen, ['/news'])
+    assert.ok(done.result?.logs?.some(l => l.message === `http ${origin}: 1 request`), 'the run\'s requests per origin travel back with its logs')
   })
 
   it('a device whose policy forbids the network does not bid, and explain says why', async () => {
