@@ -8,7 +8,7 @@ import { createTranspileCache, jcoVersion } from './cache.ts'
 import { createMemoryContext } from './context.ts'
 import { LimitNotAllowedError, SandboxNotRunningError } from './errors.ts'
 import { createRunHost } from './host.ts'
-import { NET_PREFIX, createNetRun, netOrigins, parseRefusals, refusedOrigins } from './net.ts'
+import { NET_PREFIX, createNetRun, netOrigins, parseOrigin, parseRefusals, refusedOrigins } from './net.ts'
 import { createWorkerPool } from './pool.ts'
 import { PERMISSIONS, WIT_PACKAGE, WIT_VERSION, WORLD_NAME, heldPermissions } from './wit.ts'
 import type { AgentDigest, AgentInfo } from './agent.ts'
@@ -327,7 +327,12 @@ export function createSandbox (init: SandboxInit, components: SandboxComponents 
   function runOrigins (compiled: Compiled, permissions: readonly string[] | undefined): Origin[] {
     if (!compiled.grants.includes('net')) return []
     const asked = netOrigins(compiled.manifest.permissions)
-    const granted = permissions === undefined ? asked : asked.filter(o => permissions.includes(`${NET_PREFIX}${o.text}`))
+    // the task's entries compared as origins, so `net:HTTPS://API.example.org:443` grants `https://api.example.org`
+    const given = new Set((permissions ?? []).flatMap(p => {
+      if (!p.startsWith(NET_PREFIX)) return []
+      try { return [parseOrigin(p.slice(NET_PREFIX.length)).text] } catch { return [] }
+    }))
+    const granted = permissions === undefined ? asked : asked.filter(o => given.has(o.text))
     const refused = new Set(refusedOrigins(granted, refuse))
     return granted.filter(o => !refused.has(o))
   }

@@ -108,6 +108,12 @@ describe('http host interface', () => {
     assert.equal(err.case, 'host-not-granted')
     assert.match(err.message, /holds no origin/)
     untouched(never)
+    // a task's grant is read as an origin, however it is spelled
+    const spelled = `net:HTTP://127.0.0.1:${hello.port}/`
+    const both = await watAgent(httpWat(), { permissions: [`net:${hello.origin}`, `net:${never.origin}`] })
+    assert.equal((await sandbox.run(both, { input: `${hello.origin}/x`, permissions: [spelled] })).output, '200|hello GET /x')
+    assert.equal((await refused(sandbox.run(both, { input: `${never.origin}/`, permissions: [spelled] }))).case, 'host-not-granted')
+    untouched(never)
   })
 
   it('another origin: the granted host on another port, or another scheme, is refused', async () => {
