@@ -147,6 +147,19 @@ describe('http host interface', () => {
     }
   })
 
+  it('a redirect loop ends after 5 redirects, each hop a request of the run', async () => {
+    const loop = await serve((req, res) => { res.writeHead(307, { location: `/again${req.url ?? ''}` }); res.end() })
+    try {
+      const agent = await watAgent(httpWat(), { permissions: [`net:${loop.origin}`] })
+      const err = await refused(sandbox.run(agent, { input: `${loop.origin}/` }))
+      assert.equal(err.case, 'connection-failed')
+      assert.match(err.message, /more than 5 redirects/)
+      assert.equal(loop.requests, 6)
+    } finally {
+      await loop.close()
+    }
+  })
+
   it('a DNS answer pointing at loopback or a private range is refused: a name never stands for the address', async () => {
     answers.set('rebind.example', ['127.0.0.1'])
     answers.set('mapped.example', ['::ffff:127.0.0.1'])
