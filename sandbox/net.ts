@@ -348,7 +348,8 @@ export function createNetRun (init: NetRunInit): NetRun {
       if (!origin.wildcard && isIP(origin.host) !== 0 && canonicalIp(origin.host) === a) return a
       refused.push(`${a} (${kind})`)
     }
-    refuse('not-permitted', `${t.host} resolves to ${refused.join(', ')}, which agents may reach only through an origin naming that address, e.g. "net:${originText(t.scheme, (answers[0] as string), t.port, false)}"`)
+    const direct = originText(t.scheme, answers[0] as string, t.port, false)
+    refuse('not-permitted', `${t.host} resolves to ${refused.join(', ')}; agents reach such an address only by it, through an origin naming it: request ${direct}/… with "net:${direct}" granted`)
   }
 
   function checkHeaders (headers: NetRequest['headers']): void {
