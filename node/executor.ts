@@ -1,7 +1,7 @@
 // The executor placement runs a won task with: the sandbox, with the task's permissions
 // checked against what the agent asks for and what this node offers.
 
-import { PERMISSIONS, inspectAgentBytes } from '../sandbox/index.ts'
+import { NET_PREFIX, PERMISSIONS, heldPermissions, inspectAgentBytes } from '../sandbox/index.ts'
 import type { AgentLogLine, ExecutionOutcome, Executor, TaskId } from '../protocol/index.ts'
 import type { AgentLlmCall, AgentLlmUsage, AgentLogEntry, Sandbox } from '../sandbox/index.ts'
 
@@ -29,7 +29,8 @@ function failure (err: unknown): ExecutionOutcome {
 }
 
 function notGranted (manifest: { name: string, permissions: readonly string[] }, permissions: string[]): ExecutionOutcome | undefined {
-  const missing = manifest.permissions.filter(p => !permissions.includes(p))
+  // origins are granted one by one: the run holds those the task grants, and a request to another is refused
+  const missing = manifest.permissions.filter(p => !p.startsWith(NET_PREFIX) && !permissions.includes(p))
   if (missing.length === 0) return undefined
   return {
     ok: false,
@@ -58,7 +59,7 @@ export function sandboxExecutor (sandbox: Sandbox, options: { onLine?: (task: Ta
         // what the task does not grant, no node may grant: that is the agent's failure
         const ungranted = notGranted(manifest, permissions)
         if (ungranted != null) return ungranted
-        const withheld = manifest.permissions.filter(p => !offered.includes(p))
+        const withheld = heldPermissions(manifest.permissions).filter(p => !offered.includes(p))
         if (withheld.length > 0) {
           return {
             ok: false,
@@ -91,7 +92,9 @@ export function sandboxExecutor (sandbox: Sandbox, options: { onLine?: (task: Ta
         line({ level: 'info', message: llmCallLine(call) })
       }
       try {
-        const result = await sandbox.run(loaded, { input, signal, onLog, onLlmCall, ...(contextId != null ? { contextId } : {}) })
+        const result = await sandbox.run(loaded, { input, signal, onLog, onLlmCall, permissions, ...(contextId != null ? { contextId } : {}) })
+        // the ledger record does not carry the run's requests yet: its log lines do
+        for (const o of result.net.origins) line({ level: 'info', message: `http ${o.origin}: ${o.requests} request${o.requests === 1 ? '' : 's'}` })
         const outcome = { ok: true as const, output: result.output, logs, ...(result.llm.usage.length > 0 ? { llm: result.llm.usage } : {}) }
         return outcome
       } catch (err) {

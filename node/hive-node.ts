@@ -7,11 +7,11 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { Level } from 'level'
 import {
-  HiveRecords, MEMBERSHIP_SUBLEVEL, createAgentStore, createCapabilities, createPlacement, findPeerRecord, publishPeerRecord, registerPeerRecord, registerPlacementRecords
+  HiveRecords, MAX_NET_REFUSE, MEMBERSHIP_SUBLEVEL, createAgentStore, createCapabilities, createPlacement, findPeerRecord, publishPeerRecord, registerPeerRecord, registerPlacementRecords
 } from '../protocol/index.ts'
 import { createContexts } from '../crdt/index.ts'
-import { createSandbox } from '../sandbox/index.ts'
-import { agentsCacheDir, storeBackedContexts } from './agents.ts'
+import { createSandbox, netRefusal, parseOrigin, parseRefusals } from '../sandbox/index.ts'
+import { agentsCacheDir, storeBackedContexts, storeBackedKv } from './agents.ts'
 import { LEDGER_SUBLEVEL, createLedger } from '../ledger/index.ts'
 import { sandboxExecutor } from './executor.ts'
 import { TASKS_SUBLEVEL, createTaskArchive } from './task-archive.ts'
@@ -22,6 +22,7 @@ import { DEFAULT_API_PORT, DEFAULT_P2P_PORT, dataPaths, defaultNodeName, validat
 import { loadOrCreateIdentity } from './identity.ts'
 import { buildLibp2p } from './libp2p.ts'
 import { acquireLock } from './lock.ts'
+import { InvalidConfigError } from './errors.ts'
 import { createLogger } from './logger.ts'
 import { EventHub } from './events/hub.ts'
 import { HiveMetrics } from './metrics/hive.ts'
@@ -38,7 +39,7 @@ import type {
   AgentStore, Capabilities, CapabilitiesInit, Digest, PlacementComponents, CapabilityOverrides, CapabilityReport, MembershipChange, PeerGate, PeerRecord, PeerRecordDht, Placement, PlacementInit, RecordSigner
 } from '../protocol/index.ts'
 import type { Contexts } from '../crdt/index.ts'
-import type { Sandbox } from '../sandbox/index.ts'
+import type { NetResolver, Sandbox } from '../sandbox/index.ts'
 import type { Ledger } from '../ledger/index.ts'
 import type { TaskArchive } from './task-archive.ts'
 import type { NodeLlm, NodeLlmInit } from './llm.ts'
@@ -66,9 +67,38 @@ export interface HiveNodeInit {
   placement?: PlacementInit
   /** Model backends, cloud client, prices and routing settings of LLM calls. */
   llm?: Omit<NodeLlmInit, 'dataDir'>
+  /** Agents' http requests on this device: what it refuses, and (tests) how names resolve. */
+  net?: NodeNetInit
+}
+
+export interface NodeNetInit {
+  /** Origins refused to agents here whatever their tasks grant; `*` refuses all (at most MAX_NET_REFUSE). */
+  refuse?: string[]
+  /** Requests one run may make (default and ceiling NET_LIMITS.maxRequestsPerRun). */
+  maxRequestsPerRun?: number
+  resolve?: NetResolver
+}
+
+/** A peer's reported refusals, the malformed ones left out (they refuse nothing). */
+function reportedRefusals (entries: readonly string[] | undefined): ReturnType<typeof parseRefusals> {
+  return (entries ?? []).flatMap((e): ReturnType<typeof parseRefusals> => {
+    if (e === '*') return ['*']
+    try { return [parseOrigin(e)] } catch { return [] }
+  })
 }
 
 export type { PeerSummary, RuntimeInfo } from './api/types.ts'
+
+/** Refuses, before anything opens, a refusal list this device could not report or apply. */
+function checkNetInit (net: NodeNetInit | undefined): void {
+  const refuse = net?.refuse ?? []
+  if (refuse.length > MAX_NET_REFUSE) throw new InvalidConfigError(`at most ${MAX_NET_REFUSE} origins may be refused to agents (${refuse.length} given); refuse a domain's sub-domains with https://*.example.org, or all with *`)
+  try {
+    parseRefusals(refuse)
+  } catch (err) {
+    throw new InvalidConfigError(`--net-refuse: ${(err as Error).message}`)
+  }
+}
 
 export type { PeerRecord }
 
@@ -141,9 +171,13 @@ export class HiveNode extends EventTarget implements ApiNode {
       prestartWorkers: false,
       onLog: (e) => { this.log.info(`agent ${e.agent} (run ${e.runId}) ${e.level}: ${e.message}`) },
       onCacheEvent: (e) => { if (e.type === 'corrupt') this.log.warn(`agents cache: entry ${e.digest} was damaged (${e.reason ?? ''}); rebuilding it`) },
-      onRun: (e) => { this.metrics.sandboxRun(e) }
+      onRun: (e) => { this.metrics.sandboxRun(e) },
+      ...(this.init.net?.refuse != null ? { netRefuse: this.init.net.refuse } : {}),
+      ...(this.init.net?.maxRequestsPerRun != null ? { maxRequestsPerRun: this.init.net.maxRequestsPerRun } : {})
     }, {
+      ...(this.init.net?.resolve != null ? { resolve: this.init.net.resolve } : {}),
       contexts: storeBackedContexts(this.contexts.store),
+      kv: storeBackedKv(this.contexts.store),
       // the router is built below; agents' calls reach it only once runs start
       llm: {
         chat: async (request, caller) => this.llm.router.chat(request, caller),
@@ -175,6 +209,7 @@ export class HiveNode extends EventTarget implements ApiNode {
       links: () => [...new Set(this.libp2p.getConnections().filter(c => c.limits == null && c.status === 'open').map(c => c.remotePeer.toString()))]
         .filter(peer => this.hive.membership.isMember(peer)).sort(),
       ...this.init.capabilities,
+      ...(this.init.net?.refuse != null ? { netRefuse: this.init.net.refuse } : {}),
       ...(this.init.capabilityOverrides != null ? { overrides: this.init.capabilityOverrides } : {})
     }, {
       self: this.libp2p.peerId.toString(),
@@ -196,6 +231,8 @@ export class HiveNode extends EventTarget implements ApiNode {
       ledger: { append: async (record, options) => this.ledger.append(record, options), unwritable: () => this.ledger.unwritable() },
       gate: this.gate,
       isMember: (peer) => this.hive.membership.isMember(peer),
+      // a device whose policy refuses an origin the task needs neither bids nor is waited for
+      refuses: (permissions, caps) => netRefusal(permissions, reportedRefusals(caps.netRefuse)),
       log: this.log.child('placement')
     }
     this.placement = createPlacement(this.init.placement ?? {}, placementComponents)
@@ -232,6 +269,7 @@ export class HiveNode extends EventTarget implements ApiNode {
    */
   static async open (init: HiveNodeInit): Promise<HiveNode> {
     const paths = dataPaths(init.dataDir)
+    checkNetInit(init.net)
     await mkdir(init.dataDir, { recursive: true, mode: 0o700 })
     const lock = await acquireLock(paths.lock, init.dataDir)
     let db: Db | undefined

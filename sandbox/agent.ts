@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto'
 import { readComponent } from './binary.ts'
 import { ImportNotGrantedError, WrongWorldError } from './errors.ts'
 import { readManifest } from './manifest.ts'
-import { HOST_FUNCTIONS, PERMISSIONS, WIT_PACKAGE, WIT_VERSION, importName } from './wit.ts'
+import { HOST_FUNCTIONS, PERMISSIONS, WIT_PACKAGE, WIT_VERSION, heldPermissions, importName } from './wit.ts'
 import type { ComponentSummary, ValType } from './binary.ts'
 import type { Manifest } from './manifest.ts'
 import type { Permission } from './wit.ts'
@@ -110,9 +110,11 @@ export function checkImports (imports: AgentImport[], granted: ReadonlySet<Permi
       if (granted.has(p)) continue
       const fns = imp.functions.filter(f => HOST_FUNCTIONS[imp.name.slice(HOST_PREFIX.length).split('@')[0] as string]?.[f] === p)
       const what = fns.length > 0 ? `${imp.name}#${fns.join(', #')}` : imp.name
-      const why = manifest.permissions.includes(p)
+      const why = heldPermissions(manifest.permissions).includes(p)
         ? `this node does not grant "${p}" to agents`
-        : `its manifest does not name the permission "${p}"; add it to "permissions" and rebuild`
+        : p === 'net'
+          ? 'its manifest names no origin; add one "net:<origin>" permission per origin it may reach (e.g. "net:https://api.example.org") and rebuild'
+          : `its manifest does not name the permission "${p}"; add it to "permissions" and rebuild`
       throw new ImportNotGrantedError(what, `the component imports \`${what}\`, which needs permission "${p}", but ${why}`)
     }
   }

@@ -16,7 +16,7 @@ import { checkImports, checkWorld, inspectAgentBytes } from './agent.ts'
 import { readComponent } from './binary.ts'
 import { AbortError, BuildFailedError, TargetExistsError } from './errors.ts'
 import { embedManifest, parseManifestJson } from './manifest.ts'
-import { HOST_FUNCTIONS, WIT_PACKAGE, WIT_VERSION, WORLD_NAME, importName, narrowWit } from './wit.ts'
+import { HOST_FUNCTIONS, WIT_PACKAGE, WIT_VERSION, WORLD_NAME, heldPermissions, importName, narrowWit } from './wit.ts'
 import type { UsedFunctions } from './wit.ts'
 import type { AgentDigest, AgentInfo } from './agent.ts'
 import type { Manifest } from './manifest.ts'
@@ -98,7 +98,7 @@ export async function buildAgent (src: string, out: string, options: BuildOption
   const manifest = parseManifestJson(await readFile(manifestFile, 'utf8'), manifestFile)
   const used = checkSourceImports(await readFile(source, 'utf8'), source, manifest)
 
-  const raw = await componentizeInChild(source, narrowWit(manifest.permissions, used), options.signal, fraction => {
+  const raw = await componentizeInChild(source, narrowWit(heldPermissions(manifest.permissions), used), options.signal, fraction => {
     progress('componentize', 0.05 + 0.85 * fraction, 'compiling the JS engine and the agent into a component')
   })
 
@@ -108,7 +108,7 @@ export async function buildAgent (src: string, out: string, options: BuildOption
     checkWorld(readComponent(raw))
     component = embedManifest(raw, manifest)
     const info = inspectAgentBytes(component)
-    checkImports(info.imports, new Set(manifest.permissions), manifest)
+    checkImports(info.imports, new Set(heldPermissions(manifest.permissions)), manifest)
   } catch (err) {
     throw new BuildFailedError(`${source} built, but ${(err as Error).message}`)
   }
@@ -136,7 +136,7 @@ export async function buildAgent (src: string, out: string, options: BuildOption
  * source imports, so the build can narrow the world to them.
  */
 export function checkSourceImports (text: string, source: string, manifest: Manifest): UsedFunctions {
-  const granted = new Set(manifest.permissions)
+  const granted = new Set(heldPermissions(manifest.permissions))
   const used = new Map<string, Set<string> | 'all'>()
   const statement = /\bimport\s*(?:([\w$*{}\s,]+?)\s*from\s*)?['"]([^'"]+)['"]|\bimport\s*\(\s*['"]([^'"]+)['"]/g
   for (const m of text.matchAll(statement)) {

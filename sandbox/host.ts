@@ -7,7 +7,11 @@ import {
   LLM_LIMITS, WitChatRequestSchema, WitEmbedRequestSchema, acceptChat, acceptEmbed, checkChat, checkEmbed,
   llmError, llmErrorOf, summarizeCalls, witRoute
 } from './llm.ts'
+import { KV_LIMITS } from './kv.ts'
+import { netError } from './net.ts'
 import type { AgentContext } from './context.ts'
+import type { AgentKvStore } from './kv.ts'
+import type { NetRun, NetRunReport } from './net.ts'
 import type { AgentLlm, AgentLlmCall, AgentLlmCaller, AgentLlmRoute, AgentLlmUsage, RunLlmReport } from './llm.ts'
 import type { Permission } from './wit.ts'
 import type { HostCall, HostReply } from './worker-protocol.ts'
@@ -28,6 +32,10 @@ export interface RunHostInit {
   llm?: AgentLlm
   /** Each answered model call, as it is answered. */
   onLlmCall?: (call: AgentLlmCall) => void
+  /** The run's http requests: its origins and its count. Without it the run holds no origin. */
+  net?: NetRun
+  /** The agent's kv store, opened at its first use. */
+  kv?: () => Promise<AgentKvStore>
 }
 
 /** The port's answer, or the run's end, whichever comes first: a port that ignores its signal holds nothing up. */
@@ -49,6 +57,8 @@ export interface RunHost {
   handle: (call: HostCall, signal: AbortSignal) => Promise<HostReply>
   /** The run's answered model calls so far. */
   llm: () => RunLlmReport
+  /** The run's http requests so far, per origin. */
+  net: () => NetRunReport
 }
 
 const CONTEXT_NEEDS: Record<string, Permission> = { get: 'context:read', conversation: 'context:read', set: 'context:write', append: 'context:write' }
@@ -150,9 +160,65 @@ export function createRunHost (init: RunHostInit): RunHost {
     return { ok: true, value: { model: r.model, vectors: r.vectors, tokensIn: r.tokensIn, route: witRoute(r.route) } }
   }
 
+  async function request (call: Extract<HostCall, { op: 'request' }>, signal: AbortSignal): Promise<HostReply> {
+    if (!init.grants.includes('net') || init.net === undefined) return { ok: false, error: netError('not-permitted', 'this run holds no net: origin') }
+    const { method, url, headers, body, options } = call
+    const opts = (options ?? {}) as { timeoutMs?: unknown, maxBytes?: unknown }
+    const okHeaders = Array.isArray(headers) && headers.every(h => typeof h?.name === 'string' && typeof h?.value === 'string')
+    const okOpt = (v: unknown): boolean => v === undefined || (typeof v === 'number' && Number.isInteger(v) && v >= 0)
+    if (typeof method !== 'string' || typeof url !== 'string' || !okHeaders || !(body instanceof Uint8Array) || !okOpt(opts.timeoutMs) || !okOpt(opts.maxBytes)) {
+      return { ok: false, error: netError('invalid-input', 'the request is malformed') }
+    }
+    const answer = await init.net.request({
+      method,
+      url,
+      headers: headers as Array<{ name: string, value: string }>,
+      body,
+      ...(typeof opts.timeoutMs === 'number' ? { timeoutMs: opts.timeoutMs } : {}),
+      ...(typeof opts.maxBytes === 'number' ? { maxBytes: opts.maxBytes } : {})
+    }, signal)
+    return answer.ok ? { ok: true, value: answer.value } : { ok: false, error: answer.error }
+  }
+
+  const KV_NEEDS: Record<string, Permission> = { 'kv-get': 'kv:read', 'kv-list': 'kv:read', 'kv-set': 'kv:write', 'kv-delete': 'kv:write' }
+
+  async function kv (call: Extract<HostCall, { op: 'kv-get' | 'kv-set' | 'kv-delete' | 'kv-list' }>): Promise<HostReply> {
+    const need = KV_NEEDS[call.op] as Permission
+    if (!init.grants.includes(need) || init.kv === undefined) return { ok: false, error: `permission "${need}" is not granted` }
+    const [a, b] = call.args
+    if (typeof a !== 'string') return { ok: false, error: 'a key (or prefix) must be a string' }
+    if (a.length > KV_LIMITS.maxKeyChars) return { ok: false, error: `kv keys are limited to ${KV_LIMITS.maxKeyChars} characters` }
+    try {
+      const store = await init.kv()
+      switch (call.op) {
+        case 'kv-get': return { ok: true, value: (await store.get(a)) ?? null }
+        case 'kv-delete': return { ok: true, value: await store.delete(a) }
+        case 'kv-set':
+          if (typeof b !== 'string') return { ok: false, error: 'a value must be a string' }
+          if (a.length === 0) return { ok: false, error: 'a kv key must not be empty' }
+          if (b.length > KV_LIMITS.maxValueChars) return { ok: false, error: `kv values are limited to ${KV_LIMITS.maxValueChars} characters` }
+          await store.set(a, b)
+          return { ok: true }
+        case 'kv-list': {
+          const limit = typeof b === 'number' && Number.isInteger(b) && b >= 0 ? Math.min(b, KV_LIMITS.maxList) : KV_LIMITS.maxList
+          return { ok: true, value: limit === 0 ? [] : (await store.list(a, limit)).slice(0, limit) }
+        }
+      }
+    } catch (err) {
+      return { ok: false, error: `kv ${call.op.slice(3)} failed: ${err instanceof Error ? err.message : String(err)}` }
+    }
+  }
+
   return {
     async handle (call, signal) {
       switch (call.op) {
+        case 'request':
+          return await request(call, signal)
+        case 'kv-get':
+        case 'kv-set':
+        case 'kv-delete':
+        case 'kv-list':
+          return await kv(call)
         case 'chat':
         case 'embed':
           // The import is refused at load without `llm`; this holds should a grant change.
@@ -164,6 +230,9 @@ export function createRunHost (init: RunHostInit): RunHost {
     },
     llm () {
       return { calls: calls.map(c => ({ ...c })), usage: summarizeCalls(usage) }
+    },
+    net () {
+      return init.net?.report() ?? { requests: 0, origins: [] }
     }
   }
 }

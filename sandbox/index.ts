@@ -10,6 +10,10 @@ export type { Sandbox, SandboxInit, SandboxComponents, SandboxStats, SandboxRunE
 export { createMemoryContext, createMemoryContexts } from './context.ts'
 export type { AgentContext, AgentContexts, AgentConversationEntry, MemoryContext } from './context.ts'
 export { LLM_LIMITS } from './llm.ts'
+export { NET_LIMITS, NET_PREFIX, addressKind, canonicalIp, netOrigins, netRefusal, originMatches, parseOrigin, parseRefusals, systemResolver } from './net.ts'
+export type { NetRefusals, NetResolver, NetRunReport, Origin } from './net.ts'
+export { KV_LIMITS, createMemoryKv } from './kv.ts'
+export type { AgentKv, AgentKvStore } from './kv.ts'
 export type {
   AgentLlm, AgentLlmCaller, AgentChatRequest, AgentChatResult, AgentEmbedResult, AgentLlmRoute, AgentLlmMessage,
   AgentLlmCall, AgentLlmUsage, RunLlmReport
@@ -18,7 +22,7 @@ export { agentDigest, isAgentDigest, inspectAgentBytes, checkImports, checkWorld
 export type { AgentDigest, AgentInfo, AgentImport } from './agent.ts'
 export { MANIFEST_SECTION, ManifestSchema, embedManifest, parseManifest, parseManifestJson, readManifest } from './manifest.ts'
 export type { Manifest, ManifestInput } from './manifest.ts'
-export { PERMISSIONS, WIT_PACKAGE, WIT_SOURCE, WIT_VERSION, WORLD_NAME } from './wit.ts'
-export type { Permission } from './wit.ts'
+export { PERMISSIONS, WIT_PACKAGE, WIT_SOURCE, WIT_VERSION, WORLD_NAME, heldPermissions } from './wit.ts'
+export type { Permission, PermissionEntry } from './wit.ts'
 export { createTranspileCache } from './cache.ts'
 export type { TranspileCache, CacheEvent, CacheOutcome } from './cache.ts'

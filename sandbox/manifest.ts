@@ -9,7 +9,9 @@ import { z } from 'zod'
 import { appendCustomSection, readComponent, removeSections } from './binary.ts'
 import { ManifestInvalidError, ManifestMissingError } from './errors.ts'
 import { LLM_LIMITS } from './llm.ts'
+import { NET_LIMITS, NET_PREFIX, parseOrigin } from './net.ts'
 import { PERMISSIONS } from './wit.ts'
+import type { PermissionEntry } from './wit.ts'
 
 export const MANIFEST_SECTION = 'hive-agent-manifest'
 /** A manifest is small; a bigger section is refused before parsing. */
@@ -23,8 +25,27 @@ export const ManifestSchema = z.strictObject({
   name: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, 'lowercase letters, digits, ".", "_" or "-", at most 64, starting with a letter or digit'),
   version: z.string().regex(/^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?$/, 'a semantic version such as 1.0.0'),
   description: z.string().max(1000).default(''),
-  permissions: z.array(z.enum(PERMISSIONS)).max(PERMISSIONS.length)
+  /**
+   * What the agent may touch: names from PERMISSIONS (but `net`), and one `net:<origin>` per
+   * origin it may reach over http (written canonically once parsed).
+   */
+  permissions: z.array(z.string().transform((text, ctx) => {
+    if (text !== 'net' && (PERMISSIONS as readonly string[]).includes(text)) return text
+    if (text.startsWith(NET_PREFIX)) {
+      try {
+        return `${NET_PREFIX}${parseOrigin(text.slice(NET_PREFIX.length)).text}`
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: (err as Error).message })
+        return z.NEVER
+      }
+    }
+    ctx.addIssue({ code: 'custom', message: `"${text.slice(0, 100)}" is not a permission: each is one of ${PERMISSIONS.filter(p => p !== 'net').join(', ')}, or net:<origin> such as net:https://api.example.org` })
+    return z.NEVER
+  }))
+    .max(PERMISSIONS.length + NET_LIMITS.maxOrigins)
+    .transform(p => p as PermissionEntry[])
     .refine(p => new Set(p).size === p.length, 'each permission at most once')
+    .refine(p => p.filter(e => e.startsWith(NET_PREFIX)).length <= NET_LIMITS.maxOrigins, `at most ${NET_LIMITS.maxOrigins} net: origins`)
     .refine(p => !p.includes('llm:cloud') || p.includes('llm'), '"llm:cloud" widens "llm" to the cloud and needs "llm" beside it')
     .default([]),
   /**

@@ -8,12 +8,15 @@ import { createTranspileCache, jcoVersion } from './cache.ts'
 import { createMemoryContext } from './context.ts'
 import { LimitNotAllowedError, SandboxNotRunningError } from './errors.ts'
 import { createRunHost } from './host.ts'
+import { NET_PREFIX, createNetRun, netOrigins, parseOrigin, parseRefusals, refusedOrigins } from './net.ts'
 import { createWorkerPool } from './pool.ts'
-import { PERMISSIONS, WIT_PACKAGE, WIT_VERSION, WORLD_NAME } from './wit.ts'
+import { PERMISSIONS, WIT_PACKAGE, WIT_VERSION, WORLD_NAME, heldPermissions } from './wit.ts'
 import type { AgentDigest, AgentInfo } from './agent.ts'
 import type { CacheEvent, CacheOutcome } from './cache.ts'
 import type { AgentContext, AgentContexts } from './context.ts'
+import type { AgentKv } from './kv.ts'
 import type { AgentLlm, AgentLlmCall, RunLlmReport } from './llm.ts'
+import type { NetRefusals, NetResolver, NetRunReport, Origin } from './net.ts'
 import type { Manifest } from './manifest.ts'
 import type { PoolStats } from './pool.ts'
 import type { Permission } from './wit.ts'
@@ -48,6 +51,13 @@ export interface SandboxInit {
   maxInputChars?: number
   /** Agents kept compiled in memory (default 32). */
   maxLoadedAgents?: number
+  /**
+   * Origins this device refuses to agents whatever their manifest and task grant (`*`: all of
+   * them). Checked at creation: a bad entry throws.
+   */
+  netRefuse?: NetRefusals
+  /** Requests one run may make (default and ceiling NET_LIMITS.maxRequestsPerRun). */
+  maxRequestsPerRun?: number
   /** Every log line of every run. */
   onLog?: (entry: AgentLogEntry) => void
   onCacheEvent?: (event: CacheEvent) => void
@@ -72,6 +82,10 @@ export interface SandboxComponents {
   contexts?: AgentContexts
   /** Where agents' model calls go (the node's LLM router). Without it no agent holds `llm`. */
   llm?: AgentLlm
+  /** Agents' kv stores, by agent name (the node's replicated store). Without it no agent holds kv. */
+  kv?: AgentKv
+  /** How agents' host names are resolved (default: the system's resolver). */
+  resolve?: NetResolver
 }
 
 export interface AgentLogEntry {
@@ -102,6 +116,11 @@ export interface RunOptions {
   timeoutMs?: number
   /** The task this run belongs to, handed to the model port with each call. */
   task?: string
+  /**
+   * What the task grants (default: what the manifest asks). Only its `net:` origins matter here:
+   * the run holds the manifest's origins that the task grants and this device does not refuse.
+   */
+  permissions?: readonly string[]
   signal?: AbortSignal
   onLog?: (entry: AgentLogEntry) => void
   /**
@@ -122,6 +141,8 @@ export interface RunResult {
   memoryBytes: number
   /** The run's model calls: each answered call, and their sum per route kind for the ledger. */
   llm: RunLlmReport
+  /** The run's http requests, per origin (redirect hops included). */
+  net: NetRunReport
 }
 
 export interface SandboxStats extends PoolStats {
@@ -163,8 +184,11 @@ interface Compiled extends LoadedAgent {
 }
 
 export function createSandbox (init: SandboxInit, components: SandboxComponents = {}): Sandbox {
+  const refuse = parseRefusals(init.netRefuse ?? [])
   const allow = new Set<Permission>((init.allow ?? PERMISSIONS)
-    .filter(p => components.llm !== undefined || (p !== 'llm' && p !== 'llm:cloud')))
+    .filter(p => components.llm !== undefined || (p !== 'llm' && p !== 'llm:cloud'))
+    .filter(p => components.kv !== undefined || (p !== 'kv:read' && p !== 'kv:write'))
+    .filter(p => p !== 'net' || !refuse.includes('*')))
   const maxTimeoutMs = init.maxTimeoutMs ?? 600_000
   const maxMemoryMiB = init.maxMemoryMiB ?? 512
   const maxInputChars = init.maxInputChars ?? 4 * 2 ** 20
@@ -191,7 +215,8 @@ export function createSandbox (init: SandboxInit, components: SandboxComponents 
     const info = inspectAgentBytes(component)
     checkWorld(info.summary)
     const manifest = info.manifest
-    const grants = PERMISSIONS.filter(p => manifest.permissions.includes(p) && allow.has(p))
+    const held = heldPermissions(manifest.permissions)
+    const grants = PERMISSIONS.filter(p => held.includes(p) && allow.has(p))
     checkImports(info.imports, new Set(grants), manifest)
     if (manifest.limits.timeoutMs > maxTimeoutMs) {
       throw new LimitNotAllowedError(`agent ${manifest.name} asks for a ${manifest.limits.timeoutMs} ms deadline; this node allows at most ${maxTimeoutMs} ms`)
@@ -247,6 +272,7 @@ export function createSandbox (init: SandboxInit, components: SandboxComponents 
       context = await components.contexts.open(options.contextId)
     }
     context ??= createMemoryContext()
+    const origins = runOrigins(compiled, options.permissions)
     const runId = nextRunId++
     const started = performance.now()
     const onLog = (level: AgentLogEntry['level'], message: string): void => {
@@ -262,7 +288,13 @@ export function createSandbox (init: SandboxInit, components: SandboxComponents 
       ...(options.task !== undefined ? { task: options.task } : {}),
       ...(compiled.manifest.models !== undefined ? { allow: compiled.manifest.models } : {}),
       ...(components.llm !== undefined ? { llm: components.llm } : {}),
-      ...(options.onLlmCall !== undefined ? { onLlmCall: options.onLlmCall } : {})
+      ...(options.onLlmCall !== undefined ? { onLlmCall: options.onLlmCall } : {}),
+      ...(compiled.grants.includes('net')
+        ? { net: createNetRun({ origins, ...(components.resolve !== undefined ? { resolve: components.resolve } : {}), ...(init.maxRequestsPerRun !== undefined ? { maxRequests: init.maxRequestsPerRun } : {}) }) }
+        : {}),
+      ...(components.kv !== undefined && compiled.grants.some(p => p.startsWith('kv:'))
+        ? { kv: async () => await (components.kv as AgentKv).open(compiled.manifest.name) }
+        : {})
     })
     runs++
     const result = await pool.run({
@@ -286,8 +318,23 @@ export function createSandbox (init: SandboxInit, components: SandboxComponents 
       durationMs: performance.now() - started,
       warm: result.warm,
       memoryBytes: result.pages * PAGE_BYTES,
-      llm: host.llm()
+      llm: host.llm(),
+      net: host.net()
     }
+  }
+
+  /** The manifest's origins the task grants and this device does not refuse. */
+  function runOrigins (compiled: Compiled, permissions: readonly string[] | undefined): Origin[] {
+    if (!compiled.grants.includes('net')) return []
+    const asked = netOrigins(compiled.manifest.permissions)
+    // the task's entries compared as origins, so `net:HTTPS://API.example.org:443` grants `https://api.example.org`
+    const given = new Set((permissions ?? []).flatMap(p => {
+      if (!p.startsWith(NET_PREFIX)) return []
+      try { return [parseOrigin(p.slice(NET_PREFIX.length)).text] } catch { return [] }
+    }))
+    const granted = permissions === undefined ? asked : asked.filter(o => given.has(o.text))
+    const refused = new Set(refusedOrigins(granted, refuse))
+    return granted.filter(o => !refused.has(o))
   }
 
   function isCompiled (a: Uint8Array | LoadedAgent): a is Compiled {

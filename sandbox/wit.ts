@@ -1,6 +1,6 @@
 // The `hive:agent` WIT package as the host sees it: the world's text, its version, and which
-// permission each host function needs. Adding an interface (http) means adding it to the WIT
-// file, to HOST_FUNCTIONS here, and to the worker's host bindings.
+// permission each host function needs. Adding an interface means adding it to the WIT file, to
+// HOST_FUNCTIONS here, and to the worker's host bindings.
 
 import { readFileSync } from 'node:fs'
 
@@ -14,16 +14,29 @@ export const WIT_SOURCE: string = readFileSync(new URL('./wit/agent.wit', import
 /**
  * Every permission a manifest may name: one per host interface, context split read/write, and
  * `llm:cloud`, which gates no function but lets the host route the agent's `llm` calls out of the
- * hive. It requires `llm` (the manifest is refused without it).
+ * hive. It requires `llm` (the manifest is refused without it). `net` is never written as such: a
+ * manifest names origins (`net:https://api.example.org`), and an agent holding any origin holds
+ * `net`, the http interface.
  */
-export const PERMISSIONS = ['log', 'context:read', 'context:write', 'llm', 'llm:cloud'] as const
+export const PERMISSIONS = ['log', 'context:read', 'context:write', 'llm', 'llm:cloud', 'net', 'kv:read', 'kv:write'] as const
 export type Permission = typeof PERMISSIONS[number]
+
+/** A permission as a manifest or a task writes it: one of PERMISSIONS, or `net:<origin>`. */
+export type PermissionEntry = Permission | `net:${string}`
+
+/** The permissions a list of entries holds: `net:<origin>` entries hold `net`. */
+export function heldPermissions (entries: readonly string[]): Permission[] {
+  const held = new Set(entries.map(e => e.startsWith('net:') ? 'net' : e))
+  return PERMISSIONS.filter(p => held.has(p))
+}
 
 /** Host interface (without package or version) → function → the permission it needs. */
 export const HOST_FUNCTIONS: Record<string, Record<string, Permission>> = {
   log: { log: 'log' },
   context: { get: 'context:read', set: 'context:write', append: 'context:write', conversation: 'context:read' },
-  llm: { chat: 'llm', embed: 'llm' }
+  llm: { chat: 'llm', embed: 'llm' },
+  http: { request: 'net' },
+  kv: { get: 'kv:read', list: 'kv:read', set: 'kv:write', delete: 'kv:write' }
 }
 
 /** Host functions a source uses, per interface; `'all'` when it imports the whole interface. */
@@ -62,7 +75,7 @@ export function narrowWit (permissions: readonly Permission[], used?: UsedFuncti
     if (open !== null) iface = open[1]
     else if (/^\}/.test(line)) iface = undefined
     if (/^\s*\/\/\//.test(line)) { pendingDocs.push(line); continue }
-    const fn = /^\s*([a-z][a-z0-9-]*): func\(/.exec(line)
+    const fn = /^\s*%?([a-z][a-z0-9-]*): func\(/.exec(line)
     if (iface !== undefined && fn !== null) {
       if (!keep(iface, fn[1] as string)) { pendingDocs = []; continue }
     }

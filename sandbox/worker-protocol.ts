@@ -18,12 +18,14 @@ export const FromWorkerSchema = z.union([
 ])
 export type FromWorker = z.infer<typeof FromWorkerSchema>
 
-/** A host call from the agent, blocking it until the reply. `chat` and `embed` are checked in full by the host. */
+/** A host call from the agent, blocking it until the reply. `chat`, `embed`, `request` and kv calls are checked in full by the host. */
 export const HostCallSchema = z.discriminatedUnion('op', [
   z.object({ id: z.number(), op: z.enum(['get', 'set', 'append']), args: z.array(z.string()).max(2) }),
   z.object({ id: z.number(), op: z.literal('conversation'), last: z.number() }),
   z.object({ id: z.number(), op: z.literal('chat'), request: z.unknown() }),
-  z.object({ id: z.number(), op: z.literal('embed'), model: z.unknown(), texts: z.unknown() })
+  z.object({ id: z.number(), op: z.literal('embed'), model: z.unknown(), texts: z.unknown() }),
+  z.object({ id: z.number(), op: z.literal('request'), method: z.unknown(), url: z.unknown(), headers: z.unknown(), body: z.unknown(), options: z.unknown() }),
+  z.object({ id: z.number(), op: z.enum(['kv-get', 'kv-set', 'kv-delete', 'kv-list']), args: z.array(z.unknown()).max(2) })
 ])
 export type HostCall = z.infer<typeof HostCallSchema>
 

@@ -105,6 +105,15 @@ function hostImports (grants: ReadonlySet<string>): Record<string, Record<string
     llm: {
       chat: (request: never) => hostCall({ op: 'chat', request }),
       embed: (model: never, texts: never) => hostCall({ op: 'embed', model, texts })
+    },
+    http: {
+      request: (method: never, url: never, headers: never, body: never, options: never) => hostCall({ op: 'request', method, url, headers, body, options })
+    },
+    kv: {
+      get: (key: never) => hostCall({ op: 'kv-get', args: [key] }),
+      set: (key: never, value: never) => hostCall({ op: 'kv-set', args: [key, value] }),
+      delete: (key: never) => hostCall({ op: 'kv-delete', args: [key] }),
+      list: (prefix: never, limit: never) => hostCall({ op: 'kv-list', args: [prefix, limit] })
     }
   }
   const imports: Record<string, Record<string, (...args: never[]) => unknown>> = {}

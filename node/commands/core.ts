@@ -31,6 +31,7 @@ interface StartOptions extends CommonOptions {
   logLevel?: LogLevel
   loopback?: boolean
   capability?: string[]
+  netRefuse?: string[]
 }
 
 interface Health {
@@ -116,6 +117,7 @@ export function register (program: Command, cli: CliContext): void {
     .option('--no-mdns', 'do not discover peers on the LAN by mDNS')
     .option('--name <name>', 'this device\'s name in the hive (default: the host name)')
     .option('--capability <field=value>', 'report this instead of what the device measures, repeatable: power=battery[:PERCENT]|ac, load=N, cores=N, freeMemory=BYTES, totalMemory=BYTES, models=A,B, runtimes=A,B', collect)
+    .option('--net-refuse <origin|*>', 'refuse agents this origin over http (https://*.example.org refuses its sub-domains), repeatable; * keeps agents off the network on this device', collect)
     .addOption(new Option('--log-level <level>', 'log detail on stderr').choices(['debug', 'info', 'warn', 'error', 'silent']).default('info'))
     .addOption(new Option('--loopback', 'keep loopback addresses in the DHT (for tests on one machine)').hideHelp())
     .option('--json', 'print the ready event as one line of JSON')
@@ -148,7 +150,8 @@ export function register (program: Command, cli: CliContext): void {
           mdns: options.mdns,
           name: options.name,
           addressScope: options.loopback === true ? 'loopback' : 'lan',
-          logLevel: options.logLevel
+          logLevel: options.logLevel,
+          ...(options.netRefuse != null ? { net: { refuse: options.netRefuse } } : {})
         })
         node.addEventListener('stop-requested', () => { resolve('API') }, { once: true })
         await node.start()

@@ -8,7 +8,7 @@ import { SILENT_LOG } from '../wire/log.ts'
 import { joinTopic } from '../wire/topic.ts'
 import { CapabilitiesNotRunningError, InvalidCapabilityOverrideError } from './errors.ts'
 import { createDeviceProbe } from './probe.ts'
-import { CapabilityOverrides, MAX_LINKS, decodeCapabilityMessage, encodeCapabilityMessage } from './schema.ts'
+import { CapabilityOverrides, MAX_LINKS, MAX_NET_REFUSE, decodeCapabilityMessage, encodeCapabilityMessage } from './schema.ts'
 import type { DeviceProbe, DeviceProbeInit, DeviceReading } from './probe.ts'
 import type { CapabilityMessage, CapabilityReport, OverridableField, Power } from './schema.ts'
 import type { ProtocolLog } from '../wire/log.ts'
@@ -53,6 +53,8 @@ export interface CapabilitiesInit extends DeviceProbeInit {
   changeIntervalMs?: number
   /** PeerIds of the members this node is connected to; read at every report. */
   links?: () => string[]
+  /** Origins this device refuses to agents (`*`: all), reported as they are. */
+  netRefuse?: readonly string[]
   /** Agent runtimes this node offers; read at every report. */
   runtimes?: () => string[]
   /**
@@ -250,6 +252,7 @@ class CapabilityService extends EventTarget implements Capabilities {
       models: reading.models.slice(0, 64),
       gpus: (reading.gpus ?? []).slice(0, 8),
       ...(this.init.links != null ? { links: this.init.links().slice(0, MAX_LINKS) } : {}),
+      ...(this.init.netRefuse != null && this.init.netRefuse.length > 0 ? { netRefuse: this.init.netRefuse.slice(0, MAX_NET_REFUSE) } : {}),
       overridden
     }
   }

@@ -33,6 +33,9 @@ export const Gpu = z.object({
 })
 export type Gpu = z.infer<typeof Gpu>
 
+/** Most refused origins one report names. */
+export const MAX_NET_REFUSE = 32
+
 /** Most links one report names. */
 export const MAX_LINKS = 64
 
@@ -60,6 +63,11 @@ export const CapabilityReport = z.object({
    * predate the field): the edges of the hive's map. At most MAX_LINKS, so a report stays small.
    */
   links: z.array(z.string().min(1).max(128)).max(MAX_LINKS).optional(),
+  /**
+   * Origins this device refuses to agents (`*`: the network altogether), as its configuration
+   * states them; absent when it refuses none. A task that needs one is not placed here.
+   */
+  netRefuse: z.array(z.string().min(1).max(300)).max(MAX_NET_REFUSE).optional(),
   /** Which of the fields above come from configuration rather than from the device. */
   overridden: z.array(z.enum(OVERRIDABLE)).max(OVERRIDABLE.length)
 })

@@ -16,6 +16,7 @@ import { TypedEventTarget } from './events.ts'
 import { WinnerWatch } from './lease.ts'
 import { announceFields } from './views.ts'
 import type { CapabilitySource, PlacementRecords, PlacementSettings } from './components.ts'
+import type { CapabilityReport } from '../capabilities/index.ts'
 import type { Digest, TaskId } from './ids.ts'
 import type { AgentLogLine } from './components.ts'
 import type { Announce, AwardPayload, BidPayload, LogsRequest, PlacementGossip, RecordedMessage as Recorded, Refusal, SubmitTask } from './messages.ts'
@@ -90,6 +91,8 @@ export interface AuctioneerComponents {
   bidHere: (announce: Announce) => void
   /** Why this node did not bid on a task, when it declined one. */
   declinedHere?: (task: TaskId) => string | undefined
+  /** Why a device's own policy keeps it from a task (PlacementComponents.refuses). */
+  refuses?: (permissions: readonly string[], caps: CapabilityReport) => string | undefined
   /** A round was awarded; its signed record is ready. */
   onAwarded: (award: AwardPayload, record: Uint8Array) => void
   /** Bids missing at the deadline may be in the DHT. */
@@ -168,13 +171,19 @@ export class Auctioneer extends TypedEventTarget<AuctioneerEvents> implements Su
       bidWindowMs
     }
     const expected = new Set<string>()
+    const refusing: Array<{ peer: string, why: string }> = []
     const connected = this.components.connected()
     for (const entry of this.components.capabilities.view()) {
       if (!connected.has(entry.peerId)) continue
-      if (canRun(announce.requirements, entry.caps, entry.peerId).ok) expected.add(entry.peerId)
+      if (!canRun(announce.requirements, entry.caps, entry.peerId).ok) continue
+      const why = this.components.refuses?.(announce.permissions, entry.caps)
+      if (why != null) refusing.push({ peer: entry.peerId, why })
+      else expected.add(entry.peerId)
     }
     const auction = this.open(id, announce, task.input, expected, task.leaseMs ?? this.settings.leaseMs)
     this.note(auction, 'submitted', `agent ${agent.slice(0, 12)}…, ${expected.size} live capable member${expected.size === 1 ? '' : 's'} expected to bid within ${bidWindowMs} ms`)
+    // a device whose policy refuses what the task needs will not bid: explain says so, and why
+    for (const r of refusing) this.note(auction, 'bid-declined', `will not bid: ${r.why}`.slice(0, 500), { peer: r.peer })
     auction.timer = setTimeout(() => { void this.close(auction, 'deadline') }, bidWindowMs)
     this.components.bidHere(announce)
     if (!auction.solo) await this.components.publish(announce)

@@ -10,6 +10,7 @@ import { canRun, makeBid } from './cost.ts'
 import { TypedEventTarget } from './events.ts'
 import { bidKey, createBidRecord } from './records.ts'
 import type { CapabilitySource, PlacementSettings } from './components.ts'
+import type { CapabilityReport } from '../capabilities/index.ts'
 import type { Digest, TaskId } from './ids.ts'
 import type { Announce, AwardPayload, BidPayload } from './messages.ts'
 import type { SubmitterClient } from './rpc.ts'
@@ -45,6 +46,8 @@ export interface BidderComponents {
   holdsAgent: (digest: Digest) => boolean
   /** Why this node may not take a task now (its ledger cannot record a run), or undefined. */
   refusal?: () => Error | undefined
+  /** Why this device's policy keeps it from a task (PlacementComponents.refuses). */
+  refuses?: (permissions: readonly string[], caps: CapabilityReport) => string | undefined
   submitterFor: (peer: string) => SubmitterClient
   /** Puts a record in the DHT at once (a bid the submitter did not receive). */
   publishNow: (key: Uint8Array, value: Uint8Array, task: TaskId) => void
@@ -90,9 +93,11 @@ export class Bidder extends TypedEventTarget<BidderEvents> {
     try {
       const caps = await this.components.capabilities.local({ signal: this.stopping.signal })
       const able = canRun(announce.requirements, caps, self)
-      if (!able.ok) {
-        seen.declined = able.reason
-        this.components.log.debug(`not bidding for ${announce.task}: ${able.reason}`)
+      const policy = able.ok ? this.components.refuses?.(announce.permissions, caps) : undefined
+      if (!able.ok || policy != null) {
+        const reason = able.ok ? policy as string : able.reason
+        seen.declined = reason
+        this.components.log.debug(`not bidding for ${announce.task}: ${reason}`)
         this.emit('bid', { task: announce.task, outcome: 'declined' })
         return
       }

@@ -113,6 +113,12 @@ export interface PlacementComponents {
   ledger?: LedgerSink
   gate?: PeerGate
   isMember?: (peerId: string) => boolean
+  /**
+   * Why a device with this report would not run a task granted `permissions` by its own policy
+   * (an origin it refuses), or undefined. The node supplies the rule; placement applies it to its
+   * own bid and to whom it expects bids from.
+   */
+  refuses?: (permissions: readonly string[], caps: CapabilityReport) => string | undefined
   log?: ProtocolLog
 }
 

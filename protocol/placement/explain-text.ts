@@ -24,6 +24,7 @@ export function explainText (e: Explanation, names: (peerId: string) => string |
     for (const r of bid.reasons) lines.push(`        +${r.points} ${r.factor}: ${r.detail}`)
   }
   if (e.missing.length > 0) lines.push(`No bid from: ${e.missing.map(who).join(', ')}`)
+  for (const h of e.history.filter(h => h.type === 'bid-declined' && h.peer != null)) lines.push(`Declined: ${who(h.peer as string)} ${h.detail}`)
   for (const r of e.rounds) {
     lines.push(`Round ${r.round}: ${who(r.winner)} at cost ${r.cost} — ${r.why}`)
   }

@@ -32,9 +32,12 @@ export const Requirements = z.object({
 export type Requirements = z.infer<typeof Requirements>
 export type RequirementsInput = z.input<typeof Requirements>
 
-/** A task grants at most this many permissions, each a name of at most PERMISSION_NAME_MAX characters. */
-export const MAX_PERMISSIONS = 32
-export const PERMISSION_NAME_MAX = 64
+/**
+ * A task grants at most this many permissions, each a name of at most PERMISSION_NAME_MAX
+ * characters: room for every permission name and a manifest's 32 `net:` origins of up to 300.
+ */
+export const MAX_PERMISSIONS = 48
+export const PERMISSION_NAME_MAX = 304
 export const Permissions = z.array(z.string().min(1).max(PERMISSION_NAME_MAX)).max(MAX_PERMISSIONS)
 
 export const ContextIdSchema = z.string().min(1).max(CONTEXT_ID_MAX_LENGTH)

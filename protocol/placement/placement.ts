@@ -142,6 +142,7 @@ class PlacementService extends TypedEventTarget<PlacementEvents> implements Plac
       publish: async (message) => { await this.gossip.publish(message) },
       bidHere: (announce) => { void this.bidder.onAnnounce(announce) },
       declinedHere: (task) => this.bidder.observed.get(task)?.declined,
+      ...(components.refuses != null ? { refuses: components.refuses } : {}),
       onAwarded: (award, record) => { this.onAward(award, record) },
       lookupBid: async (task, bidder, options) => this.board.lookupBid(task, bidder, options),
       agents: this.agents,
@@ -154,6 +155,7 @@ class PlacementService extends TypedEventTarget<PlacementEvents> implements Plac
       capabilities: components.capabilities,
       holdsAgent: (digest) => this.agents.has(digest),
       refusal: () => components.ledger?.unwritable?.(),
+      ...(components.refuses != null ? { refuses: components.refuses } : {}),
       submitterFor: (peer) => this.submitterFor(peer),
       publishNow: (key, value, task) => { this.board.publish(key, value, { task, urgent: true }) },
       log

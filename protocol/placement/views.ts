@@ -10,7 +10,7 @@ export type TaskStatus = 'bidding' | 'awarded' | 'running' | 'done' | 'failed'
 export type TaskRole = 'submitter' | 'observer'
 
 export type HistoryType =
-  | 'submitted' | 'bid' | 'bid-refused' | 'late-bid' | 'auction-closed' | 'awarded' | 'claimed' | 'lease-lapsed'
+  | 'submitted' | 'bid' | 'bid-declined' | 'bid-refused' | 'late-bid' | 'auction-closed' | 'awarded' | 'claimed' | 'lease-lapsed'
   | 'winner-lost' | 'abandoned' | 'result-accepted' | 'late-result' | 'recorded' | 'failed'
 
 export interface HistoryEvent {

@@ -55,3 +55,25 @@ declare module 'hive:agent/llm@0.1.0' {
   /** One vector per text. Needs permission "llm". */
   export function embed (model: string, texts: string[]): EmbedResult
 }
+
+declare module 'hive:agent/http@0.1.0' {
+  export interface Header { name: string, value: string }
+  export interface Options { timeoutMs?: number, maxBytes?: number }
+  export interface Response { status: number, headers: Header[], body: Uint8Array }
+  /** The thrown value's `payload` when a request fails. */
+  export type HttpError = { tag: 'not-permitted' | 'host-not-granted' | 'timeout' | 'too-large' | 'connection-failed' | 'invalid-input', val: string }
+  /** Needs a "net:<origin>" permission for the URL's origin (and for each redirect's). */
+  export function request (method: string, url: string, headers: Header[], body: Uint8Array, options: Options): Response
+}
+
+declare module 'hive:agent/kv@0.1.0' {
+  /** The value stored under `key`, or undefined. Needs permission "kv:read". */
+  export function get (key: string): string | undefined
+  /** Needs permission "kv:write". */
+  export function set (key: string, value: string): void
+  /** True when the key was there. Needs permission "kv:write". */
+  function _delete (key: string): boolean
+  export { _delete as delete }
+  /** Keys starting with `prefix`, in order, at most `limit`. Needs permission "kv:read". */
+  export function list (prefix: string, limit: number): string[]
+}

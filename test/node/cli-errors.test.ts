@@ -108,6 +108,6 @@ describe('agent new --example', () => {
     assert.equal((JSON.parse(await readFile(join(dir, 'notes', 'manifest.json'), 'utf8')) as { name: string }).name, 'notes')
     const missing = await runCli(['agent', 'new', join(dir, 'other'), '--example', 'nope'])
     assert.equal(missing.code, 2)
-    assert.match(missing.stderr, /--example: there is no example agent "nope"; the examples are echo, notes, summarize, word-count/)
+    assert.match(missing.stderr, /--example: there is no example agent "nope"; the examples are echo, notes, page-watch, summarize, word-count/)
   })
 })

@@ -344,3 +344,112 @@ export const CONVERSATION_READER = agentWat(`
   (global $ret i32 (i32.const 4096))
   ${EMITTER}`
 })
+
+const KV_ERR_OUT = `
+    (call $emit (i32.load (i32.add (global.get $ret) (i32.const 4))) (i32.load (i32.add (global.get $ret) (i32.const 8))))
+    (return (call $out (i32.const 1)))`
+
+/** The http `error` variant's cases in WIT order. */
+export const HTTP_ERROR_CASES = ['not-permitted', 'host-not-granted', 'timeout', 'too-large', 'connection-failed', 'invalid-input'] as const
+
+/** Splits an http fixture's `err` output into the case and message. */
+export function httpError (agentError: string): { case: string, message: string } {
+  const [index = '', ...rest] = agentError.split('|')
+  return { case: HTTP_ERROR_CASES[Number(index)] ?? `unknown ${index}`, message: rest.join('|') }
+}
+
+/**
+ * Calls `http.request(method, input as the URL, [], [], options)` `calls` times (stopping at the
+ * first failure) and returns `ok("status|body")` of the last, or `err("<error case index>|<message>")`.
+ */
+export function httpWat (options: { method?: string, calls?: number, timeoutMs?: number, maxBytes?: number } = {}): string {
+  const method = options.method ?? 'GET'
+  const opt = (v: number | undefined): string => v === undefined ? '(i32.const 0) (i32.const 0)' : `(i32.const 1) (i32.const ${v})`
+  return agentWat(`
+    (local $i i32)
+    (loop $again
+      (call $request
+        (i32.const 1100) (i32.const ${Buffer.byteLength(method)})
+        (local.get $ptr) (local.get $len)
+        (i32.const 0) (i32.const 0)
+        (i32.const 0) (i32.const 0)
+        ${opt(options.timeoutMs)} ${opt(options.maxBytes)}
+        (global.get $ret))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (if (i32.load8_u (global.get $ret)) (then ${LLM_ERROR_OUT}))
+      (br_if $again (i32.lt_u (local.get $i) (i32.const ${options.calls ?? 1}))))
+    ;; ok: response at ret+4: status u16 +4, headers +8/+12, body +16/+20
+    (call $num (i32.load16_u (i32.add (global.get $ret) (i32.const 4))))
+    (call $char (i32.const 124))
+    (call $emit (i32.load (i32.add (global.get $ret) (i32.const 16))) (i32.load (i32.add (global.get $ret) (i32.const 20))))
+    (call $out (i32.const 0))`, {
+    heap: 16384,
+    imports: `(import "hive:agent/http@0.1.0" "request" (func $request (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32)))
+  (global $ret i32 (i32.const 4096))
+  ${EMITTER}`,
+    data: `(data (i32.const 1100) "${method}")`
+  })
+}
+
+/**
+ * kv calls by input: `set k v`, `get k`, `del k`, `list prefix limit` (one per line is too much
+ * WAT; one op per run). Returns `ok(...)`: nothing for set, the value or `<none>` for get,
+ * `1`/`0` for del, the keys joined by `,` for list; or `err(message)`.
+ */
+export const KV_AGENT = agentWat(`
+    (local $op i32) (local $k i32) (local $klen i32) (local $v i32) (local $vlen i32) (local $i i32) (local $n i32) (local $e i32)
+    ;; input: one letter op, a space, key, [a space, value]
+    (local.set $op (i32.load8_u (local.get $ptr)))
+    (local.set $k (i32.add (local.get $ptr) (i32.const 2)))
+    (local.set $klen (i32.sub (local.get $len) (i32.const 2)))
+    (local.set $i (i32.const 0))
+    (block $found (loop $scan
+      (br_if $found (i32.ge_u (local.get $i) (local.get $klen)))
+      (if (i32.eq (i32.load8_u (i32.add (local.get $k) (local.get $i))) (i32.const 32)) (then
+        (local.set $v (i32.add (local.get $k) (i32.add (local.get $i) (i32.const 1))))
+        (local.set $vlen (i32.sub (local.get $klen) (i32.add (local.get $i) (i32.const 1))))
+        (local.set $klen (local.get $i))
+        (br $found)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $scan)))
+    ;; s: set
+    (if (i32.eq (local.get $op) (i32.const 115)) (then
+      (call $set (local.get $k) (local.get $klen) (local.get $v) (local.get $vlen) (global.get $ret))
+      (if (i32.load8_u (global.get $ret)) (then ${KV_ERR_OUT}))
+      (return (call $out (i32.const 0)))))
+    ;; g: get
+    (if (i32.eq (local.get $op) (i32.const 103)) (then
+      (call $get (local.get $k) (local.get $klen) (global.get $ret))
+      (if (i32.load8_u (global.get $ret)) (then ${KV_ERR_OUT}))
+      (if (i32.load8_u (i32.add (global.get $ret) (i32.const 4)))
+        (then (call $emit (i32.load (i32.add (global.get $ret) (i32.const 8))) (i32.load (i32.add (global.get $ret) (i32.const 12)))))
+        (else (call $emit (i32.const 1200) (i32.const 6))))
+      (return (call $out (i32.const 0)))))
+    ;; d: delete
+    (if (i32.eq (local.get $op) (i32.const 100)) (then
+      (call $delete (local.get $k) (local.get $klen) (global.get $ret))
+      (if (i32.load8_u (global.get $ret)) (then ${KV_ERR_OUT}))
+      (call $num (i32.load8_u (i32.add (global.get $ret) (i32.const 4))))
+      (return (call $out (i32.const 0)))))
+    ;; l: list prefix, limit = the value's length
+    (call $list (local.get $k) (local.get $klen) (local.get $vlen) (global.get $ret))
+    (if (i32.load8_u (global.get $ret)) (then ${KV_ERR_OUT}))
+    (local.set $n (i32.load (i32.add (global.get $ret) (i32.const 8))))
+    (local.set $i (i32.const 0))
+    (block $done (loop $each
+      (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
+      (if (local.get $i) (then (call $char (i32.const 44))))
+      (local.set $e (i32.add (i32.load (i32.add (global.get $ret) (i32.const 4))) (i32.mul (local.get $i) (i32.const 8))))
+      (call $emit (i32.load (local.get $e)) (i32.load (i32.add (local.get $e) (i32.const 4))))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $each)))
+    (call $out (i32.const 0))`, {
+  heap: 16384,
+  imports: `(import "hive:agent/kv@0.1.0" "get" (func $get (param i32 i32 i32)))
+  (import "hive:agent/kv@0.1.0" "set" (func $set (param i32 i32 i32 i32 i32)))
+  (import "hive:agent/kv@0.1.0" "delete" (func $delete (param i32 i32 i32)))
+  (import "hive:agent/kv@0.1.0" "list" (func $list (param i32 i32 i32 i32)))
+  (global $ret i32 (i32.const 4096))
+  ${EMITTER}`,
+  data: '(data (i32.const 1200) "<none>")'
+})

@@ -14,6 +14,7 @@ import {
   CONTEXT_ID_MAX_LENGTH, CONTEXT_ID_PATTERN, Requirements, SubmitTask, awardKey, bidKey, canRun, computeCost, createAwardRecord, createBidRecord,
   MODEL_MISSING_POINTS, elect, explainText, makeBid, newTaskId, registerPlacementRecords, sha256Hex, tieBreak
 } from '../../../protocol/placement/index.ts'
+import { MAX_PERMISSIONS, PERMISSION_NAME_MAX } from '../../../protocol/placement/messages.ts'
 import type { CapabilityReport } from '../../../protocol/capabilities/index.ts'
 import type { ProtocolHost, RecordSigner } from '../../../protocol/index.ts'
 import type { AwardPayload } from '../../../protocol/placement/index.ts'
@@ -248,8 +249,10 @@ describe('the submission', () => {
       assert.equal(SubmitTask.safeParse({ agent, input: '', contextId }).success, false, contextId)
     }
     // every bound is stated once, in the schema
-    assert.equal(SubmitTask.safeParse({ agent, input: '', permissions: Array.from({ length: 33 }, (_, i) => `p${i}`) }).success, false)
-    assert.equal(SubmitTask.safeParse({ agent, input: '', permissions: ['x'.repeat(65)] }).success, false)
+    assert.equal(SubmitTask.safeParse({ agent, input: '', permissions: Array.from({ length: MAX_PERMISSIONS + 1 }, (_, i) => `p${i}`) }).success, false)
+    assert.equal(SubmitTask.safeParse({ agent, input: '', permissions: ['x'.repeat(PERMISSION_NAME_MAX + 1)] }).success, false)
+    // room for a manifest's 32 origins beside every permission name
+    assert.equal(SubmitTask.safeParse({ agent, input: '', permissions: Array.from({ length: 40 }, (_, i) => `net:https://${'h'.repeat(280)}.org:${1000 + i}`) }).success, true)
     assert.equal(SubmitTask.safeParse({ agent, input: '', bidWindowMs: 600_001 }).success, false)
     assert.equal(SubmitTask.safeParse({ agent, input: '', leaseMs: 99 }).success, false)
     assert.equal(SubmitTask.safeParse({ agent: new Uint8Array(), input: '' }).success, false)
