@@ -51,7 +51,7 @@ export interface ApiNode {
   readonly sandbox: Pick<Sandbox, 'loaded' | 'run'>
   readonly ledger: Pick<Ledger, 'append' | 'verify' | 'self' | 'list' | 'chains' | 'health' | 'unwritable'>
   readonly capabilities: Pick<Capabilities, 'view'>
-  readonly placement: Pick<Placement, 'submit' | 'get' | 'wait' | 'explain' | 'list'>
+  readonly placement: Pick<Placement, 'submit' | 'get' | 'wait' | 'explain' | 'list' | 'cancel'>
   readonly taskArchive: Pick<TaskArchive, 'get' | 'list'>
   /** The node's one agent store: a task may name an agent by digest once it is held here. */
   readonly agents: Pick<AgentStore, 'get' | 'list'>

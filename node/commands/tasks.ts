@@ -2,6 +2,7 @@
 // hive for `hive-node run` (agent.ts calls `runPlaced`).
 
 import { CapabilityOverrides } from '../../protocol/capabilities/schema.ts'
+import { isEnded } from '../../protocol/placement/views.ts'
 import { ApiRequestError, UsageError, table } from '../cli-context.ts'
 import { NodeNotRunningError } from '../errors.ts'
 import type { TaskArchive } from '../task-archive.ts'
@@ -62,7 +63,7 @@ export function renderTask (task: TaskView, name: Names): string {
     lines.push(`ran on     ${name(r.executor)} in ${Math.round(r.durationMs)} ms${r.ledger?.seq != null ? `, ledger record ${r.ledger.seq}` : ''}`)
     lines.push(r.ok ? `output     ${r.output ?? ''}` : `error      ${r.error ?? ''}`)
   }
-  const notable = task.history.filter(h => h.type === 'lease-lapsed' || h.type === 'winner-lost' || h.type === 'late-result' || h.type === 'abandoned' || h.type === 'failed')
+  const notable = task.history.filter(h => h.type === 'lease-lapsed' || h.type === 'winner-lost' || h.type === 'late-result' || h.type === 'abandoned' || h.type === 'failed' || h.type === 'cancelled')
   for (const h of notable) lines.push(`${h.type.padEnd(10)} ${h.detail}`)
   lines.push(`explain    hive-node explain ${task.id}`)
   return lines.join('\n')
@@ -119,7 +120,7 @@ export async function runPlaced (cli: CliContext, options: CommonOptions, run: P
   run.onSubmitted?.(submitted.task.id)
   const deadline = Date.now() + (run.waitMs ?? Infinity)
   let task = submitted.task
-  while (task.status !== 'done' && task.status !== 'failed') {
+  while (!isEnded(task.status)) {
     const left = deadline - Date.now()
     if (left <= 0) throw new TaskStillRunningError(task.id)
     task = (await api.get<{ task: TaskView }>(`/task/${task.id}?waitMs=${Math.min(30_000, Math.max(1, Math.round(left)))}`)).task
@@ -173,6 +174,24 @@ export function register (program: Command, cli: CliContext): void {
           return found.view
         })
       cli.print(all, () => renderTask(task, names) + (stopped ? `\n${STOPPED_NOTE}` : ''), { task })
+    })
+
+  program.command('cancel')
+    .description('cancel a task submitted on this device: its run stops wherever it runs')
+    .argument('<id>', 'task id')
+    .option('--json', 'print as JSON')
+    .action(async (id: string, _options: CommonOptions, command: Command) => {
+      const all = command.optsWithGlobals<CommonOptions>()
+      const taskId = checkId(id)
+      let task: TaskView
+      try {
+        task = (await cli.api(all).request<{ task: TaskView }>('DELETE', `/task/${taskId}`)).task
+      } catch (err) {
+        if (err instanceof ApiRequestError && err.code === 'NotSubmitter') throw new UsageError(err.message)
+        throw err
+      }
+      const names = await peerNames(cli, all)
+      cli.print(all, () => renderTask(task, names), { task })
     })
 
   program.command('explain')

@@ -21,7 +21,7 @@ export interface Observed {
   announce: Announce
   seenAt: number
   awards: Array<{ award: AwardPayload, record: Uint8Array }>
-  closed?: { status: 'done' | 'failed', executor?: string, round: number }
+  closed?: { status: 'done' | 'failed' | 'cancelled', executor?: string, round: number }
   myBid?: BidPayload
   declined?: string
 }

@@ -83,7 +83,7 @@ export interface ExecutionRecord {
   agent: string
   input: string
   output: string
-  status: 'ok' | 'error' | 'discarded'
+  status: 'ok' | 'error' | 'discarded' | 'cancelled'
   placement: string
   /** The model calls of the run, when it made any. */
   llm?: LlmUsage[]
