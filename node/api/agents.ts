@@ -106,7 +106,7 @@ export function routes (app: FastifyInstance, node: ApiNode): void {
   app.post('/agents/run', { bodyLimit: MAX_AGENT_BODY_BYTES }, async (request) => {
     const body = parseInput(runBody, request.body)
     // a node whose ledger chain is damaged executes nothing, here as for placed tasks
-    const refused = node.ledger.unwritable()
+    const refused = node.control.refusal() ?? node.ledger.unwritable()
     if (refused != null) throw refused
     let agent: LoadedAgent | Uint8Array
     if (body.agent !== undefined) {

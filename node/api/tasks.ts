@@ -20,6 +20,7 @@ import { SubmitFields, explainText, isDigest, isEnded } from '../../protocol/ind
 import { inspectAgentBytes } from '../../sandbox/index.ts'
 import { parseInput, requireContextId } from './input.ts'
 import { ApiError } from '../errors.ts'
+import { haltView } from './control.ts'
 import type { Digest, TaskView } from '../../protocol/index.ts'
 import type { ApiNode } from './types.ts'
 import type { FastifyInstance } from 'fastify'
@@ -146,7 +147,7 @@ export function routes (app: FastifyInstance, node: ApiNode): void {
     const limit = Math.min(1000, Math.max(1, Number(request.query.limit ?? 20) || 20))
     const live = node.placement.list({ limit })
     const archived = (await node.taskArchive.list({ limit })).filter(a => !live.some(t => t.id === a.id))
-    return { tasks: [...live, ...archived].sort((a, b) => b.createdAt - a.createdAt).slice(0, limit) }
+    return { tasks: [...live, ...archived].sort((a, b) => b.createdAt - a.createdAt).slice(0, limit), halt: haltView(node) }
   })
 
   app.get('/capabilities', async () => ({ self: node.peerId.toString(), capabilities: node.capabilities.view() }))

@@ -5,6 +5,8 @@ import { CapabilityOverrides } from '../../protocol/capabilities/schema.ts'
 import { isEnded } from '../../protocol/placement/views.ts'
 import { ApiRequestError, UsageError, table } from '../cli-context.ts'
 import { NodeNotRunningError } from '../errors.ts'
+import { haltLines } from './control.ts'
+import type { HaltView } from '../api/control.ts'
 import type { TaskArchive } from '../task-archive.ts'
 import type { CapabilityEntry } from '../../protocol/capabilities/index.ts'
 import type { Explanation, TaskView } from '../../protocol/placement/index.ts'
@@ -212,14 +214,16 @@ export function register (program: Command, cli: CliContext): void {
       const all = command.optsWithGlobals<CommonOptions & { limit?: string }>()
       const limit = options.limit !== undefined ? Number(options.limit) : 20
       if (!Number.isInteger(limit) || limit < 1) throw new UsageError(`--limit takes a positive whole number, not "${options.limit ?? ''}"`)
-      const { value: tasks, stopped, names } = await viaNodeOrArchive(cli, all,
-        async () => (await cli.api(all).get<{ tasks: TaskView[] }>(`/tasks?limit=${limit}`)).tasks,
-        async (archive) => archive.list({ limit }))
-      cli.print(all, () => (tasks.length === 0
+      const { value: listed, stopped, names } = await viaNodeOrArchive(cli, all,
+        async () => await cli.api(all).get<{ tasks: TaskView[], halt?: HaltView }>(`/tasks?limit=${limit}`),
+        async (archive) => ({ tasks: await archive.list({ limit }) }))
+      const { tasks, halt } = listed as { tasks: TaskView[], halt?: HaltView }
+      const halted = haltLines(halt).map(l => l.trim())
+      cli.print(all, () => (halted.length > 0 ? `${halted.join('\n')}\n` : '') + (tasks.length === 0
         ? 'no tasks yet; "hive-node run AGENT.wasm --input TEXT" places one'
         : table(['TASK', 'STATUS', 'SUBMITTED', 'BY', 'RAN ON', 'ROUND'], tasks.map(t => [
           t.id, t.status, ago(t.createdAt), name(names, t.submitter), t.result != null ? name(names, t.result.executor) : t.winner != null ? name(names, t.winner) : '', String(t.round)
-        ]))) + (stopped ? `\n${STOPPED_NOTE}` : ''), { tasks })
+        ]))) + (stopped ? `\n${STOPPED_NOTE}` : ''), { tasks, ...(halt != null ? { halt } : {}) })
     })
 }
 

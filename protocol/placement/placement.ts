@@ -162,7 +162,8 @@ class PlacementService extends TypedEventTarget<PlacementEvents> implements Plac
       signer: components.signer,
       capabilities: components.capabilities,
       holdsAgent: (digest) => this.agents.has(digest),
-      refusal: () => components.ledger?.unwritable?.(),
+      refusal: () => components.halted?.() ?? components.ledger?.unwritable?.(),
+      ...(components.synced != null ? { synced: components.synced } : {}),
       submitterFor: (peer) => this.submitterFor(peer),
       publishNow: (key, value, task) => { this.board.publish(key, value, { task, urgent: true }) },
       log
@@ -174,7 +175,9 @@ class PlacementService extends TypedEventTarget<PlacementEvents> implements Plac
       executor: components.executor,
       ...(components.ledger != null ? { ledger: components.ledger } : {}),
       submitterFor: (peer) => this.submitterFor(peer),
-      log
+      log,
+      ...(components.halted != null ? { halted: components.halted } : {}),
+      ...(components.synced != null ? { synced: components.synced } : {})
     })
 
     for (const type of ['task', 'winner-disconnected', 'winner-reconnected', 'bid-received'] as const) {
@@ -288,6 +291,8 @@ class PlacementService extends TypedEventTarget<PlacementEvents> implements Plac
 
   async submit (input: SubmitInput, options: AbortOptions = {}): Promise<TaskView> {
     if (!this.started) throw new PlacementNotRunningError('placement is not running; start the node first')
+    const halted = this.components.halted?.()
+    if (halted != null) throw halted
     const parsed = SubmitTask.safeParse(input)
     if (!parsed.success) {
       const issue = parsed.error.issues[0]

@@ -39,6 +39,10 @@ export interface RunnerComponents {
   ledger?: LedgerSink
   submitterFor: (peer: string) => SubmitterClient
   log: ProtocolLog
+  /** Why nothing may run now (the hive is halted), or undefined. */
+  halted?: () => Error | undefined
+  /** Resolves once this node holds what `peer` knows of the kill switch. */
+  synced?: (peer: string, options: AbortOptions) => Promise<void>
 }
 
 /** One task this node runs. */
@@ -168,8 +172,12 @@ export class Runner extends TypedEventTarget<RunnerEvents> implements WinnerHand
     const { task, round, submitter } = award
     const client = this.components.submitterFor(submitter)
     const signal = AbortSignal.any([a.controller.signal, this.stopping.signal])
-    // a run that could not be recorded is not run: the submitter re-elects among the others
-    const refused = this.components.ledger?.unwritable?.()
+    if (submitter !== this.components.self && this.components.synced != null) {
+      await this.components.synced(submitter, { signal: AbortSignal.any([signal, AbortSignal.timeout(5_000)]) }).catch(() => {})
+    }
+    // a halted hive runs nothing; a run that could not be recorded is not run: the submitter
+    // re-elects among the others
+    const refused = this.components.halted?.() ?? this.components.ledger?.unwritable?.()
     if (refused != null) {
       this.emit('run-end', { task, round, sent: false, reason: refused.message })
       await client.abandon(task, round, `${refused.name}: ${refused.message}`.slice(0, 1024), {
