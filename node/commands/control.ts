@@ -1,7 +1,7 @@
 // `hive-node halt [--reason TEXT]` and `hive-node resume`: the hive's kill switch, and the halt
 // line `status` and `tasks` print.
 
-import { UsageError } from '../cli-context.ts'
+import { UsageError, formatTime } from '../cli-context.ts'
 import type { HaltView } from '../api/control.ts'
 import type { CliContext, CommonOptions } from '../cli-context.ts'
 import type { Command } from 'commander'
@@ -11,7 +11,7 @@ export function haltLines (halt: HaltView | undefined): string[] {
   if (halt === undefined || !halt.halted) return []
   const who = halt.byName != null ? `${halt.byName} (…${(halt.by ?? '').slice(-8)})` : halt.by ?? 'a member'
   return [
-    `  HALTED     by ${who} at ${new Date(halt.at ?? 0).toISOString()}${halt.reason != null ? `: ${halt.reason}` : ''}`,
+    `  HALTED     by ${who} at ${formatTime(halt.at ?? 0)}${halt.reason != null ? `: ${halt.reason}` : ''}`,
     '             nothing runs anywhere in the hive until a member runs "hive-node resume".'
   ]
 }
