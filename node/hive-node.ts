@@ -122,6 +122,7 @@ export class HiveNode extends EventTarget implements ApiNode {
    */
   readonly gate: PeerGate = { allows: (peer, protocol) => this.gatePolicy(peer, protocol) }
   private bootstrapTimer?: NodeJS.Timeout
+  private halting = new AbortController()
   private state: 'stopped' | 'starting' | 'running' | 'stopping' = 'stopped'
 
   private constructor (parts: { init: HiveNodeInit, lock: DataDirLock, identity: Identity, db: Db, libp2p: HiveLibp2p, records: HiveRecords, hive: HiveMembership, name: string, log: Logger, metrics: HiveMetrics }) {
@@ -224,6 +225,8 @@ export class HiveNode extends EventTarget implements ApiNode {
       if (!state.halted) return
       const refusal = this.control.refusal()
       if (refusal == null) return
+      this.halting.abort(refusal)
+      this.halting = new AbortController()
       const { cancelled, stopped } = this.placement.stopAll(refusal.message, refusal.name)
       this.log.warn(`${refusal.message}; stopped ${stopped} run${stopped === 1 ? '' : 's'} and ended ${cancelled} task${cancelled === 1 ? '' : 's'} submitted here`)
     })
@@ -438,6 +441,10 @@ export class HiveNode extends EventTarget implements ApiNode {
     this.hive.membership.addEventListener('change', (event) => {
       if ((event as CustomEvent<MembershipChange>).detail.hiveChanged) follow()
     })
+  }
+
+  haltSignal (): AbortSignal {
+    return this.halting.signal
   }
 
   setGate (allows: PeerGate['allows']): void {

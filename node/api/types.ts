@@ -54,6 +54,8 @@ export interface ApiNode {
   readonly placement: Pick<Placement, 'submit' | 'get' | 'wait' | 'explain' | 'list' | 'cancel'>
   /** The kill switch: whether the hive is halted, by whom, and the halt and resume themselves. */
   readonly control: Pick<Control, 'state' | 'refusal' | 'halt' | 'resume'>
+  /** Aborted when the hive halts: what runs here outside placement (`POST /agents/run`) stops too. */
+  haltSignal: () => AbortSignal
   readonly taskArchive: Pick<TaskArchive, 'get' | 'list'>
   /** The node's one agent store: a task may name an agent by digest once it is held here. */
   readonly agents: Pick<AgentStore, 'get' | 'list'>

@@ -329,7 +329,7 @@ export class Auctioneer extends TypedEventTarget<AuctioneerEvents> implements Su
       this.fail(auction, err as Error)
       return
     }
-    if (auction.round !== round || !this.running) return
+    if (auction.round !== round || !this.running || isEnded(auction.status)) return
     auction.awardRecord = record
     this.components.onAwarded(payload, record)
     if (!auction.solo) await this.components.publish({ v: 1, t: 'award', task: auction.id, record })

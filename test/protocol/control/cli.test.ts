@@ -2,8 +2,10 @@
 // DELETE /task/:id), `halt`, `resume`, and the halt in `status`, `tasks` and the API.
 
 import assert from 'node:assert/strict'
+import { readFile } from 'node:fs/promises'
 import { after, before, describe, it } from 'node:test'
 import { main } from '../../../node/cli.ts'
+import { dataPaths } from '../../../node/config.ts'
 import { ENDLESS_LOOP, watAgent } from '../../sandbox/fixtures.ts'
 import { waitFor } from '../../helpers/wait.ts'
 import { startHive } from '../placement/fixture.ts'
@@ -56,10 +58,24 @@ describe('hive-node cancel, halt and resume', () => {
   })
 
   it('halt shows in status, tasks and the API on every device, refuses tasks, and resume lifts it', async () => {
+    // an agent run directly on b (POST /agents/run, outside placement) is stopped by the halt too
+    const token = async (dir: string): Promise<string> => (await readFile(dataPaths(dir).token, 'utf8')).trim()
+    const direct = fetch(`${b.apiUrl ?? ''}/agents/run`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${await token(hive.mesh.dirs[1]!)}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ agent: Buffer.from(endless).toString('base64'), input: 'direct' })
+    })
+    await waitFor(() => b.sandbox.stats().busy === 1, { message: 'the direct run is under way on b' })
+
     const halted = await cli('--data', hive.mesh.dirs[0]!, 'halt', '--reason', 'maintenance')
     assert.equal(halted.code, 0, halted.err)
     assert.match(halted.out, /HALTED +by .* maintenance/)
     await waitFor(() => b.control.state().halted, { message: 'b hears the halt' })
+    const stopped = await direct
+    assert.equal(stopped.status, 409)
+    assert.equal((await stopped.json() as { error: { code: string } }).error.code, 'Halted')
+    const recorded = (await b.ledger.list()).filter(l => l.record?.placement.includes('POST /agents/run'))
+    assert.equal(recorded.at(-1)?.record?.status, 'cancelled', 'the stopped direct run is recorded cancelled')
 
     const status = await cli('--data', hive.mesh.dirs[1]!, 'status')
     assert.match(status.out, new RegExp(`HALTED +by ${a.name} .*: maintenance`))
@@ -72,7 +88,7 @@ describe('hive-node cancel, halt and resume', () => {
     // a submission through the API is refused with the halt's own error
     const response = await fetch(`${b.apiUrl ?? ''}/task`, {
       method: 'POST',
-      headers: { authorization: `Bearer ${await (await import('node:fs/promises')).readFile((await import('../../../node/config.ts')).dataPaths(hive.mesh.dirs[1]!).token, 'utf8')}`, 'content-type': 'application/json' },
+      headers: { authorization: `Bearer ${await token(hive.mesh.dirs[1]!)}`, 'content-type': 'application/json' },
       body: JSON.stringify({ agent: Buffer.from(endless).toString('base64'), input: 'x' })
     })
     assert.equal(response.status, 409)
