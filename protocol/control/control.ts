@@ -18,7 +18,7 @@
 
 import { peerIdFromString } from '@libp2p/peer-id'
 import { z } from 'zod'
-import { MalformedMessageError, isPeerFault } from '../wire/errors.ts'
+import { isPeerFault } from '../wire/errors.ts'
 import { CONTROL_PROTOCOL } from '../wire/ids.ts'
 import { SILENT_LOG } from '../wire/log.ts'
 import { dialFramed, serveProtocol } from '../wire/serve.ts'
@@ -72,8 +72,9 @@ export interface ControlDb {
 
 export interface ControlHost extends ProtocolHost {
   getPeers: () => PeerId[]
-  addEventListener: (type: 'peer:connect' | 'peer:disconnect', listener: (event: CustomEvent<PeerId>) => void) => void
-  removeEventListener: (type: 'peer:connect' | 'peer:disconnect', listener: (event: CustomEvent<PeerId>) => void) => void
+  getConnections: (peer?: PeerId) => Array<{ status: string, limits?: unknown }>
+  addEventListener: (type: 'connection:open' | 'peer:disconnect', listener: (event: CustomEvent<any>) => void) => void
+  removeEventListener: (type: 'connection:open' | 'peer:disconnect', listener: (event: CustomEvent<any>) => void) => void
 }
 
 export interface ControlComponents {
@@ -155,7 +156,7 @@ class ControlService extends TypedEventTarget<ControlEvents> implements Control 
       isPeerFault: (err) => isPeerFault(err) || err instanceof InvalidControlEntryError,
       onPeerFault: (peer, error) => { this.emit('refused', { peer: peer.toString(), error: `${error.name}: ${error.message}` }) }
     })
-    host.addEventListener('peer:connect', this.onConnect)
+    host.addEventListener('connection:open', this.onConnect)
     host.addEventListener('peer:disconnect', this.onDisconnect)
     this.resync()
   }
@@ -163,15 +164,17 @@ class ControlService extends TypedEventTarget<ControlEvents> implements Control 
   async stop (): Promise<void> {
     if (!this.running) return
     this.running = false
-    this.components.host.removeEventListener('peer:connect', this.onConnect)
+    this.components.host.removeEventListener('connection:open', this.onConnect)
     this.components.host.removeEventListener('peer:disconnect', this.onDisconnect)
     await this.served?.stop().catch(() => {})
   }
 
-  private readonly onConnect = (event: CustomEvent<PeerId>): void => {
-    const peer = event.detail.toString()
-    this.syncedPeers.delete(peer)
-    if (this.components.isMember(peer)) void this.exchange(peer).catch(() => {})
+  /** A connection opened: a member's first full one (not a pairing one) gets an exchange. */
+  private readonly onConnect = (event: CustomEvent<{ remotePeer: PeerId, limits?: unknown }>): void => {
+    if (event.detail.limits != null) return
+    const peer = event.detail.remotePeer.toString()
+    if (this.syncedPeers.has(peer) || !this.components.isMember(peer)) return
+    void this.exchange(peer).catch(() => {})
   }
 
   private readonly onDisconnect = (event: CustomEvent<PeerId>): void => {
@@ -244,7 +247,16 @@ class ControlService extends TypedEventTarget<ControlEvents> implements Control 
     return attempt
   }
 
+  /**
+   * Exchanges ride a connection that is already open and not limited: this part never dials a
+   * device itself (the dialler and pairing do), and a pairing connection carries pairing only.
+   */
+  private reachable (peer: string): boolean {
+    return this.components.host.getConnections(peerIdFromString(peer)).some(c => c.status === 'open' && c.limits == null)
+  }
+
   private async runExchange (peer: string): Promise<void> {
+    if (!this.reachable(peer)) throw new Error(`no open connection to ${peer}`)
     const signal = AbortSignal.timeout(EXCHANGE_TIMEOUT_MS)
     const stream = await dialFramed(this.components.host, peerIdFromString(peer), CONTROL_PROTOCOL, { signal, maxMessageBytes: MAX_CONTROL_MESSAGE_BYTES })
     let entries: ControlEntry[]
@@ -270,17 +282,20 @@ class ControlService extends TypedEventTarget<ControlEvents> implements Control 
     return { t: 'entries', hive: this.components.hiveId(), entries: this.entries().map(e => ({ b: new Uint8Array(e.bytes), s: new Uint8Array(e.sig) })) }
   }
 
-  /** Opens every entry of a message; one that fails refuses the whole message. */
+  /**
+   * Opens every entry of a message; one that fails refuses the whole message. Entries of another
+   * hive are well-formed but not for this one: while a device joins, the two ends may still name
+   * different hives for a moment, so they are set aside, not held against the sender.
+   */
   private check (message: z.infer<typeof EntriesMessage>, from: string): ControlEntry[] {
     const hive = this.components.hiveId()
-    if (message.hive !== hive) throw new MalformedMessageError(`${from} sent control entries of hive ${message.hive}, not ${hive}`)
     const out: ControlEntry[] = []
-    for (const wire of message.entries) {
-      const entry = openControlEntry(wire)
-      if (entry.body.hive !== hive) throw new InvalidControlEntryError(`entry ${entry.id.slice(0, 12)} is of hive ${entry.body.hive}, not ${hive}`)
-      out.push(entry)
+    for (const wire of message.entries) out.push(openControlEntry(wire))
+    if (message.hive !== hive) {
+      this.log.debug(`control: ${from} sent the entries of hive ${message.hive}, not ${hive}; set aside`)
+      return []
     }
-    return out
+    return out.filter(e => e.body.hive === hive)
   }
 
   /** Persists what is new, applies it, tells the other members. */
