@@ -40,9 +40,15 @@ const runEvent = async <K extends keyof PlacementEvents & string>(node: HiveNode
 const controlEvent = async <K extends keyof ControlEvents & string>(node: HiveNode, type: K, filter: (d: ControlEvents[K]) => boolean): Promise<ControlEvents[K]> =>
   next<ControlEvents, K>(node.control, type, filter, node.name)
 
-/** Connects two nodes again once both have let go of the connection that was hung up. */
-async function reconnect (a: HiveNode, b: HiveNode): Promise<void> {
-  await waitFor(() => a.libp2p.getConnections(b.peerId).length === 0 && b.libp2p.getConnections(a.peerId).length === 0, { message: `${a.name} and ${b.name} are apart` })
+/** The ids of the connections between two nodes now. */
+const linkIds = (a: HiveNode, b: HiveNode): Set<string> => new Set([...a.libp2p.getConnections(b.peerId), ...b.libp2p.getConnections(a.peerId)].map(c => c.id))
+
+/**
+ * Connects two nodes again once both have let go of the connections in `old` (the dialler may
+ * have connected them again meanwhile: then that connection serves).
+ */
+async function reconnect (a: HiveNode, b: HiveNode, old: Set<string>): Promise<void> {
+  await waitFor(() => [...linkIds(a, b)].every(id => !old.has(id)), { message: `${a.name} and ${b.name} let go of the old connection` })
   await connect(a, b)
 }
 
@@ -84,28 +90,31 @@ describe('the kill switch', () => {
     const sig = new Uint8Array(real.sig)
     sig[10] = (sig[10] ?? 0) ^ 1
     const refusedForged = controlEvent(a, 'refused', (e) => e.peer === id(b))
+    let old = linkIds(a, b)
     await send([{ b: real.bytes, s: sig }])
     assert.match((await refusedForged).error, /InvalidControlEntry: .*does not verify/)
 
     // bytes that are not an entry at all
-    await reconnect(b, a)
+    await reconnect(b, a, old)
     const refusedGarbage = controlEvent(a, 'refused', (e) => e.peer === id(b))
+    old = linkIds(a, b)
     await send([{ b: new Uint8Array([1, 2, 3]), s: new Uint8Array(64) }])
     assert.match((await refusedGarbage).error, /InvalidControlEntry: control entry body is not CBOR|invalid/)
 
     // a well-signed halt by a device that is not a member is not counted
-    await reconnect(b, a)
+    await reconnect(b, a, old)
     const stranger = await generateKeyPair('Ed25519')
     const strangerId = peerIdFromPrivateKey(stranger).toString()
     const outsider = await createControlEntry({ type: 'halt', hive: hiveId, at: Date.now(), n: 5, reason: 'not a member' }, {
       peerId: strangerId, sign: async (bytes) => stranger.sign(bytes)
     })
+    old = linkIds(a, b)
     await send([{ b: outsider.bytes, s: outsider.sig }])
     for (const node of nodes) {
       assert.equal(node.running, true)
       assert.equal(node.control.state().halted, false, `${node.name} is not halted`)
     }
-    await connect(b, a)
+    assert.deepEqual([...linkIds(a, b)].filter(c => old.has(c)).length > 0, true, 'a well-formed entry of a non-member does not cost its sender the connection')
     // the hive still places and runs tasks
     const done = await a.placement.wait((await a.placement.submit({ agent: await echoAgent('after-forgery'), input: 'still here' })).id, { signal: AbortSignal.timeout(60_000) })
     assert.equal(done.status, 'done')
@@ -167,7 +176,7 @@ describe('the kill switch', () => {
 
     const heardC = controlEvent(c, 'change', (s) => s.halted)
     for (const h of heal.reverse()) h()
-    await reconnect(c, a)
+    await connect(c, a)
     await heardC
     await assert.rejects(c.placement.submit({ agent: endless, input: 'x' }), { name: 'Halted' })
     assert.equal(c.placement.running(), 0)
