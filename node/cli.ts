@@ -15,6 +15,7 @@ import * as service from './commands/service.ts'
 import * as llm from './commands/llm.ts'
 import * as dashboard from './commands/dashboard.ts'
 import * as events from './commands/events.ts'
+import * as control from './commands/control.ts'
 import type { CliIo } from './cli-context.ts'
 
 export const EXIT_OK = 0
@@ -55,6 +56,7 @@ export function buildProgram (io: CliIo): Command {
   llm.register(program, cli)
   dashboard.register(program, cli)
   events.register(program, cli)
+  control.register(program, cli)
 
   eachCommand(program, (command) => {
     command.showHelpAfterError(usageLine(command))

@@ -7,7 +7,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { Level } from 'level'
 import {
-  HiveRecords, MAX_NET_REFUSE, MEMBERSHIP_SUBLEVEL, createAgentStore, createCapabilities, createPlacement, findPeerRecord, publishPeerRecord, registerPeerRecord, registerPlacementRecords
+  HiveRecords, MAX_NET_REFUSE, MEMBERSHIP_SUBLEVEL, createAgentStore, createCapabilities, createControl, createPlacement, findPeerRecord, publishPeerRecord, registerPeerRecord, registerPlacementRecords
 } from '../protocol/index.ts'
 import { createContexts } from '../crdt/index.ts'
 import { createSandbox, netRefusal, parseOrigin, parseRefusals } from '../sandbox/index.ts'
@@ -36,7 +36,7 @@ import type { HiveLibp2p } from './libp2p.ts'
 import type { DataDirLock } from './lock.ts'
 import type { LogLevel, Logger } from './logger.ts'
 import type {
-  AgentStore, Capabilities, CapabilitiesInit, Digest, PlacementComponents, CapabilityOverrides, CapabilityReport, MembershipChange, PeerGate, PeerRecord, PeerRecordDht, Placement, PlacementInit, RecordSigner
+  AgentStore, Capabilities, CapabilitiesInit, Control, Digest, PlacementComponents, CapabilityOverrides, CapabilityReport, MembershipChange, PeerGate, PeerRecord, PeerRecordDht, Placement, PlacementInit, RecordSigner
 } from '../protocol/index.ts'
 import type { Contexts } from '../crdt/index.ts'
 import type { NetResolver, Sandbox } from '../sandbox/index.ts'
@@ -126,6 +126,8 @@ export class HiveNode extends EventTarget implements ApiNode {
   readonly ledger: Ledger
   /** What every device offers (cores, load, memory, power, runtimes, models), from gossip. */
   readonly capabilities: Capabilities
+  /** The kill switch: signed halt and resume entries, replicated to every member, kept in the db's `control` sublevel. */
+  readonly control: Control
   /** Tasks: submitted here, bid on, elected, run where they win. */
   readonly placement: Placement
   /** Agent bytes by digest: what placement runs and serves, and what the API submits by digest. */
@@ -150,6 +152,7 @@ export class HiveNode extends EventTarget implements ApiNode {
    */
   readonly gate: PeerGate = { allows: (peer, protocol) => this.gatePolicy(peer, protocol) }
   private bootstrapTimer?: NodeJS.Timeout
+  private halting = new AbortController()
   private state: 'stopped' | 'starting' | 'running' | 'stopping' = 'stopped'
 
   private constructor (parts: { init: HiveNodeInit, lock: DataDirLock, identity: Identity, db: Db, libp2p: HiveLibp2p, records: HiveRecords, hive: HiveMembership, name: string, log: Logger, metrics: HiveMetrics }) {
@@ -218,6 +221,18 @@ export class HiveNode extends EventTarget implements ApiNode {
       log: this.log.child('capabilities')
     })
 
+    // ---- control: the kill switch, which placement asks before it submits, bids or runs ----
+    this.control = createControl({
+      db: this.db.sublevel<string, Uint8Array>('control', { keyEncoding: 'utf8', valueEncoding: 'view' }),
+      signer: this.signer,
+      hiveId: () => this.hive.membership.hiveId,
+      isMember: (peer) => this.hive.membership.isMember(peer),
+      host: this.libp2p,
+      gate: this.gate,
+      log: this.log.child('control'),
+      nameOf: (peer) => peer === this.peerId.toString() ? this.name : this.hive.membership.member(peer)?.name ?? this.capabilities.get(peer)?.caps.name
+    })
+
     // ---- placement: tasks bid on, elected, run in the sandbox, recorded in the ledger ----
     const placementComponents: PlacementComponents & { agents: AgentStore } = {
       agents: agentStore,
@@ -233,13 +248,25 @@ export class HiveNode extends EventTarget implements ApiNode {
       isMember: (peer) => this.hive.membership.isMember(peer),
       // a device whose policy refuses an origin the task needs neither bids nor is waited for
       refuses: (permissions, caps) => netRefusal(permissions, reportedRefusals(caps.netRefuse)),
-      log: this.log.child('placement')
+      log: this.log.child('placement'),
+      halted: () => this.control.refusal(),
+      synced: async (peer, options) => { await this.control.synced(peer, options) }
     }
     this.placement = createPlacement(this.init.placement ?? {}, placementComponents)
     // placement runs from the store it is handed; one that keeps its own is still the one store
     this.agents = this.placement.agents
     // the bid of a device counts the tasks it runs: capabilities reads the count from placement
     this.placement.on('running', () => { this.capabilities.refresh() })
+    // a halt stops every run here and ends every task submitted here, the moment it is heard
+    this.control.on('change', (state) => {
+      if (!state.halted) return
+      const refusal = this.control.refusal()
+      if (refusal == null) return
+      this.halting.abort(refusal)
+      this.halting = new AbortController()
+      const { cancelled, stopped } = this.placement.stopAll(refusal.message, refusal.name)
+      this.log.warn(`${refusal.message}; stopped ${stopped} run${stopped === 1 ? '' : 's'} and ended ${cancelled} task${cancelled === 1 ? '' : 's'} submitted here`)
+    })
 
     // ---- llm: the waterfall (this device, a member, a cloud within budget), keys and budget ----
     this.llm = createNodeLlm({ dataDir: this.dataDir, ...(this.init.capabilities?.ollamaUrl !== undefined ? { ollamaUrl: this.init.capabilities.ollamaUrl } : {}), ...this.init.llm }, {
@@ -376,6 +403,9 @@ export class HiveNode extends EventTarget implements ApiNode {
       await this.capabilities.start()
       await this.llm.start()
       await this.taskArchive.start()
+      // before placement: a halt stored before a restart holds before anything can run
+      await this.control.start()
+      this.hive.membership.addEventListener('change', () => { this.control.resync() })
       await this.placement.start()
 
       this.api = await createApi(this, {
@@ -408,6 +438,7 @@ export class HiveNode extends EventTarget implements ApiNode {
       ['placement', async () => { await this.placement.stop() }],
       // after placement: what stopping it changed is written too
       ['tasks archive', async () => { await this.taskArchive.stop() }],
+      ['control', async () => { await this.control.stop() }],
       // before capabilities and libp2p: calls it serves end, then the engines close
       ['llm', async () => { await this.llm.stop() }],
       ['capabilities', async () => { await this.capabilities.stop() }],
@@ -448,6 +479,10 @@ export class HiveNode extends EventTarget implements ApiNode {
     this.hive.membership.addEventListener('change', (event) => {
       if ((event as CustomEvent<MembershipChange>).detail.hiveChanged) follow()
     })
+  }
+
+  haltSignal (): AbortSignal {
+    return this.halting.signal
   }
 
   setGate (allows: PeerGate['allows']): void {

@@ -11,6 +11,7 @@
 //                                    list and for dropping the oldest beyond the limits
 //   open!<id>                        "": tasks not ended yet, so a start reads only those
 
+import { isEnded } from '../protocol/index.ts'
 import type { Explanation, TaskView } from '../protocol/index.ts'
 import type { AbstractSublevel } from 'abstract-level'
 
@@ -60,7 +61,7 @@ const ORDER = 'order!'
 const OPEN = 'open!'
 const range = (prefix: string): { gte: string, lt: string } => ({ gte: prefix, lt: `${prefix}~` })
 
-const ended = (view: TaskView): boolean => view.status === 'done' || view.status === 'failed'
+const ended = (view: TaskView): boolean => isEnded(view.status)
 
 function orderKey (view: Pick<TaskView, 'createdAt' | 'id'>): string {
   return `${ORDER}${String(view.createdAt).padStart(13, '0')}!${view.id}`

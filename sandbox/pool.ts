@@ -357,6 +357,8 @@ export function createWorkerPool (init: PoolInit): WorkerPool {
         }, job.timeoutMs)
         slot.active = { id, job, warm, resolve, reject, timer, onAbort, ended: new AbortController() }
         job.signal?.addEventListener('abort', onAbort, { once: true })
+        // aborted while the worker was starting: the listener came too late to hear it
+        if (job.signal?.aborted === true) { onAbort(); return }
         const run: ToWorker = { type: 'run', id, key: job.key, input: job.input, grants: [...job.grants] }
         slot.worker.postMessage(run)
       })

@@ -106,7 +106,7 @@ export function routes (app: FastifyInstance, node: ApiNode): void {
   app.post('/agents/run', { bodyLimit: MAX_AGENT_BODY_BYTES }, async (request) => {
     const body = parseInput(runBody, request.body)
     // a node whose ledger chain is damaged executes nothing, here as for placed tasks
-    const refused = node.ledger.unwritable()
+    const refused = node.control.refusal() ?? node.ledger.unwritable()
     if (refused != null) throw refused
     let agent: LoadedAgent | Uint8Array
     if (body.agent !== undefined) {
@@ -122,7 +122,7 @@ export function routes (app: FastifyInstance, node: ApiNode): void {
     const logs: AgentLogLine[] = []
     const calls: AgentLlmCall[] = []
     const task = randomBytes(16).toString('hex')
-    const record = async (status: 'ok' | 'error', agentDigest: string, output: string, usage = llmUsage(calls)): Promise<RunRecord> => {
+    const record = async (status: 'ok' | 'error' | 'cancelled', agentDigest: string, output: string, usage = llmUsage(calls)): Promise<RunRecord> => {
       const appended = await node.ledger.append({
         task,
         agent: agentDigest,
@@ -135,15 +135,24 @@ export function routes (app: FastifyInstance, node: ApiNode): void {
       return { task, seq: appended.seq, hash: Buffer.from(appended.hash).toString('hex') }
     }
     let result: RunResult
+    // a halt stops this run as it stops placed ones: recorded `cancelled`, answered with `Halted`
+    const halt = node.haltSignal()
     try {
       result = await node.sandbox.run(agent, {
         input: body.input,
+        signal: halt,
         onLog: (e) => { logs.push({ level: e.level, message: e.message }) },
         onLlmCall: (call) => { calls.push(call) },
         ...(body.contextId !== undefined ? { contextId: body.contextId } : {}),
         ...(body.timeoutMs !== undefined ? { timeoutMs: body.timeoutMs } : {})
       })
     } catch (err) {
+      if (halt.aborted) {
+        const digest = agent instanceof Uint8Array ? createHash('sha256').update(agent).digest('hex') : agent.digest
+        const reason = halt.reason as Error
+        await record('cancelled', digest, reason.message)
+        throw reason
+      }
       // an agent that ran and failed leaves an error record; a component refused before it
       // ran (not WebAssembly, another world, an ungranted import) is no execution
       if (RAN.some(E => err instanceof E)) {

@@ -1,6 +1,7 @@
 // Core API routes: health, runtimes, peers, stop.
 
 import { VERSION } from '../version.ts'
+import { haltView } from './control.ts'
 import type { ApiNode } from './types.ts'
 import type { FastifyInstance } from 'fastify'
 
@@ -18,7 +19,9 @@ export function routes (app: FastifyInstance, node: ApiNode): void {
     peerCount: node.peers().length,
     strangersNearby: node.hive.strangersNearby(),
     // whether this device's chain takes records: while it is damaged no task runs here
-    ledger: node.ledger.health()
+    ledger: node.ledger.health(),
+    // while halted nothing runs anywhere in the hive: who halted it, when, why
+    halt: haltView(node)
   }))
 
   app.get('/runtimes', async () => ({ runtimes: node.runtimes() }))

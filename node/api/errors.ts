@@ -11,7 +11,8 @@ import {
 import {
   AlreadyInHiveError, AlreadyMemberError, CannotRemoveSelfError, InvalidInviteError, InvalidPeerIdError, InvalidTaskError, InvalidTtlError,
   InviteClosedError, InviteDamagedError, InviteExpiredError, InviteUnknownError, InviteUsedError, InviterNotAuthenticError, InviterUnreachableError,
-  NotAMemberError, OwnInviteError, PairingFailedError, PlacementNotRunningError, TaskNotFoundError, WrongSecretError
+  NotAMemberError, OwnInviteError, PairingFailedError, PlacementNotRunningError, TaskNotFoundError, WrongSecretError,
+  ControlRefusedError, HaltedError, NotSubmitterError, TaskAlreadyEndedError
 } from '../../protocol/index.ts'
 import { LedgerDamagedError } from '../../ledger/index.ts'
 import {
@@ -64,6 +65,10 @@ export const ERROR_STATUS: ReadonlyArray<readonly [CodedErrorClass, number]> = [
   [PairingFailedError, 409],
   [NotAMemberError, 409],
   [CannotRemoveSelfError, 409],
+  [HaltedError, 409],
+  [ControlRefusedError, 409],
+  [TaskAlreadyEndedError, 409],
+  [NotSubmitterError, 409],
   [UpdateTooLargeError, 413],
   // the agent's failure
   [AgentFailedError, 422],

@@ -11,7 +11,7 @@
 //                        the lines this node holds, from a run here as they were logged, else those
 //                        the task's result carried back.
 
-import { isTaskId } from '../../protocol/index.ts'
+import { isEnded, isTaskId } from '../../protocol/index.ts'
 import { ApiError } from '../errors.ts'
 import type { HiveEvent } from '../events/hub.ts'
 import type { ApiNode } from './types.ts'
@@ -116,7 +116,7 @@ export function eventRoutes (node: ApiNode, limits: EventStreamLimits): { routes
       const view = node.placement.get(id) ?? (await node.taskArchive.get(id))?.view
       const held = node.events.taskLogs(id)
       if (view == null && held == null) throw new ApiError(404, 'TaskNotFound', `no task ${id} is known to this node; "hive-node tasks" lists the recent ones`)
-      const finished = view != null && (view.status === 'done' || view.status === 'failed')
+      const finished = view != null && isEnded(view.status)
       const lines = held?.lines ?? (view?.result?.logs ?? []).map((l, i) => ({ n: i + 1, level: l.level, message: l.message }))
       return {
         task: id,

@@ -14,6 +14,7 @@ import * as contextApi from './context.ts'
 import * as agentsApi from './agents.ts'
 import * as ledgerApi from './ledger.ts'
 import * as tasksApi from './tasks.ts'
+import * as controlApi from './control.ts'
 import * as llmApi from './llm.ts'
 import * as metricsApi from './metrics.ts'
 import * as dashboardApi from './dashboard.ts'
@@ -192,6 +193,7 @@ export async function createApi (node: ApiNode, init: ApiInit): Promise<Api> {
   await app.register(async (scope) => { agentsApi.routes(scope, node) })
   await app.register(async (scope) => { ledgerApi.routes(scope, node) })
   await app.register(async (scope) => { tasksApi.routes(scope, node) })
+  await app.register(async (scope) => { controlApi.routes(scope, node) })
   await app.register(async (scope) => { llmApi.routes(scope, node) })
   await app.register(async (scope) => { metricsApi.routes(scope, node) })
   await app.register(async (scope) => { dashboardApi.routes(scope, node, { sessions, hasToken, url: () => `http://${API_HOST}:${port}` }) })

@@ -8,15 +8,19 @@
 //                       An agent granted a context permission needs a contextId (400 ContextRequired).
 //   GET  /task/:id      { task }: status, placement, history, result. `?waitMs=N` holds the answer
 //                       up to N ms (at most 60 s) until the task is done or failed.
+//   DELETE /task/:id    cancels a task submitted here: 200 { task } (status `cancelled`); its winner
+//                       is told to stop the run. 404 TaskNotFound, 409 TaskAlreadyEnded, 409
+//                       NotSubmitter (its message names the device to ask).
 //   GET  /task/:id/explain   { explanation, text }: every bid with its reasons, the rule, the rounds.
 //   GET  /tasks         { tasks }: the most recent first (`?limit=N`, default 20).
 //   GET  /capabilities  { capabilities }: what every live device reported, this one included.
 
 import { z } from 'zod'
-import { SubmitFields, explainText, isDigest } from '../../protocol/index.ts'
+import { SubmitFields, explainText, isDigest, isEnded } from '../../protocol/index.ts'
 import { inspectAgentBytes } from '../../sandbox/index.ts'
 import { parseInput, requireContextId } from './input.ts'
 import { ApiError } from '../errors.ts'
+import { haltView } from './control.ts'
 import type { Digest, TaskView } from '../../protocol/index.ts'
 import type { ApiNode } from './types.ts'
 import type { FastifyInstance } from 'fastify'
@@ -100,11 +104,23 @@ export function routes (app: FastifyInstance, node: ApiNode): void {
     // in memory while it runs and for a while after; on disk for what this node submitted
     let task = node.placement.get(id) ?? (await node.taskArchive.get(id))?.view
     if (task === undefined) throw new ApiError(404, 'TaskNotFound', `no task ${id} is known to this node; "hive-node tasks" lists the recent ones`)
-    if (waitMs > 0 && task.role === 'submitter' && task.status !== 'done' && task.status !== 'failed') {
+    if (waitMs > 0 && task.role === 'submitter' && !isEnded(task.status)) {
       const signal = AbortSignal.timeout(waitMs)
       task = await node.placement.wait(id, { signal }).catch(() => node.placement.get(id) ?? task as TaskView)
     }
     return { task }
+  })
+
+  app.delete<{ Params: { id: string } }>('/task/:id', async (request) => {
+    try {
+      return { task: await node.placement.cancel(request.params.id, { signal: AbortSignal.timeout(15_000) }) }
+    } catch (err) {
+      const e = err as Error
+      if (e.name === 'TaskNotFound') throw new ApiError(404, e.name, e.message)
+      if (e.name === 'TaskAlreadyEnded') throw new ApiError(409, e.name, e.message)
+      if (e.name === 'NotSubmitter') throw new ApiError(409, e.name, e.message)
+      rethrow(err)
+    }
   })
 
   app.get<{ Params: { id: string } }>('/task/:id/explain', async (request) => {
@@ -131,7 +147,7 @@ export function routes (app: FastifyInstance, node: ApiNode): void {
     const limit = Math.min(1000, Math.max(1, Number(request.query.limit ?? 20) || 20))
     const live = node.placement.list({ limit })
     const archived = (await node.taskArchive.list({ limit })).filter(a => !live.some(t => t.id === a.id))
-    return { tasks: [...live, ...archived].sort((a, b) => b.createdAt - a.createdAt).slice(0, limit) }
+    return { tasks: [...live, ...archived].sort((a, b) => b.createdAt - a.createdAt).slice(0, limit), halt: haltView(node) }
   })
 
   app.get('/capabilities', async () => ({ self: node.peerId.toString(), capabilities: node.capabilities.view() }))

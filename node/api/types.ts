@@ -4,7 +4,7 @@
 
 import type { Contexts } from '../../crdt/index.ts'
 import type { Ledger } from '../../ledger/index.ts'
-import type { AgentStore, Capabilities, CapabilityReport, Digest, Membership, Pairing, Placement } from '../../protocol/index.ts'
+import type { AgentStore, Capabilities, CapabilityReport, Control, Digest, Membership, Pairing, Placement } from '../../protocol/index.ts'
 import type { Sandbox } from '../../sandbox/index.ts'
 import type { TaskArchive } from '../task-archive.ts'
 import type { NodeLlm } from '../llm.ts'
@@ -51,7 +51,11 @@ export interface ApiNode {
   readonly sandbox: Pick<Sandbox, 'loaded' | 'run'>
   readonly ledger: Pick<Ledger, 'append' | 'verify' | 'self' | 'list' | 'chains' | 'health' | 'unwritable'>
   readonly capabilities: Pick<Capabilities, 'view'>
-  readonly placement: Pick<Placement, 'submit' | 'get' | 'wait' | 'explain' | 'list'>
+  readonly placement: Pick<Placement, 'submit' | 'get' | 'wait' | 'explain' | 'list' | 'cancel'>
+  /** The kill switch: whether the hive is halted, by whom, and the halt and resume themselves. */
+  readonly control: Pick<Control, 'state' | 'refusal' | 'halt' | 'resume'>
+  /** Aborted when the hive halts: what runs here outside placement (`POST /agents/run`) stops too. */
+  haltSignal: () => AbortSignal
   readonly taskArchive: Pick<TaskArchive, 'get' | 'list'>
   /** The node's one agent store: a task may name an agent by digest once it is held here. */
   readonly agents: Pick<AgentStore, 'get' | 'list'>

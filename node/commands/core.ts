@@ -8,6 +8,8 @@ import { DEFAULT_API_PORT, DEFAULT_P2P_PORT, parseListen, parsePort } from '../c
 import { table } from '../cli-context.ts'
 import { NodeNotRunningError } from '../errors.ts'
 import { startMemoryTrim } from '../memory.ts'
+import { haltLines } from './control.ts'
+import type { HaltView } from '../api/control.ts'
 import type { CliContext, CommonOptions } from '../cli-context.ts'
 import type { PeerSummary } from '../hive-node.ts'
 import { CAPABILITY_COLUMNS, capabilityCells, parseCapabilityFlags } from './tasks.ts'
@@ -46,6 +48,7 @@ interface Health {
   peerCount: number
   strangersNearby?: number
   ledger?: LedgerHealth
+  halt?: HaltView
 }
 
 /** The status line of this device's ledger: ok, or what is damaged and what to do. */
@@ -226,6 +229,7 @@ export function register (program: Command, cli: CliContext): void {
         `  data       ${health.dataDir}`,
         `  peers      ${health.peerCount} connected`,
         ...ledgerLines(health.ledger),
+        ...haltLines(health.halt),
         ...strangersLine(health.strangersNearby)
       ].join('\n'), health)
     })

@@ -2,8 +2,11 @@
 // hive for `hive-node run` (agent.ts calls `runPlaced`).
 
 import { CapabilityOverrides } from '../../protocol/capabilities/schema.ts'
+import { isEnded } from '../../protocol/placement/views.ts'
 import { ApiRequestError, UsageError, table } from '../cli-context.ts'
 import { NodeNotRunningError } from '../errors.ts'
+import { haltLines } from './control.ts'
+import type { HaltView } from '../api/control.ts'
 import type { TaskArchive } from '../task-archive.ts'
 import type { CapabilityEntry } from '../../protocol/capabilities/index.ts'
 import type { Explanation, TaskView } from '../../protocol/placement/index.ts'
@@ -62,7 +65,7 @@ export function renderTask (task: TaskView, name: Names): string {
     lines.push(`ran on     ${name(r.executor)} in ${Math.round(r.durationMs)} ms${r.ledger?.seq != null ? `, ledger record ${r.ledger.seq}` : ''}`)
     lines.push(r.ok ? `output     ${r.output ?? ''}` : `error      ${r.error ?? ''}`)
   }
-  const notable = task.history.filter(h => h.type === 'lease-lapsed' || h.type === 'winner-lost' || h.type === 'late-result' || h.type === 'abandoned' || h.type === 'failed')
+  const notable = task.history.filter(h => h.type === 'lease-lapsed' || h.type === 'winner-lost' || h.type === 'late-result' || h.type === 'abandoned' || h.type === 'failed' || h.type === 'cancelled')
   for (const h of notable) lines.push(`${h.type.padEnd(10)} ${h.detail}`)
   lines.push(`explain    hive-node explain ${task.id}`)
   return lines.join('\n')
@@ -119,7 +122,7 @@ export async function runPlaced (cli: CliContext, options: CommonOptions, run: P
   run.onSubmitted?.(submitted.task.id)
   const deadline = Date.now() + (run.waitMs ?? Infinity)
   let task = submitted.task
-  while (task.status !== 'done' && task.status !== 'failed') {
+  while (!isEnded(task.status)) {
     const left = deadline - Date.now()
     if (left <= 0) throw new TaskStillRunningError(task.id)
     task = (await api.get<{ task: TaskView }>(`/task/${task.id}?waitMs=${Math.min(30_000, Math.max(1, Math.round(left)))}`)).task
@@ -175,6 +178,24 @@ export function register (program: Command, cli: CliContext): void {
       cli.print(all, () => renderTask(task, names) + (stopped ? `\n${STOPPED_NOTE}` : ''), { task })
     })
 
+  program.command('cancel')
+    .description('cancel a task submitted on this device: its run stops wherever it runs')
+    .argument('<id>', 'task id')
+    .option('--json', 'print as JSON')
+    .action(async (id: string, _options: CommonOptions, command: Command) => {
+      const all = command.optsWithGlobals<CommonOptions>()
+      const taskId = checkId(id)
+      let task: TaskView
+      try {
+        task = (await cli.api(all).request<{ task: TaskView }>('DELETE', `/task/${taskId}`)).task
+      } catch (err) {
+        if (err instanceof ApiRequestError && err.code === 'NotSubmitter') throw new UsageError(err.message)
+        throw err
+      }
+      const names = await peerNames(cli, all)
+      cli.print(all, () => renderTask(task, names), { task })
+    })
+
   program.command('explain')
     .description('explain a placement: every bid with its reasons, the rule, the winner, any re-election')
     .argument('<id>', 'task id')
@@ -193,14 +214,16 @@ export function register (program: Command, cli: CliContext): void {
       const all = command.optsWithGlobals<CommonOptions & { limit?: string }>()
       const limit = options.limit !== undefined ? Number(options.limit) : 20
       if (!Number.isInteger(limit) || limit < 1) throw new UsageError(`--limit takes a positive whole number, not "${options.limit ?? ''}"`)
-      const { value: tasks, stopped, names } = await viaNodeOrArchive(cli, all,
-        async () => (await cli.api(all).get<{ tasks: TaskView[] }>(`/tasks?limit=${limit}`)).tasks,
-        async (archive) => archive.list({ limit }))
-      cli.print(all, () => (tasks.length === 0
+      const { value: listed, stopped, names } = await viaNodeOrArchive(cli, all,
+        async () => await cli.api(all).get<{ tasks: TaskView[], halt?: HaltView }>(`/tasks?limit=${limit}`),
+        async (archive) => ({ tasks: await archive.list({ limit }) }))
+      const { tasks, halt } = listed as { tasks: TaskView[], halt?: HaltView }
+      const halted = haltLines(halt).map(l => l.trim())
+      cli.print(all, () => (halted.length > 0 ? `${halted.join('\n')}\n` : '') + (tasks.length === 0
         ? 'no tasks yet; "hive-node run AGENT.wasm --input TEXT" places one'
         : table(['TASK', 'STATUS', 'SUBMITTED', 'BY', 'RAN ON', 'ROUND'], tasks.map(t => [
           t.id, t.status, ago(t.createdAt), name(names, t.submitter), t.result != null ? name(names, t.result.executor) : t.winner != null ? name(names, t.winner) : '', String(t.round)
-        ]))) + (stopped ? `\n${STOPPED_NOTE}` : ''), { tasks })
+        ]))) + (stopped ? `\n${STOPPED_NOTE}` : ''), { tasks, ...(halt != null ? { halt } : {}) })
     })
 }
 

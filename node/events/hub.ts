@@ -12,6 +12,7 @@ import { LOCAL_ORIGIN } from '../../crdt/index.ts'
 import type { ContextStore } from '../../crdt/index.ts'
 import type { Ledger, LedgerEventDetails, LedgerHealth } from '../../ledger/index.ts'
 import type { AgentLogLine, CapabilityEntry, CapabilityReport, MembershipChange, Placement, TaskId, TaskStatus, TaskView } from '../../protocol/index.ts'
+import { isEnded } from '../../protocol/index.ts'
 import type { PeerId } from '@libp2p/interface'
 
 /** A device named beside its PeerId: `{ peer, peerName }`, `{ executor, executorName }`, … */
@@ -288,7 +289,7 @@ export class EventHub {
     if (this.submitted.size > MAX_TRACKED_TASKS) {
       for (const [id, s] of this.submitted) {
         if (this.submitted.size <= MAX_TRACKED_TASKS) break
-        if (s.status === 'done' || s.status === 'failed') this.submitted.delete(id)
+        if (isEnded(s.status)) this.submitted.delete(id)
       }
     }
     if (last == null) {
@@ -302,8 +303,9 @@ export class EventHub {
     } else if (view.status === 'running' && view.winner != null) {
       const winner = view.winner
       this.publish('task.running', () => ({ task: view.id, round: view.round, ...this.named('executor', winner) }))
-    } else if (view.status === 'done' || view.status === 'failed') {
-      this.finished(view, view.status)
+    } else if (isEnded(view.status)) {
+      // a cancelled task is reported as failed, with its error's code (Cancelled, Halted)
+      this.finished(view, view.status === 'done' ? 'done' : 'failed')
     }
   }
 

@@ -7,14 +7,14 @@
 
 import { canRun } from './cost.ts'
 import { ELECTION_RULE, elect } from './election.ts'
-import { BiddersExhaustedError, NoBidsError, PlacementNotRunningError, TaskNotFoundError, TaskWaitAbortedError } from './errors.ts'
+import { BiddersExhaustedError, NoBidsError, PlacementNotRunningError, TaskAlreadyEndedError, TaskNotFoundError, TaskWaitAbortedError } from './errors.ts'
 import { errorText } from './components.ts'
 import { newTaskId, sha256Hex } from './ids.ts'
 import { LIVE_LOG_LIMITS, refusal } from './messages.ts'
 import { bidFromRecord, bidKey, createAwardRecord, fitBidRecords } from './records.ts'
 import { TypedEventTarget } from './events.ts'
 import { WinnerWatch } from './lease.ts'
-import { announceFields } from './views.ts'
+import { announceFields, isEnded } from './views.ts'
 import type { CapabilitySource, PlacementRecords, PlacementSettings } from './components.ts'
 import type { CapabilityReport } from '../capabilities/index.ts'
 import type { Digest, TaskId } from './ids.ts'
@@ -127,7 +127,7 @@ export class Auctioneer extends TypedEventTarget<AuctioneerEvents> implements Su
     for (const auction of this.auctions.values()) {
       clearTimeout(auction.timer)
       auction.watch.clear()
-      if (auction.status !== 'done' && auction.status !== 'failed') {
+      if (!isEnded(auction.status)) {
         auction.done.reject(new PlacementNotRunningError(`placement stopped before task ${auction.id} finished`))
       }
     }
@@ -143,7 +143,7 @@ export class Auctioneer extends TypedEventTarget<AuctioneerEvents> implements Su
 
   /** Whether a task submitted here is still open. */
   get busy (): boolean {
-    for (const a of this.auctions.values()) if (a.status !== 'done' && a.status !== 'failed') return true
+    for (const a of this.auctions.values()) if (!isEnded(a.status)) return true
     return false
   }
 
@@ -285,7 +285,7 @@ export class Auctioneer extends TypedEventTarget<AuctioneerEvents> implements Su
         }
       }))
     }
-    if (!this.running) return
+    if (!this.running || isEnded(auction.status)) return
     const stillMissing = [...auction.expected].filter(p => !auction.bids.has(p))
     this.note(auction, 'auction-closed', why === 'all-bids'
       ? `every live capable member bid (${auction.bids.size})`
@@ -300,6 +300,7 @@ export class Auctioneer extends TypedEventTarget<AuctioneerEvents> implements Su
   }
 
   private async award (auction: Auction, why: string): Promise<void> {
+    if (isEnded(auction.status)) return
     const candidates = [...auction.bids.values()].map(b => ({ bidder: b.bidder, cost: b.payload.cost }))
     const result = elect(auction.id, candidates, auction.excluded)
     if (result == null) {
@@ -348,7 +349,7 @@ export class Auctioneer extends TypedEventTarget<AuctioneerEvents> implements Su
       this.fail(auction, err as Error)
       return
     }
-    if (auction.round !== round || !this.running) return
+    if (auction.round !== round || !this.running || isEnded(auction.status)) return
     auction.awardRecord = record
     this.components.onAwarded(payload, record)
     if (!auction.solo) await this.components.publish({ v: 1, t: 'award', task: auction.id, record: told })
@@ -367,14 +368,14 @@ export class Auctioneer extends TypedEventTarget<AuctioneerEvents> implements Su
   }
 
   private fail (auction: Auction, err: Error): void {
-    if (auction.status === 'done' || auction.status === 'failed') return
+    if (isEnded(auction.status)) return
     auction.error = { code: err.name, message: err.message }
     this.note(auction, 'failed', err.message)
     this.finish(auction, 'failed')
   }
 
-  private finish (auction: Auction, status: 'done' | 'failed'): void {
-    if (auction.status === 'done' || auction.status === 'failed') return
+  private finish (auction: Auction, status: 'done' | 'failed' | 'cancelled'): void {
+    if (isEnded(auction.status)) return
     auction.status = status
     auction.closedAt = Date.now()
     // the input may be megabytes; nobody needs it once the task is over
@@ -396,6 +397,30 @@ export class Auctioneer extends TypedEventTarget<AuctioneerEvents> implements Su
   private note (auction: Auction, type: HistoryType, detail: string, extra: { peer?: string, round?: number } = {}): void {
     if (auction.history.length >= MAX_HISTORY) auction.history.splice(1, 1)
     auction.history.push({ at: Date.now(), type, detail, ...extra })
+  }
+
+  /**
+   * Ends a task submitted here as cancelled: no bid, claim, renewal or result is taken for it
+   * afterwards. Returns the winner whose run must be stopped, if one was awarded it.
+   */
+  cancel (id: TaskId, reason: string, code = 'Cancelled'): { winner?: string, round: number } {
+    const auction = this.auctions.get(id)
+    if (auction == null) throw new TaskNotFoundError(`no task ${id} was submitted on this node`)
+    if (isEnded(auction.status)) throw new TaskAlreadyEndedError(`task ${id} is already ${auction.status}; there is nothing to cancel`)
+    const winner = auction.status === 'awarded' || auction.status === 'running' ? auction.winner : undefined
+    const round = auction.round
+    auction.error = { code, message: reason }
+    this.note(auction, 'cancelled', winner != null ? `${reason}; telling ${winner} to stop round ${round}` : `${reason} (while ${auction.status})`, winner != null ? { peer: winner, round } : {})
+    this.finish(auction, 'cancelled')
+    return { ...(winner != null ? { winner } : {}), round }
+  }
+
+  /** Notes on a cancelled task what its winner answered. */
+  noteCancelAnswer (id: TaskId, detail: string): void {
+    const auction = this.auctions.get(id)
+    if (auction == null) return
+    this.note(auction, 'cancelled', detail)
+    this.emitTask(auction)
   }
 
   // ---- SubmitterHandlers ----
@@ -439,6 +464,7 @@ export class Auctioneer extends TypedEventTarget<AuctioneerEvents> implements Su
   private current (from: string, task: TaskId, round: number): { auction: Auction } | { refusal: Refusal } {
     const auction = this.auctions.get(task)
     if (auction == null) return { refusal: refusal('UnknownTask', `task ${task} was not submitted on this node`) }
+    if (auction.status === 'cancelled') return { refusal: refusal('Cancelled', `task ${task} was cancelled: ${auction.error?.message ?? 'by its submitter'}`) }
     if (auction.accepted || auction.status === 'done' || auction.status === 'failed') return { refusal: refusal('Closed', `task ${task} already has its result`) }
     if (auction.round !== round || auction.winner !== from) {
       return { refusal: refusal('Lapsed', `round ${round} of task ${task} is over: round ${auction.round} is awarded to ${auction.winner ?? 'nobody yet'}`) }
@@ -500,6 +526,12 @@ export class Auctioneer extends TypedEventTarget<AuctioneerEvents> implements Su
   readonly result = (from: string, request: ResultRequest): ResultAnswer => {
     const auction = this.auctions.get(request.task)
     if (auction == null) return refusal('UnknownTask', `task ${request.task} was not submitted on this node`)
+    if (auction.status === 'cancelled') {
+      const reason = `the task was cancelled before its result came (${auction.error?.message ?? 'by its submitter'})`
+      this.note(auction, 'late-result', `result from ${from} (round ${request.round}) discarded: ${reason}`, { peer: from, round: request.round })
+      this.emitTask(auction)
+      return { ok: true, accepted: false, reason }
+    }
     if (auction.accepted) {
       const reason = `task already has an accepted result from ${auction.result?.executor ?? 'another executor'}`
       this.note(auction, 'late-result', `result from ${from} (round ${request.round}) discarded: ${reason}`, { peer: from, round: request.round })
@@ -573,7 +605,7 @@ export class Auctioneer extends TypedEventTarget<AuctioneerEvents> implements Su
   private trim (): void {
     for (const [id, a] of this.auctions) {
       if (this.auctions.size <= this.settings.maxTasks) break
-      if (a.status === 'done' || a.status === 'failed') this.auctions.delete(id)
+      if (isEnded(a.status)) this.auctions.delete(id)
     }
   }
 }

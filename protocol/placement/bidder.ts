@@ -9,6 +9,7 @@ import { errorText } from './components.ts'
 import { canRun, makeBid } from './cost.ts'
 import { TypedEventTarget } from './events.ts'
 import { bidKey, createBidRecord } from './records.ts'
+import type { AbortOptions } from '@libp2p/interface'
 import type { CapabilitySource, PlacementSettings } from './components.ts'
 import type { CapabilityReport } from '../capabilities/index.ts'
 import type { Digest, TaskId } from './ids.ts'
@@ -22,7 +23,7 @@ export interface Observed {
   announce: Announce
   seenAt: number
   awards: Array<{ award: AwardPayload, record: Uint8Array }>
-  closed?: { status: 'done' | 'failed', executor?: string, round: number }
+  closed?: { status: 'done' | 'failed' | 'cancelled', executor?: string, round: number }
   myBid?: BidPayload
   declined?: string
 }
@@ -48,6 +49,8 @@ export interface BidderComponents {
   refusal?: () => Error | undefined
   /** Why this device's policy keeps it from a task (PlacementComponents.refuses). */
   refuses?: (permissions: readonly string[], caps: CapabilityReport) => string | undefined
+  /** Resolves once this node holds what the submitter knows of the kill switch. */
+  synced?: (peer: string, options: AbortOptions) => Promise<void>
   submitterFor: (peer: string) => SubmitterClient
   /** Puts a record in the DHT at once (a bid the submitter did not receive). */
   publishNow: (key: Uint8Array, value: Uint8Array, task: TaskId) => void
@@ -84,6 +87,11 @@ export class Bidder extends TypedEventTarget<BidderEvents> {
     this.observed.set(announce.task, seen)
     this.trim()
     const { self } = this.components
+    // a device back from offline hears of a halt from the submitter before it bids
+    if (announce.submitter !== self && this.components.synced != null) {
+      await this.components.synced(announce.submitter, { signal: AbortSignal.any([this.stopping.signal, AbortSignal.timeout(5_000)]) }).catch(() => {})
+      if (!this.running) return
+    }
     const refused = this.components.refusal?.()
     if (refused != null) {
       seen.declined = refused.message

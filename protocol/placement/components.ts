@@ -85,7 +85,7 @@ export interface ExecutionRecord {
   agent: string
   input: string
   output: string
-  status: 'ok' | 'error' | 'discarded'
+  status: 'ok' | 'error' | 'discarded' | 'cancelled'
   placement: string
   /** The model calls of the run, when it made any. */
   llm?: LlmUsage[]
@@ -120,6 +120,17 @@ export interface PlacementComponents {
    */
   refuses?: (permissions: readonly string[], caps: CapabilityReport) => string | undefined
   log?: ProtocolLog
+  /**
+   * The hive's kill switch: why nothing may be submitted, bid on or run now (the hive is
+   * halted), or undefined. Placement checks it before each of those.
+   */
+  halted?: () => Error | undefined
+  /**
+   * Resolves once this node holds what `peer` knows of the kill switch (an exchange on their
+   * current connection). A bidder awaits it for the submitter first, so a device back from
+   * offline hears of a halt before it bids.
+   */
+  synced?: (peer: string, options: AbortOptions) => Promise<void>
 }
 
 export interface PlacementInit {

@@ -50,3 +50,26 @@ export class TaskWaitAbortedError extends Error {
   static readonly code = 'TaskWaitAborted'
   override name = 'TaskWaitAborted'
 }
+
+/** The task has already ended (done, failed or cancelled): there is nothing to cancel. */
+export class TaskAlreadyEndedError extends Error {
+  static readonly code = 'TaskAlreadyEnded'
+  override name = 'TaskAlreadyEnded'
+}
+
+/** Only a task's submitter may cancel it; `submitter` is the device to ask. */
+export class NotSubmitterError extends Error {
+  static readonly code = 'NotSubmitter'
+  override name = 'NotSubmitter'
+  readonly submitter: string
+  constructor (submitter: string, message: string) {
+    super(message)
+    this.submitter = submitter
+  }
+}
+
+/** Why a run stopped: its submitter cancelled the task. */
+export class TaskCancelledError extends Error {
+  static readonly code = 'TaskCancelled'
+  override name = 'TaskCancelled'
+}

@@ -34,3 +34,7 @@ export type {
   BidSource, ExplainedBid, ExplainedRound, Explanation, HistoryEvent, HistoryType, Recomputation, TaskResult, TaskRole, TaskStatus, TaskView
 } from './views.ts'
 export { explainText } from './explain-text.ts'
+export { isEnded } from './views.ts'
+export { cancelRemoteRun } from './rpc.ts'
+export type { WinnerHandlers } from './rpc.ts'
+export type { CancelledHere } from './runner.ts'

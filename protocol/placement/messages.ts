@@ -144,7 +144,7 @@ export const GossipAward = z.object({
   record: Bytes
 })
 
-export const TASK_OUTCOMES = ['done', 'failed'] as const
+export const TASK_OUTCOMES = ['done', 'failed', 'cancelled'] as const
 
 export const GossipClosed = z.object({
   v: z.literal(1),
@@ -221,7 +221,10 @@ export const LogsRequest = z.object({
 })
 export type LogsRequest = z.infer<typeof LogsRequest>
 
-export const PlacementRequest = z.discriminatedUnion('t', [BidRequest, ClaimRequest, RenewRequest, ResultRequest, AbandonRequest, LogsRequest])
+/** Submitter → winner: stop the run of this task (its submitter cancelled it, or the hive halted). */
+export const CancelRequest = z.object({ t: z.literal('cancel'), task: TaskIdSchema, round: z.number().int().min(1), reason: z.string().max(1024) })
+
+export const PlacementRequest = z.discriminatedUnion('t', [BidRequest, ClaimRequest, RenewRequest, ResultRequest, AbandonRequest, LogsRequest, CancelRequest])
 export type PlacementRequest = z.infer<typeof PlacementRequest>
 
 export const Refusal = z.object({ ok: z.literal(false), reason: z.string().max(64), message: z.string().max(1024) })

@@ -13,14 +13,15 @@ import { Auctioneer } from './auction.ts'
 import { Bidder } from './bidder.ts'
 import { SILENT_LOG, errorText, placementSettings } from './components.ts'
 import { DhtBoard } from './dht.ts'
-import { InvalidTaskError, PlacementNotRunningError, TaskNotFoundError } from './errors.ts'
+import { InvalidTaskError, NotSubmitterError, PlacementNotRunningError, TaskAlreadyEndedError, TaskNotFoundError } from './errors.ts'
 import { TypedEventTarget } from './events.ts'
 import { explainAuction, explainObserved, recomputeElection } from './explanation.ts'
 import { placementGossip } from './gossip.ts'
 import { isTaskId, sha256Hex } from './ids.ts'
+import { isEnded } from './views.ts'
 import { SubmitTask } from './messages.ts'
 import { awardFromRecord, awardKey, bidKey } from './records.ts'
-import { localSubmitter, remoteSubmitter, serveSubmitter } from './rpc.ts'
+import { cancelRemoteRun, localSubmitter, remoteSubmitter, serveSubmitter } from './rpc.ts'
 import { Runner } from './runner.ts'
 import type { AgentStore } from '../agents/store.ts'
 import type { AuctioneerEvents } from './auction.ts'
@@ -30,7 +31,7 @@ import type { ExplanationSources } from './explanation.ts'
 import type { PlacementGossipChannel } from './gossip.ts'
 import type { TaskId } from './ids.ts'
 import type { AwardPayload, SubmitInput } from './messages.ts'
-import type { RanHere, RunnerEvents } from './runner.ts'
+import type { CancelledHere, RanHere, RunnerEvents } from './runner.ts'
 import type { SubmitterClient } from './rpc.ts'
 import type { Explanation, Recomputation, TaskStatus, TaskView } from './views.ts'
 import type { ProtocolLog, ServedProtocol } from '../wire/serve.ts'
@@ -62,7 +63,15 @@ export interface Placement extends TypedEventTarget<PlacementEvents> {
   stop: () => Promise<void>
   /** Checks a task against SubmitTask and announces it; resolves once announced, with its view. */
   submit: (task: SubmitInput, options?: AbortOptions) => Promise<TaskView>
-  /** Resolves when a task submitted here is done or failed. */
+  /**
+   * Cancels a task submitted here: it ends `cancelled` at once, and its winner, if it has one,
+   * is told to stop the run (its answer is in the task's history). Throws TaskNotFound,
+   * TaskAlreadyEnded, or NotSubmitter (naming the device to ask) for a task submitted elsewhere.
+   */
+  cancel: (taskId: string, options?: AbortOptions & { reason?: string }) => Promise<TaskView>
+  /** Cancels every open task submitted here and stops every run here (a halt). */
+  stopAll: (reason: string, code: string) => { cancelled: number, stopped: number }
+  /** Resolves when a task submitted here is done, failed or cancelled. */
   wait: (taskId: string, options?: AbortOptions) => Promise<TaskView>
   get: (taskId: string) => TaskView | undefined
   list: (options?: { limit?: number }) => TaskView[]
@@ -129,6 +138,8 @@ class PlacementService extends TypedEventTarget<PlacementEvents> implements Plac
         }).catch((err: Error) => { log.debug(`ignored award for ${gossip.task} from ${author}: ${errorText(err)}`) })
       },
       closed: (gossip, author) => {
+        // a run this node still has of a task its submitter cancelled stops here too
+        if (gossip.status === 'cancelled') this.runner.cancel(author, gossip.task, gossip.round, 'the submitter closed the task as cancelled')
         const closed = { status: gossip.status, round: gossip.round, ...(gossip.executor != null ? { executor: gossip.executor } : {}) }
         if (this.bidder.noteClosed(gossip.task, author, closed)) this.board.poke()
       }
@@ -154,8 +165,9 @@ class PlacementService extends TypedEventTarget<PlacementEvents> implements Plac
       signer: components.signer,
       capabilities: components.capabilities,
       holdsAgent: (digest) => this.agents.has(digest),
-      refusal: () => components.ledger?.unwritable?.(),
+      refusal: () => components.halted?.() ?? components.ledger?.unwritable?.(),
       ...(components.refuses != null ? { refuses: components.refuses } : {}),
+      ...(components.synced != null ? { synced: components.synced } : {}),
       submitterFor: (peer) => this.submitterFor(peer),
       publishNow: (key, value, task) => { this.board.publish(key, value, { task, urgent: true }) },
       log
@@ -167,7 +179,9 @@ class PlacementService extends TypedEventTarget<PlacementEvents> implements Plac
       executor: components.executor,
       ...(components.ledger != null ? { ledger: components.ledger } : {}),
       submitterFor: (peer) => this.submitterFor(peer),
-      log
+      log,
+      ...(components.halted != null ? { halted: components.halted } : {}),
+      ...(components.synced != null ? { synced: components.synced } : {})
     })
 
     for (const type of ['task', 'winner-disconnected', 'winner-reconnected', 'bid-received', 'logs'] as const) {
@@ -214,7 +228,7 @@ class PlacementService extends TypedEventTarget<PlacementEvents> implements Plac
 
   private decided (task: TaskId): boolean {
     const auction = this.auctioneer.get(task)
-    if (auction != null) return auction.status === 'done' || auction.status === 'failed'
+    if (auction != null) return isEnded(auction.status)
     return this.bidder.decided(task)
   }
 
@@ -232,6 +246,7 @@ class PlacementService extends TypedEventTarget<PlacementEvents> implements Plac
     host.addEventListener('peer:disconnect', this.onPeerDisconnect)
     host.addEventListener('peer:connect', this.onPeerConnect)
     this.served.push(await serveSubmitter(host, this.auctioneer, {
+      winner: this.runner,
       protocol: this.protocol, maxFrameBytes: this.maxFrameBytes, recordConfirmMs: this.settings.recordConfirmMs, log: this.log, ...(gate != null ? { gate } : {})
     }))
     this.served.push(await serveAgentFetch(host, this.agents, { log: this.log, gate, protocol: this.fetchProtocol }))
@@ -280,6 +295,8 @@ class PlacementService extends TypedEventTarget<PlacementEvents> implements Plac
 
   async submit (input: SubmitInput, options: AbortOptions = {}): Promise<TaskView> {
     if (!this.started) throw new PlacementNotRunningError('placement is not running; start the node first')
+    const halted = this.components.halted?.()
+    if (halted != null) throw halted
     const parsed = SubmitTask.safeParse(input)
     if (!parsed.success) {
       const issue = parsed.error.issues[0]
@@ -298,6 +315,58 @@ class PlacementService extends TypedEventTarget<PlacementEvents> implements Plac
     return this.auctioneer.submit(task, options)
   }
 
+  async cancel (taskId: string, options: AbortOptions & { reason?: string } = {}): Promise<TaskView> {
+    if (!isTaskId(taskId)) throw new TaskNotFoundError(`"${taskId}" is not a task id (32 hex characters)`)
+    const auction = this.auctioneer.get(taskId)
+    if (auction == null) {
+      const seen = this.bidder.observed.get(taskId)
+      if (seen != null) {
+        const submitter = seen.announce.submitter
+        const name = this.components.capabilities.view().find(e => e.peerId === submitter)?.caps.name
+        throw new NotSubmitterError(submitter, `task ${taskId} was submitted on ${name != null ? `${name} (${submitter})` : submitter}; only its submitter can cancel it: run "hive-node cancel ${taskId}" there`)
+      }
+      throw new TaskNotFoundError(`no task ${taskId} is known to this node; "hive-node tasks" lists the recent ones`)
+    }
+    const reason = options.reason ?? 'cancelled by its submitter'
+    const { winner, round } = this.auctioneer.cancel(taskId, reason)
+    if (winner != null) await this.tellWinner(taskId, winner, round, reason, options)
+    return this.auctioneer.view(this.auctioneer.get(taskId) ?? auction)
+  }
+
+  /** Asks a cancelled task's winner to stop its run, and notes its answer. */
+  private async tellWinner (task: TaskId, winner: string, round: number, reason: string, options: AbortOptions = {}): Promise<void> {
+    let detail: string
+    if (winner === this.self) {
+      const answer = this.runner.cancel(this.self, task, round, reason)
+      detail = answer.ok ? 'this device stopped its run' : `this device had no run to stop (${answer.message})`
+    } else {
+      try {
+        const answer = await cancelRemoteRun(this.components.host, winner, { task, round, reason }, {
+          protocol: this.protocol,
+          maxFrameBytes: this.maxFrameBytes,
+          signal: AbortSignal.any([this.stopping.signal, AbortSignal.timeout(10_000), ...(options.signal != null ? [options.signal] : [])])
+        })
+        detail = answer.ok ? `${winner} stopped its run` : `${winner} had no run to stop (${answer.message})`
+      } catch (err) {
+        // it learns at its next lease renewal, which is refused, or from the closed gossip
+        detail = `${winner} could not be told at once (${errorText(err)}); its next lease renewal is refused`
+      }
+    }
+    this.auctioneer.noteCancelAnswer(task, detail)
+  }
+
+  stopAll (reason: string, code: string): { cancelled: number, stopped: number } {
+    const stopped = this.runner.cancelAll(reason)
+    let cancelled = 0
+    for (const auction of [...this.auctioneer.all()]) {
+      if (isEnded(auction.status)) continue
+      const { winner, round } = this.auctioneer.cancel(auction.id, reason, code)
+      cancelled++
+      if (winner != null && winner !== this.self) void this.tellWinner(auction.id, winner, round, reason)
+    }
+    return { cancelled, stopped }
+  }
+
   async wait (taskId: string, options: AbortOptions = {}): Promise<TaskView> {
     return this.auctioneer.wait(taskId, options)
   }
@@ -310,13 +379,13 @@ class PlacementService extends TypedEventTarget<PlacementEvents> implements Plac
     const auction = this.auctioneer.get(taskId as TaskId)
     if (auction != null) return this.auctioneer.view(auction)
     const seen = this.bidder.observed.get(taskId as TaskId)
-    return seen != null ? observedView(taskId as TaskId, seen, this.runner.ran.get(taskId as TaskId)) : undefined
+    return seen != null ? observedView(taskId as TaskId, seen, this.runner.ran.get(taskId as TaskId), this.runner.cancelledRuns.get(taskId as TaskId)) : undefined
   }
 
   list (options: { limit?: number } = {}): TaskView[] {
     const views: TaskView[] = [...this.auctioneer.all()].map(a => this.auctioneer.view(a))
     for (const [id, seen] of this.bidder.observed) {
-      if (this.auctioneer.get(id) == null) views.push(observedView(id, seen, this.runner.ran.get(id)))
+      if (this.auctioneer.get(id) == null) views.push(observedView(id, seen, this.runner.ran.get(id), this.runner.cancelledRuns.get(id)))
     }
     views.sort((a, b) => b.createdAt - a.createdAt)
     return views.slice(0, options.limit ?? 50)
@@ -342,7 +411,7 @@ class PlacementService extends TypedEventTarget<PlacementEvents> implements Plac
     if (auction != null) return explainAuction(auction, this.self, sources.names())
     const seen = this.bidder.observed.get(taskId)
     if (seen == null) throw new TaskNotFoundError(`task ${taskId} is not known to this node`)
-    return explainObserved(taskId, seen, observedView(taskId, seen, this.runner.ran.get(taskId)), sources, options)
+    return explainObserved(taskId, seen, observedView(taskId, seen, this.runner.ran.get(taskId), this.runner.cancelledRuns.get(taskId)), sources, options)
   }
 
   async recompute (taskId: string, options: AbortOptions = {}): Promise<Recomputation> {
@@ -362,11 +431,11 @@ class PlacementService extends TypedEventTarget<PlacementEvents> implements Plac
  * one it delivered: accepted, it is the task's result (the executing device shows what the
  * submitter shows, before the submitter's `closed` arrives too); discarded, a `late-result`.
  */
-function observedView (id: TaskId, seen: Observed, ran: RanHere | undefined): TaskView {
+function observedView (id: TaskId, seen: Observed, ran: RanHere | undefined, cancelled?: CancelledHere): TaskView {
   const a = seen.announce
   const last = seen.awards.at(-1)?.award
   const accepted = ran?.accepted === true ? ran.result : undefined
-  const status: TaskStatus = seen.closed?.status ?? (accepted != null ? (accepted.ok ? 'done' : 'failed') : last != null ? 'awarded' : 'bidding')
+  const status: TaskStatus = seen.closed?.status ?? (cancelled != null ? 'cancelled' : accepted != null ? (accepted.ok ? 'done' : 'failed') : last != null ? 'awarded' : 'bidding')
   const history: TaskView['history'] = seen.awards.map(({ award }) => ({
     at: seen.seenAt,
     type: 'awarded' as const,
@@ -374,6 +443,9 @@ function observedView (id: TaskId, seen: Observed, ran: RanHere | undefined): Ta
     round: award.round,
     detail: `awarded at cost ${award.cost} among ${award.bids.length} bids${award.excluded.length > 0 ? `, excluding ${award.excluded.join(', ')}` : ''}`
   }))
+  if (cancelled != null) {
+    history.push({ at: cancelled.at, type: 'cancelled', round: cancelled.round, detail: `this device stopped its run: ${cancelled.reason}${cancelled.ledger?.seq != null ? `; recorded cancelled at ledger seq ${cancelled.ledger.seq}` : ''}` })
+  }
   if (ran != null && !ran.accepted) {
     history.push({ at: seen.seenAt, type: 'late-result', peer: ran.result.executor, round: ran.result.round, detail: `this device ran round ${ran.result.round}; the submitter discarded its result (the round was over)` })
   }

@@ -6,7 +6,7 @@
 import { peerIdFromString } from '@libp2p/peer-id'
 import { dialFramed, serveProtocol } from '../wire/serve.ts'
 import { PlacementRefusedError } from './errors.ts'
-import { Ack, ClaimResponse, PlacementRequest, RecordedMessage, RenewResponse, ResultResponse } from './messages.ts'
+import { Ack, ClaimResponse, PlacementRequest, RecordedMessage, RenewResponse, ResultResponse, refusal } from './messages.ts'
 import type { BidSource } from './views.ts'
 import type { TaskId } from './ids.ts'
 import type { LogsRequest, PlacementRequest as Request, RecordedMessage as Recorded, Refusal } from './messages.ts'
@@ -31,6 +31,29 @@ export interface SubmitterHandlers {
   logs: (from: string, request: LogsRequest) => AckAnswer
   /** Where the executor recorded the run (null: it did not say in time). */
   recorded: (from: string, request: ResultRequest, recorded: Recorded | null, accepted: boolean) => void
+}
+
+/**
+ * What the winner of a task answers its submitter (the one request that goes that way). `from`
+ * is the authenticated peer that asks; only the task's submitter may stop its run.
+ */
+export interface WinnerHandlers {
+  cancel: (from: string, task: TaskId, round: number, reason: string) => AckAnswer
+}
+
+/** Tells the winner of a task, on another node, to stop its run. Resolves to its answer. */
+export async function cancelRemoteRun (host: ProtocolHost, peer: string, request: { task: TaskId, round: number, reason: string }, options: RemoteSubmitterOptions & AbortOptions): Promise<AckAnswer> {
+  const { signal } = options
+  const stream = await dialFramed(host, peerIdFromString(peer), options.protocol, { signal, maxMessageBytes: options.maxFrameBytes })
+  try {
+    await stream.write({ t: 'cancel', ...request }, { signal })
+    const answer = await stream.read(Ack, { signal })
+    await stream.close({ signal }).catch(() => {})
+    return answer
+  } catch (err) {
+    stream.abort(err instanceof Error ? err : new Error(String(err)))
+    throw err
+  }
 }
 
 /**
@@ -95,7 +118,7 @@ export interface RemoteSubmitterOptions {
 
 /** A submitter on another node, one stream per request. */
 export function remoteSubmitter (host: ProtocolHost, peer: string, options: RemoteSubmitterOptions): SubmitterClient {
-  const ask = async <S extends z.ZodType>(message: Exclude<Request, { t: 'result' }>, schema: S, { signal }: AbortOptions): Promise<z.infer<S>> => {
+  const ask = async <S extends z.ZodType>(message: Exclude<Request, { t: 'result' | 'cancel' }>, schema: S, { signal }: AbortOptions): Promise<z.infer<S>> => {
     const stream = await dialFramed(host, peerIdFromString(peer), options.protocol, { signal, maxMessageBytes: options.maxFrameBytes })
     try {
       await stream.write(message, { signal })
@@ -158,6 +181,8 @@ export interface ServeSubmitterOptions {
   recordConfirmMs: number
   gate?: PeerGate
   log: ProtocolLog
+  /** The winner's side of the protocol (a cancel); refused as an unknown task without it. */
+  winner?: WinnerHandlers
 }
 
 /** Serves the submitter's side: one request and its answer per stream (three legs for a result). */
@@ -180,6 +205,9 @@ export async function serveSubmitter (host: ProtocolHost, handlers: SubmitterHan
         return
       case 'logs':
         await stream.write(handlers.logs(from, request), { signal })
+        return
+      case 'cancel':
+        await stream.write(options.winner?.cancel(from, request.task, request.round, request.reason) ?? refusal('UnknownTask', `task ${request.task} does not run here`), { signal })
         return
       case 'result': {
         const verdict = handlers.result(from, request)

@@ -4,21 +4,23 @@
 // a SubmitterClient, the same whether it is this node or another.
 
 import { errorText } from './components.ts'
-import { AgentDigestMismatchError, AgentFetchError, PlacementRefusedError } from './errors.ts'
+import { AgentDigestMismatchError, AgentFetchError, PlacementRefusedError, TaskCancelledError } from './errors.ts'
+import { refusal } from './messages.ts'
 import { sha256Hex } from './ids.ts'
 import { TypedEventTarget } from './events.ts'
 import type { Digest, TaskId } from './ids.ts'
 import { LIVE_LOG_LIMITS } from './messages.ts'
 import type { AgentLogLine, ExecutionOutcome, Executor, LedgerSink, PlacementSettings } from './components.ts'
 import type { Announce, AwardPayload, RecordedMessage as Recorded } from './messages.ts'
-import type { ResultRequest, SubmitterClient } from './rpc.ts'
+import type { AckAnswer, ResultRequest, SubmitterClient, WinnerHandlers } from './rpc.ts'
 import type { TaskResult } from './views.ts'
 import type { ProtocolLog } from '../wire/serve.ts'
 import type { AbortOptions } from '@libp2p/interface'
 
 export interface RunnerEvents extends Record<string, unknown> {
   'run-start': { task: TaskId, round: number }
-  'run-end': { task: TaskId, round: number, sent: boolean, accepted?: boolean, reason?: string }
+  /** `cancelled`: the run was stopped because its submitter cancelled the task or the hive halted. */
+  'run-end': { task: TaskId, round: number, sent: boolean, accepted?: boolean, reason?: string, cancelled?: boolean }
   'result-send-failed': { task: TaskId, round: number, error: string }
   /** The number of tasks running here changed. */
   running: { count: number }
@@ -38,6 +40,10 @@ export interface RunnerComponents {
   ledger?: LedgerSink
   submitterFor: (peer: string) => SubmitterClient
   log: ProtocolLog
+  /** Why nothing may run now (the hive is halted), or undefined. */
+  halted?: () => Error | undefined
+  /** Resolves once this node holds what `peer` knows of the kill switch. */
+  synced?: (peer: string, options: AbortOptions) => Promise<void>
 }
 
 /** One task this node runs. */
@@ -50,6 +56,16 @@ interface Assignment {
   renewTimer?: NodeJS.Timeout
   /** Renews the lease at once (when the connection to the submitter dropped). */
   renewNow?: () => void
+  /** Why the run was stopped by its submitter or by a halt: recorded `cancelled`, never delivered. */
+  cancelled?: string
+}
+
+/** A run this node stopped because it was cancelled, as `task` shows it here. */
+export interface CancelledHere {
+  at: number
+  round: number
+  reason: string
+  ledger?: { seq?: number, hash?: string, error?: string }
 }
 
 /** The result of a task this node ran, as it delivered it, and whether its submitter took it. */
@@ -150,7 +166,7 @@ function lineBytes (line: AgentLogLine): number {
 /** Retry delays while a result cannot reach its submitter. */
 const DELIVERY_DELAYS_MS = [100, 250, 500, 1000, 2000]
 
-export class Runner extends TypedEventTarget<RunnerEvents> {
+export class Runner extends TypedEventTarget<RunnerEvents> implements WinnerHandlers {
   private readonly components: RunnerComponents
   private readonly settings: PlacementSettings
   private readonly assignments = new Map<TaskId, Assignment>()
@@ -159,6 +175,8 @@ export class Runner extends TypedEventTarget<RunnerEvents> {
    * result as its submitter does (bounded like the tasks placement keeps).
    */
   readonly ran = new Map<TaskId, RanHere>()
+  /** Runs stopped here by a cancel or a halt (bounded like `ran`). */
+  readonly cancelledRuns = new Map<TaskId, CancelledHere>()
   private stopping = new AbortController()
   private active = false
 
@@ -200,6 +218,35 @@ export class Runner extends TypedEventTarget<RunnerEvents> {
     })
   }
 
+  /**
+   * The submitter of a task stops its run here (WinnerHandlers). Only the task's submitter may:
+   * any other peer is refused. The worker is terminated through the run's signal at once.
+   */
+  readonly cancel = (from: string, task: TaskId, round: number, reason: string): AckAnswer => {
+    const a = this.assignments.get(task)
+    if (a == null) return refusal('UnknownTask', `task ${task} does not run on this node`)
+    if (a.award.submitter !== from) return refusal('NotSubmitter', `only the submitter of task ${task} (${a.award.submitter}) may cancel it`)
+    this.stopRun(a, `cancelled by its submitter (round ${round}): ${reason}`)
+    return { ok: true }
+  }
+
+  /** Stops every run on this node (a halt); resolves to how many were stopped. */
+  cancelAll (reason: string): number {
+    let n = 0
+    for (const a of this.assignments.values()) {
+      if (a.cancelled == null) n++
+      this.stopRun(a, reason)
+    }
+    return n
+  }
+
+  private stopRun (a: Assignment, reason: string): void {
+    if (a.cancelled != null) return
+    a.cancelled = reason.slice(0, 1000)
+    clearTimeout(a.renewTimer)
+    a.controller.abort(new TaskCancelledError(a.cancelled))
+  }
+
   /** The connection to a peer dropped: dial back at once the submitters of what runs here. */
   peerDisconnected (peer: string): void {
     if (!this.active) return
@@ -213,8 +260,12 @@ export class Runner extends TypedEventTarget<RunnerEvents> {
     const { task, round, submitter } = award
     const client = this.components.submitterFor(submitter)
     const signal = AbortSignal.any([a.controller.signal, this.stopping.signal])
-    // a run that could not be recorded is not run: the submitter re-elects among the others
-    const refused = this.components.ledger?.unwritable?.()
+    if (submitter !== this.components.self && this.components.synced != null) {
+      await this.components.synced(submitter, { signal: AbortSignal.any([signal, AbortSignal.timeout(5_000)]) }).catch(() => {})
+    }
+    // a halted hive runs nothing; a run that could not be recorded is not run: the submitter
+    // re-elects among the others
+    const refused = this.components.halted?.() ?? this.components.ledger?.unwritable?.()
     if (refused != null) {
       this.emit('run-end', { task, round, sent: false, reason: refused.message })
       await client.abandon(task, round, `${refused.name}: ${refused.message}`.slice(0, 1024), {
@@ -227,6 +278,7 @@ export class Runner extends TypedEventTarget<RunnerEvents> {
       claim = await client.claim(task, round, { signal: AbortSignal.any([signal, AbortSignal.timeout(award.leaseMs)]) })
     } catch (err) {
       this.components.log.debug(`claim of ${task} round ${round} refused: ${errorText(err)}`)
+      if (a.cancelled != null) this.emit('run-end', { task, round, sent: false, reason: a.cancelled, cancelled: true })
       return
     }
     this.scheduleRenewal(a, client, claim.leaseMs)
@@ -238,7 +290,10 @@ export class Runner extends TypedEventTarget<RunnerEvents> {
         agent = await this.components.fetchAgent(submitter, award.agent, { maxBytes: this.settings.maxAgentBytes, signal })
         this.components.agents.put(agent)
       } catch (err) {
-        if (signal.aborted) return
+        if (signal.aborted) {
+          if (a.cancelled != null) this.emit('run-end', { task, round, sent: false, reason: a.cancelled, cancelled: true })
+          return
+        }
         const reason = err instanceof AgentDigestMismatchError || err instanceof AgentFetchError ? err.message : errorText(err)
         clearTimeout(a.renewTimer)
         await client.abandon(task, round, reason, { signal: AbortSignal.any([this.stopping.signal, AbortSignal.timeout(10_000)]) }).catch(() => {})
@@ -275,6 +330,13 @@ export class Runner extends TypedEventTarget<RunnerEvents> {
     // the lines in flight reach the submitter before the result does
     live?.end()
     await live?.drained
+    if (a.cancelled != null) {
+      // stopped for its submitter or a halt: recorded as such, and no result is sent
+      const recorded = await this.recordCancelled(a, a.cancelled)
+      this.keepCancelled(task, { at: Date.now(), round, reason: a.cancelled, ledger: recorded })
+      this.emit('run-end', { task, round, sent: false, reason: a.cancelled, cancelled: true })
+      return
+    }
     if (this.stopping.signal.aborted || a.revoked != null) {
       this.emit('run-end', { task, round, sent: false, reason: a.revoked ?? 'stopped' })
       return
@@ -304,6 +366,11 @@ export class Runner extends TypedEventTarget<RunnerEvents> {
       try {
         await client.renew(task, round, { signal: AbortSignal.any([a.controller.signal, this.stopping.signal, AbortSignal.timeout(every * 2)]) })
       } catch (err) {
+        if (err instanceof PlacementRefusedError && err.reason === 'Cancelled') {
+          renewing = false
+          this.stopRun(a, err.message)
+          return
+        }
         if (err instanceof PlacementRefusedError && (err.reason === 'Lapsed' || err.reason === 'Closed' || err.reason === 'UnknownTask')) {
           renewing = false
           a.revoked = err.message
@@ -378,6 +445,40 @@ export class Runner extends TypedEventTarget<RunnerEvents> {
     for (const id of this.ran.keys()) {
       if (this.ran.size <= this.settings.maxTasks) break
       this.ran.delete(id)
+    }
+  }
+
+  private keepCancelled (task: TaskId, entry: CancelledHere): void {
+    this.cancelledRuns.delete(task)
+    this.cancelledRuns.set(task, entry)
+    for (const id of this.cancelledRuns.keys()) {
+      if (this.cancelledRuns.size <= this.settings.maxTasks) break
+      this.cancelledRuns.delete(id)
+    }
+  }
+
+  /** A stopped run's ledger record: status `cancelled`, its output the digest of the reason. */
+  private async recordCancelled (a: Assignment, reason: string): Promise<CancelledHere['ledger']> {
+    const ledger = this.components.ledger
+    if (ledger == null) return { error: 'this node keeps no ledger' }
+    const { award } = a
+    try {
+      const appended = await ledger.append({
+        task: award.task,
+        agent: award.agent,
+        input: award.input,
+        output: sha256Hex(reason),
+        status: 'cancelled',
+        placement: `round ${award.round} of task by ${award.submitter}; stopped: ${reason}`.slice(0, 1000)
+      }, { signal: AbortSignal.any([this.stopping.signal, AbortSignal.timeout(this.settings.recordConfirmMs + 10_000)]) })
+      const hash = appended?.hash
+      return {
+        ...(appended?.seq != null ? { seq: appended.seq } : {}),
+        ...(hash != null ? { hash: typeof hash === 'string' ? hash : Buffer.from(hash).toString('hex') } : {})
+      }
+    } catch (err) {
+      this.components.log.warn(`ledger record of cancelled ${award.task} not appended: ${errorText(err)}`)
+      return { error: errorText(err).slice(0, 1000) }
     }
   }
 

@@ -6,12 +6,17 @@ import type { Ranked } from './election.ts'
 import type { Digest, TaskId } from './ids.ts'
 import type { Announce, BidPayload, Reason, Requirements } from './messages.ts'
 
-export type TaskStatus = 'bidding' | 'awarded' | 'running' | 'done' | 'failed'
+export type TaskStatus = 'bidding' | 'awarded' | 'running' | 'done' | 'failed' | 'cancelled'
+
+/** A task in one of these states is over: nothing more happens to it. */
+export function isEnded (status: TaskStatus): boolean {
+  return status === 'done' || status === 'failed' || status === 'cancelled'
+}
 export type TaskRole = 'submitter' | 'observer'
 
 export type HistoryType =
   | 'submitted' | 'bid' | 'bid-declined' | 'bid-refused' | 'late-bid' | 'auction-closed' | 'awarded' | 'claimed' | 'lease-lapsed'
-  | 'winner-lost' | 'abandoned' | 'result-accepted' | 'late-result' | 'recorded' | 'failed'
+  | 'winner-lost' | 'abandoned' | 'result-accepted' | 'late-result' | 'recorded' | 'failed' | 'cancelled'
 
 export interface HistoryEvent {
   at: number

@@ -19,6 +19,8 @@ export const CONTEXT_PROTOCOL = protocolId('context')
 export const LEDGER_PROTOCOL = protocolId('ledger')
 /** Model calls between members: a chat or an embedding answered by a device that holds the model. */
 export const LLM_PROTOCOL = protocolId('llm')
+/** The hive's kill switch: signed halt and resume entries, exchanged with every member. */
+export const CONTROL_PROTOCOL = protocolId('control')
 
 // ---- gossip topics ----
 /** Names of the per-hive gossip topics; `gossipTopic(hiveId, name)` makes the topic. */

@@ -11,7 +11,7 @@ import { runInNewContext } from 'node:vm'
 import { after, before, describe, it } from 'node:test'
 import { decode as cborDecode, encode as cborEncode } from 'cborg'
 import {
-  AGENT_FETCH_PROTOCOL, CONTEXT_PROTOCOL, FramedStream, LEDGER_PROTOCOL, LLM_PROTOCOL, MEMBERSHIP_PROTOCOL, PAIRING_PROTOCOL, PLACEMENT_PROTOCOL, encodeVarint
+  AGENT_FETCH_PROTOCOL, CONTEXT_PROTOCOL, CONTROL_PROTOCOL, FramedStream, LEDGER_PROTOCOL, LLM_PROTOCOL, MEMBERSHIP_PROTOCOL, PAIRING_PROTOCOL, PLACEMENT_PROTOCOL, encodeVarint
 } from '../../protocol/wire/index.ts'
 import { startNode } from '../helpers/mesh.ts'
 import { startRawClient } from '../helpers/raw-client.ts'
@@ -163,7 +163,8 @@ const PROBES: Record<string, Probe> = {
     protocol: PLACEMENT_PROTOCOL,
     valid: (node) => [
       { t: 'claim', task: HEX32, round: 1 }, { t: 'renew', task: HEX32, round: 2 }, { t: 'abandon', task: HEX32, round: 1, reason: 'fuzz' },
-      { t: 'bid', task: HEX32, bidder: node.peerId.toString(), record: new Uint8Array(40) }
+      { t: 'bid', task: HEX32, bidder: node.peerId.toString(), record: new Uint8Array(40) },
+      { t: 'cancel', task: HEX32, round: 1, reason: 'fuzz' }
     ],
     request: () => ({ t: 'claim', task: HEX32, round: 1 }),
     answer: (f) => f.ok === false && typeof f.reason === 'string'
@@ -173,6 +174,15 @@ const PROBES: Record<string, Probe> = {
     valid: () => [{ t: 'embed', model: 'none', texts: ['a'] }, { t: 'chat', request: { models: ['none'], messages: [{ role: 'user', content: 'hi' }], maxTokens: 4 } }, { t: 'cancel' }],
     request: () => ({ t: 'embed', model: 'no-such-model', texts: ['a'] }),
     answer: (f) => f.t === 'error' && typeof f.code === 'string'
+  },
+  control: {
+    protocol: CONTROL_PROTOCOL,
+    valid: (node) => [
+      { t: 'entries', hive: node.hive.membership.hiveId, entries: [] },
+      { t: 'entries', hive: node.hive.membership.hiveId, entries: [{ b: new Uint8Array(40), s: new Uint8Array(64) }] }
+    ],
+    request: (node) => ({ t: 'entries', hive: node.hive.membership.hiveId, entries: [] }),
+    answer: (f) => f.t === 'entries' && Array.isArray(f.entries)
   },
   context: {
     protocol: CONTEXT_PROTOCOL,

@@ -1,0 +1,358 @@
+// The hive's kill switch: a grow-only set of signed halt and resume entries, kept in LevelDB and
+// replicated to every member as the member list is. The set's greatest entry (entries.ts,
+// `compareControlEntries`) says whether the hive is halted. Set union is commutative,
+// associative and idempotent, and the order is total, so every member that holds the same
+// entries reaches the same state, whatever order they came in.
+//
+// Protocol /hive/control/1.0.0, one exchange per stream:
+//   initiator -> responder  { t: 'entries', hive, entries }   every entry it holds
+//   responder -> initiator  { t: 'entries', hive, entries }   every entry it holds
+// Each side merges what it got. An exchange runs with every member when a connection opens, and
+// after a change with every connected member but the one it came from (so a change travels
+// once). One entry that does not verify and the whole message is refused, and the sender hung up
+// on. A bidder asks `synced(submitter)` first: a device back from offline hears of a halt
+// before it bids on anything.
+//
+// Invariant: persist, then apply, then forward (as crdt/store.ts): an entry this node forwarded
+// or acted on is on its disk.
+
+import { peerIdFromString } from '@libp2p/peer-id'
+import { z } from 'zod'
+import { isPeerFault } from '../wire/errors.ts'
+import { CONTROL_PROTOCOL } from '../wire/ids.ts'
+import { SILENT_LOG } from '../wire/log.ts'
+import { dialFramed, serveProtocol } from '../wire/serve.ts'
+import { TypedEventTarget } from '../placement/events.ts'
+import { ControlRefusedError, HaltedError, InvalidControlEntryError } from './errors.ts'
+import {
+  MAX_REASON_CHARS, WireControlEntrySchema, compareControlEntries, createControlEntry, decodeControlEntry, encodeControlEntry, openControlEntry
+} from './entries.ts'
+import type { ControlEntry } from './entries.ts'
+import type { ProtocolHost, ProtocolLog, PeerGate, ServedProtocol } from '../wire/serve.ts'
+import type { Signer } from '../wire/signing.ts'
+import type { AbortOptions, PeerId } from '@libp2p/interface'
+
+/** Entries held at most; beyond it the least are dropped, which never changes the state (the greatest decides). */
+export const MAX_CONTROL_ENTRIES = 256
+/** Bytes of one exchange message: 256 entries of at most 2 KiB each, and their framing. */
+export const MAX_CONTROL_MESSAGE_BYTES = 640 * 1024
+const EXCHANGE_TIMEOUT_MS = 10_000
+
+const EntriesMessage = z.strictObject({
+  t: z.literal('entries'),
+  hive: z.string().regex(/^[a-z2-7]{26}$/),
+  entries: z.array(WireControlEntrySchema).max(MAX_CONTROL_ENTRIES)
+})
+
+/** Whether the hive is halted, and by which entry (the greatest one held). */
+export interface HaltState {
+  halted: boolean
+  /** The entry that decides: who halted or resumed, when, why. */
+  by?: string
+  at?: number
+  reason?: string
+  id?: string
+  /** Lamport counter of the deciding entry. */
+  n?: number
+}
+
+export interface ControlEvents extends Record<string, unknown> {
+  /** The state changed: a halt or a resume, made here or learnt from `from`. */
+  change: HaltState & { from?: string }
+  /** A peer sent entries that do not verify and was hung up on. */
+  refused: { peer: string, error: string }
+}
+
+/** The LevelDB sublevel the entries live in (key: entry id, value: the encoded entry). */
+export interface ControlDb {
+  put: (key: string, value: Uint8Array) => Promise<void>
+  del: (key: string) => Promise<void>
+  values: () => AsyncIterable<Uint8Array>
+}
+
+export interface ControlHost extends ProtocolHost {
+  getPeers: () => PeerId[]
+  getConnections: (peer?: PeerId) => Array<{ status: string, limits?: unknown }>
+  addEventListener: (type: 'connection:open' | 'peer:disconnect', listener: (event: CustomEvent<any>) => void) => void
+  removeEventListener: (type: 'connection:open' | 'peer:disconnect', listener: (event: CustomEvent<any>) => void) => void
+}
+
+export interface ControlComponents {
+  db: ControlDb
+  signer: Signer
+  hiveId: () => string
+  isMember: (peer: string) => boolean
+  host: ControlHost
+  gate?: PeerGate
+  log?: ProtocolLog
+  /** Device names for messages ("halted by laptop"). */
+  nameOf?: (peer: string) => string | undefined
+}
+
+export interface Control extends TypedEventTarget<ControlEvents> {
+  /** Loads the stored entries (before anything runs), serves the protocol, syncs with every member connected. */
+  start: () => Promise<void>
+  stop: () => Promise<void>
+  state: () => HaltState
+  /** The error anything that would run must throw while halted; undefined when not halted. */
+  refusal: () => HaltedError | undefined
+  halt: (reason?: string) => Promise<HaltState>
+  resume: () => Promise<HaltState>
+  /** Resolves once this node has exchanged entries with `peer` on its current connection (tries once now if not). */
+  synced: (peer: string, options?: AbortOptions) => Promise<void>
+  /** Exchanges entries with every connected member (the member list changed). */
+  resync: () => void
+  /** Every entry held, greatest last. */
+  entries: () => ControlEntry[]
+}
+
+export function createControl (components: ControlComponents): Control {
+  return new ControlService(components)
+}
+
+class ControlService extends TypedEventTarget<ControlEvents> implements Control {
+  private readonly components: ControlComponents
+  private readonly log: ProtocolLog
+  private readonly held = new Map<string, ControlEntry>()
+  private readonly syncedPeers = new Set<string>()
+  private readonly inFlight = new Map<string, Promise<void>>()
+  private served?: ServedProtocol
+  private running = false
+  private current: HaltState = { halted: false }
+
+  constructor (components: ControlComponents) {
+    super()
+    this.components = components
+    this.log = components.log ?? SILENT_LOG
+  }
+
+  async start (): Promise<void> {
+    if (this.running) return
+    for await (const value of this.components.db.values()) {
+      try {
+        const entry = decodeControlEntry(value)
+        this.held.set(entry.id, entry)
+      } catch (err) {
+        // a damaged record cannot decide anything; the others still do, and members resend it
+        this.log.warn(`control: a stored entry is damaged and was skipped: ${(err as Error).message}`)
+      }
+    }
+    this.current = this.compute()
+    this.running = true
+    const { host } = this.components
+    this.served = await serveProtocol(host, CONTROL_PROTOCOL, async (stream, { peer, signal }) => {
+      const from = peer.toString()
+      const got = await stream.read(EntriesMessage, { signal })
+      const entries = this.check(got, from)
+      await stream.write(this.message(), { signal })
+      this.syncedPeers.add(from)
+      await this.merge(entries, from)
+    }, {
+      log: this.log,
+      ...(this.components.gate != null ? { gate: this.components.gate } : {}),
+      maxMessageBytes: MAX_CONTROL_MESSAGE_BYTES,
+      timeoutMs: EXCHANGE_TIMEOUT_MS,
+      maxInboundStreams: 8,
+      isPeerFault: (err) => isPeerFault(err) || err instanceof InvalidControlEntryError,
+      onPeerFault: (peer, error) => { this.emit('refused', { peer: peer.toString(), error: `${error.name}: ${error.message}` }) }
+    })
+    host.addEventListener('connection:open', this.onConnect)
+    host.addEventListener('peer:disconnect', this.onDisconnect)
+    this.resync()
+  }
+
+  async stop (): Promise<void> {
+    if (!this.running) return
+    this.running = false
+    this.components.host.removeEventListener('connection:open', this.onConnect)
+    this.components.host.removeEventListener('peer:disconnect', this.onDisconnect)
+    await this.served?.stop().catch(() => {})
+  }
+
+  /** A connection opened: a member's first full one (not a pairing one) gets an exchange. */
+  private readonly onConnect = (event: CustomEvent<{ remotePeer: PeerId, limits?: unknown }>): void => {
+    if (event.detail.limits != null) return
+    const peer = event.detail.remotePeer.toString()
+    if (this.syncedPeers.has(peer) || !this.components.isMember(peer)) return
+    void this.exchange(peer).catch(() => {})
+  }
+
+  private readonly onDisconnect = (event: CustomEvent<PeerId>): void => {
+    this.syncedPeers.delete(event.detail.toString())
+  }
+
+  resync (): void {
+    if (!this.running) return
+    for (const peer of this.components.host.getPeers()) {
+      const id = peer.toString()
+      if (this.components.isMember(id)) void this.exchange(id).catch(() => {})
+    }
+  }
+
+  state (): HaltState {
+    return { ...this.current }
+  }
+
+  entries (): ControlEntry[] {
+    return [...this.held.values()].sort(compareControlEntries)
+  }
+
+  refusal (): HaltedError | undefined {
+    const s = this.current
+    if (!s.halted) return undefined
+    const who = s.by != null ? `${this.components.nameOf?.(s.by) ?? s.by}${this.components.nameOf?.(s.by) != null ? ` (${s.by})` : ''}` : 'a member'
+    return new HaltedError(`the hive is halted: ${who} halted it at ${new Date(s.at ?? 0).toISOString()}` +
+      `${s.reason != null && s.reason !== '' ? ` ("${s.reason}")` : ''}; nothing runs until a member runs "hive-node resume"`)
+  }
+
+  async halt (reason?: string): Promise<HaltState> {
+    if (reason != null && reason.length > MAX_REASON_CHARS) throw new ControlRefusedError(`the reason is ${reason.length} characters; at most ${MAX_REASON_CHARS} are kept`)
+    return this.append('halt', reason)
+  }
+
+  async resume (): Promise<HaltState> {
+    if (!this.current.halted) throw new ControlRefusedError('the hive is not halted; there is nothing to resume')
+    return this.append('resume')
+  }
+
+  private async append (type: 'halt' | 'resume', reason?: string): Promise<HaltState> {
+    if (!this.running) throw new ControlRefusedError('the node is not running; start it first')
+    const n = Math.max(0, ...[...this.held.values()].map(e => e.body.n)) + 1
+    const entry = await createControlEntry({
+      type, hive: this.components.hiveId(), at: Date.now(), n, ...(reason != null && reason !== '' ? { reason } : {})
+    }, this.components.signer)
+    await this.merge([entry])
+    return this.state()
+  }
+
+  async synced (peer: string, options: AbortOptions = {}): Promise<void> {
+    if (this.syncedPeers.has(peer) || !this.running) return
+    const attempt = this.exchange(peer).catch(() => {})
+    const aborted = Promise.withResolvers<void>()
+    const onAbort = (): void => { aborted.resolve() }
+    options.signal?.addEventListener('abort', onAbort, { once: true })
+    try {
+      await Promise.race([attempt, aborted.promise])
+    } finally {
+      options.signal?.removeEventListener('abort', onAbort)
+    }
+  }
+
+  /** One exchange with `peer`; concurrent asks share it. */
+  private async exchange (peer: string): Promise<void> {
+    const running = this.inFlight.get(peer)
+    if (running != null) return running
+    const attempt = this.runExchange(peer).finally(() => { this.inFlight.delete(peer) })
+    this.inFlight.set(peer, attempt)
+    return attempt
+  }
+
+  /**
+   * Exchanges ride a connection that is already open and not limited: this part never dials a
+   * device itself (the dialler and pairing do), and a pairing connection carries pairing only.
+   */
+  private reachable (peer: string): boolean {
+    return this.components.host.getConnections(peerIdFromString(peer)).some(c => c.status === 'open' && c.limits == null)
+  }
+
+  private async runExchange (peer: string): Promise<void> {
+    if (!this.reachable(peer)) throw new Error(`no open connection to ${peer}`)
+    const signal = AbortSignal.timeout(EXCHANGE_TIMEOUT_MS)
+    const stream = await dialFramed(this.components.host, peerIdFromString(peer), CONTROL_PROTOCOL, { signal, maxMessageBytes: MAX_CONTROL_MESSAGE_BYTES })
+    let entries: ControlEntry[]
+    try {
+      await stream.write(this.message(), { signal })
+      const got = await stream.read(EntriesMessage, { signal })
+      entries = this.check(got, peer)
+      await stream.close({ signal }).catch(() => {})
+    } catch (err) {
+      stream.abort(err instanceof Error ? err : new Error(String(err)))
+      if (isPeerFault(err) || err instanceof InvalidControlEntryError) {
+        this.log.warn(`control: dropping ${peer}: ${(err as Error).name}: ${(err as Error).message}`)
+        this.emit('refused', { peer, error: `${(err as Error).name}: ${(err as Error).message}` })
+        await this.components.host.hangUp(peerIdFromString(peer)).catch(() => {})
+      }
+      throw err
+    }
+    this.syncedPeers.add(peer)
+    await this.merge(entries, peer)
+  }
+
+  private message (): z.infer<typeof EntriesMessage> {
+    return { t: 'entries', hive: this.components.hiveId(), entries: this.entries().map(e => ({ b: new Uint8Array(e.bytes), s: new Uint8Array(e.sig) })) }
+  }
+
+  /**
+   * Opens every entry of a message; one that fails refuses the whole message. Entries of another
+   * hive are well-formed but not for this one: while a device joins, the two ends may still name
+   * different hives for a moment, so they are set aside, not held against the sender.
+   */
+  private check (message: z.infer<typeof EntriesMessage>, from: string): ControlEntry[] {
+    const hive = this.components.hiveId()
+    const out: ControlEntry[] = []
+    for (const wire of message.entries) out.push(openControlEntry(wire))
+    if (message.hive !== hive) {
+      this.log.debug(`control: ${from} sent the entries of hive ${message.hive}, not ${hive}; set aside`)
+      return []
+    }
+    return out.filter(e => e.body.hive === hive)
+  }
+
+  /** Persists what is new, applies it, tells the other members. */
+  private async merge (entries: ControlEntry[], from?: string): Promise<void> {
+    const fresh: ControlEntry[] = []
+    for (const entry of entries) {
+      if (this.held.has(entry.id) || fresh.some(e => e.id === entry.id)) continue
+      // only a member may pull or release the switch; an entry of a device no longer in the
+      // hive is not counted (nor a fault: it was valid when its member made it)
+      if (!this.components.isMember(entry.body.by)) {
+        this.log.debug(`control: entry ${entry.id.slice(0, 12)} by ${entry.body.by}, not a member, ignored`)
+        continue
+      }
+      fresh.push(entry)
+    }
+    if (fresh.length === 0) return
+    for (const entry of fresh) await this.components.db.put(entry.id, encodeControlEntry(entry))
+    for (const entry of fresh) this.held.set(entry.id, entry)
+    await this.trim()
+    const before = this.current
+    this.current = this.compute()
+    if (before.id !== this.current.id) {
+      this.log.info?.(`control: the hive is ${this.current.halted ? 'halted' : 'resumed'} by ${this.current.by ?? '?'}${from != null ? ` (heard from ${from})` : ''}`)
+      this.emit('change', { ...this.current, ...(from != null ? { from } : {}) })
+    }
+    if (!this.running) return
+    for (const peer of this.components.host.getPeers()) {
+      const id = peer.toString()
+      // a fresh exchange, not one already under way: that one may have sent the set before this change
+      if (id !== from && this.components.isMember(id)) void this.runExchange(id).catch(() => {})
+    }
+  }
+
+  private async trim (): Promise<void> {
+    if (this.held.size <= MAX_CONTROL_ENTRIES) return
+    const order = this.entries()
+    for (const entry of order.slice(0, order.length - MAX_CONTROL_ENTRIES)) {
+      this.held.delete(entry.id)
+      await this.components.db.del(entry.id).catch(() => {})
+    }
+  }
+
+  private compute (): HaltState {
+    const hive = this.components.hiveId()
+    let top: ControlEntry | undefined
+    for (const entry of this.held.values()) {
+      if (entry.body.hive !== hive) continue
+      if (top == null || compareControlEntries(entry, top) > 0) top = entry
+    }
+    if (top == null) return { halted: false }
+    return {
+      halted: top.body.type === 'halt',
+      by: top.body.by,
+      at: top.body.at,
+      ...(top.body.reason != null ? { reason: top.body.reason } : {}),
+      id: top.id,
+      n: top.body.n
+    }
+  }
+}
