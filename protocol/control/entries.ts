@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { decode as cborDecode, encode as cborEncode } from 'cborg'
 import { z } from 'zod'
-import { verifyEd25519 } from '../wire/signing.ts'
+import { domainSigningBytes, verifyEd25519 } from '../wire/signing.ts'
 import { InvalidControlEntryError } from './errors.ts'
 import type { Signer } from '../wire/signing.ts'
 
@@ -47,15 +47,8 @@ export interface ControlEntry {
   readonly sig: Uint8Array
 }
 
-const encoder = new TextEncoder()
-
 export function controlSigningBytes (body: Uint8Array): Uint8Array {
-  const domain = encoder.encode(CONTROL_ENTRY_DOMAIN)
-  const out = new Uint8Array(4 + domain.byteLength + body.byteLength)
-  new DataView(out.buffer).setUint32(0, domain.byteLength)
-  out.set(domain, 4)
-  out.set(body, 4 + domain.byteLength)
-  return out
+  return domainSigningBytes(CONTROL_ENTRY_DOMAIN, body)
 }
 
 export function controlEntryId (bytes: Uint8Array): ControlEntryId {

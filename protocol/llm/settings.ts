@@ -12,6 +12,7 @@
 // Entry: { b: CBOR body, s: Ed25519 signature over u32be(len(domain)) || domain || b }.
 // Body: { v: 1, hive, by, at, day?: micro-USD, agents: { digest: micro-USD } }.
 
+import { domainSigningBytes } from '../wire/signing.ts'
 import * as ed from '@noble/ed25519'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { decode as cborDecode, encode as cborEncode } from 'cborg'
@@ -50,15 +51,8 @@ export interface BudgetSigner {
   sign: (message: Uint8Array) => Promise<Uint8Array>
 }
 
-const encoder = new TextEncoder()
-
 function signingBytes (body: Uint8Array): Uint8Array {
-  const domain = encoder.encode(BUDGET_DOMAIN)
-  const out = new Uint8Array(4 + domain.byteLength + body.byteLength)
-  new DataView(out.buffer).setUint32(0, domain.byteLength)
-  out.set(domain, 4)
-  out.set(body, 4 + domain.byteLength)
-  return out
+  return domainSigningBytes(BUDGET_DOMAIN, body)
 }
 
 export async function signBudget (body: Omit<BudgetBody, 'v' | 'by'>, signer: BudgetSigner): Promise<SignedBudget> {

@@ -14,7 +14,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { decode as cborDecode, encode as cborEncode } from 'cborg'
 import { z } from 'zod'
 import type { Signer } from '../wire/signing.ts'
-import { verifyEd25519 } from '../wire/signing.ts'
+import { domainSigningBytes, verifyEd25519 } from '../wire/signing.ts'
 import { base32Encode } from './base32.ts'
 import { InvalidEntryError, InvalidPeerIdError } from './errors.ts'
 
@@ -84,15 +84,8 @@ export interface Entry {
   readonly sig: Uint8Array
 }
 
-const encoder = new TextEncoder()
-
 export function signingBytes (body: Uint8Array): Uint8Array {
-  const domain = encoder.encode(ENTRY_DOMAIN)
-  const out = new Uint8Array(4 + domain.byteLength + body.byteLength)
-  new DataView(out.buffer).setUint32(0, domain.byteLength)
-  out.set(domain, 4)
-  out.set(body, 4 + domain.byteLength)
-  return out
+  return domainSigningBytes(ENTRY_DOMAIN, body)
 }
 
 export function entryIdOf (bytes: Uint8Array): EntryId {

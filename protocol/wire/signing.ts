@@ -39,6 +39,20 @@ export function hasCanonicalS (signature: Uint8Array): boolean {
   return false // S == L
 }
 
+/**
+ * The bytes a signed entry's signature covers: `u32be(len D) || D || body`, with `D` the UTF-8
+ * domain string that names what is signed (a member-list entry, a halt, a budget setting), so a
+ * signature over one kind can never pass for another.
+ */
+export function domainSigningBytes (domain: string, body: Uint8Array): Uint8Array {
+  const d = new TextEncoder().encode(domain)
+  const out = new Uint8Array(4 + d.byteLength + body.byteLength)
+  new DataView(out.buffer).setUint32(0, d.byteLength)
+  out.set(d, 4)
+  out.set(body, 4 + d.byteLength)
+  return out
+}
+
 /** DER header of an Ed25519 SubjectPublicKeyInfo; the raw 32-byte key follows. */
 const ED25519_SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex')
 const KEY_CACHE_LIMIT = 1024
