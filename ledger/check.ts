@@ -2,7 +2,7 @@
 // runs inline for short chains and in worker threads (verify-worker.ts) for long ones.
 
 import {
-  HASH_BYTES, MAX_RECORD_V2_BYTES, RECORD_DOMAIN, SIGNATURE_BYTES, bytesEqual, ed25519KeyObject, scanRecord, sha256, signerBytes,
+  HASH_BYTES, MAX_RECORD_V3_BYTES, RECORD_DOMAIN, SIGNATURE_BYTES, bytesEqual, ed25519KeyObject, scanRecord, sha256, signerBytes,
   signerFromBytes, signerPublicKey, verifyEd25519
 } from './record.ts'
 
@@ -50,7 +50,7 @@ export function checkSlice (input: SliceInput): SliceResult {
   }
   const domain = RECORD_DOMAIN.byteLength
   // one scratch buffer for every signed message: DOMAIN || body, rewritten per record
-  const scratch = new Uint8Array(domain + MAX_RECORD_V2_BYTES)
+  const scratch = new Uint8Array(domain + MAX_RECORD_V3_BYTES)
   scratch.set(RECORD_DOMAIN, 0)
   let firstPrev: Uint8Array | null = null
   let prevHash: Uint8Array | null = null

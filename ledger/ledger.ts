@@ -7,8 +7,8 @@ import { verifyAll, verifyChain } from './audit.ts'
 import { BadCopyError, BadHeadError, LedgerFetchError, LedgerNotStartedError, LedgerRollbackError, MalformedRecordError } from './errors.ts'
 import { LEDGER_OK, appendRefusal, damaged, damagedError, healthOf } from './health.ts'
 import {
-  DEFAULT_HEADS_TOPIC, HeadsMessage, LEDGER_PROTOCOL, LedgerRequest, MAX_HEADS_PER_MESSAGE, MAX_LEDGER_FRAME_BYTES,
-  RECORDS_PER_FRAME, RecordsResponse
+  DEFAULT_HEADS_TOPIC, HeadsMessage, LEGACY_READS_VERSION, LEDGER_PROTOCOL, LedgerRequest, MAX_HEADS_PER_MESSAGE, MAX_LEDGER_FRAME_BYTES,
+  READS_VERSION, RECORDS_PER_FRAME, RecordsResponseV3, recordFrames
 } from './exchange.ts'
 import { decodeHead } from './record.ts'
 import { LedgerStore } from './store.ts'
@@ -487,10 +487,10 @@ class HiveLedger extends EventTarget implements Ledger {
     }
     let result: FetchResult = { stored: 0, end: (await this.store.end(signer))?.seq ?? -1 }
     try {
-      await stream.write({ type: 'records', signer, from, ...(options.to != null ? { to: options.to } : {}) }, { signal })
+      await stream.write({ type: 'records', signer, from, ...(options.to != null ? { to: options.to } : {}), reads: READS_VERSION }, { signal })
       let next = from
       for (;;) {
-        const message = await stream.read(RecordsResponse, { signal })
+        const message = await stream.read(RecordsResponseV3, { signal })
         if (message.type === 'end') {
           if (message.head != null) {
             const head = decodeHead(message.head)
@@ -556,15 +556,21 @@ class HiveLedger extends EventTarget implements Ledger {
       return
     }
     const to = Math.min(request.to ?? Number.MAX_SAFE_INTEGER, request.from + 1_000_000)
+    // a peer on an older release reads versions 1 and 2 only: it gets the chain up to the first
+    // record it could not decode, rather than a copy it would refuse (and drop this node for)
+    const reads = request.reads ?? LEGACY_READS_VERSION
     let next = request.from
     for await (const chunk of this.store.chunks(request.signer, { from: request.from, to, chunk: RECORDS_PER_FRAME, signal: context.signal })) {
       // serve the contiguous part only: a hole in this copy ends the answer there
       let cut = chunk.length
       for (let i = 0; i < chunk.length; i++) {
-        if ((chunk[i] as { seq: number }).seq !== next + i) { cut = i; break }
+        const entry = chunk[i] as { seq: number, bytes: Uint8Array }
+        if (entry.seq !== next + i || (entry.bytes[0] ?? 0) > reads) { cut = i; break }
       }
-      if (cut > 0) await stream.write({ type: 'records', from: next, records: chunk.slice(0, cut).map(e => e.bytes) }, { signal: context.signal })
-      next += cut
+      for (const records of recordFrames(chunk.slice(0, cut).map(e => e.bytes))) {
+        await stream.write({ type: 'records', from: next, records }, { signal: context.signal })
+        next += records.length
+      }
       if (cut < chunk.length) break
     }
     const head = await this.store.headRaw(request.signer)

@@ -2,7 +2,7 @@
 // record in FORMAT.md's JSON form; stored bytes that do not decode are listed as hex with why.
 
 import { recordToJson, toHex } from './record.ts'
-import type { RecordJson } from './record.ts'
+import type { NetUsage, RecordJson } from './record.ts'
 import type { ListedRecord } from './store.ts'
 
 export interface UndecodableJson {
@@ -25,4 +25,12 @@ export function listingToJson (signer: string, self: boolean, listed: ListedReco
       ? recordToJson(l.record)
       : { seq: l.seq, error: l.error ?? 'undecodable', bytes: toHex(l.bytes) })
   }
+}
+
+/** A record's http requests in one line: `9 http requests: https://a.example ×6, http://127.0.0.1:8080 ×3`. */
+export function netUsageText (net: NetUsage): string {
+  const listed = net.origins.reduce((n, o) => n + o.requests, 0)
+  const others = net.requests - listed
+  return `${net.requests} http request${net.requests === 1 ? '' : 's'}: ${net.origins.map(o => `${o.origin} ×${o.requests}`).join(', ')}` +
+    (others > 0 ? `, ${others} to origins not listed` : '')
 }

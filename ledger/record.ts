@@ -2,10 +2,12 @@
 // in FORMAT.md, so anyone can re-verify a chain with a SHA-256 tool and any Ed25519 verifier.
 // Everything here is pure apart from the signer's `sign`.
 //
-// Records come in two format versions. Version 1 has the text fields only; version 2 adds what
-// the run's LLM calls used, per route. A record without LLM usage is written as version 1, so
-// the bytes of such a record are the same as before version 2 existed (peers on an older release
-// keep accepting them) and every record content has exactly one encoding.
+// Records come in three format versions. Version 1 has the text fields only; version 2 adds what
+// the run's LLM calls used, per route; version 3 adds the run's http requests, per origin. A
+// record is written in the lowest version that holds its content (no requests: version 2 or 1;
+// no LLM usage either: version 1), so such records are the same bytes as before the later
+// versions existed, peers on an older release keep accepting them, and every record content has
+// exactly one encoding.
 //
 // Signatures are made by the device key (RFC 8032 Ed25519; in the node the signer is signer.ts,
 // node:crypto). Verification uses Node's built-in Ed25519 (OpenSSL), an order of magnitude
@@ -27,6 +29,9 @@ export const FORMAT_VERSION = 0x01
 /** First byte of the body of a record that carries LLM usage. */
 export const FORMAT_VERSION_LLM = 0x02
 
+/** First byte of the body of a record that carries http requests (and LLM usage, if any). */
+export const FORMAT_VERSION_NET = 0x03
+
 /** Where an LLM call ran, in encoding order; the route's code is its index + 1. */
 export const LLM_ROUTES = ['local', 'peer', 'cloud'] as const
 export type LlmRouteKind = typeof LLM_ROUTES[number]
@@ -47,6 +52,21 @@ export const MAX_LLM_COUNT = 0xffffffff
 
 /** Bytes of one LLM usage entry: route code, calls, tokens in, tokens out. */
 const LLM_ENTRY_BYTES = 1 + 4 + 4 + 4
+
+/**
+ * The bound of a record's http requests list, stated once: at most 32 origins (the most a
+ * manifest may name, so a run's whole report fits), each at most 300 bytes of printable ASCII
+ * (the longest origin a manifest may name). FORMAT.md and the sandbox refer to these.
+ */
+export const NET_USAGE_LIMITS = { maxOrigins: 32, maxOriginBytes: 300 } as const
+
+/** The http requests one run made: the total, and how many went to each granted origin. */
+export interface NetUsage {
+  /** Every request of the run, redirect hops included; at least the sum of the listed ones. */
+  requests: number
+  /** Per origin, in ascending byte order of the origin; each with at least one request. */
+  origins: Array<{ origin: string, requests: number }>
+}
 
 /** Prepended to a record's body to form the message its signature covers. */
 export const RECORD_DOMAIN: Uint8Array = textEncoder.encode('hive-ledger/record/v1')
@@ -83,8 +103,12 @@ export const SIGNER_BYTES = ED25519_PEER_ID_PREFIX.byteLength + 32
 export const MAX_RECORD_BYTES = 1 + 8 + HASH_BYTES + 8 + 2 + SIGNER_BYTES +
   TEXT_FIELDS.reduce((sum, f) => sum + 2 + FIELD_LIMITS[f], 0) + SIGNATURE_BYTES
 
-/** The largest record of any version: version 2 adds the LLM usage list. */
+/** The largest version-2 record: version 2 adds the LLM usage list. */
 export const MAX_RECORD_V2_BYTES = MAX_RECORD_BYTES + 1 + MAX_LLM_ROUTES * LLM_ENTRY_BYTES
+
+/** The largest record of any version: version 3 adds the requests total and the origins list. */
+export const MAX_RECORD_V3_BYTES = MAX_RECORD_V2_BYTES + 4 + 1 +
+  NET_USAGE_LIMITS.maxOrigins * (2 + NET_USAGE_LIMITS.maxOriginBytes + 4)
 
 /** What the signer decides about one execution; the chain position is filled in by the store. */
 export interface RecordContent {
@@ -98,6 +122,8 @@ export interface RecordContent {
   placement: string
   /** LLM calls the run made, per route; absent or empty when it made none (a version-1 record). */
   llm?: LlmUsage[]
+  /** http requests the run made, per origin; absent or 0 requests when it made none. */
+  net?: NetUsage
 }
 
 export interface RecordFields extends RecordContent {
@@ -128,8 +154,10 @@ export interface RecordJson {
   output: string
   status: string
   placement: string
-  /** Present (non-empty) for version-2 records only. */
+  /** Present (non-empty) when the run made LLM calls (version 2 or 3). */
   llm?: LlmUsage[]
+  /** Present when the run made http requests (version 3). */
+  net?: NetUsage
   signature: string
   hash: string
 }
@@ -382,11 +410,74 @@ export function normalizeLlmUsage (llm: unknown): LlmUsage[] {
   return out.sort((a, b) => LLM_ROUTES.indexOf(a.route) - LLM_ROUTES.indexOf(b.route))
 }
 
+const ORIGIN_TEXT = /^[\x21-\x7e]+$/
+
+function compareBytes (a: string, b: string): number {
+  // printable ASCII: code-unit order is byte order
+  return a < b ? -1 : a > b ? 1 : 0
+}
+
+/**
+ * The http requests in their one encoding order (origins ascending), checked against the bounds:
+ * at most NET_USAGE_LIMITS.maxOrigins origins, each once, 1 to maxOriginBytes of printable ASCII
+ * with at least one request, u32 counts, and a total no smaller than the listed requests.
+ * Returns undefined for no requests.
+ */
+export function normalizeNetUsage (net: unknown): NetUsage | undefined {
+  if (net == null) return undefined
+  if (typeof net !== 'object') throw new InvalidRecordFieldsError('net must be { requests, origins: [{ origin, requests }] }')
+  const { requests, origins } = net as Record<string, unknown>
+  const total = checkU32('net requests', requests)
+  if (!Array.isArray(origins)) throw new InvalidRecordFieldsError('net origins must be a list of { origin, requests }')
+  if (total === 0) {
+    if (origins.length > 0) throw new InvalidRecordFieldsError('net lists origins but 0 requests')
+    return undefined
+  }
+  if (origins.length === 0) throw new InvalidRecordFieldsError(`net counts ${total} requests but lists no origin`)
+  if (origins.length > NET_USAGE_LIMITS.maxOrigins) throw new InvalidRecordFieldsError(`net lists ${origins.length} origins; at most ${NET_USAGE_LIMITS.maxOrigins} fit in a record (fitNetUsage keeps the busiest)`)
+  const out: NetUsage['origins'] = []
+  let listed = 0
+  for (const entry of origins as unknown[]) {
+    if (entry == null || typeof entry !== 'object') throw new InvalidRecordFieldsError('each net origin is { origin, requests }')
+    const { origin, requests: n } = entry as Record<string, unknown>
+    if (typeof origin !== 'string' || origin.length === 0 || origin.length > NET_USAGE_LIMITS.maxOriginBytes || !ORIGIN_TEXT.test(origin)) {
+      throw new InvalidRecordFieldsError(`a net origin is 1 to ${NET_USAGE_LIMITS.maxOriginBytes} printable ASCII characters, got ${JSON.stringify(String(origin).slice(0, 80))}`)
+    }
+    if (out.some(o => o.origin === origin)) throw new InvalidRecordFieldsError(`net lists origin ${origin} twice; add its requests into one entry`)
+    if (checkU32('net origin requests', n) === 0) throw new InvalidRecordFieldsError(`net origin ${origin} has 0 requests; leave out an origin that was not used`)
+    listed += n as number
+    out.push({ origin, requests: n as number })
+  }
+  if (listed > total) throw new InvalidRecordFieldsError(`net lists ${listed} requests across its origins but counts ${total} in all`)
+  return { requests: total, origins: out.sort((a, b) => compareBytes(a.origin, b.origin)) }
+}
+
+/**
+ * What a run's request report becomes in its record, whatever the report holds: the busiest
+ * NET_USAGE_LIMITS.maxOrigins origins that fit the bound are listed, and the total still counts
+ * every request (so nothing a run did goes uncounted, and the record is always writable).
+ */
+export function fitNetUsage (report: { requests: number, origins: ReadonlyArray<{ origin: string, requests: number }> } | undefined): NetUsage | undefined {
+  if (report == null) return undefined
+  const clamp = (n: number): number => Number.isFinite(n) && n > 0 ? Math.min(Math.floor(n), MAX_LLM_COUNT) : 0
+  const fit = report.origins
+    .filter(o => typeof o.origin === 'string' && o.origin.length > 0 && o.origin.length <= NET_USAGE_LIMITS.maxOriginBytes && ORIGIN_TEXT.test(o.origin) && clamp(o.requests) > 0)
+    .map(o => ({ origin: o.origin, requests: clamp(o.requests) }))
+    .sort((a, b) => b.requests - a.requests || compareBytes(a.origin, b.origin))
+    .slice(0, NET_USAGE_LIMITS.maxOrigins)
+  const listed = fit.reduce((n, o) => n + o.requests, 0)
+  const total = Math.min(Math.max(clamp(report.requests), listed), MAX_LLM_COUNT)
+  if (total === 0) return undefined
+  if (fit.length === 0) return undefined
+  return { requests: total, origins: fit.sort((a, b) => compareBytes(a.origin, b.origin)) }
+}
+
 /** The body of a record: every field except the signature, in FORMAT.md order. */
 export function encodeRecordBody (fields: RecordFields): Uint8Array {
   const llm = normalizeLlmUsage(fields.llm)
+  const net = normalizeNetUsage(fields.net)
   const w = new Writer()
-  w.u8(llm.length > 0 ? FORMAT_VERSION_LLM : FORMAT_VERSION)
+  w.u8(net != null ? FORMAT_VERSION_NET : llm.length > 0 ? FORMAT_VERSION_LLM : FORMAT_VERSION)
   w.u64(checkU64('seq', fields.seq))
   if (!(fields.prev instanceof Uint8Array) || fields.prev.byteLength !== HASH_BYTES) {
     throw new InvalidRecordFieldsError('prev must be 32 bytes')
@@ -395,13 +486,22 @@ export function encodeRecordBody (fields: RecordFields): Uint8Array {
   w.u64(checkU64('time', fields.time))
   w.prefixed(signerBytes(fields.signer))
   for (const field of TEXT_FIELDS) w.prefixed(utf8Field(field, fields[field]))
-  if (llm.length > 0) {
+  // version 3 always has the usage list, which may be empty there
+  if (llm.length > 0 || net != null) {
     w.u8(llm.length)
     for (const usage of llm) {
       w.u8(LLM_ROUTES.indexOf(usage.route) + 1)
       w.u32(usage.calls)
       w.u32(usage.tokensIn)
       w.u32(usage.tokensOut)
+    }
+  }
+  if (net != null) {
+    w.u32(net.requests)
+    w.u8(net.origins.length)
+    for (const o of net.origins) {
+      w.prefixed(textEncoder.encode(o.origin))
+      w.u32(o.requests)
     }
   }
   return w.finish()
@@ -439,8 +539,10 @@ export interface RecordLayout {
   signer: Uint8Array
   /** [start, end) of each text field, in TEXT_FIELDS order. */
   fields: Array<[number, number]>
-  /** The LLM usage of a version-2 record, in encoding order; empty for version 1. */
+  /** The LLM usage of a version-2 or -3 record, in encoding order; empty for version 1. */
   llm: LlmUsage[]
+  /** The http requests of a version-3 record. */
+  net?: NetUsage
 }
 
 /**
@@ -451,7 +553,7 @@ export interface RecordLayout {
 export function scanRecord (bytes: Uint8Array): RecordLayout {
   const r = new Reader(bytes)
   const version = r.u8('version')
-  if (version !== FORMAT_VERSION && version !== FORMAT_VERSION_LLM) throw new MalformedRecordError(`unknown record version ${version}`)
+  if (version !== FORMAT_VERSION && version !== FORMAT_VERSION_LLM && version !== FORMAT_VERSION_NET) throw new MalformedRecordError(`unknown record version ${version}`)
   const seq = r.u64('seq')
   r.take(HASH_BYTES, 'prev')
   const time = r.u64('time')
@@ -465,18 +567,48 @@ export function scanRecord (bytes: Uint8Array): RecordLayout {
     if (!isUtf8(raw)) throw new MalformedRecordError(`${field} is not valid UTF-8`)
     fields.push([r.offset - raw.byteLength, r.offset])
   }
-  const llm = version === FORMAT_VERSION_LLM ? readLlmUsage(r) : []
+  const llm = version === FORMAT_VERSION ? [] : readLlmUsage(r, version === FORMAT_VERSION_NET)
+  const net = version === FORMAT_VERSION_NET ? readNetUsage(r) : undefined
   r.take(SIGNATURE_BYTES, 'signature')
   if (r.offset !== bytes.byteLength) {
     throw new MalformedRecordError(`${bytes.byteLength - r.offset} unexpected bytes after the signature`)
   }
-  return { seq, time, signer, fields, llm }
+  return { seq, time, signer, fields, llm, ...(net != null ? { net } : {}) }
 }
 
-/** The LLM usage list of a version-2 body: 1 to 3 entries, routes in ascending code order. */
-function readLlmUsage (r: Reader): LlmUsage[] {
+/** The requests of a version-3 body: total, then 1 to 32 origins in ascending byte order. */
+function readNetUsage (r: Reader): NetUsage {
+  const requests = r.u32('net requests')
+  if (requests === 0) throw new MalformedRecordError('a version-3 record counts 0 requests; a record without requests is version 1 or 2')
+  const count = r.u8('net origin count')
+  if (count === 0) throw new MalformedRecordError('a version-3 record lists no origin')
+  if (count > NET_USAGE_LIMITS.maxOrigins) throw new MalformedRecordError(`net origin count is ${count}, more than the ${NET_USAGE_LIMITS.maxOrigins} a record may list`)
+  const origins: NetUsage['origins'] = []
+  let listed = 0
+  let last = ''
+  for (let i = 0; i < count; i++) {
+    const raw = r.prefixed(NET_USAGE_LIMITS.maxOriginBytes, 'net origin')
+    let origin = ''
+    for (const b of raw) {
+      if (b < 0x21 || b > 0x7e) throw new MalformedRecordError('a net origin holds a byte outside printable ASCII')
+      origin += String.fromCharCode(b)
+    }
+    if (origin === '') throw new MalformedRecordError('a net origin is empty')
+    if (i > 0 && compareBytes(last, origin) >= 0) throw new MalformedRecordError('net origins must be listed once each, in ascending byte order')
+    last = origin
+    const n = r.u32('net origin requests')
+    if (n === 0) throw new MalformedRecordError(`net origin ${origin} lists 0 requests; an origin not used is left out`)
+    listed += n
+    origins.push({ origin, requests: n })
+  }
+  if (listed > requests) throw new MalformedRecordError(`net origins list ${listed} requests, more than the ${requests} counted in all`)
+  return { requests, origins }
+}
+
+/** The LLM usage list of a version-2 body (1 to 3 entries) or a version-3 body (0 to 3), routes in ascending code order. */
+function readLlmUsage (r: Reader, mayBeEmpty: boolean): LlmUsage[] {
   const count = r.u8('llm count')
-  if (count === 0) throw new MalformedRecordError('a version-2 record lists no LLM usage; a record without it is version 1')
+  if (count === 0 && !mayBeEmpty) throw new MalformedRecordError('a version-2 record lists no LLM usage; a record without it is version 1')
   if (count > MAX_LLM_ROUTES) throw new MalformedRecordError(`llm count is ${count}, more than the ${MAX_LLM_ROUTES} routes`)
   const out: LlmUsage[] = []
   let last = 0
@@ -510,6 +642,7 @@ export function decodeRecord (bytes: Uint8Array): LedgerRecord {
     status: text[4] as string,
     placement: text[5] as string,
     ...(layout.llm.length > 0 ? { llm: layout.llm } : {}),
+    ...(layout.net != null ? { net: layout.net } : {}),
     signature: own.subarray(own.byteLength - SIGNATURE_BYTES),
     hash: sha256(own),
     bytes: own
@@ -641,6 +774,7 @@ export function recordToJson (record: LedgerRecord): RecordJson {
     status: record.status,
     placement: record.placement,
     ...(record.llm != null && record.llm.length > 0 ? { llm: record.llm.map(u => ({ ...u })) } : {}),
+    ...(record.net != null ? { net: { requests: record.net.requests, origins: record.net.origins.map(o => ({ ...o })) } } : {}),
     signature: toHex(record.signature),
     hash: toHex(record.hash)
   }

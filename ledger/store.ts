@@ -18,7 +18,7 @@ import {
   GENESIS_PREV, bytesEqual, decodeHead, encodeRecordBody, decodeRecord, sha256, signHead, signRecord, signerPublicKey,
   toHex, verifyEd25519, verifyHeadSignature, recordSigningMessage, recordBody
 } from './record.ts'
-import type { LedgerRecord, LlmUsage, RecordContent, RecordSigner, SignedHead } from './record.ts'
+import type { LedgerRecord, LlmUsage, NetUsage, RecordContent, RecordSigner, SignedHead } from './record.ts'
 import type { AbstractSublevel } from 'abstract-level'
 
 /** A LevelDB handle: a `Level` or a sublevel of one. The store keeps to its own sublevels. */
@@ -523,6 +523,8 @@ export interface AppendInput {
   time?: number
   /** The run's LLM calls per route (at most one entry each for local, peer, cloud; u32 counts). */
   llm?: LlmUsage[]
+  /** The run's http requests: the total and per origin (at most 32 origins; see NET_USAGE_LIMITS). */
+  net?: NetUsage
 }
 
 function checkContent (content: AppendInput): RecordContent {
@@ -540,6 +542,7 @@ function checkContent (content: AppendInput): RecordContent {
     output: content.output ?? '',
     status: content.status,
     placement: content.placement ?? '',
-    ...(content.llm != null && content.llm.length > 0 ? { llm: content.llm } : {})
+    ...(content.llm != null && content.llm.length > 0 ? { llm: content.llm } : {}),
+    ...(content.net != null && content.net.requests > 0 ? { net: content.net } : {})
   }
 }

@@ -1,9 +1,10 @@
 // The executor placement runs a won task with: the sandbox, with the task's permissions
 // checked against what the agent asks for and what this node offers.
 
+import { fitNetUsage } from '../ledger/index.ts'
 import { NET_PREFIX, PERMISSIONS, heldPermissions, inspectAgentBytes } from '../sandbox/index.ts'
 import type { AgentLogLine, ExecutionOutcome, Executor, TaskId } from '../protocol/index.ts'
-import type { AgentLlmCall, AgentLlmUsage, AgentLogEntry, Sandbox } from '../sandbox/index.ts'
+import type { AgentLlmCall, AgentLlmUsage, AgentLogEntry, NetRunReport, Sandbox } from '../sandbox/index.ts'
 
 /** One log line per model call of a run: what `hive-node run` prints. */
 export function llmCallLine (call: AgentLlmCall): string {
@@ -91,15 +92,21 @@ export function sandboxExecutor (sandbox: Sandbox, options: { onLine?: (task: Ta
         calls.push(call)
         line({ level: 'info', message: llmCallLine(call) })
       }
+      // the run's requests per origin, however it ends: its ledger record carries them, and its
+      // log lines say them to whoever watches the run
+      let report: NetRunReport | undefined
+      const requests = (): { net?: NonNullable<ReturnType<typeof fitNetUsage>> } => {
+        for (const o of report?.origins ?? []) line({ level: 'info', message: `http ${o.origin}: ${o.requests} request${o.requests === 1 ? '' : 's'}` })
+        const net = fitNetUsage(report)
+        return net != null ? { net } : {}
+      }
       try {
-        const result = await sandbox.run(loaded, { input, signal, onLog, onLlmCall, permissions, ...(contextId != null ? { contextId } : {}) })
-        // the ledger record does not carry the run's requests yet: its log lines do
-        for (const o of result.net.origins) line({ level: 'info', message: `http ${o.origin}: ${o.requests} request${o.requests === 1 ? '' : 's'}` })
-        const outcome = { ok: true as const, output: result.output, logs, ...(result.llm.usage.length > 0 ? { llm: result.llm.usage } : {}) }
+        const result = await sandbox.run(loaded, { input, signal, onLog, onLlmCall, onNetReport: (r) => { report = r }, permissions, ...(contextId != null ? { contextId } : {}) })
+        const outcome = { ok: true as const, output: result.output, logs, ...(result.llm.usage.length > 0 ? { llm: result.llm.usage } : {}), ...requests() }
         return outcome
       } catch (err) {
         const usage = llmUsage(calls)
-        const outcome = { ...failure(err), logs, ...(usage.length > 0 ? { llm: usage } : {}) }
+        const outcome = { ...failure(err), ...requests(), logs, ...(usage.length > 0 ? { llm: usage } : {}) }
         return outcome
       }
     }

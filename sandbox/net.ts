@@ -36,6 +36,7 @@ export const NET_LIMITS = {
   /** Requests one run may make; each redirect hop counts as one. */
   maxRequestsPerRun: 64,
   maxRedirects: 5,
+  /** Headers of a request, and of a response as the agent gets it: at most 64, names and values at most 8 KiB together. */
   maxHeaders: 64,
   maxHeaderChars: 8192,
   /** Longest error message handed to the agent. */
@@ -454,8 +455,11 @@ export function createNetRun (init: NetRunInit): NetRun {
               next = target(new URL(location, t.url).toString())
             } catch (err) {
               if (err instanceof Refusal) refuse('connection-failed', `${t.url.origin} redirected to something that cannot be followed: ${err.message}`)
-              throw err
+              refuse('connection-failed', `${t.url.origin} redirected to something that is not a URL`)
             }
+            // the next hop is a request this node writes: the same bound as the agent's own URL
+            const nextUrl = next.url.toString()
+            if (nextUrl.length > NET_LIMITS.maxUrlChars) refuse('too-large', `${t.url.origin} redirected to a URL of ${nextUrl.length} characters; at most ${NET_LIMITS.maxUrlChars} are allowed`)
             if (status === 303 || ((status === 301 || status === 302) && m === 'POST')) {
               m = m === 'HEAD' ? 'HEAD' : 'GET'
               body = new Uint8Array(0)
@@ -464,9 +468,16 @@ export function createNetRun (init: NetRunInit): NetRun {
             t = next
             continue
           }
+          // the agent gets the response's headers within the bounds of its own: 64, 8 KiB together;
+          // the ones past them are left out
           const out: NetResponse['headers'] = []
+          let chars = 0
           for (let i = 0; i + 1 < res.rawHeaders.length && out.length < NET_LIMITS.maxHeaders; i += 2) {
-            out.push({ name: (res.rawHeaders[i] as string).toLowerCase(), value: res.rawHeaders[i + 1] as string })
+            const name = (res.rawHeaders[i] as string).toLowerCase()
+            const value = res.rawHeaders[i + 1] as string
+            if (chars + name.length + value.length > NET_LIMITS.maxHeaderChars) continue
+            chars += name.length + value.length
+            out.push({ name, value })
           }
           return { ok: true, value: { status, headers: out, body: answer.body } }
         }

@@ -128,6 +128,11 @@ export interface RunOptions {
    * error) has no `RunResult`, and its calls still count.
    */
   onLlmCall?: (call: AgentLlmCall) => void
+  /**
+   * The run's http requests per origin, told once as it ends, however it ends (a run that fails
+   * has no `RunResult`, and its requests still go in its ledger record).
+   */
+  onNetReport?: (report: NetRunReport) => void
 }
 
 export interface RunResult {
@@ -297,19 +302,24 @@ export function createSandbox (init: SandboxInit, components: SandboxComponents 
         : {})
     })
     runs++
-    const result = await pool.run({
-      key: compiled.key,
-      name: compiled.manifest.name,
-      grants: compiled.grants,
-      capPages: compiled.capPages,
-      glue: compiled.glue,
-      modules: compiled.modules,
-      input: options.input,
-      timeoutMs,
-      host: host.handle,
-      onLog,
-      ...(options.signal !== undefined ? { signal: options.signal } : {})
-    })
+    let result
+    try {
+      result = await pool.run({
+        key: compiled.key,
+        name: compiled.manifest.name,
+        grants: compiled.grants,
+        capPages: compiled.capPages,
+        glue: compiled.glue,
+        modules: compiled.modules,
+        input: options.input,
+        timeoutMs,
+        host: host.handle,
+        onLog,
+        ...(options.signal !== undefined ? { signal: options.signal } : {})
+      })
+    } finally {
+      options.onNetReport?.(host.net())
+    }
     return {
       output: result.output,
       digest: compiled.digest,

@@ -17,10 +17,11 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { z } from 'zod'
 import { AgentFailedError, AgentTimedOutError, AgentTrappedError, MemoryLimitExceededError, inspectAgentBytes, isAgentDigest } from '../../sandbox/index.ts'
+import { fitNetUsage } from '../../ledger/index.ts'
 import { llmUsage } from '../executor.ts'
 import { parseInput, requireContextId } from './input.ts'
 import { ApiError } from '../errors.ts'
-import type { AgentLlmCall, LoadedAgent, RunResult } from '../../sandbox/index.ts'
+import type { AgentLlmCall, LoadedAgent, NetRunReport, RunResult } from '../../sandbox/index.ts'
 import type { Digest } from '../../protocol/index.ts'
 import type { ApiNode } from './types.ts'
 import type { FastifyInstance } from 'fastify'
@@ -122,7 +123,10 @@ export function routes (app: FastifyInstance, node: ApiNode): void {
     const logs: AgentLogLine[] = []
     const calls: AgentLlmCall[] = []
     const task = randomBytes(16).toString('hex')
+    // the run's http requests, told as it ends however it ends, for its record
+    let requests: NetRunReport | undefined
     const record = async (status: 'ok' | 'error' | 'cancelled', agentDigest: string, output: string, usage = llmUsage(calls)): Promise<RunRecord> => {
+      const net = fitNetUsage(requests)
       const appended = await node.ledger.append({
         task,
         agent: agentDigest,
@@ -130,7 +134,8 @@ export function routes (app: FastifyInstance, node: ApiNode): void {
         output: sha256Hex(output),
         status,
         placement: 'run on this device only (POST /agents/run)',
-        ...(usage.length > 0 ? { llm: usage } : {})
+        ...(usage.length > 0 ? { llm: usage } : {}),
+        ...(net != null ? { net } : {})
       })
       return { task, seq: appended.seq, hash: Buffer.from(appended.hash).toString('hex') }
     }
@@ -143,6 +148,7 @@ export function routes (app: FastifyInstance, node: ApiNode): void {
         signal: halt,
         onLog: (e) => { logs.push({ level: e.level, message: e.message }) },
         onLlmCall: (call) => { calls.push(call) },
+        onNetReport: (report) => { requests = report },
         ...(body.contextId !== undefined ? { contextId: body.contextId } : {}),
         ...(body.timeoutMs !== undefined ? { timeoutMs: body.timeoutMs } : {})
       })

@@ -16,11 +16,14 @@
 //   GET  /capabilities  { capabilities }: what every live device reported, this one included.
 
 import { z } from 'zod'
+import { netUsageText } from '../../ledger/listing.ts'
+import { toHex } from '../../ledger/record.ts'
 import { SubmitFields, explainText, isDigest, isEnded } from '../../protocol/index.ts'
 import { inspectAgentBytes } from '../../sandbox/index.ts'
 import { parseInput, requireContextId } from './input.ts'
 import { ApiError } from '../errors.ts'
 import { haltView } from './control.ts'
+import type { NetUsage } from '../../ledger/index.ts'
 import type { Digest, TaskView } from '../../protocol/index.ts'
 import type { ApiNode } from './types.ts'
 import type { FastifyInstance } from 'fastify'
@@ -136,7 +139,10 @@ export function routes (app: FastifyInstance, node: ApiNode): void {
         explanation = archived.explanation
       }
       const names = new Map(node.capabilities.view().map(e => [e.peerId, e.caps.name]))
-      return { explanation, text: explainText(explanation, peer => names.get(peer)) }
+      const text = explainText(explanation, peer => names.get(peer))
+      // the run's http requests, from its record in the executor's chain when this node holds it
+      const net = await recordedRequests(node, explanation.result)
+      return { explanation, text: net != null ? `${text}\nRequests: ${netUsageText(net)}` : text, ...(net != null ? { net } : {}) }
     } catch (err) {
       if ((err as Error).name === 'TaskNotFound') throw new ApiError(404, 'TaskNotFound', (err as Error).message)
       throw err
@@ -151,4 +157,17 @@ export function routes (app: FastifyInstance, node: ApiNode): void {
   })
 
   app.get('/capabilities', async () => ({ self: node.peerId.toString(), capabilities: node.capabilities.view() }))
+}
+
+/** The http requests a result's ledger record holds, if this node holds that record (and it is the one the result names). */
+async function recordedRequests (node: ApiNode, result: { executor: string, ledger?: { seq?: number, hash?: string } } | undefined): Promise<NetUsage | undefined> {
+  const seq = result?.ledger?.seq
+  if (result == null || seq == null) return undefined
+  try {
+    const record = await node.ledger.store.get(result.executor, seq)
+    if (record == null || (result.ledger?.hash != null && toHex(record.hash) !== result.ledger.hash)) return undefined
+    return record.net
+  } catch {
+    return undefined
+  }
 }

@@ -49,7 +49,7 @@ export interface ApiNode {
   readonly hive: { readonly membership: Membership, readonly pairing: Pairing, strangersNearby: () => number }
   readonly contexts: Pick<Contexts, 'store' | 'presence'>
   readonly sandbox: Pick<Sandbox, 'loaded' | 'run'>
-  readonly ledger: Pick<Ledger, 'append' | 'verify' | 'self' | 'list' | 'chains' | 'health' | 'unwritable'>
+  readonly ledger: Pick<Ledger, 'append' | 'verify' | 'self' | 'list' | 'chains' | 'health' | 'unwritable' | 'store'>
   readonly capabilities: Pick<Capabilities, 'view'>
   readonly placement: Pick<Placement, 'submit' | 'get' | 'wait' | 'explain' | 'list' | 'cancel'>
   /** The kill switch: whether the hive is halted, by whom, and the halt and resume themselves. */

@@ -4,6 +4,7 @@
 import { UsageError, formatTime, table } from '../cli-context.ts'
 import { NodeNotRunningError } from '../errors.ts'
 import { storedMemberNames, withStoppedNode } from '../offline.ts'
+import { netUsageText } from '../../ledger/listing.ts'
 import type { AuditReport, ChainReport, LedgerStore, ListingJson, RecordJson } from '../../ledger/index.ts'
 import type { CliContext, CommonOptions } from '../cli-context.ts'
 import type { Command } from 'commander'
@@ -125,7 +126,10 @@ function renderListing (listing: ListingJson, names: Names): string {
   const rows = listing.records.map(r => 'error' in r
     ? [String(r.seq), '', '', 'UNDECODABLE', r.error, '']
     : [String(r.seq), formatTime((r as RecordJson).time), short(r.task), r.status, short(r.agent), r.hash.slice(0, 16)])
-  return header + '\n' + table(['SEQ', 'TIME', 'TASK', 'STATUS', 'AGENT', 'HASH'], rows)
+  // what each run reached on the network, under the table: origins are too long for a column
+  const requests = listing.records.flatMap(r => 'net' in r && r.net != null ? [`  seq ${r.seq}: ${netUsageText(r.net)}`] : [])
+  return header + '\n' + table(['SEQ', 'TIME', 'TASK', 'STATUS', 'AGENT', 'HASH'], rows) +
+    (requests.length > 0 ? '\n' + requests.join('\n') : '')
 }
 
 export function register (program: Command, cli: CliContext): void {

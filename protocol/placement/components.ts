@@ -73,6 +73,14 @@ export type ExecutionOutcome = ({ ok: true, output: string } | { ok: false, erro
   logs?: AgentLogLine[]
   /** The model calls the agent made, passed to the ledger record as they are. */
   llm?: LlmUsage[]
+  /** The http requests the agent made (total, per granted origin), passed to the ledger record as they are. */
+  net?: NetRequests
+}
+
+/** A run's http requests as its ledger record holds them (ledger/FORMAT.md, version 3). */
+export interface NetRequests {
+  requests: number
+  origins: Array<{ origin: string, requests: number }>
 }
 
 /** Runs an agent: the sandbox in the node, something small in tests. */
@@ -89,6 +97,8 @@ export interface ExecutionRecord {
   placement: string
   /** The model calls of the run, when it made any. */
   llm?: LlmUsage[]
+  /** The http requests of the run, when it made any. */
+  net?: NetRequests
 }
 
 /** Where an executor records what it ran: the ledger in the node. */

@@ -10,7 +10,7 @@ import { sha256Hex } from './ids.ts'
 import { TypedEventTarget } from './events.ts'
 import type { Digest, TaskId } from './ids.ts'
 import { LIVE_LOG_LIMITS } from './messages.ts'
-import type { AgentLogLine, ExecutionOutcome, Executor, LedgerSink, PlacementSettings } from './components.ts'
+import type { AgentLogLine, ExecutionOutcome, ExecutionRecord, Executor, LedgerSink, PlacementSettings } from './components.ts'
 import type { Announce, AwardPayload, RecordedMessage as Recorded } from './messages.ts'
 import type { AckAnswer, ResultRequest, SubmitterClient, WinnerHandlers } from './rpc.ts'
 import type { TaskResult } from './views.ts'
@@ -332,7 +332,7 @@ export class Runner extends TypedEventTarget<RunnerEvents> implements WinnerHand
     await live?.drained
     if (a.cancelled != null) {
       // stopped for its submitter or a halt: recorded as such, and no result is sent
-      const recorded = await this.recordCancelled(a, a.cancelled)
+      const recorded = await this.recordCancelled(a, a.cancelled, outcome)
       this.keepCancelled(task, { at: Date.now(), round, reason: a.cancelled, ledger: recorded })
       this.emit('run-end', { task, round, sent: false, reason: a.cancelled, cancelled: true })
       return
@@ -350,7 +350,7 @@ export class Runner extends TypedEventTarget<RunnerEvents> implements WinnerHand
       return
     }
     if (outcome.ok && Buffer.byteLength(outcome.output, 'utf8') > this.settings.maxOutputBytes) {
-      outcome = { ok: false, error: `the agent's output exceeds ${this.settings.maxOutputBytes} bytes`, ...(outcome.llm != null ? { llm: outcome.llm } : {}) }
+      outcome = { ok: false, error: `the agent's output exceeds ${this.settings.maxOutputBytes} bytes`, ...(outcome.llm != null ? { llm: outcome.llm } : {}), ...(outcome.net != null ? { net: outcome.net } : {}) }
     }
     await this.deliver(a, client, outcome, durationMs)
   }
@@ -458,7 +458,7 @@ export class Runner extends TypedEventTarget<RunnerEvents> implements WinnerHand
   }
 
   /** A stopped run's ledger record: status `cancelled`, its output the digest of the reason. */
-  private async recordCancelled (a: Assignment, reason: string): Promise<CancelledHere['ledger']> {
+  private async recordCancelled (a: Assignment, reason: string, outcome?: ExecutionOutcome): Promise<CancelledHere['ledger']> {
     const ledger = this.components.ledger
     if (ledger == null) return { error: 'this node keeps no ledger' }
     const { award } = a
@@ -469,7 +469,8 @@ export class Runner extends TypedEventTarget<RunnerEvents> implements WinnerHand
         input: award.input,
         output: sha256Hex(reason),
         status: 'cancelled',
-        placement: `round ${award.round} of task by ${award.submitter}; stopped: ${reason}`.slice(0, 1000)
+        placement: `round ${award.round} of task by ${award.submitter}; stopped: ${reason}`.slice(0, 1000),
+        ...usageOf(outcome)
       }, { signal: AbortSignal.any([this.stopping.signal, AbortSignal.timeout(this.settings.recordConfirmMs + 10_000)]) })
       const hash = appended?.hash
       return {
@@ -497,7 +498,7 @@ export class Runner extends TypedEventTarget<RunnerEvents> implements WinnerHand
         output: sha256Hex(outcome.ok ? outcome.output : outcome.error),
         status,
         placement: summary.slice(0, 1000),
-        ...(outcome.llm != null && outcome.llm.length > 0 ? { llm: outcome.llm } : {})
+        ...usageOf(outcome)
       }, { signal })
       const hash = appended?.hash
       return {
@@ -509,5 +510,13 @@ export class Runner extends TypedEventTarget<RunnerEvents> implements WinnerHand
       this.components.log.warn(`ledger record for ${award.task} not appended: ${errorText(err)}`)
       return { t: 'recorded', error: errorText(err).slice(0, 1000) }
     }
+  }
+}
+
+/** What a run used, for its ledger record: its model calls and its http requests, when it made any. */
+function usageOf (outcome: ExecutionOutcome | undefined): Pick<ExecutionRecord, 'llm' | 'net'> {
+  return {
+    ...(outcome?.llm != null && outcome.llm.length > 0 ? { llm: outcome.llm } : {}),
+    ...(outcome?.net != null && outcome.net.requests > 0 ? { net: outcome.net } : {})
   }
 }

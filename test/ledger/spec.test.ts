@@ -1,5 +1,5 @@
 // Re-verifies a chain exported by `hive-node ledger --json` using only node:crypto and the
-// byte-level spec in ledger/FORMAT.md, both record format versions: no project code is imported
+// byte-level spec in ledger/FORMAT.md, all three record format versions: no project code is imported
 // here. The chain is made and exported by
 // running the project as separate processes, as a third party would receive it.
 
@@ -28,6 +28,7 @@ interface JsonRecord {
   status: string
   placement: string
   llm?: Array<{ route: string, calls: number, tokensIn: number, tokensOut: number }>
+  net?: { requests: number, origins: Array<{ origin: string, requests: number }> }
   signature: string
   hash: string
 }
@@ -92,16 +93,21 @@ function signerBytes (peerId: string): Buffer {
 
 function body (r: JsonRecord): Buffer {
   const llm = r.llm ?? []
+  const net = r.net
   return Buffer.concat([
-    Buffer.from([llm.length > 0 ? 0x02 : 0x01]),
+    Buffer.from([net != null ? 0x03 : llm.length > 0 ? 0x02 : 0x01]),
     u64(r.seq),
     Buffer.from(r.prev, 'hex'),
     u64(r.time),
     u16(38),
     signerBytes(r.signer),
     str(r.task), str(r.agent), str(r.input), str(r.output), str(r.status), str(r.placement),
-    ...(llm.length > 0
+    ...(llm.length > 0 || net != null
       ? [Buffer.from([llm.length]), ...llm.map(u => Buffer.concat([Buffer.from([ROUTE_CODES[u.route] as number]), u32(u.calls), u32(u.tokensIn), u32(u.tokensOut)]))]
+      : []),
+    // version 3: the total, the count, then each origin (as listed: ascending bytes) with its requests
+    ...(net != null
+      ? [u32(net.requests), Buffer.from([net.origins.length]), ...net.origins.map(o => Buffer.concat([str(o.origin), u32(o.requests)]))]
       : [])
   ])
 }
@@ -166,5 +172,41 @@ describe('FORMAT.md ledger spec, verified with node:crypto alone', () => {
     assert.deepEqual(verifyChain(changed(1, { llm: [{ ...llm[0]!, tokensOut: llm[0]!.tokensOut + 1 }, llm[1]!] })), { index: 1, why: 'signature' })
     assert.deepEqual(verifyChain(changed(1, { llm: [llm[0]!] })), { index: 1, why: 'signature' })
     assert.deepEqual(verifyChain(changed(1, { llm: undefined })), { index: 1, why: 'signature' })
+  })
+})
+
+describe('FORMAT.md ledger spec, version 3, verified with node:crypto alone', () => {
+  let dir: string
+  let records: JsonRecord[]
+  let human: string
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'hive-ledger-spec3-'))
+    await run(process.execPath, [join(ROOT, 'test/ledger/make-chain.ts'), dir, '8'], { cwd: ROOT, env: { ...process.env, HIVE_LOG_LEVEL: 'error' } })
+    const { stdout } = await run(process.execPath, [join(ROOT, 'node/bin.js'), '--data', dir, 'ledger', '--json'], { cwd: ROOT })
+    records = (JSON.parse(stdout) as { records: JsonRecord[] }).records
+    human = (await run(process.execPath, [join(ROOT, 'node/bin.js'), '--data', dir, 'ledger'], { cwd: ROOT })).stdout
+  })
+
+  after(async () => {
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  it('re-derives a chain mixing versions 1, 2 and 3; the requests are signed like every field', () => {
+    assert.equal(records.length, 8)
+    assert.equal(verifyChain(records), null)
+    assert.deepEqual(records.map(r => r.net?.requests), [undefined, undefined, undefined, undefined, undefined, 8, 9, 10])
+    // listed in ascending byte order whatever order the run reported them in
+    assert.deepEqual(records[6]?.net?.origins, [{ origin: 'http://127.0.0.1:8080', requests: 2 }, { origin: 'https://api.example.org', requests: 6 }])
+    const changed = (i: number, patch: Partial<JsonRecord>): JsonRecord[] => records.map((r, j) => (j === i ? { ...r, ...patch } : r))
+    const net = records[6]!.net!
+    assert.deepEqual(verifyChain(changed(6, { net: { ...net, requests: net.requests + 1 } })), { index: 6, why: 'signature' })
+    assert.deepEqual(verifyChain(changed(6, { net: { ...net, origins: [net.origins[0]!] } })), { index: 6, why: 'signature' })
+    assert.deepEqual(verifyChain(changed(6, { net: undefined })), { index: 6, why: 'signature' })
+  })
+
+  it('hive-node ledger lists each run\'s requests under the table', () => {
+    assert.match(human, /^ {2}seq 5: 8 http requests: http:\/\/127\.0\.0\.1:8080 ×2, https:\/\/api\.example\.org ×5, 1 to origins not listed$/m)
+    assert.match(human, /^ {2}seq 7: 10 http requests: http:\/\/127\.0\.0\.1:8080 ×2, https:\/\/api\.example\.org ×7, 1 to origins not listed$/m)
   })
 })
