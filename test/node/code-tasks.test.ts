@@ -11,6 +11,7 @@ import { after, before, describe, it } from 'node:test'
 import { dataPaths } from '../../node/config.ts'
 import { CODE_LIMITS } from '../../sandbox/index.ts'
 import { TEST_RUNTIMES_DIR } from '../helpers/code-runtime.ts'
+import { runCli } from '../helpers/cli.ts'
 import { startMesh } from '../helpers/mesh.ts'
 import type { HiveNode } from '../../node/hive-node.ts'
 import type { RuntimeInfo } from '../../node/api/types.ts'
@@ -51,6 +52,18 @@ describe('code tasks', () => {
     const again = await runCode('const xs = [1, 2, 3]; await null; console.log(xs.map(x => x * 2), { ok: true })', a)
     assert.equal(again.result?.output, '[ 2, 4, 6 ] { ok: true }')
     assert.equal(again.agent, task.agent)
+  })
+
+  it('hive-node run --code prints what the code printed, and refuses an agent\'s options beside it', async () => {
+    const result = await runCli(['--data', mesh.dirs[0] as string, 'run', '--code', 'console.log(1+1)'])
+    assert.equal(result.code, 0, result.stderr)
+    assert.equal(result.stdout, '2\n')
+    const failed = await runCli(['--data', mesh.dirs[0] as string, 'run', '--code', 'require("fs")'])
+    assert.equal(failed.code, 1)
+    assert.match(failed.stderr, /ReferenceError: require is not defined/)
+    const mixed = await runCli(['--data', mesh.dirs[0] as string, 'run', '--code', '1', '--input', 'x'])
+    assert.equal(mixed.code, 2)
+    assert.match(mixed.stderr, /--code runs JavaScript on its own/)
   })
 
   it('stops a code task with an endless loop at its deadline', async () => {
