@@ -164,6 +164,8 @@ export function register (program: Command, cli: CliContext): void {
   program.command('run')
     .description('run an agent in the hive and print its output: placed on the device that bids best (with no node running: in this process); or run JavaScript with --code')
     .argument('[agent]', 'agent component (.wasm)')
+    // the agent is what a run usually names; --code (in the options) runs without one
+    .usage('[options] <agent>')
     .option('--code <source>', 'run this JavaScript as a code task instead of an agent; it prints with console.log (needs the running node)')
     .option('--input <text>', 'the input text')
     .option('--input-file <file>', 'read the input from a file ("-" for stdin)')
