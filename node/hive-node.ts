@@ -3,6 +3,7 @@
 // starts and stops all of them in order. Subsystems never import this file.
 
 import { mkdir } from 'node:fs/promises'
+import { join } from 'node:path'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { Level } from 'level'
@@ -10,10 +11,11 @@ import {
   HiveRecords, MAX_NET_REFUSE, MEMBERSHIP_SUBLEVEL, createAgentStore, createCapabilities, createControl, createPlacement, findPeerRecord, publishPeerRecord, registerPeerRecord, registerPlacementRecords
 } from '../protocol/index.ts'
 import { createContexts } from '../crdt/index.ts'
-import { createSandbox, netRefusal, parseOrigin, parseRefusals } from '../sandbox/index.ts'
+import { createCodeRuntime, createSandbox, netRefusal, parseOrigin, parseRefusals } from '../sandbox/index.ts'
 import { agentsCacheDir, storeBackedContexts, storeBackedKv } from './agents.ts'
 import { LEDGER_SUBLEVEL, createLedger } from '../ledger/index.ts'
 import { sandboxExecutor } from './executor.ts'
+import { runtimeProbes } from './runtimes.ts'
 import { TASKS_SUBLEVEL, createTaskArchive } from './task-archive.ts'
 import { createNodeLlm } from './llm.ts'
 import { createApi } from './api/server.ts'
@@ -39,7 +41,7 @@ import type {
   AgentStore, Capabilities, CapabilitiesInit, Control, Digest, PlacementComponents, CapabilityOverrides, CapabilityReport, MembershipChange, PeerGate, PeerRecord, PeerRecordDht, Placement, PlacementInit, RecordSigner
 } from '../protocol/index.ts'
 import type { Contexts } from '../crdt/index.ts'
-import type { NetResolver, Sandbox } from '../sandbox/index.ts'
+import type { CodeRuntime, NetResolver, Sandbox } from '../sandbox/index.ts'
 import type { Ledger } from '../ledger/index.ts'
 import type { TaskArchive } from './task-archive.ts'
 import type { NodeLlm, NodeLlmInit } from './llm.ts'
@@ -69,6 +71,8 @@ export interface HiveNodeInit {
   llm?: Omit<NodeLlmInit, 'dataDir'>
   /** Agents' http requests on this device: what it refuses, and (tests) how names resolve. */
   net?: NodeNetInit
+  /** Where the code tasks' interpreter is cached (default `<data>/runtimes`; nodes may share one). */
+  runtimesDir?: string
 }
 
 export interface NodeNetInit {
@@ -123,6 +127,8 @@ export class HiveNode extends EventTarget implements ApiNode {
   readonly contexts: Contexts
   /** Runs agents: WebAssembly components in worker threads, contexts from `contexts`. */
   readonly sandbox: Sandbox
+  /** Code tasks' interpreter: one JS engine component, built on first use and cached. */
+  readonly codeRuntime: CodeRuntime
   readonly ledger: Ledger
   /** What every device offers (cores, load, memory, power, runtimes, models), from gossip. */
   readonly capabilities: Capabilities
@@ -187,6 +193,7 @@ export class HiveNode extends EventTarget implements ApiNode {
         embed: async (model, texts, caller) => this.llm.router.embed(model, texts, caller)
       }
     })
+    this.codeRuntime = createCodeRuntime({ cacheDir: this.init.runtimesDir ?? join(this.dataDir, 'runtimes') })
     this.ledger = createLedger({}, {
       db: this.db.sublevel(LEDGER_SUBLEVEL, { keyEncoding: 'utf8', valueEncoding: 'view' }),
       signer: { peerId: this.identity.peerId, sign: this.identity.sign },
@@ -204,7 +211,8 @@ export class HiveNode extends EventTarget implements ApiNode {
     this.capabilities = createCapabilities({
       name: this.name,
       version: VERSION,
-      runtimes: () => this.runtimes().filter(r => r.status === 'ready').map(r => r.name),
+      // agent runtimes only: model routes and cloud entries are not placement's to match
+      runtimes: () => this.runtimes().filter(r => r.status === 'ready' && (r.kind ?? 'agent') === 'agent').map(r => r.name),
       localModels,
       // placement is built below; reports are read only once the node starts
       running: () => this.placement.running(),
@@ -369,6 +377,7 @@ export class HiveNode extends EventTarget implements ApiNode {
         const r = this.sandbox.runtime()
         return { name: 'wasm-component', status: r.status === 'running' ? 'ready' : 'unavailable', detail: `WebAssembly components (${r.world}) through ${r.engine}`, world: r.world, permissions: r.permissions }
       })
+      for (const [name, probe] of runtimeProbes(this)) this.registerRuntime(name, probe)
 
       this.libp2p.addEventListener('peer:discovery', (event) => {
         const id = event.detail.id

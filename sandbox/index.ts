@@ -26,3 +26,5 @@ export { PERMISSIONS, WIT_PACKAGE, WIT_SOURCE, WIT_VERSION, WORLD_NAME, heldPerm
 export type { Permission, PermissionEntry } from './wit.ts'
 export { createTranspileCache } from './cache.ts'
 export type { TranspileCache, CacheEvent, CacheOutcome } from './cache.ts'
+export { CODE_LIMITS, TASK_RUNTIMES, TASK_TYPES, codeRuntimeKey, createCodeRuntime } from './code-runtime.ts'
+export type { CodeRuntime, CodeRuntimeState, TaskType } from './code-runtime.ts'

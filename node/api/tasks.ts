@@ -6,6 +6,8 @@
 //                       uses the agent it holds under `digest`, else answers 404 AgentNotHeld so a
 //                       client sends the bytes once. Permissions default to the agent's manifest.
 //                       An agent granted a context permission needs a contextId (400 ContextRequired).
+//   POST /task          { type: "code-execution", code, runtime?: "auto" | "js-code", ... }: a code
+//                       task (node/api/code-tasks.ts); `type` defaults to "agent", the body above.
 //   GET  /task/:id      { task }: status, placement, history, result. `?waitMs=N` holds the answer
 //                       up to N ms (at most 60 s) until the task is done or failed.
 //   DELETE /task/:id    cancels a task submitted here: 200 { task } (status `cancelled`); its winner
@@ -23,6 +25,7 @@ import { inspectAgentBytes } from '../../sandbox/index.ts'
 import { parseInput, requireContextId } from './input.ts'
 import { ApiError } from '../errors.ts'
 import { haltView } from './control.ts'
+import { agentTaskFields, submitCodeTask, taskType } from './code-tasks.ts'
 import type { NetUsage } from '../../ledger/index.ts'
 import type { Digest, TaskView } from '../../protocol/index.ts'
 import type { ApiNode } from './types.ts'
@@ -64,10 +67,12 @@ function rethrow (err: unknown): never {
 
 export function routes (app: FastifyInstance, node: ApiNode): void {
   app.post('/task', { bodyLimit: MAX_AGENT_BODY_BYTES + 8 * 1024 * 1024 }, async (request, reply) => {
+    if (taskType(request.body) === 'code-execution') return reply.status(202).send({ task: await submitCodeTask(node, request.body) })
+    const raw = agentTaskFields(request.body)
     // a context id breaks the same rule here as in the store that would hold the context
-    const parsed = taskBody.safeParse(request.body ?? {})
+    const parsed = taskBody.safeParse(raw ?? {})
     if (!parsed.success && parsed.error.issues[0]?.path[0] === 'contextId') throw new ApiError(400, 'InvalidContextId', `contextId: ${parsed.error.issues[0].message}`)
-    const body = parsed.success ? parsed.data : parseInput(taskBody, request.body)
+    const body = parsed.success ? parsed.data : parseInput(taskBody, raw)
     let agent: Uint8Array | undefined
     if (body.agent !== undefined) {
       agent = new Uint8Array(Buffer.from(body.agent, 'base64'))

@@ -5,7 +5,7 @@
 import type { Contexts } from '../../crdt/index.ts'
 import type { Ledger } from '../../ledger/index.ts'
 import type { AgentStore, Capabilities, CapabilityReport, Control, Digest, Membership, Pairing, Placement } from '../../protocol/index.ts'
-import type { Sandbox } from '../../sandbox/index.ts'
+import type { CodeRuntime, Sandbox } from '../../sandbox/index.ts'
 import type { TaskArchive } from '../task-archive.ts'
 import type { NodeLlm } from '../llm.ts'
 import type { HiveMetrics } from '../metrics/hive.ts'
@@ -26,8 +26,12 @@ export interface PeerSummary {
 
 export interface RuntimeInfo {
   name: string
-  status: 'ready' | 'unavailable' | 'starting'
+  /** `agent` (default): runs tasks, and is gossiped; `llm`: a model route; `cloud`: a cloud service. */
+  kind?: 'agent' | 'llm' | 'cloud'
+  status: 'ready' | 'unavailable' | 'starting' | 'not built' | 'not configured'
   detail?: string
+  /** What it would take to make it ready, when it is not. */
+  needs?: string
   [extra: string]: unknown
 }
 
@@ -49,6 +53,8 @@ export interface ApiNode {
   readonly hive: { readonly membership: Membership, readonly pairing: Pairing, strangersNearby: () => number }
   readonly contexts: Pick<Contexts, 'store' | 'presence'>
   readonly sandbox: Pick<Sandbox, 'loaded' | 'run'>
+  /** The code tasks' interpreter component. */
+  readonly codeRuntime: Pick<CodeRuntime, 'component'>
   readonly ledger: Pick<Ledger, 'append' | 'verify' | 'self' | 'list' | 'chains' | 'health' | 'unwritable' | 'store'>
   readonly capabilities: Pick<Capabilities, 'view'>
   readonly placement: Pick<Placement, 'submit' | 'get' | 'wait' | 'explain' | 'list' | 'cancel'>

@@ -78,6 +78,7 @@ function runFailure (err: unknown, agentName: string): Error {
 }
 
 interface RunOptionsCli extends CommonOptions {
+  code?: string
   input?: string
   inputFile?: string
   context?: string
@@ -161,8 +162,11 @@ export function register (program: Command, cli: CliContext): void {
     })
 
   program.command('run')
-    .description('run an agent in the hive and print its output: placed on the device that bids best (with no node running: in this process)')
-    .argument('<agent>', 'agent component (.wasm)')
+    .description('run an agent in the hive and print its output: placed on the device that bids best (with no node running: in this process); or run JavaScript with --code')
+    .argument('[agent]', 'agent component (.wasm)')
+    // the agent is what a run usually names; --code (in the options) runs without one
+    .usage('[options] <agent>')
+    .option('--code <source>', 'run this JavaScript as a code task instead of an agent; it prints with console.log (needs the running node)')
     .option('--input <text>', 'the input text')
     .option('--input-file <file>', 'read the input from a file ("-" for stdin)')
     .option('--context <id>', 'context to run in (default: agent-<name>)')
@@ -170,8 +174,17 @@ export function register (program: Command, cli: CliContext): void {
     .option('--on <peer>', 'run it on this device only (PeerId or name, as hive-node peers lists them)')
     .option('--local', 'run it on this node only')
     .option('--json', 'print the result as JSON')
-    .action(async (file: string, _options: RunOptionsCli, command: Command) => {
+    .action(async (file: string | undefined, _options: RunOptionsCli, command: Command) => {
       const all = command.optsWithGlobals<RunOptionsCli>()
+      if (all.code !== undefined) {
+        if (file !== undefined || all.input !== undefined || all.inputFile !== undefined || all.context !== undefined) {
+          throw new UsageError('--code runs JavaScript on its own: give no agent, --input, --input-file or --context with it')
+        }
+        const { runCode } = await import('./code.ts')
+        await runCode(cli, all)
+        return
+      }
+      if (file === undefined) throw new UsageError('give an agent component (.wasm) to run, or --code SOURCE')
       if ((all.input === undefined) === (all.inputFile === undefined)) {
         throw new UsageError('give exactly one of --input TEXT or --input-file FILE')
       }

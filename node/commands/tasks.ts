@@ -87,7 +87,7 @@ export interface PlacedRun {
 }
 
 /** Resolves `--on`: a PeerId as it is, or the name of a live device. */
-async function resolvePeer (cli: CliContext, options: CommonOptions, on: string): Promise<string> {
+export async function resolvePeer (cli: CliContext, options: CommonOptions, on: string): Promise<string> {
   const { capabilities } = await cli.api(options).get<{ capabilities: CapabilityEntry[] }>('/capabilities')
   const byId = capabilities.find(e => e.peerId === on)
   if (byId != null) return byId.peerId

@@ -7,6 +7,9 @@
 //   warm          the same agent again on the same sandbox: the worker holds its code and a fresh
 //                 instance prepared after the previous run, so a run is one message each way
 //                 plus the agent's own work
+// A code task's warm start: the interpreter component (sandbox/code-runtime.ts) running the
+// source `console.log("hello")`, against the JS echo agent's warm start in the same run: the
+// price of evaluating source at run time over code compiled into the snapshot.
 // Baselines, measured in the same run: the floor, bare `WebAssembly.instantiate` of the same
 // core modules (already compiled, stub imports, no component glue, no worker); the component
 // instantiated and run in-process through jco's glue (no worker); and an empty message round
@@ -19,7 +22,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Worker } from 'node:worker_threads'
 import { buildAgent } from '../../sandbox/build.ts'
-import { createSandbox, embedManifest } from '../../sandbox/index.ts'
+import { createCodeRuntime, createSandbox, embedManifest } from '../../sandbox/index.ts'
+import { TEST_RUNTIMES_DIR } from '../helpers/code-runtime.ts'
 import { createTranspileCache } from '../../sandbox/cache.ts'
 import { agentDigest } from '../../sandbox/agent.ts'
 import { wasm } from '../../sandbox/wasm.ts'
@@ -124,6 +128,26 @@ async function measure (label: string, component: Uint8Array, warmRuns: number, 
   })
 }
 
+/** Warm runs of one agent with one input, each on an idle worker holding a prepared instance. */
+async function warmRuns (component: Uint8Array, input: string, runs: number): Promise<number> {
+  return await withDir(async dir => {
+    const s = createSandbox({ cacheDir: dir })
+    await s.start()
+    try {
+      const agent = await s.load(component)
+      for (let i = 0; i < 20; i++) await s.run(agent, { input })
+      const samples: number[] = []
+      for (let i = 0; i < runs; i++) {
+        await s.settled()
+        samples.push(await time(async () => await s.run(agent, { input })))
+      }
+      return median(samples)
+    } finally {
+      await s.stop()
+    }
+  })
+}
+
 async function workerRoundTrip (): Promise<number> {
   const worker = new Worker("require('node:worker_threads').parentPort.on('message', m => require('node:worker_threads').parentPort.postMessage(m))", { eval: true })
   try {
@@ -144,9 +168,15 @@ export async function run (): Promise<BenchResult> {
     await buildAgent(new URL('../../sandbox/agents/echo', import.meta.url).pathname, out)
     return await readFile(out)
   })
+  // the interpreter as code tasks use it: the test cache, keyed on its inputs (built if absent)
+  const interpreter = await createCodeRuntime({ cacheDir: TEST_RUNTIMES_DIR }).component()
+  const jsWarm = await warmRuns(js, 'hello', JS_WARM)
+  const codeWarm = await warmRuns(interpreter, 'console.log("hello")', JS_WARM)
   const rows = [
     ...await measure('tiny WAT echo', tiny, TINY_WARM, FLOOR_SAMPLES.tiny),
     ...await measure('JS echo', js, JS_WARM, FLOOR_SAMPLES.js),
+    { metric: 'JS echo agent: warm start (same pass as the code task)', value: jsWarm, unit: 'ms', note: `median of ${JS_WARM}` },
+    { metric: 'code task console.log("hello"): warm start', value: codeWarm, unit: 'ms', baseline: { label: 'JS echo agent warm', value: jsWarm }, note: `median of ${JS_WARM}; the interpreter component, ${(interpreter.byteLength / 2 ** 20).toFixed(1)} MiB` },
     { metric: 'worker thread message round trip', value: await workerRoundTrip(), unit: 'ms', note: 'empty message there and back: the price of a thread per run' }
   ]
   return { title: 'sandbox: time until an agent has run (echo, input "hello")', rows }

@@ -75,7 +75,7 @@ describe('local HTTP API', () => {
   it('GET /runtimes lists the runtimes with a status', async () => {
     const body = await (await fetch(`${node.apiUrl}/runtimes`)).json() as { runtimes: Array<{ name: string, status: string }> }
     assert.ok(body.runtimes.length > 0)
-    for (const runtime of body.runtimes) assert.match(runtime.status, /^(ready|unavailable|starting)$/)
+    for (const runtime of body.runtimes) assert.match(runtime.status, /^(ready|unavailable|starting|not built|not configured)$/)
   })
 
   it('POST /stop with the token asks the node to stop', async () => {
