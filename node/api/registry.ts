@@ -1,11 +1,11 @@
 // Registry API routes, behind `hive-node agent publish|list|show|yank|export`:
 //   GET  /registry                 { agents: [{ name, tags, versions: [VersionView] }] }: every agent
 //                                  published in the hive, every version, greatest first.
-//   GET  /registry/:ref            { agent: { name, tags, versions } , version?: VersionView }: one agent
-//                                  (`NAME`), or one version of it (`NAME@VERSION`, `NAME@TAG`).
-//                                  404 AgentNotPublished.
-//   GET  /registry/:ref/component  the component's bytes (application/wasm; `x-agent-digest`):
-//                                  held here, or fetched from a member that holds it, checked.
+//   GET  /registry/:ref            { agent: { name, tags, versions }, version?: VersionView }: one agent
+//                                  with every version, and the version `NAME`, `NAME@VERSION` or
+//                                  `NAME@TAG` resolves to (absent when yanked). 404 AgentNotPublished.
+//   GET  /registry/:ref/component  { name, version, digest, publisher, time, manifest, component: base64 }:
+//                                  the bytes held here, or fetched from a member that holds them, checked.
 //   POST /registry/publish         { agent: base64 component, tags?: [tag] } → 201 { version }.
 //                                  409 VersionConflict when NAME@VERSION is published with other bytes.
 //   POST /registry/yank            { ref: "NAME@VERSION", reason? } → { version }.
@@ -14,7 +14,6 @@
 
 import { z } from 'zod'
 import { AGENT_TAG_PATTERN, MAX_TAGS, MAX_YANK_REASON_CHARS, isAgentRefText, parseAgentRef } from '../../protocol/index.ts'
-import { ApiError } from '../errors.ts'
 import { parseInput } from './input.ts'
 import type { PublishedAgent, PublishedVersion } from '../../protocol/index.ts'
 import type { ApiNode } from './types.ts'
@@ -57,25 +56,19 @@ export function routes (app: FastifyInstance, node: ApiNode): void {
   app.get('/registry', async () => ({ agents: node.registry.list().map(agentView) }))
 
   app.get<{ Params: { ref: string } }>('/registry/:ref', async (request) => {
-    const ref = parseAgentRef(request.params.ref)
-    const agent = node.registry.show(ref.name)
-    if (agent == null) {
-      // a device back from offline may not have heard of it yet
-      await node.registry.resolve(ref.name, { signal: AbortSignal.timeout(10_000) })
-    }
-    const found = node.registry.show(ref.name)
-    if (found == null) throw new ApiError(404, 'AgentNotPublished', `no agent named "${ref.name}" is published in this hive`)
-    if (ref.version == null && ref.tag == null) return { agent: agentView(found) }
-    const version = ref.version != null ? found.versions.find(v => v.version === ref.version) : found.versions.find(v => v.version === found.tags[ref.tag as string])
-    if (version == null) throw new ApiError(404, 'AgentNotPublished', `${request.params.ref} is not published; the versions of ${ref.name} are ${found.versions.map(v => v.version).join(', ')}`)
-    return { agent: agentView(found), version: versionView(version) }
+    // resolves as a run would (a device back from offline first asks the members it reaches)
+    const version = await node.registry.resolve(request.params.ref, { signal: AbortSignal.timeout(10_000) }).catch((err: Error) => {
+      if (err.name === 'AgentYanked' && node.registry.show(parseAgentRef(request.params.ref).name) != null) return undefined
+      throw err
+    })
+    const agent = node.registry.show(parseAgentRef(request.params.ref).name) as PublishedAgent
+    return { agent: agentView(agent), ...(version != null ? { version: versionView(version) } : {}) }
   })
 
-  app.get<{ Params: { ref: string } }>('/registry/:ref/component', async (request, reply) => {
+  app.get<{ Params: { ref: string } }>('/registry/:ref/component', async (request) => {
     if (!isAgentRefText(request.params.ref)) parseAgentRef(request.params.ref)
-    const resolved = await node.resolveAgent(request.params.ref, { signal: AbortSignal.timeout(120_000) })
-    return reply.header('content-type', 'application/wasm').header('x-agent-digest', resolved.digest).header('x-agent-ref', `${resolved.name}@${resolved.version}`)
-      .send(Buffer.from(resolved.bytes.buffer, resolved.bytes.byteOffset, resolved.bytes.byteLength))
+    const { bytes, ...version } = await node.resolveAgent(request.params.ref, { signal: AbortSignal.timeout(120_000) })
+    return { ...versionView(version), component: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64') }
   })
 
   app.post('/registry/publish', { bodyLimit: MAX_AGENT_BODY_BYTES + 64 * 1024 }, async (request, reply) => {
