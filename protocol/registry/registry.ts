@@ -463,11 +463,15 @@ class RegistryService extends TypedEventTarget<RegistryEvents> implements Regist
       this.apply(entry)
       const { type, name, version, digest, by } = entry.body
       this.emit('entry', { id: entry.id, type, name, version, digest, by, ...(from != null ? { from } : {}) })
+      if (type !== 'publish') continue
+      // a conflict either way: this entry brings other bytes for a version already published, or
+      // it is the earlier publish (two devices apart) and what was resolved until now becomes the conflict
       const after = this.catalog.agent(name)?.versions.find(v => v.version === version)
-      if (type === 'publish' && after != null && after.conflicts.some(c => c.entry === entry.id || (before != null && before.digest !== after.digest))) {
-        const other = after.digest === digest ? after.conflicts[0]?.digest ?? digest : after.digest
-        this.log.warn(`registry: ${name}@${version} was published twice with other bytes; ${after.digest.slice(0, 12)}… stands, ${other.slice(0, 12)}… is a conflict`)
-        this.emit('conflict', { name, version, digest: after.digest, conflicting: after.digest === digest ? other : digest, by, entry: entry.id })
+      const displaced = before != null && after != null && before.digest !== after.digest ? before.digest : undefined
+      const conflicting = after != null && after.digest !== digest ? digest : displaced
+      if (after != null && conflicting != null) {
+        this.log.warn(`registry: ${name}@${version} was published with other bytes too; ${after.digest.slice(0, 12)}… stands, ${conflicting.slice(0, 12)}… is a conflict and is never run`)
+        this.emit('conflict', { name, version, digest: after.digest, conflicting, by, entry: entry.id })
       }
     }
     if (!this.running) return
