@@ -166,7 +166,7 @@ export function register (program: Command, cli: CliContext): void {
 
   program.command('run')
     .description('run an agent in the hive and print its output: placed on the device that bids best (with no node running and a file: in this process)')
-    .argument('<agent>', 'agent component (.wasm), or a published agent: NAME, NAME@VERSION or NAME@TAG')
+    .argument('<agent>', 'agent component (a .wasm file), or a published agent: NAME, NAME@VERSION or NAME@TAG')
     .option('--input <text>', 'the input text')
     .option('--input-file <file>', 'read the input from a file ("-" for stdin)')
     .option('--tool <name>', "run one of the tools the agent's manifest declares; it receives {\"tool\",\"params\",\"input\"} as its input")
@@ -190,8 +190,8 @@ export function register (program: Command, cli: CliContext): void {
         if (!Number.isInteger(timeoutMs) || timeoutMs < 1) throw new UsageError(`--timeout takes a whole number of milliseconds, not "${all.timeout}"`)
       }
       let input = all.input ?? (all.inputFile === undefined ? '' : all.inputFile === '-' ? await text(process.stdin) : (await readUserFile(all.inputFile, 'the input file')).toString('utf8'))
-      // a published agent by name, unless a file of that name is here
-      const byName = isAgentRefText(file) && !(await stat(file).then(() => true, () => false))
+      // a published agent by name, unless it names a .wasm file or a file of that name is here
+      const byName = isAgentRefText(file) && !file.endsWith('.wasm') && !(await stat(file).then(() => true, () => false))
       const { findTool, inspectAgentBytes, paramsFromPairs, toolInput, validateToolParams } = await import('../../sandbox/index.ts')
       let bytes = new Uint8Array()
       let info: { digest: string, manifest: { name: string, permissions: readonly string[], tools?: Tool[] } }
