@@ -151,6 +151,8 @@ class RegistryService extends TypedEventTarget<RegistryEvents> implements Regist
   private readonly digests = new Set<string>()
   private readonly syncedPeers = new Set<string>()
   private readonly inFlight = new Map<string, Promise<void>>()
+  /** Components being fetched: concurrent asks for one digest share one fetch. */
+  private readonly fetching = new Map<string, Promise<Uint8Array>>()
   private served?: ServedProtocol
   private running = false
 
@@ -306,6 +308,15 @@ class RegistryService extends TypedEventTarget<RegistryEvents> implements Regist
       this.components.memory.put(onDisk)
       return onDisk
     }
+    const running = this.fetching.get(digest)
+    if (running != null) return running
+    const attempt = this.fetchComponent(version, options).finally(() => { this.fetching.delete(digest) })
+    this.fetching.set(digest, attempt)
+    return attempt
+  }
+
+  private async fetchComponent (version: PublishedVersion, options: AbortOptions): Promise<Uint8Array> {
+    const digest = version.digest as AgentDigest
     // the publisher first (it surely holds it), then every other member connected
     const peers = this.members().sort((a, b) => (a === version.publisher ? -1 : b === version.publisher ? 1 : a < b ? -1 : 1))
     let bytes: Uint8Array

@@ -168,12 +168,18 @@ describe('the agent registry on three devices', () => {
     await assert.rejects(a.registry.resolve('intruder', { signal: AbortSignal.timeout(2_000) }), { name: 'AgentNotPublished' })
   })
 
-  it('with A gone, C runs notes@0.1.0 by name (fetched from B) and B runs it again from what it holds', async () => {
-    await hive.kill(a)
+  it('a device that ran it as a task\'s winner keeps it: with A gone, C and B run notes by name from what they hold', async () => {
+    // A places a run by name on C, which fetches the bytes from A as any winner does, and keeps them
     assert.equal(await c.components.has(digest as never), false)
+    const placed = await api<TaskBody>(a, 'POST', '/task', { agent: 'notes@0.1.0', input: 'on C', on: id(c) })
+    assert.equal(placed.status, 202)
+    const done = await a.placement.wait(placed.body.task.id, { signal: AbortSignal.timeout(60_000) })
+    assert.deepEqual([done.status, done.result?.executor, done.result?.output], ['done', id(c), 'on C'])
+    await waitFor(async () => c.components.has(digest as never), { message: 'C keeps the component it ran' })
+
+    await hive.kill(a)
     const onC = await runByName(c, 'notes', 'from C')
     assert.deepEqual([onC.status, onC.result?.output], ['done', 'from C'])
-    assert.equal(await c.components.has(digest as never), true)
     const onB = await runByName(b, 'notes@latest', 'from B')
     assert.deepEqual([onB.status, onB.result?.output], ['done', 'from B'])
   })
