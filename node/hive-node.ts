@@ -14,6 +14,7 @@ import { createContexts } from '../crdt/index.ts'
 import { createSandbox, netRefusal, parseOrigin, parseRefusals } from '../sandbox/index.ts'
 import { agentsCacheDir, storeBackedContexts, storeBackedKv } from './agents.ts'
 import { REGISTRY_SUBLEVEL, componentsDir, inspectForRegistry } from './registry.ts'
+import type { AgentResolver } from './registry.ts'
 import { LEDGER_SUBLEVEL, createLedger } from '../ledger/index.ts'
 import { sandboxExecutor } from './executor.ts'
 import { TASKS_SUBLEVEL, createTaskArchive } from './task-archive.ts'
@@ -45,7 +46,7 @@ import type { NetResolver, Sandbox } from '../sandbox/index.ts'
 import type { Ledger } from '../ledger/index.ts'
 import type { TaskArchive } from './task-archive.ts'
 import type { NodeLlm, NodeLlmInit } from './llm.ts'
-import type { AgentDigest, DiskAgentStore, Registry as AgentRegistry, ResolvedAgent } from '../protocol/index.ts'
+import type { AgentDigest, DiskAgentStore, Registry as AgentRegistry } from '../protocol/index.ts'
 import type { PeerId } from '@libp2p/interface'
 
 export interface HiveNodeInit {
@@ -523,9 +524,7 @@ export class HiveNode extends EventTarget implements ApiNode {
    * with its bytes (held here, or fetched from a member that holds them, checked against the
    * digest). What `run NAME`, `POST /task { agent: "notes@0.1.0" }` and workflow steps use.
    */
-  async resolveAgent (ref: string, options: { signal?: AbortSignal } = {}): Promise<ResolvedAgent> {
-    return this.registry.load(ref, options)
-  }
+  readonly resolveAgent: AgentResolver = async (ref, options = {}) => this.registry.load(ref, options)
 
   haltSignal (): AbortSignal {
     return this.halting.signal

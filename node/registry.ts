@@ -3,7 +3,14 @@
 
 import { join } from 'node:path'
 import { inspectAgentBytes } from '../sandbox/index.ts'
-import type { InspectedAgent } from '../protocol/index.ts'
+import type { InspectedAgent, ResolvedAgent } from '../protocol/index.ts'
+
+/**
+ * How a part that names agents (a workflow step, a task by name) gets one: `NAME`,
+ * `NAME@VERSION` or `NAME@TAG` to the version it resolves to, with its bytes checked against the
+ * digest. `HiveNode.resolveAgent` is one; a part takes this type as its dependency.
+ */
+export type AgentResolver = (ref: string, options?: { signal?: AbortSignal }) => Promise<ResolvedAgent>
 
 export const REGISTRY_SUBLEVEL = 'registry'
 

@@ -111,7 +111,7 @@ async function runLocally (dataDir: string, bytes: Uint8Array, input: string, ct
 
 export function register (program: Command, cli: CliContext): void {
   const agent = program.command('agent')
-    .description('make and inspect agents: WebAssembly components for the hive:agent world')
+    .description('make, inspect and publish agents: WebAssembly components for the hive:agent world')
 
   agent.command('build')
     .description('build a JS/TS agent (a file, or a directory with agent.ts/agent.js and manifest.json) into a component')
