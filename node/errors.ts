@@ -52,3 +52,9 @@ export class ApiError extends Error {
 export class MetricNameError extends Error {
   override name = 'MetricName'
 }
+
+/** A directory that is not an OCI image layout holding one agent, or whose blobs do not match their digests. */
+export class OciLayoutInvalidError extends Error {
+  static readonly code = 'OciLayoutInvalid'
+  override name = 'OciLayoutInvalid'
+}

@@ -10,9 +10,12 @@ import { Level } from 'level'
 import {
   HiveRecords, MAX_NET_REFUSE, MEMBERSHIP_SUBLEVEL, createAgentStore, createCapabilities, createControl, createPlacement, findPeerRecord, publishPeerRecord, registerPeerRecord, registerPlacementRecords
 } from '../protocol/index.ts'
+import { createDiskAgentStore, createRegistry } from '../protocol/index.ts'
 import { createContexts } from '../crdt/index.ts'
 import { createCodeRuntime, createSandbox, netRefusal, parseOrigin, parseRefusals } from '../sandbox/index.ts'
 import { agentsCacheDir, storeBackedContexts, storeBackedKv } from './agents.ts'
+import { REGISTRY_SUBLEVEL, componentsDir, inspectForRegistry } from './registry.ts'
+import type { AgentResolver } from './registry.ts'
 import { LEDGER_SUBLEVEL, createLedger } from '../ledger/index.ts'
 import { sandboxExecutor } from './executor.ts'
 import { runtimeProbes } from './runtimes.ts'
@@ -45,6 +48,7 @@ import type { CodeRuntime, NetResolver, Sandbox } from '../sandbox/index.ts'
 import type { Ledger } from '../ledger/index.ts'
 import type { TaskArchive } from './task-archive.ts'
 import type { NodeLlm, NodeLlmInit } from './llm.ts'
+import type { AgentDigest, DiskAgentStore, Registry as AgentRegistry } from '../protocol/index.ts'
 import type { PeerId } from '@libp2p/interface'
 
 export interface HiveNodeInit {
@@ -138,6 +142,10 @@ export class HiveNode extends EventTarget implements ApiNode {
   readonly placement: Placement
   /** Agent bytes by digest: what placement runs and serves, and what the API submits by digest. */
   readonly agents: AgentStore
+  /** Agents by name: signed publish and yank entries on every member, in the db's `registry` sublevel. */
+  readonly registry: AgentRegistry
+  /** Published components this device holds, on disk (`<data>/components`), kept across restarts. */
+  readonly components: DiskAgentStore
   /** The tasks this device submitted, on disk: what `task`, `tasks` and `explain` answer after a restart. */
   readonly taskArchive: TaskArchive
   /** LLM calls: the waterfall (this device, a member, a cloud within budget), keys and budget. */
@@ -204,6 +212,11 @@ export class HiveNode extends EventTarget implements ApiNode {
     })
     // ---- agents: one store of agent bytes, shared by placement and the API ----
     const agentStore = createAgentStore({ maxBytes: this.init.placement?.agentCacheBytes })
+    // ---- published components on disk: what the registry resolves, runs and serves after a restart ----
+    this.components = createDiskAgentStore({
+      dir: componentsDir(this.dataDir),
+      onDamaged: (digest) => { this.log.warn(`components: the file of ${digest} was damaged and removed; a member sends it again`) }
+    })
 
     // ---- capabilities: what this device offers, on the hive's gossip ----
     // the models this device holds are the LLM router's, read at every report
@@ -258,7 +271,14 @@ export class HiveNode extends EventTarget implements ApiNode {
       refuses: (permissions, caps) => netRefusal(permissions, reportedRefusals(caps.netRefuse)),
       log: this.log.child('placement'),
       halted: () => this.control.refusal(),
-      synced: async (peer, options) => { await this.control.synced(peer, options) }
+      synced: async (peer, options) => { await this.control.synced(peer, options) },
+      // a winner runs a published agent it keeps on disk without fetching it, and keeps one it fetched
+      agentSource: {
+        load: async (digest) => this.registry.publishes(digest) ? await this.components.read(digest as AgentDigest) : undefined,
+        fetched: (digest, bytes) => {
+          if (this.registry.publishes(digest)) this.components.write(bytes).catch((err: Error) => { this.log.warn(`components: could not keep ${digest}: ${err.message}`) })
+        }
+      }
     }
     this.placement = createPlacement(this.init.placement ?? {}, placementComponents)
     // placement runs from the store it is handed; one that keeps its own is still the one store
@@ -289,6 +309,21 @@ export class HiveNode extends EventTarget implements ApiNode {
       db: this.db.sublevel<string, string>('llm', { keyEncoding: 'utf8', valueEncoding: 'utf8' }),
       log: this.log,
       onCall: (e) => { this.metrics.llmCall(e) }
+    })
+
+    // ---- registry: agents by name, their components fetched from any member that holds them ----
+    this.registry = createRegistry({
+      db: this.db.sublevel<string, Uint8Array>(REGISTRY_SUBLEVEL, { keyEncoding: 'utf8', valueEncoding: 'view' }),
+      signer: this.signer,
+      hiveId: () => this.hive.membership.hiveId,
+      isMember: (peer) => this.hive.membership.isMember(peer),
+      host: this.libp2p,
+      memory: this.agents,
+      disk: this.components,
+      inspect: inspectForRegistry,
+      gate: this.gate,
+      log: this.log.child('registry'),
+      ...(this.init.placement?.maxAgentBytes != null ? { maxComponentBytes: this.init.placement.maxAgentBytes } : {})
     })
 
     this.taskArchive = createTaskArchive({}, {
@@ -415,6 +450,8 @@ export class HiveNode extends EventTarget implements ApiNode {
       // before placement: a halt stored before a restart holds before anything can run
       await this.control.start()
       this.hive.membership.addEventListener('change', () => { this.control.resync() })
+      await this.registry.start()
+      this.hive.membership.addEventListener('change', () => { this.registry.resync() })
       await this.placement.start()
 
       this.api = await createApi(this, {
@@ -448,6 +485,7 @@ export class HiveNode extends EventTarget implements ApiNode {
       // after placement: what stopping it changed is written too
       ['tasks archive', async () => { await this.taskArchive.stop() }],
       ['control', async () => { await this.control.stop() }],
+      ['registry', async () => { await this.registry.stop() }],
       // before capabilities and libp2p: calls it serves end, then the engines close
       ['llm', async () => { await this.llm.stop() }],
       ['capabilities', async () => { await this.capabilities.stop() }],
@@ -489,6 +527,13 @@ export class HiveNode extends EventTarget implements ApiNode {
       if ((event as CustomEvent<MembershipChange>).detail.hiveChanged) follow()
     })
   }
+
+  /**
+   * An agent by name: `NAME`, `NAME@VERSION` or `NAME@TAG`, resolved through the hive's registry,
+   * with its bytes (held here, or fetched from a member that holds them, checked against the
+   * digest). What `run NAME`, `POST /task { agent: "notes@0.1.0" }` and workflow steps use.
+   */
+  readonly resolveAgent: AgentResolver = async (ref, options = {}) => this.registry.load(ref, options)
 
   haltSignal (): AbortSignal {
     return this.halting.signal

@@ -7,6 +7,7 @@
 //   agents/        agent bytes by digest and /hive/agent-fetch/1.0.0
 //   placement/     task auctions: announce, bid, elect, run under a lease, record
 //   control/       the kill switch: signed halt and resume entries on every member
+//   registry/      agents by name: signed publish and yank entries on every member
 // May use libp2p interfaces only; never imports node/, crdt/, ledger/ or sandbox/.
 
 export * from './wire/index.ts'
@@ -16,6 +17,7 @@ export * from './capabilities/index.ts'
 export * from './agents/index.ts'
 export * from './placement/index.ts'
 export * from './control/index.ts'
+export * from './registry/index.ts'
 export { MEMBERSHIP_PROTOCOL, PAIRING_PROTOCOL } from './wire/index.ts'
 export { Refusal } from './placement/index.ts'
 export type { Refusal as MembershipRefusal } from './membership/index.ts'

@@ -127,3 +127,15 @@ export class AbortError extends Error {
   static readonly code = 'AbortError'
   override name = 'AbortError'
 }
+
+/** A run named a tool its agent's manifest does not declare. */
+export class ToolNotFoundError extends Error {
+  static readonly code = 'ToolNotFound'
+  override name = 'ToolNotFound'
+}
+
+/** A tool's parameters do not match the JSON schema its manifest declares for them. */
+export class ToolParamsInvalidError extends Error {
+  static readonly code = 'ToolParamsInvalid'
+  override name = 'ToolParamsInvalid'
+}

@@ -22,6 +22,8 @@ export { agentDigest, isAgentDigest, inspectAgentBytes, checkImports, checkWorld
 export type { AgentDigest, AgentInfo, AgentImport } from './agent.ts'
 export { MANIFEST_SECTION, ManifestSchema, embedManifest, parseManifest, parseManifestJson, readManifest } from './manifest.ts'
 export type { Manifest, ManifestInput } from './manifest.ts'
+export { MAX_TOOLS, MAX_TOOL_SCHEMA_BYTES, TOOL_NAME_PATTERN, ToolSchema, findTool, paramsFromPairs, toolInput, validateToolParams } from './tools.ts'
+export type { Tool } from './tools.ts'
 export { PERMISSIONS, WIT_PACKAGE, WIT_SOURCE, WIT_VERSION, WORLD_NAME, heldPermissions } from './wit.ts'
 export type { Permission, PermissionEntry } from './wit.ts'
 export { createTranspileCache } from './cache.ts'

@@ -10,6 +10,7 @@ import { appendCustomSection, readComponent, removeSections } from './binary.ts'
 import { ManifestInvalidError, ManifestMissingError } from './errors.ts'
 import { LLM_LIMITS } from './llm.ts'
 import { NET_LIMITS, NET_PREFIX, parseOrigin } from './net.ts'
+import { ToolsSchema } from './tools.ts'
 import { PERMISSIONS } from './wit.ts'
 import type { PermissionEntry } from './wit.ts'
 
@@ -55,6 +56,8 @@ export const ManifestSchema = z.strictObject({
   models: z.array(z.string().min(1).max(LLM_LIMITS.maxModelNameChars)).min(1).max(LLM_LIMITS.maxModels)
     .refine(m => new Set(m).size === m.length, 'each model at most once')
     .optional(),
+  /** Named tools with a JSON schema for their parameters (tools.ts): a run may name one. */
+  tools: ToolsSchema.optional(),
   limits: z.strictObject({
     /** Wall-clock time one run may take, in milliseconds. */
     timeoutMs: z.int().min(1).max(3_600_000).default(DEFAULT_TIMEOUT_MS),

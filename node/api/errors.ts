@@ -14,12 +14,16 @@ import {
   NotAMemberError, OwnInviteError, PairingFailedError, PlacementNotRunningError, TaskNotFoundError, WrongSecretError,
   ControlRefusedError, HaltedError, NotSubmitterError, TaskAlreadyEndedError
 } from '../../protocol/index.ts'
+import {
+  AgentNotPublishedError, AgentYankedError, ComponentUnavailableError, InvalidAgentRefError, InvalidCatalogEntryError, RegistryRefusedError, VersionConflictError
+} from '../../protocol/index.ts'
 import { LedgerDamagedError } from '../../ledger/index.ts'
 import {
   AgentFailedError, AgentTimedOutError, AgentTrappedError, CompileFailedError, ImportNotGrantedError, LimitNotAllowedError, ManifestInvalidError,
   ManifestMissingError, MemoryLimitExceededError, MemoryLimitTooLowError, NotAComponentError, NotWebAssemblyError, SandboxNotRunningError,
   UnsupportedComponentError, WrongWorldError
 } from '../../sandbox/index.ts'
+import { ToolNotFoundError, ToolParamsInvalidError } from '../../sandbox/index.ts'
 
 /** An error class with its code: `static code` equals the `name` of every instance. */
 export interface CodedErrorClass {
@@ -45,12 +49,17 @@ export const ERROR_STATUS: ReadonlyArray<readonly [CodedErrorClass, number]> = [
   [InviteDamagedError, 400],
   [InvalidTtlError, 400],
   [InvalidPeerIdError, 400],
+  [InvalidAgentRefError, 400],
+  [InvalidCatalogEntryError, 400],
+  [ToolNotFoundError, 400],
+  [ToolParamsInvalidError, 400],
   [LimitNotAllowedError, 403],
   [ImportNotGrantedError, 403],
   // not here
   [TaskNotFoundError, 404],
   [ContextNotFoundError, 404],
   [CheckpointNotFoundError, 404],
+  [AgentNotPublishedError, 404],
   // not now, or not like this
   [CheckpointExistsError, 409],
   [InviteExpiredError, 409],
@@ -69,6 +78,9 @@ export const ERROR_STATUS: ReadonlyArray<readonly [CodedErrorClass, number]> = [
   [ControlRefusedError, 409],
   [TaskAlreadyEndedError, 409],
   [NotSubmitterError, 409],
+  [VersionConflictError, 409],
+  [AgentYankedError, 409],
+  [RegistryRefusedError, 409],
   [UpdateTooLargeError, 413],
   // the agent's failure
   [AgentFailedError, 422],
@@ -76,6 +88,7 @@ export const ERROR_STATUS: ReadonlyArray<readonly [CodedErrorClass, number]> = [
   [MemoryLimitExceededError, 422],
   // another device, or a part of this one
   [InviterUnreachableError, 502],
+  [ComponentUnavailableError, 502],
   [PlacementNotRunningError, 503],
   [SandboxNotRunningError, 503],
   [ContextStoreClosedError, 503],

@@ -6,6 +6,12 @@
 //                       uses the agent it holds under `digest`, else answers 404 AgentNotHeld so a
 //                       client sends the bytes once. Permissions default to the agent's manifest.
 //                       An agent granted a context permission needs a contextId (400 ContextRequired).
+//                       `agent` may name a published agent instead: "notes", "notes@0.1.0" or
+//                       "notes@latest", resolved through the registry (its bytes fetched from a
+//                       member that holds them). `tool` and `params` run one of the agent's declared
+//                       tools: the params are checked against the tool's schema first (400
+//                       ToolNotFound, ToolParamsInvalid) and the agent gets them as its input
+//                       ({"tool","params","input"?}); `input` may then be left out.
 //   POST /task          { type: "code-execution", code, runtime?: "auto" | "js-code", ... }: a code
 //                       task (node/api/code-tasks.ts); `type` defaults to "agent", the body above.
 //   GET  /task/:id      { task }: status, placement, history, result. `?waitMs=N` holds the answer
@@ -21,7 +27,8 @@ import { z } from 'zod'
 import { netUsageText } from '../../ledger/listing.ts'
 import { toHex } from '../../ledger/record.ts'
 import { SubmitFields, explainText, isDigest, isEnded } from '../../protocol/index.ts'
-import { inspectAgentBytes } from '../../sandbox/index.ts'
+import { isAgentRefText } from '../../protocol/index.ts'
+import { findTool, inspectAgentBytes, toolInput, validateToolParams } from '../../sandbox/index.ts'
 import { parseInput, requireContextId } from './input.ts'
 import { ApiError } from '../errors.ts'
 import { haltView } from './control.ts'
@@ -37,12 +44,17 @@ const MAX_WAIT_MS = 60_000
 
 /** The API's submission: SubmitTask's fields, with the agent as base64 or a digest held here. */
 const taskBody = SubmitFields.extend({
+  input: z.string().optional(),
   agent: z.string().max(MAX_AGENT_BODY_BYTES).optional(),
   digest: z.string().refine(isDigest, 'a lowercase hex SHA-256').optional(),
   on: z.string().min(1).max(128).optional(),
-  local: z.boolean().optional()
+  local: z.boolean().optional(),
+  tool: z.string().min(1).max(64).optional(),
+  params: z.record(z.string().max(128), z.unknown()).optional()
 }).strict()
-  .refine(b => b.agent !== undefined || b.digest !== undefined, 'give the agent (base64) or its digest')
+  .refine(b => b.input !== undefined || b.tool !== undefined, { path: ['input'], message: 'give the input text (or a tool and its params)' })
+  .refine(b => b.params === undefined || b.tool !== undefined, { path: ['params'], message: 'params go with a tool: give "tool" too' })
+  .refine(b => b.agent !== undefined || b.digest !== undefined, 'give the agent (base64), its name ("notes@0.1.0") or its digest')
   .refine(b => b.on === undefined || b.local !== true, 'give at most one of "on" and "local"')
 
 /** Submission errors are the caller's; anything else is the node's. */
@@ -74,17 +86,26 @@ export function routes (app: FastifyInstance, node: ApiNode): void {
     if (!parsed.success && parsed.error.issues[0]?.path[0] === 'contextId') throw new ApiError(400, 'InvalidContextId', `contextId: ${parsed.error.issues[0].message}`)
     const body = parsed.success ? parsed.data : parseInput(taskBody, raw)
     let agent: Uint8Array | undefined
-    if (body.agent !== undefined) {
+    if (body.agent !== undefined && isAgentRefText(body.agent)) {
+      // a component in base64 starts "AGFzbQ" (\0asm): never a name, which is lowercase
+      agent = (await node.resolveAgent(body.agent, { signal: AbortSignal.timeout(120_000) })).bytes
+    } else if (body.agent !== undefined) {
       agent = new Uint8Array(Buffer.from(body.agent, 'base64'))
     } else {
       agent = node.agents.get(body.digest as Digest)
       if (agent === undefined) throw new ApiError(404, 'AgentNotHeld', `this node holds no agent ${body.digest ?? ''}; send the component itself`)
     }
-    let manifest: { name: string, permissions: readonly string[] }
+    let manifest: ReturnType<typeof inspectAgentBytes>['manifest']
     try {
       manifest = inspectAgentBytes(agent).manifest
     } catch (err) {
       rethrow(err)
+    }
+    let input = body.input ?? ''
+    if (body.tool !== undefined) {
+      // checked here, before any device bids: a wrong parameter costs the hive nothing
+      const tool = findTool(manifest.name, manifest.tools, body.tool)
+      input = toolInput(tool.name, validateToolParams(manifest.name, tool, body.params ?? {}), body.input)
     }
     const permissions = body.permissions ?? [...manifest.permissions]
     requireContextId(manifest, permissions, body.contextId)
@@ -93,7 +114,7 @@ export function routes (app: FastifyInstance, node: ApiNode): void {
     try {
       task = await node.placement.submit({
         agent,
-        input: body.input,
+        input,
         permissions,
         ...(body.requirements !== undefined || pinned !== undefined ? { requirements: { ...body.requirements, ...(pinned !== undefined ? { peer: pinned } : {}) } } : {}),
         ...(body.contextId !== undefined ? { contextId: body.contextId } : {}),

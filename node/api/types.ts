@@ -4,7 +4,7 @@
 
 import type { Contexts } from '../../crdt/index.ts'
 import type { Ledger } from '../../ledger/index.ts'
-import type { AgentStore, Capabilities, CapabilityReport, Control, Digest, Membership, Pairing, Placement } from '../../protocol/index.ts'
+import type { AgentStore, Capabilities, CapabilityReport, Control, Digest, Membership, Pairing, Placement, Registry as AgentRegistry, ResolvedAgent } from '../../protocol/index.ts'
 import type { CodeRuntime, Sandbox } from '../../sandbox/index.ts'
 import type { TaskArchive } from '../task-archive.ts'
 import type { NodeLlm } from '../llm.ts'
@@ -65,6 +65,10 @@ export interface ApiNode {
   readonly taskArchive: Pick<TaskArchive, 'get' | 'list'>
   /** The node's one agent store: a task may name an agent by digest once it is held here. */
   readonly agents: Pick<AgentStore, 'get' | 'list'>
+  /** Agents by name: the hive's catalog, publish and yank. */
+  readonly registry: Pick<AgentRegistry, 'list' | 'show' | 'resolve' | 'publish' | 'yank'>
+  /** An agent by name (`NAME`, `NAME@VERSION`, `NAME@TAG`) with its bytes, fetched from a member when not held here. */
+  resolveAgent: (ref: string, options?: { signal?: AbortSignal }) => Promise<ResolvedAgent>
   /** LLM calls: the waterfall, the budget and the cloud keys this device holds. */
   readonly llm: Pick<NodeLlm, 'router' | 'budget' | 'setBudget' | 'budgetSetting' | 'cloudSet' | 'cloudRemove' | 'cloudList'>
   /** The metrics `GET /metrics` renders. */

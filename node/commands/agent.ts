@@ -4,11 +4,13 @@
 // agent in this process instead.
 
 import { text } from 'node:stream/consumers'
+import { stat } from 'node:fs/promises'
 import { basename } from 'node:path'
+import { isAgentRefText } from '../../protocol/registry/entries.ts'
 import { contextId } from '../../crdt/ids.ts'
 import { ApiRequestError, UsageError, readUserFile, table } from '../cli-context.ts'
 import { NodeNotRunningError } from '../errors.ts'
-import type { AgentInfo, AgentLogEntry, RunResult } from '../../sandbox/index.ts'
+import type { AgentInfo, AgentLogEntry, RunResult, Tool } from '../../sandbox/index.ts'
 import type { BuildProgress } from '../../sandbox/build.ts'
 import type { AgentLogLine, RunResponse } from '../api/agents.ts'
 import { peerNames, runPlaced } from './tasks.ts'
@@ -85,6 +87,8 @@ interface RunOptionsCli extends CommonOptions {
   timeout?: string
   on?: string
   local?: boolean
+  tool?: string
+  param?: string[]
 }
 
 /** A placed run's failure as the sandbox would have thrown it: `Code: message`. */
@@ -108,7 +112,7 @@ async function runLocally (dataDir: string, bytes: Uint8Array, input: string, ct
 
 export function register (program: Command, cli: CliContext): void {
   const agent = program.command('agent')
-    .description('make and inspect agents: WebAssembly components for the hive:agent world')
+    .description('make, inspect and publish agents: WebAssembly components for the hive:agent world')
 
   agent.command('build')
     .description('build a JS/TS agent (a file, or a directory with agent.ts/agent.js and manifest.json) into a component')
@@ -162,13 +166,15 @@ export function register (program: Command, cli: CliContext): void {
     })
 
   program.command('run')
-    .description('run an agent in the hive and print its output: placed on the device that bids best (with no node running: in this process); or run JavaScript with --code')
-    .argument('[agent]', 'agent component (.wasm)')
+    .description('run an agent in the hive and print its output: placed on the device that bids best (with no node running and a file: in this process); or run JavaScript with --code')
+    .argument('[agent]', 'agent component (a .wasm file), or a published agent: NAME, NAME@VERSION or NAME@TAG')
     // the agent is what a run usually names; --code (in the options) runs without one
     .usage('[options] <agent>')
     .option('--code <source>', 'run this JavaScript as a code task instead of an agent; it prints with console.log (needs the running node)')
     .option('--input <text>', 'the input text')
     .option('--input-file <file>', 'read the input from a file ("-" for stdin)')
+    .option('--tool <name>', "run one of the tools the agent's manifest declares; it receives {\"tool\",\"params\",\"input\"} as its input")
+    .option('--param <key=value>', 'a parameter of the tool, checked against its schema before the run is placed (repeatable)', (v: string, p: string[] = []) => [...p, v])
     .option('--context <id>', 'context to run in (default: agent-<name>)')
     .option('--timeout <ms>', 'in the hive: how long to wait for the result; in this process: a tighter deadline than the manifest\'s')
     .option('--on <peer>', 'run it on this device only (PeerId or name, as hive-node peers lists them)')
@@ -177,31 +183,61 @@ export function register (program: Command, cli: CliContext): void {
     .action(async (file: string | undefined, _options: RunOptionsCli, command: Command) => {
       const all = command.optsWithGlobals<RunOptionsCli>()
       if (all.code !== undefined) {
-        if (file !== undefined || all.input !== undefined || all.inputFile !== undefined || all.context !== undefined) {
-          throw new UsageError('--code runs JavaScript on its own: give no agent, --input, --input-file or --context with it')
+        if (file !== undefined || all.input !== undefined || all.inputFile !== undefined || all.context !== undefined || all.tool !== undefined) {
+          throw new UsageError('--code runs JavaScript on its own: give no agent, --input, --input-file, --context or --tool with it')
         }
         const { runCode } = await import('./code.ts')
         await runCode(cli, all)
         return
       }
-      if (file === undefined) throw new UsageError('give an agent component (.wasm) to run, or --code SOURCE')
-      if ((all.input === undefined) === (all.inputFile === undefined)) {
-        throw new UsageError('give exactly one of --input TEXT or --input-file FILE')
+      if (file === undefined) throw new UsageError('give an agent component (.wasm) or a published agent NAME@VERSION to run, or --code SOURCE')
+      const inputs = (all.input === undefined ? 0 : 1) + (all.inputFile === undefined ? 0 : 1)
+      if (all.tool === undefined ? inputs !== 1 : inputs > 1) {
+        throw new UsageError(all.tool === undefined ? 'give exactly one of --input TEXT or --input-file FILE' : 'give at most one of --input TEXT or --input-file FILE')
       }
+      if (all.param !== undefined && all.tool === undefined) throw new UsageError('--param goes with --tool NAME: name the tool the parameters are for')
       if (all.on !== undefined && all.local === true) throw new UsageError('give at most one of --on PEER and --local')
       let timeoutMs: number | undefined
       if (all.timeout !== undefined) {
         timeoutMs = Number(all.timeout)
         if (!Number.isInteger(timeoutMs) || timeoutMs < 1) throw new UsageError(`--timeout takes a whole number of milliseconds, not "${all.timeout}"`)
       }
-      const input = all.input ?? (all.inputFile === '-' ? await text(process.stdin) : (await readUserFile(all.inputFile as string, 'the input file')).toString('utf8'))
-      const bytes = new Uint8Array(await readUserFile(file, 'an agent component (.wasm), as "hive-node agent build" writes it'))
-      const { inspectAgentBytes } = await import('../../sandbox/index.ts')
-      let info
-      try {
-        info = inspectAgentBytes(bytes)
-      } catch (err) {
-        throw runFailure(err, file)
+      let input = all.input ?? (all.inputFile === undefined ? '' : all.inputFile === '-' ? await text(process.stdin) : (await readUserFile(all.inputFile, 'the input file')).toString('utf8'))
+      // a published agent by name, unless it names a .wasm file or a file of that name is here
+      const byName = isAgentRefText(file) && !file.endsWith('.wasm') && !(await stat(file).then(() => true, () => false))
+      const { findTool, inspectAgentBytes, paramsFromPairs, toolInput, validateToolParams } = await import('../../sandbox/index.ts')
+      let bytes = new Uint8Array()
+      let info: { digest: string, manifest: { name: string, permissions: readonly string[], tools?: Tool[] } }
+      let ref: string | undefined
+      if (byName) {
+        let answer: { version?: { name: string, version: string, digest: string, manifest: { permissions: string[], tools?: Tool[] } } }
+        try {
+          answer = await cli.api(all).get(`/registry/${encodeURIComponent(file)}`)
+        } catch (err) {
+          if (err instanceof NodeNotRunningError) throw new NodeNotRunningError(cli.dataDir(all), `running ${file} by name needs the running node (or give the path of a .wasm file)`)
+          throw runFailure(err, file)
+        }
+        if (answer.version == null) throw new Error(`AgentYanked: ${file} is yanked and no longer runs by name; "hive-node agent show ${file.split('@')[0] ?? file}" lists its versions`)
+        const v = answer.version
+        ref = `${v.name}@${v.version}`
+        info = { digest: v.digest, manifest: { name: v.name, permissions: v.manifest.permissions, ...(v.manifest.tools !== undefined ? { tools: v.manifest.tools } : {}) } }
+      } else {
+        bytes = new Uint8Array(await readUserFile(file, 'an agent component (.wasm), as "hive-node agent build" writes it, or a published agent NAME@VERSION'))
+        try {
+          info = inspectAgentBytes(bytes)
+        } catch (err) {
+          throw runFailure(err, file)
+        }
+      }
+      let tool: { name: string, params: Record<string, unknown> } | undefined
+      if (all.tool !== undefined) {
+        // checked here first: a wrong parameter is told at once, before anything is placed
+        try {
+          const declared = findTool(info.manifest.name, info.manifest.tools, all.tool)
+          tool = { name: declared.name, params: validateToolParams(info.manifest.name, declared, paramsFromPairs(declared, all.param ?? [])) }
+        } catch (err) {
+          throw runFailure(err, file)
+        }
       }
       const name = info.manifest.name
       let ctx = all.context ?? `agent-${name}`
@@ -223,6 +259,8 @@ export function register (program: Command, cli: CliContext): void {
           agent: bytes,
           digest: info.digest,
           input,
+          ...(ref !== undefined ? { ref } : {}),
+          ...(tool !== undefined ? { tool: tool.name, params: tool.params } : {}),
           contextId: ctx,
           ...(all.on !== undefined ? { on: all.on } : {}),
           ...(all.local === true ? { local: true } : {}),
@@ -256,6 +294,7 @@ export function register (program: Command, cli: CliContext): void {
         if (!(err instanceof NodeNotRunningError)) throw runFailure(err, name)
         if (all.on !== undefined || all.local === true) throw new NodeNotRunningError(cli.dataDir(all), 'placing a run needs the running node')
         where = 'local'
+        if (tool !== undefined) input = toolInput(tool.name, tool.params, input)
         if (info.manifest.permissions.some(p => p.startsWith('context:'))) {
           cli.err(`note: no node is running with ${cli.dataDir(all)}; running here, in a temporary context that is not kept\n`)
         }

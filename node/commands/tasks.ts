@@ -74,6 +74,11 @@ export function renderTask (task: TaskView, name: Names): string {
 export interface PlacedRun {
   agent: Uint8Array
   digest: string
+  /** A published agent, NAME@VERSION: the node resolves it (and fetches it) instead of taking bytes. */
+  ref?: string
+  /** One of the agent's tools and its parameters: the node checks them and hands them to the agent. */
+  tool?: string
+  params?: Record<string, unknown>
   input: string
   contextId: string
   /** A PeerId or a device name: only that device may run it. */
@@ -106,7 +111,8 @@ export async function runPlaced (cli: CliContext, options: CommonOptions, run: P
   const api = cli.api(options)
   const on = run.on != null ? await resolvePeer(cli, options, run.on) : undefined
   const body = {
-    digest: run.digest,
+    ...(run.ref != null ? { agent: run.ref } : { digest: run.digest }),
+    ...(run.tool != null ? { tool: run.tool, params: run.params ?? {} } : {}),
     input: run.input,
     contextId: run.contextId,
     ...(on != null ? { on } : {}),
@@ -116,7 +122,7 @@ export async function runPlaced (cli: CliContext, options: CommonOptions, run: P
   try {
     submitted = await api.post<{ task: TaskView }>('/task', body)
   } catch (err) {
-    if (!(err instanceof ApiRequestError && err.code === 'AgentNotHeld')) throw err
+    if (!(err instanceof ApiRequestError && err.code === 'AgentNotHeld') || run.ref != null) throw err
     submitted = await api.post<{ task: TaskView }>('/task', { ...body, agent: Buffer.from(run.agent).toString('base64') })
   }
   run.onSubmitted?.(submitted.task.id)

@@ -141,6 +141,15 @@ export interface PlacementComponents {
    * offline hears of a halt before it bids.
    */
   synced?: (peer: string, options: AbortOptions) => Promise<void>
+  /**
+   * Agents held beyond the store in memory (the registry's, on disk): a winner looks there before
+   * it fetches from the submitter, members are served from there too, and `fetched` is told of
+   * each agent a winner had to fetch (so it can keep the ones it wants).
+   */
+  agentSource?: {
+    load: (digest: string) => Promise<Uint8Array | undefined>
+    fetched?: (digest: string, bytes: Uint8Array) => void
+  }
 }
 
 export interface PlacementInit {

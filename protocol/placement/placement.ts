@@ -23,7 +23,7 @@ import { SubmitTask } from './messages.ts'
 import { awardFromRecord, awardKey, bidKey } from './records.ts'
 import { cancelRemoteRun, localSubmitter, remoteSubmitter, serveSubmitter } from './rpc.ts'
 import { Runner } from './runner.ts'
-import type { AgentStore } from '../agents/store.ts'
+import type { AgentDigest, AgentStore } from '../agents/store.ts'
 import type { AuctioneerEvents } from './auction.ts'
 import type { BidderEvents, Observed } from './bidder.ts'
 import type { PlacementComponents, PlacementInit, PlacementSettings } from './components.ts'
@@ -175,7 +175,13 @@ class PlacementService extends TypedEventTarget<PlacementEvents> implements Plac
     this.runner = new Runner(this.settings, {
       self,
       agents: this.agents,
-      fetchAgent: async (peer, digest, options) => fetchAgent(components.host, peerIdFromString(peer), digest, { ...options, protocol: this.fetchProtocol }),
+      fetchAgent: async (peer, digest, options) => {
+        const held = await components.agentSource?.load(digest)
+        if (held != null) return held
+        const bytes = await fetchAgent(components.host, peerIdFromString(peer), digest, { ...options, protocol: this.fetchProtocol })
+        components.agentSource?.fetched?.(digest, bytes)
+        return bytes
+      },
       executor: components.executor,
       ...(components.ledger != null ? { ledger: components.ledger } : {}),
       submitterFor: (peer) => this.submitterFor(peer),
@@ -249,7 +255,11 @@ class PlacementService extends TypedEventTarget<PlacementEvents> implements Plac
       winner: this.runner,
       protocol: this.protocol, maxFrameBytes: this.maxFrameBytes, recordConfirmMs: this.settings.recordConfirmMs, log: this.log, ...(gate != null ? { gate } : {})
     }))
-    this.served.push(await serveAgentFetch(host, this.agents, { log: this.log, gate, protocol: this.fetchProtocol }))
+    const source = this.components.agentSource
+    this.served.push(await serveAgentFetch<string>(host, {
+      get: (digest) => this.agents.get(digest as AgentDigest),
+      ...(source != null ? { load: async (digest: string) => source.load(digest) } : {})
+    }, { log: this.log, gate, protocol: this.fetchProtocol }))
     this.gossip.join(this.topic)
   }
 

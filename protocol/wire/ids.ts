@@ -21,6 +21,8 @@ export const LEDGER_PROTOCOL = protocolId('ledger')
 export const LLM_PROTOCOL = protocolId('llm')
 /** The hive's kill switch: signed halt and resume entries, exchanged with every member. */
 export const CONTROL_PROTOCOL = protocolId('control')
+/** The agent registry: signed publish and yank entries, exchanged with every member. */
+export const REGISTRY_PROTOCOL = protocolId('registry')
 
 // ---- gossip topics ----
 /** Names of the per-hive gossip topics; `gossipTopic(hiveId, name)` makes the topic. */

@@ -11,7 +11,7 @@ import { runInNewContext } from 'node:vm'
 import { after, before, describe, it } from 'node:test'
 import { decode as cborDecode, encode as cborEncode } from 'cborg'
 import {
-  AGENT_FETCH_PROTOCOL, CONTEXT_PROTOCOL, CONTROL_PROTOCOL, FramedStream, LEDGER_PROTOCOL, LLM_PROTOCOL, MEMBERSHIP_PROTOCOL, PAIRING_PROTOCOL, PLACEMENT_PROTOCOL, encodeVarint
+  AGENT_FETCH_PROTOCOL, CONTEXT_PROTOCOL, CONTROL_PROTOCOL, FramedStream, LEDGER_PROTOCOL, LLM_PROTOCOL, MEMBERSHIP_PROTOCOL, PAIRING_PROTOCOL, PLACEMENT_PROTOCOL, REGISTRY_PROTOCOL, encodeVarint
 } from '../../protocol/wire/index.ts'
 import { startNode } from '../helpers/mesh.ts'
 import { startRawClient } from '../helpers/raw-client.ts'
@@ -54,9 +54,9 @@ class Fuzzer {
       case 2: return 'x'.repeat(this.int(300))
       case 3: return this.bytes(this.int(64))
       case 4: return this.pick([null, true, false, -1, 0, Number.MAX_SAFE_INTEGER])
-      case 5: return this.pick(['have', 'hello', 'proof', 'heads', 'records', 'chat', 'embed', 'bid', 'claim', ''])
+      case 5: return this.pick(['have', 'hello', 'proof', 'heads', 'records', 'chat', 'embed', 'bid', 'claim', 'entries', ''])
       case 6: return Array.from({ length: this.int(5) }, () => this.value(depth + 1))
-      default: return Object.fromEntries(Array.from({ length: this.int(5) }, () => [this.pick(['t', 'type', 'v', 'c', 'm', 'hive', 'ids', 'digest', 'task', 'x']), this.value(depth + 1)]))
+      default: return Object.fromEntries(Array.from({ length: this.int(5) }, () => [this.pick(['t', 'type', 'v', 'c', 'm', 'hive', 'ids', 'digest', 'task', 'entries', 'more', 'offset', 'x']), this.value(depth + 1)]))
     }
   }
 
@@ -155,7 +155,7 @@ const PROBES: Record<string, Probe> = {
   },
   'agent-fetch': {
     protocol: AGENT_FETCH_PROTOCOL,
-    valid: () => [{ digest: HEX64 }, { digest: 'f'.repeat(64) }],
+    valid: () => [{ digest: HEX64 }, { digest: 'f'.repeat(64) }, { digest: HEX64, offset: 262144 }],
     request: () => ({ digest: HEX64 }),
     answer: (f) => f.ok === false && typeof f.reason === 'string'
   },
@@ -183,6 +183,18 @@ const PROBES: Record<string, Probe> = {
     ],
     request: (node) => ({ t: 'entries', hive: node.hive.membership.hiveId, entries: [] }),
     answer: (f) => f.t === 'entries' && Array.isArray(f.entries)
+  },
+  registry: {
+    protocol: REGISTRY_PROTOCOL,
+    valid: (node) => [
+      { t: 'have', hive: node.hive.membership.hiveId, ids: [] },
+      { t: 'have', hive: node.hive.membership.hiveId, ids: [HEX64] },
+      { t: 'entries', entries: [{ b: new Uint8Array(40), s: new Uint8Array(64) }], more: false },
+      { t: 'entries', entries: [], more: true }
+    ],
+    request: (node) => ({ t: 'have', hive: node.hive.membership.hiveId, ids: [] }),
+    // the responder answers with what it holds, then the entries the asker lacks
+    answer: (f) => f.t === 'have' && Array.isArray(f.ids)
   },
   context: {
     protocol: CONTEXT_PROTOCOL,
