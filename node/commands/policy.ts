@@ -111,7 +111,9 @@ export function register (program: Command, cli: CliContext): void {
     .option('--json', 'print JSON')
     .action(async (options: CommonOptions & { agent?: string, context?: string, runs?: string, cpuSeconds?: string, tokens?: string, cloudUsd?: string[] }, command: Command) => {
       const all = command.optsWithGlobals<CommonOptions>()
-      if ((options.agent == null) === (options.context == null)) throw new UsageError('give exactly one of --agent NAME|DIGEST and --context ID')
+      // `budget` itself takes --agent DIGEST=USD (the cloud caps), and commander gives it every --agent
+      const agent = options.agent ?? command.parent?.opts<{ agent?: string[] }>().agent?.at(-1)
+      if ((agent == null) === (options.context == null)) throw new UsageError('give exactly one of --agent NAME|DIGEST and --context ID')
       const runs = count(options.runs, '--runs', 1, 1_000_000)
       const cpuSeconds = count(options.cpuSeconds, '--cpu-seconds', 1, 86_400 * 1024)
       const tokens = count(options.tokens, '--tokens', 1, 1e12)
@@ -125,7 +127,7 @@ export function register (program: Command, cli: CliContext): void {
         throw new UsageError('give at least one of --runs, --cpu-seconds, --tokens or --cloud-usd')
       }
       const view = await cli.api(all).post<BudgetsView>('/budgets', {
-        ...(options.agent != null ? { agent: options.agent } : { context: options.context }),
+        ...(agent != null ? { agent } : { context: options.context }),
         ...(runs !== undefined ? { runs } : {}),
         ...(cpuSeconds !== undefined ? { cpuSeconds } : {}),
         ...(tokens !== undefined ? { tokens } : {}),
