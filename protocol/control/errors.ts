@@ -34,14 +34,17 @@ export class BudgetValueError extends Error {
 export class OverBudgetError extends Error {
   static readonly code = 'OverBudget'
   override name = 'OverBudget'
-  readonly kind: 'agent' | 'context'
-  readonly key: string
+  readonly kind?: 'agent' | 'context'
+  readonly key?: string
   /** When the day's count starts again (ms since the epoch, the next UTC midnight). */
-  readonly resetsAt: number
-  constructor (message: string, detail: { kind: 'agent' | 'context', key: string, resetsAt: number }) {
+  readonly resetsAt?: number
+  constructor (message: string, detail?: { kind: 'agent' | 'context', key: string, resetsAt: number }) {
     super(message)
-    this.kind = detail.kind
-    this.key = detail.key
-    this.resetsAt = detail.resetsAt
+    // rebuilt from its name and message (a worker thread, a table check), it has no detail
+    if (detail != null) {
+      this.kind = detail.kind
+      this.key = detail.key
+      this.resetsAt = detail.resetsAt
+    }
   }
 }
