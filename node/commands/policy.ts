@@ -47,7 +47,7 @@ export function budgetsText (view: BudgetsView): string {
   return [
     `budgets ${who(view.budgets)}`,
     ...(rows.length > 0 ? ['', table(['BUDGET', 'RUNS TODAY', 'CPU TODAY', 'TOKENS TODAY', 'CLOUD CAP'], rows)] : []),
-    ...(resets != null ? ['', `counted from every member's ledger records of today (UTC); resets at ${new Date(resets).toISOString()}`] : [])
+    ...(resets != null ? ['', `counted from every member's ledger records of today (UTC); resets at ${formatTime(resets)}`] : [])
   ].join('\n')
 }
 

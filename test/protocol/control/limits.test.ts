@@ -8,6 +8,7 @@ import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { z } from 'zod'
 import {
   CONTROL_PROTOCOL, EMPTY_POLICY, MAX_CONTROL_BODY_BYTES, MAX_CONTROL_ENTRIES, MAX_CONTROL_MESSAGE_BYTES, MAX_CONTROL_STREAMS, MAX_REASON_CHARS, MAX_SETTING_BODY_BYTES,
   changePolicy, createControlEntry
@@ -49,7 +50,7 @@ describe('control protocol bounds', () => {
     const framed = await open()
     try {
       await framed.write({ t: 'entries', hive: node.hive.membership.hiveId, entries: entries.map(e => ({ b: e.bytes, s: e.sig })) })
-      const answer = await framed.read((await import('zod')).z.object({ entries: (await import('zod')).z.array((await import('zod')).z.unknown()) }).loose(), { signal: AbortSignal.timeout(30_000) })
+      const answer = await framed.read(z.object({ entries: z.array(z.unknown()) }).loose(), { signal: AbortSignal.timeout(30_000) })
       return answer.entries
     } catch {
       return null
