@@ -17,6 +17,7 @@ import * as dashboard from './commands/dashboard.ts'
 import * as events from './commands/events.ts'
 import * as control from './commands/control.ts'
 import * as registry from './commands/registry.ts'
+import * as policy from './commands/policy.ts'
 import type { CliIo } from './cli-context.ts'
 
 export const EXIT_OK = 0
@@ -59,6 +60,7 @@ export function buildProgram (io: CliIo): Command {
   events.register(program, cli)
   control.register(program, cli)
   registry.register(program, cli)
+  policy.register(program, cli)
 
   eachCommand(program, (command) => {
     command.showHelpAfterError(usageLine(command))

@@ -11,6 +11,8 @@ import {
   HiveRecords, MAX_NET_REFUSE, MEMBERSHIP_SUBLEVEL, createAgentStore, createCapabilities, createControl, createPlacement, findPeerRecord, publishPeerRecord, registerPeerRecord, registerPlacementRecords
 } from '../protocol/index.ts'
 import { createDiskAgentStore, createRegistry } from '../protocol/index.ts'
+import { createBudgetKeeper, localMinutesOf, policyRefusal, refusalText } from '../protocol/control/index.ts'
+import { inspectAgentBytes } from '../sandbox/index.ts'
 import { createContexts } from '../crdt/index.ts'
 import { createCodeRuntime, createSandbox, netRefusal, parseOrigin, parseRefusals } from '../sandbox/index.ts'
 import { agentsCacheDir, storeBackedContexts, storeBackedKv } from './agents.ts'
@@ -43,6 +45,7 @@ import type { LogLevel, Logger } from './logger.ts'
 import type {
   AgentStore, Capabilities, CapabilitiesInit, Control, Digest, PlacementComponents, CapabilityOverrides, CapabilityReport, MembershipChange, PeerGate, PeerRecord, PeerRecordDht, Placement, PlacementInit, RecordSigner
 } from '../protocol/index.ts'
+import type { BudgetKeeper, CountedRecord } from '../protocol/control/index.ts'
 import type { Contexts } from '../crdt/index.ts'
 import type { CodeRuntime, NetResolver, Sandbox } from '../sandbox/index.ts'
 import type { Ledger } from '../ledger/index.ts'
@@ -138,6 +141,8 @@ export class HiveNode extends EventTarget implements ApiNode {
   readonly capabilities: Capabilities
   /** The kill switch: signed halt and resume entries, replicated to every member, kept in the db's `control` sublevel. */
   readonly control: Control
+  /** Budgets: what each agent and context used today, from every member's ledger, and this device's reservations. */
+  readonly budgets: BudgetKeeper
   /** Tasks: submitted here, bid on, elected, run where they win. */
   readonly placement: Placement
   /** Agent bytes by digest: what placement runs and serves, and what the API submits by digest. */
@@ -254,6 +259,14 @@ export class HiveNode extends EventTarget implements ApiNode {
       nameOf: (peer) => peer === this.peerId.toString() ? this.name : this.hive.membership.member(peer)?.name ?? this.capabilities.get(peer)?.caps.name
     })
 
+    // ---- budgets: counted from every member's ledger records, limits from the control entries ----
+    this.budgets = createBudgetKeeper({
+      budgets: () => this.control.budgets().value,
+      records: async (since, options) => this.recordsSince(since, options)
+    })
+    this.ledger.addEventListener('chain', () => { this.budgets.invalidate() })
+    const nameOf = (peer: string): string => peer === this.peerId.toString() ? this.name : this.hive.membership.member(peer)?.name ?? this.capabilities.get(peer)?.caps.name ?? peer
+
     // ---- placement: tasks bid on, elected, run in the sandbox, recorded in the ledger ----
     const placementComponents: PlacementComponents & { agents: AgentStore } = {
       agents: agentStore,
@@ -277,6 +290,26 @@ export class HiveNode extends EventTarget implements ApiNode {
         load: async (digest) => this.registry.publishes(digest) ? await this.components.read(digest as AgentDigest) : undefined,
         fetched: (digest, bytes) => {
           if (this.registry.publishes(digest)) this.components.write(bytes).catch((err: Error) => { this.log.warn(`components: could not keep ${digest}: ${err.message}`) })
+        }
+      },
+      // the hive's policy: this device checks its own state (its local time included); of the
+      // others, the submitter knows only what their reports say
+      policy: (peer, announce, caps) => {
+        const self = peer === this.peerId.toString()
+        const refused = policyRefusal(this.control.policy().value, peer, nameOf(peer), {
+          submitter: announce.submitter,
+          ...(announce.requirements.localOnly != null ? { localOnly: announce.requirements.localOnly } : {}),
+          ...(announce.requirements.tags != null ? { tags: announce.requirements.tags } : {})
+        }, { power: caps.power, running: self ? this.placement.running() : caps.running, ...(self ? { localMinutes: localMinutesOf(new Date()) } : {}) })
+        return refused != null ? refusalText(refused) : undefined
+      },
+      budget: {
+        ready: async (options) => { await this.budgets.ready(options) },
+        admit: (task) => {
+          let name: string | undefined
+          try { name = inspectAgentBytes(task.agent).manifest.name } catch { name = undefined }
+          const ticket = this.budgets.admit({ digest: task.digest, ...(name != null ? { name } : {}), ...(task.context != null ? { context: task.context } : {}) })
+          return { ...(name != null ? { name } : {}), ...(ticket != null ? { ticket } : {}) }
         }
       }
     }
@@ -308,7 +341,9 @@ export class HiveNode extends EventTarget implements ApiNode {
       members: () => this.hive.membership.members().length,
       db: this.db.sublevel<string, string>('llm', { keyEncoding: 'utf8', valueEncoding: 'utf8' }),
       log: this.log,
-      onCall: (e) => { this.metrics.llmCall(e) }
+      onCall: (e) => { this.metrics.llmCall(e) },
+      // the hive's budgets cap an agent's cloud spend too: the LLM budget applies it per call
+      agentCaps: () => Object.fromEntries(Object.entries(this.control.budgets().value.agents).flatMap(([agent, l]) => l.cloudMicroUsd != null ? [[agent, l.cloudMicroUsd]] : []))
     })
 
     // ---- registry: agents by name, their components fetched from any member that holds them ----
@@ -534,6 +569,22 @@ export class HiveNode extends EventTarget implements ApiNode {
    * digest). What `run NAME`, `POST /task { agent: "notes@0.1.0" }` and workflow steps use.
    */
   readonly resolveAgent: AgentResolver = async (ref, options = {}) => this.registry.load(ref, options)
+  /** Every ledger record held (every member's chain) made at or after `since`. */
+  private async recordsSince (since: number, options: { signal?: AbortSignal } = {}): Promise<CountedRecord[]> {
+    const out: CountedRecord[] = []
+    for (const chain of await this.ledger.chains()) {
+      // newest first in growing pages, until a page reaches back before `since`
+      for (let limit = 256; ; limit *= 4) {
+        const listed = await this.ledger.list({ signer: chain.signer, limit, ...(options.signal != null ? { signal: options.signal } : {}) })
+        const oldest = listed[0]?.record?.time
+        if (listed.length < limit || oldest == null || oldest < since) {
+          for (const l of listed) if (l.record != null && l.record.time >= since) out.push(l.record)
+          break
+        }
+      }
+    }
+    return out
+  }
 
   haltSignal (): AbortSignal {
     return this.halting.signal

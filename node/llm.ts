@@ -59,6 +59,8 @@ export interface NodeLlmComponents {
   db: { get: (key: string) => Promise<string | undefined>, put: (key: string, value: string) => Promise<void> }
   log: Logger
   onCall?: (event: LlmCallEvent) => void
+  /** Cloud caps per agent digest from the hive's budgets (micro-USD a day); the lower of it and the LLM setting's applies. */
+  agentCaps?: () => Record<string, number>
 }
 
 const PROVIDER = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,31}$/, 'a provider name: lowercase letters, digits, - and _')
@@ -119,7 +121,11 @@ export function createNodeLlm (init: NodeLlmInit, components: NodeLlmComponents)
   let reading: Promise<void> = Promise.resolve()
 
   const budget = createBudget({
-    caps: () => capsOf(setting),
+    caps: () => {
+      const caps = capsOf(setting)
+      for (const [agent, micro] of Object.entries(components.agentCaps?.() ?? {})) caps.agents[agent] = Math.min(micro, caps.agents[agent] ?? micro)
+      return caps
+    },
     members: components.members,
     prices: () => prices,
     store: {

@@ -1,6 +1,6 @@
 // One table from error class to HTTP status: a subsystem's error keeps its code (the class's
 // `name`), and the status says whose fault it is. 400/403 the caller's input, 404 not here,
-// 409 the state does not allow it now, 413 too large, 422 the agent failed, 502 another device
+// 409 the state does not allow it now, 413 too large, 429 over a budget until it resets, 422 the agent failed, 502 another device
 // could not be reached, 503 the part is not running, 504 the agent ran out of time. An error
 // not in the table is the node's own (500).
 
@@ -12,7 +12,7 @@ import {
   AlreadyInHiveError, AlreadyMemberError, CannotRemoveSelfError, InvalidInviteError, InvalidPeerIdError, InvalidTaskError, InvalidTtlError,
   InviteClosedError, InviteDamagedError, InviteExpiredError, InviteUnknownError, InviteUsedError, InviterNotAuthenticError, InviterUnreachableError,
   NotAMemberError, OwnInviteError, PairingFailedError, PlacementNotRunningError, TaskNotFoundError, WrongSecretError,
-  ControlRefusedError, HaltedError, NotSubmitterError, TaskAlreadyEndedError
+  ControlRefusedError, HaltedError, NotSubmitterError, TaskAlreadyEndedError, PolicyValueError, BudgetValueError, OverBudgetError
 } from '../../protocol/index.ts'
 import {
   AgentNotPublishedError, AgentYankedError, ComponentUnavailableError, InvalidAgentRefError, InvalidCatalogEntryError, RegistryRefusedError, VersionConflictError
@@ -53,6 +53,8 @@ export const ERROR_STATUS: ReadonlyArray<readonly [CodedErrorClass, number]> = [
   [InvalidCatalogEntryError, 400],
   [ToolNotFoundError, 400],
   [ToolParamsInvalidError, 400],
+  [PolicyValueError, 400],
+  [BudgetValueError, 400],
   [LimitNotAllowedError, 403],
   [ImportNotGrantedError, 403],
   // not here
@@ -82,6 +84,8 @@ export const ERROR_STATUS: ReadonlyArray<readonly [CodedErrorClass, number]> = [
   [AgentYankedError, 409],
   [RegistryRefusedError, 409],
   [UpdateTooLargeError, 413],
+  // a budget of the hive is used up until it resets
+  [OverBudgetError, 429],
   // the agent's failure
   [AgentFailedError, 422],
   [AgentTrappedError, 422],

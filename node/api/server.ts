@@ -17,6 +17,7 @@ import * as tasksApi from './tasks.ts'
 import * as controlApi from './control.ts'
 import * as llmApi from './llm.ts'
 import * as registryApi from './registry.ts'
+import * as policyApi from './policy.ts'
 import * as metricsApi from './metrics.ts'
 import * as dashboardApi from './dashboard.ts'
 import { createSessions } from './session.ts'
@@ -197,6 +198,7 @@ export async function createApi (node: ApiNode, init: ApiInit): Promise<Api> {
   await app.register(async (scope) => { controlApi.routes(scope, node) })
   await app.register(async (scope) => { llmApi.routes(scope, node) })
   await app.register(async (scope) => { registryApi.routes(scope, node) })
+  await app.register(async (scope) => { policyApi.routes(scope, node) })
   await app.register(async (scope) => { metricsApi.routes(scope, node) })
   await app.register(async (scope) => { dashboardApi.routes(scope, node, { sessions, hasToken, url: () => `http://${API_HOST}:${port}` }) })
   const events = eventRoutes(node, limits)

@@ -4,7 +4,7 @@
 
 import type { Contexts } from '../../crdt/index.ts'
 import type { Ledger } from '../../ledger/index.ts'
-import type { AgentStore, Capabilities, CapabilityReport, Control, Digest, Membership, Pairing, Placement, Registry as AgentRegistry, ResolvedAgent } from '../../protocol/index.ts'
+import type { AgentStore, BudgetKeeper, Capabilities, CapabilityReport, Control, Digest, Membership, Pairing, Placement, Registry as AgentRegistry, ResolvedAgent } from '../../protocol/index.ts'
 import type { CodeRuntime, Sandbox } from '../../sandbox/index.ts'
 import type { TaskArchive } from '../task-archive.ts'
 import type { NodeLlm } from '../llm.ts'
@@ -59,7 +59,9 @@ export interface ApiNode {
   readonly capabilities: Pick<Capabilities, 'view'>
   readonly placement: Pick<Placement, 'submit' | 'get' | 'wait' | 'explain' | 'list' | 'cancel'>
   /** The kill switch: whether the hive is halted, by whom, and the halt and resume themselves. */
-  readonly control: Pick<Control, 'state' | 'refusal' | 'halt' | 'resume'>
+  readonly control: Pick<Control, 'state' | 'refusal' | 'halt' | 'resume' | 'policy' | 'setPolicy' | 'budgets' | 'setBudgets'>
+  /** What each budget used today, counted from every member's ledger. */
+  readonly budgets: Pick<BudgetKeeper, 'ready' | 'usage'>
   /** Aborted when the hive halts: what runs here outside placement (`POST /agents/run`) stops too. */
   haltSignal: () => AbortSignal
   readonly taskArchive: Pick<TaskArchive, 'get' | 'list'>

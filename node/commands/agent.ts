@@ -89,6 +89,8 @@ interface RunOptionsCli extends CommonOptions {
   local?: boolean
   tool?: string
   param?: string[]
+  tag?: string[]
+  localOnly?: boolean
 }
 
 /** A placed run's failure as the sandbox would have thrown it: `Code: message`. */
@@ -179,6 +181,8 @@ export function register (program: Command, cli: CliContext): void {
     .option('--timeout <ms>', 'in the hive: how long to wait for the result; in this process: a tighter deadline than the manifest\'s')
     .option('--on <peer>', 'run it on this device only (PeerId or name, as hive-node peers lists them)')
     .option('--local', 'run it on this node only')
+    .option('--tag <tag>', 'only on devices the hive\'s policy gives this tag (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
+    .option('--local-only', 'the policy\'s per-task rule: it never leaves this device')
     .option('--json', 'print the result as JSON')
     .action(async (file: string | undefined, _options: RunOptionsCli, command: Command) => {
       const all = command.optsWithGlobals<RunOptionsCli>()
@@ -264,6 +268,8 @@ export function register (program: Command, cli: CliContext): void {
           contextId: ctx,
           ...(all.on !== undefined ? { on: all.on } : {}),
           ...(all.local === true ? { local: true } : {}),
+          ...(all.tag != null ? { tags: all.tag } : {}),
+          ...(all.localOnly === true ? { localOnly: true } : {}),
           ...(timeoutMs !== undefined ? { waitMs: timeoutMs } : {}),
           onSubmitted: (id) => { live.follow(id) }
         })

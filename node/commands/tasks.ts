@@ -85,6 +85,10 @@ export interface PlacedRun {
   on?: string
   /** Only this device runs it. */
   local?: boolean
+  /** Only devices the hive's policy gives these tags. */
+  tags?: string[]
+  /** Never leaves this device (the policy's per-task rule). */
+  localOnly?: boolean
   /** How long to wait for the result before giving up waiting (the task goes on). */
   waitMs?: number
   /** Called with the task's id once it is submitted. */
@@ -116,7 +120,8 @@ export async function runPlaced (cli: CliContext, options: CommonOptions, run: P
     input: run.input,
     contextId: run.contextId,
     ...(on != null ? { on } : {}),
-    ...(run.local === true ? { local: true } : {})
+    ...(run.local === true ? { local: true } : {}),
+    ...(run.tags != null || run.localOnly === true ? { requirements: { ...(run.tags != null ? { tags: run.tags } : {}), ...(run.localOnly === true ? { localOnly: true } : {}) } } : {})
   }
   let submitted: { task: TaskView }
   try {

@@ -25,18 +25,31 @@ import { dialFramed, serveProtocol } from '../wire/serve.ts'
 import { TypedEventTarget } from '../placement/events.ts'
 import { ControlRefusedError, HaltedError, InvalidControlEntryError } from './errors.ts'
 import {
-  MAX_REASON_CHARS, WireControlEntrySchema, compareControlEntries, createControlEntry, decodeControlEntry, encodeControlEntry, openControlEntry
+  MAX_REASON_CHARS, WireControlEntrySchema, compareControlEntries, createControlEntry, decodeControlEntry, encodeControlEntry, kindOf, openControlEntry
 } from './entries.ts'
-import type { ControlEntry } from './entries.ts'
+import { EMPTY_BUDGETS } from './budgets.ts'
+import { EMPTY_POLICY } from './policy.ts'
+import type { ControlEntry, ControlKind } from './entries.ts'
+import type { Budgets } from './budgets.ts'
+import type { Policy } from './policy.ts'
 import type { ProtocolHost, ProtocolLog, PeerGate, ServedProtocol } from '../wire/serve.ts'
 import type { Signer } from '../wire/signing.ts'
 import type { AbortOptions, PeerId } from '@libp2p/interface'
 
 /** Entries held at most; beyond it the least are dropped, which never changes the state (the greatest decides). */
 export const MAX_CONTROL_ENTRIES = 256
-/** Bytes of one exchange message: 256 entries of at most 2 KiB each, and their framing. */
+/** Policy entries held at most, and budget entries: only the greatest of each decides. */
+export const MAX_SETTING_ENTRIES = 4
+/**
+ * Bytes of one exchange message: at most 248 halt or resume entries of 2 KiB and 8 settings of
+ * 8 KiB (568 KiB), and their framing.
+ */
 export const MAX_CONTROL_MESSAGE_BYTES = 640 * 1024
-const EXCHANGE_TIMEOUT_MS = 10_000
+/** Longest one exchange may take, either side. */
+export const CONTROL_EXCHANGE_TIMEOUT_MS = 10_000
+/** Exchange streams one peer may have open here at once. */
+export const MAX_CONTROL_STREAMS = 8
+const EXCHANGE_TIMEOUT_MS = CONTROL_EXCHANGE_TIMEOUT_MS
 
 const EntriesMessage = z.strictObject({
   t: z.literal('entries'),
@@ -56,9 +69,23 @@ export interface HaltState {
   n?: number
 }
 
+/** A setting in force (the policy or the budgets) and the entry it comes from. */
+export interface Setting<T> {
+  value: T
+  /** The entry that decides; absent while no member has set one. */
+  by?: string
+  at?: number
+  n?: number
+  id?: string
+}
+
 export interface ControlEvents extends Record<string, unknown> {
   /** The state changed: a halt or a resume, made here or learnt from `from`. */
   change: HaltState & { from?: string }
+  /** The policy in force changed (set here or learnt from `from`). */
+  policy: Setting<Policy> & { from?: string }
+  /** The budgets in force changed. */
+  budgets: Setting<Budgets> & { from?: string }
   /** A peer sent entries that do not verify and was hung up on. */
   refused: { peer: string, error: string }
 }
@@ -104,6 +131,13 @@ export interface Control extends TypedEventTarget<ControlEvents> {
   resync: () => void
   /** Every entry held, greatest last. */
   entries: () => ControlEntry[]
+  /** The hive's policy in force (empty until a member sets one). */
+  policy: () => Setting<Policy>
+  /** Signs and replicates a whole new policy; it wins over every entry this node holds. */
+  setPolicy: (policy: Policy) => Promise<Setting<Policy>>
+  /** The hive's budgets in force (none until a member sets them). */
+  budgets: () => Setting<Budgets>
+  setBudgets: (budgets: Budgets) => Promise<Setting<Budgets>>
 }
 
 export function createControl (components: ControlComponents): Control {
@@ -119,6 +153,8 @@ class ControlService extends TypedEventTarget<ControlEvents> implements Control 
   private served?: ServedProtocol
   private running = false
   private current: HaltState = { halted: false }
+  private currentPolicy: Setting<Policy> = { value: EMPTY_POLICY }
+  private currentBudgets: Setting<Budgets> = { value: EMPTY_BUDGETS }
 
   constructor (components: ControlComponents) {
     super()
@@ -138,6 +174,8 @@ class ControlService extends TypedEventTarget<ControlEvents> implements Control 
       }
     }
     this.current = this.compute()
+    this.currentPolicy = this.setting('policy', EMPTY_POLICY)
+    this.currentBudgets = this.setting('budget', EMPTY_BUDGETS)
     this.running = true
     const { host } = this.components
     this.served = await serveProtocol(host, CONTROL_PROTOCOL, async (stream, { peer, signal }) => {
@@ -152,7 +190,7 @@ class ControlService extends TypedEventTarget<ControlEvents> implements Control 
       ...(this.components.gate != null ? { gate: this.components.gate } : {}),
       maxMessageBytes: MAX_CONTROL_MESSAGE_BYTES,
       timeoutMs: EXCHANGE_TIMEOUT_MS,
-      maxInboundStreams: 8,
+      maxInboundStreams: MAX_CONTROL_STREAMS,
       isPeerFault: (err) => isPeerFault(err) || err instanceof InvalidControlEntryError,
       onPeerFault: (peer, error) => { this.emit('refused', { peer: peer.toString(), error: `${error.name}: ${error.message}` }) }
     })
@@ -217,12 +255,38 @@ class ControlService extends TypedEventTarget<ControlEvents> implements Control 
 
   private async append (type: 'halt' | 'resume', reason?: string): Promise<HaltState> {
     if (!this.running) throw new ControlRefusedError('the node is not running; start it first')
-    const n = Math.max(0, ...[...this.held.values()].map(e => e.body.n)) + 1
     const entry = await createControlEntry({
-      type, hive: this.components.hiveId(), at: Date.now(), n, ...(reason != null && reason !== '' ? { reason } : {})
+      type, hive: this.components.hiveId(), at: Date.now(), n: this.nextCounter(), ...(reason != null && reason !== '' ? { reason } : {})
     }, this.components.signer)
     await this.merge([entry])
     return this.state()
+  }
+
+  /** One more than the greatest counter held, of any kind: an entry made now follows all it saw. */
+  private nextCounter (): number {
+    return Math.max(0, ...[...this.held.values()].map(e => e.body.n)) + 1
+  }
+
+  policy (): Setting<Policy> {
+    return structuredClone(this.currentPolicy)
+  }
+
+  budgets (): Setting<Budgets> {
+    return structuredClone(this.currentBudgets)
+  }
+
+  async setPolicy (policy: Policy): Promise<Setting<Policy>> {
+    if (!this.running) throw new ControlRefusedError('the node is not running; start it first')
+    const entry = await createControlEntry({ type: 'policy', hive: this.components.hiveId(), at: Date.now(), n: this.nextCounter(), policy }, this.components.signer)
+    await this.merge([entry])
+    return this.policy()
+  }
+
+  async setBudgets (budgets: Budgets): Promise<Setting<Budgets>> {
+    if (!this.running) throw new ControlRefusedError('the node is not running; start it first')
+    const entry = await createControlEntry({ type: 'budget', hive: this.components.hiveId(), at: Date.now(), n: this.nextCounter(), budgets }, this.components.signer)
+    await this.merge([entry])
+    return this.budgets()
   }
 
   async synced (peer: string, options: AbortOptions = {}): Promise<void> {
@@ -317,9 +381,21 @@ class ControlService extends TypedEventTarget<ControlEvents> implements Control 
     await this.trim()
     const before = this.current
     this.current = this.compute()
+    const beforePolicy = this.currentPolicy.id
+    this.currentPolicy = this.setting('policy', EMPTY_POLICY)
+    const beforeBudgets = this.currentBudgets.id
+    this.currentBudgets = this.setting('budget', EMPTY_BUDGETS)
     if (before.id !== this.current.id) {
       this.log.info?.(`control: the hive is ${this.current.halted ? 'halted' : 'resumed'} by ${this.current.by ?? '?'}${from != null ? ` (heard from ${from})` : ''}`)
       this.emit('change', { ...this.current, ...(from != null ? { from } : {}) })
+    }
+    if (beforePolicy !== this.currentPolicy.id) {
+      this.log.info?.(`control: policy set by ${this.currentPolicy.by ?? '?'}${from != null ? ` (heard from ${from})` : ''}`)
+      this.emit('policy', { ...this.policy(), ...(from != null ? { from } : {}) })
+    }
+    if (beforeBudgets !== this.currentBudgets.id) {
+      this.log.info?.(`control: budgets set by ${this.currentBudgets.by ?? '?'}${from != null ? ` (heard from ${from})` : ''}`)
+      this.emit('budgets', { ...this.budgets(), ...(from != null ? { from } : {}) })
     }
     if (!this.running) return
     for (const peer of this.components.host.getPeers()) {
@@ -329,23 +405,45 @@ class ControlService extends TypedEventTarget<ControlEvents> implements Control 
     }
   }
 
+  /**
+   * Drops the least entries beyond the bounds: settings beyond MAX_SETTING_ENTRIES of their kind,
+   * then anything beyond MAX_CONTROL_ENTRIES. Never the greatest of a kind, so never the state.
+   */
   private async trim (): Promise<void> {
-    if (this.held.size <= MAX_CONTROL_ENTRIES) return
     const order = this.entries()
-    for (const entry of order.slice(0, order.length - MAX_CONTROL_ENTRIES)) {
+    const drop = new Set<ControlEntry>()
+    for (const kind of ['policy', 'budget'] as const) {
+      const ofKind = order.filter(e => kindOf(e.body.type) === kind)
+      for (const entry of ofKind.slice(0, Math.max(0, ofKind.length - MAX_SETTING_ENTRIES))) drop.add(entry)
+    }
+    const tops = new Set((['switch', 'policy', 'budget'] as const).map(k => order.filter(e => kindOf(e.body.type) === k).at(-1)))
+    let count = order.length - drop.size
+    for (const entry of order) {
+      if (count <= MAX_CONTROL_ENTRIES) break
+      if (drop.has(entry) || tops.has(entry)) continue
+      drop.add(entry)
+      count--
+    }
+    for (const entry of drop) {
       this.held.delete(entry.id)
       await this.components.db.del(entry.id).catch(() => {})
     }
   }
 
-  private compute (): HaltState {
+  /** The greatest entry of a kind for this hive. */
+  private top (kind: ControlKind): ControlEntry | undefined {
     const hive = this.components.hiveId()
     let top: ControlEntry | undefined
     for (const entry of this.held.values()) {
-      if (entry.body.hive !== hive) continue
+      if (entry.body.hive !== hive || kindOf(entry.body.type) !== kind) continue
       if (top == null || compareControlEntries(entry, top) > 0) top = entry
     }
-    if (top == null) return { halted: false }
+    return top
+  }
+
+  private compute (): HaltState {
+    const top = this.top('switch')
+    if (top == null || top.body.type === 'policy' || top.body.type === 'budget') return { halted: false }
     return {
       halted: top.body.type === 'halt',
       by: top.body.by,
@@ -354,5 +452,14 @@ class ControlService extends TypedEventTarget<ControlEvents> implements Control 
       id: top.id,
       n: top.body.n
     }
+  }
+
+  private setting (kind: 'policy', empty: Policy): Setting<Policy>
+  private setting (kind: 'budget', empty: Budgets): Setting<Budgets>
+  private setting (kind: 'policy' | 'budget', empty: Policy | Budgets): Setting<Policy | Budgets> {
+    const top = this.top(kind)
+    if (top == null) return { value: empty }
+    const value = top.body.type === 'policy' ? top.body.policy : top.body.type === 'budget' ? top.body.budgets : empty
+    return { value, by: top.body.by, at: top.body.at, n: top.body.n, id: top.id }
   }
 }

@@ -17,3 +17,34 @@ export class ControlRefusedError extends Error {
   static readonly code = 'ControlRefused'
   override name = 'ControlRefused'
 }
+
+/** A policy value given to `policy set` is not acceptable; the message names the field and what it takes. */
+export class PolicyValueError extends Error {
+  static readonly code = 'PolicyValue'
+  override name = 'PolicyValue'
+}
+
+/** A budget value given to `budget set` is not acceptable; the message names the field and what it takes. */
+export class BudgetValueError extends Error {
+  static readonly code = 'BudgetValue'
+  override name = 'BudgetValue'
+}
+
+/** A task is over a budget: refused at submission, saying what was used, when it resets and what to change. */
+export class OverBudgetError extends Error {
+  static readonly code = 'OverBudget'
+  override name = 'OverBudget'
+  readonly kind?: 'agent' | 'context'
+  readonly key?: string
+  /** When the day's count starts again (ms since the epoch, the next UTC midnight). */
+  readonly resetsAt?: number
+  constructor (message: string, detail?: { kind: 'agent' | 'context', key: string, resetsAt: number }) {
+    super(message)
+    // rebuilt from its name and message (a worker thread, a table check), it has no detail
+    if (detail != null) {
+      this.kind = detail.kind
+      this.key = detail.key
+      this.resetsAt = detail.resetsAt
+    }
+  }
+}

@@ -93,6 +93,8 @@ export interface AuctioneerComponents {
   declinedHere?: (task: TaskId) => string | undefined
   /** Why a device's own policy keeps it from a task (PlacementComponents.refuses). */
   refuses?: (permissions: readonly string[], caps: CapabilityReport) => string | undefined
+  /** Why the hive's policy keeps a device with this report from a task, as far as its report tells (PlacementComponents.policy). */
+  policy?: (peer: string, announce: Announce, caps: CapabilityReport) => string | undefined
   /** A round was awarded; its signed record is ready. */
   onAwarded: (award: AwardPayload, record: Uint8Array) => void
   /** Bids missing at the deadline may be in the DHT. */
@@ -148,7 +150,7 @@ export class Auctioneer extends TypedEventTarget<AuctioneerEvents> implements Su
   }
 
   /** Announces a validated task and opens its auction. */
-  async submit (task: SubmitTask, options: AbortOptions = {}): Promise<TaskView> {
+  async submit (task: SubmitTask, options: AbortOptions = {}, name?: string): Promise<TaskView> {
     if (!this.running) throw new PlacementNotRunningError('placement is not running; start the node first')
     options.signal?.throwIfAborted()
     const { self } = this.components
@@ -168,6 +170,7 @@ export class Auctioneer extends TypedEventTarget<AuctioneerEvents> implements Su
       requirements: task.requirements ?? { runtime: 'wasm-component', models: [] },
       permissions: task.permissions ?? [],
       ...(task.contextId != null ? { context: task.contextId } : {}),
+      ...(name != null ? { name } : {}),
       bidWindowMs
     }
     const expected = new Set<string>()
@@ -176,7 +179,7 @@ export class Auctioneer extends TypedEventTarget<AuctioneerEvents> implements Su
     for (const entry of this.components.capabilities.view()) {
       if (!connected.has(entry.peerId)) continue
       if (!canRun(announce.requirements, entry.caps, entry.peerId).ok) continue
-      const why = this.components.refuses?.(announce.permissions, entry.caps)
+      const why = this.components.refuses?.(announce.permissions, entry.caps) ?? this.components.policy?.(entry.peerId, announce, entry.caps)
       if (why != null) refusing.push({ peer: entry.peerId, why })
       else expected.add(entry.peerId)
     }
@@ -288,12 +291,15 @@ export class Auctioneer extends TypedEventTarget<AuctioneerEvents> implements Su
     if (!this.running || isEnded(auction.status)) return
     const stillMissing = [...auction.expected].filter(p => !auction.bids.has(p))
     this.note(auction, 'auction-closed', why === 'all-bids'
-      ? `every live capable member bid (${auction.bids.size})`
+      ? `every live capable member bid or declined (${auction.bids.size} bid${auction.bids.size === 1 ? '' : 's'})`
       : `deadline reached with ${auction.bids.size} bid${auction.bids.size === 1 ? '' : 's'}${stillMissing.length > 0 ? `; no bid from ${stillMissing.join(', ')}` : ''}`)
     if (auction.bids.size === 0) {
       const here = this.components.declinedHere?.(auction.id)
-      this.fail(auction, new NoBidsError(`no member bid for task ${auction.id}: none that is live can meet its requirements (${JSON.stringify(auction.announce.requirements)})` +
-        (here != null ? `; this device did not bid: ${here}` : '')))
+      // the policy's refusals say which rule kept each device away and what would let it
+      const declined = auction.history.filter(h => h.type === 'bid-declined' && h.peer != null && h.peer !== this.components.self && h.detail.includes('policy rule'))
+      this.fail(auction, new NoBidsError((`no member bid for task ${auction.id}: none that is live can meet its requirements (${JSON.stringify(auction.announce.requirements)})` +
+        (here != null ? `; this device did not bid: ${here}` : '') +
+        declined.map(h => `; ${h.peer as string} ${h.detail}`).join('')).slice(0, 4096)))
       return
     }
     await this.award(auction, 'lowest cost')
@@ -500,6 +506,24 @@ export class Auctioneer extends TypedEventTarget<AuctioneerEvents> implements Su
     auction.excluded.add(from)
     auction.watch.clear()
     void this.award(auction, `re-election after ${from} gave the task up`)
+    return { ok: true }
+  }
+
+  readonly decline = (from: string, task: TaskId, reason: string): AckAnswer => {
+    const auction = this.auctions.get(task)
+    if (auction == null) return refusal('UnknownTask', `task ${task} was not submitted on this node`)
+    const detail = `will not bid: ${reason}`.slice(0, 500)
+    if (!auction.history.some(h => h.type === 'bid-declined' && h.peer === from && h.detail === detail)) {
+      // what the device says of itself replaces what its report let this node guess
+      const guessed = auction.history.findIndex(h => h.type === 'bid-declined' && h.peer === from)
+      if (guessed >= 0) auction.history.splice(guessed, 1)
+      this.note(auction, 'bid-declined', detail, { peer: from })
+      this.emitTask(auction)
+    }
+    if (auction.status !== 'bidding' || auction.closing) return { ok: true }
+    auction.expected.delete(from)
+    const live = this.liveMembers()
+    if ([...auction.expected].every(p => auction.bids.has(p) || !live.has(p))) void this.close(auction, 'all-bids')
     return { ok: true }
   }
 

@@ -49,6 +49,8 @@ export interface BidderComponents {
   refusal?: () => Error | undefined
   /** Why this device's policy keeps it from a task (PlacementComponents.refuses). */
   refuses?: (permissions: readonly string[], caps: CapabilityReport) => string | undefined
+  /** Why the hive's policy keeps this device from the task now (PlacementComponents.policy), or undefined. */
+  policy?: (announce: Announce, caps: CapabilityReport) => string | undefined
   /** Resolves once this node holds what the submitter knows of the kill switch. */
   synced?: (peer: string, options: AbortOptions) => Promise<void>
   submitterFor: (peer: string) => SubmitterClient
@@ -107,6 +109,17 @@ export class Bidder extends TypedEventTarget<BidderEvents> {
         seen.declined = reason
         this.components.log.debug(`not bidding for ${announce.task}: ${reason}`)
         this.emit('bid', { task: announce.task, outcome: 'declined' })
+        return
+      }
+      const ruled = this.components.policy?.(announce, caps)
+      if (ruled != null) {
+        seen.declined = ruled
+        this.components.log.debug(`not bidding for ${announce.task}: ${ruled}`)
+        this.emit('bid', { task: announce.task, outcome: 'declined' })
+        // the submitter stops waiting for this device, and explain cites the rule
+        await this.components.submitterFor(announce.submitter).decline?.(announce.task, ruled, {
+          signal: AbortSignal.any([this.stopping.signal, AbortSignal.timeout(announce.bidWindowMs + 5_000)])
+        }).catch((err: unknown) => { this.components.log.debug(`decline of ${announce.task} not delivered: ${errorText(err)}`) })
         return
       }
       const bid = makeBid({ task: announce.task, submitter: announce.submitter, requirements: announce.requirements, agentSize: announce.agentSize }, caps, this.components.holdsAgent(announce.agent))

@@ -6,6 +6,7 @@ import type { CapabilityEntry, CapabilityReport } from '../capabilities/index.ts
 import type { HiveRecord, RecordSigner } from '../wire/dht-records.ts'
 import type { PeerGate, ProtocolHost, ProtocolLog } from '../wire/serve.ts'
 import type { LlmUsage } from '../llm/types.ts'
+import type { Announce } from './messages.ts'
 import type { TaskId } from './ids.ts'
 import type { Message, TopicValidatorFn } from '@libp2p/gossipsub'
 import type { AbortOptions, PeerId } from '@libp2p/interface'
@@ -130,6 +131,23 @@ export interface PlacementComponents {
    */
   refuses?: (permissions: readonly string[], caps: CapabilityReport) => string | undefined
   log?: ProtocolLog
+  /**
+   * Why the hive's policy keeps device `peer`, whose report is `caps`, from a task now (a
+   * battery bound, quiet hours, a task bound, tags it lacks, a local-only task), as text naming
+   * the rule and what to change; undefined when nothing does. Asked by the bidder of its own
+   * device (which then declines and tells the submitter) and by the submitter of every device
+   * it expects bids from, as far as their reports tell.
+   */
+  policy?: (peer: string, announce: Announce, caps: CapabilityReport) => string | undefined
+  /**
+   * Budgets: `ready` reads what the ledger counts, then `admit` checks the task and reserves it
+   * in one synchronous step, or throws (OverBudget). The ticket is bound to the task's id, and
+   * released when the task ends without having been awarded.
+   */
+  budget?: {
+    ready: (options: AbortOptions) => Promise<void>
+    admit: (task: { agent: Uint8Array, digest: string, context?: string }) => { name?: string, ticket?: { bind: (task: string) => void, release: () => void } }
+  }
   /**
    * The hive's kill switch: why nothing may be submitted, bid on or run now (the hive is
    * halted), or undefined. Placement checks it before each of those.

@@ -9,6 +9,7 @@
 
 import { z } from 'zod'
 import { CONTEXT_ID_MAX_LENGTH, CONTEXT_ID_PATTERN, DIGEST_PATTERN, TASK_ID_PATTERN } from './ids.ts'
+import { MAX_DEVICE_TAGS, TagSchema } from '../control/policy.ts'
 import type { Digest, TaskId } from './ids.ts'
 
 export const TaskIdSchema = z.string().regex(TASK_ID_PATTERN, 'a task id (32 hex characters)').transform(s => s as TaskId)
@@ -27,7 +28,11 @@ export const Requirements = z.object({
   minMemoryMiB: z.number().int().min(0).max(1 << 24).optional(),
   minCores: z.number().int().min(1).max(4096).optional(),
   /** Only this device may run the task (`--on PEER`). */
-  peer: PeerIdText.optional()
+  peer: PeerIdText.optional(),
+  /** Only devices the hive's policy gives every one of these tags (`--tag gpu`). */
+  tags: z.array(TagSchema).max(MAX_DEVICE_TAGS).optional(),
+  /** Never leaves the submitting device (`--local-only`): the task is pinned to it. */
+  localOnly: z.boolean().optional()
 }).strict()
 export type Requirements = z.infer<typeof Requirements>
 export type RequirementsInput = z.input<typeof Requirements>
@@ -60,6 +65,8 @@ export const Announce = z.object({
   requirements: Requirements,
   permissions: Permissions,
   context: ContextIdSchema.optional(),
+  /** The agent's manifest name, which its runner writes in its ledger record (budgets count by it). */
+  name: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,63}$/).optional(),
   /** How long the submitter waits for bids, from when it announced. */
   bidWindowMs: BidWindowMs
 })
@@ -221,10 +228,18 @@ export const LogsRequest = z.object({
 })
 export type LogsRequest = z.infer<typeof LogsRequest>
 
+/**
+ * Bidder → submitter: this device will not bid on the task, and why (a rule of the hive's
+ * policy: which one, why now, what to change). The submitter stops waiting for its bid and
+ * `explain` shows the reason.
+ */
+export const MAX_DECLINE_REASON_CHARS = 500
+export const DeclineRequest = z.object({ t: z.literal('decline'), task: TaskIdSchema, reason: z.string().min(1).max(MAX_DECLINE_REASON_CHARS) })
+
 /** Submitter → winner: stop the run of this task (its submitter cancelled it, or the hive halted). */
 export const CancelRequest = z.object({ t: z.literal('cancel'), task: TaskIdSchema, round: z.number().int().min(1), reason: z.string().max(1024) })
 
-export const PlacementRequest = z.discriminatedUnion('t', [BidRequest, ClaimRequest, RenewRequest, ResultRequest, AbandonRequest, LogsRequest, CancelRequest])
+export const PlacementRequest = z.discriminatedUnion('t', [BidRequest, ClaimRequest, RenewRequest, ResultRequest, AbandonRequest, LogsRequest, CancelRequest, DeclineRequest])
 export type PlacementRequest = z.infer<typeof PlacementRequest>
 
 export const Refusal = z.object({ ok: z.literal(false), reason: z.string().max(64), message: z.string().max(1024) })

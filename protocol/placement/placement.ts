@@ -109,6 +109,8 @@ class PlacementService extends TypedEventTarget<PlacementEvents> implements Plac
   private readonly served: ServedProtocol[] = []
   private stopping = new AbortController()
   private started = false
+  /** Budget reservations of open tasks submitted here. */
+  private readonly tickets = new Map<string, { bind: (task: string) => void, release: () => void }>()
 
   constructor (init: PlacementInit, components: PlacementComponents) {
     super()
@@ -154,6 +156,7 @@ class PlacementService extends TypedEventTarget<PlacementEvents> implements Plac
       bidHere: (announce) => { void this.bidder.onAnnounce(announce) },
       declinedHere: (task) => this.bidder.observed.get(task)?.declined,
       ...(components.refuses != null ? { refuses: components.refuses } : {}),
+      ...(components.policy != null ? { policy: components.policy } : {}),
       onAwarded: (award, record) => { this.onAward(award, record) },
       lookupBid: async (task, bidder, options) => this.board.lookupBid(task, bidder, options),
       agents: this.agents,
@@ -167,6 +170,7 @@ class PlacementService extends TypedEventTarget<PlacementEvents> implements Plac
       holdsAgent: (digest) => this.agents.has(digest),
       refusal: () => components.halted?.() ?? components.ledger?.unwritable?.(),
       ...(components.refuses != null ? { refuses: components.refuses } : {}),
+      ...(components.policy != null ? { policy: (announce, caps) => components.policy?.(self, announce, caps) } : {}),
       ...(components.synced != null ? { synced: components.synced } : {}),
       submitterFor: (peer) => this.submitterFor(peer),
       publishNow: (key, value, task) => { this.board.publish(key, value, { task, urgent: true }) },
@@ -190,6 +194,14 @@ class PlacementService extends TypedEventTarget<PlacementEvents> implements Plac
       ...(components.synced != null ? { synced: components.synced } : {})
     })
 
+    // a budget reservation of a task that ended before any device was awarded it counted nothing
+    this.auctioneer.on('task', (view) => {
+      if (!isEnded(view.status)) return
+      const ticket = this.tickets.get(view.id)
+      if (ticket == null) return
+      this.tickets.delete(view.id)
+      if (view.round === 0) ticket.release()
+    })
     for (const type of ['task', 'winner-disconnected', 'winner-reconnected', 'bid-received', 'logs'] as const) {
       this.auctioneer.on(type, (detail) => { this.emit(type, detail) })
     }
@@ -317,12 +329,37 @@ class PlacementService extends TypedEventTarget<PlacementEvents> implements Plac
     if (task.agent.byteLength > this.settings.maxAgentBytes) throw new InvalidTaskError(`the agent is ${task.agent.byteLength} bytes; at most ${this.settings.maxAgentBytes} are accepted`)
     const inputBytes = Buffer.byteLength(task.input, 'utf8')
     if (inputBytes > this.settings.maxInputBytes) throw new InvalidTaskError(`the input is ${inputBytes} bytes; at most ${this.settings.maxInputBytes} are accepted`)
+    // a local-only task is pinned to this node: it is never announced to another
+    if (task.requirements?.localOnly === true) {
+      if (task.requirements.peer != null && task.requirements.peer !== this.self) {
+        throw new InvalidTaskError(`a local-only task runs on the device that submits it; it cannot also be pinned to ${task.requirements.peer} (drop --on or --local-only)`)
+      }
+      task.requirements = { ...task.requirements, peer: this.self }
+    }
     // a task pinned to this node can run nowhere else: refuse it now, with the reason
     if (task.requirements?.peer === this.self) {
       const refused = this.components.ledger?.unwritable?.()
       if (refused != null) throw refused
     }
-    return this.auctioneer.submit(task, options)
+    // budgets: what the ledger counts is read first; the check and the reservation are one step
+    const budget = this.components.budget
+    if (budget != null) await budget.ready(options)
+    const againHalted = this.components.halted?.()
+    if (againHalted != null) throw againHalted
+    const admitted = budget?.admit({ agent: task.agent, digest: sha256Hex(task.agent), ...(task.contextId != null ? { context: task.contextId } : {}) })
+    let view: TaskView
+    try {
+      view = await this.auctioneer.submit(task, options, admitted?.name)
+    } catch (err) {
+      admitted?.ticket?.release()
+      throw err
+    }
+    if (admitted?.ticket != null) {
+      admitted.ticket.bind(view.id)
+      if (isEnded(view.status) && view.round === 0) admitted.ticket.release()
+      else this.tickets.set(view.id, admitted.ticket)
+    }
+    return view
   }
 
   async cancel (taskId: string, options: AbortOptions & { reason?: string } = {}): Promise<TaskView> {

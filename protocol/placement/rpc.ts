@@ -29,6 +29,8 @@ export interface SubmitterHandlers {
   result: (from: string, request: ResultRequest) => ResultAnswer
   /** Log lines the winner streams while it runs. */
   logs: (from: string, request: LogsRequest) => AckAnswer
+  /** A member will not bid on the task, and says why. */
+  decline: (from: string, task: TaskId, reason: string) => AckAnswer
   /** Where the executor recorded the run (null: it did not say in time). */
   recorded: (from: string, request: ResultRequest, recorded: Recorded | null, accepted: boolean) => void
 }
@@ -62,6 +64,8 @@ export async function cancelRemoteRun (host: ProtocolHost, peer: string, request
  */
 export interface SubmitterClient {
   bid: (task: TaskId, bidder: string, record: Uint8Array, options: AbortOptions) => Promise<AckAnswer>
+  /** Tells the submitter this device will not bid, and why. Absent: the submitter waits out its window. */
+  decline?: (task: TaskId, reason: string, options: AbortOptions) => Promise<AckAnswer>
   claim: (task: TaskId, round: number, options: AbortOptions) => Promise<{ input: string, leaseMs: number }>
   renew: (task: TaskId, round: number, options: AbortOptions) => Promise<{ leaseMs: number }>
   abandon: (task: TaskId, round: number, reason: string, options: AbortOptions) => Promise<void>
@@ -83,6 +87,7 @@ function refused (answer: Refusal): PlacementRefusedError {
 export function localSubmitter (handlers: SubmitterHandlers, self: string): SubmitterClient {
   return {
     bid: async (task, bidder, record) => handlers.bid(self, task, bidder, record, 'local'),
+    decline: async (task, reason) => handlers.decline(self, task, reason),
     claim: async (task, round) => {
       const answer = handlers.claim(self, task, round)
       if (!answer.ok) throw refused(answer)
@@ -132,6 +137,7 @@ export function remoteSubmitter (host: ProtocolHost, peer: string, options: Remo
   }
   return {
     bid: async (task, bidder, record, opts) => ask({ t: 'bid', task, bidder, record }, Ack, opts),
+    decline: async (task, reason, opts) => ask({ t: 'decline', task, reason }, Ack, opts),
     claim: async (task, round, opts) => {
       const answer = await ask({ t: 'claim', task, round }, ClaimResponse, opts)
       if (!answer.ok) throw refused(answer)
@@ -205,6 +211,9 @@ export async function serveSubmitter (host: ProtocolHost, handlers: SubmitterHan
         return
       case 'logs':
         await stream.write(handlers.logs(from, request), { signal })
+        return
+      case 'decline':
+        await stream.write(handlers.decline(from, request.task, request.reason), { signal })
         return
       case 'cancel':
         await stream.write(options.winner?.cancel(from, request.task, request.round, request.reason) ?? refusal('UnknownTask', `task ${request.task} does not run here`), { signal })

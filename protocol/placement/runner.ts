@@ -8,6 +8,7 @@ import { AgentDigestMismatchError, AgentFetchError, PlacementRefusedError, TaskC
 import { refusal } from './messages.ts'
 import { sha256Hex } from './ids.ts'
 import { TypedEventTarget } from './events.ts'
+import { runClauses } from '../control/budgets.ts'
 import type { Digest, TaskId } from './ids.ts'
 import { LIVE_LOG_LIMITS } from './messages.ts'
 import type { AgentLogLine, ExecutionOutcome, ExecutionRecord, Executor, LedgerSink, PlacementSettings } from './components.ts'
@@ -58,6 +59,8 @@ interface Assignment {
   renewNow?: () => void
   /** Why the run was stopped by its submitter or by a halt: recorded `cancelled`, never delivered. */
   cancelled?: string
+  /** How long the agent ran in its sandbox, once it stopped: its ledger record says so (budgets count it). */
+  ranMs?: number
 }
 
 /** A run this node stopped because it was cancelled, as `task` shows it here. */
@@ -325,6 +328,7 @@ export class Runner extends TypedEventTarget<RunnerEvents> implements WinnerHand
       }
     } finally {
       this.components.agents.unpin(award.agent)
+      a.ranMs = performance.now() - started
     }
     clearTimeout(a.renewTimer)
     // the lines in flight reach the submitter before the result does
@@ -469,7 +473,7 @@ export class Runner extends TypedEventTarget<RunnerEvents> implements WinnerHand
         input: award.input,
         output: sha256Hex(reason),
         status: 'cancelled',
-        placement: `round ${award.round} of task by ${award.submitter}; stopped: ${reason}`.slice(0, 1000),
+        placement: `round ${award.round} of task by ${award.submitter}${this.clauses(a)}; stopped: ${reason}`.slice(0, 1000),
         ...usageOf(outcome)
       }, { signal: AbortSignal.any([this.stopping.signal, AbortSignal.timeout(this.settings.recordConfirmMs + 10_000)]) })
       const hash = appended?.hash
@@ -483,13 +487,22 @@ export class Runner extends TypedEventTarget<RunnerEvents> implements WinnerHand
     }
   }
 
+  /** What budgets count of a run, in its record's placement text (control/budgets.ts). */
+  private clauses (a: Assignment): string {
+    return runClauses({
+      ranMs: a.ranMs ?? 0,
+      ...(a.announce?.context != null ? { context: a.announce.context } : {}),
+      ...(a.announce?.name != null ? { name: a.announce.name } : {})
+    })
+  }
+
   private async record (a: Assignment, outcome: ExecutionOutcome, accepted: boolean, signal: AbortSignal): Promise<Recorded> {
     const ledger = this.components.ledger
     if (ledger == null) return { t: 'recorded', error: 'this node keeps no ledger' }
     const { award } = a
     const status = !accepted ? 'discarded' : outcome.ok ? 'ok' : 'error'
     const summary = `round ${award.round} of task by ${award.submitter}; won with cost ${award.cost} among ${award.bids.length} bid${award.bids.length === 1 ? '' : 's'}` +
-      (award.excluded.length > 0 ? `; after ${award.excluded.length} lapsed` : '')
+      (award.excluded.length > 0 ? `; after ${award.excluded.length} lapsed` : '') + this.clauses(a)
     try {
       const appended = await ledger.append({
         task: award.task,

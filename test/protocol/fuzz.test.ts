@@ -164,7 +164,8 @@ const PROBES: Record<string, Probe> = {
     valid: (node) => [
       { t: 'claim', task: HEX32, round: 1 }, { t: 'renew', task: HEX32, round: 2 }, { t: 'abandon', task: HEX32, round: 1, reason: 'fuzz' },
       { t: 'bid', task: HEX32, bidder: node.peerId.toString(), record: new Uint8Array(40) },
-      { t: 'cancel', task: HEX32, round: 1, reason: 'fuzz' }
+      { t: 'cancel', task: HEX32, round: 1, reason: 'fuzz' },
+      { t: 'decline', task: HEX32, reason: 'policy rule battery: fuzz' }
     ],
     request: () => ({ t: 'claim', task: HEX32, round: 1 }),
     answer: (f) => f.ok === false && typeof f.reason === 'string'
@@ -179,7 +180,10 @@ const PROBES: Record<string, Probe> = {
     protocol: CONTROL_PROTOCOL,
     valid: (node) => [
       { t: 'entries', hive: node.hive.membership.hiveId, entries: [] },
-      { t: 'entries', hive: node.hive.membership.hiveId, entries: [{ b: new Uint8Array(40), s: new Uint8Array(64) }] }
+      { t: 'entries', hive: node.hive.membership.hiveId, entries: [{ b: new Uint8Array(40), s: new Uint8Array(64) }] },
+      // policy and budget bodies (unsigned): their fields are mutated as any other
+      { t: 'entries', hive: node.hive.membership.hiveId, entries: [{ b: cborEncode({ v: 1, type: 'policy', hive: node.hive.membership.hiveId, by: node.peerId.toString(), at: 1, n: 1, policy: { devices: { '*': { minBattery: 20, quietHours: { from: '22:00', to: '07:00' }, maxTasks: 2, tags: ['gpu'] } } } }), s: new Uint8Array(64) }] },
+      { t: 'entries', hive: node.hive.membership.hiveId, entries: [{ b: cborEncode({ v: 1, type: 'budget', hive: node.hive.membership.hiveId, by: node.peerId.toString(), at: 1, n: 1, budgets: { agents: { fuzz: { runs: 3, cpuSeconds: 9 } }, contexts: { notes: { tokens: 100 } } } }), s: new Uint8Array(64) }] }
     ],
     request: (node) => ({ t: 'entries', hive: node.hive.membership.hiveId, entries: [] }),
     answer: (f) => f.t === 'entries' && Array.isArray(f.entries)
