@@ -20,6 +20,7 @@ import {
   ManifestMissingError, MemoryLimitExceededError, MemoryLimitTooLowError, NotAComponentError, NotWebAssemblyError, SandboxNotRunningError,
   UnsupportedComponentError, WrongWorldError
 } from '../../sandbox/index.ts'
+import { AgentNotFoundError as FlowAgentNotFoundError, FlowAlreadyEndedError, FlowNotFoundError, FlowsNotRunningError, InvalidWorkflowError, TooManyFlowsError } from '../flows/index.ts'
 
 /** An error class with its code: `static code` equals the `name` of every instance. */
 export interface CodedErrorClass {
@@ -45,12 +46,15 @@ export const ERROR_STATUS: ReadonlyArray<readonly [CodedErrorClass, number]> = [
   [InviteDamagedError, 400],
   [InvalidTtlError, 400],
   [InvalidPeerIdError, 400],
+  [InvalidWorkflowError, 400],
   [LimitNotAllowedError, 403],
   [ImportNotGrantedError, 403],
   // not here
   [TaskNotFoundError, 404],
   [ContextNotFoundError, 404],
   [CheckpointNotFoundError, 404],
+  [FlowNotFoundError, 404],
+  [FlowAgentNotFoundError, 404],
   // not now, or not like this
   [CheckpointExistsError, 409],
   [InviteExpiredError, 409],
@@ -69,6 +73,8 @@ export const ERROR_STATUS: ReadonlyArray<readonly [CodedErrorClass, number]> = [
   [ControlRefusedError, 409],
   [TaskAlreadyEndedError, 409],
   [NotSubmitterError, 409],
+  [FlowAlreadyEndedError, 409],
+  [TooManyFlowsError, 409],
   [UpdateTooLargeError, 413],
   // the agent's failure
   [AgentFailedError, 422],
@@ -78,6 +84,7 @@ export const ERROR_STATUS: ReadonlyArray<readonly [CodedErrorClass, number]> = [
   [InviterUnreachableError, 502],
   [PlacementNotRunningError, 503],
   [SandboxNotRunningError, 503],
+  [FlowsNotRunningError, 503],
   [ContextStoreClosedError, 503],
   [LedgerDamagedError, 503],
   [AgentTimedOutError, 504],
