@@ -221,6 +221,8 @@ class Engine implements Flows {
   /** Every task of a running flow, for `keep`. */
   private readonly byTask = new Map<string, { flow: string, step: string, index?: number }>()
   private readonly waiters = new Map<string, Set<() => void>>()
+  /** Tasks whose output `keep` has written already: the unit is not written again for them. */
+  private readonly kept = new Set<string>()
   private started = false
   private pruning: Promise<void> = Promise.resolve()
 
@@ -480,25 +482,27 @@ class Engine implements Flows {
       this.byTask.set(task, { flow: record.id, step: step.name, ...(index != null ? { index } : {}) })
       try {
         const outcome = await this.attempt(run, step, agent, text, task)
-        if (outcome.ok) return await this.unitDone(key, unit, outcome.output, outcome.executor)
+        if (outcome.ok) return await this.unitDone(key, unit, outcome.output, outcome.executor, this.kept.delete(task))
         attempt.outcome = outcome.outcome
         attempt.error = outcome.error
         await this.writeUnit(key, unit)
       } finally {
         run.tasks.delete(task)
         this.byTask.delete(task)
+        this.kept.delete(task)
       }
     }
   }
 
-  private async unitDone (key: string, unit: UnitState, output: string, executor: string | undefined): Promise<string> {
+  /** Marks a unit done with its output; `written`: `keep` wrote just this already. */
+  private async unitDone (key: string, unit: UnitState, output: string, executor: string | undefined, written = false): Promise<string> {
     const last = unit.attempts.at(-1)
     if (last != null) last.outcome = 'done'
     unit.status = 'done'
     unit.output = output
     if (executor != null) unit.executor = executor
     delete unit.error
-    await this.writeUnit(key, unit)
+    if (!written) await this.writeUnit(key, unit)
     return output
   }
 
@@ -580,6 +584,7 @@ class Engine implements Flows {
     const unit = await this.readUnit(key)
     if (unit == null || unit.status === 'done' || unit.attempts.at(-1)?.task !== task.id) return
     await this.unitDone(key, unit, task.result.output ?? '', task.result.executor)
+    this.kept.add(task.id)
   }
 
   private async agentBytes (record: FlowRecord, step: string): Promise<Uint8Array> {
