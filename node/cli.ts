@@ -18,6 +18,7 @@ import * as events from './commands/events.ts'
 import * as control from './commands/control.ts'
 import * as registry from './commands/registry.ts'
 import * as policy from './commands/policy.ts'
+import * as flow from './commands/flow.ts'
 import type { CliIo } from './cli-context.ts'
 
 export const EXIT_OK = 0
@@ -61,6 +62,7 @@ export function buildProgram (io: CliIo): Command {
   control.register(program, cli)
   registry.register(program, cli)
   policy.register(program, cli)
+  flow.register(program, cli)
 
   eachCommand(program, (command) => {
     command.showHelpAfterError(usageLine(command))

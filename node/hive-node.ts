@@ -23,6 +23,7 @@ import { sandboxExecutor } from './executor.ts'
 import { runtimeProbes } from './runtimes.ts'
 import { TASKS_SUBLEVEL, createTaskArchive } from './task-archive.ts'
 import { createNodeLlm } from './llm.ts'
+import { createFlows } from './flows/index.ts'
 import { createApi } from './api/server.ts'
 import { HiveMembership } from './hive-membership.ts'
 import { DEFAULT_API_PORT, DEFAULT_P2P_PORT, dataPaths, defaultNodeName, validateNodeName } from './config.ts'
@@ -52,6 +53,7 @@ import type { Ledger } from '../ledger/index.ts'
 import type { TaskArchive } from './task-archive.ts'
 import type { NodeLlm, NodeLlmInit } from './llm.ts'
 import type { AgentDigest, DiskAgentStore, Registry as AgentRegistry } from '../protocol/index.ts'
+import type { Flows } from './flows/index.ts'
 import type { PeerId } from '@libp2p/interface'
 
 export interface HiveNodeInit {
@@ -155,6 +157,8 @@ export class HiveNode extends EventTarget implements ApiNode {
   readonly taskArchive: TaskArchive
   /** LLM calls: the waterfall (this device, a member, a cloud within budget), keys and budget. */
   readonly llm: NodeLlm
+  /** Workflows submitted here: each step a placed task, their state in the db's `flows` sublevel. */
+  readonly flows: Flows
   /** What `GET /metrics` shows: libp2p's metrics and the node's own, in one registry. */
   readonly metrics: HiveMetrics
   /** What `GET /events` streams: the parts' events, typed and numbered, with device names. */
@@ -311,7 +315,9 @@ export class HiveNode extends EventTarget implements ApiNode {
           const ticket = this.budgets.admit({ digest: task.digest, ...(name != null ? { name } : {}), ...(task.context != null ? { context: task.context } : {}) })
           return { ...(name != null ? { name } : {}), ...(ticket != null ? { ticket } : {}) }
         }
-      }
+      },
+      // a workflow step's output is on disk before its winner records the run `ok`
+      keepResult: async (task) => { await this.flows.keep(task) }
     }
     this.placement = createPlacement(this.init.placement ?? {}, placementComponents)
     // placement runs from the store it is handed; one that keeps its own is still the one store
@@ -365,6 +371,17 @@ export class HiveNode extends EventTarget implements ApiNode {
       db: this.db.sublevel<string, string>(TASKS_SUBLEVEL, { keyEncoding: 'utf8', valueEncoding: 'utf8' }),
       placement: this.placement,
       log: this.log.child('tasks')
+    })
+
+    // ---- flows: workflows whose steps are placed tasks, kept durably on this device ----
+    this.flows = createFlows({
+      db: this.db.sublevel<string, string>('flows', { keyEncoding: 'utf8', valueEncoding: 'utf8' }),
+      agentsDb: this.db.sublevel<string, Uint8Array>('flow-agents', { keyEncoding: 'utf8', valueEncoding: 'view' }),
+      placement: this.placement,
+      archive: this.taskArchive,
+      agents: this.agents,
+      inspect: (bytes) => inspectAgentBytes(bytes).manifest,
+      log: this.log.child('flows')
     })
   }
 
@@ -488,6 +505,8 @@ export class HiveNode extends EventTarget implements ApiNode {
       await this.registry.start()
       this.hive.membership.addEventListener('change', () => { this.registry.resync() })
       await this.placement.start()
+      // after placement and the archive: a resumed workflow looks its tasks up in both
+      await this.flows.start()
 
       this.api = await createApi(this, {
         port: this.init.apiPort ?? DEFAULT_API_PORT,
@@ -515,6 +534,8 @@ export class HiveNode extends EventTarget implements ApiNode {
     await this.lock.setState('stopping').catch(() => {})
     const steps: Array<[string, () => Promise<void>]> = [
       ['api', async () => { await this.api?.stop() }],
+      // before placement: a workflow stops waiting, its steps stay open and resume at the next start
+      ['flows', async () => { await this.flows.stop() }],
       // placement first: runs it aborts are not reported as the agent's failure
       ['placement', async () => { await this.placement.stop() }],
       // after placement: what stopping it changed is written too

@@ -24,6 +24,7 @@ import {
   UnsupportedComponentError, WrongWorldError
 } from '../../sandbox/index.ts'
 import { ToolNotFoundError, ToolParamsInvalidError } from '../../sandbox/index.ts'
+import { AgentNotFoundError as FlowAgentNotFoundError, FlowAlreadyEndedError, FlowNotFoundError, FlowsNotRunningError, InvalidWorkflowError, TooManyFlowsError } from '../flows/index.ts'
 
 /** An error class with its code: `static code` equals the `name` of every instance. */
 export interface CodedErrorClass {
@@ -55,6 +56,7 @@ export const ERROR_STATUS: ReadonlyArray<readonly [CodedErrorClass, number]> = [
   [ToolParamsInvalidError, 400],
   [PolicyValueError, 400],
   [BudgetValueError, 400],
+  [InvalidWorkflowError, 400],
   [LimitNotAllowedError, 403],
   [ImportNotGrantedError, 403],
   // not here
@@ -62,6 +64,8 @@ export const ERROR_STATUS: ReadonlyArray<readonly [CodedErrorClass, number]> = [
   [ContextNotFoundError, 404],
   [CheckpointNotFoundError, 404],
   [AgentNotPublishedError, 404],
+  [FlowNotFoundError, 404],
+  [FlowAgentNotFoundError, 404],
   // not now, or not like this
   [CheckpointExistsError, 409],
   [InviteExpiredError, 409],
@@ -83,6 +87,8 @@ export const ERROR_STATUS: ReadonlyArray<readonly [CodedErrorClass, number]> = [
   [VersionConflictError, 409],
   [AgentYankedError, 409],
   [RegistryRefusedError, 409],
+  [FlowAlreadyEndedError, 409],
+  [TooManyFlowsError, 409],
   [UpdateTooLargeError, 413],
   // a budget of the hive is used up until it resets
   [OverBudgetError, 429],
@@ -95,6 +101,7 @@ export const ERROR_STATUS: ReadonlyArray<readonly [CodedErrorClass, number]> = [
   [ComponentUnavailableError, 502],
   [PlacementNotRunningError, 503],
   [SandboxNotRunningError, 503],
+  [FlowsNotRunningError, 503],
   [ContextStoreClosedError, 503],
   [LedgerDamagedError, 503],
   [AgentTimedOutError, 504],

@@ -15,6 +15,7 @@ import * as agentsApi from './agents.ts'
 import * as ledgerApi from './ledger.ts'
 import * as tasksApi from './tasks.ts'
 import * as controlApi from './control.ts'
+import * as flowsApi from './flows.ts'
 import * as llmApi from './llm.ts'
 import * as registryApi from './registry.ts'
 import * as policyApi from './policy.ts'
@@ -196,6 +197,7 @@ export async function createApi (node: ApiNode, init: ApiInit): Promise<Api> {
   await app.register(async (scope) => { ledgerApi.routes(scope, node) })
   await app.register(async (scope) => { tasksApi.routes(scope, node) })
   await app.register(async (scope) => { controlApi.routes(scope, node) })
+  await app.register(async (scope) => { flowsApi.routes(scope, node) })
   await app.register(async (scope) => { llmApi.routes(scope, node) })
   await app.register(async (scope) => { registryApi.routes(scope, node) })
   await app.register(async (scope) => { policyApi.routes(scope, node) })

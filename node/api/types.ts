@@ -7,6 +7,7 @@ import type { Ledger } from '../../ledger/index.ts'
 import type { AgentStore, BudgetKeeper, Capabilities, CapabilityReport, Control, Digest, Membership, Pairing, Placement, Registry as AgentRegistry, ResolvedAgent } from '../../protocol/index.ts'
 import type { CodeRuntime, Sandbox } from '../../sandbox/index.ts'
 import type { TaskArchive } from '../task-archive.ts'
+import type { Flows } from '../flows/index.ts'
 import type { NodeLlm } from '../llm.ts'
 import type { HiveMetrics } from '../metrics/hive.ts'
 import type { EventHub } from '../events/hub.ts'
@@ -65,6 +66,8 @@ export interface ApiNode {
   /** Aborted when the hive halts: what runs here outside placement (`POST /agents/run`) stops too. */
   haltSignal: () => AbortSignal
   readonly taskArchive: Pick<TaskArchive, 'get' | 'list'>
+  /** Workflows submitted here: run, look up, wait for, cancel, explain. */
+  readonly flows: Pick<Flows, 'run' | 'get' | 'list' | 'wait' | 'cancel' | 'explain'>
   /** The node's one agent store: a task may name an agent by digest once it is held here. */
   readonly agents: Pick<AgentStore, 'get' | 'list'>
   /** Agents by name: the hive's catalog, publish and yank. */

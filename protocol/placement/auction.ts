@@ -7,7 +7,7 @@
 
 import { canRun } from './cost.ts'
 import { ELECTION_RULE, elect } from './election.ts'
-import { BiddersExhaustedError, NoBidsError, PlacementNotRunningError, TaskAlreadyEndedError, TaskNotFoundError, TaskWaitAbortedError } from './errors.ts'
+import { BiddersExhaustedError, InvalidTaskError, NoBidsError, PlacementNotRunningError, TaskAlreadyEndedError, TaskNotFoundError, TaskWaitAbortedError } from './errors.ts'
 import { errorText } from './components.ts'
 import { newTaskId, sha256Hex } from './ids.ts'
 import { LIVE_LOG_LIMITS, refusal } from './messages.ts'
@@ -15,7 +15,7 @@ import { bidFromRecord, bidKey, createAwardRecord, fitBidRecords } from './recor
 import { TypedEventTarget } from './events.ts'
 import { WinnerWatch } from './lease.ts'
 import { announceFields, isEnded } from './views.ts'
-import type { CapabilitySource, PlacementRecords, PlacementSettings } from './components.ts'
+import type { CapabilitySource, PlacementComponents, PlacementRecords, PlacementSettings, SubmitOptions } from './components.ts'
 import type { CapabilityReport } from '../capabilities/index.ts'
 import type { Digest, TaskId } from './ids.ts'
 import type { AgentLogLine } from './components.ts'
@@ -100,6 +100,8 @@ export interface AuctioneerComponents {
   /** Bids missing at the deadline may be in the DHT. */
   lookupBid: (task: TaskId, bidder: string, options: AbortOptions) => Promise<Omit<HeldBid, 'via'> | undefined>
   agents: { put: (bytes: Uint8Array) => Digest, pin: (digest: Digest) => void, unpin: (digest: Digest) => void }
+  /** PlacementComponents.keepResult. */
+  keepResult?: PlacementComponents['keepResult']
   log: ProtocolLog
 }
 
@@ -150,13 +152,14 @@ export class Auctioneer extends TypedEventTarget<AuctioneerEvents> implements Su
   }
 
   /** Announces a validated task and opens its auction. */
-  async submit (task: SubmitTask, options: AbortOptions = {}, name?: string): Promise<TaskView> {
+  async submit (task: SubmitTask, options: SubmitOptions = {}, name?: string): Promise<TaskView> {
     if (!this.running) throw new PlacementNotRunningError('placement is not running; start the node first')
     options.signal?.throwIfAborted()
+    if (options.taskId != null && this.auctions.has(options.taskId)) throw new InvalidTaskError(`task ${options.taskId} was already submitted here; a task id is used once`)
     const { self } = this.components
     const agent = this.components.agents.put(task.agent)
     this.components.agents.pin(agent)
-    const id = newTaskId()
+    const id = options.taskId ?? newTaskId()
     const bidWindowMs = task.bidWindowMs ?? this.settings.bidWindowMs
     const announce: Announce = {
       v: 1,
@@ -579,6 +582,17 @@ export class Auctioneer extends TypedEventTarget<AuctioneerEvents> implements Su
     }
     this.note(auction, 'result-accepted', `${request.ok ? 'result' : 'agent error'} from ${from} accepted (ran ${Math.round(request.durationMs)} ms)`, { peer: from, round: request.round })
     return { ok: true, accepted: true }
+  }
+
+  readonly kept = async (task: TaskId): Promise<void> => {
+    const auction = this.auctions.get(task)
+    const keep = this.components.keepResult
+    if (auction == null || keep == null) return
+    try {
+      await keep(this.view(auction))
+    } catch (err) {
+      this.components.log.warn(`the accepted result of ${task} could not be kept: ${err instanceof Error ? err.message : String(err)}`)
+    }
   }
 
   readonly recorded = (from: string, request: ResultRequest, recorded: Recorded | null, accepted: boolean): void => {

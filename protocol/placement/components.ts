@@ -168,6 +168,23 @@ export interface PlacementComponents {
     load: (digest: string) => Promise<Uint8Array | undefined>
     fetched?: (digest: string, bytes: Uint8Array) => void
   }
+  /**
+   * Called with a task submitted here the moment its result is accepted, and awaited before the
+   * winner hears "accepted" (and so before it appends its `ok` ledger record): whoever must not
+   * lose the result (a workflow's durable state) writes it here. A failure is logged, not fatal.
+   */
+  keepResult?: (task: KeptResult) => Promise<void>
+}
+
+/** What `keepResult` is handed: the task (its view, of which these fields matter) with its accepted result. */
+export interface KeptResult {
+  id: TaskId
+  result?: { ok: boolean, output?: string, executor: string }
+}
+
+/** How a caller may submit: with a task id it chose and recorded beforehand (see `Placement.submit`). */
+export interface SubmitOptions extends AbortOptions {
+  taskId?: TaskId
 }
 
 export interface PlacementInit {

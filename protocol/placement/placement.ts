@@ -26,7 +26,7 @@ import { Runner } from './runner.ts'
 import type { AgentDigest, AgentStore } from '../agents/store.ts'
 import type { AuctioneerEvents } from './auction.ts'
 import type { BidderEvents, Observed } from './bidder.ts'
-import type { PlacementComponents, PlacementInit, PlacementSettings } from './components.ts'
+import type { PlacementComponents, PlacementInit, PlacementSettings, SubmitOptions } from './components.ts'
 import type { ExplanationSources } from './explanation.ts'
 import type { PlacementGossipChannel } from './gossip.ts'
 import type { TaskId } from './ids.ts'
@@ -61,8 +61,13 @@ export interface Placement extends TypedEventTarget<PlacementEvents> {
   readonly agents: AgentStore
   start: () => Promise<void>
   stop: () => Promise<void>
-  /** Checks a task against SubmitTask and announces it; resolves once announced, with its view. */
-  submit: (task: SubmitInput, options?: AbortOptions) => Promise<TaskView>
+  /**
+   * Checks a task against SubmitTask and announces it; resolves once announced, with its view.
+   * `taskId` submits it under an id the caller chose (and recorded) beforehand, so a caller that
+   * dies between submitting and writing down what it submitted can look the task up after; an
+   * id already submitted here is refused.
+   */
+  submit: (task: SubmitInput, options?: SubmitOptions) => Promise<TaskView>
   /**
    * Cancels a task submitted here: it ends `cancelled` at once, and its winner, if it has one,
    * is told to stop the run (its answer is in the task's history). Throws TaskNotFound,
@@ -160,6 +165,7 @@ class PlacementService extends TypedEventTarget<PlacementEvents> implements Plac
       onAwarded: (award, record) => { this.onAward(award, record) },
       lookupBid: async (task, bidder, options) => this.board.lookupBid(task, bidder, options),
       agents: this.agents,
+      ...(components.keepResult != null ? { keepResult: components.keepResult } : {}),
       log
     })
     this.self_ = localSubmitter(this.auctioneer, self)
@@ -315,7 +321,7 @@ class PlacementService extends TypedEventTarget<PlacementEvents> implements Plac
     return this.runner.running
   }
 
-  async submit (input: SubmitInput, options: AbortOptions = {}): Promise<TaskView> {
+  async submit (input: SubmitInput, options: SubmitOptions = {}): Promise<TaskView> {
     if (!this.started) throw new PlacementNotRunningError('placement is not running; start the node first')
     const halted = this.components.halted?.()
     if (halted != null) throw halted
@@ -326,6 +332,7 @@ class PlacementService extends TypedEventTarget<PlacementEvents> implements Plac
       throw new InvalidTaskError(`${field !== '' ? `${field} is invalid` : 'the task is invalid'}: ${issue?.message ?? 'unknown'}`)
     }
     const task = parsed.data
+    if (options.taskId != null && !isTaskId(options.taskId)) throw new InvalidTaskError(`"${String(options.taskId)}" is not a task id (32 hex characters)`)
     if (task.agent.byteLength > this.settings.maxAgentBytes) throw new InvalidTaskError(`the agent is ${task.agent.byteLength} bytes; at most ${this.settings.maxAgentBytes} are accepted`)
     const inputBytes = Buffer.byteLength(task.input, 'utf8')
     if (inputBytes > this.settings.maxInputBytes) throw new InvalidTaskError(`the input is ${inputBytes} bytes; at most ${this.settings.maxInputBytes} are accepted`)

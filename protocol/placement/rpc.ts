@@ -27,6 +27,8 @@ export interface SubmitterHandlers {
   renew: (from: string, task: TaskId, round: number) => RenewAnswer
   abandon: (from: string, task: TaskId, round: number, reason: string) => AckAnswer
   result: (from: string, request: ResultRequest) => ResultAnswer
+  /** Resolves once an accepted result is kept where it must be, before the winner is told (PlacementComponents.keepResult). */
+  kept?: (task: TaskId) => Promise<void>
   /** Log lines the winner streams while it runs. */
   logs: (from: string, request: LogsRequest) => AckAnswer
   /** A member will not bid on the task, and says why. */
@@ -105,6 +107,7 @@ export function localSubmitter (handlers: SubmitterHandlers, self: string): Subm
     deliver: async (request, record) => {
       const verdict = handlers.result(self, request)
       const accepted = verdict.ok && verdict.accepted
+      if (accepted) await handlers.kept?.(request.task)
       const recorded = await record(accepted)
       handlers.recorded(self, request, recorded, accepted)
       return accepted
@@ -220,6 +223,8 @@ export async function serveSubmitter (host: ProtocolHost, handlers: SubmitterHan
         return
       case 'result': {
         const verdict = handlers.result(from, request)
+        // the winner appends its `ok` record once it hears "accepted": the result is kept first
+        if (verdict.ok && verdict.accepted) await handlers.kept?.(request.task)
         await stream.write(verdict, { signal })
         const recorded = await stream.readOrEnd(RecordedMessage, { signal: AbortSignal.any([signal, AbortSignal.timeout(options.recordConfirmMs)]) }).catch(() => null)
         handlers.recorded(from, request, recorded, verdict.ok && verdict.accepted)
