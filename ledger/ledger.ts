@@ -62,6 +62,11 @@ export interface LedgerInit {
   topic?: string
   /** How often every head held is announced again, for peers that missed one. Default 30 s. */
   announceIntervalMs?: number
+  /**
+   * The least time between two announcements of this device's head after appends: the appends
+   * of a burst are announced together. Default 500 ms.
+   */
+  headCoalesceMs?: number
   /** Upper bound for one request to a peer. Default 30 s. */
   requestTimeoutMs?: number
   /** How long a peer that sent a bad copy is not asked again. Default 60 s. */
@@ -153,6 +158,9 @@ class HiveLedger extends EventTarget implements Ledger {
   private readonly distrusted = new Map<string, number>()
   private served?: ServedProtocol
   private timer?: NodeJS.Timeout
+  private readonly headCoalesceMs: number
+  private headTimer?: NodeJS.Timeout
+  private lastHeadAt = -Infinity
   private stopping = new AbortController()
   private running = false
   private state: LedgerHealth = LEDGER_OK
@@ -170,6 +178,7 @@ class HiveLedger extends EventTarget implements Ledger {
     this.log = components.log ?? SILENT
     this.gate = components.gate ?? OPEN_GATE
     this.announceIntervalMs = init.announceIntervalMs ?? 30_000
+    this.headCoalesceMs = init.headCoalesceMs ?? 500
     this.requestTimeoutMs = init.requestTimeoutMs ?? 30_000
     this.distrustMs = init.distrustMs ?? 60_000
   }
@@ -227,6 +236,8 @@ class HiveLedger extends EventTarget implements Ledger {
     if (!this.running) return
     this.running = false
     clearInterval(this.timer)
+    clearTimeout(this.headTimer)
+    this.headTimer = undefined
     this.stopping.abort(new LedgerNotStartedError('the ledger is stopping'))
     this.components.host.removeEventListener?.('peer:connect', this.onConnect)
     this.components.pubsub.removeEventListener('message', this.onMessage)
@@ -263,12 +274,7 @@ class HiveLedger extends EventTarget implements Ledger {
       throw err
     }
     this.dispatchEvent(new CustomEvent<LedgerEventDetails['chain']>('chain', { detail: { signer: this.self, end: record.seq, stored: 1 } }))
-    if (this.running) {
-      this.track((async () => {
-        const raw = await this.store.headRaw(this.self)
-        if (raw != null) await this.publishHeads([raw])
-      })())
-    }
+    if (this.running) this.announceOwnHead()
     return record
   }
 
@@ -337,6 +343,30 @@ class HiveLedger extends EventTarget implements Ledger {
 
   // ------------------------------------------------------------------------------------------
   // gossip
+
+  /**
+   * Announces this device's new head after an append: at once when none went out within
+   * `headCoalesceMs`, else once that time is up, carrying whatever head is newest then. A burst
+   * of appends then costs every peer one head, one fetch and one synced write per interval
+   * instead of per record; a lone append is announced without delay.
+   */
+  private announceOwnHead (): void {
+    if (this.headTimer != null) return
+    const send = (): void => {
+      this.headTimer = undefined
+      this.lastHeadAt = performance.now()
+      this.track((async () => {
+        const raw = await this.store.headRaw(this.self)
+        if (raw != null && this.running) await this.publishHeads([raw])
+      })())
+    }
+    const wait = this.lastHeadAt + this.headCoalesceMs - performance.now()
+    if (wait <= 0) {
+      send()
+      return
+    }
+    this.headTimer = setTimeout(send, wait)
+  }
 
   async announce (_options: { signal?: AbortSignal } = {}): Promise<void> {
     const heads = await this.store.allHeads()

@@ -8,7 +8,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { Level } from 'level'
 import {
-  HiveRecords, MAX_NET_REFUSE, MEMBERSHIP_SUBLEVEL, createAgentStore, createCapabilities, createControl, createPlacement, findPeerRecord, publishPeerRecord, registerPeerRecord, registerPlacementRecords
+  DHT_PROTOCOL, HiveRecords, MAX_DHT_RECORD_BYTES, MAX_NET_REFUSE, MEMBERSHIP_SUBLEVEL, createAgentStore, createCapabilities, createControl, createPlacement, findPeerRecord, publishPeerRecord, registerPeerRecord, registerPlacementRecords
 } from '../protocol/index.ts'
 import { createDiskAgentStore, createRegistry } from '../protocol/index.ts'
 import { createBudgetKeeper, localMinutesOf, policyRefusal, refusalText } from '../protocol/control/index.ts'
@@ -29,6 +29,7 @@ import { HiveMembership } from './hive-membership.ts'
 import { DEFAULT_API_PORT, DEFAULT_P2P_PORT, dataPaths, defaultNodeName, validateNodeName } from './config.ts'
 import { loadOrCreateIdentity } from './identity.ts'
 import { buildLibp2p } from './libp2p.ts'
+import { memberDht } from './member-dht.ts'
 import { acquireLock } from './lock.ts'
 import { InvalidConfigError } from './errors.ts'
 import { createLogger } from './logger.ts'
@@ -276,7 +277,13 @@ export class HiveNode extends EventTarget implements ApiNode {
       agents: agentStore,
       host: this.libp2p,
       pubsub: this.libp2p.services.pubsub,
-      dht: this.libp2p.services.dht,
+      dht: memberDht({
+        dht: this.libp2p.services.dht,
+        host: this.libp2p,
+        isMember: (peer) => this.hive.membership.isMember(peer),
+        protocol: DHT_PROTOCOL,
+        maxRecordBytes: MAX_DHT_RECORD_BYTES
+      }),
       records: this.records,
       signer: this.signer,
       capabilities: this.capabilities,

@@ -34,6 +34,11 @@ export interface PlacementPubSub {
 export interface PlacementDht {
   put: (key: Uint8Array, value: Uint8Array, options?: AbortOptions) => AsyncIterable<unknown>
   get: (key: Uint8Array, options?: AbortOptions) => AsyncIterable<{ name: string }>
+  /**
+   * Puts several records at once, as the node knows how (straight to a small hive's members,
+   * several on one stream). Without it, each record is put on its own.
+   */
+  putMany?: (records: Array<{ key: Uint8Array, value: Uint8Array }>, options?: AbortOptions) => Promise<void>
 }
 
 /** Opens and checks a signed DHT record (the node's HiveRecords: signature, membership, kind). */

@@ -3,8 +3,10 @@
 // its result, so puts are deferred: one at a time, each once its task is decided and this device
 // is not in the middle of a task (or at its due time at the latest), so a burst of tasks is not
 // slowed by publishing the ones before it. An `urgent` put (a bid its submitter did not receive
-// directly, which it looks for at its deadline) starts at once. `settled()` resolves on the
-// board's own events, when the queue runs empty.
+// directly, which it looks for at its deadline) starts at once. When the DHT can put several
+// records at once (`putMany`), every record that may go goes in one batch: a burst's awards
+// then cost each peer one stream. `settled()` resolves on the board's own events, when the
+// queue runs empty.
 
 import { errorText } from './components.ts'
 import { awardFromRecord, awardKey, bidFromRecord, bidKey } from './records.ts'
@@ -36,7 +38,9 @@ interface Pending {
 
 /** Puts waiting beyond this many are dropped, oldest first. */
 const MAX_PENDING = 10_000
-/** How long one put may take. */
+/** Records put together, at most (each peer takes them on one stream). */
+const MAX_BATCH = 32
+/** How long one put (or one batch) may take. */
 const PUT_TIMEOUT_MS = 30_000
 
 export class DhtBoard {
@@ -106,12 +110,25 @@ export class DhtBoard {
       this.wake()
       return
     }
-    const [entry] = this.pending.splice(index, 1)
+    // every record that may go now goes together, when the DHT can put several at once
+    const batch = this.components.dht.putMany == null
+      ? this.pending.splice(index, 1)
+      : this.take(e => e.due <= now || (quiet && this.components.isDecided(e.task)), MAX_BATCH)
     this.putting = true
-    void this.put(entry!.key, entry!.value).finally(() => {
+    void this.putAll(batch).finally(() => {
       this.putting = false
       this.poke()
     })
+  }
+
+  /** Removes and returns up to `max` pending entries that `may` go, oldest first. */
+  private take (may: (entry: Pending) => boolean, max: number): Pending[] {
+    const out: Pending[] = []
+    for (let i = 0; i < this.pending.length && out.length < max;) {
+      if (may(this.pending[i]!)) out.push(...this.pending.splice(i, 1))
+      else i++
+    }
+    return out
   }
 
   /** Resolves once every record queued for the DHT is put (or the board stops). */
@@ -138,11 +155,22 @@ export class DhtBoard {
   }
 
   private async put (key: Uint8Array, value: Uint8Array): Promise<void> {
+    await this.putAll([{ key, value }])
+  }
+
+  private async putAll (records: Array<{ key: Uint8Array, value: Uint8Array }>): Promise<void> {
     const signal = AbortSignal.any([this.stopping.signal, AbortSignal.timeout(PUT_TIMEOUT_MS)])
+    const { dht } = this.components
     try {
-      for await (const _ of this.components.dht.put(key, value, { signal })) { /* drain */ }
+      if (dht.putMany != null) {
+        await dht.putMany(records, { signal })
+      } else {
+        for (const { key, value } of records) {
+          for await (const _ of dht.put(key, value, { signal })) { /* drain */ }
+        }
+      }
     } catch (err) {
-      if (this.running) this.components.log.debug(`DHT put of ${new TextDecoder().decode(key)} failed: ${errorText(err)}`)
+      if (this.running) this.components.log.debug(`DHT put of ${records.map(r => new TextDecoder().decode(r.key)).join(', ')} failed: ${errorText(err)}`)
     }
   }
 

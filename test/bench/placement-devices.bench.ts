@@ -9,6 +9,7 @@
 // say where the time went, phase by phase (the submitter's clock).
 
 import { readFile, rm } from 'node:fs/promises'
+import { processCpuMs } from './cpu.ts'
 import { join } from 'node:path'
 import { exited, runCli, spawnCli } from '../helpers/cli.ts'
 import { makeTempDir } from '../helpers/mesh.ts'
@@ -37,9 +38,17 @@ interface Device {
   token: string
 }
 
+/** HIVE_BENCH_CPU_PROF=DIR: each device writes a V8 CPU profile there when it stops. */
+function profileDir (): string | undefined {
+  const dir = process.env.HIVE_BENCH_CPU_PROF
+  return dir != null && dir !== '' ? dir : undefined
+}
+
 async function startDevice (index: number): Promise<Device> {
   const dir = await makeTempDir('hive-bench-device-')
-  const child = spawnCli(['--data', dir, 'start', '--name', `device-${index}`, '--listen', '/ip4/127.0.0.1/tcp/0', '--api-port', '0', '--no-mdns', '--loopback', '--json'])
+  const profile = profileDir()
+  const child = spawnCli(['--data', dir, 'start', '--name', `device-${index}`, '--listen', '/ip4/127.0.0.1/tcp/0', '--api-port', '0', '--no-mdns', '--loopback', '--json'],
+    profile != null ? { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --cpu-prof --cpu-prof-dir=${profile}`.trim() } : {})
   const done = exited(child)
   const ready = JSON.parse(await lineMatching(child.stdout, l => l.startsWith('{'), { timeoutMs: 60_000, message: `device ${index} ready` })) as { apiUrl: string, peerId: string }
   const token = (await readFile(join(dir, 'api.token'), 'utf8')).trim()
@@ -55,6 +64,38 @@ async function call<T> (device: Device, method: 'GET' | 'POST', path: string, bo
   const answer = await response.json() as T & { error?: { code: string, message: string } }
   if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${answer.error?.code ?? ''} ${answer.error?.message ?? ''}`)
   return answer
+}
+
+/**
+ * The CPU time the devices' processes used, summed, per task of a run of TASKS: on a shared
+ * machine, less moved by others' load than the wall clock. It is counted from a quiet hive to a
+ * quiet hive, so the work a burst leaves for later (the DHT puts deferred to its end, the ledger
+ * records peers fetch) is counted with it.
+ */
+async function cpuPerTask (devices: Device[], burst: () => Promise<void>): Promise<number> {
+  const sum = (): number => devices.reduce((s, d) => s + processCpuMs(d.child.pid), 0)
+  await quiet(sum)
+  const before = sum()
+  await burst()
+  await quiet(sum)
+  return (sum() - before) / TASKS
+}
+
+/**
+ * Resolves once the devices together use under 5 % of a core for a second (idle gossip and
+ * reports), 40 % while they write CPU profiles (the sampling costs that much).
+ */
+async function quiet (sum: () => number): Promise<void> {
+  let last = sum()
+  let lastAt = performance.now()
+  await waitFor(async () => {
+    if (performance.now() - lastAt < 1000) return false
+    const now = sum()
+    const idle = now - last < (profileDir() != null ? 400 : 50)
+    last = now
+    lastAt = performance.now()
+    return idle
+  }, { timeoutMs: 60_000, intervalMs: 100, message: 'the devices went quiet after a burst' })
 }
 
 /** Submits a task and waits for its end through the API; resolves to the task. */
@@ -81,7 +122,8 @@ export async function run (): Promise<BenchResult> {
     const loneDigest = (await call<{ task: TaskView }>(lone, 'POST', '/task', { agent: agentB64, input: 'digest', local: true })).task.agent
     const alone = async (i: number): Promise<void> => { check(await runTask(lone, { digest: loneDigest, input: `lone ${i}`, local: true }), `lone ${i}`) }
     const loneMs = await timed(TASKS, alone)
-    const loneRate = await throughput(TASKS, IN_FLIGHT, alone)
+    let loneRate = 0
+    const loneCpu = await cpuPerTask(devices, async () => { loneRate = await throughput(TASKS, IN_FLIGHT, alone) })
 
     // pair the way a person does: an invite from the first device, joined on each other one
     const [first, ...rest] = devices as [Device, ...Device[]]
@@ -115,7 +157,8 @@ export async function run (): Promise<BenchResult> {
     }
 
     const localMs = await timed(TASKS, local)
-    const localRate = await throughput(TASKS, IN_FLIGHT, local)
+    let localRate = 0
+    const localCpu = await cpuPerTask(devices, async () => { localRate = await throughput(TASKS, IN_FLIGHT, local) })
     for (let i = 0; i < DEVICES * 2; i++) await placed(i)
     histories.length = 0
     const placedMs = await timed(TASKS, placed)
@@ -123,7 +166,8 @@ export async function run (): Promise<BenchResult> {
       label: `${from} → ${to}`,
       ms: histories.map(h => (h.find(e => e.type === to)?.at ?? NaN) - (h.find(e => e.type === from)?.at ?? NaN)).filter(Number.isFinite)
     }))
-    const placedRate = await throughput(TASKS, IN_FLIGHT, placed)
+    let placedRate = 0
+    const placedCpu = await cpuPerTask(devices, async () => { placedRate = await throughput(TASKS, IN_FLIGHT, placed) })
     const p50 = (v: number[]): number => percentile(v, 50)
     const p99 = (v: number[]): number => percentile(v, 99)
     return {
@@ -136,6 +180,8 @@ export async function run (): Promise<BenchResult> {
         { metric: 'submit→result p50, placed', value: p50(placedMs), unit: 'ms', baseline: { label: 'lone device, p50', value: p50(loneMs) } },
         { metric: `tasks/s, ${IN_FLIGHT} in flight, placed`, value: placedRate, unit: '/s', baseline: { label: 'local: true', value: localRate }, note: 'goal >= 30/s' },
         { metric: `tasks/s, ${IN_FLIGHT} in flight, local: true`, value: localRate, unit: '/s', baseline: { label: 'lone device', value: loneRate } },
+        { metric: `CPU per task, ${DEVICES} processes summed, placed`, value: placedCpu, unit: 'ms', baseline: { label: 'local: true', value: localCpu }, note: `${IN_FLIGHT} in flight` },
+        { metric: `CPU per task, ${DEVICES} processes summed, local: true`, value: localCpu, unit: 'ms', baseline: { label: 'lone device', value: loneCpu }, note: `${IN_FLIGHT} in flight` },
         ...phases.map(p => ({ metric: `placed p50, ${p.label}`, value: p50(p.ms), unit: 'ms', note: 'submitter\'s history' }))
       ]
     }
