@@ -18,6 +18,7 @@ import * as controlApi from './control.ts'
 import * as llmApi from './llm.ts'
 import * as metricsApi from './metrics.ts'
 import * as dashboardApi from './dashboard.ts'
+import * as reachApi from './reach.ts'
 import { createSessions } from './session.ts'
 import { eventRoutes } from './events.ts'
 import type { EventStreamLimits } from './events.ts'
@@ -194,6 +195,7 @@ export async function createApi (node: ApiNode, init: ApiInit): Promise<Api> {
   await app.register(async (scope) => { ledgerApi.routes(scope, node) })
   await app.register(async (scope) => { tasksApi.routes(scope, node) })
   await app.register(async (scope) => { controlApi.routes(scope, node) })
+  await app.register(async (scope) => { reachApi.routes(scope, node) })
   await app.register(async (scope) => { llmApi.routes(scope, node) })
   await app.register(async (scope) => { metricsApi.routes(scope, node) })
   await app.register(async (scope) => { dashboardApi.routes(scope, node, { sessions, hasToken, url: () => `http://${API_HOST}:${port}` }) })

@@ -25,6 +25,7 @@ import { openFramed, serveProtocol } from '../wire/serve.ts'
 import { HiveMismatchError, InvalidEntryError, TooManyEntriesError, UnauthorizedEntryError } from './errors.ts'
 import { HIVE_ID_PATTERN, WireEntrySchema, toWire } from './entries.ts'
 import { MAX_ENTRIES } from './graph.ts'
+import { boundAddresses } from './membership.ts'
 import type { Membership, MembershipChange } from './membership.ts'
 import type { FramedStream } from '../wire/framing.ts'
 import type { ProtocolLog } from '../wire/log.ts'
@@ -61,6 +62,11 @@ export interface MembershipSyncInit {
   redialIntervalMs?: number
   /** Upper bound of one exchange. Default 10 s. */
   exchangeTimeoutMs?: number
+  /**
+   * Addresses this device may be reached at besides its listen addresses (where members saw
+   * it from outside, with its listen port): told to members with the rest.
+   */
+  selfAddresses?: () => string[]
 }
 
 export interface MembershipSyncComponents {
@@ -87,6 +93,7 @@ export class MembershipSync extends EventTarget {
   private readonly log: SyncLog
   private readonly redialIntervalMs: number
   private readonly timeoutMs: number
+  private readonly selfAddresses?: () => string[]
   private readonly stopping = new AbortController()
   private readonly running = new Map<string, Promise<void>>()
   private readonly again = new Set<string>()
@@ -103,6 +110,7 @@ export class MembershipSync extends EventTarget {
     this.log = init.log ?? SILENT_LOG
     this.redialIntervalMs = init.redialIntervalMs ?? 15_000
     this.timeoutMs = init.exchangeTimeoutMs ?? 10_000
+    this.selfAddresses = init.selfAddresses
     this.onConnectionOpen = this.onConnectionOpen.bind(this)
     this.onIdentify = this.onIdentify.bind(this)
     this.onChange = this.onChange.bind(this)
@@ -174,27 +182,48 @@ export class MembershipSync extends EventTarget {
     }
   }
 
+  /**
+   * Dials a member at its direct addresses first and, when none answers, through the relays it
+   * was last seen at: a device that woke up on another network finds the hive through a member
+   * that relays, with no address typed.
+   */
   private async dial (peer: string): Promise<void> {
-    const addrs = await this.addressesFor(peer)
-    const target = addrs.length > 0 ? addrs : peerIdFromString(peer)
-    await this.network.dial(target, { signal: AbortSignal.any([this.stopping.signal, AbortSignal.timeout(this.timeoutMs)]) })
+    const { direct, relayed } = await this.addressesFor(peer)
+    const signal = (): AbortSignal => AbortSignal.any([this.stopping.signal, AbortSignal.timeout(this.timeoutMs)])
+    if (relayed.length === 0) {
+      await this.network.dial(direct.length > 0 ? direct : peerIdFromString(peer), { signal: signal() })
+      return
+    }
+    try {
+      if (direct.length === 0) throw new Error('no direct address known')
+      await this.network.dial(direct, { signal: signal() })
+    } catch (err) {
+      if (this.stopping.signal.aborted) throw err
+      this.log.debug(`member ${peer} not reached directly (${(err as Error).message}); trying its relays`)
+      await this.network.dial(relayed, { signal: signal() })
+    }
   }
 
-  private async addressesFor (peer: string): Promise<Multiaddr[]> {
-    const out = new Map<string, Multiaddr>()
+  /** Where a member may be dialled: its direct addresses, and its addresses through relays. */
+  async addressesFor (peer: string): Promise<{ direct: Multiaddr[], relayed: Multiaddr[] }> {
+    const direct = new Map<string, Multiaddr>()
+    const relayed = new Map<string, Multiaddr>()
     const add = (text: string): void => {
       try {
         let ma = multiaddr(text)
-        if (ma.getComponents().some(c => c.name === 'p2p-circuit')) return
         const id = ma.getComponents().findLast(c => c.name === 'p2p')?.value
-        if (id == null) ma = ma.encapsulate(`/p2p/${peer}`)
+        const circuit = ma.getComponents().some(c => c.name === 'p2p-circuit')
+        // a relay address names the relay before /p2p-circuit and the member after it
+        if (circuit && ma.getComponents().at(-1)?.name !== 'p2p') ma = ma.encapsulate(`/p2p/${peer}`)
+        else if (id == null) ma = ma.encapsulate(`/p2p/${peer}`)
         else if (id !== peer) return
-        out.set(ma.toString(), ma)
+        if (ma.getComponents().findLast(c => c.name === 'p2p')?.value !== peer) return
+        ;(circuit ? relayed : direct).set(ma.toString(), ma)
       } catch { /* a bad hint is ignored */ }
     }
     for (const text of await this.knownAddresses(peer)) add(text)
     for (const text of this.membership.addressesOf(peer)) add(text)
-    return [...out.values()]
+    return { direct: [...direct.values()], relayed: [...relayed.values()] }
   }
 
   private async knownAddresses (peer: string): Promise<string[]> {
@@ -212,12 +241,11 @@ export class MembershipSync extends EventTarget {
 
   private async hints (): Promise<Record<string, string[]>> {
     const out: Record<string, string[]> = {}
-    const self = this.network.getMultiaddrs().map(ma => ma.toString()).slice(0, 8)
+    const self = boundAddresses([...this.network.getMultiaddrs().map(ma => ma.toString()), ...(this.selfAddresses?.() ?? [])])
     if (self.length > 0) out[this.membership.peerId] = self
     for (const member of this.membership.members()) {
       if (member.self) continue
-      const known = [...new Set([...(await this.knownAddresses(member.peerId)), ...this.membership.addressesOf(member.peerId)])]
-        .filter(a => !a.includes('/p2p-circuit')).slice(0, 8)
+      const known = boundAddresses([...(await this.knownAddresses(member.peerId)), ...this.membership.addressesOf(member.peerId)])
       if (known.length > 0) out[member.peerId] = known
     }
     return out
@@ -314,7 +342,7 @@ export class MembershipSync extends EventTarget {
   private onIdentify (event: CustomEvent<{ peerId: PeerId, listenAddrs: Multiaddr[], connection: Connection }>): void {
     const peer = event.detail.peerId.toString()
     if (!this.membership.isMember(peer) || event.detail.connection.limits != null) return
-    const addrs = event.detail.listenAddrs.map(a => a.toString()).filter(a => !a.includes('/p2p-circuit'))
+    const addrs = event.detail.listenAddrs.map(a => a.toString())
     this.membership.rememberAddresses(peer, [...addrs, ...this.membership.addressesOf(peer)]).catch(() => {})
   }
 
