@@ -260,7 +260,8 @@ export class HiveNode extends EventTarget implements ApiNode {
       refuses: (permissions, caps) => netRefusal(permissions, reportedRefusals(caps.netRefuse)),
       log: this.log.child('placement'),
       halted: () => this.control.refusal(),
-      synced: async (peer, options) => { await this.control.synced(peer, options) }
+      synced: async (peer, options) => { await this.control.synced(peer, options) },
+      relayedTo: (peer) => this.reachPart?.link(peer)?.via === 'relayed'
     }
     this.placement = createPlacement(this.init.placement ?? {}, placementComponents)
     // placement runs from the store it is handed; one that keeps its own is still the one store
@@ -411,7 +412,8 @@ export class HiveNode extends EventTarget implements ApiNode {
         libp2p: this.libp2p,
         membership: this.hive.membership,
         sync: { addressesFor: async (peer) => this.hive.sync.addressesFor(peer) },
-        listen: runtimeListener(this.libp2p)
+        listen: runtimeListener(this.libp2p),
+        onOutside: () => { this.hive.sync.tellAddresses() }
       })
       await this.hive.start(this.libp2p, { selfAddresses: () => reach.outsideAddresses() })
       this.reachPart = reach

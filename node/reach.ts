@@ -58,6 +58,8 @@ export interface ReachComponents {
   libp2p: Libp2p
   membership: Pick<Membership, 'isMember' | 'members' | 'addressesOf' | 'peerId'>
   sync: Pick<MembershipSync, 'addressesFor'>
+  /** Called when a new outside address of this device is learnt (members are told). */
+  onOutside?: () => void
   /** Starts listening on a multiaddr at run time (a `/p2p-circuit` address makes a reservation). */
   listen: (addrs: Multiaddr[]) => Promise<void>
 }
@@ -147,6 +149,7 @@ export class Reach {
   private readonly membership: ReachComponents['membership']
   private readonly sync: ReachComponents['sync']
   private readonly listen: ReachComponents['listen']
+  private readonly onOutside?: () => void
   readonly relay: boolean
   private readonly intervalMs: number
   private readonly upgrades: boolean
@@ -167,6 +170,7 @@ export class Reach {
     this.membership = components.membership
     this.sync = components.sync
     this.listen = components.listen
+    this.onOutside = components.onOutside
     this.onIdentify = this.onIdentify.bind(this)
     this.onConnectionOpen = this.onConnectionOpen.bind(this)
   }
@@ -320,6 +324,7 @@ export class Reach {
     if (at > 0) this.candidates.splice(at, 1)
     this.candidates.unshift(candidate)
     this.candidates.length = Math.min(this.candidates.length, MAX_CANDIDATES)
+    if (at < 0) this.onOutside?.()
   }
 
   private listenPort (): string | undefined {

@@ -35,6 +35,8 @@ import type { Multiaddr } from '@multiformats/multiaddr'
 
 export { MEMBERSHIP_PROTOCOL }
 export const MAX_MEMBERSHIP_MESSAGE_BYTES = 12 * 1024 * 1024
+/** Changes of this device's own addresses are told to members at most this often. */
+export const SELF_UPDATE_DELAY_MS = 1_000
 
 const ID = z.string().regex(/^[0-9a-f]{64}$/)
 const HIVE = z.string().regex(HIVE_ID_PATTERN)
@@ -99,6 +101,7 @@ export class MembershipSync extends EventTarget {
   private readonly again = new Set<string>()
   private readonly nextDial = new Map<string, number>()
   private timer?: NodeJS.Timeout
+  private selfTimer?: NodeJS.Timeout
   private served?: ServedProtocol
   private started = false
 
@@ -130,6 +133,7 @@ export class MembershipSync extends EventTarget {
     })
     this.network.addEventListener('connection:open', this.onConnectionOpen)
     this.network.addEventListener('peer:identify', this.onIdentify)
+    this.network.addEventListener('self:peer:update', this.onSelfUpdate)
     this.membership.addEventListener('change', this.onChange)
     this.tick()
   }
@@ -141,6 +145,8 @@ export class MembershipSync extends EventTarget {
     this.stopping.abort(new Error('membership sync stopped'))
     this.network.removeEventListener('connection:open', this.onConnectionOpen)
     this.network.removeEventListener('peer:identify', this.onIdentify)
+    this.network.removeEventListener('self:peer:update', this.onSelfUpdate)
+    clearTimeout(this.selfTimer)
     this.membership.removeEventListener('change', this.onChange)
     await this.served?.stop()
     this.served = undefined
@@ -344,6 +350,27 @@ export class MembershipSync extends EventTarget {
     if (!this.membership.isMember(peer) || event.detail.connection.limits != null) return
     const addrs = event.detail.listenAddrs.map(a => a.toString())
     this.membership.rememberAddresses(peer, [...addrs, ...this.membership.addressesOf(peer)]).catch(() => {})
+  }
+
+  /**
+   * This device's own addresses changed (a relay reservation made or lost, a network joined):
+   * members are told at the next exchange, run at most every SELF_UPDATE_DELAY_MS.
+   */
+  private readonly onSelfUpdate = (): void => {
+    if (!this.started || this.selfTimer != null) return
+    this.selfTimer = setTimeout(() => {
+      this.selfTimer = undefined
+      this.tellAddresses()
+    }, SELF_UPDATE_DELAY_MS)
+    this.selfTimer.unref()
+  }
+
+  /** Runs an exchange with every connected member, so they hear this device's addresses. */
+  tellAddresses (): void {
+    if (!this.started) return
+    for (const peer of new Set(this.network.getConnections().filter(c => c.limits == null).map(c => c.remotePeer.toString()))) {
+      if (this.membership.isMember(peer)) this.syncWith(peer).catch(() => {})
+    }
   }
 
   private onChange (event: Event): void {

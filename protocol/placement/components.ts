@@ -131,6 +131,11 @@ export interface PlacementComponents {
    * offline hears of a halt before it bids.
    */
   synced?: (peer: string, options: AbortOptions) => Promise<void>
+  /**
+   * Whether this device reaches `peer` only through a relay: a bid for that peer's task then
+   * counts the agent and the input crossing the relay (RELAYED_* in cost.ts).
+   */
+  relayedTo?: (peer: string) => boolean
 }
 
 export interface PlacementInit {

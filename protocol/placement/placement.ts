@@ -168,6 +168,7 @@ class PlacementService extends TypedEventTarget<PlacementEvents> implements Plac
       refusal: () => components.halted?.() ?? components.ledger?.unwritable?.(),
       ...(components.refuses != null ? { refuses: components.refuses } : {}),
       ...(components.synced != null ? { synced: components.synced } : {}),
+      ...(components.relayedTo != null ? { relayedTo: components.relayedTo } : {}),
       submitterFor: (peer) => this.submitterFor(peer),
       publishNow: (key, value, task) => { this.board.publish(key, value, { task, urgent: true }) },
       log
