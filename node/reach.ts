@@ -152,7 +152,7 @@ export class Reach {
   private readonly onOutside?: () => void
   readonly relay: boolean
   private readonly intervalMs: number
-  private readonly upgrades: boolean
+  private upgrades: boolean
   /** Relays a reservation was asked of, with when (to ask again after RESERVE_RETRY_MS). */
   private readonly asked = new Map<string, number>()
   private readonly upgrading = new Set<string>()
@@ -190,6 +190,11 @@ export class Reach {
     this.stopping.abort(new Error('stopping'))
     this.libp2p.removeEventListener('peer:identify', this.onIdentify)
     this.libp2p.removeEventListener('connection:open', this.onConnectionOpen)
+  }
+
+  /** Turns upgrades of relayed links on or off (a bench measures a relayed link first, then upgrades it). */
+  setUpgrades (on: boolean): void {
+    this.upgrades = on
   }
 
   /** How each connected member is reached, by its best open connection. */
