@@ -18,6 +18,7 @@ import { joinHive } from '../helpers/hive.ts'
 import { makeTempDir, startNode } from '../helpers/mesh.ts'
 import { waitFor } from '../helpers/wait.ts'
 import type { HiveNode } from '../../node/hive-node.ts'
+import { MAX_RELAYED_ADDRS, boundAddresses, isRelayedAddress } from '../../protocol/index.ts'
 import type { MembershipRefusal } from '../../protocol/index.ts'
 import type { Libp2p } from '@libp2p/interface'
 
@@ -165,5 +166,36 @@ describe('a member that relays, for members only', () => {
     assert.equal(await memberGater.denyInboundRelayedConnection?.(stranger.peerId, relay.peerId), true, 'only through a member relay')
     assert.equal(await memberGater.denyInboundRelayedConnection?.(relay.peerId, stranger.peerId), true, 'only from a member')
     assert.equal(await memberGater.denyInboundRelayedConnection?.(relay.peerId, relay.peerId), false)
+  })
+
+  it('doctor says why a member cannot be reached and what to do, and that the hive has no relay', { timeout: 120_000 }, async () => {
+    const a = await node('a5')
+    const b = await node('b5')
+    await joinHive([a, b])
+    await waitFor(() => a.reach.link(b.peerId.toString())?.via === 'lan', { message: 'a reaches b on its network' })
+    const linked = await a.reach.report()
+    assert.equal(linked.members.find(m => m.peerId === b.peerId.toString())?.problem, undefined, 'nothing wrong while b is reached')
+    assert.match(linked.problem ?? '', /no reservation on a relay, and no member it is connected to relays/)
+    assert.match(linked.advice ?? '', /hive-node start --relay/)
+    await b.stop()
+    await waitFor(() => a.reach.link(b.peerId.toString()) == null, { message: 'a no longer reaches b' })
+    const report = await a.reach.report()
+    const about = report.members.find(m => m.peerId === b.peerId.toString())
+    assert.equal(about?.via, undefined)
+    assert.ok((about?.direct.length ?? 0) > 0, 'a remembers where b was')
+    assert.match(about?.problem ?? '', /none of its \d+ known address(es)? answers, and it holds no reservation on a relay/)
+    assert.match(about?.advice ?? '', /the hive has no relay: start a member .* with "hive-node start --relay"/)
+  })
+})
+
+describe('addresses kept per member', () => {
+  it('are at most 8, at most 3 of them through a relay, newest first, each at most 256 characters', () => {
+    const direct = Array.from({ length: 10 }, (_, i) => `/ip4/10.0.0.${i}/tcp/4190`)
+    const relayed = Array.from({ length: 5 }, (_, i) => `/ip4/10.9.9.${i}/tcp/4190/p2p/12D3KooWRelay${i}/p2p-circuit`)
+    const kept = boundAddresses([...relayed, ...direct, 'x'.repeat(257), '', direct[0]!])
+    assert.equal(kept.length, 8)
+    assert.deepEqual(kept.filter(isRelayedAddress), relayed.slice(0, MAX_RELAYED_ADDRS))
+    assert.deepEqual(kept.filter(a => !isRelayedAddress(a)), direct.slice(0, 8 - MAX_RELAYED_ADDRS))
+    assert.deepEqual(boundAddresses(direct.slice(0, 3)), direct.slice(0, 3), 'the order given is kept')
   })
 })
