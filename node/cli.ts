@@ -19,6 +19,7 @@ import * as control from './commands/control.ts'
 import * as registry from './commands/registry.ts'
 import * as policy from './commands/policy.ts'
 import * as flow from './commands/flow.ts'
+import * as reach from './commands/reach.ts'
 import type { CliIo } from './cli-context.ts'
 
 export const EXIT_OK = 0
@@ -63,6 +64,7 @@ export function buildProgram (io: CliIo): Command {
   registry.register(program, cli)
   policy.register(program, cli)
   flow.register(program, cli)
+  reach.register(program, cli)
 
   eachCommand(program, (command) => {
     command.showHelpAfterError(usageLine(command))

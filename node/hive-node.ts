@@ -28,8 +28,9 @@ import { createApi } from './api/server.ts'
 import { HiveMembership } from './hive-membership.ts'
 import { DEFAULT_API_PORT, DEFAULT_P2P_PORT, dataPaths, defaultNodeName, validateNodeName } from './config.ts'
 import { loadOrCreateIdentity } from './identity.ts'
-import { buildLibp2p } from './libp2p.ts'
 import { memberDht } from './member-dht.ts'
+import { buildLibp2p, runtimeListener } from './libp2p.ts'
+import { createReach } from './reach.ts'
 import { acquireLock } from './lock.ts'
 import { InvalidConfigError } from './errors.ts'
 import { createLogger } from './logger.ts'
@@ -52,6 +53,7 @@ import type { Contexts } from '../crdt/index.ts'
 import type { CodeRuntime, NetResolver, Sandbox } from '../sandbox/index.ts'
 import type { Ledger } from '../ledger/index.ts'
 import type { TaskArchive } from './task-archive.ts'
+import type { Reach } from './reach.ts'
 import type { NodeLlm, NodeLlmInit } from './llm.ts'
 import type { AgentDigest, DiskAgentStore, Registry as AgentRegistry } from '../protocol/index.ts'
 import type { Flows } from './flows/index.ts'
@@ -83,6 +85,12 @@ export interface HiveNodeInit {
   net?: NodeNetInit
   /** Where the code tasks' interpreter is cached (default `<data>/runtimes`; nodes may share one). */
   runtimesDir?: string
+  /** Relay for this hive's members (circuit relay v2, members only): a device others can reach. */
+  relay?: boolean
+  /** How often a member reached only through a relay is tried directly (tests shorten it). */
+  upgradeIntervalMs?: number
+  /** False keeps relayed links as they are (tests of what a relay carries). */
+  upgradeToDirect?: boolean
 }
 
 export interface NodeNetInit {
@@ -164,6 +172,8 @@ export class HiveNode extends EventTarget implements ApiNode {
   readonly metrics: HiveMetrics
   /** What `GET /events` streams: the parts' events, typed and numbered, with device names. */
   readonly events = new EventHub()
+  /** Beyond one LAN: relay reservations, upgrades to direct links, how each member is reached. */
+  private reachPart?: Reach
   readonly startedAt: number = Date.now()
   private readonly init: HiveNodeInit
   private readonly lock: DataDirLock
@@ -324,7 +334,8 @@ export class HiveNode extends EventTarget implements ApiNode {
         }
       },
       // a workflow step's output is on disk before its winner records the run `ok`
-      keepResult: async (task) => { await this.flows.keep(task) }
+      keepResult: async (task) => { await this.flows.keep(task) },
+      relayedTo: (peer) => this.reachPart?.link(peer)?.via === 'relayed'
     }
     this.placement = createPlacement(this.init.placement ?? {}, placementComponents)
     // placement runs from the store it is handed; one that keeps its own is still the one store
@@ -436,7 +447,8 @@ export class HiveNode extends EventTarget implements ApiNode {
         connectionGater: hive.gate.connectionGater,
         gossipScoreParams: hive.gate.gossipScoreParams(),
         version: VERSION,
-        metrics: libp2pMetrics(registry)
+        metrics: libp2pMetrics(registry),
+        relay: init.relay ?? false
       })
 
       return new HiveNode({ init, lock, identity, db, libp2p, records, hive, name, log, metrics })
@@ -499,7 +511,16 @@ export class HiveNode extends EventTarget implements ApiNode {
       await this.contexts.start()
       await this.sandbox.start()
       await this.libp2p.start()
-      await this.hive.start(this.libp2p)
+      const reach = createReach({ log: this.log.child('reach'), relay: this.init.relay ?? false, ...(this.init.upgradeIntervalMs != null ? { upgradeIntervalMs: this.init.upgradeIntervalMs } : {}), upgrade: this.init.upgradeToDirect ?? true }, {
+        libp2p: this.libp2p,
+        membership: this.hive.membership,
+        sync: { addressesFor: async (peer) => this.hive.sync.addressesFor(peer) },
+        listen: runtimeListener(this.libp2p),
+        onOutside: () => { this.hive.sync.tellAddresses() }
+      })
+      await this.hive.start(this.libp2p, { selfAddresses: () => reach.outsideAddresses() })
+      this.reachPart = reach
+      reach.start()
       this.setGate((peer, protocol) => this.hive.gate.allows(peer, protocol))
       this.followHiveTopics()
       await this.ledger.start()
@@ -554,6 +575,7 @@ export class HiveNode extends EventTarget implements ApiNode {
       ['capabilities', async () => { await this.capabilities.stop() }],
       ['sandbox', async () => { await this.sandbox.stop() }],
       ['contexts', async () => { await this.contexts.stop() }],
+      ['reach', async () => { this.reachPart?.stop() }],
       ['membership', async () => { await this.hive.stop() }],
       ['ledger', async () => { await this.ledger.stop() }],
       ['libp2p', async () => { await this.libp2p.stop() }],
@@ -634,7 +656,13 @@ export class HiveNode extends EventTarget implements ApiNode {
     return this.libp2p.getMultiaddrs().map(ma => ma.toString())
   }
 
+  get reach (): Reach {
+    if (this.reachPart == null) throw new Error('the node is not started')
+    return this.reachPart
+  }
+
   peers (): PeerSummary[] {
+    const links = new Map((this.reachPart?.links() ?? []).map(l => [l.peerId, l]))
     const byPeer = new Map<string, PeerSummary>()
     for (const connection of this.libp2p.getConnections()) {
       const id = connection.remotePeer.toString()
@@ -644,6 +672,11 @@ export class HiveNode extends EventTarget implements ApiNode {
       if (connection.rtt != null) entry.latencyMs = connection.rtt
       const caps = this.capabilities.get(id)?.caps
       if (caps != null) entry.capabilities = caps
+      const link = links.get(id)
+      if (link != null) {
+        entry.via = link.via
+        if (link.relay != null) entry.relay = { peerId: link.relay, name: this.hive.membership.member(link.relay)?.name }
+      }
       byPeer.set(id, entry)
     }
     return [...byPeer.values()].sort((a, b) => a.peerId.localeCompare(b.peerId))

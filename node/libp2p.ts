@@ -1,9 +1,14 @@
 // Builds the node's libp2p instance: TCP, noise, yamux, identify, ping, kad-dht in LAN server
-// mode under the hive's own protocol id, gossipsub and mDNS. Kept apart from HiveNode so the
-// transport choices read in one place.
+// mode under the hive's own protocol id, gossipsub and mDNS; beyond one LAN, the circuit relay
+// v2 transport (a reservation on a member that relays), a relay server on a device started with
+// `--relay`, DCUtR and AutoNAT. Kept apart from HiveNode so the transport choices read in one
+// place. Every protocol here is behind the membership gate (its gater and stream middleware).
 
 import { createHash } from 'node:crypto'
 import { noise } from '@chainsafe/libp2p-noise'
+import { autoNAT } from '@libp2p/autonat'
+import { circuitRelayServer, circuitRelayTransport } from '@libp2p/circuit-relay-v2'
+import { dcutr } from '@libp2p/dcutr'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { gossipsub } from '@libp2p/gossipsub'
 import { identify } from '@libp2p/identify'
@@ -11,12 +16,13 @@ import { kadDHT, passthroughMapper, removePublicAddressesMapper } from '@libp2p/
 import { ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
 import { createLibp2p } from 'libp2p'
-import { DHT_PROTOCOL } from '../protocol/index.ts'
+import { DHT_PROTOCOL, HIVE_PROTOCOL_PREFIX } from '../protocol/index.ts'
 import type { HiveRecords } from '../protocol/index.ts'
 import type { GossipSub } from '@libp2p/gossipsub'
 import type { Identify } from '@libp2p/identify'
 import type { KadDHT } from '@libp2p/kad-dht'
 import type { Ping } from '@libp2p/ping'
+import type { Multiaddr } from '@multiformats/multiaddr'
 import type { ConnectionGater, Ed25519PrivateKey, Libp2p, Metrics, PeerDiscovery } from '@libp2p/interface'
 
 export interface HiveServices extends Record<string, unknown> {
@@ -43,7 +49,29 @@ export interface Libp2pInit {
   version: string
   /** Where libp2p's own metrics go (the node's registry). */
   metrics?: (components: any) => Metrics
+  /** Relay for members (circuit relay v2 server, within RELAY_LIMITS). */
+  relay?: boolean
 }
+
+/**
+ * What a relay gives its hive. Reservations and relayed connections go to members only (the
+ * gate's gater decides); within that, these bound what a relay spends. Relayed connections
+ * carry no per-connection time or data limit: libp2p refuses every protocol that has not opted
+ * in on a limited connection, so a limit would stop the hive's own protocols, and the traffic
+ * is the hive's own. The number of them is bounded instead.
+ */
+export const RELAY_LIMITS = {
+  /** Reservations held at once (members relayed for). */
+  maxReservations: 32,
+  /** A reservation lapses after this unless renewed (the client renews it before). */
+  reservationTtlMs: 60 * 60_000,
+  /** Hop requests (reserve or connect) under way at once. */
+  maxInboundHopStreams: 32,
+  /** Relayed connections being opened to reserved members at once. */
+  maxOutboundStopStreams: 64,
+  /** A hop exchange must finish within this. */
+  hopTimeoutMs: 30_000
+} as const
 
 /** Author and sequence number of a signed gossip message; a hash of the data otherwise. */
 export function gossipFastMsgId (msg: { from?: Uint8Array, seqno?: Uint8Array, data?: Uint8Array }): string {
@@ -67,7 +95,7 @@ export async function buildLibp2p (init: Libp2pInit): Promise<HiveLibp2p> {
     start: false,
     nodeInfo: { name: 'hive-node', version: init.version },
     addresses: { listen: init.listen },
-    transports: [tcp()],
+    transports: [tcp(), circuitRelayTransport({ reservationCompletionTimeout: 10_000 })],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     peerDiscovery,
@@ -89,6 +117,25 @@ export async function buildLibp2p (init: Libp2pInit): Promise<HiveLibp2p> {
         validators: init.records.validators(),
         selectors: init.records.selectors()
       }),
+      // a connection through a relay is upgraded to a direct one where the peer has a public
+      // address (AutoNAT learns whether this device has one); hive-node's own upgrader covers
+      // the private addresses of a home network (node/reach.ts)
+      autoNAT: autoNAT({ protocolPrefix: HIVE_PROTOCOL_PREFIX.slice(1) }),
+      dcutr: dcutr(),
+      ...(init.relay === true
+        ? {
+            relay: circuitRelayServer({
+              hopTimeout: RELAY_LIMITS.hopTimeoutMs,
+              maxInboundHopStreams: RELAY_LIMITS.maxInboundHopStreams,
+              maxOutboundStopStreams: RELAY_LIMITS.maxOutboundStopStreams,
+              reservations: {
+                maxReservations: RELAY_LIMITS.maxReservations,
+                reservationTtl: RELAY_LIMITS.reservationTtlMs,
+                applyDefaultLimit: false
+              }
+            })
+          }
+        : {}),
       pubsub: gossipsub({
         allowPublishToZeroTopicPeers: true,
         emitSelf: false,
@@ -99,4 +146,15 @@ export async function buildLibp2p (init: Libp2pInit): Promise<HiveLibp2p> {
       })
     }
   })
+}
+
+/**
+ * Starts listening on more addresses once libp2p runs: a `/p2p-circuit` address through a
+ * member relay makes a reservation there. libp2p keeps its transport manager on the instance's
+ * components; fail loudly should a version ever move it.
+ */
+export function runtimeListener (libp2p: HiveLibp2p): (addrs: Multiaddr[]) => Promise<void> {
+  const manager = (libp2p as unknown as { components?: { transportManager?: { listen?: (addrs: Multiaddr[]) => Promise<void> } } }).components?.transportManager
+  if (typeof manager?.listen !== 'function') throw new Error('this libp2p build does not expose its transport manager: relay reservations cannot be made')
+  return async (addrs) => { await manager.listen!(addrs) }
 }

@@ -5,6 +5,12 @@ import { haltView } from './control.ts'
 import type { ApiNode } from './types.ts'
 import type { FastifyInstance } from 'fastify'
 
+function linkCounts (node: ApiNode): { lan: number, direct: number, relayed: number } {
+  const counts = { lan: 0, direct: 0, relayed: 0 }
+  for (const peer of node.peers()) if (peer.via != null) counts[peer.via]++
+  return counts
+}
+
 export function routes (app: FastifyInstance, node: ApiNode): void {
   app.get('/health', async () => ({
     ok: true,
@@ -17,6 +23,8 @@ export function routes (app: FastifyInstance, node: ApiNode): void {
     addresses: node.listenAddresses(),
     apiUrl: node.apiUrl,
     peerCount: node.peers().length,
+    // how the connected members are reached: on this network, directly across networks, through a relay
+    links: linkCounts(node),
     strangersNearby: node.hive.strangersNearby(),
     // whether this device's chain takes records: while it is damaged no task runs here
     ledger: node.ledger.health(),

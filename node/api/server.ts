@@ -21,6 +21,7 @@ import * as registryApi from './registry.ts'
 import * as policyApi from './policy.ts'
 import * as metricsApi from './metrics.ts'
 import * as dashboardApi from './dashboard.ts'
+import * as reachApi from './reach.ts'
 import { createSessions } from './session.ts'
 import { eventRoutes } from './events.ts'
 import type { EventStreamLimits } from './events.ts'
@@ -198,6 +199,7 @@ export async function createApi (node: ApiNode, init: ApiInit): Promise<Api> {
   await app.register(async (scope) => { tasksApi.routes(scope, node) })
   await app.register(async (scope) => { controlApi.routes(scope, node) })
   await app.register(async (scope) => { flowsApi.routes(scope, node) })
+  await app.register(async (scope) => { reachApi.routes(scope, node) })
   await app.register(async (scope) => { llmApi.routes(scope, node) })
   await app.register(async (scope) => { registryApi.routes(scope, node) })
   await app.register(async (scope) => { policyApi.routes(scope, node) })

@@ -2,6 +2,7 @@
 // parts they use rather than on the HiveNode class (which implements it), and node/api never
 // imports hive-node.ts.
 
+import type { ReachReport } from '../reach.ts'
 import type { Contexts } from '../../crdt/index.ts'
 import type { Ledger } from '../../ledger/index.ts'
 import type { AgentStore, BudgetKeeper, Capabilities, CapabilityReport, Control, Digest, Membership, Pairing, Placement, Registry as AgentRegistry, ResolvedAgent } from '../../protocol/index.ts'
@@ -23,6 +24,10 @@ export interface PeerSummary {
   latencyMs?: number
   /** What the peer last reported on capability gossip, while it is fresh. */
   capabilities?: CapabilityReport
+  /** How it is connected: on this device's own network, directly across networks, or through a relay. */
+  via?: 'lan' | 'direct' | 'relayed'
+  /** The member relaying, for a relayed link. */
+  relay?: { peerId: string, name?: string }
 }
 
 export interface RuntimeInfo {
@@ -52,6 +57,8 @@ export interface ApiNode {
   /** Open connections, for the member list's `connected`. */
   readonly libp2p: { getConnections: () => Connection[] }
   readonly hive: { readonly membership: Membership, readonly pairing: Pairing, strangersNearby: () => number }
+  /** Beyond one LAN: relays, reservations, how each member is reached (GET /reach). */
+  readonly reach: { report: () => Promise<ReachReport> }
   readonly contexts: Pick<Contexts, 'store' | 'presence'>
   readonly sandbox: Pick<Sandbox, 'loaded' | 'run'>
   /** The code tasks' interpreter component. */

@@ -34,9 +34,11 @@ interface StartOptions extends CommonOptions {
   loopback?: boolean
   capability?: string[]
   netRefuse?: string[]
+  relay?: boolean
 }
 
 interface Health {
+  links?: { lan: number, direct: number, relayed: number }
   name: string
   peerId: string
   version: string
@@ -63,6 +65,19 @@ export function ledgerLines (health: LedgerHealth | undefined): string[] {
 }
 
 /** The line that tells the owner about devices nearby that are not in the hive, or nothing. */
+/** ` (2 lan, 1 relayed)`: how the connected members are reached, for `status`. */
+function linksText (links: Health['links']): string {
+  if (links == null) return ''
+  const parts = (['lan', 'direct', 'relayed'] as const).filter(k => links[k] > 0).map(k => `${links[k]} ${k}`)
+  return parts.length > 0 ? ` (${parts.join(', ')})` : ''
+}
+
+/** How a peer is connected, for `peers`: lan, direct, or "relay NAME". */
+export function viaText (p: Pick<PeerSummary, 'via' | 'relay'>): string {
+  if (p.via === 'relayed') return `relay ${p.relay?.name ?? (p.relay != null ? `…${p.relay.peerId.slice(-8)}` : '')}`.trim()
+  return p.via ?? ''
+}
+
 export function strangersLine (n: number | undefined): string[] {
   if (n === undefined || n === 0) return []
   return [`${n} device${n === 1 ? '' : 's'} nearby ${n === 1 ? 'is' : 'are'} not in this hive: pair ${n === 1 ? 'it' : 'them'} with "hive-node pair" (then "hive-node join" on ${n === 1 ? 'it' : 'each'})`]
@@ -118,6 +133,7 @@ export function register (program: Command, cli: CliContext): void {
     .option('--api-port <port>', `local API port on 127.0.0.1, 0 picks a free one (default ${DEFAULT_API_PORT})`)
     .option('--bootstrap <multiaddr>', 'a known peer to dial, repeatable', collect)
     .option('--no-mdns', 'do not discover peers on the LAN by mDNS')
+    .option('--relay', 'relay for this hive\'s members (only them) on other networks: for a device the others can reach')
     .option('--name <name>', 'this device\'s name in the hive (default: the host name)')
     .option('--capability <field=value>', 'report this instead of what the device measures, repeatable: power=battery[:PERCENT]|ac, load=N, cores=N, freeMemory=BYTES, totalMemory=BYTES, models=A,B, runtimes=A,B', collect)
     .option('--net-refuse <origin|*>', 'refuse agents this origin over http (https://*.example.org refuses its sub-domains), repeatable; * keeps agents off the network on this device', collect)
@@ -154,6 +170,7 @@ export function register (program: Command, cli: CliContext): void {
           name: options.name,
           addressScope: options.loopback === true ? 'loopback' : 'lan',
           logLevel: options.logLevel,
+          relay: options.relay === true,
           ...(options.netRefuse != null ? { net: { refuse: options.netRefuse } } : {})
         })
         node.addEventListener('stop-requested', () => { resolve('API') }, { once: true })
@@ -227,7 +244,7 @@ export function register (program: Command, cli: CliContext): void {
         ...health.addresses.map((a, i) => `  ${i === 0 ? 'listening' : '         '}  ${a}`),
         `  api        ${health.apiUrl}`,
         `  data       ${health.dataDir}`,
-        `  peers      ${health.peerCount} connected`,
+        `  peers      ${health.peerCount} connected${linksText(health.links)}`,
         ...ledgerLines(health.ledger),
         ...haltLines(health.halt),
         ...strangersLine(health.strangersNearby)
@@ -249,8 +266,8 @@ export function register (program: Command, cli: CliContext): void {
       cli.print(all, () => [
         peers.length === 0
           ? 'no peers connected'
-          : table(['NAME', 'PEER', 'ADDRESS', 'RTT', ...CAPABILITY_COLUMNS], peers.map(p => [
-            p.name ?? '', id(p.peerId), p.addresses[0] ?? '', p.latencyMs != null ? `${p.latencyMs} ms` : '', ...capabilityCells(p.capabilities)
+          : table(['NAME', 'PEER', 'VIA', 'ADDRESS', 'RTT', ...CAPABILITY_COLUMNS], peers.map(p => [
+            p.name ?? '', id(p.peerId), viaText(p), p.addresses[0] ?? '', p.latencyMs != null ? `${p.latencyMs} ms` : '', ...capabilityCells(p.capabilities)
           ])),
         ...strangersLine(health?.strangersNearby)
       ].join('\n'), { peers, strangersNearby: health?.strangersNearby ?? 0 })

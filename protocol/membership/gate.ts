@@ -16,6 +16,12 @@
 //    non-members (their RPCs are dropped unread) and a topic validator that rejects messages
 //    relayed by or authored by a non-member.
 // 5. Removal: when a peer stops being a member, its connections are closed at once.
+// 6. Relays: a member that relays (circuit relay v2) grants reservations to members only, and
+//    opens relayed connections only from a member to a member; a device accepts a relayed
+//    connection only through a member relay. A stranger is refused before any of this, at the
+//    connection, so it never reaches the relay's hop protocol; these checks hold even for a
+//    connection the gate admitted (pairing), which libp2p marks limited and the stream checks
+//    keep to the pairing protocol.
 
 import { TopicValidatorResult } from '@libp2p/gossipsub'
 import { PeerNotAllowedError } from '../wire/errors.ts'
@@ -27,7 +33,7 @@ import type { Connection, ConnectionGater, MultiaddrConnection, PeerId, Stream, 
 /** What the gate refused, for logs and tests. */
 export interface Refusal {
   peer: string
-  layer: 'connection' | 'stream' | 'gossip' | 'record'
+  layer: 'connection' | 'stream' | 'gossip' | 'record' | 'relay'
   protocol?: string
   reason: string
 }
@@ -180,7 +186,32 @@ export class MembershipGate extends EventTarget {
     denyInboundEncryptedConnection: (peer, maConn) => this.denyInbound(peer, maConn),
     denyOutboundEncryptedConnection: (peer) => this.denyOutbound(peer, 'connect', true),
     denyInboundUpgradedConnection: (peer) => !this.isMember(peer) && !this.pairing.has(peer.toString()),
-    denyOutboundUpgradedConnection: (peer) => !this.isMember(peer) && !this.pairing.has(peer.toString())
+    denyOutboundUpgradedConnection: (peer) => !this.isMember(peer) && !this.pairing.has(peer.toString()),
+    denyInboundRelayReservation: (source) => this.denyRelay(source, undefined, 'a reservation for a non-member'),
+    denyOutboundRelayedConnection: (source, destination) => this.denyRelay(source, destination, 'a relayed connection'),
+    denyInboundRelayedConnection: (relay, remote) => this.denyRelayed(relay, remote)
+  }
+
+  /** Relay side: reservations and relayed connections are for members, between members. */
+  private denyRelay (source: PeerId, destination: PeerId | undefined, what: string): boolean {
+    const from = source.toString()
+    const to = destination?.toString()
+    if (this.isMember(from) && (to == null || this.isMember(to))) return false
+    const who = !this.isMember(from) ? `${from} is not a member` : `${to ?? ''} is not a member`
+    this.refuse({ peer: from, layer: 'relay', reason: `${what} refused: ${who}` })
+    return true
+  }
+
+  /** Destination side: a relayed connection only through a member relay, from a member. */
+  private denyRelayed (relay: PeerId, remote: PeerId): boolean {
+    const through = relay.toString()
+    if (!this.isMember(through)) {
+      this.refuse({ peer: remote.toString(), layer: 'relay', reason: `relayed through ${through}, not a member` })
+      return true
+    }
+    if (this.isMember(remote)) return false
+    this.refuse({ peer: remote.toString(), layer: 'relay', reason: 'relayed connection from a non-member' })
+    return true
   }
 
   /** Stream middleware refusing non-members; libp2p runs it on inbound and outbound streams. */

@@ -11,7 +11,7 @@ export {
 export type { Entry, EntryBody, EntryId, EntryType, HiveId, MembershipSigner, WireEntry } from './entries.ts'
 export { MAX_ENTRIES, MemberGraph } from './graph.ts'
 export type { ChainLink, HiveView, Member, Removal } from './graph.ts'
-export { MEMBERSHIP_SUBLEVEL, Membership, createMembership, readStoredHive } from './membership.ts'
+export { MAX_RELAYED_ADDRS, MEMBERSHIP_SUBLEVEL, Membership, boundAddresses, createMembership, isRelayedAddress, readStoredHive } from './membership.ts'
 export type { MemberSummary, MembershipChange, MembershipComponents, MembershipDb, MembershipInit, MembershipLog } from './membership.ts'
 export { MembershipGate, NON_MEMBER_GOSSIP_SCORE, createGate } from './gate.ts'
 export type { GateComponents, GateHost, GateInit, GateLog, GossipHost, Refusal } from './gate.ts'

@@ -63,6 +63,28 @@ const entryPrefix = (hive: string): string => `e/${hive}/`
 const ADDR_PREFIX = 'addr/'
 const MAX_REMEMBERED_ADDRS = 8
 
+/** Of the addresses kept for a peer, at most this many are through a relay (`/p2p-circuit`). */
+export const MAX_RELAYED_ADDRS = 3
+
+/**
+ * The addresses kept for (or told about) a peer: distinct, each at most 256 characters, at most
+ * MAX_REMEMBERED_ADDRS in the order given (newest first), of which at most MAX_RELAYED_ADDRS
+ * are through a relay, so a device's relay addresses are not crowded out by its LAN ones, nor
+ * the other way round.
+ */
+export function boundAddresses (addrs: readonly string[]): string[] {
+  const clean = [...new Set(addrs.filter(a => a.length > 0 && a.length <= 256))]
+  const relayed = clean.filter(isRelayedAddress).slice(0, MAX_RELAYED_ADDRS)
+  const direct = clean.filter(a => !isRelayedAddress(a)).slice(0, MAX_REMEMBERED_ADDRS - relayed.length)
+  const keep = new Set([...direct, ...relayed])
+  return clean.filter(a => keep.has(a))
+}
+
+/** Whether a multiaddr (as text) goes through a circuit relay. */
+export function isRelayedAddress (addr: string): boolean {
+  return addr.includes('/p2p-circuit')
+}
+
 const AddrList = z.array(z.string().min(1).max(256)).max(MAX_REMEMBERED_ADDRS)
 
 
@@ -238,7 +260,7 @@ export class Membership extends EventTarget {
   }
 
   async rememberAddresses (peer: string, addrs: string[]): Promise<void> {
-    const clean = [...new Set(addrs.filter(a => a.length > 0 && a.length <= 256))].slice(0, MAX_REMEMBERED_ADDRS)
+    const clean = boundAddresses(addrs)
     if (clean.length === 0) return
     const old = this.addrs.get(peer)
     if (old != null && old.length === clean.length && old.every((a, i) => a === clean[i])) return

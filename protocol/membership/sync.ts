@@ -25,6 +25,7 @@ import { openFramed, serveProtocol } from '../wire/serve.ts'
 import { HiveMismatchError, InvalidEntryError, TooManyEntriesError, UnauthorizedEntryError } from './errors.ts'
 import { HIVE_ID_PATTERN, WireEntrySchema, toWire } from './entries.ts'
 import { MAX_ENTRIES } from './graph.ts'
+import { boundAddresses } from './membership.ts'
 import type { Membership, MembershipChange } from './membership.ts'
 import type { FramedStream } from '../wire/framing.ts'
 import type { ProtocolLog } from '../wire/log.ts'
@@ -34,6 +35,8 @@ import type { Multiaddr } from '@multiformats/multiaddr'
 
 export { MEMBERSHIP_PROTOCOL }
 export const MAX_MEMBERSHIP_MESSAGE_BYTES = 12 * 1024 * 1024
+/** Changes of this device's own addresses are told to members at most this often. */
+export const SELF_UPDATE_DELAY_MS = 1_000
 
 const ID = z.string().regex(/^[0-9a-f]{64}$/)
 const HIVE = z.string().regex(HIVE_ID_PATTERN)
@@ -61,6 +64,11 @@ export interface MembershipSyncInit {
   redialIntervalMs?: number
   /** Upper bound of one exchange. Default 10 s. */
   exchangeTimeoutMs?: number
+  /**
+   * Addresses this device may be reached at besides its listen addresses (where members saw
+   * it from outside, with its listen port): told to members with the rest.
+   */
+  selfAddresses?: () => string[]
 }
 
 export interface MembershipSyncComponents {
@@ -87,11 +95,13 @@ export class MembershipSync extends EventTarget {
   private readonly log: SyncLog
   private readonly redialIntervalMs: number
   private readonly timeoutMs: number
+  private readonly selfAddresses?: () => string[]
   private readonly stopping = new AbortController()
   private readonly running = new Map<string, Promise<void>>()
   private readonly again = new Set<string>()
   private readonly nextDial = new Map<string, number>()
   private timer?: NodeJS.Timeout
+  private selfTimer?: NodeJS.Timeout
   private served?: ServedProtocol
   private started = false
 
@@ -103,6 +113,7 @@ export class MembershipSync extends EventTarget {
     this.log = init.log ?? SILENT_LOG
     this.redialIntervalMs = init.redialIntervalMs ?? 15_000
     this.timeoutMs = init.exchangeTimeoutMs ?? 10_000
+    this.selfAddresses = init.selfAddresses
     this.onConnectionOpen = this.onConnectionOpen.bind(this)
     this.onIdentify = this.onIdentify.bind(this)
     this.onChange = this.onChange.bind(this)
@@ -122,6 +133,7 @@ export class MembershipSync extends EventTarget {
     })
     this.network.addEventListener('connection:open', this.onConnectionOpen)
     this.network.addEventListener('peer:identify', this.onIdentify)
+    this.network.addEventListener('self:peer:update', this.onSelfUpdate)
     this.membership.addEventListener('change', this.onChange)
     this.tick()
   }
@@ -133,6 +145,8 @@ export class MembershipSync extends EventTarget {
     this.stopping.abort(new Error('membership sync stopped'))
     this.network.removeEventListener('connection:open', this.onConnectionOpen)
     this.network.removeEventListener('peer:identify', this.onIdentify)
+    this.network.removeEventListener('self:peer:update', this.onSelfUpdate)
+    clearTimeout(this.selfTimer)
     this.membership.removeEventListener('change', this.onChange)
     await this.served?.stop()
     this.served = undefined
@@ -174,27 +188,48 @@ export class MembershipSync extends EventTarget {
     }
   }
 
+  /**
+   * Dials a member at its direct addresses first and, when none answers, through the relays it
+   * was last seen at: a device that woke up on another network finds the hive through a member
+   * that relays, with no address typed.
+   */
   private async dial (peer: string): Promise<void> {
-    const addrs = await this.addressesFor(peer)
-    const target = addrs.length > 0 ? addrs : peerIdFromString(peer)
-    await this.network.dial(target, { signal: AbortSignal.any([this.stopping.signal, AbortSignal.timeout(this.timeoutMs)]) })
+    const { direct, relayed } = await this.addressesFor(peer)
+    const signal = (): AbortSignal => AbortSignal.any([this.stopping.signal, AbortSignal.timeout(this.timeoutMs)])
+    if (relayed.length === 0) {
+      await this.network.dial(direct.length > 0 ? direct : peerIdFromString(peer), { signal: signal() })
+      return
+    }
+    try {
+      if (direct.length === 0) throw new Error('no direct address known')
+      await this.network.dial(direct, { signal: signal() })
+    } catch (err) {
+      if (this.stopping.signal.aborted) throw err
+      this.log.debug(`member ${peer} not reached directly (${(err as Error).message}); trying its relays`)
+      await this.network.dial(relayed, { signal: signal() })
+    }
   }
 
-  private async addressesFor (peer: string): Promise<Multiaddr[]> {
-    const out = new Map<string, Multiaddr>()
+  /** Where a member may be dialled: its direct addresses, and its addresses through relays. */
+  async addressesFor (peer: string): Promise<{ direct: Multiaddr[], relayed: Multiaddr[] }> {
+    const direct = new Map<string, Multiaddr>()
+    const relayed = new Map<string, Multiaddr>()
     const add = (text: string): void => {
       try {
         let ma = multiaddr(text)
-        if (ma.getComponents().some(c => c.name === 'p2p-circuit')) return
         const id = ma.getComponents().findLast(c => c.name === 'p2p')?.value
-        if (id == null) ma = ma.encapsulate(`/p2p/${peer}`)
+        const circuit = ma.getComponents().some(c => c.name === 'p2p-circuit')
+        // a relay address names the relay before /p2p-circuit and the member after it
+        if (circuit && ma.getComponents().at(-1)?.name !== 'p2p') ma = ma.encapsulate(`/p2p/${peer}`)
+        else if (id == null) ma = ma.encapsulate(`/p2p/${peer}`)
         else if (id !== peer) return
-        out.set(ma.toString(), ma)
+        if (ma.getComponents().findLast(c => c.name === 'p2p')?.value !== peer) return
+        ;(circuit ? relayed : direct).set(ma.toString(), ma)
       } catch { /* a bad hint is ignored */ }
     }
     for (const text of await this.knownAddresses(peer)) add(text)
     for (const text of this.membership.addressesOf(peer)) add(text)
-    return [...out.values()]
+    return { direct: [...direct.values()], relayed: [...relayed.values()] }
   }
 
   private async knownAddresses (peer: string): Promise<string[]> {
@@ -212,12 +247,11 @@ export class MembershipSync extends EventTarget {
 
   private async hints (): Promise<Record<string, string[]>> {
     const out: Record<string, string[]> = {}
-    const self = this.network.getMultiaddrs().map(ma => ma.toString()).slice(0, 8)
+    const self = boundAddresses([...this.network.getMultiaddrs().map(ma => ma.toString()), ...(this.selfAddresses?.() ?? [])])
     if (self.length > 0) out[this.membership.peerId] = self
     for (const member of this.membership.members()) {
       if (member.self) continue
-      const known = [...new Set([...(await this.knownAddresses(member.peerId)), ...this.membership.addressesOf(member.peerId)])]
-        .filter(a => !a.includes('/p2p-circuit')).slice(0, 8)
+      const known = boundAddresses([...(await this.knownAddresses(member.peerId)), ...this.membership.addressesOf(member.peerId)])
       if (known.length > 0) out[member.peerId] = known
     }
     return out
@@ -314,8 +348,29 @@ export class MembershipSync extends EventTarget {
   private onIdentify (event: CustomEvent<{ peerId: PeerId, listenAddrs: Multiaddr[], connection: Connection }>): void {
     const peer = event.detail.peerId.toString()
     if (!this.membership.isMember(peer) || event.detail.connection.limits != null) return
-    const addrs = event.detail.listenAddrs.map(a => a.toString()).filter(a => !a.includes('/p2p-circuit'))
+    const addrs = event.detail.listenAddrs.map(a => a.toString())
     this.membership.rememberAddresses(peer, [...addrs, ...this.membership.addressesOf(peer)]).catch(() => {})
+  }
+
+  /**
+   * This device's own addresses changed (a relay reservation made or lost, a network joined):
+   * members are told at the next exchange, run at most every SELF_UPDATE_DELAY_MS.
+   */
+  private readonly onSelfUpdate = (): void => {
+    if (!this.started || this.selfTimer != null) return
+    this.selfTimer = setTimeout(() => {
+      this.selfTimer = undefined
+      this.tellAddresses()
+    }, SELF_UPDATE_DELAY_MS)
+    this.selfTimer.unref()
+  }
+
+  /** Runs an exchange with every connected member, so they hear this device's addresses. */
+  tellAddresses (): void {
+    if (!this.started) return
+    for (const peer of new Set(this.network.getConnections().filter(c => c.limits == null).map(c => c.remotePeer.toString()))) {
+      if (this.membership.isMember(peer)) this.syncWith(peer).catch(() => {})
+    }
   }
 
   private onChange (event: Event): void {

@@ -54,6 +54,8 @@ export interface BidderComponents {
   /** Resolves once this node holds what the submitter knows of the kill switch. */
   synced?: (peer: string, options: AbortOptions) => Promise<void>
   submitterFor: (peer: string) => SubmitterClient
+  /** Whether this device reaches a peer only through a relay (PlacementComponents.relayedTo). */
+  relayedTo?: (peer: string) => boolean
   /** Puts a record in the DHT at once (a bid the submitter did not receive). */
   publishNow: (key: Uint8Array, value: Uint8Array, task: TaskId) => void
   log: ProtocolLog
@@ -122,7 +124,8 @@ export class Bidder extends TypedEventTarget<BidderEvents> {
         }).catch((err: unknown) => { this.components.log.debug(`decline of ${announce.task} not delivered: ${errorText(err)}`) })
         return
       }
-      const bid = makeBid({ task: announce.task, submitter: announce.submitter, requirements: announce.requirements, agentSize: announce.agentSize }, caps, this.components.holdsAgent(announce.agent))
+      const relayed = announce.submitter !== self && this.components.relayedTo?.(announce.submitter) === true
+      const bid = makeBid({ task: announce.task, submitter: announce.submitter, requirements: announce.requirements, agentSize: announce.agentSize, inputSize: announce.inputSize }, caps, this.components.holdsAgent(announce.agent), relayed)
       seen.myBid = bid
       const record = await createBidRecord(bid, this.components.signer)
       if (!this.running) return

@@ -165,6 +165,11 @@ export interface PlacementComponents {
    */
   synced?: (peer: string, options: AbortOptions) => Promise<void>
   /**
+   * Whether this device reaches `peer` only through a relay: a bid for that peer's task then
+   * counts the agent and the input crossing the relay (RELAYED_* in cost.ts).
+   */
+  relayedTo?: (peer: string) => boolean
+  /**
    * Agents held beyond the store in memory (the registry's, on disk): a winner looks there before
    * it fetches from the submitter, members are served from there too, and `fetched` is told of
    * each agent a winner had to fetch (so it can keep the ones it wants).

@@ -22,6 +22,11 @@ export const FETCH_POINTS = 5
 /** Points per model the task names that this device does not list (it would reach it elsewhere). */
 export const MODEL_MISSING_POINTS = 100
 
+/** Points for running a task whose submitter this device reaches only through a relay. */
+export const RELAYED_POINTS = 10
+/** And per MiB that crosses the relay: the input, and the agent when it must be fetched. */
+export const RELAYED_POINTS_PER_MIB = 40
+
 export type Capability = { ok: true } | { ok: false, reason: string }
 
 /**
@@ -44,6 +49,10 @@ export interface BidContext {
   /** Whether this device already holds the agent's bytes. */
   holdsAgent: boolean
   agentSize: number
+  /** This device reaches the submitter only through a relay. */
+  relayed?: boolean
+  /** Bytes of the task's input (what crosses a relay besides the agent). */
+  inputSize?: number
 }
 
 function round1 (n: number): number {
@@ -93,6 +102,16 @@ export function computeCost (requirements: Requirements, caps: CapabilityReport,
   } else {
     reasons.push({ factor: 'agent', points: round1(FETCH_POINTS + context.agentSize / MiB), detail: `must fetch the agent (${Math.ceil(context.agentSize / 1024)} KiB)` })
   }
+  if (context.relayed === true) {
+    // a reason of the 'agent' kind, which every version reads: it is the agent's (and its
+    // input's) journey to this device that the relay makes dearer
+    const crossing = (context.inputSize ?? 0) + (context.holdsAgent ? 0 : context.agentSize)
+    reasons.push({
+      factor: 'agent',
+      points: round1(RELAYED_POINTS + RELAYED_POINTS_PER_MIB * crossing / MiB),
+      detail: `reached only through a relay: ${Math.ceil(crossing / 1024)} KiB of ${context.holdsAgent ? 'input' : 'agent and input'} cross it`
+    })
+  }
   if (requirements.models.length > 0) reasons.push(modelReason(requirements.models, caps.models))
   return { cost: round1(reasons.reduce((sum, r) => sum + r.points, 0)), reasons }
 }
@@ -122,7 +141,7 @@ export function bidState (caps: CapabilityReport): BidState {
 }
 
 /** The whole bid payload a device signs. */
-export function makeBid (task: { task: BidPayload['task'], submitter: string, requirements: Requirements, agentSize: number }, caps: CapabilityReport, holdsAgent: boolean): BidPayload {
-  const { cost, reasons } = computeCost(task.requirements, caps, { holdsAgent, agentSize: task.agentSize })
+export function makeBid (task: { task: BidPayload['task'], submitter: string, requirements: Requirements, agentSize: number, inputSize?: number }, caps: CapabilityReport, holdsAgent: boolean, relayed = false): BidPayload {
+  const { cost, reasons } = computeCost(task.requirements, caps, { holdsAgent, agentSize: task.agentSize, relayed, ...(task.inputSize != null ? { inputSize: task.inputSize } : {}) })
   return { v: 1, task: task.task, submitter: task.submitter, cost, reasons, holdsAgent, state: bidState(caps) }
 }

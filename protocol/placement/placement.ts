@@ -178,6 +178,7 @@ class PlacementService extends TypedEventTarget<PlacementEvents> implements Plac
       ...(components.refuses != null ? { refuses: components.refuses } : {}),
       ...(components.policy != null ? { policy: (announce, caps) => components.policy?.(self, announce, caps) } : {}),
       ...(components.synced != null ? { synced: components.synced } : {}),
+      ...(components.relayedTo != null ? { relayedTo: components.relayedTo } : {}),
       submitterFor: (peer) => this.submitterFor(peer),
       publishNow: (key, value, task) => { this.board.publish(key, value, { task, urgent: true }) },
       log

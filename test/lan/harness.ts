@@ -22,7 +22,7 @@ const MDNS_PROBE = fileURLToPath(new URL('./mdns-probe.ts', import.meta.url))
 
 /** Prefix of every namespace this harness makes; the sweep only ever touches these. */
 const NS_PREFIX = 'hvl-'
-const NS_PATTERN = /^hvl-(\d+)-([0-9a-f]+)-(br|h\d+)$/
+const NS_PATTERN = /^hvl-(\d+)-([0-9a-f]+)-(br\d*|h\d+|r\d+|pub)$/
 const DIR_PREFIX = 'hive-lan-'
 const DIR_PATTERN = /^hive-lan-(\d+)-([0-9a-f]+)$/
 /** The test LAN. Private, and only reachable from inside this run's namespaces. */
@@ -73,7 +73,7 @@ export async function run (file: string, args: string[], options: { timeoutMs?: 
 }
 
 /** Runs `ip …` and fails with its stderr when it fails. */
-async function ip (args: string[]): Promise<string> {
+export async function ip (args: string[]): Promise<string> {
   const result = await run('ip', args, { timeoutMs: 15_000 })
   if (result.code !== 0) throw new LanCommandError(`ip ${args.join(' ')} failed (${result.code ?? result.signal}): ${result.stderr.trim()}`)
   return result.stdout
@@ -217,7 +217,8 @@ export interface Host {
   readonly ns: string
   /** The port on the bridge this host's cable is plugged into. */
   readonly port: string
-  readonly address: string
+  /** Its address on the network it is on (changes when the host moves, see test/lan/world.ts). */
+  address: string
   readonly dataDir: string
   /** Set once its node has started (the PeerId stays across restarts). */
   peerId?: string
@@ -247,7 +248,7 @@ export class Lan {
   readonly root: string
   private readonly options: LanOptions
   private readonly children = new Set<ChildProcess>()
-  private readonly namespaces: string[] = []
+  protected readonly namespaces: string[] = []
   private readonly lines: LogLine[] = []
   private destroyed = false
   /**
@@ -282,9 +283,7 @@ export class Lan {
 
   /** Builds the bridge and the hosts' namespaces and cables. Undone by destroy(). */
   async create (): Promise<void> {
-    live.add(this)
-    installExitHooks()
-    await mkdir(this.root, { recursive: true, mode: 0o700 })
+    await this.prepare()
 
     const br = this.bridgeNs
     this.namespaces.push(br)
@@ -296,7 +295,6 @@ export class Lan {
     for (const host of this.hosts) {
       this.namespaces.push(host.ns)
       await ip(['netns', 'add', host.ns])
-      await mkdir(host.dataDir, { recursive: true, mode: 0o700 })
       // the cable: one end is the host's interface, the other a port of the bridge
       await ip(['-n', br, 'link', 'add', host.port, 'type', 'veth', 'peer', 'name', HOST_IFACE, 'netns', host.ns])
       await ip(['-n', br, 'link', 'set', host.port, 'master', this.bridge])
@@ -307,6 +305,14 @@ export class Lan {
       // mDNS sends to 224.0.0.251; with no default route the host needs a multicast route
       await ip(['-n', host.ns, 'route', 'add', '224.0.0.0/4', 'dev', HOST_IFACE])
     }
+  }
+
+  /** What every topology needs first: cleanup hooks, and the data directories. */
+  protected async prepare (): Promise<void> {
+    live.add(this)
+    installExitHooks()
+    await mkdir(this.root, { recursive: true, mode: 0o700 })
+    for (const host of this.hosts) await mkdir(host.dataDir, { recursive: true, mode: 0o700 })
   }
 
   host (index: number): Host {

@@ -11,7 +11,7 @@ import { CONTEXT_ID_MAX_LENGTH as CRDT_CONTEXT_ID_MAX_LENGTH, CONTEXT_ID_PATTERN
 import { FramedStream, HiveRecords, createRecord } from '../../../protocol/index.ts'
 import { AgentFetchRequest, createAgentStore, fetchAgent } from '../../../protocol/agents/index.ts'
 import {
-  CONTEXT_ID_MAX_LENGTH, CONTEXT_ID_PATTERN, Requirements, SubmitTask, awardKey, bidKey, canRun, computeCost, createAwardRecord, createBidRecord,
+  CONTEXT_ID_MAX_LENGTH, CONTEXT_ID_PATTERN, Requirements, SubmitTask, awardKey, bidKey, canRun, computeCost, RELAYED_POINTS, RELAYED_POINTS_PER_MIB, createAwardRecord, createBidRecord,
   MODEL_MISSING_POINTS, elect, explainText, makeBid, newTaskId, registerPlacementRecords, sha256Hex, tieBreak
 } from '../../../protocol/placement/index.ts'
 import { MAX_PERMISSIONS, PERMISSION_NAME_MAX } from '../../../protocol/placement/messages.ts'
@@ -96,6 +96,28 @@ describe('who may bid', () => {
     assert.ok(computeCost(r, caps({ power: { state: 'unknown' } }), { holdsAgent: true, agentSize: MiB }).cost > idle)
     assert.ok(computeCost(r, caps({ load: 1 }), { holdsAgent: true, agentSize: MiB }).cost > idle)
     assert.match(computeCost(r, caps({ load: 3, overridden: ['load'] }), { holdsAgent: true, agentSize: 0 }).reasons[0]!.detail, /load 3\.00 on 4 cores \(0\.75 per core\) \(set in configuration\)/)
+  })
+})
+
+describe('a device reached only through a relay', () => {
+  const req = (input: object = {}): Requirements => Requirements.parse(input)
+  it('costs more by what crosses the relay (the input, and the agent unless held), and still bids', () => {
+    const r = req()
+    const direct = computeCost(r, caps(), { holdsAgent: true, agentSize: 4 * MiB, inputSize: 2 * MiB })
+    const small = computeCost(r, caps(), { holdsAgent: true, agentSize: 4 * MiB, inputSize: 1024, relayed: true })
+    const large = computeCost(r, caps(), { holdsAgent: true, agentSize: 4 * MiB, inputSize: 2 * MiB, relayed: true })
+    const fetched = computeCost(r, caps(), { holdsAgent: false, agentSize: 4 * MiB, inputSize: 2 * MiB, relayed: true })
+    assert.deepEqual(canRun(r, caps(), 'me'), { ok: true }, 'a relayed device may still run it')
+    const relayReason = (c: typeof small): { points: number, detail: string } => c.reasons.find(x => x.detail.startsWith('reached only through a relay'))!
+    assert.equal(relayReason(small).points, RELAYED_POINTS + Math.round(RELAYED_POINTS_PER_MIB / 1024 * 10) / 10)
+    assert.equal(relayReason(large).points, RELAYED_POINTS + 2 * RELAYED_POINTS_PER_MIB)
+    assert.equal(relayReason(fetched).points, RELAYED_POINTS + 6 * RELAYED_POINTS_PER_MIB)
+    assert.match(relayReason(fetched).detail, /6144 KiB of agent and input cross it/)
+    assert.equal(relayReason(large).detail.length <= 200, true)
+    // the reason is of a kind every version reads
+    assert.equal(large.reasons.filter(x => x.detail.startsWith('reached')).every(x => x.factor === 'agent'), true)
+    assert.ok(small.cost < large.cost && large.cost < fetched.cost)
+    assert.equal(direct.reasons.some(x => x.detail.startsWith('reached only through a relay')), false)
   })
 })
 
