@@ -16,6 +16,7 @@ import * as llm from './commands/llm.ts'
 import * as dashboard from './commands/dashboard.ts'
 import * as events from './commands/events.ts'
 import * as control from './commands/control.ts'
+import * as simulate from './commands/simulate.ts'
 import type { CliIo } from './cli-context.ts'
 
 export const EXIT_OK = 0
@@ -57,6 +58,7 @@ export function buildProgram (io: CliIo): Command {
   dashboard.register(program, cli)
   events.register(program, cli)
   control.register(program, cli)
+  simulate.register(program, cli)
 
   eachCommand(program, (command) => {
     command.showHelpAfterError(usageLine(command))
