@@ -5,7 +5,8 @@ import { waitFor } from '../helpers/wait.ts'
 const count = Number(process.argv[2] ?? 20)
 const t0 = performance.now()
 const rss0 = process.memoryUsage().rss
-const hive = await startVirtualHive({ profiles: parseDeviceSpec(`${count}xlaptop`), logLevel: (process.env.LOGL ?? 'error') as 'warn', logSink: (l) => { process.stderr.write(l + '\n') } })
+const capMs = Number(process.env.CAP_MS ?? 3000)
+const hive = await startVirtualHive({ profiles: parseDeviceSpec(`${count}xlaptop`), init: () => ({ capabilities: { intervalMs: capMs, expireMs: capMs * 20 } }), logLevel: (process.env.LOGL ?? 'error') as 'warn', logSink: (l) => { process.stderr.write(l + '\n') } })
 console.log('opened+started', Math.round(performance.now() - t0))
 const nodes = hive.live()
 try {
