@@ -100,6 +100,7 @@ export async function startVirtualHive (init: VirtualHiveInit): Promise<VirtualH
   const dirs: string[] = []
   const devices: VirtualDevice[] = []
   const restore = new Map<string, () => void>()
+  const inits: HiveNodeInit[] = []
   const stop = async (): Promise<void> => {
     await Promise.all(devices.map(async d => { await d.node.stop() }))
     await Promise.all(dirs.map(async dir => { await rm(dir, { recursive: true, force: true, maxRetries: 5 }) }))
@@ -111,7 +112,7 @@ export async function startVirtualHive (init: VirtualHiveInit): Promise<VirtualH
       dirs.push(dir)
       const logger: Logger = createLogger(profile.name, { level: init.logLevel ?? 'error', ...(init.logSink != null ? { sink: init.logSink } : {}) })
       const extra = init.init?.(i) ?? {}
-      const node = await HiveNode.open({
+      const nodeInit: HiveNodeInit = {
         dataDir: dir,
         listen: [`/ip4/127.0.0.1/tcp/${ports[i]!}`],
         apiPort: 0,
@@ -123,12 +124,26 @@ export async function startVirtualHive (init: VirtualHiveInit): Promise<VirtualH
         logger,
         ...extra,
         capabilities: { ollamaUrl: null, ...extra.capabilities, probe: profileProbe(profile) }
-      })
+      }
+      inits.push(nodeInit)
+      const node = await HiveNode.open(nodeInit)
       devices.push({ profile, node, state: 'up' })
     }
     const nodes = devices.map(d => d.node)
     await formHive(nodes, ports.map((port, i) => [`/ip4/127.0.0.1/tcp/${port}/p2p/${nodes[i]!.peerId.toString()}`]))
-    await pool(nodes, init.startConcurrency ?? 4, async (node) => { await node.start() })
+    await pool(devices, init.startConcurrency ?? 4, async (device, i) => {
+      try {
+        await device.node.start()
+      } catch (err) {
+        // the port reserved for it was taken meanwhile (another node's outgoing connection may
+        // get it): start on another; the others learn the new address when it dials them
+        if ((err as Error).name !== 'UnsupportedListenAddressesError') throw err
+        const [port] = await freePorts(1)
+        const again = { ...inits[i]!, listen: [`/ip4/127.0.0.1/tcp/${port!}`] }
+        device.node = await HiveNode.open(again)
+        await device.node.start()
+      }
+    })
   } catch (err) {
     await stop().catch(() => {})
     throw err
