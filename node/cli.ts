@@ -20,6 +20,7 @@ import * as registry from './commands/registry.ts'
 import * as policy from './commands/policy.ts'
 import * as flow from './commands/flow.ts'
 import * as reach from './commands/reach.ts'
+import * as simulate from './commands/simulate.ts'
 import type { CliIo } from './cli-context.ts'
 
 export const EXIT_OK = 0
@@ -65,6 +66,7 @@ export function buildProgram (io: CliIo): Command {
   policy.register(program, cli)
   flow.register(program, cli)
   reach.register(program, cli)
+  simulate.register(program, cli)
 
   eachCommand(program, (command) => {
     command.showHelpAfterError(usageLine(command))

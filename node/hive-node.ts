@@ -124,8 +124,8 @@ function checkNetInit (net: NodeNetInit | undefined): void {
 
 export type { PeerRecord }
 
-/** Capability gossip settings a node may be started with (tests shorten the intervals). */
-export type CapabilitySettings = Pick<CapabilitiesInit, 'intervalMs' | 'expireMs' | 'ollamaUrl' | 'ollamaTimeoutMs' | 'powerSupplyDir' | 'localModels' | 'drmDir'>
+/** Capability gossip settings a node may be started with (tests shorten the intervals; `probe` is a device profile in place of this machine, as `simulate` gives each virtual device). */
+export type CapabilitySettings = Pick<CapabilitiesInit, 'intervalMs' | 'expireMs' | 'ollamaUrl' | 'ollamaTimeoutMs' | 'powerSupplyDir' | 'localModels' | 'drmDir' | 'probe'>
 
 type Db = Level<string, Uint8Array>
 

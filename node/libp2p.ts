@@ -45,7 +45,7 @@ export interface Libp2pInit {
   inboundConnectionThreshold: number
   connectionGater?: ConnectionGater
   /** gossipsub score hooks (membership graylists non-members). */
-  gossipScoreParams?: { appSpecificScore: (peer: string) => number, appSpecificWeight: number }
+  gossipScoreParams?: { appSpecificScore: (peer: string) => number, appSpecificWeight: number, IPColocationFactorWeight: number }
   version: string
   /** Where libp2p's own metrics go (the node's registry). */
   metrics?: (components: any) => Metrics

@@ -257,11 +257,18 @@ export class MembershipGate extends EventTarget {
     this.membership.removeEventListener('change', this.onMembershipChange)
   }
 
-  /** gossipsub `scoreParams` entries: non-members are graylisted, so their RPCs go unread. */
-  gossipScoreParams (): { appSpecificScore: (peer: string) => number, appSpecificWeight: number } {
+  /**
+   * gossipsub `scoreParams` entries: non-members are graylisted, so their RPCs go unread.
+   * gossipsub's own penalty for many peers behind one IP address is off: it stands against
+   * Sybil peers, which the member list already keeps out, and it graylisted every member of a
+   * hive with more than 11 devices behind one address (all of them on a host running a
+   * simulated hive, or behind one NAT), whose reports and tasks then went unheard.
+   */
+  gossipScoreParams (): { appSpecificScore: (peer: string) => number, appSpecificWeight: number, IPColocationFactorWeight: number } {
     return {
       appSpecificScore: (peer) => this.isMember(peer) ? 0 : NON_MEMBER_GOSSIP_SCORE,
-      appSpecificWeight: 1
+      appSpecificWeight: 1,
+      IPColocationFactorWeight: 0
     }
   }
 
