@@ -1,18 +1,17 @@
 // Signed halt and resume entries: the atoms of the hive's kill switch (PROTOCOL.md).
 //
-// An entry is a canonical CBOR body signed by a member's Ed25519 device key, carried as
-// { b: body bytes, s: signature }. The signature covers u32be(len(domain)) || domain || body,
-// with its own domain, so no membership entry, record or bid signature is ever valid as one.
-// Its id is the hex SHA-256 of the body bytes.
+// An entry is a signed entry of the wire kit (../wire/signed-entries.ts): a canonical CBOR body
+// signed by a member's Ed25519 device key, carried as { b: body bytes, s: signature }, its id the
+// hex SHA-256 of the body. The signature covers u32be(len(domain)) || domain || body with
+// CONTROL_ENTRY_DOMAIN, so no membership entry, record or bid signature is ever valid as one.
 
-import { createHash } from 'node:crypto'
-import { peerIdFromString } from '@libp2p/peer-id'
-import { decode as cborDecode, encode as cborEncode } from 'cborg'
 import { z } from 'zod'
-import { domainSigningBytes, verifyEd25519 } from '../wire/signing.ts'
+import { createSignedEntry, decodeSignedEntry, encodeSignedEntry, openSignedEntry, signedEntryId, wireSignedEntrySchema } from '../wire/signed-entries.ts'
+import { domainSigningBytes } from '../wire/signing.ts'
 import { InvalidControlEntryError } from './errors.ts'
 import { BudgetsSchema } from './budgets.ts'
 import { PolicySchema } from './policy.ts'
+import type { SignedEntry, SignedEntryKind, WireSignedEntry } from '../wire/signed-entries.ts'
 import type { Signer } from '../wire/signing.ts'
 
 export const CONTROL_ENTRY_DOMAIN = 'hive-node/control-entry/v1'
@@ -62,96 +61,49 @@ export type ControlBodyInput =
   | Omit<z.input<typeof PolicyBodySchema>, 'v' | 'by'>
   | Omit<z.input<typeof BudgetBodySchema>, 'v' | 'by'>
 
-export const WireControlEntrySchema = z.strictObject({
-  b: z.instanceof(Uint8Array).refine(b => b.byteLength <= MAX_SETTING_BODY_BYTES, `a body of at most ${MAX_SETTING_BODY_BYTES} bytes`),
-  s: z.instanceof(Uint8Array).refine(s => s.byteLength === 64, 'a 64-byte signature')
-})
-export interface WireControlEntry { b: Uint8Array, s: Uint8Array }
+export const WireControlEntrySchema = wireSignedEntrySchema(MAX_SETTING_BODY_BYTES)
+export type WireControlEntry = WireSignedEntry
 
-export interface ControlEntry {
-  readonly id: ControlEntryId
-  readonly body: ControlBody
-  readonly bytes: Uint8Array
-  readonly sig: Uint8Array
-}
+export type ControlEntry = SignedEntry<ControlBody, ControlEntryId>
 
 export function controlSigningBytes (body: Uint8Array): Uint8Array {
   return domainSigningBytes(CONTROL_ENTRY_DOMAIN, body)
 }
 
 export function controlEntryId (bytes: Uint8Array): ControlEntryId {
-  return createHash('sha256').update(bytes).digest('hex') as ControlEntryId
+  return signedEntryId<ControlEntryId>(bytes)
 }
 
-/** The issues of a union's parse, from the member whose `type` matched when one did. */
-function issues (error: z.ZodError): string {
-  const flat = error.issues.flatMap(i => i.code === 'invalid_union' ? (i.errors.find(e => !e.some(x => x.path[0] === 'type')) ?? i.errors.flat()) : [i])
-  return flat.slice(0, 4).map(i => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')
-}
-
-/** A halt or resume is small; only a setting may use the larger bound. */
-function checkSize (body: ControlBody, bytes: Uint8Array): void {
-  const max = kindOf(body.type) === 'switch' ? MAX_CONTROL_BODY_BYTES : MAX_SETTING_BODY_BYTES
-  if (bytes.byteLength > max) throw new InvalidControlEntryError(`a ${body.type} entry body is ${bytes.byteLength} bytes; at most ${max} are allowed`)
-}
-
-function canonical (body: ControlBody): Uint8Array {
-  return cborEncode(Object.fromEntries(Object.entries(body).filter(([, v]) => v !== undefined)))
+const CONTROL_ENTRY: SignedEntryKind<ControlBody> = {
+  what: 'control entry',
+  domain: CONTROL_ENTRY_DOMAIN,
+  schema: ControlBodySchema,
+  error: InvalidControlEntryError,
+  maxBodyBytes: MAX_SETTING_BODY_BYTES,
+  // a halt or resume is small; only a setting may use the larger bound
+  checkSize: (body, bytes) => {
+    const max = kindOf(body.type) === 'switch' ? MAX_CONTROL_BODY_BYTES : MAX_SETTING_BODY_BYTES
+    if (bytes.byteLength > max) throw new InvalidControlEntryError(`a ${body.type} entry body is ${bytes.byteLength} bytes; at most ${max} are allowed`)
+  }
 }
 
 /** Builds and signs an entry as `signer`. */
 export async function createControlEntry (body: ControlBodyInput, signer: Signer): Promise<ControlEntry> {
-  const parsed = ControlBodySchema.safeParse({ v: 1, ...body, by: signer.peerId })
-  if (!parsed.success) throw new InvalidControlEntryError(`cannot create a ${body.type} entry: ${issues(parsed.error)}`)
-  const bytes = canonical(parsed.data)
-  checkSize(parsed.data, bytes)
-  const sig = await signer.sign(controlSigningBytes(bytes))
-  return { id: controlEntryId(bytes), body: parsed.data, bytes, sig }
+  return createSignedEntry<ControlBody, ControlEntryId>(CONTROL_ENTRY, body, signer)
 }
 
 /** Decodes and checks one entry: shape, canonical encoding, and the signature of `by`. */
 export function openControlEntry (wire: WireControlEntry): ControlEntry {
-  const { b: bytes, s: sig } = wire
-  let raw: unknown
-  try {
-    raw = cborDecode(bytes, { useMaps: false, rejectDuplicateMapKeys: true })
-  } catch (err) {
-    throw new InvalidControlEntryError(`control entry body is not CBOR: ${(err as Error).message}`)
-  }
-  const parsed = ControlBodySchema.safeParse(raw)
-  if (!parsed.success) throw new InvalidControlEntryError(`control entry body is invalid: ${issues(parsed.error)}`)
-  const body = parsed.data
-  checkSize(body, bytes)
-  if (Buffer.compare(Buffer.from(canonical(body)), Buffer.from(bytes)) !== 0) throw new InvalidControlEntryError('control entry body is not canonically encoded')
-  let publicKey: Uint8Array
-  try {
-    const id = peerIdFromString(body.by)
-    if (id.type !== 'Ed25519') throw new Error('not an Ed25519 PeerId')
-    publicKey = id.publicKey.raw
-  } catch (err) {
-    throw new InvalidControlEntryError(`control entry names a bad signer: ${(err as Error).message}`)
-  }
-  if (!verifyEd25519(publicKey, controlSigningBytes(bytes), sig)) {
-    throw new InvalidControlEntryError(`control entry ${controlEntryId(bytes).slice(0, 12)} has a signature that does not verify for ${body.by}`)
-  }
-  return { id: controlEntryId(bytes), body, bytes, sig }
+  return openSignedEntry<ControlBody, ControlEntryId>(CONTROL_ENTRY, wire)
 }
 
 export function encodeControlEntry (entry: ControlEntry): Uint8Array {
-  return cborEncode({ b: entry.bytes, s: entry.sig })
+  return encodeSignedEntry(entry)
 }
 
 /** Decodes an entry from its stored form (checked as one from the network). */
 export function decodeControlEntry (stored: Uint8Array): ControlEntry {
-  let raw: unknown
-  try {
-    raw = cborDecode(stored, { useMaps: false, rejectDuplicateMapKeys: true })
-  } catch (err) {
-    throw new InvalidControlEntryError(`stored control entry is not CBOR: ${(err as Error).message}`)
-  }
-  const parsed = WireControlEntrySchema.safeParse(raw)
-  if (!parsed.success) throw new InvalidControlEntryError('stored control entry is not { b, s }')
-  return openControlEntry(parsed.data)
+  return decodeSignedEntry<ControlBody, ControlEntryId>(CONTROL_ENTRY, stored)
 }
 
 /**

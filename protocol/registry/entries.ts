@@ -1,17 +1,16 @@
 // Signed catalog entries: the atoms of the hive's agent registry (PROTOCOL.md).
 //
-// An entry is a canonical CBOR body signed by a member's Ed25519 device key, carried as
-// { b: body bytes, s: signature }. The signature covers domainSigningBytes(REGISTRY_ENTRY_DOMAIN,
-// body), a domain no other signature of the hive uses, so no membership entry, halt, record or bid
-// signature is ever valid as one. Its id is the hex SHA-256 of the body bytes.
+// An entry is a signed entry of the wire kit (../wire/signed-entries.ts): a canonical CBOR body
+// signed by a member's Ed25519 device key, carried as { b: body bytes, s: signature }, its id the
+// hex SHA-256 of the body. The signature's domain, REGISTRY_ENTRY_DOMAIN, no other signature of
+// the hive uses, so no membership entry, halt, record or bid signature is ever valid as one.
 
-import { createHash } from 'node:crypto'
-import { peerIdFromString } from '@libp2p/peer-id'
-import { decode as cborDecode, encode as cborEncode } from 'cborg'
 import { z } from 'zod'
 import { DIGEST_PATTERN } from '../wire/ids.ts'
-import { domainSigningBytes, verifyEd25519 } from '../wire/signing.ts'
+import { createSignedEntry, decodeSignedEntry, encodeSignedEntry, openSignedEntry, signedEntryId, wireSignedEntrySchema } from '../wire/signed-entries.ts'
+import { domainSigningBytes } from '../wire/signing.ts'
 import { InvalidAgentRefError, InvalidCatalogEntryError } from './errors.ts'
+import type { SignedEntry, SignedEntryKind, WireSignedEntry } from '../wire/signed-entries.ts'
 import type { Signer } from '../wire/signing.ts'
 
 export const REGISTRY_ENTRY_DOMAIN = 'hive-node/registry-entry/v1'
@@ -143,35 +142,33 @@ export type PublishBody = z.infer<typeof PublishBodySchema>
 export type YankBody = z.infer<typeof YankBodySchema>
 export type CatalogBody = z.infer<typeof CatalogBodySchema>
 
-export const WireCatalogEntrySchema = z.strictObject({
-  b: z.instanceof(Uint8Array).refine(b => b.byteLength <= MAX_REGISTRY_BODY_BYTES, `a body of at most ${MAX_REGISTRY_BODY_BYTES} bytes`),
-  s: z.instanceof(Uint8Array).refine(s => s.byteLength === 64, 'a 64-byte signature')
-})
-export interface WireCatalogEntry { b: Uint8Array, s: Uint8Array }
+export const WireCatalogEntrySchema = wireSignedEntrySchema(MAX_REGISTRY_BODY_BYTES)
+export type WireCatalogEntry = WireSignedEntry
 
 export type CatalogEntryId = string & { readonly __brand: 'CatalogEntryId' }
 
-export interface CatalogEntry<B extends CatalogBody = CatalogBody> {
-  readonly id: CatalogEntryId
-  readonly body: B
-  readonly bytes: Uint8Array
-  readonly sig: Uint8Array
-}
+export type CatalogEntry<B extends CatalogBody = CatalogBody> = SignedEntry<B, CatalogEntryId>
 
 export function registrySigningBytes (body: Uint8Array): Uint8Array {
   return domainSigningBytes(REGISTRY_ENTRY_DOMAIN, body)
 }
 
 export function catalogEntryId (bytes: Uint8Array): CatalogEntryId {
-  return createHash('sha256').update(bytes).digest('hex') as CatalogEntryId
+  return signedEntryId<CatalogEntryId>(bytes)
 }
 
-function canonical (body: CatalogBody): Uint8Array {
-  return cborEncode(Object.fromEntries(Object.entries(body).filter(([, v]) => v !== undefined)))
-}
-
-function issues (error: z.ZodError): string {
-  return error.issues.map(i => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')
+const CATALOG_ENTRY: SignedEntryKind<CatalogBody> = {
+  what: 'catalog entry',
+  domain: REGISTRY_ENTRY_DOMAIN,
+  schema: CatalogBodySchema,
+  error: InvalidCatalogEntryError,
+  maxBodyBytes: MAX_REGISTRY_BODY_BYTES,
+  // reached only when signing: an opened body larger than the bound is refused before decoding
+  checkSize: (body, bytes) => {
+    if (bytes.byteLength <= MAX_REGISTRY_BODY_BYTES) return
+    throw new InvalidCatalogEntryError(`the ${body.type} entry for ${body.name}@${body.version} is ${bytes.byteLength} bytes, more than the ${MAX_REGISTRY_BODY_BYTES} an entry may be; shorten the manifest's description or its tools' parameter schemas`)
+  },
+  describe: (body) => `${body.type} ${body.name}@${body.version}`
 }
 
 export type PublishFields = Omit<PublishBody, 'v' | 'by' | 'type'>
@@ -179,59 +176,21 @@ export type YankFields = Omit<YankBody, 'v' | 'by' | 'type'>
 
 /** Builds and signs a publish or yank entry as `signer`. */
 export async function createCatalogEntry (body: ({ type: 'publish' } & PublishFields) | ({ type: 'yank' } & YankFields), signer: Signer): Promise<CatalogEntry> {
-  const parsed = CatalogBodySchema.safeParse({ v: 1, ...body, by: signer.peerId })
-  if (!parsed.success) throw new InvalidCatalogEntryError(`cannot create a ${body.type} entry: ${issues(parsed.error)}`)
-  const bytes = canonical(parsed.data)
-  if (bytes.byteLength > MAX_REGISTRY_BODY_BYTES) {
-    throw new InvalidCatalogEntryError(`the ${body.type} entry for ${body.name}@${body.version} is ${bytes.byteLength} bytes, more than the ${MAX_REGISTRY_BODY_BYTES} an entry may be; shorten the manifest's description or its tools' parameter schemas`)
-  }
-  const sig = await signer.sign(registrySigningBytes(bytes))
-  return { id: catalogEntryId(bytes), body: parsed.data, bytes, sig }
+  return createSignedEntry<CatalogBody, CatalogEntryId>(CATALOG_ENTRY, body, signer)
 }
 
 /** Decodes and checks one entry: shape, canonical encoding, and the signature of `by`. */
 export function openCatalogEntry (wire: WireCatalogEntry): CatalogEntry {
-  const { b: bytes, s: sig } = wire
-  if (bytes.byteLength > MAX_REGISTRY_BODY_BYTES) throw new InvalidCatalogEntryError(`catalog entry body is ${bytes.byteLength} bytes, more than ${MAX_REGISTRY_BODY_BYTES}`)
-  let raw: unknown
-  try {
-    raw = cborDecode(bytes, { useMaps: false, rejectDuplicateMapKeys: true })
-  } catch (err) {
-    throw new InvalidCatalogEntryError(`catalog entry body is not CBOR: ${(err as Error).message}`)
-  }
-  const parsed = CatalogBodySchema.safeParse(raw)
-  if (!parsed.success) throw new InvalidCatalogEntryError(`catalog entry body is invalid: ${issues(parsed.error)}`)
-  const body = parsed.data
-  if (Buffer.compare(Buffer.from(canonical(body)), Buffer.from(bytes)) !== 0) throw new InvalidCatalogEntryError('catalog entry body is not canonically encoded')
-  let publicKey: Uint8Array
-  try {
-    const id = peerIdFromString(body.by)
-    if (id.type !== 'Ed25519') throw new Error('not an Ed25519 PeerId')
-    publicKey = id.publicKey.raw
-  } catch (err) {
-    throw new InvalidCatalogEntryError(`catalog entry names a bad signer: ${(err as Error).message}`)
-  }
-  if (!verifyEd25519(publicKey, registrySigningBytes(bytes), sig)) {
-    throw new InvalidCatalogEntryError(`catalog entry ${catalogEntryId(bytes).slice(0, 12)} (${body.type} ${body.name}@${body.version}) has a signature that does not verify for ${body.by}`)
-  }
-  return { id: catalogEntryId(bytes), body, bytes, sig }
+  return openSignedEntry<CatalogBody, CatalogEntryId>(CATALOG_ENTRY, wire)
 }
 
 export function encodeCatalogEntry (entry: CatalogEntry): Uint8Array {
-  return cborEncode({ b: entry.bytes, s: entry.sig })
+  return encodeSignedEntry(entry)
 }
 
 /** Decodes an entry from its stored form (checked as one from the network). */
 export function decodeCatalogEntry (stored: Uint8Array): CatalogEntry {
-  let raw: unknown
-  try {
-    raw = cborDecode(stored, { useMaps: false, rejectDuplicateMapKeys: true })
-  } catch (err) {
-    throw new InvalidCatalogEntryError(`stored catalog entry is not CBOR: ${(err as Error).message}`)
-  }
-  const parsed = WireCatalogEntrySchema.safeParse(raw)
-  if (!parsed.success) throw new InvalidCatalogEntryError('stored catalog entry is not { b, s }')
-  return openCatalogEntry(parsed.data)
+  return decodeSignedEntry<CatalogBody, CatalogEntryId>(CATALOG_ENTRY, stored)
 }
 
 /**

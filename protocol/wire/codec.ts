@@ -16,9 +16,10 @@ export function encodeMessage (message: unknown): Uint8Array {
 
 /**
  * Decodes CBOR bytes and validates them against `schema`. `what` names the thing in the error
- * ("peer record payload"); the error is a MalformedMessageError unless `error` names another.
+ * ("peer record payload"); the error is a MalformedMessageError unless `error` names another,
+ * and names at most `maxIssues` of the schema's complaints.
  */
-export function decodeCbor<S extends z.ZodType> (bytes: Uint8Array, schema: S, what: string, error: CodecErrorClass = MalformedMessageError): z.infer<S> {
+export function decodeCbor<S extends z.ZodType> (bytes: Uint8Array, schema: S, what: string, error: CodecErrorClass = MalformedMessageError, maxIssues = Infinity): z.infer<S> {
   let value: unknown
   try {
     value = cborDecode(bytes, { useMaps: false, rejectDuplicateMapKeys: true })
@@ -26,10 +27,22 @@ export function decodeCbor<S extends z.ZodType> (bytes: Uint8Array, schema: S, w
     throw new error(`${what} is not CBOR: ${(err as Error).message}`)
   }
   const parsed = schema.safeParse(value)
-  if (!parsed.success) {
-    throw new error(`${what} is invalid: ${parsed.error.issues.map(i => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`)
-  }
+  if (!parsed.success) throw new error(`${what} is invalid: ${describeIssues(parsed.error, maxIssues)}`)
   return parsed.data
+}
+
+/**
+ * A schema's complaints as one line, `path: message; ...`, at most `max` of them. A union that
+ * failed says why the member its `type` chose failed, not only "Invalid input" at its root: that
+ * is the member the sender meant.
+ */
+export function describeIssues (error: z.ZodError, max = Infinity): string {
+  const flat = error.issues.flatMap(function unfold (issue: z.core.$ZodIssue): Array<{ path: PropertyKey[], message: string }> {
+    if (issue.code !== 'invalid_union' || issue.errors.length === 0) return [issue]
+    const meant = issue.errors.find(branch => !branch.some(i => i.path[0] === 'type')) ?? issue.errors.flat()
+    return meant.flatMap(unfold).map(i => ({ path: [...issue.path, ...i.path], message: i.message }))
+  })
+  return flat.slice(0, max).map(i => `${i.path.map(String).join('.') || '(root)'}: ${i.message}`).join('; ')
 }
 
 /** Decodes one protocol message; anything else is a MalformedMessageError. */

@@ -20,6 +20,16 @@ describe('CBOR-plus-schema codec', () => {
     assert.throws(() => decodeCbor(encodeMessage({ x: 1, y: 2, label: 'much too long' }), Point, 'point'), { message: /label/ })
   })
 
+  it('names, in a union, the fields of the member the `type` chose, under the union\'s own path, as many as asked', () => {
+    const A = z.strictObject({ type: z.literal('a'), x: z.int() })
+    const B = z.strictObject({ type: z.literal('b'), y: z.string() })
+    const Holder = z.strictObject({ u: z.union([A, B]) })
+    assert.throws(() => decodeCbor(encodeMessage({ u: { type: 'a', x: 'one' } }), Holder, 'holder'), { message: /^holder is invalid: u\.x: [^;]*$/ })
+    assert.throws(() => decodeCbor(encodeMessage({ type: 'c' }), z.discriminatedUnion('type', [A, B]), 'either'), { message: /^either is invalid: type: / })
+    const Many = z.strictObject({ a: z.int(), b: z.int(), c: z.int() })
+    assert.throws(() => decodeCbor(encodeMessage({ a: 'x', b: 'y', c: 'z' }), Many, 'many', undefined, 2), { message: /^many is invalid: a: [^;]*; b: [^;]*$/ })
+  })
+
   it('throws the error class it is given', () => {
     assert.throws(() => decodeCbor(encodeMessage([1]), Point, 'peer record payload', InvalidRecordError), (err: Error) => {
       assert.ok(err instanceof InvalidRecordError)
