@@ -7,21 +7,20 @@
 // Protocol /hive/control/1.0.0, one exchange per stream:
 //   initiator -> responder  { t: 'entries', hive, entries }   every entry it holds
 //   responder -> initiator  { t: 'entries', hive, entries }   every entry it holds
-// Each side merges what it got. An exchange runs with every member when a connection opens, and
-// after a change with every connected member but the one it came from (so a change travels
-// once). One entry that does not verify and the whole message is refused, and the sender hung up
-// on. A bidder asks `synced(submitter)` first: a device back from offline hears of a halt
-// before it bids on anything.
+// Each side merges what it got. When exchanges run is ../wire/replicated-entries.ts: with every
+// member when a connection opens, and after a change with every connected member but the one it
+// came from (so a change travels once). One entry that does not verify and the whole message is
+// refused, and the sender hung up on. A bidder asks `synced(submitter)` first: a device back
+// from offline hears of a halt before it bids on anything.
 //
 // Invariant: persist, then apply, then forward (as crdt/store.ts): an entry this node forwarded
 // or acted on is on its disk.
 
-import { peerIdFromString } from '@libp2p/peer-id'
 import { z } from 'zod'
-import { isPeerFault } from '../wire/errors.ts'
 import { CONTROL_PROTOCOL } from '../wire/ids.ts'
 import { SILENT_LOG } from '../wire/log.ts'
-import { dialFramed, serveProtocol } from '../wire/serve.ts'
+import { createReplicatedEntries } from '../wire/replicated-entries.ts'
+import { toWireSignedEntry } from '../wire/signed-entries.ts'
 import { TypedEventTarget } from '../placement/events.ts'
 import { ControlRefusedError, HaltedError, InvalidControlEntryError } from './errors.ts'
 import {
@@ -32,9 +31,10 @@ import { EMPTY_POLICY } from './policy.ts'
 import type { ControlEntry, ControlKind } from './entries.ts'
 import type { Budgets } from './budgets.ts'
 import type { Policy } from './policy.ts'
-import type { ProtocolHost, ProtocolLog, PeerGate, ServedProtocol } from '../wire/serve.ts'
+import type { ReplicaHost, ReplicatedEntries } from '../wire/replicated-entries.ts'
+import type { ProtocolLog, PeerGate } from '../wire/serve.ts'
 import type { Signer } from '../wire/signing.ts'
-import type { AbortOptions, PeerId } from '@libp2p/interface'
+import type { AbortOptions } from '@libp2p/interface'
 
 /** Entries held at most; beyond it the least are dropped, which never changes the state (the greatest decides). */
 export const MAX_CONTROL_ENTRIES = 256
@@ -97,12 +97,7 @@ export interface ControlDb {
   values: () => AsyncIterable<Uint8Array>
 }
 
-export interface ControlHost extends ProtocolHost {
-  getPeers: () => PeerId[]
-  getConnections: (peer?: PeerId) => Array<{ status: string, limits?: unknown }>
-  addEventListener: (type: 'connection:open' | 'peer:disconnect', listener: (event: CustomEvent<any>) => void) => void
-  removeEventListener: (type: 'connection:open' | 'peer:disconnect', listener: (event: CustomEvent<any>) => void) => void
-}
+export type ControlHost = ReplicaHost
 
 export interface ControlComponents {
   db: ControlDb
@@ -148,9 +143,7 @@ class ControlService extends TypedEventTarget<ControlEvents> implements Control 
   private readonly components: ControlComponents
   private readonly log: ProtocolLog
   private readonly held = new Map<string, ControlEntry>()
-  private readonly syncedPeers = new Set<string>()
-  private readonly inFlight = new Map<string, Promise<void>>()
-  private served?: ServedProtocol
+  private readonly replica: ReplicatedEntries
   private running = false
   private current: HaltState = { halted: false }
   private currentPolicy: Setting<Policy> = { value: EMPTY_POLICY }
@@ -160,6 +153,25 @@ class ControlService extends TypedEventTarget<ControlEvents> implements Control 
     super()
     this.components = components
     this.log = components.log ?? SILENT_LOG
+    this.replica = createReplicatedEntries<ControlEntry>({
+      name: 'control',
+      protocol: CONTROL_PROTOCOL,
+      maxMessageBytes: MAX_CONTROL_MESSAGE_BYTES,
+      timeoutMs: EXCHANGE_TIMEOUT_MS,
+      maxInboundStreams: MAX_CONTROL_STREAMS,
+      isEntryFault: (err) => err instanceof InvalidControlEntryError,
+      initiate: async (stream, peer, signal) => {
+        await stream.write(this.message(), { signal })
+        return this.check(await stream.read(EntriesMessage, { signal }), peer)
+      },
+      respond: async (stream, peer, signal) => {
+        const entries = this.check(await stream.read(EntriesMessage, { signal }), peer)
+        await stream.write(this.message(), { signal })
+        return entries
+      },
+      merge: async (entries, from) => { await this.merge(entries, from) },
+      onRefused: (peer, error) => { this.emit('refused', { peer, error }) }
+    }, components)
   }
 
   async start (): Promise<void> {
@@ -177,54 +189,17 @@ class ControlService extends TypedEventTarget<ControlEvents> implements Control 
     this.currentPolicy = this.setting('policy', EMPTY_POLICY)
     this.currentBudgets = this.setting('budget', EMPTY_BUDGETS)
     this.running = true
-    const { host } = this.components
-    this.served = await serveProtocol(host, CONTROL_PROTOCOL, async (stream, { peer, signal }) => {
-      const from = peer.toString()
-      const got = await stream.read(EntriesMessage, { signal })
-      const entries = this.check(got, from)
-      await stream.write(this.message(), { signal })
-      this.syncedPeers.add(from)
-      await this.merge(entries, from)
-    }, {
-      log: this.log,
-      ...(this.components.gate != null ? { gate: this.components.gate } : {}),
-      maxMessageBytes: MAX_CONTROL_MESSAGE_BYTES,
-      timeoutMs: EXCHANGE_TIMEOUT_MS,
-      maxInboundStreams: MAX_CONTROL_STREAMS,
-      isPeerFault: (err) => isPeerFault(err) || err instanceof InvalidControlEntryError,
-      onPeerFault: (peer, error) => { this.emit('refused', { peer: peer.toString(), error: `${error.name}: ${error.message}` }) }
-    })
-    host.addEventListener('connection:open', this.onConnect)
-    host.addEventListener('peer:disconnect', this.onDisconnect)
-    this.resync()
+    await this.replica.start()
   }
 
   async stop (): Promise<void> {
     if (!this.running) return
     this.running = false
-    this.components.host.removeEventListener('connection:open', this.onConnect)
-    this.components.host.removeEventListener('peer:disconnect', this.onDisconnect)
-    await this.served?.stop().catch(() => {})
-  }
-
-  /** A connection opened: a member's first full one (not a pairing one) gets an exchange. */
-  private readonly onConnect = (event: CustomEvent<{ remotePeer: PeerId, limits?: unknown }>): void => {
-    if (event.detail.limits != null) return
-    const peer = event.detail.remotePeer.toString()
-    if (this.syncedPeers.has(peer) || !this.components.isMember(peer)) return
-    void this.exchange(peer).catch(() => {})
-  }
-
-  private readonly onDisconnect = (event: CustomEvent<PeerId>): void => {
-    this.syncedPeers.delete(event.detail.toString())
+    await this.replica.stop()
   }
 
   resync (): void {
-    if (!this.running) return
-    for (const peer of this.components.host.getPeers()) {
-      const id = peer.toString()
-      if (this.components.isMember(id)) void this.exchange(id).catch(() => {})
-    }
+    this.replica.resync()
   }
 
   state (): HaltState {
@@ -290,60 +265,11 @@ class ControlService extends TypedEventTarget<ControlEvents> implements Control 
   }
 
   async synced (peer: string, options: AbortOptions = {}): Promise<void> {
-    if (this.syncedPeers.has(peer) || !this.running) return
-    const attempt = this.exchange(peer).catch(() => {})
-    const aborted = Promise.withResolvers<void>()
-    const onAbort = (): void => { aborted.resolve() }
-    options.signal?.addEventListener('abort', onAbort, { once: true })
-    try {
-      await Promise.race([attempt, aborted.promise])
-    } finally {
-      options.signal?.removeEventListener('abort', onAbort)
-    }
-  }
-
-  /** One exchange with `peer`; concurrent asks share it. */
-  private async exchange (peer: string): Promise<void> {
-    const running = this.inFlight.get(peer)
-    if (running != null) return running
-    const attempt = this.runExchange(peer).finally(() => { this.inFlight.delete(peer) })
-    this.inFlight.set(peer, attempt)
-    return attempt
-  }
-
-  /**
-   * Exchanges ride a connection that is already open and not limited: this part never dials a
-   * device itself (the dialler and pairing do), and a pairing connection carries pairing only.
-   */
-  private reachable (peer: string): boolean {
-    return this.components.host.getConnections(peerIdFromString(peer)).some(c => c.status === 'open' && c.limits == null)
-  }
-
-  private async runExchange (peer: string): Promise<void> {
-    if (!this.reachable(peer)) throw new Error(`no open connection to ${peer}`)
-    const signal = AbortSignal.timeout(EXCHANGE_TIMEOUT_MS)
-    const stream = await dialFramed(this.components.host, peerIdFromString(peer), CONTROL_PROTOCOL, { signal, maxMessageBytes: MAX_CONTROL_MESSAGE_BYTES })
-    let entries: ControlEntry[]
-    try {
-      await stream.write(this.message(), { signal })
-      const got = await stream.read(EntriesMessage, { signal })
-      entries = this.check(got, peer)
-      await stream.close({ signal }).catch(() => {})
-    } catch (err) {
-      stream.abort(err instanceof Error ? err : new Error(String(err)))
-      if (isPeerFault(err) || err instanceof InvalidControlEntryError) {
-        this.log.warn(`control: dropping ${peer}: ${(err as Error).name}: ${(err as Error).message}`)
-        this.emit('refused', { peer, error: `${(err as Error).name}: ${(err as Error).message}` })
-        await this.components.host.hangUp(peerIdFromString(peer)).catch(() => {})
-      }
-      throw err
-    }
-    this.syncedPeers.add(peer)
-    await this.merge(entries, peer)
+    await this.replica.synced(peer, options)
   }
 
   private message (): z.infer<typeof EntriesMessage> {
-    return { t: 'entries', hive: this.components.hiveId(), entries: this.entries().map(e => ({ b: new Uint8Array(e.bytes), s: new Uint8Array(e.sig) })) }
+    return { t: 'entries', hive: this.components.hiveId(), entries: this.entries().map(toWireSignedEntry) }
   }
 
   /**
@@ -397,12 +323,7 @@ class ControlService extends TypedEventTarget<ControlEvents> implements Control 
       this.log.info?.(`control: budgets set by ${this.currentBudgets.by ?? '?'}${from != null ? ` (heard from ${from})` : ''}`)
       this.emit('budgets', { ...this.budgets(), ...(from != null ? { from } : {}) })
     }
-    if (!this.running) return
-    for (const peer of this.components.host.getPeers()) {
-      const id = peer.toString()
-      // a fresh exchange, not one already under way: that one may have sent the set before this change
-      if (id !== from && this.components.isMember(id)) void this.runExchange(id).catch(() => {})
-    }
+    this.replica.forward(from)
   }
 
   /**

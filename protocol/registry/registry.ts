@@ -8,9 +8,10 @@
 //   responder -> initiator  { t: 'have', hive, ids }
 //   responder -> initiator  { t: 'entries', entries, more } ...    what the initiator lacks
 //   initiator -> responder  { t: 'entries', entries, more } ...    what the responder lacks
-// An exchange runs with a member when a connection to it opens, when the member list changes, and
-// after a change with every connected member but the one it came from (a change travels once).
-// One entry that does not verify and the whole exchange is refused and the sender hung up on.
+// When exchanges run, and what becomes of a peer that sends an entry that does not verify (the
+// whole exchange is refused and the sender hung up on), is ../wire/replicated-entries.ts: with a
+// member when a connection to it opens, when the member list changes, and after a change with
+// every connected member but the one it came from (a change travels once).
 //
 // Invariant: persist, then apply, then forward (as crdt/store.ts); and a component is on this
 // device's disk before its publish entry leaves it.
@@ -21,10 +22,11 @@ import { agentDigest } from '../agents/store.ts'
 import { AgentDigestMismatchError, AgentFetchError } from '../agents/errors.ts'
 import { fetchAgentFromAny } from '../agents/fetch.ts'
 import { TypedEventTarget } from '../placement/events.ts'
-import { isPeerFault, MalformedMessageError } from '../wire/errors.ts'
+import { MalformedMessageError } from '../wire/errors.ts'
 import { REGISTRY_PROTOCOL } from '../wire/ids.ts'
 import { SILENT_LOG } from '../wire/log.ts'
-import { dialFramed, serveProtocol } from '../wire/serve.ts'
+import { createReplicatedEntries } from '../wire/replicated-entries.ts'
+import { toWireSignedEntry } from '../wire/signed-entries.ts'
 import { Catalog } from './catalog.ts'
 import {
   MAX_REGISTRY_BODY_BYTES, WireCatalogEntrySchema, createCatalogEntry, decodeCatalogEntry, encodeCatalogEntry, formatAgentRef, openCatalogEntry, parseAgentRef
@@ -34,9 +36,10 @@ import type { PublishedAgent, PublishedVersion } from './catalog.ts'
 import type { CatalogEntry, ManifestSummary } from './entries.ts'
 import type { AgentDigest } from '../agents/store.ts'
 import type { FramedStream } from '../wire/framing.ts'
-import type { PeerGate, ProtocolHost, ProtocolLog, ServedProtocol } from '../wire/serve.ts'
+import type { ReplicaHost, ReplicatedEntries } from '../wire/replicated-entries.ts'
+import type { PeerGate, ProtocolLog } from '../wire/serve.ts'
 import type { Signer } from '../wire/signing.ts'
-import type { AbortOptions, PeerId } from '@libp2p/interface'
+import type { AbortOptions } from '@libp2p/interface'
 
 /** Entries a device holds at most; beyond it new ones are refused (dropping one could change what a name resolves to). */
 export const MAX_REGISTRY_ENTRIES = 4096
@@ -73,12 +76,7 @@ export interface RegistryDb {
   values: () => AsyncIterable<Uint8Array>
 }
 
-export interface RegistryHost extends ProtocolHost {
-  getPeers: () => PeerId[]
-  getConnections: (peer?: PeerId) => Array<{ status: string, limits?: unknown }>
-  addEventListener: (type: 'connection:open' | 'peer:disconnect', listener: (event: CustomEvent<any>) => void) => void
-  removeEventListener: (type: 'connection:open' | 'peer:disconnect', listener: (event: CustomEvent<any>) => void) => void
-}
+export type RegistryHost = ReplicaHost
 
 /** What the registry learns from an agent's bytes: the node reads the manifest through the sandbox. */
 export interface InspectedAgent {
@@ -149,17 +147,43 @@ class RegistryService extends TypedEventTarget<RegistryEvents> implements Regist
   private readonly held = new Map<string, CatalogEntry>()
   private readonly catalog = new Catalog()
   private readonly digests = new Set<string>()
-  private readonly syncedPeers = new Set<string>()
-  private readonly inFlight = new Map<string, Promise<void>>()
   /** Components being fetched: concurrent asks for one digest share one fetch. */
   private readonly fetching = new Map<string, Promise<Uint8Array>>()
-  private served?: ServedProtocol
+  private readonly replica: ReplicatedEntries
   private running = false
 
   constructor (components: RegistryComponents) {
     super()
     this.components = components
     this.log = components.log ?? SILENT_LOG
+    this.replica = createReplicatedEntries<CatalogEntry>({
+      name: 'registry',
+      protocol: REGISTRY_PROTOCOL,
+      maxMessageBytes: MAX_REGISTRY_MESSAGE_BYTES,
+      timeoutMs: EXCHANGE_TIMEOUT_MS,
+      maxInboundStreams: 8,
+      isEntryFault: (err) => err instanceof InvalidCatalogEntryError,
+      initiate: async (stream, peer, signal) => {
+        await stream.write(this.have(), { signal })
+        const have = await stream.read(HaveMessage, { signal })
+        const same = have.hive === this.components.hiveId()
+        const got = await this.receive(stream, signal)
+        await this.send(stream, same ? this.lacking(have.ids) : [], signal)
+        if (same) return got
+        this.log.debug(`registry: ${peer} is in another hive; its entries are set aside`)
+        return []
+      },
+      respond: async (stream, _peer, signal) => {
+        const have = await stream.read(HaveMessage, { signal })
+        const same = have.hive === this.components.hiveId()
+        await stream.write(this.have(), { signal })
+        await this.send(stream, same ? this.lacking(have.ids) : [], signal)
+        const got = await this.receive(stream, signal)
+        return same ? got : []
+      },
+      merge: async (entries, from) => { await this.merge(entries, from) },
+      onRefused: (peer, error) => { this.emit('refused', { peer, error }) }
+    }, components)
   }
 
   async start (): Promise<void> {
@@ -173,52 +197,17 @@ class RegistryService extends TypedEventTarget<RegistryEvents> implements Regist
       }
     }
     this.running = true
-    const { host } = this.components
-    this.served = await serveProtocol(host, REGISTRY_PROTOCOL, async (stream, { peer, signal }) => {
-      const from = peer.toString()
-      const have = await stream.read(HaveMessage, { signal })
-      const same = have.hive === this.components.hiveId()
-      await stream.write(this.have(), { signal })
-      await this.send(stream, same ? this.lacking(have.ids) : [], signal)
-      const got = await this.receive(stream, signal)
-      this.syncedPeers.add(from)
-      if (same) await this.merge(got, from)
-    }, {
-      log: this.log,
-      ...(this.components.gate != null ? { gate: this.components.gate } : {}),
-      maxMessageBytes: MAX_REGISTRY_MESSAGE_BYTES,
-      timeoutMs: EXCHANGE_TIMEOUT_MS,
-      maxInboundStreams: 8,
-      isPeerFault: (err) => isPeerFault(err) || err instanceof InvalidCatalogEntryError,
-      onPeerFault: (peer, error) => { this.emit('refused', { peer: peer.toString(), error: `${error.name}: ${error.message}` }) }
-    })
-    host.addEventListener('connection:open', this.onConnect)
-    host.addEventListener('peer:disconnect', this.onDisconnect)
-    this.resync()
+    await this.replica.start()
   }
 
   async stop (): Promise<void> {
     if (!this.running) return
     this.running = false
-    this.components.host.removeEventListener('connection:open', this.onConnect)
-    this.components.host.removeEventListener('peer:disconnect', this.onDisconnect)
-    await this.served?.stop().catch(() => {})
-  }
-
-  private readonly onConnect = (event: CustomEvent<{ remotePeer: PeerId, limits?: unknown }>): void => {
-    if (event.detail.limits != null) return
-    const peer = event.detail.remotePeer.toString()
-    if (this.syncedPeers.has(peer) || !this.components.isMember(peer)) return
-    void this.exchange(peer).catch(() => {})
-  }
-
-  private readonly onDisconnect = (event: CustomEvent<PeerId>): void => {
-    this.syncedPeers.delete(event.detail.toString())
+    await this.replica.stop()
   }
 
   resync (): void {
-    if (!this.running) return
-    for (const peer of this.members()) void this.exchange(peer).catch(() => {})
+    this.replica.resync()
   }
 
   entries (): CatalogEntry[] {
@@ -288,7 +277,7 @@ class RegistryService extends TypedEventTarget<RegistryEvents> implements Regist
       if (!(err instanceof AgentNotPublishedError)) throw err
       // a device back from offline may not have heard of it yet: ask the members it can reach
       const signal = AbortSignal.any([AbortSignal.timeout(CATCH_UP_MS), ...(options.signal != null ? [options.signal] : [])])
-      await Promise.all(this.members().map(async peer => { await this.synced(peer, { signal }) }))
+      await Promise.all(this.replica.members().map(async peer => { await this.synced(peer, { signal }) }))
       options.signal?.throwIfAborted()
       return this.catalog.resolve(ref)
     }
@@ -318,7 +307,7 @@ class RegistryService extends TypedEventTarget<RegistryEvents> implements Regist
   private async fetchComponent (version: PublishedVersion, options: AbortOptions): Promise<Uint8Array> {
     const digest = version.digest as AgentDigest
     // the publisher first (it surely holds it), then every other member connected
-    const peers = this.members().sort((a, b) => (a === version.publisher ? -1 : b === version.publisher ? 1 : a < b ? -1 : 1))
+    const peers = this.replica.members().sort((a, b) => (a === version.publisher ? -1 : b === version.publisher ? 1 : a < b ? -1 : 1))
     let bytes: Uint8Array
     try {
       ({ bytes } = await fetchAgentFromAny(this.components.host, peers.map(p => peerIdFromString(p)), digest, {
@@ -355,63 +344,7 @@ class RegistryService extends TypedEventTarget<RegistryEvents> implements Regist
   // ---- replication ----
 
   async synced (peer: string, options: AbortOptions = {}): Promise<void> {
-    if (this.syncedPeers.has(peer) || !this.running) return
-    const attempt = this.exchange(peer).catch(() => {})
-    const aborted = Promise.withResolvers<void>()
-    const onAbort = (): void => { aborted.resolve() }
-    options.signal?.addEventListener('abort', onAbort, { once: true })
-    if (options.signal?.aborted === true) aborted.resolve()
-    try {
-      await Promise.race([attempt, aborted.promise])
-    } finally {
-      options.signal?.removeEventListener('abort', onAbort)
-    }
-  }
-
-  /** Connected members on an open, unlimited connection: the ones an exchange or a fetch can use. */
-  private members (): string[] {
-    const out: string[] = []
-    for (const peer of this.components.host.getPeers()) {
-      const id = peer.toString()
-      if (this.components.isMember(id) && this.components.host.getConnections(peer).some(c => c.status === 'open' && c.limits == null)) out.push(id)
-    }
-    return out
-  }
-
-  private async exchange (peer: string): Promise<void> {
-    const running = this.inFlight.get(peer)
-    if (running != null) return running
-    const attempt = this.runExchange(peer).finally(() => { this.inFlight.delete(peer) })
-    this.inFlight.set(peer, attempt)
-    return attempt
-  }
-
-  private async runExchange (peer: string): Promise<void> {
-    const id = peerIdFromString(peer)
-    if (!this.components.host.getConnections(id).some(c => c.status === 'open' && c.limits == null)) throw new Error(`no open connection to ${peer}`)
-    const signal = AbortSignal.timeout(EXCHANGE_TIMEOUT_MS)
-    const stream = await dialFramed(this.components.host, id, REGISTRY_PROTOCOL, { signal, maxMessageBytes: MAX_REGISTRY_MESSAGE_BYTES })
-    let got: CatalogEntry[]
-    let same: boolean
-    try {
-      await stream.write(this.have(), { signal })
-      const have = await stream.read(HaveMessage, { signal })
-      same = have.hive === this.components.hiveId()
-      got = await this.receive(stream, signal)
-      await this.send(stream, same ? this.lacking(have.ids) : [], signal)
-      await stream.close({ signal }).catch(() => {})
-    } catch (err) {
-      stream.abort(err instanceof Error ? err : new Error(String(err)))
-      if (isPeerFault(err) || err instanceof InvalidCatalogEntryError) {
-        this.log.warn(`registry: dropping ${peer}: ${(err as Error).name}: ${(err as Error).message}`)
-        this.emit('refused', { peer, error: `${(err as Error).name}: ${(err as Error).message}` })
-        await this.components.host.hangUp(id).catch(() => {})
-      }
-      throw err
-    }
-    this.syncedPeers.add(peer)
-    if (same) await this.merge(got, peer)
-    else this.log.debug(`registry: ${peer} is in another hive; its entries are set aside`)
+    await this.replica.synced(peer, options)
   }
 
   private have (): z.infer<typeof HaveMessage> {
@@ -428,7 +361,7 @@ class RegistryService extends TypedEventTarget<RegistryEvents> implements Regist
     do {
       const batch = entries.slice(at, at + REGISTRY_ENTRIES_PER_FRAME)
       at += batch.length
-      await stream.write({ t: 'entries', entries: batch.map(e => ({ b: new Uint8Array(e.bytes), s: new Uint8Array(e.sig) })), more: at < entries.length }, { signal })
+      await stream.write({ t: 'entries', entries: batch.map(toWireSignedEntry), more: at < entries.length }, { signal })
     } while (at < entries.length)
   }
 
@@ -485,10 +418,6 @@ class RegistryService extends TypedEventTarget<RegistryEvents> implements Regist
         this.emit('conflict', { name, version, digest: after.digest, conflicting, by, entry: entry.id })
       }
     }
-    if (!this.running) return
-    for (const peer of this.members()) {
-      // a fresh exchange, not one already under way: that one may have sent the set before this change
-      if (peer !== from) void this.runExchange(peer).catch(() => {})
-    }
+    this.replica.forward(from)
   }
 }

@@ -1,8 +1,8 @@
 // The wire kit every hive protocol shares: protocol ids and bounds, framing, the CBOR-plus-schema
 // codec, the inbound-handler wrapper and dial helpers, gossip topics, signing and its one
-// verifier, the signed entries replicated sets are made of, signed DHT records and the `peer`
-// kind, the logger shape and the errors. Uses libp2p interfaces only; imports nothing else from
-// protocol/ (crdt/ and ledger/ use it too).
+// verifier, signed entries and their replication among members, signed DHT records and the
+// `peer` kind, the logger shape and the errors. Uses libp2p interfaces only; imports nothing
+// else from protocol/ (crdt/ and ledger/ use it too).
 
 export * from './errors.ts'
 export * from './ids.ts'
@@ -13,6 +13,7 @@ export * from './serve.ts'
 export * from './topic.ts'
 export * from './signing.ts'
 export * from './signed-entries.ts'
+export * from './replicated-entries.ts'
 export * from './dht-records.ts'
 export * from './dht-put.ts'
 export * from './peer-record.ts'
