@@ -6,12 +6,11 @@
 // CONTROL_ENTRY_DOMAIN, so no membership entry, record or bid signature is ever valid as one.
 
 import { z } from 'zod'
-import { createSignedEntry, decodeSignedEntry, encodeSignedEntry, openSignedEntry, signedEntryId, wireSignedEntrySchema } from '../wire/signed-entries.ts'
-import { domainSigningBytes } from '../wire/signing.ts'
+import { signedEntryCodec } from '../wire/signed-entries.ts'
 import { InvalidControlEntryError } from './errors.ts'
 import { BudgetsSchema } from './budgets.ts'
 import { PolicySchema } from './policy.ts'
-import type { SignedEntry, SignedEntryKind, WireSignedEntry } from '../wire/signed-entries.ts'
+import type { SignedEntry, WireSignedEntry } from '../wire/signed-entries.ts'
 import type { Signer } from '../wire/signing.ts'
 
 export const CONTROL_ENTRY_DOMAIN = 'hive-node/control-entry/v1'
@@ -61,20 +60,11 @@ export type ControlBodyInput =
   | Omit<z.input<typeof PolicyBodySchema>, 'v' | 'by'>
   | Omit<z.input<typeof BudgetBodySchema>, 'v' | 'by'>
 
-export const WireControlEntrySchema = wireSignedEntrySchema(MAX_SETTING_BODY_BYTES)
 export type WireControlEntry = WireSignedEntry
 
 export type ControlEntry = SignedEntry<ControlBody, ControlEntryId>
 
-export function controlSigningBytes (body: Uint8Array): Uint8Array {
-  return domainSigningBytes(CONTROL_ENTRY_DOMAIN, body)
-}
-
-export function controlEntryId (bytes: Uint8Array): ControlEntryId {
-  return signedEntryId<ControlEntryId>(bytes)
-}
-
-const CONTROL_ENTRY: SignedEntryKind<ControlBody> = {
+const CONTROL_ENTRY = signedEntryCodec<ControlBody, ControlEntryId>({
   what: 'control entry',
   domain: CONTROL_ENTRY_DOMAIN,
   schema: ControlBodySchema,
@@ -85,25 +75,20 @@ const CONTROL_ENTRY: SignedEntryKind<ControlBody> = {
     const max = kindOf(body.type) === 'switch' ? MAX_CONTROL_BODY_BYTES : MAX_SETTING_BODY_BYTES
     if (bytes.byteLength > max) throw new InvalidControlEntryError(`a ${body.type} entry body is ${bytes.byteLength} bytes; at most ${max} are allowed`)
   }
-}
+})
+
+/** Decodes and checks one entry: size, shape, canonical encoding, and the signature of `by`. */
+export const openControlEntry = CONTROL_ENTRY.open
+/** The stored form, CBOR { b, s }. */
+export const encodeControlEntry = CONTROL_ENTRY.encode
+/** Decodes an entry from its stored form (checked as one from the network). */
+export const decodeControlEntry = CONTROL_ENTRY.decode
+export const WireControlEntrySchema = CONTROL_ENTRY.wireSchema
+export const controlSigningBytes = CONTROL_ENTRY.signingBytes
 
 /** Builds and signs an entry as `signer`. */
 export async function createControlEntry (body: ControlBodyInput, signer: Signer): Promise<ControlEntry> {
-  return createSignedEntry<ControlBody, ControlEntryId>(CONTROL_ENTRY, body, signer)
-}
-
-/** Decodes and checks one entry: shape, canonical encoding, and the signature of `by`. */
-export function openControlEntry (wire: WireControlEntry): ControlEntry {
-  return openSignedEntry<ControlBody, ControlEntryId>(CONTROL_ENTRY, wire)
-}
-
-export function encodeControlEntry (entry: ControlEntry): Uint8Array {
-  return encodeSignedEntry(entry)
-}
-
-/** Decodes an entry from its stored form (checked as one from the network). */
-export function decodeControlEntry (stored: Uint8Array): ControlEntry {
-  return decodeSignedEntry<ControlBody, ControlEntryId>(CONTROL_ENTRY, stored)
+  return CONTROL_ENTRY.create(body, signer)
 }
 
 /**

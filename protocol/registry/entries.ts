@@ -7,10 +7,9 @@
 
 import { z } from 'zod'
 import { DIGEST_PATTERN } from '../wire/ids.ts'
-import { createSignedEntry, decodeSignedEntry, encodeSignedEntry, openSignedEntry, signedEntryId, wireSignedEntrySchema } from '../wire/signed-entries.ts'
-import { domainSigningBytes } from '../wire/signing.ts'
+import { signedEntryCodec } from '../wire/signed-entries.ts'
 import { InvalidAgentRefError, InvalidCatalogEntryError } from './errors.ts'
-import type { SignedEntry, SignedEntryKind, WireSignedEntry } from '../wire/signed-entries.ts'
+import type { SignedEntry, WireSignedEntry } from '../wire/signed-entries.ts'
 import type { Signer } from '../wire/signing.ts'
 
 export const REGISTRY_ENTRY_DOMAIN = 'hive-node/registry-entry/v1'
@@ -142,22 +141,13 @@ export type PublishBody = z.infer<typeof PublishBodySchema>
 export type YankBody = z.infer<typeof YankBodySchema>
 export type CatalogBody = z.infer<typeof CatalogBodySchema>
 
-export const WireCatalogEntrySchema = wireSignedEntrySchema(MAX_REGISTRY_BODY_BYTES)
 export type WireCatalogEntry = WireSignedEntry
 
 export type CatalogEntryId = string & { readonly __brand: 'CatalogEntryId' }
 
 export type CatalogEntry<B extends CatalogBody = CatalogBody> = SignedEntry<B, CatalogEntryId>
 
-export function registrySigningBytes (body: Uint8Array): Uint8Array {
-  return domainSigningBytes(REGISTRY_ENTRY_DOMAIN, body)
-}
-
-export function catalogEntryId (bytes: Uint8Array): CatalogEntryId {
-  return signedEntryId<CatalogEntryId>(bytes)
-}
-
-const CATALOG_ENTRY: SignedEntryKind<CatalogBody> = {
+const CATALOG_ENTRY = signedEntryCodec<CatalogBody, CatalogEntryId>({
   what: 'catalog entry',
   domain: REGISTRY_ENTRY_DOMAIN,
   schema: CatalogBodySchema,
@@ -169,28 +159,22 @@ const CATALOG_ENTRY: SignedEntryKind<CatalogBody> = {
     throw new InvalidCatalogEntryError(`the ${body.type} entry for ${body.name}@${body.version} is ${bytes.byteLength} bytes, more than the ${MAX_REGISTRY_BODY_BYTES} an entry may be; shorten the manifest's description or its tools' parameter schemas`)
   },
   describe: (body) => `${body.type} ${body.name}@${body.version}`
-}
+})
+
+/** Decodes and checks one entry: size, shape, canonical encoding, and the signature of `by`. */
+export const openCatalogEntry = CATALOG_ENTRY.open
+/** The stored form, CBOR { b, s }. */
+export const encodeCatalogEntry = CATALOG_ENTRY.encode
+/** Decodes an entry from its stored form (checked as one from the network). */
+export const decodeCatalogEntry = CATALOG_ENTRY.decode
+export const WireCatalogEntrySchema = CATALOG_ENTRY.wireSchema
 
 export type PublishFields = Omit<PublishBody, 'v' | 'by' | 'type'>
 export type YankFields = Omit<YankBody, 'v' | 'by' | 'type'>
 
 /** Builds and signs a publish or yank entry as `signer`. */
 export async function createCatalogEntry (body: ({ type: 'publish' } & PublishFields) | ({ type: 'yank' } & YankFields), signer: Signer): Promise<CatalogEntry> {
-  return createSignedEntry<CatalogBody, CatalogEntryId>(CATALOG_ENTRY, body, signer)
-}
-
-/** Decodes and checks one entry: shape, canonical encoding, and the signature of `by`. */
-export function openCatalogEntry (wire: WireCatalogEntry): CatalogEntry {
-  return openSignedEntry<CatalogBody, CatalogEntryId>(CATALOG_ENTRY, wire)
-}
-
-export function encodeCatalogEntry (entry: CatalogEntry): Uint8Array {
-  return encodeSignedEntry(entry)
-}
-
-/** Decodes an entry from its stored form (checked as one from the network). */
-export function decodeCatalogEntry (stored: Uint8Array): CatalogEntry {
-  return decodeSignedEntry<CatalogBody, CatalogEntryId>(CATALOG_ENTRY, stored)
+  return CATALOG_ENTRY.create(body, signer)
 }
 
 /**

@@ -116,3 +116,26 @@ export function decodeSignedEntry<B extends { by: string, type: string }, Id ext
   const wire = decodeCbor(stored, wireSignedEntrySchema(kind.maxBodyBytes), `stored ${kind.what}`, kind.error)
   return openSignedEntry<B, Id>(kind, wire)
 }
+
+/** One kind's codec: its signing bytes, id, wire schema, and the create, open, store and load of its entries. */
+export interface SignedEntryCodec<B extends { by: string, type: string }, Id extends string> {
+  wireSchema: z.ZodType<WireSignedEntry>
+  signingBytes: (body: Uint8Array) => Uint8Array
+  id: (bytes: Uint8Array) => Id
+  create: (fields: { type: string }, signer: Signer) => Promise<SignedEntry<B, Id>>
+  open: (wire: WireSignedEntry) => SignedEntry<B, Id>
+  encode: (entry: SignedEntry<B, Id>) => Uint8Array
+  decode: (stored: Uint8Array) => SignedEntry<B, Id>
+}
+
+export function signedEntryCodec<B extends { by: string, type: string }, Id extends string> (kind: SignedEntryKind<B>): SignedEntryCodec<B, Id> {
+  return {
+    wireSchema: wireSignedEntrySchema(kind.maxBodyBytes),
+    signingBytes: (body) => domainSigningBytes(kind.domain, body),
+    id: (bytes) => signedEntryId<Id>(bytes),
+    create: async (fields, signer) => createSignedEntry<B, Id>(kind, fields, signer),
+    open: (wire) => openSignedEntry<B, Id>(kind, wire),
+    encode: encodeSignedEntry,
+    decode: (stored) => decodeSignedEntry<B, Id>(kind, stored)
+  }
+}
