@@ -2,8 +2,7 @@
 // interpreter component is built there on first use, then cached).
 
 import { ApiRequestError, UsageError } from '../cli-context.ts'
-import { isEnded } from '../../protocol/placement/views.ts'
-import { TaskStillRunningError, peerNames, resolvePeer } from './tasks.ts'
+import { peerNames, resolvePeer, waitForTask } from './tasks.ts'
 import type { TaskView } from '../../protocol/index.ts'
 import type { CliContext, CommonOptions } from '../cli-context.ts'
 
@@ -33,12 +32,7 @@ export async function runCode (cli: CliContext, all: CodeOptions): Promise<void>
     if (err instanceof ApiRequestError && err.status === 400) throw new UsageError(err.message)
     throw err
   }
-  const deadline = Date.now() + waitMs
-  while (!isEnded(task.status)) {
-    const left = deadline - Date.now()
-    if (left <= 0) throw new TaskStillRunningError(task.id)
-    task = (await api.get<{ task: TaskView }>(`/task/${task.id}?waitMs=${Math.min(30_000, Math.max(1, Math.round(left)))}`)).task
-  }
+  task = await waitForTask(cli, all, task, waitMs)
   for (const l of task.result?.logs ?? []) cli.err(`[code] ${l.level}: ${l.message}\n`)
   if (task.result == null || !task.result.ok) {
     const error = task.result?.error ?? task.error?.message ?? `task ${task.id} ${task.status} without a result`

@@ -7,8 +7,9 @@ import { stat } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
 import { FLOW_LIMITS, classifyAgent, isFlowId, parseWorkflowText, planWorkflow } from '../flows/index.ts'
 import { UsageError, formatTime, readUserFile, table } from '../cli-context.ts'
+import { ago, parseLimit, registerExplain, waitUntilEnded } from './follow.ts'
 import { peerNames } from './tasks.ts'
-import type { FlowExplanation, FlowView, Workflow } from '../flows/index.ts'
+import type { FlowView, Workflow } from '../flows/index.ts'
 import type { CliContext, CommonOptions } from '../cli-context.ts'
 import type { Command } from 'commander'
 
@@ -64,11 +65,6 @@ export async function loadWorkflowFile (path: string): Promise<{ workflow: Workf
   return { workflow: { ...workflow, steps }, agents }
 }
 
-function ago (ms: number): string {
-  const s = Math.max(0, Math.round((Date.now() - ms) / 1000))
-  return s < 60 ? `${s}s ago` : s < 3600 ? `${Math.round(s / 60)}m ago` : `${Math.round(s / 3600)}h ago`
-}
-
 /** A workflow's status as `flow status` prints it. */
 export function renderFlow (flow: FlowView, name: (peerId: string) => string): string {
   const lines = [
@@ -109,16 +105,16 @@ export function register (program: Command, cli: CliContext): void {
       if (input !== undefined && Buffer.byteLength(input, 'utf8') > FLOW_LIMITS.maxInputBytes) throw new UsageError(`the input is ${Buffer.byteLength(input, 'utf8')} bytes; a workflow takes at most ${FLOW_LIMITS.maxInputBytes}`)
       const { workflow, agents } = await loadWorkflowFile(file)
       const api = cli.api(all)
-      let { flow: view } = await api.post<{ flow: FlowView }>('/flows', {
+      const { flow: started } = await api.post<{ flow: FlowView }>('/flows', {
         workflow,
         ...(input !== undefined ? { input } : {}),
         ...(agents.size > 0 ? { agents: Object.fromEntries([...agents].map(([d, b]) => [d, Buffer.from(b).toString('base64')])) } : {})
       })
       if (!options.wait) {
-        cli.print(all, `workflow ${view.id} started; "hive-node flow status ${view.id}" follows it`, { flow: view })
+        cli.print(all, `workflow ${started.id} started; "hive-node flow status ${started.id}" follows it`, { flow: started })
         return
       }
-      while (view.status === 'running') view = (await api.get<{ flow: FlowView }>(`/flows/${view.id}?waitMs=30000`)).flow
+      const view = await waitUntilEnded(started, async (ms) => (await api.get<{ flow: FlowView }>(`/flows/${started.id}?waitMs=${ms}`)).flow, f => f.status !== 'running')
       if (all.json === true) cli.print(all, '', { flow: view })
       else if (view.status === 'done') cli.out((view.output ?? '') + '\n')
       else cli.print(all, renderFlow(view, await peerNames(cli, all)), { flow: view })
@@ -136,15 +132,11 @@ export function register (program: Command, cli: CliContext): void {
       cli.print(all, () => renderFlow(view, names), { flow: view })
     })
 
-  flow.command('explain')
-    .description('explain a workflow: for each step (and fork element), where its task ran and why')
-    .argument('<id>', 'workflow id')
-    .option('--json', 'print as JSON')
-    .action(async (id: string, _options: CommonOptions, command: Command) => {
-      const all = command.optsWithGlobals<CommonOptions>()
-      const answer = await cli.api(all).get<{ explanation: FlowExplanation, text: string }>(`/flows/${checkId(id)}/explain`)
-      cli.print(all, answer.text, { explanation: answer.explanation })
-    })
+  registerExplain(flow, cli, {
+    description: 'explain a workflow: for each step (and fork element), where its task ran and why',
+    argument: 'workflow id',
+    path: (id) => `/flows/${checkId(id)}/explain`
+  })
 
   flow.command('cancel')
     .description('cancel a running workflow: every task of it under way is cancelled')
@@ -163,8 +155,7 @@ export function register (program: Command, cli: CliContext): void {
     .option('--json', 'print as JSON')
     .action(async (options: CommonOptions & { limit?: string }, command: Command) => {
       const all = command.optsWithGlobals<CommonOptions & { limit?: string }>()
-      const limit = options.limit !== undefined ? Number(options.limit) : 20
-      if (!Number.isInteger(limit) || limit < 1) throw new UsageError(`--limit takes a positive whole number, not "${options.limit ?? ''}"`)
+      const limit = parseLimit(options.limit)
       const { flows } = await cli.api(all).get<{ flows: FlowView[] }>(`/flows?limit=${limit}`)
       cli.print(all, () => flows.length === 0
         ? 'no workflows yet; "hive-node flow run FILE" runs one'

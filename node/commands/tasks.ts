@@ -6,10 +6,11 @@ import { isEnded } from '../../protocol/placement/views.ts'
 import { ApiRequestError, UsageError, table } from '../cli-context.ts'
 import { NodeNotRunningError } from '../errors.ts'
 import { haltLines } from './control.ts'
+import { ago, parseLimit, registerExplain, waitUntilEnded } from './follow.ts'
 import type { HaltView } from '../api/control.ts'
 import type { TaskArchive } from '../task-archive.ts'
 import type { CapabilityEntry } from '../../protocol/capabilities/index.ts'
-import type { Explanation, TaskView } from '../../protocol/placement/index.ts'
+import type { TaskView } from '../../protocol/placement/index.ts'
 import type { CliContext, CommonOptions } from '../cli-context.ts'
 import type { Command } from 'commander'
 
@@ -18,11 +19,6 @@ const TASK_ID = /^[0-9a-f]{32}$/
 function checkId (id: string): string {
   if (!TASK_ID.test(id)) throw new UsageError(`"${id}" is not a task id (32 hex characters, as "hive-node tasks" lists them)`)
   return id
-}
-
-function ago (ms: number): string {
-  const s = Math.max(0, Math.round((Date.now() - ms) / 1000))
-  return s < 60 ? `${s}s ago` : s < 3600 ? `${Math.round(s / 60)}m ago` : `${Math.round(s / 3600)}h ago`
 }
 
 type Names = (peerId: string) => string
@@ -131,14 +127,16 @@ export async function runPlaced (cli: CliContext, options: CommonOptions, run: P
     submitted = await api.post<{ task: TaskView }>('/task', { ...body, agent: Buffer.from(run.agent).toString('base64') })
   }
   run.onSubmitted?.(submitted.task.id)
-  const deadline = Date.now() + (run.waitMs ?? Infinity)
-  let task = submitted.task
-  while (!isEnded(task.status)) {
-    const left = deadline - Date.now()
-    if (left <= 0) throw new TaskStillRunningError(task.id)
-    task = (await api.get<{ task: TaskView }>(`/task/${task.id}?waitMs=${Math.min(30_000, Math.max(1, Math.round(left)))}`)).task
-  }
-  return task
+  return waitForTask(cli, options, submitted.task, run.waitMs)
+}
+
+/** Waits for a task's end, at most `waitMs` (then TaskStillRunningError: the task goes on). */
+export async function waitForTask (cli: CliContext, options: CommonOptions, task: TaskView, waitMs?: number): Promise<TaskView> {
+  const api = cli.api(options)
+  return waitUntilEnded(task, async (ms) => (await api.get<{ task: TaskView }>(`/task/${task.id}?waitMs=${ms}`)).task, t => isEnded(t.status), {
+    ...(waitMs !== undefined ? { waitMs } : {}),
+    timedOut: (last) => new TaskStillRunningError(last.id)
+  })
 }
 
 export class TaskStillRunningError extends Error {
@@ -207,15 +205,11 @@ export function register (program: Command, cli: CliContext): void {
       cli.print(all, () => renderTask(task, names), { task })
     })
 
-  program.command('explain')
-    .description('explain a placement: every bid with its reasons, the rule, the winner, any re-election')
-    .argument('<id>', 'task id')
-    .option('--json', 'print as JSON')
-    .action(async (id: string, _options: CommonOptions, command: Command) => {
-      const all = command.optsWithGlobals<CommonOptions>()
-      const answer = await cli.api(all).get<{ explanation: Explanation, text: string }>(`/task/${checkId(id)}/explain`)
-      cli.print(all, answer.text, { explanation: answer.explanation })
-    })
+  registerExplain(program, cli, {
+    description: 'explain a placement: every bid with its reasons, the rule, the winner, any re-election',
+    argument: 'task id',
+    path: (id) => `/task/${checkId(id)}/explain`
+  })
 
   program.command('tasks')
     .description('list recent tasks, submitted here or seen in the hive')
@@ -223,8 +217,7 @@ export function register (program: Command, cli: CliContext): void {
     .option('--json', 'print as JSON')
     .action(async (options: CommonOptions & { limit?: string }, command: Command) => {
       const all = command.optsWithGlobals<CommonOptions & { limit?: string }>()
-      const limit = options.limit !== undefined ? Number(options.limit) : 20
-      if (!Number.isInteger(limit) || limit < 1) throw new UsageError(`--limit takes a positive whole number, not "${options.limit ?? ''}"`)
+      const limit = parseLimit(options.limit)
       const { value: listed, stopped, names } = await viaNodeOrArchive(cli, all,
         async () => await cli.api(all).get<{ tasks: TaskView[], halt?: HaltView }>(`/tasks?limit=${limit}`),
         async (archive) => ({ tasks: await archive.list({ limit }) }))
