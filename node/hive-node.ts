@@ -518,7 +518,7 @@ export class HiveNode extends EventTarget implements ApiNode {
         listen: runtimeListener(this.libp2p),
         onOutside: () => { this.hive.sync.tellAddresses() }
       })
-      await this.hive.start(this.libp2p, { selfAddresses: () => reach.outsideAddresses() })
+      await this.hive.start(this.libp2p, { selfAddresses: () => reach.outsideAddresses(), relay: this.init.relay ?? false })
       this.reachPart = reach
       reach.start()
       this.setGate((peer, protocol) => this.hive.gate.allows(peer, protocol))
