@@ -93,11 +93,11 @@ export class HiveMembership {
   readonly isRecordPublisher = (peer: string): boolean => this.gate.admitsPublisher(peer)
 
   /** After libp2p has started: guard its protocols, replicate the list, serve pairing. */
-  async start (libp2p: Libp2p & { services: { pubsub: GossipHost } }, options: { selfAddresses?: () => string[] } = {}): Promise<void> {
+  async start (libp2p: Libp2p & { services: { pubsub: GossipHost } }, options: { selfAddresses?: () => string[], relay?: boolean } = {}): Promise<void> {
     this.pubsub = libp2p.services.pubsub
     this.gate.install(libp2p)
     this.syncPart = createMembershipSync({ log: this.log.child('members'), ...(options.selfAddresses != null ? { selfAddresses: options.selfAddresses } : {}) }, { membership: this.membership, gate: this.gate, network: libp2p })
-    this.pairingPart = createPairing({ name: this.name, log: this.log.child('pairing') }, { membership: this.membership, gate: this.gate, network: libp2p })
+    this.pairingPart = createPairing({ name: this.name, log: this.log.child('pairing'), relay: options.relay ?? false }, { membership: this.membership, gate: this.gate, network: libp2p })
     await this.syncPart.start()
     await this.pairingPart.start()
   }

@@ -42,7 +42,7 @@ import { VERSION } from './version.ts'
 import type { Api, ApiLimits } from './api/server.ts'
 import type { ApiNode, PeerSummary, RuntimeInfo } from './api/types.ts'
 import type { Identity } from './identity.ts'
-import type { HiveLibp2p } from './libp2p.ts'
+import type { HiveLibp2p, RelayLimits } from './libp2p.ts'
 import type { DataDirLock } from './lock.ts'
 import type { LogLevel, Logger } from './logger.ts'
 import type {
@@ -87,6 +87,8 @@ export interface HiveNodeInit {
   runtimesDir?: string
   /** Relay for this hive's members (circuit relay v2, members only): a device others can reach. */
   relay?: boolean
+  /** A relay's limits other than RELAY_LIMITS (tests of what happens past one). */
+  relayLimits?: Partial<RelayLimits>
   /** How often a member reached only through a relay is tried directly (tests shorten it). */
   upgradeIntervalMs?: number
   /** False keeps relayed links as they are (tests of what a relay carries). */
@@ -448,7 +450,8 @@ export class HiveNode extends EventTarget implements ApiNode {
         gossipScoreParams: hive.gate.gossipScoreParams(),
         version: VERSION,
         metrics: libp2pMetrics(registry),
-        relay: init.relay ?? false
+        relay: init.relay ?? false,
+        ...(init.relayLimits != null ? { relayLimits: init.relayLimits } : {})
       })
 
       return new HiveNode({ init, lock, identity, db, libp2p, records, hive, name, log, metrics })
@@ -518,7 +521,7 @@ export class HiveNode extends EventTarget implements ApiNode {
         listen: runtimeListener(this.libp2p),
         onOutside: () => { this.hive.sync.tellAddresses() }
       })
-      await this.hive.start(this.libp2p, { selfAddresses: () => reach.outsideAddresses() })
+      await this.hive.start(this.libp2p, { selfAddresses: () => reach.outsideAddresses(), relay: this.init.relay ?? false })
       this.reachPart = reach
       reach.start()
       this.setGate((peer, protocol) => this.hive.gate.allows(peer, protocol))

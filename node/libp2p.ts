@@ -51,6 +51,8 @@ export interface Libp2pInit {
   metrics?: (components: any) => Metrics
   /** Relay for members (circuit relay v2 server, within RELAY_LIMITS). */
   relay?: boolean
+  /** Limits other than RELAY_LIMITS (tests). */
+  relayLimits?: Partial<RelayLimits>
 }
 
 /**
@@ -73,6 +75,8 @@ export const RELAY_LIMITS = {
   hopTimeoutMs: 30_000
 } as const
 
+export type RelayLimits = { [K in keyof typeof RELAY_LIMITS]: number }
+
 /** Author and sequence number of a signed gossip message; a hash of the data otherwise. */
 export function gossipFastMsgId (msg: { from?: Uint8Array, seqno?: Uint8Array, data?: Uint8Array }): string {
   if (msg.from != null && msg.seqno != null) return `${Buffer.from(msg.from).toString('base64')}/${Buffer.from(msg.seqno).toString('base64')}`
@@ -90,6 +94,7 @@ export async function buildLibp2p (init: Libp2pInit): Promise<HiveLibp2p> {
     peerDiscovery.push(mdns({ serviceTag: MDNS_SERVICE_TAG, interval: 5_000 }))
   }
 
+  const limits: RelayLimits = { ...RELAY_LIMITS, ...init.relayLimits }
   return createLibp2p<HiveServices>({
     privateKey: init.privateKey,
     start: false,
@@ -125,12 +130,12 @@ export async function buildLibp2p (init: Libp2pInit): Promise<HiveLibp2p> {
       ...(init.relay === true
         ? {
             relay: circuitRelayServer({
-              hopTimeout: RELAY_LIMITS.hopTimeoutMs,
-              maxInboundHopStreams: RELAY_LIMITS.maxInboundHopStreams,
-              maxOutboundStopStreams: RELAY_LIMITS.maxOutboundStopStreams,
+              hopTimeout: limits.hopTimeoutMs,
+              maxInboundHopStreams: limits.maxInboundHopStreams,
+              maxOutboundStopStreams: limits.maxOutboundStopStreams,
               reservations: {
-                maxReservations: RELAY_LIMITS.maxReservations,
-                reservationTtl: RELAY_LIMITS.reservationTtlMs,
+                maxReservations: limits.maxReservations,
+                reservationTtl: limits.reservationTtlMs,
                 applyDefaultLimit: false
               }
             })

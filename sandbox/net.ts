@@ -18,8 +18,6 @@
 
 import { isIP } from 'node:net'
 import { lookup } from 'node:dns/promises'
-import { request as httpRequest } from 'node:http'
-import { request as httpsRequest } from 'node:https'
 import type { IncomingMessage } from 'node:http'
 
 /** Bounds of the http interface, stated once: the manifest, the host and the README use these. */
@@ -374,7 +372,10 @@ export function createNetRun (init: NetRunInit): NetRun {
     }
     outgoing.host = t.url.host
     if (body.byteLength > 0 || !['GET', 'HEAD', 'DELETE', 'OPTIONS'].includes(method)) outgoing['content-length'] = String(body.byteLength)
-    const send = t.scheme === 'https' ? httpsRequest : httpRequest
+    // the CommonJS modules, not an ESM import: building node:http's ESM namespace reads its
+    // WebSocket export, which loads Node's bundled fetch client (undici) for good, several MiB
+    // of every node's memory whether an agent ever goes online or not
+    const send = t.scheme === 'https' ? process.getBuiltinModule('node:https').request : process.getBuiltinModule('node:http').request
     return await new Promise((resolve, reject) => {
       const req = send({
         host: ip,

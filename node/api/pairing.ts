@@ -55,7 +55,7 @@ export function routes (app: FastifyInstance, node: ApiNode): void {
 
   app.post('/pairing/invites', async (request, reply) => {
     const { ttlMinutes, qr } = parseInput(InviteBody, request.body)
-    const invite = node.hive.pairing.createInvite(ttlMinutes != null ? { ttlMs: Math.round(ttlMinutes * 60_000) } : {})
+    const invite = await node.hive.pairing.openInvite(ttlMinutes != null ? { ttlMs: Math.round(ttlMinutes * 60_000) } : {})
     if (qr === 'svg') {
       return reply.status(201).send({ ...invite, qrSvg: await inviteQrSvg(invite.uri) })
     }

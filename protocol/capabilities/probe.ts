@@ -6,6 +6,7 @@ import { readFile, readdir } from 'node:fs/promises'
 import { availableParallelism, freemem, loadavg, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { z } from 'zod'
+import { httpGet } from '../wire/http-get.ts'
 import { readGpus } from './gpu.ts'
 import type { Gpu, Power } from './schema.ts'
 
@@ -79,6 +80,9 @@ const OllamaTags = z.object({
   models: z.array(z.object({ name: z.string().min(1).max(128) }).loose()).max(1024)
 }).loose()
 
+/** Ollama's answer is read up to this; a longer one is not Ollama's. */
+const MAX_OLLAMA_ANSWER_BYTES = 1024 * 1024
+
 /**
  * Model names from Ollama's local HTTP API (`GET /api/tags`), or none when nothing answers in
  * time or the answer is not what Ollama sends.
@@ -87,11 +91,9 @@ export async function readOllamaModels (baseUrl = DEFAULT_OLLAMA_URL, options: {
   const signals = [AbortSignal.timeout(options.timeoutMs ?? 500)]
   if (options.signal != null) signals.push(options.signal)
   try {
-    const response = await fetch(new URL('/api/tags', baseUrl), { signal: AbortSignal.any(signals), redirect: 'error' })
-    if (!response.ok) return []
-    const text = await response.text()
-    if (text.length > 1024 * 1024) return []
-    const parsed = OllamaTags.safeParse(JSON.parse(text))
+    const answer = await httpGet(new URL('/api/tags', baseUrl), { signal: AbortSignal.any(signals), maxBytes: MAX_OLLAMA_ANSWER_BYTES })
+    if (answer.status < 200 || answer.status >= 300 || answer.text == null) return []
+    const parsed = OllamaTags.safeParse(JSON.parse(answer.text))
     if (!parsed.success) return []
     return [...new Set(parsed.data.models.map(m => m.name))].sort().slice(0, 64)
   } catch {

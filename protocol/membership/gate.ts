@@ -22,6 +22,16 @@
 //    connection, so it never reaches the relay's hop protocol; these checks hold even for a
 //    connection the gate admitted (pairing), which libp2p marks limited and the stream checks
 //    keep to the pairing protocol.
+// 7. Pairing through a relay: a member that invites while it holds a reservation on a member
+//    relay opens a relay window there (protocol/pairing/relay-window.ts), for as long as its
+//    invite is open and at most RELAY_WINDOW_MAX_MS at a time. While one is open the relay
+//    admits a bounded number of strangers' connections as guests: marked limited like a
+//    pairing connection, they may speak circuit relay's hop protocol (and ping) and nothing
+//    else; a guest is refused any reservation, and gets a relayed connection only to a member
+//    whose window is open, whose own gate then admits it as a pairing connection (limited,
+//    the pairing protocol alone) as long as that member's invite is open. The window comes
+//    from the inviter over its own authenticated connection, never from anything the
+//    stranger sends.
 
 import { TopicValidatorResult } from '@libp2p/gossipsub'
 import { PeerNotAllowedError } from '../wire/errors.ts'
@@ -43,6 +53,8 @@ export type GateLog = Pick<ProtocolLog, 'debug'>
 export interface GateInit {
   /** The pairing protocol id: the only protocol a pairing connection may speak. */
   pairingProtocol: string
+  /** Circuit relay v2's hop protocol: the one protocol a relay's guest may speak. */
+  relayHopProtocol?: string
   /** How long a pairing connection may stay open. Default 60 s. */
   pairingConnectionTtlMs?: number
   /** How many pairing connections may be open at once. Default 4. */
@@ -79,14 +91,33 @@ export interface GossipHost {
 /** libp2p's ping, which its connection monitor runs on every connection. */
 export const PING_PROTOCOL = '/ipfs/ping/1.0.0'
 
+/** Circuit relay v2's hop protocol (reserve, connect), as libp2p names it. */
+export const RELAY_HOP_PROTOCOL = '/libp2p/circuit/relay/0.2.0/hop'
+
+/** Longest a relay window stays open without being renewed by its inviter. */
+export const RELAY_WINDOW_MAX_MS = 10 * 60_000
+
+/** Relay windows one member may hold open on a relay at once (one per open invite). */
+export const MAX_RELAY_WINDOWS_PER_MEMBER = 4
+
 /** A score far below gossipsub's default graylist threshold (-80). */
 export const NON_MEMBER_GOSSIP_SCORE = -1_000_000
 
 interface PairingSlot {
   peer: string
-  /** Admitted under an open invite (inbound) or for a join this node started (outbound). */
-  direction: 'inbound' | 'outbound'
+  /**
+   * Admitted under an open invite (inbound), for a join this node started (outbound), or as
+   * a relay's guest on its way to an inviter that opened a relay window here (guest), or the
+   * joiner's connection to the relay its invite leads through (relay).
+   */
+  direction: 'inbound' | 'outbound' | 'guest' | 'relay'
   timer?: NodeJS.Timeout
+}
+
+interface RelayWindow {
+  /** Milliseconds since the epoch. */
+  until: number
+  timer: NodeJS.Timeout
 }
 
 export class MembershipGate extends EventTarget {
@@ -98,7 +129,11 @@ export class MembershipGate extends EventTarget {
   private readonly log?: GateLog
   private openWindows = 0
   private readonly expected = new Map<string, number>()
+  private readonly expectedRelays = new Map<string, number>()
   private readonly pairing = new Map<string, PairingSlot>()
+  private readonly hopProtocol: string
+  /** Relay side: open relay windows per inviting member, by window id. */
+  private readonly relayWindows = new Map<string, Map<string, RelayWindow>>()
   private host?: GateHost
   private guarded: string[] = []
   private enforceConnections = true
@@ -107,6 +142,7 @@ export class MembershipGate extends EventTarget {
     super()
     this.pairingProtocol = init.pairingProtocol
     this.pairingProtocols = new Set([init.pairingProtocol, ...(init.pairingAlsoAllows ?? [PING_PROTOCOL])])
+    this.hopProtocol = init.relayHopProtocol ?? RELAY_HOP_PROTOCOL
     this.membership = components.membership
     this.ttlMs = init.pairingConnectionTtlMs ?? 60_000
     this.maxPairing = init.maxPairingConnections ?? 4
@@ -124,7 +160,69 @@ export class MembershipGate extends EventTarget {
   allows (peer: PeerId | string, protocol: string): boolean {
     const id = peer.toString()
     if (this.isMember(id)) return true
-    return this.pairingProtocols.has(protocol) && this.pairing.has(id)
+    const slot = this.pairing.get(id)
+    if (slot == null) return false
+    if (protocol === this.hopProtocol) return (slot.direction === 'inbound' || slot.direction === 'guest') && this.relayWindowsOpen()
+    if (slot.direction === 'guest' || slot.direction === 'relay') return protocol === PING_PROTOCOL && this.pairingProtocols.has(PING_PROTOCOL)
+    return this.pairingProtocols.has(protocol)
+  }
+
+  /**
+   * Relay side: `inviter` (a member, over its own connection) opens a relay window `id` until
+   * `until`, at most RELAY_WINDOW_MAX_MS from now and MAX_RELAY_WINDOWS_PER_MEMBER per member
+   * (the oldest gives way). Returns when the window closes.
+   */
+  openRelayWindow (inviter: string, id: string, until: number, now = Date.now()): number {
+    if (!this.isMember(inviter)) throw new PeerNotAllowedError(`${inviter} is not a member of this hive and may open no relay window`)
+    const end = Math.min(until, now + RELAY_WINDOW_MAX_MS)
+    let windows = this.relayWindows.get(inviter)
+    if (windows == null) {
+      windows = new Map()
+      this.relayWindows.set(inviter, windows)
+    }
+    const known = windows.get(id)
+    if (known != null) {
+      clearTimeout(known.timer)
+      windows.delete(id)
+    }
+    while (windows.size >= MAX_RELAY_WINDOWS_PER_MEMBER) {
+      const oldest = windows.keys().next().value as string
+      clearTimeout(windows.get(oldest)?.timer)
+      windows.delete(oldest)
+    }
+    const timer = setTimeout(() => { this.closeRelayWindow(inviter, id) }, Math.max(0, end - now))
+    timer.unref()
+    windows.set(id, { until: end, timer })
+    this.log?.debug(`relay window ${id} for ${inviter} open until ${new Date(end).toISOString()}`)
+    return end
+  }
+
+  /** Relay side: closes a relay window; with none left, every guest's connection is closed. */
+  closeRelayWindow (inviter: string, id?: string): void {
+    const windows = this.relayWindows.get(inviter)
+    if (windows == null) return
+    for (const [key, window] of [...windows]) {
+      if (id != null && key !== id) continue
+      clearTimeout(window.timer)
+      windows.delete(key)
+    }
+    if (windows.size === 0) this.relayWindows.delete(inviter)
+    if (this.relayWindows.size > 0) return
+    for (const slot of [...this.pairing.values()]) {
+      if (slot.direction === 'guest') this.endPairing(slot.peer)
+    }
+  }
+
+  /** Relay side: whether `inviter` has a relay window open here now. */
+  relayWindowOpen (inviter: string, now = Date.now()): boolean {
+    for (const window of this.relayWindows.get(inviter)?.values() ?? []) {
+      if (window.until > now) return true
+    }
+    return false
+  }
+
+  private relayWindowsOpen (): boolean {
+    return this.relayWindows.size > 0
   }
 
   /** Whether `peer` holds a pairing connection admitted by the gate. */
@@ -151,17 +249,24 @@ export class MembershipGate extends EventTarget {
     }
   }
 
-  /** Joiner side: admit the connection to the inviter. Returns the function that withdraws it. */
-  expectPairing (peer: PeerId | string): () => void {
+  /**
+   * Joiner side: admit the connection to the inviter, or (`relay`) to the relay the invite leads
+   * through. The connection to a relay is not marked limited, since the relay's hop protocol
+   * must run on it and libp2p offers a dial no way to allow that; the stream checks still keep
+   * it to ping, and this device speaks hop only as circuit relay's client. Returns the function
+   * that withdraws it.
+   */
+  expectPairing (peer: PeerId | string, options: { relay?: boolean } = {}): () => void {
     const id = peer.toString()
-    this.expected.set(id, (this.expected.get(id) ?? 0) + 1)
+    const expected = options.relay === true ? this.expectedRelays : this.expected
+    expected.set(id, (expected.get(id) ?? 0) + 1)
     let done = false
     return () => {
       if (done) return
       done = true
-      const left = (this.expected.get(id) ?? 1) - 1
-      if (left <= 0) this.expected.delete(id)
-      else this.expected.set(id, left)
+      const left = (expected.get(id) ?? 1) - 1
+      if (left <= 0) expected.delete(id)
+      else expected.set(id, left)
     }
   }
 
@@ -173,7 +278,7 @@ export class MembershipGate extends EventTarget {
     clearTimeout(slot.timer)
     this.pairing.delete(id)
     for (const connection of this.host?.getConnections() ?? []) {
-      if (connection.remotePeer.toString() === id && connection.limits != null) {
+      if (connection.remotePeer.toString() === id && (connection.limits != null || slot.direction === 'relay')) {
         connection.close().catch(() => { connection.abort(new Error('pairing connection closed')) })
       }
     }
@@ -197,6 +302,8 @@ export class MembershipGate extends EventTarget {
     const from = source.toString()
     const to = destination?.toString()
     if (this.isMember(from) && (to == null || this.isMember(to))) return false
+    // a guest, to a member whose relay window is open: the one relayed connection a stranger gets
+    if (to != null && this.isMember(to) && this.pairing.get(from)?.direction !== 'outbound' && this.pairing.has(from) && this.relayWindowOpen(to)) return false
     const who = !this.isMember(from) ? `${from} is not a member` : `${to ?? ''} is not a member`
     this.refuse({ peer: from, layer: 'relay', reason: `${what} refused: ${who}` })
     return true
@@ -210,7 +317,13 @@ export class MembershipGate extends EventTarget {
       return true
     }
     if (this.isMember(remote)) return false
-    this.refuse({ peer: remote.toString(), layer: 'relay', reason: 'relayed connection from a non-member' })
+    // a joiner reaching this inviter through a member relay: admitted as on a LAN, while an invite is open
+    const id = remote.toString()
+    if (this.openWindows > 0 && (this.pairing.has(id) || this.pairing.size < this.maxPairing)) {
+      this.admitPairing(id, 'inbound')
+      return false
+    }
+    this.refuse({ peer: id, layer: 'relay', reason: 'relayed connection from a non-member' })
     return true
   }
 
@@ -218,7 +331,7 @@ export class MembershipGate extends EventTarget {
   middleware (protocol: string): StreamMiddleware {
     return (stream: Stream, connection: Connection, next) => {
       const peer = connection.remotePeer
-      if (!this.allows(peer, protocol) || (connection.limits != null && !this.pairingProtocols.has(protocol))) {
+      if (!this.allows(peer, protocol) || (connection.limits != null && !this.pairingProtocols.has(protocol) && !(protocol === this.hopProtocol && !this.isMember(peer)))) {
         this.refuse({ peer: peer.toString(), layer: 'stream', protocol, reason: 'not a member' })
         throw new PeerNotAllowedError(`${peer.toString()} is not a member of this hive and may not use ${protocol}`)
       }
@@ -248,6 +361,10 @@ export class MembershipGate extends EventTarget {
     for (const protocol of this.guarded) host.unuse(protocol)
     for (const slot of this.pairing.values()) clearTimeout(slot.timer)
     this.pairing.clear()
+    for (const windows of this.relayWindows.values()) {
+      for (const window of windows.values()) clearTimeout(window.timer)
+    }
+    this.relayWindows.clear()
     this.guarded = []
     this.host = undefined
   }
@@ -318,6 +435,10 @@ export class MembershipGate extends EventTarget {
       if (admit) this.admitPairing(id, 'outbound')
       return false
     }
+    if (this.expectedRelays.has(id)) {
+      if (admit) this.admitPairing(id, 'relay')
+      return false
+    }
     this.refuse({ peer: id, layer: 'connection', reason: `${stage} to a non-member` })
     return true
   }
@@ -329,7 +450,11 @@ export class MembershipGate extends EventTarget {
       this.admitPairing(id, 'inbound')
       return false
     }
-    const reason = this.openWindows > 0 ? 'too many pairing connections' : 'not a member'
+    if (this.relayWindowsOpen() && (this.pairing.has(id) || this.pairing.size < this.maxPairing)) {
+      this.admitPairing(id, 'guest')
+      return false
+    }
+    const reason = this.openWindows > 0 || this.relayWindowsOpen() ? 'too many pairing connections' : 'not a member'
     this.refuse({ peer: id, layer: 'connection', reason })
     return true
   }
@@ -349,7 +474,9 @@ export class MembershipGate extends EventTarget {
     const connection = event.detail
     const peer = connection.remotePeer.toString()
     if (this.isMember(peer)) return
-    if (this.pairing.has(peer)) {
+    const slot = this.pairing.get(peer)
+    if (slot?.direction === 'relay') return
+    if (slot != null) {
       // Limited: libp2p refuses every protocol that did not opt in, and tells no service
       // about this peer. Set here, synchronously, before identify completes.
       ;(connection as { limits?: Connection['limits'] }).limits = { seconds: Math.ceil(this.ttlMs / 1000) }
@@ -383,6 +510,7 @@ export class MembershipGate extends EventTarget {
     }
     for (const peer of gone) {
       if (peer === this.membership.peerId) continue
+      this.closeRelayWindow(peer)
       const connections = host.getConnections().filter(c => c.remotePeer.toString() === peer)
       if (connections.length === 0) continue
       this.log?.debug(`closing connections of ${peer}: no longer a member`)

@@ -3,7 +3,8 @@
 // interfaces, the wire helpers in ../wire.ts and ../membership; never imports node/.
 
 export * from './errors.ts'
-export { INVITE_SCHEME, Invite, decodeInvite, encodeInvite, inviteQrText } from './invite.ts'
+export { INVITE_SCHEME, Invite, MAX_INVITE_RELAYED_ADDRESSES, decodeInvite, encodeInvite, inviteAddressForm, inviteAddresses, inviteQrText } from './invite.ts'
+export { RELAY_WINDOW_PROTOCOL, requestRelayWindow, serveRelayWindows } from './relay-window.ts'
 export type { InviteFields } from './invite.ts'
 export { decodeQrPng, inviteQrPng, inviteQrSvg, inviteQrTerminal, isPng, readQrPngFile, writeInvitePng } from './qr.ts'
 export {

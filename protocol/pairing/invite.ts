@@ -7,6 +7,12 @@
 //            [ multiaddr bytes, … ] ]
 // checksum = the first 4 bytes of SHA-256(payload)
 //
+// An address is either direct (no /p2p part: the inviter's PeerId is added to dial it) or
+// through a member relay of the hive, `<relay address>/p2p/<relay>/p2p-circuit`, which ends
+// there (the inviter's PeerId is added after it). The format version stays 1: an older
+// hive-node reads such an address and cannot use it (its gate refuses to dial the relay), and
+// still dials the direct ones.
+//
 // Base32 (RFC 4648, no padding) is case-free; the QR code carries it upper-cased so it fits
 // the code's compact alphanumeric mode. The checksum catches a mistyped or damaged invite
 // before anything touches the network. The secret is 128 random bits and never leaves this
@@ -28,6 +34,10 @@ export const INVITE_SCHEME = 'hive://join/'
 export const INVITE_VERSION = 1
 export const SECRET_BYTES = 16
 export const MAX_INVITE_ADDRESSES = 6
+/** Of those, addresses through a relay (after the direct ones). */
+export const MAX_INVITE_RELAYED_ADDRESSES = 2
+/** An address's bytes in an invite (an IPv6 address through a relay fits). */
+export const MAX_INVITE_ADDRESS_BYTES = 64
 const CHECKSUM_BYTES = 4
 
 export interface InviteFields {
@@ -92,7 +102,7 @@ const Payload = z.tuple([
   z.instanceof(Uint8Array).refine(b => b.byteLength === 8),
   z.instanceof(Uint8Array).refine(b => b.byteLength === SECRET_BYTES),
   z.number().int().nonnegative(),
-  z.array(z.instanceof(Uint8Array).refine(b => b.byteLength <= 64)).max(MAX_INVITE_ADDRESSES)
+  z.array(z.instanceof(Uint8Array).refine(b => b.byteLength <= MAX_INVITE_ADDRESS_BYTES)).max(MAX_INVITE_ADDRESSES)
 ])
 
 function checksum (payload: Uint8Array): Uint8Array {
@@ -104,7 +114,7 @@ export function encodeInvite (invite: Invite | InviteFields): string {
   const secret = invite instanceof Invite ? invite.revealSecret() : invite.secret
   const hive = base32Decode(invite.hiveId)
   if (hive?.byteLength !== 16) throw new InvalidInviteError(`"${invite.hiveId}" is not a hive id`)
-  const addrs = invite.addresses.slice(0, MAX_INVITE_ADDRESSES).map(a => stripPeer(multiaddr(a)).bytes)
+  const addrs = inviteAddresses(invite.addresses).map(a => multiaddr(a).bytes)
   const payload = cborEncode([
     INVITE_VERSION,
     hive,
@@ -160,6 +170,9 @@ export function decodeInvite (text: string): Invite {
   } catch {
     throw new InvalidInviteError('the invite names an inviter or address that cannot be read')
   }
+  if (addresses.some(a => inviteAddressForm(a) === 'invalid') || addresses.filter(a => inviteAddressForm(a) === 'relayed').length > MAX_INVITE_RELAYED_ADDRESSES) {
+    throw new InvalidInviteError('the invite names an address that is neither the inviter\'s own nor one through a relay; it may come from an incompatible version of hive-node')
+  }
   return new Invite({
     hiveId: base32Encode(hive) as HiveId,
     inviter,
@@ -170,7 +183,49 @@ export function decodeInvite (text: string): Invite {
   })
 }
 
-function stripPeer (ma: ReturnType<typeof multiaddr>): ReturnType<typeof multiaddr> {
-  const components = ma.getComponents().filter(c => c.name !== 'p2p')
-  return multiaddr(components)
+/**
+ * Whether an invite address is direct (no PeerId in it), through a relay (ends with
+ * `/p2p/<relay>/p2p-circuit`, no other PeerId, one relay), or neither.
+ */
+export function inviteAddressForm (address: string): 'direct' | 'relayed' | 'invalid' {
+  let parts
+  try {
+    parts = multiaddr(address).getComponents()
+  } catch {
+    return 'invalid'
+  }
+  const peers = parts.filter(c => c.name === 'p2p').length
+  const circuits = parts.filter(c => c.name === 'p2p-circuit').length
+  if (peers === 0 && circuits === 0) return parts.length > 0 ? 'direct' : 'invalid'
+  const n = parts.length
+  if (peers === 1 && circuits === 1 && n >= 3 && parts[n - 1]!.name === 'p2p-circuit' && parts[n - 2]!.name === 'p2p') return 'relayed'
+  return 'invalid'
+}
+
+/**
+ * The addresses an invite carries: the inviter's own PeerId taken off the end of each, direct
+ * ones first, then at most MAX_INVITE_RELAYED_ADDRESSES through relays, MAX_INVITE_ADDRESSES in
+ * all; any other form, or one too long, is left out.
+ */
+export function inviteAddresses (addresses: string[]): string[] {
+  const direct: string[] = []
+  const relayed: string[] = []
+  for (const address of addresses) {
+    let ma
+    try {
+      ma = multiaddr(address)
+    } catch {
+      continue
+    }
+    const parts = ma.getComponents()
+    // the inviter's own PeerId at the end: the joiner adds it back
+    if (parts.length > 1 && parts[parts.length - 1]!.name === 'p2p' && parts[parts.length - 2]!.name !== 'p2p') parts.pop()
+    const text = multiaddr(parts.length > 0 && parts.every(c => c.name !== 'p2p-circuit') ? parts.filter(c => c.name !== 'p2p') : parts).toString()
+    const form = inviteAddressForm(text)
+    if (form === 'invalid' || multiaddr(text).bytes.byteLength > MAX_INVITE_ADDRESS_BYTES) continue
+    const list = form === 'direct' ? direct : relayed
+    if (!list.includes(text)) list.push(text)
+  }
+  const kept = relayed.slice(0, MAX_INVITE_RELAYED_ADDRESSES)
+  return [...direct.slice(0, MAX_INVITE_ADDRESSES - kept.length), ...kept]
 }

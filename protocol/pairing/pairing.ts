@@ -32,7 +32,8 @@ import {
   AlreadyInHiveError, AlreadyMemberError, InvalidTtlError, InviteClosedError, InviteExpiredError, InviteUnknownError, InviteUsedError,
   InviterNotAuthenticError, InviterUnreachableError, OwnInviteError, PairingFailedError, REFUSALS, WrongSecretError
 } from './errors.ts'
-import { Invite, MAX_INVITE_ADDRESSES, decodeInvite, encodeInvite, newInviteId, newSecret } from './invite.ts'
+import { Invite, decodeInvite, encodeInvite, inviteAddresses, newInviteId, newSecret } from './invite.ts'
+import { requestRelayWindow, serveRelayWindows } from './relay-window.ts'
 import type { RefusalCode } from './errors.ts'
 import type { HiveId } from '../membership/entries.ts'
 import type { MembershipGate } from '../membership/gate.ts'
@@ -84,11 +85,13 @@ export interface PairingInit {
   maxFailedAttempts?: number
   /** Upper bound of one pairing exchange. Default 20 s. */
   exchangeTimeoutMs?: number
+  /** This device relays for its members: it serves their relay windows. */
+  relay?: boolean
 }
 
 export interface PairingComponents {
   membership: Membership
-  gate: Pick<MembershipGate, 'allows' | 'openPairingWindow' | 'expectPairing' | 'endPairing'>
+  gate: Pick<MembershipGate, 'allows' | 'openPairingWindow' | 'expectPairing' | 'endPairing' | 'openRelayWindow' | 'closeRelayWindow'>
   network: PairingNetwork
 }
 
@@ -134,6 +137,21 @@ interface HeldInvite {
   exchanges: number
   closeWindow: () => void
   timer?: NodeJS.Timeout
+  /** Member relays the invite leads through, where it holds a window open. */
+  relays: string[]
+  relayTimer?: NodeJS.Timeout
+  /** Settles once the relays have answered the window request. */
+  ready?: Promise<void>
+}
+
+/** A relay window is asked again this long before the relay would close it. */
+const RELAY_WINDOW_RENEW_MS = 60_000
+
+/** The relay a circuit address goes through (the PeerId before /p2p-circuit). */
+function relayIn (address: string): string | undefined {
+  const parts = multiaddr(address).getComponents()
+  const at = parts.findIndex(c => c.name === 'p2p-circuit')
+  return at < 1 ? undefined : parts[at - 1]?.name === 'p2p' ? parts[at - 1]?.value : undefined
 }
 
 
@@ -183,6 +201,8 @@ export class Pairing extends EventTarget {
   private readonly stopping = new AbortController()
   private started = false
   private served?: ServedProtocol
+  private servedWindows?: ServedProtocol
+  private readonly relay: boolean
 
   constructor (init: PairingInit, components: PairingComponents) {
     super()
@@ -194,6 +214,7 @@ export class Pairing extends EventTarget {
     this.now = init.now ?? Date.now
     this.maxFailures = init.maxFailedAttempts ?? MAX_FAILED_ATTEMPTS
     this.timeoutMs = init.exchangeTimeoutMs ?? 20_000
+    this.relay = init.relay ?? false
     this.onMembershipChange = this.onMembershipChange.bind(this)
   }
 
@@ -209,6 +230,7 @@ export class Pairing extends EventTarget {
       runOnLimitedConnection: true,
       maxInboundStreams: 4
     })
+    if (this.relay) this.servedWindows = await serveRelayWindows(this.network, this.gate, this.log)
     this.membership.addEventListener('change', this.onMembershipChange)
   }
 
@@ -221,6 +243,8 @@ export class Pairing extends EventTarget {
     this.held.clear()
     await this.served?.stop()
     this.served = undefined
+    await this.servedWindows?.stop()
+    this.servedWindows = undefined
   }
 
   /** Makes a one-time invite to this device's hive. The result's `uri` holds the secret. */
@@ -233,6 +257,7 @@ export class Pairing extends EventTarget {
     const addresses = this.reachableAddresses()
     if (addresses.length === 0) throw new InviterUnreachableError('this node listens on no address another device could dial; start it with --listen')
     const createdAt = this.now()
+    const closeGateWindow = this.gate.openPairingWindow()
     const invite: HeldInvite = {
       id: newInviteId(),
       hiveId: this.membership.hiveId,
@@ -242,7 +267,11 @@ export class Pairing extends EventTarget {
       state: 'open',
       failures: 0,
       exchanges: 0,
-      closeWindow: this.gate.openPairingWindow()
+      closeWindow: () => {
+        closeGateWindow()
+        this.closeRelayWindows(invite)
+      },
+      relays: [...new Set(addresses.map(relayIn).filter((r): r is string => r != null))]
     }
     // at its expiry the invite opens no window any more; it stays listed a little longer
     invite.timer = setTimeout(() => {
@@ -255,7 +284,56 @@ export class Pairing extends EventTarget {
     this.held.set(invite.id, invite)
     const uri = encodeInvite({ hiveId: invite.hiveId, inviter: this.membership.peerId, id: invite.id, secret: invite.secret, expiresAt: invite.expiresAt, addresses })
     this.log.info?.(`invite ${invite.id} to hive ${invite.hiveId} open until ${new Date(invite.expiresAt).toISOString()}`)
+    invite.ready = this.openRelayWindows(invite)
     return { ...this.status(invite), uri, inviter: this.membership.peerId, addresses }
+  }
+
+  /**
+   * As createInvite, and resolves once every relay the invite leads through has opened its
+   * window (a relay that does not answer is logged and left out: the invite still works where
+   * the inviter is reached directly).
+   */
+  async openInvite (options: { ttlMs?: number } = {}): Promise<CreatedInvite> {
+    const created = this.createInvite(options)
+    await this.held.get(created.id)?.ready
+    return created
+  }
+
+  /** Asks each relay of the invite to let strangers through to this device while it is open. */
+  private async openRelayWindows (invite: HeldInvite): Promise<void> {
+    if (invite.relays.length === 0) return
+    clearTimeout(invite.relayTimer)
+    const ends = await Promise.all(invite.relays.map(async (relay) => {
+      try {
+        return await requestRelayWindow(this.network, relay, invite.id, invite.expiresAt, { signal: AbortSignal.any([this.stopping.signal, AbortSignal.timeout(10_000)]) })
+      } catch (err) {
+        this.log.warn(`the relay ${relay} opened no window for invite ${invite.id} (${(err as Error).message}): a device on another network may not reach this one with it`)
+        return undefined
+      }
+    }))
+    if (invite.state !== 'open' || invite.relays.length === 0) {
+      this.closeRelayWindows(invite)
+      return
+    }
+    // a relay bounds a window's length: ask again before the first one lapses, while the invite lives
+    const granted = ends.filter((e): e is number => e != null && e > 0)
+    if (granted.length === 0) return
+    const first = Math.min(...granted)
+    if (first >= invite.expiresAt) return
+    invite.relayTimer = setTimeout(() => { invite.ready = this.openRelayWindows(invite) }, Math.max(1_000, first - Date.now() - RELAY_WINDOW_RENEW_MS))
+    invite.relayTimer.unref()
+  }
+
+  /** Tells each relay of the invite that its window is closed; the relay would close it at its end anyway. */
+  private closeRelayWindows (invite: HeldInvite): void {
+    clearTimeout(invite.relayTimer)
+    const relays = invite.relays
+    invite.relays = []
+    for (const relay of relays) {
+      requestRelayWindow(this.network, relay, invite.id, 0, { signal: AbortSignal.timeout(10_000) }).catch((err: Error) => {
+        this.log.debug(`the relay ${relay} was not told that invite ${invite.id} closed: ${err.message}`)
+      })
+    }
   }
 
   /** Every invite this node still holds, newest first, without secrets. */
@@ -293,7 +371,9 @@ export class Pairing extends EventTarget {
     if (invite.addresses.length === 0) throw new InviterUnreachableError('the invite lists no address for the inviting device')
 
     const signal = AbortSignal.any([this.stopping.signal, AbortSignal.timeout(this.timeoutMs), ...(options.signal != null ? [options.signal] : [])])
-    const release = this.gate.expectPairing(invite.inviter)
+    // the relays the invite leads through: this device reaches them only to be put through
+    const relays = [...new Set(invite.addresses.map(relayIn).filter((r): r is string => r != null && r !== self))]
+    const release = [this.gate.expectPairing(invite.inviter), ...relays.map(relay => this.gate.expectPairing(relay, { relay: true }))]
     let framed: FramedStream | undefined
     try {
       const addrs = invite.addresses.map(a => multiaddr(a).encapsulate(`/p2p/${invite.inviter}`))
@@ -304,7 +384,7 @@ export class Pairing extends EventTarget {
         framed = await openFramed(connection, PAIRING_PROTOCOL, { signal, runOnLimitedConnection: true, maxMessageBytes: MAX_PAIRING_MESSAGE_BYTES })
       } catch (err) {
         options.signal?.throwIfAborted()
-        throw new InviterUnreachableError(`could not reach the inviting device at ${invite.addresses.join(', ')} (${(err as Error).message}); check that its node is running, that both devices are on the same network, and that the invite is still open: a device whose invites are all used, cancelled or expired accepts no connection from outside its hive`)
+        throw new InviterUnreachableError(`could not reach the inviting device at ${invite.addresses.join(', ')} (${(err as Error).message}); check that its node is running, that both devices are on the same network${relays.length > 0 ? ' or that the relay it names is running' : ''}, and that the invite is still open: a device whose invites are all used, cancelled or expired accepts no connection from outside its hive`)
       }
       const joinerNonce = new Uint8Array(randomBytes(32))
       const ownAddrs = this.network.getMultiaddrs().map(a => a.toString()).slice(0, 8)
@@ -336,8 +416,10 @@ export class Pairing extends EventTarget {
       framed?.abort(err as Error)
       throw err
     } finally {
-      release()
+      for (const r of release) r()
       this.gate.endPairing(invite.inviter)
+      // the limited connection to a relay served its purpose; as a member this device dials it anew
+      for (const relay of relays) this.gate.endPairing(relay)
     }
   }
 
@@ -465,14 +547,20 @@ export class Pairing extends EventTarget {
     return out
   }
 
-  /** Listen addresses another device could dial, LAN ones first, loopback last. */
+  /**
+   * Listen addresses another device could dial, LAN ones first, loopback last, then this
+   * device's addresses through member relays it holds a reservation on.
+   */
   private reachableAddresses (): string[] {
-    const list = this.network.getMultiaddrs()
-      .map(ma => multiaddr(ma.getComponents().filter(c => c.name !== 'p2p')))
+    const all = this.network.getMultiaddrs()
+    const list = all
       .filter(ma => !ma.getComponents().some(c => c.name === 'p2p-circuit'))
+      .map(ma => multiaddr(ma.getComponents().filter(c => c.name !== 'p2p')).toString())
+    const relayed = all
       .map(ma => ma.toString())
+      .filter(a => a.includes('/p2p-circuit') && relayIn(a) != null && this.membership.isMember(relayIn(a)!))
     const loopback = (a: string): boolean => a.startsWith('/ip4/127.') || a.startsWith('/ip6/::1/')
-    return [...new Set([...list.filter(a => !loopback(a)), ...list.filter(loopback)])].slice(0, MAX_INVITE_ADDRESSES)
+    return inviteAddresses([...list.filter(a => !loopback(a)), ...list.filter(loopback), ...relayed])
   }
 
   private status (invite: HeldInvite): InviteStatus {

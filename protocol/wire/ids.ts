@@ -71,3 +71,7 @@ export function isContextIdText (value: unknown): value is string {
 
 /** An agent's digest: SHA-256 of its component bytes, 64 lowercase hex characters (the sandbox's form too). */
 export const DIGEST_PATTERN = /^[0-9a-f]{64}$/
+
+// ---- added protocols ----
+/** Pairing through a relay: a member inviting opens a window on the member relay it is reached through. */
+export const RELAY_WINDOW_PROTOCOL = protocolId('pairing-relay')

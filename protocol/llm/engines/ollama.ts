@@ -8,7 +8,8 @@ import { z } from 'zod'
 import { LlmUnavailableError, ModelNotFoundError } from '../errors.ts'
 import { RequestInvalidError } from './errors.ts'
 import { boundedLines, boundedText, fetchOrUnavailable, isAbortOf, parseJson } from './http.ts'
-import { LIST_TIMEOUT_MS, MODEL_NAME_MAX } from './limits.ts'
+import { httpGet } from '../../wire/http-get.ts'
+import { LIST_TIMEOUT_MS, MODEL_NAME_MAX, RESPONSE_MAX_BYTES } from './limits.ts'
 import type { ChatRequest, FinishReason, ModelBackend, ModelInfo } from '../types.ts'
 
 export const OLLAMA_DEFAULT_URL = 'http://127.0.0.1:11434'
@@ -78,15 +79,20 @@ export function createOllamaBackend (init: OllamaBackendInit = {}): OllamaBacken
     async models (options = {}): Promise<ModelInfo[]> {
       const timeout = AbortSignal.timeout(init.listTimeoutMs ?? LIST_TIMEOUT_MS)
       const signal = options.signal != null ? AbortSignal.any([options.signal, timeout]) : timeout
-      let response: Response
+      // listed at start and for every capability report: over node:http, so a node that never
+      // chats does not carry fetch's HTTP client (protocol/wire/http-get.ts)
+      let answer
       try {
-        response = await fetchOrUnavailable(`${baseUrl}/api/tags`, { signal }, what, hint)
+        answer = await httpGet(`${baseUrl}/api/tags`, { signal, maxBytes: RESPONSE_MAX_BYTES })
       } catch (err) {
         if (timeout.aborted && options.signal?.aborted !== true) throw new LlmUnavailableError(`${what} did not list its models within ${init.listTimeoutMs ?? LIST_TIMEOUT_MS} ms`)
-        throw err
+        if (options.signal?.aborted === true) throw err
+        const why = (err as { code?: string }).code ?? (err as Error).message
+        throw new LlmUnavailableError(`${what} does not answer (${why}): ${hint}`, { cause: err })
       }
-      if (!response.ok) throw new LlmUnavailableError(`${what} answered ${response.status} to a model list`)
-      const tags = Tags.safeParse(parseJson(await boundedText(response, what), what))
+      if (answer.status < 200 || answer.status >= 300) throw new LlmUnavailableError(`${what} answered ${answer.status} to a model list`)
+      if (answer.text == null) throw new LlmUnavailableError(`${what} sent more than ${RESPONSE_MAX_BYTES} bytes: it is misbehaving`)
+      const tags = Tags.safeParse(parseJson(answer.text, what))
       if (!tags.success) throw new LlmUnavailableError(`${what} sent a model list of an unknown shape: ${tags.error.message}`)
       return tags.data.models.map(m => ({ name: m.name, sizeBytes: m.size ?? 0, source: 'ollama' as const }))
     },

@@ -8,7 +8,8 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { PNG } from 'pngjs'
 import { base32Encode } from '../../../protocol/membership/index.ts'
-import { Invite, decodeInvite, decodeQrPng, encodeInvite, inviteQrPng, inviteQrTerminal } from '../../../protocol/pairing/index.ts'
+import { Invite, MAX_INVITE_RELAYED_ADDRESSES, decodeInvite, decodeQrPng, encodeInvite, inviteAddresses, inviteQrPng, inviteQrTerminal } from '../../../protocol/pairing/index.ts'
+import { cborEncodeForTest } from '../../helpers/raw-invite.ts'
 import type { HiveId } from '../../../protocol/membership/index.ts'
 
 async function sample (): Promise<Invite> {
@@ -37,6 +38,29 @@ describe('invite codec', () => {
     assertSame(decodeInvite(uri), invite)
     assertSame(decodeInvite(uri.toUpperCase()), invite)
     assertSame(decodeInvite(`  ${uri.slice(0, 40)}\n  ${uri.slice(40)}\n`), invite)
+  })
+
+  it('carries addresses through a relay after the direct ones, at most 2, in a URI a QR code still holds', async () => {
+    const invite = await sample()
+    const relay = peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString()
+    const relay2 = peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString()
+    const through = `/ip4/203.0.113.7/tcp/4190/p2p/${relay}/p2p-circuit`
+    const withRelay = new Invite({ ...invite.toJSON(), secret: invite.revealSecret(), addresses: [through, ...invite.addresses, `/ip6/2001:db8::1/tcp/4190/p2p/${relay2}/p2p-circuit/p2p/${invite.inviter}`] })
+    const decoded = decodeInvite(encodeInvite(withRelay))
+    assert.deepEqual(decoded.addresses, [...invite.addresses, through, `/ip6/2001:db8::1/tcp/4190/p2p/${relay2}/p2p-circuit`], 'direct first; the inviter\'s own PeerId is taken off')
+    assert.ok(encodeInvite(withRelay).length < 400, 'short enough for a QR code')
+    // only the relay's PeerId may appear, right before /p2p-circuit; anything else is left out
+    const kept = inviteAddresses([`/ip4/10.0.0.1/tcp/1/p2p/${relay}/p2p-circuit/ip4/10.0.0.2/tcp/2`, `/ip4/10.0.0.1/tcp/1/p2p-circuit`, ...Array.from({ length: 4 }, (_, i) => `/ip4/10.0.0.${i}/tcp/1/p2p/${relay}/p2p-circuit`)])
+    assert.equal(kept.length, MAX_INVITE_RELAYED_ADDRESSES)
+  })
+
+  it('refuses an invite whose address names a PeerId anywhere but a relay\'s, with its own error', async () => {
+    const invite = await sample()
+    const relay = peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString()
+    for (const bad of [`/ip4/10.0.0.1/tcp/1/p2p/${relay}`, `/ip4/10.0.0.1/tcp/1/p2p-circuit`, `/ip4/10.0.0.1/tcp/1/p2p/${relay}/p2p-circuit/ip4/10.0.0.2`]) {
+      const uri = cborEncodeForTest(invite, [bad])
+      assert.throws(() => decodeInvite(uri), { name: 'InvalidInvite' }, bad)
+    }
   })
 
   it('catches any single changed character with the checksum, before any network use', async () => {
