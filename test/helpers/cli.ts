@@ -2,7 +2,7 @@
 
 import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
-import type { ChildProcessWithoutNullStreams } from 'node:child_process'
+import type { ChildProcess, ChildProcessWithoutNullStreams } from 'node:child_process'
 
 export const BIN = fileURLToPath(new URL('../../node/bin.js', import.meta.url))
 
@@ -13,11 +13,23 @@ export interface CliResult {
   stderr: string
 }
 
+/**
+ * Children still running when the test file's process exits: a test that fails before it stops
+ * the node it started (a ready line that came too late, an assertion) leaves no node behind.
+ * The test runner's --test-force-exit ends the file's process once its tests are done even
+ * while such a child would keep it alive.
+ */
+const running = new Set<ChildProcess>()
+process.once('exit', () => { for (const child of running) child.kill('SIGKILL') })
+
 export function spawnCli (args: string[], env: NodeJS.ProcessEnv = {}): ChildProcessWithoutNullStreams {
-  return spawn(process.execPath, [BIN, ...args], {
+  const child = spawn(process.execPath, [BIN, ...args], {
     env: { ...process.env, HIVE_LOG_LEVEL: 'warn', ...env },
     stdio: ['pipe', 'pipe', 'pipe']
   })
+  running.add(child)
+  child.once('exit', () => { running.delete(child) })
+  return child
 }
 
 export async function exited (child: ChildProcessWithoutNullStreams): Promise<CliResult> {

@@ -52,7 +52,9 @@ export async function eventPromise<E extends Event = Event> (target: EventTarget
 
 /** Collects a child process's stdout lines and resolves on the first that matches. */
 export async function lineMatching (stream: NodeJS.ReadableStream, match: (line: string) => boolean, options: WaitOptions = {}): Promise<string> {
-  const timeoutMs = options.timeoutMs ?? 30_000
+  // a node's ready line comes after its start, which on a loaded machine (CI runs two test
+  // files at once, each with several nodes) can take well over half a minute
+  const timeoutMs = options.timeoutMs ?? 120_000
   const { promise, resolve, reject } = Promise.withResolvers<string>()
   let buffer = ''
   const onData = (chunk: Buffer | string): void => {

@@ -348,7 +348,7 @@ export class Lan {
       host.exit = { code, signal }
       reject(new LanCommandError(`${host.name}'s node exited (${code ?? signal}) before it was ready:\n${this.tail(host, 15)}`))
     })
-    const timeoutMs = options.timeoutMs ?? 60_000
+    const timeoutMs = options.timeoutMs ?? 120_000
     const timer = setTimeout(() => { reject(new LanCommandError(`${host.name}'s node was not ready within ${timeoutMs} ms:\n${this.tail(host, 15)}`)) }, timeoutMs)
     try {
       const info = await ready

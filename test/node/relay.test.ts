@@ -83,7 +83,7 @@ describe('a member that relays, for members only', () => {
     assert.ok(a.peers().find(p => p.peerId === b.peerId.toString())?.via === 'relayed', 'still through the relay when the context arrived')
   })
 
-  it('a relayed link is upgraded to a direct one where the member\'s direct address answers', { timeout: 120_000 }, async () => {
+  it('a relayed link is upgraded to a direct one where the member\'s direct address answers', { timeout: 180_000 }, async () => {
     const relay = await node('relay2', { relay: true })
     const a = await node('a2', { upgradeIntervalMs: 1_000 })
     const b = await node('b2', { upgradeIntervalMs: 1_000 })
@@ -93,7 +93,7 @@ describe('a member that relays, for members only', () => {
     await a.libp2p.hangUp(b.peerId)
     await a.libp2p.dial(multiaddr(circuitAddress(relay, b)))
     // on loopback b's direct address answers: the relayed link gives way to a direct one
-    const upgraded = await waitFor(() => a.peers().find(p => p.peerId === b.peerId.toString() && p.via === 'lan' && p.addresses.every(x => !x.includes('/p2p-circuit'))), { timeoutMs: 30_000, message: 'a is connected to b directly, not through the relay' })
+    const upgraded = await waitFor(() => a.peers().find(p => p.peerId === b.peerId.toString() && p.via === 'lan' && p.addresses.every(x => !x.includes('/p2p-circuit'))), { timeoutMs: 90_000, message: 'a is connected to b directly, not through the relay' })
     assert.equal(upgraded.relay, undefined)
   })
 

@@ -43,6 +43,7 @@ describe('hive-node service', () => {
     const child = spawn(words[0] as string, [...words.slice(1), '--no-mdns', '--json'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HIVE_LOG_LEVEL: 'warn' } })
     const done = exited(child as never)
     const line = await lineMatching(child.stdout, line => line.startsWith('{'), { message: 'ready line' }).catch(async (err: Error) => {
+      child.kill('SIGKILL')
       throw new Error(`${err.message}; the node said: ${(await done).stderr}`)
     })
     const ready = JSON.parse(line) as { name: string }

@@ -48,7 +48,7 @@ describe('agents built from JS/TS', () => {
         agents[name] = await sandbox.load(await readFile(out))
       }))
     }
-  })
+  }, { timeout: 900_000 }) // several builds: minutes on a machine busy with other test files
 
   after(async () => {
     await sandbox?.stop()
