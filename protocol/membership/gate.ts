@@ -511,6 +511,9 @@ export class MembershipGate extends EventTarget {
     for (const peer of gone) {
       if (peer === this.membership.peerId) continue
       this.closeRelayWindow(peer)
+      // a device removed unawares hears of it while it dials the inviter to pair again: that
+      // connection stays; as for any non-member, the stream checks keep it to pairing
+      if (this.expected.has(peer) || this.pairing.has(peer)) continue
       const connections = host.getConnections().filter(c => c.remotePeer.toString() === peer)
       if (connections.length === 0) continue
       this.log?.debug(`closing connections of ${peer}: no longer a member`)
