@@ -34,6 +34,8 @@ export const MAX_SESSION_REQUESTS = 64
 const MAX_SESSIONS_PER_PEER = 2
 /** How long a peer that does not serve sessions is asked one stream per request before trying again. */
 const NO_SESSION_MS = 60_000
+/** A session lost within this long of opening is not tried again for as long. */
+const LOST_AT_ONCE_MS = 5_000
 
 export type SessionHandler = (from: string, request: SessionRequestBody, options: AbortOptions) => Promise<unknown>
 
@@ -151,7 +153,11 @@ export interface SessionPoolOptions {
 export class SessionPool {
   private readonly host: ProtocolHost
   private readonly options: SessionPoolOptions
-  private readonly sessions = new Map<string, Promise<Session | undefined>>()
+  /** Sessions open, by peer; a closed one leaves at once (Session's onClose). */
+  private readonly open = new Map<string, Session>()
+  /** Sessions being opened, by peer: concurrent first requests share one dial. */
+  private readonly opening = new Map<string, Promise<Session | undefined>>()
+  /** Peers asked one stream per request until then (no session served, or one just lost). */
   private readonly noSession = new Map<string, number>()
   private stopped = false
 
@@ -162,51 +168,58 @@ export class SessionPool {
 
   async ask (peer: string, request: SessionRequestBody, options: AbortOptions): Promise<{ answer: unknown } | undefined> {
     const session = await this.session(peer, options)
-    if (session == null || session.busy) return undefined
+    if (session == null || session.closed || session.busy) return undefined
     return { answer: await session.ask(request, options) }
   }
 
   private async session (peer: string, options: AbortOptions): Promise<Session | undefined> {
     if (this.stopped) return undefined
+    const held = this.open.get(peer)
+    if (held != null) return held
     const until = this.noSession.get(peer)
     if (until != null) {
       if (Date.now() < until) return undefined
       this.noSession.delete(peer)
     }
-    let opening = this.sessions.get(peer)
+    let opening = this.opening.get(peer)
     if (opening == null) {
-      opening = this.open(peer, options)
-      this.sessions.set(peer, opening)
+      opening = this.dial(peer, options).finally(() => { this.opening.delete(peer) })
+      this.opening.set(peer, opening)
     }
-    const session = await opening
-    if (session?.closed === true) return this.session(peer, options)
-    return session
+    return opening
   }
 
-  private async open (peer: string, options: AbortOptions): Promise<Session | undefined> {
+  private async dial (peer: string, options: AbortOptions): Promise<Session | undefined> {
+    let stream: FramedStream
     try {
-      const stream = await dialFramed(this.host, peerIdFromString(peer), this.options.protocol, { signal: options.signal, maxMessageBytes: this.options.maxFrameBytes })
-      const session = new Session(stream, (closed) => {
-        void this.sessions.get(peer)?.then(s => { if (s === closed) this.sessions.delete(peer) })
-      }, this.options.log, peer)
-      if (this.stopped) session.close(new Error('placement stopped'))
-      return session
+      stream = await dialFramed(this.host, peerIdFromString(peer), this.options.protocol, { signal: options.signal, maxMessageBytes: this.options.maxFrameBytes })
     } catch (err) {
       // an older release: one stream per request for a while; anything else, for this request
-      this.sessions.delete(peer)
       if ((err as Error).name === 'UnsupportedProtocolError') this.noSession.set(peer, Date.now() + NO_SESSION_MS)
       this.options.log.debug(`no placement session with ${peer}, one stream per request: ${errorText(err)}`)
       return undefined
     }
+    const openedAt = Date.now()
+    const session = new Session(stream, (closed) => {
+      if (this.open.get(peer) === closed) this.open.delete(peer)
+      // a session refused or lost as soon as it opened is not dialled again at every request
+      if (Date.now() - openedAt < LOST_AT_ONCE_MS) this.noSession.set(peer, Date.now() + LOST_AT_ONCE_MS)
+    }, this.options.log, peer)
+    if (this.stopped || session.closed) {
+      session.close(new Error('placement stopped'))
+      return undefined
+    }
+    this.open.set(peer, session)
+    return session
   }
 
   /** Closes every session (placement stops). */
   async stop (): Promise<void> {
     this.stopped = true
-    const open = [...this.sessions.values()]
-    this.sessions.clear()
+    await Promise.all([...this.opening.values()])
+    for (const session of [...this.open.values()]) session.close(new Error('placement stopped'))
+    this.open.clear()
     this.noSession.clear()
-    for (const s of await Promise.all(open)) s?.close(new Error('placement stopped'))
   }
 
   start (): void {

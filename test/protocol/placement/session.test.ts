@@ -95,6 +95,30 @@ describe('placement sessions', () => {
     }
   })
 
+  it('a session the submitter ends fails the requests under way only; the next requests are answered without it', async () => {
+    const ending = '/hive/test-placement-session-ending/1.0.0'
+    const reached = Promise.withResolvers<void>()
+    const neverAnswered = { ...handlers(asked), claim: () => { reached.resolve(); return new Promise<never>(() => {}) as never } }
+    const ended = await serveSubmitterSessions(submitter.libp2p, neverAnswered, { protocol: ending, maxFrameBytes: 64 * 1024, log: LOG })
+    const pool = new SessionPool(asker.libp2p, { protocol: ending, maxFrameBytes: 64 * 1024, log: LOG })
+    const dials = countDials(asker)
+    try {
+      const client = remoteSubmitter(asker.libp2p, submitter.peerId.toString(), { protocol: PROTOCOL, maxFrameBytes: 64 * 1024, sessions: pool })
+      const task = newTaskId()
+      // a claim the submitter never answers, then the submitter stops serving sessions
+      const hanging = client.claim(task, 1, { signal: AbortSignal.timeout(30_000) })
+      await reached.promise
+      assert.equal(dials.of(ending), 1)
+      await ended.stop()
+      await assert.rejects(hanging)
+      assert.deepEqual(await client.claim(task, 2, { signal: AbortSignal.timeout(10_000) }), { input: 'input of round 2', leaseMs: 1002 })
+      assert.equal(dials.of(PROTOCOL), 1, 'the next request went on a stream of its own')
+    } finally {
+      dials.restore()
+      await pool.stop()
+    }
+  })
+
   it('a peer that serves no sessions is asked one stream per request', async () => {
     const pool = new SessionPool(asker.libp2p, { protocol: NO_SESSION, maxFrameBytes: 64 * 1024, log: LOG })
     const dials = countDials(asker)
