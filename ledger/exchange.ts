@@ -13,7 +13,13 @@
 //   of a higher version, so an older peer holds the part it can verify instead of refusing the
 //   copy and its sender.
 //     <- { type: 'end', head?: head bytes }                   (the server's newest head for signer)
-//   gossip on the ledger topic: { type: 'heads', heads: [head bytes…] }
+//   gossip on the ledger topic: { type: 'heads', heads: [head bytes…], records? }
+//   `records`, when present, is { signer, from, records: [record bytes…] }: the records of the
+//   announcing device's chain from `from` up to the seq of its head in `heads` (at most
+//   MAX_PUSHED_RECORDS, MAX_PUSHED_BYTES in all), appended since its last announcement. A peer
+//   holding the chain up to `from - 1` verifies and stores them with the head, as it would a
+//   fetched copy, and needs no stream to fetch them; any other peer ignores them and fetches.
+//   Releases before it ignore the field.
 
 import { z } from 'zod'
 import { FORMAT_VERSION_LLM, FORMAT_VERSION_NET, MAX_HEAD_BYTES, MAX_RECORD_V2_BYTES, MAX_RECORD_V3_BYTES } from './record.ts'
@@ -47,9 +53,22 @@ export const LedgerRequest = z.discriminatedUnion('type', [
 ])
 export type LedgerRequest = z.infer<typeof LedgerRequest>
 
+/** Records an announcement of a head carries at most, and their bytes in all. */
+export const MAX_PUSHED_RECORDS = 64
+export const MAX_PUSHED_BYTES = 128 * 1024
+
+export const PushedRecords = z.object({
+  signer: peerIdString,
+  from: seq,
+  records: z.array(bytes(MAX_RECORD_V3_BYTES)).min(1).max(MAX_PUSHED_RECORDS)
+    .refine(rs => rs.reduce((n, r) => n + r.byteLength, 0) <= MAX_PUSHED_BYTES, `at most ${MAX_PUSHED_BYTES} bytes of records`)
+})
+export type PushedRecords = z.infer<typeof PushedRecords>
+
 export const HeadsMessage = z.object({
   type: z.literal('heads'),
-  heads: z.array(bytes(MAX_HEAD_BYTES)).max(MAX_HEADS_PER_MESSAGE)
+  heads: z.array(bytes(MAX_HEAD_BYTES)).max(MAX_HEADS_PER_MESSAGE),
+  records: PushedRecords.optional()
 })
 export type HeadsMessage = z.infer<typeof HeadsMessage>
 

@@ -8,8 +8,9 @@ import { BadCopyError, BadHeadError, LedgerFetchError, LedgerNotStartedError, Le
 import { LEDGER_OK, appendRefusal, damaged, damagedError, healthOf } from './health.ts'
 import {
   DEFAULT_HEADS_TOPIC, HeadsMessage, LEGACY_READS_VERSION, LEDGER_PROTOCOL, LedgerRequest, MAX_HEADS_PER_MESSAGE, MAX_LEDGER_FRAME_BYTES,
-  READS_VERSION, RECORDS_PER_FRAME, RecordsResponseV3, recordFrames
+  MAX_PUSHED_BYTES, MAX_PUSHED_RECORDS, READS_VERSION, RECORDS_PER_FRAME, RecordsResponseV3, recordFrames
 } from './exchange.ts'
+import type { PushedRecords } from './exchange.ts'
 import { decodeHead } from './record.ts'
 import { LedgerStore } from './store.ts'
 import type { AuditReport, ChainReport } from './audit.ts'
@@ -161,6 +162,8 @@ class HiveLedger extends EventTarget implements Ledger {
   private readonly headCoalesceMs: number
   private headTimer?: NodeJS.Timeout
   private lastHeadAt = -Infinity
+  /** The seq of this device's head last announced since start (its records went with it). */
+  private lastAnnouncedSeq?: number
   private stopping = new AbortController()
   private running = false
   private state: LedgerHealth = LEDGER_OK
@@ -357,7 +360,11 @@ class HiveLedger extends EventTarget implements Ledger {
       this.lastHeadAt = performance.now()
       this.track((async () => {
         const raw = await this.store.headRaw(this.self)
-        if (raw != null && this.running) await this.publishHeads([raw])
+        if (raw == null || !this.running) return
+        const head = decodeHead(raw)
+        const records = await this.recordsSinceAnnounced(head)
+        this.lastAnnouncedSeq = head.seq
+        await this.publishHeads([raw], records)
       })())
     }
     const wait = this.lastHeadAt + this.headCoalesceMs - performance.now()
@@ -370,13 +377,41 @@ class HiveLedger extends EventTarget implements Ledger {
 
   async announce (_options: { signal?: AbortSignal } = {}): Promise<void> {
     const heads = await this.store.allHeads()
-    if (heads.length === 0) return
+    if (heads.length === 0) {
+      this.lastAnnouncedSeq ??= -1
+      return
+    }
+    // the records after this device's head go with its next announcement
+    const own = heads.find(h => h.signer === this.self)
+    if (this.lastAnnouncedSeq == null) this.lastAnnouncedSeq = own?.seq ?? -1
     await this.publishHeads(heads.map(h => h.bytes))
   }
 
-  private async publishHeads (heads: Uint8Array[]): Promise<void> {
+  /**
+   * This device's records appended since its last announcement, up to `head`, when they fit in
+   * one (MAX_PUSHED_RECORDS, MAX_PUSHED_BYTES): peers then store them from the gossip instead of
+   * each opening a stream to fetch them. None after a start (peers fetch what they miss) or when
+   * more were appended.
+   */
+  private async recordsSinceAnnounced (head: SignedHead): Promise<PushedRecords | undefined> {
+    const last = this.lastAnnouncedSeq
+    if (last == null || head.seq <= last || head.seq - last > MAX_PUSHED_RECORDS) return undefined
+    const records: Uint8Array[] = []
+    let size = 0
+    for await (const chunk of this.store.chunks(this.self, { from: last + 1, to: head.seq, chunk: MAX_PUSHED_RECORDS })) {
+      for (const entry of chunk) {
+        size += entry.bytes.byteLength
+        if (entry.seq !== last + 1 + records.length || size > MAX_PUSHED_BYTES) return undefined
+        records.push(entry.bytes)
+      }
+    }
+    if (records.length !== head.seq - last) return undefined
+    return { signer: this.self, from: last + 1, records }
+  }
+
+  private async publishHeads (heads: Uint8Array[], records?: PushedRecords): Promise<void> {
     for (let i = 0; i < heads.length; i += MAX_HEADS_PER_MESSAGE) {
-      const data = encodeMessage({ type: 'heads', heads: heads.slice(i, i + MAX_HEADS_PER_MESSAGE) })
+      const data = encodeMessage({ type: 'heads', heads: heads.slice(i, i + MAX_HEADS_PER_MESSAGE), ...(records != null && i === 0 ? { records } : {}) })
       try {
         await this.components.pubsub.publish(this.topic, data)
       } catch (err) {
@@ -402,8 +437,15 @@ class HiveLedger extends EventTarget implements Ledger {
   /** Handles heads from gossip or a heads response; a bad one drops the peer that sent it. */
   private async takeHeads (data: Uint8Array | Uint8Array[], from?: PeerId): Promise<void> {
     let heads: Uint8Array[]
+    let pushed: PushedRecords | undefined
     try {
-      heads = data instanceof Uint8Array ? decodeMessage(data, HeadsMessage).heads : data
+      if (data instanceof Uint8Array) {
+        const message = decodeMessage(data, HeadsMessage)
+        heads = message.heads
+        pushed = message.records
+      } else {
+        heads = data
+      }
     } catch (err) {
       if (from != null) await this.drop(from, undefined, 'malformed-gossip', (err as Error).message)
       return
@@ -413,6 +455,12 @@ class HiveLedger extends EventTarget implements Ledger {
       let outcome: HeadOutcome
       try {
         head = decodeHead(bytes)
+        if (pushed != null && pushed.signer === head.signer && pushed.from + pushed.records.length - 1 === head.seq) {
+          const taken = await this.takePushed(pushed, head, from)
+          pushed = undefined
+          if (taken === 'stored') continue
+          if (taken === 'refused') return
+        }
         outcome = await this.store.acceptHead(head)
       } catch (err) {
         if (err instanceof MalformedRecordError || err instanceof BadHeadError) {
@@ -438,6 +486,45 @@ class HiveLedger extends EventTarget implements Ledger {
         this.track(this.fetchRecords(from, head.signer, head.seq, { to: head.seq }))
       }
     }
+  }
+
+  /**
+   * Stores the records an announcement carries, checked as a fetched copy is, with their head:
+   * 'stored' when the head is now covered, 'refused' when the copy was bad (its sender is
+   * dropped), 'skipped' when they do not follow the records held (a fetch fills the gap instead).
+   */
+  private async takePushed (pushed: PushedRecords, head: SignedHead, from?: PeerId): Promise<'stored' | 'refused' | 'skipped'> {
+    if (head.signer === this.self) return 'skipped'
+    const end = (await this.store.end(head.signer))?.seq ?? -1
+    if (pushed.from > end + 1 || head.seq <= end) return 'skipped'
+    try {
+      const accepted = await this.store.acceptRecords(head.signer, pushed.from, pushed.records, { head, signal: this.stopping.signal })
+      this.copied(head.signer, accepted)
+      // a fork is handled here: both records are kept as proof, as a fetch would keep them
+      return accepted.headStored || accepted.fork != null ? 'stored' : 'skipped'
+    } catch (err) {
+      // records that do not follow the ones held, or do not link to the last one held (the
+      // signer's chain forked before them): a fetch from the last record held sorts it out,
+      // and keeps the proof, as for any announced head
+      if (err instanceof BadCopyError && (err.reason === 'gap' || (err.reason === 'broken-link' && err.seq === pushed.from))) return 'skipped'
+      if (err instanceof BadCopyError || err instanceof MalformedRecordError || err instanceof BadHeadError) {
+        if (from != null) await this.drop(from, head.signer, err instanceof BadCopyError ? err.reason : err.name, err.message)
+        return 'refused'
+      }
+      throw err
+    }
+  }
+
+  /** Tells what a copy added to a chain: a fork found in it, records stored. */
+  private copied (signer: string, accepted: { stored: number, end: number, fork?: number }): void {
+    if (accepted.fork != null) {
+      this.log.warn(signer === this.self
+        ? `this device signed two different records for seq ${accepted.fork}: its store was restored from an older copy and it appended before a peer told it so. Its chain is forked; both records are kept as proof, appends stay refused, and "hive-node verify" reports it`
+        : `${signer} signed two different records for seq ${accepted.fork}; both are kept as proof`)
+      this.dispatchEvent(new CustomEvent('fork', { detail: { signer, seq: accepted.fork } }))
+      if (signer === this.self) this.setHealth(damaged('fork', accepted.fork, `this device signed two different records for seq ${accepted.fork}`))
+    }
+    if (accepted.stored > 0) this.dispatchEvent(new CustomEvent<LedgerEventDetails['chain']>('chain', { detail: { signer, end: accepted.end, stored: accepted.stored } }))
   }
 
   // ------------------------------------------------------------------------------------------

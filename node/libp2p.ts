@@ -17,6 +17,7 @@ import { ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
 import { createLibp2p } from 'libp2p'
 import { DHT_PROTOCOL, HIVE_PROTOCOL_PREFIX } from '../protocol/index.ts'
+import { halfWindowUpdates } from './yamux-window.ts'
 import type { HiveRecords } from '../protocol/index.ts'
 import type { GossipSub } from '@libp2p/gossipsub'
 import type { Identify } from '@libp2p/identify'
@@ -95,6 +96,7 @@ export async function buildLibp2p (init: Libp2pInit): Promise<HiveLibp2p> {
   }
 
   const limits: RelayLimits = { ...RELAY_LIMITS, ...init.relayLimits }
+  halfWindowUpdates()
   return createLibp2p<HiveServices>({
     privateKey: init.privateKey,
     start: false,

@@ -105,8 +105,18 @@ export function relayOf (ma: Multiaddr): string | undefined {
   return parts.slice(0, at).findLast(c => c.name === 'p2p')?.value
 }
 
-/** IPv4 networks of this device's interfaces, as [address, mask] numbers. */
+/** How long the interfaces read are trusted: a bid asks how a member is reached, many a second. */
+const NETWORKS_TTL_MS = 5_000
+let networksRead: { at: number, networks: Array<[number, number]> } | undefined
+
+/** IPv4 networks of this device's interfaces, as [address, mask] numbers (read at most every 5 s). */
 function localNetworks (): Array<[number, number]> {
+  const now = performance.now()
+  if (networksRead == null || now - networksRead.at > NETWORKS_TTL_MS) networksRead = { at: now, networks: readNetworks() }
+  return networksRead.networks
+}
+
+function readNetworks (): Array<[number, number]> {
   const out: Array<[number, number]> = []
   for (const list of Object.values(networkInterfaces())) {
     for (const iface of list ?? []) {

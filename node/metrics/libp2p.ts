@@ -58,26 +58,37 @@ export class RegistryMetrics implements Metrics {
 
   readonly [Symbol.toStringTag] = 'hive-node/metrics'
 
-  private count (protocol: string, direction: 'sent' | 'received', bytes: number): void {
-    this.transfer.inc({ protocol, direction }, bytes)
-  }
-
   /**
    * Counts what a stream sends and what it dispatches to its readers. It wraps `send` and
    * `dispatchEvent` rather than listening for `message`: a listener would make the stream hand
    * out buffered data before the protocol's own reader is attached.
    */
   private track (stream: MultiaddrConnection | Stream, protocol: string): void {
+    const sent = this.incrementer(protocol, 'sent')
+    const received = this.incrementer(protocol, 'received')
     const send = stream.send.bind(stream)
     stream.send = (data) => {
-      this.count(protocol, 'sent', data.byteLength)
+      sent(data.byteLength)
       return send(data)
     }
     const dispatch = stream.dispatchEvent.bind(stream)
     stream.dispatchEvent = (event: Event) => {
-      if (event.type === 'message') this.count(protocol, 'received', (event as Event & { data?: { byteLength: number } }).data?.byteLength ?? 0)
+      if (event.type === 'message') received((event as Event & { data?: { byteLength: number } }).data?.byteLength ?? 0)
       return dispatch(event)
     }
+  }
+
+  /** One counting function per protocol and direction, shared by every stream of it. */
+  private readonly incrementers = new Map<string, (by: number) => void>()
+
+  private incrementer (protocol: string, direction: 'sent' | 'received'): (by: number) => void {
+    const key = `${direction} ${protocol}`
+    let inc = this.incrementers.get(key)
+    if (inc == null) {
+      inc = this.transfer.incrementer({ protocol, direction })
+      if (this.incrementers.size < 1024) this.incrementers.set(key, inc)
+    }
+    return inc
   }
 
   trackMultiaddrConnection (maConn: MultiaddrConnection): void {

@@ -107,7 +107,11 @@ abstract class Family<T> {
   /** The series for these label values, made on first use; undefined once the family is full. */
   protected at (labels: LabelValues = {}): T | undefined {
     const values = this.labelNames.map(l => String(labels[l] ?? ''))
-    const key = values.join('\u0000')
+    return this.atKey(values.join('\u0000'), values)
+  }
+
+  /** `at` with the label values already joined into the series key (a hot path keeps them). */
+  protected atKey (key: string, values: string[]): T | undefined {
     let entry = this.series.get(key)
     if (entry == null) {
       if (this.series.size >= this.registry.maxSeries) {
@@ -165,6 +169,17 @@ abstract class ValueFamily extends Family<{ value: number }> {
 
 export class Counter extends ValueFamily {
   readonly type = 'counter'
+
+  /** `inc` for one label set, its key made once: for counters moved on every frame. */
+  incrementer (labels: LabelValues = {}): (by: number) => void {
+    const values = this.labelNames.map(l => String(labels[l] ?? ''))
+    const key = values.join('\u0000')
+    return (by) => {
+      if (!(by >= 0)) return
+      const s = this.atKey(key, values)
+      if (s != null) s.value += by
+    }
+  }
 
   inc (labels?: LabelValues, by = 1): void {
     // a counter only goes up; a negative or non-number step is a caller's slip, not a reset

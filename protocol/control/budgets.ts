@@ -242,6 +242,10 @@ export function createBudgetKeeper (components: BudgetKeeperComponents): BudgetK
     async ready (options = {}) {
       const day = utcDayOf(now())
       if (!stale && loadedDay === day) return
+      // no budget set: nothing to count, and reading every chain's records of the day for each
+      // task would cost more than the task; the first budget set makes the next call read them
+      const set = components.budgets()
+      if (Object.keys(set.agents).length === 0 && Object.keys(set.contexts).length === 0) return
       if (loading == null) {
         stale = false
         const since = Date.parse(`${day}T00:00:00.000Z`)

@@ -200,6 +200,8 @@ export interface SubmitOptions extends AbortOptions {
 export interface PlacementInit {
   topic?: string
   protocol?: string
+  /** Where one-shot requests go on one stream per pair of peers; null: one stream per request. */
+  sessionProtocol?: string | null
   agentFetchProtocol?: string
   /** How long a submitter waits for bids. Default 2 s. */
   bidWindowMs?: number
@@ -224,7 +226,7 @@ export interface PlacementInit {
 }
 
 /** The init with every default filled in. */
-export type PlacementSettings = Required<Omit<PlacementInit, 'topic' | 'protocol' | 'agentFetchProtocol'>>
+export type PlacementSettings = Required<Omit<PlacementInit, 'topic' | 'protocol' | 'sessionProtocol' | 'agentFetchProtocol'>>
 
 export function placementSettings (init: PlacementInit): PlacementSettings {
   return {

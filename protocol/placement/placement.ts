@@ -6,7 +6,7 @@
 // the submitter is this node.
 
 import { peerIdFromString } from '@libp2p/peer-id'
-import { AGENT_FETCH_PROTOCOL, DEFAULT_PLACEMENT_TOPIC, PLACEMENT_PROTOCOL } from '../wire/ids.ts'
+import { AGENT_FETCH_PROTOCOL, DEFAULT_PLACEMENT_TOPIC, PLACEMENT_PROTOCOL, PLACEMENT_SESSION_PROTOCOL } from '../wire/ids.ts'
 import { createAgentStore } from '../agents/store.ts'
 import { fetchAgent, serveAgentFetch } from '../agents/fetch.ts'
 import { Auctioneer } from './auction.ts'
@@ -21,7 +21,8 @@ import { isTaskId, sha256Hex } from './ids.ts'
 import { isEnded } from './views.ts'
 import { SubmitTask } from './messages.ts'
 import { awardFromRecord, awardKey, bidKey } from './records.ts'
-import { cancelRemoteRun, localSubmitter, remoteSubmitter, serveSubmitter } from './rpc.ts'
+import { cancelRemoteRun, localSubmitter, remoteSubmitter, serveSubmitter, serveSubmitterSessions } from './rpc.ts'
+import { SessionPool } from './session.ts'
 import { Runner } from './runner.ts'
 import type { AgentDigest, AgentStore } from '../agents/store.ts'
 import type { AuctioneerEvents } from './auction.ts'
@@ -104,6 +105,9 @@ class PlacementService extends TypedEventTarget<PlacementEvents> implements Plac
   private topic: string
   private readonly protocol: string
   private readonly fetchProtocol: string
+  private readonly sessionProtocol: string | null
+  /** This node's sessions to the submitters it asks. */
+  private readonly sessions?: SessionPool
   private readonly maxFrameBytes: number
   private readonly auctioneer: Auctioneer
   private readonly bidder: Bidder
@@ -127,6 +131,8 @@ class PlacementService extends TypedEventTarget<PlacementEvents> implements Plac
     this.fetchProtocol = init.agentFetchProtocol ?? AGENT_FETCH_PROTOCOL
     this.settings = placementSettings(init)
     this.maxFrameBytes = Math.max(this.settings.maxInputBytes, this.settings.maxOutputBytes) + MAX_FRAME_SLACK
+    this.sessionProtocol = init.sessionProtocol === undefined ? PLACEMENT_SESSION_PROTOCOL : init.sessionProtocol
+    if (this.sessionProtocol != null) this.sessions = new SessionPool(components.host, { protocol: this.sessionProtocol, maxFrameBytes: this.maxFrameBytes, log: this.log })
     this.agents = createAgentStore({ maxBytes: this.settings.agentCacheBytes })
     const { self, log } = this
 
@@ -233,7 +239,7 @@ class PlacementService extends TypedEventTarget<PlacementEvents> implements Plac
 
   /** Requests to a task's submitter: in-process for this node, a stream for any other. */
   private submitterFor (peer: string): SubmitterClient {
-    return peer === this.self ? this.self_ : remoteSubmitter(this.components.host, peer, { protocol: this.protocol, maxFrameBytes: this.maxFrameBytes })
+    return peer === this.self ? this.self_ : remoteSubmitter(this.components.host, peer, { protocol: this.protocol, maxFrameBytes: this.maxFrameBytes, ...(this.sessions != null ? { sessions: this.sessions } : {}) })
   }
 
   private onAward (award: AwardPayload, record: Uint8Array): void {
@@ -274,6 +280,10 @@ class PlacementService extends TypedEventTarget<PlacementEvents> implements Plac
       winner: this.runner,
       protocol: this.protocol, maxFrameBytes: this.maxFrameBytes, recordConfirmMs: this.settings.recordConfirmMs, log: this.log, ...(gate != null ? { gate } : {})
     }))
+    if (this.sessionProtocol != null) {
+      this.sessions?.start()
+      this.served.push(await serveSubmitterSessions(host, this.auctioneer, { protocol: this.sessionProtocol, maxFrameBytes: this.maxFrameBytes, log: this.log, ...(gate != null ? { gate } : {}) }))
+    }
     const source = this.components.agentSource
     this.served.push(await serveAgentFetch<string>(host, {
       get: (digest) => this.agents.get(digest as AgentDigest),
@@ -294,6 +304,7 @@ class PlacementService extends TypedEventTarget<PlacementEvents> implements Plac
     this.auctioneer.stop()
     this.bidder.stop()
     this.board.stop()
+    await this.sessions?.stop()
     await Promise.all(this.served.splice(0).map(async s => { await s.stop().catch(() => {}) }))
   }
 

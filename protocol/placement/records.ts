@@ -49,8 +49,33 @@ function decodePayload<T> (bytes: Uint8Array, schema: { safeParse: (v: unknown) 
   return parsed.data
 }
 
+/**
+ * Payloads already checked, by record: an opened record is one frozen object for the same bytes
+ * (wire/dht-records.ts), read by the validator, the selector, the award and each observer.
+ */
+const bids = new WeakMap<HiveRecord, BidPayload>()
+const awards = new WeakMap<HiveRecord, AwardPayload>()
+
+function remembered<T extends object> (cache: WeakMap<HiveRecord, T>, record: HiveRecord, check: (record: HiveRecord) => T): T {
+  if (!Object.isFrozen(record)) return check(record)
+  let payload = cache.get(record)
+  if (payload == null) {
+    payload = check(record)
+    cache.set(record, payload)
+  }
+  return payload
+}
+
 /** Opens a bid payload and checks it belongs under the record's key. */
 export function bidFromRecord (record: HiveRecord): BidPayload {
+  return remembered(bids, record, checkBid)
+}
+
+export function awardFromRecord (record: HiveRecord): AwardPayload {
+  return remembered(awards, record, checkAward)
+}
+
+function checkBid (record: HiveRecord): BidPayload {
   const [task, bidder] = splitRest(record, BID_KIND)
   if (bidder !== record.publisher) throw new InvalidRecordError(`a bid under ${record.key} must be published by ${bidder}, not ${record.publisher}`)
   const bid = decodePayload(record.payload, BidPayload, BID_KIND)
@@ -60,7 +85,7 @@ export function bidFromRecord (record: HiveRecord): BidPayload {
   return bid
 }
 
-export function awardFromRecord (record: HiveRecord): AwardPayload {
+function checkAward (record: HiveRecord): AwardPayload {
   const [task, submitter] = splitRest(record, AWARD_KIND)
   if (submitter !== record.publisher) throw new InvalidRecordError(`an award under ${record.key} must be published by ${submitter}, not ${record.publisher}`)
   const award = decodePayload(record.payload, AwardPayload, AWARD_KIND)

@@ -7,6 +7,9 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { dialFramed, serveProtocol } from '../wire/serve.ts'
 import { PlacementRefusedError } from './errors.ts'
 import { Ack, ClaimResponse, PlacementRequest, RecordedMessage, RenewResponse, ResultResponse, refusal } from './messages.ts'
+import { MalformedMessageError } from '../wire/errors.ts'
+import { SESSION_REQUEST_FAILED, serveSessions } from './session.ts'
+import type { ServeSessionsOptions, SessionPool, SessionRequestBody } from './session.ts'
 import type { BidSource } from './views.ts'
 import type { TaskId } from './ids.ts'
 import type { LogsRequest, PlacementRequest as Request, RecordedMessage as Recorded, Refusal } from './messages.ts'
@@ -122,11 +125,21 @@ export function localSubmitter (handlers: SubmitterHandlers, self: string): Subm
 export interface RemoteSubmitterOptions {
   protocol: string
   maxFrameBytes: number
+  /** One-shot requests go on this node's session with the peer where it has one (session.ts). */
+  sessions?: SessionPool
 }
 
-/** A submitter on another node, one stream per request. */
+/** A submitter on another node: one-shot requests on a session where there is one, else one stream per request. */
 export function remoteSubmitter (host: ProtocolHost, peer: string, options: RemoteSubmitterOptions): SubmitterClient {
   const ask = async <S extends z.ZodType>(message: Exclude<Request, { t: 'result' | 'cancel' }>, schema: S, { signal }: AbortOptions): Promise<z.infer<S>> => {
+    const viaSession = await options.sessions?.ask(peer, message, { signal })
+    if (viaSession != null) {
+      const answer = schema.safeParse(viaSession.answer)
+      if (!answer.success) throw new MalformedMessageError(`${peer} answered a ${message.t} request with a malformed message`)
+      const failed = answer.data as { ok?: boolean, reason?: string, message?: string }
+      if (failed.ok === false && failed.reason === SESSION_REQUEST_FAILED) throw new Error(`${peer} failed to answer a ${message.t} request: ${failed.message ?? ''}`)
+      return answer.data
+    }
     const stream = await dialFramed(host, peerIdFromString(peer), options.protocol, { signal, maxMessageBytes: options.maxFrameBytes })
     try {
       await stream.write(message, { signal })
@@ -201,22 +214,12 @@ export async function serveSubmitter (host: ProtocolHost, handlers: SubmitterHan
     const from = peer.toString()
     switch (request.t) {
       case 'bid':
-        await stream.write(await handlers.bid(from, request.task, request.bidder, request.record, 'stream'), { signal })
-        return
       case 'claim':
-        await stream.write(handlers.claim(from, request.task, request.round), { signal })
-        return
       case 'renew':
-        await stream.write(handlers.renew(from, request.task, request.round), { signal })
-        return
       case 'abandon':
-        await stream.write(handlers.abandon(from, request.task, request.round, request.reason), { signal })
-        return
       case 'logs':
-        await stream.write(handlers.logs(from, request), { signal })
-        return
       case 'decline':
-        await stream.write(handlers.decline(from, request.task, request.reason), { signal })
+        await stream.write(await answerOneShot(handlers, from, request), { signal })
         return
       case 'cancel':
         await stream.write(options.winner?.cancel(from, request.task, request.round, request.reason) ?? refusal('UnknownTask', `task ${request.task} does not run here`), { signal })
@@ -232,4 +235,21 @@ export async function serveSubmitter (host: ProtocolHost, handlers: SubmitterHan
       }
     }
   }, { log: options.log, gate: options.gate, maxMessageBytes: options.maxFrameBytes, timeoutMs: options.recordConfirmMs + 30_000, maxInboundStreams: 256 })
+}
+
+/** The answer to a one-shot request, on a stream of its own or on a session. */
+async function answerOneShot (handlers: SubmitterHandlers, from: string, request: SessionRequestBody): Promise<AckAnswer | ClaimAnswer | RenewAnswer> {
+  switch (request.t) {
+    case 'bid': return handlers.bid(from, request.task, request.bidder, request.record, 'stream')
+    case 'claim': return handlers.claim(from, request.task, request.round)
+    case 'renew': return handlers.renew(from, request.task, request.round)
+    case 'abandon': return handlers.abandon(from, request.task, request.round, request.reason)
+    case 'logs': return handlers.logs(from, request)
+    case 'decline': return handlers.decline(from, request.task, request.reason)
+  }
+}
+
+/** Serves the submitter's one-shot requests on sessions (session.ts), beside `serveSubmitter`. */
+export async function serveSubmitterSessions (host: ProtocolHost, handlers: SubmitterHandlers, options: ServeSessionsOptions): Promise<ServedProtocol> {
+  return serveSessions(host, async (from, request) => answerOneShot(handlers, from, request), options)
 }

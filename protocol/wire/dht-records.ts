@@ -6,6 +6,7 @@
 // payload. Every node validates what it is asked to store and what it reads back, so a record
 // from outside the hive, a forged one, or one in a namespace nobody registered is refused.
 
+import { createHash } from 'node:crypto'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { encode as cborEncode } from 'cborg'
 import { z } from 'zod'
@@ -100,10 +101,34 @@ export async function createRecord (key: Uint8Array, payload: Uint8Array, signer
   return value
 }
 
+/**
+ * Records opened lately, by key and value digest. A record is opened again and again: the
+ * DHT's validator on each node asked to store it, its selector on every lookup, the award that
+ * carries the bids, each observer of the task. Opening is a pure function of the bytes, so the
+ * first answer holds for every later one; only successes are kept (a refusal is cheap to redo
+ * and must not fill the cache), and the bound keeps it small (records are ≤ 16 KiB).
+ */
+const opened = new Map<string, HiveRecord>()
+const MAX_OPENED = 512
+
+function openedKey (key: string, value: Uint8Array): string {
+  return `${key}\u0000${createHash('sha256').update(value).digest('base64')}`
+}
+
 /** Decodes and checks a record's envelope and signature; kind checks are separate. */
 export async function openRecord (key: Uint8Array | string, value: Uint8Array): Promise<HiveRecord> {
   const parsedKey = parseRecordKey(key)
   if (value.byteLength > MAX_DHT_RECORD_BYTES) throw new InvalidRecordError(`record of ${value.byteLength} bytes exceeds ${MAX_DHT_RECORD_BYTES}`)
+  const cacheKey = openedKey(parsedKey.key, value)
+  const held = opened.get(cacheKey)
+  if (held != null) return held
+  const record = openUncached(parsedKey, value)
+  opened.set(cacheKey, record)
+  if (opened.size > MAX_OPENED) opened.delete(opened.keys().next().value as string)
+  return record
+}
+
+function openUncached (parsedKey: { key: string, kind: string }, value: Uint8Array): HiveRecord {
   const { publisher, time, payload, sig } = decodeCbor(value, Envelope, 'record envelope', InvalidRecordError)
   let publicKey: Uint8Array
   try {
@@ -115,7 +140,8 @@ export async function openRecord (key: Uint8Array | string, value: Uint8Array): 
   }
   const ok = verifyEd25519(publicKey, recordSigningBytes(parsedKey.key, publisher, time, payload), sig)
   if (!ok) throw new InvalidRecordError('record signature does not verify')
-  return { key: parsedKey.key, kind: parsedKey.kind, publisher, time, payload, signature: sig }
+  // frozen: the one object is handed to every caller that opens the same bytes
+  return Object.freeze({ key: parsedKey.key, kind: parsedKey.kind, publisher, time, payload: payload.slice(), signature: sig.slice() })
 }
 
 export interface HiveRecordsInit {
@@ -129,6 +155,8 @@ export interface HiveRecordsInit {
  */
 export class HiveRecords {
   private readonly kinds = new Map<string, RecordKind>()
+  /** Records that passed their kind's check here (opened records are shared objects, see openRecord). */
+  private readonly validated = new WeakSet<HiveRecord>()
   isMember: (peerId: string) => boolean
 
   constructor (init: HiveRecordsInit = {}) {
@@ -147,7 +175,9 @@ export class HiveRecords {
     if (spec == null) throw new UnknownRecordKindError(`no record kind "${kind}" is registered in this hive`)
     const record = await openRecord(key, value)
     if (!this.isMember(record.publisher)) throw new InvalidRecordError(`record publisher ${record.publisher} is not a member of this hive`)
+    if (this.validated.has(record)) return record
     await spec.validate?.(record)
+    this.validated.add(record)
     return record
   }
 

@@ -14,6 +14,8 @@ export const DHT_PROTOCOL = protocolId('kad')
 export const PAIRING_PROTOCOL = protocolId('pairing')
 export const MEMBERSHIP_PROTOCOL = protocolId('membership')
 export const PLACEMENT_PROTOCOL = protocolId('placement')
+/** Placement's one-shot requests on one long-lived stream per pair of peers. */
+export const PLACEMENT_SESSION_PROTOCOL = protocolId('placement-session')
 export const AGENT_FETCH_PROTOCOL = protocolId('agent-fetch')
 export const CONTEXT_PROTOCOL = protocolId('context')
 export const LEDGER_PROTOCOL = protocolId('ledger')

@@ -1,0 +1,137 @@
+// Placement sessions (session.ts) between two real nodes: the one-shot requests to a submitter go
+// on one long-lived stream, answers find their requests by id, a failed handler fails its request
+// only, and a peer that serves no sessions is asked one stream per request.
+
+import assert from 'node:assert/strict'
+import { after, before, describe, it } from 'node:test'
+import { PlacementRefusedError, SessionPool, newTaskId, refusal, remoteSubmitter, serveSubmitter, serveSubmitterSessions } from '../../../protocol/placement/index.ts'
+import { startMesh } from '../../helpers/mesh.ts'
+import type { SubmitterHandlers } from '../../../protocol/placement/index.ts'
+import type { ServedProtocol } from '../../../protocol/wire/serve.ts'
+import type { HiveNode } from '../../../node/hive-node.ts'
+import type { Mesh } from '../../helpers/mesh.ts'
+
+const PROTOCOL = '/hive/test-placement/1.0.0'
+const SESSION = '/hive/test-placement-session/1.0.0'
+const NO_SESSION = '/hive/test-placement-session-nobody-serves/1.0.0'
+const LOG = { debug: () => {}, warn: () => {} }
+
+/** A submitter that answers claims with the round it was asked for, refuses renewals and fails bids. */
+function handlers (asked: string[]): SubmitterHandlers {
+  return {
+    bid: async () => { throw new Error('the bid handler broke') },
+    claim: (from, task, round) => { asked.push(`claim ${round} from ${from}`); return { ok: true, input: `input of round ${round}`, leaseMs: 1000 + round } },
+    renew: (_from, task) => refusal('UnknownTask', `task ${task} is not known here`),
+    abandon: () => ({ ok: true }),
+    result: () => ({ ok: true, accepted: true }),
+    logs: () => ({ ok: true }),
+    decline: () => ({ ok: true }),
+    recorded: () => {}
+  }
+}
+
+/** Counts the streams a node opens per protocol from now on. */
+function countDials (node: HiveNode): { of: (protocol: string) => number, restore: () => void } {
+  const libp2p = node.libp2p
+  const original = libp2p.dialProtocol.bind(libp2p)
+  const counts = new Map<string, number>()
+  libp2p.dialProtocol = (async (peer: Parameters<typeof original>[0], protocols: Parameters<typeof original>[1], options?: Parameters<typeof original>[2]) => {
+    for (const p of [protocols].flat()) counts.set(p, (counts.get(p) ?? 0) + 1)
+    return original(peer, protocols, options)
+  }) as typeof libp2p.dialProtocol
+  return { of: (p) => counts.get(p) ?? 0, restore: () => { libp2p.dialProtocol = original } }
+}
+
+describe('placement sessions', () => {
+  let mesh: Mesh
+  let asker: HiveNode
+  let submitter: HiveNode
+  const asked: string[] = []
+  const served: ServedProtocol[] = []
+
+  before(async () => {
+    mesh = await startMesh(2, { label: 'session' })
+    ;[asker, submitter] = mesh.nodes as [HiveNode, HiveNode]
+    served.push(await serveSubmitter(submitter.libp2p, handlers(asked), { protocol: PROTOCOL, maxFrameBytes: 64 * 1024, recordConfirmMs: 1000, log: LOG }))
+    served.push(await serveSubmitterSessions(submitter.libp2p, handlers(asked), { protocol: SESSION, maxFrameBytes: 64 * 1024, log: LOG }))
+  })
+
+  after(async () => {
+    for (const s of served) await s.stop()
+    await mesh?.stop()
+  })
+
+  it('requests asked at once go on one stream and each gets its own answer', async () => {
+    const pool = new SessionPool(asker.libp2p, { protocol: SESSION, maxFrameBytes: 64 * 1024, log: LOG })
+    const dials = countDials(asker)
+    try {
+      const client = remoteSubmitter(asker.libp2p, submitter.peerId.toString(), { protocol: PROTOCOL, maxFrameBytes: 64 * 1024, sessions: pool })
+      const task = newTaskId()
+      const answers = await Promise.all([1, 2, 3, 4, 5, 6, 7, 8].map(async round => client.claim(task, round, { signal: AbortSignal.timeout(10_000) })))
+      assert.deepEqual(answers, [1, 2, 3, 4, 5, 6, 7, 8].map(round => ({ input: `input of round ${round}`, leaseMs: 1000 + round })))
+      // a refusal comes back as one, on the same session
+      await assert.rejects(client.renew(task, 1, { signal: AbortSignal.timeout(10_000) }), (err: Error) => err instanceof PlacementRefusedError && err.message.includes('not known'))
+      assert.equal(dials.of(SESSION), 1, 'one session stream')
+      assert.equal(dials.of(PROTOCOL), 0, 'no stream per request')
+      assert.ok(asked.includes(`claim 8 from ${asker.peerId.toString()}`), 'the submitter knows who asked')
+    } finally {
+      dials.restore()
+      await pool.stop()
+    }
+  })
+
+  it('a request whose handler fails fails alone; the session carries the next one', async () => {
+    const pool = new SessionPool(asker.libp2p, { protocol: SESSION, maxFrameBytes: 64 * 1024, log: LOG })
+    const dials = countDials(asker)
+    try {
+      const client = remoteSubmitter(asker.libp2p, submitter.peerId.toString(), { protocol: PROTOCOL, maxFrameBytes: 64 * 1024, sessions: pool })
+      const task = newTaskId()
+      await assert.rejects(client.bid(task, asker.peerId.toString(), new Uint8Array([1, 2, 3]), { signal: AbortSignal.timeout(10_000) }), /bid handler broke/)
+      assert.deepEqual(await client.claim(task, 1, { signal: AbortSignal.timeout(10_000) }), { input: 'input of round 1', leaseMs: 1001 })
+      assert.equal(dials.of(SESSION), 1)
+    } finally {
+      dials.restore()
+      await pool.stop()
+    }
+  })
+
+  it('a session the submitter ends fails the requests under way only; the next requests are answered without it', async () => {
+    const ending = '/hive/test-placement-session-ending/1.0.0'
+    const reached = Promise.withResolvers<void>()
+    const neverAnswered = { ...handlers(asked), claim: () => { reached.resolve(); return new Promise<never>(() => {}) as never } }
+    const ended = await serveSubmitterSessions(submitter.libp2p, neverAnswered, { protocol: ending, maxFrameBytes: 64 * 1024, log: LOG })
+    const pool = new SessionPool(asker.libp2p, { protocol: ending, maxFrameBytes: 64 * 1024, log: LOG })
+    const dials = countDials(asker)
+    try {
+      const client = remoteSubmitter(asker.libp2p, submitter.peerId.toString(), { protocol: PROTOCOL, maxFrameBytes: 64 * 1024, sessions: pool })
+      const task = newTaskId()
+      // a claim the submitter never answers, then the submitter stops serving sessions
+      const hanging = client.claim(task, 1, { signal: AbortSignal.timeout(30_000) })
+      await reached.promise
+      assert.equal(dials.of(ending), 1)
+      await ended.stop()
+      await assert.rejects(hanging)
+      assert.deepEqual(await client.claim(task, 2, { signal: AbortSignal.timeout(10_000) }), { input: 'input of round 2', leaseMs: 1002 })
+      assert.equal(dials.of(PROTOCOL), 1, 'the next request went on a stream of its own')
+    } finally {
+      dials.restore()
+      await pool.stop()
+    }
+  })
+
+  it('a peer that serves no sessions is asked one stream per request', async () => {
+    const pool = new SessionPool(asker.libp2p, { protocol: NO_SESSION, maxFrameBytes: 64 * 1024, log: LOG })
+    const dials = countDials(asker)
+    try {
+      const client = remoteSubmitter(asker.libp2p, submitter.peerId.toString(), { protocol: PROTOCOL, maxFrameBytes: 64 * 1024, sessions: pool })
+      const task = newTaskId()
+      assert.deepEqual(await client.claim(task, 1, { signal: AbortSignal.timeout(10_000) }), { input: 'input of round 1', leaseMs: 1001 })
+      assert.deepEqual(await client.claim(task, 2, { signal: AbortSignal.timeout(10_000) }), { input: 'input of round 2', leaseMs: 1002 })
+      assert.equal(dials.of(NO_SESSION), 1, 'the session is tried once, not before every request')
+      assert.equal(dials.of(PROTOCOL), 2)
+    } finally {
+      dials.restore()
+      await pool.stop()
+    }
+  })
+})
