@@ -96,6 +96,12 @@ export class Bidder extends TypedEventTarget<BidderEvents> {
       await this.components.synced(announce.submitter, { signal: AbortSignal.any([this.stopping.signal, AbortSignal.timeout(5_000)]) }).catch(() => {})
       if (!this.running) return
     }
+    if (announce.candidates != null && !announce.candidates.includes(self)) {
+      // the submitter asked others (candidates.ts): this device stays out of the auction
+      seen.declined = `not a candidate: the submitter asked ${announce.candidates.length} other members to bid`
+      this.emit('bid', { task: announce.task, outcome: 'declined' })
+      return
+    }
     const refused = this.components.refusal?.()
     if (refused != null) {
       seen.declined = refused.message
