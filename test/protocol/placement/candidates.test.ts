@@ -5,11 +5,14 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { DEFAULT_MAX_BIDDERS, chooseCandidates } from '../../../protocol/placement/candidates.ts'
-import { Announce, MAX_CANDIDATES, newTaskId, sha256Hex } from '../../../protocol/placement/index.ts'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { Announce, MAX_CANDIDATES, encodeGossip, newTaskId, sha256Hex } from '../../../protocol/placement/index.ts'
 import { waitFor } from '../../helpers/wait.ts'
 import { echoAgent, startHive } from './fixture.ts'
 import type { CapabilityReport } from '../../../protocol/capabilities/index.ts'
 import type { TestHive } from './fixture.ts'
+import type { HiveNode } from '../../../node/hive-node.ts'
 
 const MiB = 1024 * 1024
 const PEER = (i: number): string => `12D3KooW${String(i).padStart(44, 'A').replace(/0/g, 'a')}`
@@ -84,5 +87,23 @@ describe('bounded bidders on a hive of four with a bound of two', () => {
       const seen = await waitFor(() => node.placement.get(view.id), { message: `${node.name} heard the announcement` })
       assert.match(seen.history.find(h => h.type === 'bid-declined')?.detail ?? '', /this device did not bid: not a candidate/, node.name)
     }
+  })
+
+  it('an announcement naming a candidate that is not a member is dropped by every member', async () => {
+    const [a, b] = hive.nodes as [HiveNode, HiveNode]
+    const stranger = peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString()
+    const topic = a.hive.topic('placement')
+    const announce = (candidates: string[]): Announce => ({
+      v: 1, t: 'announce', task: newTaskId(), submitter: a.peerId.toString(), agent: sha256Hex('x'), agentSize: 1, input: sha256Hex(''), inputSize: 0,
+      requirements: { runtime: 'wasm-component', models: [] }, permissions: [], bidWindowMs: 1_000, candidates
+    })
+    const forged = announce([b.peerId.toString(), stranger])
+    const fair = announce([b.peerId.toString()])
+    // published straight on the topic, as a member running other code could
+    await a.libp2p.services.pubsub.publish(topic, encodeGossip(forged))
+    await a.libp2p.services.pubsub.publish(topic, encodeGossip(fair))
+    // what follows it from the same author arrives: the forged one, before it, did not
+    await waitFor(() => b.placement.get(fair.task), { message: `${b.name} heard the fair announcement` })
+    assert.equal(b.placement.get(forged.task), undefined, 'the announcement naming a stranger was dropped')
   })
 })
