@@ -6,6 +6,7 @@
 // Run by `npm run test:scale` (not part of `npm test`); it prints its figures as it goes.
 
 import assert from 'node:assert/strict'
+import { performance as perf } from 'node:perf_hooks'
 import { after, before, describe, it } from 'node:test'
 import {
   burst, capabilitiesConverge, chainsEverywhere, contextConverges, membershipConverges, okRecordsByTask, percentile, startScaleHive, verifyEverywhere
@@ -71,7 +72,12 @@ describe(`a hive of ${DEVICES} devices in one process, within ${BUDGET_MS / 1000
 
   it(`a burst of ${TASKS} tasks is placed, each with at most one accepted result`, async () => {
     const gossipBefore = run.gossip()
+    const elu = perf.eventLoopUtilization()
+    const cpu = process.cpuUsage()
     placed = await burst(run, TASKS, 19, deadline)
+    // whether one event loop is what limits the hive: its busy share, and the process's CPU over the wall time
+    const used = process.cpuUsage(cpu)
+    figure('event loop during the burst', `${(perf.eventLoopUtilization(elu).utilization * 100).toFixed(0)} % busy; process CPU ${((used.user + used.system) / 1000 / placed.spanMs * 100).toFixed(0)} % of one core`)
     const done = placed.views.filter(v => v.status === 'done')
     figure('burst', `${done.length}/${TASKS} done in ${seconds(placed.spanMs)} on ${placed.executors.size} devices; placement p50 ${Math.round(percentile(placed.latencies, 50))} ms, p99 ${Math.round(percentile(placed.latencies, 99))} ms`)
     figure('gossip during the burst', `${((run.gossip() - gossipBefore) / DEVICES / (placed.spanMs / 1000)).toFixed(1)} messages per device per second`)
