@@ -85,6 +85,12 @@ export interface HiveNodeInit {
   net?: NodeNetInit
   /** Where the code tasks' interpreter is cached (default `<data>/runtimes`; nodes may share one). */
   runtimesDir?: string
+  /**
+   * Where transpiled agents are cached (default `<data>/agents-cache`). Nodes in one process may
+   * share one, so each agent is transpiled once for all of them (entries are keyed by digest,
+   * checked on every load and written atomically).
+   */
+  agentsCacheDir?: string
   /** Relay for this hive's members (circuit relay v2, members only): a device others can reach. */
   relay?: boolean
   /** A relay's limits other than RELAY_LIMITS (tests of what happens past one). */
@@ -206,7 +212,7 @@ export class HiveNode extends EventTarget implements ApiNode {
     this.metrics = parts.metrics
     this.contexts = createContexts({}, { db: this.db.sublevel('crdt'), libp2p: this.libp2p, nodeName: this.name, gate: this.gate, log: this.log.child('contexts') })
     this.sandbox = createSandbox({
-      cacheDir: agentsCacheDir(this.dataDir),
+      cacheDir: this.init.agentsCacheDir ?? agentsCacheDir(this.dataDir),
       prestartWorkers: false,
       onLog: (e) => { this.log.info(`agent ${e.agent} (run ${e.runId}) ${e.level}: ${e.message}`) },
       onCacheEvent: (e) => { if (e.type === 'corrupt') this.log.warn(`agents cache: entry ${e.digest} was damaged (${e.reason ?? ''}); rebuilding it`) },

@@ -7,7 +7,7 @@
 // digest both end up reading one complete entry. On every load the files are hashed and compared
 // with `entry.json`; an entry that does not match (a flipped byte, a truncated file, another
 // jco version) is removed and rebuilt. Within a process, concurrent requests for one digest share
-// one transpile.
+// one transpile, also across cache objects on one directory (the nodes of a virtual hive).
 
 import { createHash, randomBytes } from 'node:crypto'
 import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises'
@@ -70,8 +70,10 @@ export async function jcoVersion (): Promise<string> {
 
 const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex')
 
+/** Loads under way in this process, by directory and digest: every cache object on one directory shares them. */
+const inflight = new Map<string, Promise<{ files: CompiledFiles, outcome: CacheOutcome }>>()
+
 export function createTranspileCache (init: TranspileCacheInit): TranspileCache {
-  const inflight = new Map<string, Promise<{ files: CompiledFiles, outcome: CacheOutcome }>>()
   const counters: TranspileCacheStats = { transpiles: 0, hits: 0, rebuilds: 0 }
 
   async function readEntry (digest: AgentDigest): Promise<CompiledFiles | { corrupt: string } | undefined> {
@@ -160,10 +162,11 @@ export function createTranspileCache (init: TranspileCacheInit): TranspileCache 
 
   return {
     async get (digest, component, options = {}) {
-      let p = inflight.get(digest)
+      const key = `${init.dir}\0${digest}`
+      let p = inflight.get(key)
       if (p === undefined) {
-        p = load(digest, component, options.signal).finally(() => inflight.delete(digest))
-        inflight.set(digest, p)
+        p = load(digest, component, options.signal).finally(() => inflight.delete(key))
+        inflight.set(key, p)
       }
       return await p
     },

@@ -1,14 +1,20 @@
 // Runs a schedule on a virtual hive and reports: where each task ran and why (the submitter's
-// explanation of its election), each device's utilisation, latency percentiles, and failures.
+// explanation of its election), each workflow's outcome and its steps' tasks, each device's
+// utilisation, latency percentiles, and failures.
 
+import { createHash } from 'node:crypto'
 import { isEnded } from '../../protocol/index.ts'
-import type { TaskView } from '../../protocol/index.ts'
-import type { Workload, ScheduledEvent } from './workload.ts'
+import type { Explanation, TaskView } from '../../protocol/index.ts'
+import type { FlowView } from '../flows/index.ts'
+import type { FlowGroup, Workload, ScheduledEvent } from './workload.ts'
 import type { VirtualHive } from './virtual-hive.ts'
 
 export interface TaskOutcome {
   group: string
   n: number
+  /** A task of a workflow: the workflow (`GROUP#N`), and its step (`STEP` or `STEP[INDEX]` in a fork). */
+  flow?: string
+  step?: string
   id?: string
   /** The device that submitted it (the drawn one, or the next one up). */
   from: string
@@ -22,6 +28,21 @@ export interface TaskOutcome {
   reasons?: string
   latencyMs?: number
   runMs?: number
+  error?: string
+}
+
+export interface FlowOutcome {
+  group: string
+  n: number
+  id?: string
+  from: string
+  submittedAtMs: number
+  status: 'done' | 'failed' | 'cancelled' | 'unfinished' | 'not-submitted'
+  /** Submit → the workflow's end. */
+  latencyMs?: number
+  /** Its steps' tasks (a fork's element each), and how many of them ended done. */
+  tasks: number
+  tasksDone: number
   error?: string
 }
 
@@ -39,9 +60,14 @@ export interface SimulationReport {
   seed: number
   devices: number
   spanMs: number
+  /** Every task: those submitted as tasks, and those of each workflow's steps. */
   tasks: TaskOutcome[]
+  flows: FlowOutcome[]
   usage: DeviceUsage[]
+  /** Of the tasks submitted as tasks that ended done (submit → result). */
   latency: { count: number, p50: number, p90: number, p99: number, max: number }
+  /** Of the workflows that ended done (submit → end). */
+  flowLatency: { count: number, p50: number, p90: number, p99: number, max: number }
   failures: Array<{ error: string, count: number }>
   faults: Array<{ atMs: number, kind: string, device: string }>
 }
@@ -59,10 +85,38 @@ export function percentile (sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p / 100 * sorted.length) - 1))]!
 }
 
+/** The sentence of a placement's last round, its PeerIds read as the devices' names, and the winning bid's reasons. */
+function explained (explanation: Explanation, nameOf: Map<string, string>): Pick<TaskOutcome, 'cost' | 'why' | 'ranOn' | 'reasons'> {
+  const round = explanation.rounds.at(-1)
+  if (round == null) return {}
+  const bid = explanation.bids.find(b => b.bidder === round.winner)
+  return {
+    cost: round.cost,
+    why: round.why.replace(/12D3Koo[1-9A-HJ-NP-Za-km-z]{40,}/g, (peer) => nameOf.get(peer) ?? peer),
+    ranOn: nameOf.get(round.winner) ?? round.winner,
+    ...(bid != null ? { reasons: bid.reasons.filter(r => r.points !== 0).map(r => `${r.factor} ${Math.round(r.points * 10) / 10}`).join(', ') } : {})
+  }
+}
+
+/** A workflow group's workflow with each step's built-in agent named by digest, and those agents' bytes. */
+function flowRequest (group: FlowGroup, agents: RunOptions['agents']): { workflow: unknown, agents: Map<string, Uint8Array> } {
+  const bytes = new Map<string, Uint8Array>()
+  const workflow = structuredClone(group.workflow) as { steps: Array<{ agent: string }> }
+  for (const step of workflow.steps) {
+    const agent = agents[step.agent as 'work' | 'fail']
+    const digest = createHash('sha256').update(agent).digest('hex')
+    bytes.set(digest, agent)
+    step.agent = digest
+  }
+  return { workflow, agents: bytes }
+}
+
 export async function runSchedule (hive: VirtualHive, workload: Workload, events: ScheduledEvent[], options: RunOptions): Promise<SimulationReport> {
   const groups = new Map(workload.tasks.map(g => [g.name, g]))
+  const flowGroups = new Map(workload.workflows.map(g => [g.name, g]))
   const nameOf = new Map(hive.devices.map(d => [d.node.peerId.toString(), d.profile.name]))
   const outcomes: TaskOutcome[] = []
+  const flows: FlowOutcome[] = []
   const pending: Array<Promise<void>> = []
   const faults: SimulationReport['faults'] = []
   const start = performance.now()
@@ -111,17 +165,70 @@ export async function runSchedule (hive: VirtualHive, workload: Workload, events
     if (view.error != null) outcome.error = view.error.code
     outcome.rounds = view.round
     try {
-      const explanation = await node.placement.explain(view.id)
-      const round = explanation.rounds.at(-1)
-      if (round != null) {
-        outcome.cost = round.cost
-        // PeerIds in the sentence read as the devices' names
-        outcome.why = round.why.replace(/12D3Koo[1-9A-HJ-NP-Za-km-z]{40,}/g, (peer) => nameOf.get(peer) ?? peer)
-        outcome.ranOn ??= nameOf.get(round.winner) ?? round.winner
-        const bid = explanation.bids.find(b => b.bidder === round.winner)
-        if (bid != null) outcome.reasons = bid.reasons.filter(r => r.points !== 0).map(r => `${r.factor} ${Math.round(r.points * 10) / 10}`).join(', ')
-      }
+      const { ranOn, ...why } = explained(await node.placement.explain(view.id), nameOf)
+      Object.assign(outcome, why)
+      outcome.ranOn ??= ranOn
     } catch { /* a task cancelled before any round has no explanation of a winner */ }
+  }
+
+  const submitFlow = async (event: Extract<ScheduledEvent, { kind: 'flow' }>): Promise<void> => {
+    const group = flowGroups.get(event.group)!
+    const from = submitter(event.from)
+    const outcome: FlowOutcome = { group: event.group, n: event.n, from: from ?? event.from, submittedAtMs: event.atMs, status: 'not-submitted', tasks: 0, tasksDone: 0 }
+    flows.push(outcome)
+    if (from == null) { outcome.error = 'NoDeviceUp'; return }
+    const node = hive.device(from).node
+    const t0 = performance.now()
+    let view: FlowView
+    try {
+      view = await node.flows.run({ ...flowRequest(group, options.agents), input: group.input })
+      outcome.id = view.id
+      view = await node.flows.wait(view.id, { signal: AbortSignal.any([AbortSignal.timeout(options.taskTimeoutMs ?? 120_000), ...(options.signal != null ? [options.signal] : [])]) })
+    } catch (err) {
+      outcome.error = hive.device(from).state === 'killed' ? 'SubmitterKilled' : (err as Error).name
+      return
+    }
+    outcome.status = view.status === 'running' ? 'unfinished' : view.status
+    if (view.status === 'done') outcome.latencyMs = Math.round(performance.now() - t0)
+    if (view.error != null) outcome.error = `${view.error.code}${view.error.step != null ? ` in step ${view.error.step}` : ''}`
+    if (hive.device(from).state === 'killed') return
+    // each step's task (each element's, in a fork), as the task table shows a task
+    const flow = `${event.group}#${event.n}`
+    try {
+      const explanation = await node.flows.explain(view.id)
+      for (const unit of explanation.units) {
+        const task: TaskOutcome = {
+          group: event.group,
+          n: event.n,
+          flow,
+          step: unit.index != null ? `${unit.step}[${unit.index}]` : unit.step,
+          id: unit.task,
+          from,
+          submittedAtMs: event.atMs + Math.round((unit.view?.createdAt ?? 0) - (view.createdAt)),
+          status: unit.status === 'done' ? 'done' : unit.status === 'cancelled' ? 'cancelled' : unit.status === 'failed' ? 'failed' : 'unfinished'
+        }
+        if (task.submittedAtMs < event.atMs) task.submittedAtMs = event.atMs
+        const result = unit.view?.result ?? unit.explanation?.result
+        if (result != null) {
+          task.ranOn = nameOf.get(result.executor) ?? result.executor
+          task.runMs = Math.round(result.durationMs)
+          if (!result.ok) task.error = result.error?.slice(0, 120)
+        }
+        if (unit.view?.closedAt != null) task.latencyMs = Math.round(unit.view.closedAt - unit.view.createdAt)
+        if (unit.view?.error != null) task.error = unit.view.error.code
+        if (unit.view != null) task.rounds = unit.view.round
+        if (unit.explanation != null) {
+          const { ranOn, ...why } = explained(unit.explanation, nameOf)
+          Object.assign(task, why)
+          task.ranOn ??= ranOn
+        }
+        outcome.tasks++
+        if (task.status === 'done') outcome.tasksDone++
+        outcomes.push(task)
+      }
+    } catch (err) {
+      outcome.error ??= `explain: ${(err as Error).name}`
+    }
   }
 
   for (const event of events) {
@@ -130,6 +237,10 @@ export async function runSchedule (hive: VirtualHive, workload: Workload, events
     options.signal?.throwIfAborted()
     if (event.kind === 'task') {
       pending.push(submit(event))
+      continue
+    }
+    if (event.kind === 'flow') {
+      pending.push(submitFlow(event))
       continue
     }
     faults.push({ atMs: Math.round(performance.now() - start), kind: event.kind, device: event.device })
@@ -150,17 +261,23 @@ export async function runSchedule (hive: VirtualHive, workload: Workload, events
     const busyMs = ran.reduce((sum, o) => sum + (o.runMs ?? 0), 0)
     return { name: d.profile.name, kind: d.profile.kind, state: d.state, tasks: ran.length, busyMs, utilisation: spanMs > 0 ? busyMs / spanMs / d.profile.cores : 0 }
   })
-  const latencies = outcomes.filter(o => o.status === 'done' && o.latencyMs != null).map(o => o.latencyMs!).sort((a, b) => a - b)
+  const latencies = outcomes.filter(o => o.flow == null && o.status === 'done' && o.latencyMs != null).map(o => o.latencyMs!).sort((a, b) => a - b)
+  const flowLatencies = flows.filter(f => f.status === 'done' && f.latencyMs != null).map(f => f.latencyMs!).sort((a, b) => a - b)
   const failureCounts = new Map<string, number>()
-  for (const o of outcomes) if (o.status !== 'done') failureCounts.set(o.error ?? o.status, (failureCounts.get(o.error ?? o.status) ?? 0) + 1)
-  outcomes.sort((a, b) => a.submittedAtMs - b.submittedAtMs || a.group.localeCompare(b.group) || a.n - b.n)
+  for (const o of outcomes) if (o.status !== 'done' && o.flow == null) failureCounts.set(o.error ?? o.status, (failureCounts.get(o.error ?? o.status) ?? 0) + 1)
+  for (const f of flows) if (f.status !== 'done') failureCounts.set(`workflow ${f.error ?? f.status}`, (failureCounts.get(`workflow ${f.error ?? f.status}`) ?? 0) + 1)
+  outcomes.sort((a, b) => a.submittedAtMs - b.submittedAtMs || a.group.localeCompare(b.group) || a.n - b.n || (a.step ?? '').localeCompare(b.step ?? ''))
+  flows.sort((a, b) => a.submittedAtMs - b.submittedAtMs || a.group.localeCompare(b.group) || a.n - b.n)
+  const summary = (sorted: number[]): SimulationReport['latency'] => ({ count: sorted.length, p50: percentile(sorted, 50), p90: percentile(sorted, 90), p99: percentile(sorted, 99), max: sorted.at(-1) ?? 0 })
   return {
     seed: options.seed,
     devices: hive.devices.length,
     spanMs,
     tasks: outcomes,
+    flows,
     usage,
-    latency: { count: latencies.length, p50: percentile(latencies, 50), p90: percentile(latencies, 90), p99: percentile(latencies, 99), max: latencies.at(-1) ?? 0 },
+    latency: summary(latencies),
+    flowLatency: summary(flowLatencies),
     failures: [...failureCounts].map(([error, count]) => ({ error, count })).sort((a, b) => b.count - a.count),
     faults
   }
@@ -175,9 +292,16 @@ function table (header: string[], rows: string[][]): string {
 /** The report as the terminal shows it. */
 export function formatReport (report: SimulationReport): string {
   const out: string[] = []
-  out.push(`simulated ${report.tasks.length} tasks on ${report.devices} devices in ${(report.spanMs / 1000).toFixed(1)} s (seed ${report.seed})`, '')
+  const own = report.tasks.filter(t => t.flow == null).length
+  out.push(`simulated ${own} tasks${report.flows.length > 0 ? ` and ${report.flows.length} workflows (${report.tasks.length - own} tasks)` : ''} on ${report.devices} devices in ${(report.spanMs / 1000).toFixed(1)} s (seed ${report.seed})`, '')
+  if (report.flows.length > 0) {
+    out.push(table(['workflow', 'at', 'from', 'status', 'tasks done', 'latency', 'error'], report.flows.map(f => [
+      `${f.group}#${f.n}`, `${(f.submittedAtMs / 1000).toFixed(2)}s`, f.from, f.status, `${f.tasksDone}/${f.tasks}`,
+      f.latencyMs != null ? `${f.latencyMs} ms` : '-', f.error ?? ''
+    ])), '')
+  }
   out.push(table(['task', 'at', 'from', 'status', 'ran on', 'cost', 'latency', 'why'], report.tasks.map(t => [
-    `${t.group}#${t.n}`, `${(t.submittedAtMs / 1000).toFixed(2)}s`, t.from, t.status, t.ranOn ?? '-', t.cost?.toFixed(1) ?? '-',
+    t.flow != null ? `${t.flow}/${t.step ?? ''}` : `${t.group}#${t.n}`, `${(t.submittedAtMs / 1000).toFixed(2)}s`, t.from, t.status, t.ranOn ?? '-', t.cost?.toFixed(1) ?? '-',
     t.latencyMs != null ? `${t.latencyMs} ms` : '-', [t.why, t.reasons != null && t.reasons !== '' ? `(${t.reasons})` : undefined, t.status !== 'done' ? t.error : undefined].filter(x => x != null).join(' ').slice(0, 140)
   ])), '')
   out.push(table(['device', 'kind', 'state', 'tasks', 'busy', 'utilisation'], report.usage.map(u => [
@@ -185,6 +309,8 @@ export function formatReport (report: SimulationReport): string {
   ])), '')
   const l = report.latency
   out.push(`latency of ${l.count} done tasks (submit → result): p50 ${l.p50} ms, p90 ${l.p90} ms, p99 ${l.p99} ms, max ${l.max} ms`)
+  const f = report.flowLatency
+  if (report.flows.length > 0) out.push(`latency of ${f.count} done workflows (submit → end): p50 ${f.p50} ms, p90 ${f.p90} ms, p99 ${f.p99} ms, max ${f.max} ms`)
   out.push(report.failures.length === 0 ? 'failures: none' : `failures: ${report.failures.map(f => `${f.error} × ${f.count}`).join(', ')}`)
   if (report.faults.length > 0) out.push(`faults: ${report.faults.map(f => `${f.kind} ${f.device} at ${(f.atMs / 1000).toFixed(1)} s`).join(', ')}`)
   return out.join('\n')

@@ -37,6 +37,13 @@ export interface VirtualHiveInit {
   startConcurrency?: number
   /** Parent of the temp data directories. Default the system's temp directory. */
   tmpDir?: string
+  /**
+   * How the hive is formed before the nodes start. `together` (default): every device adopts the
+   * whole member list. `one-by-one`: as pairing each in turn does, a device adopts the list as it
+   * stood when it was added, so the earlier ones learn of the later ones only through
+   * membership's replication once they run.
+   */
+  formation?: 'together' | 'one-by-one'
 }
 
 export interface VirtualHive {
@@ -81,17 +88,19 @@ async function pool<T> (items: T[], concurrency: number, work: (item: T, index: 
  * with its address as a dialling hint, and each other adopts the whole list. The same entries
  * pairing makes, without the invite exchange.
  */
-export async function formHive (nodes: HiveNode[], addrs: string[][]): Promise<void> {
+export async function formHive (nodes: HiveNode[], addrs: string[][], formation: 'together' | 'one-by-one' = 'together'): Promise<void> {
   const [first, ...rest] = nodes
   if (first == null) return
   const membership = first.hive.membership
+  const lists: Array<ReturnType<typeof toWire>[]> = []
   for (const [i, node] of rest.entries()) {
     const peer = node.peerId.toString()
     if (!membership.isMember(peer)) await membership.add(peer, { name: node.name, addrs: addrs[i + 1] ?? [] })
+    if (formation === 'one-by-one') lists.push(membership.entries().map(toWire))
   }
-  const list = membership.entries().map(toWire)
-  await Promise.all(rest.map(async node => {
-    if (node.hive.membership.hiveId !== membership.hiveId) await node.hive.membership.adopt(membership.hiveId, list)
+  const whole = membership.entries().map(toWire)
+  await Promise.all(rest.map(async (node, i) => {
+    if (node.hive.membership.hiveId !== membership.hiveId) await node.hive.membership.adopt(membership.hiveId, lists[i] ?? whole)
   }))
 }
 
@@ -101,6 +110,9 @@ export async function startVirtualHive (init: VirtualHiveInit): Promise<VirtualH
   const devices: VirtualDevice[] = []
   const restore = new Map<string, () => void>()
   const inits: HiveNodeInit[] = []
+  // one transpile cache for the whole hive: each agent is transpiled once, not once per device
+  const agentsCache = await mkdtemp(join(init.tmpDir ?? tmpdir(), 'hive-sim-agents-'))
+  dirs.push(agentsCache)
   const stop = async (): Promise<void> => {
     await Promise.all(devices.map(async d => { await d.node.stop() }))
     await Promise.all(dirs.map(async dir => { await rm(dir, { recursive: true, force: true, maxRetries: 5 }) }))
@@ -121,6 +133,7 @@ export async function startVirtualHive (init: VirtualHiveInit): Promise<VirtualH
         addressScope: 'loopback',
         // every node dials from 127.0.0.1: lift the per-host inbound rate limit
         inboundConnectionThreshold: 10_000,
+        agentsCacheDir: agentsCache,
         logger,
         ...extra,
         capabilities: { ollamaUrl: null, ...extra.capabilities, probe: profileProbe(profile) }
@@ -130,7 +143,7 @@ export async function startVirtualHive (init: VirtualHiveInit): Promise<VirtualH
       devices.push({ profile, node, state: 'up' })
     }
     const nodes = devices.map(d => d.node)
-    await formHive(nodes, ports.map((port, i) => [`/ip4/127.0.0.1/tcp/${port}/p2p/${nodes[i]!.peerId.toString()}`]))
+    await formHive(nodes, ports.map((port, i) => [`/ip4/127.0.0.1/tcp/${port}/p2p/${nodes[i]!.peerId.toString()}`]), init.formation)
     await pool(devices, init.startConcurrency ?? 4, async (device, i) => {
       try {
         await device.node.start()

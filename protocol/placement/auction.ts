@@ -5,6 +5,7 @@
 // winners as SubmitterHandlers; whether they come from a stream or from this node is rpc.ts's
 // business, not its own.
 
+import { chooseCandidates } from './candidates.ts'
 import { canRun } from './cost.ts'
 import { ELECTION_RULE, elect } from './election.ts'
 import { BiddersExhaustedError, InvalidTaskError, NoBidsError, PlacementNotRunningError, TaskAlreadyEndedError, TaskNotFoundError, TaskWaitAbortedError } from './errors.ts'
@@ -176,7 +177,7 @@ export class Auctioneer extends TypedEventTarget<AuctioneerEvents> implements Su
       ...(name != null ? { name } : {}),
       bidWindowMs
     }
-    const expected = new Set<string>()
+    const capable: Array<{ peerId: string, caps: CapabilityReport }> = []
     const refusing: Array<{ peer: string, why: string }> = []
     const connected = this.components.connected()
     for (const entry of this.components.capabilities.view()) {
@@ -184,10 +185,17 @@ export class Auctioneer extends TypedEventTarget<AuctioneerEvents> implements Su
       if (!canRun(announce.requirements, entry.caps, entry.peerId).ok) continue
       const why = this.components.refuses?.(announce.permissions, entry.caps) ?? this.components.policy?.(entry.peerId, announce, entry.caps)
       if (why != null) refusing.push({ peer: entry.peerId, why })
-      else expected.add(entry.peerId)
+      else capable.push({ peerId: entry.peerId, caps: entry.caps })
     }
+    // in a large hive only some are asked to bid, and the announcement names them
+    const choice = announce.requirements.peer != null
+      ? { cheapest: 0, drawn: 0 }
+      : chooseCandidates(id, announce.requirements, announce.agentSize, capable, this.settings.maxBidders, (peer) => this.underWay(peer))
+    if (choice.named != null) announce.candidates = choice.named
+    const expected = new Set(choice.named ?? capable.map(c => c.peerId))
     const auction = this.open(id, announce, task.input, expected, task.leaseMs ?? this.settings.leaseMs)
-    this.note(auction, 'submitted', `agent ${agent.slice(0, 12)}…, ${expected.size} live capable member${expected.size === 1 ? '' : 's'} expected to bid within ${bidWindowMs} ms`)
+    this.note(auction, 'submitted', `agent ${agent.slice(0, 12)}…, ${expected.size} live capable member${expected.size === 1 ? '' : 's'} expected to bid within ${bidWindowMs} ms` +
+      (choice.named != null ? ` (candidates of ${capable.length}: the ${choice.cheapest} cheapest by their reports and ${choice.drawn} drawn by the task id; the other ${capable.length - expected.size} were not asked)` : ''))
     // a device whose policy refuses what the task needs will not bid: explain says so, and why
     for (const r of refusing) this.note(auction, 'bid-declined', `will not bid: ${r.why}`.slice(0, 500), { peer: r.peer })
     auction.timer = setTimeout(() => { void this.close(auction, 'deadline') }, bidWindowMs)
@@ -259,6 +267,13 @@ export class Auctioneer extends TypedEventTarget<AuctioneerEvents> implements Su
       }
     }
     return this.view(auction)
+  }
+
+  /** Tasks submitted here, awarded to `peer` and not ended: load its capability report does not show yet. */
+  private underWay (peer: string): number {
+    let n = 0
+    for (const a of this.auctions.values()) if (a.winner === peer && !isEnded(a.status)) n++
+    return n
   }
 
   // ---- connections ----

@@ -91,6 +91,13 @@ export class Bidder extends TypedEventTarget<BidderEvents> {
     this.observed.set(announce.task, seen)
     this.trim()
     const { self } = this.components
+    if (announce.candidates != null && !announce.candidates.includes(self)) {
+      // the submitter asked others (candidates.ts): this device stays out of the auction,
+      // without so much as the halt check below
+      seen.declined = `not a candidate: the submitter asked ${announce.candidates.length} other members to bid`
+      this.emit('bid', { task: announce.task, outcome: 'declined' })
+      return
+    }
     // a device back from offline hears of a halt from the submitter before it bids
     if (announce.submitter !== self && this.components.synced != null) {
       await this.components.synced(announce.submitter, { signal: AbortSignal.any([this.stopping.signal, AbortSignal.timeout(5_000)]) }).catch(() => {})

@@ -2,6 +2,8 @@
 // capability gossip, the executor that runs an agent and the ledger that records a run. Tests
 // hand any of them stubs.
 
+import { DEFAULT_MAX_BIDDERS } from './candidates.ts'
+import { MAX_CANDIDATES } from './messages.ts'
 import type { CapabilityEntry, CapabilityReport } from '../capabilities/index.ts'
 import type { HiveRecord, RecordSigner } from '../wire/dht-records.ts'
 import type { PeerGate, ProtocolHost, ProtocolLog } from '../wire/serve.ts'
@@ -223,6 +225,11 @@ export interface PlacementInit {
   dhtLookupMs?: number
   /** How long an executor has to confirm its ledger record after its result is accepted. */
   recordConfirmMs?: number
+  /**
+   * The most members asked to bid on one task (candidates.ts). Default 8; at most
+   * MAX_CANDIDATES. In a hive with no more live capable members than this, all bid.
+   */
+  maxBidders?: number
 }
 
 /** The init with every default filled in. */
@@ -239,7 +246,8 @@ export function placementSettings (init: PlacementInit): PlacementSettings {
     maxOutputBytes: init.maxOutputBytes ?? 4 * 1024 * 1024,
     agentCacheBytes: init.agentCacheBytes ?? 256 * 1024 * 1024,
     dhtLookupMs: init.dhtLookupMs ?? 1_500,
-    recordConfirmMs: init.recordConfirmMs ?? 10_000
+    recordConfirmMs: init.recordConfirmMs ?? 10_000,
+    maxBidders: Math.max(1, Math.min(MAX_CANDIDATES, Math.floor(init.maxBidders ?? DEFAULT_MAX_BIDDERS)))
   }
 }
 

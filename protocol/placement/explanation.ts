@@ -11,7 +11,7 @@ import type { Auction } from './auction.ts'
 import type { Observed } from './bidder.ts'
 import type { PlacementRecords } from './components.ts'
 import type { TaskId } from './ids.ts'
-import type { AwardPayload } from './messages.ts'
+import type { Announce, AwardPayload } from './messages.ts'
 import type { HeldBid } from './records.ts'
 import type { Explanation, Recomputation, TaskView } from './views.ts'
 import type { ProtocolLog } from '../wire/serve.ts'
@@ -61,12 +61,18 @@ export function explainAuction (auction: Auction, self: string, names: Map<strin
       winner: award.winner,
       cost: award.cost,
       excluded: award.excluded,
-      why: i === 0 ? firstRoundWhy(ranking, award) : reelectionWhy(auction, auction.awards[i - 1]!)
+      why: (i === 0 ? firstRoundWhy(ranking, award) : reelectionWhy(auction, auction.awards[i - 1]!)) + candidatesWhy(auction.announce)
     })),
     ...(last != null ? { winner: auction.result?.executor ?? last.winner } : {}),
     ...(auction.result != null ? { result: structuredClone(auction.result) } : {}),
     history: auction.history.map(h => ({ ...h }))
   }
+}
+
+/** In a hive larger than the submitter's bound on bidders, only the members it named bid (candidates.ts). */
+export function candidatesWhy (announce: Pick<Announce, 'candidates'>): string {
+  const n = announce.candidates?.length
+  return n == null ? '' : `; only the ${n} members the submitter named as candidates were asked to bid, the others were not candidates`
 }
 
 /**
@@ -99,7 +105,7 @@ export async function explainObserved (id: TaskId, seen: Observed, view: TaskVie
       winner: award.winner,
       cost: award.cost,
       excluded: award.excluded,
-      why: i === 0 ? firstRoundWhy(ranking, award) : `re-election: ${seen.awards[i - 1]!.award.winner} lost the task (its lease lapsed, it disconnected or gave the task up)`
+      why: (i === 0 ? firstRoundWhy(ranking, award) : `re-election: ${seen.awards[i - 1]!.award.winner} lost the task (its lease lapsed, it disconnected or gave the task up)`) + candidatesWhy(seen.announce)
     })),
     ...(last != null ? { winner: seen.closed?.executor ?? last.winner } : {}),
     history: view.history

@@ -52,6 +52,8 @@ export function placementGossip (
     try {
       const gossip = decodeGossip(message.data)
       if (gossip.t === 'announce' && gossip.submitter !== message.from.toString()) return TopicValidatorResult.Reject
+      // the candidates an announcement names are members: no stranger is asked to bid
+      if (gossip.t === 'announce' && isMember != null && gossip.candidates?.some(c => !isMember(c)) === true) return TopicValidatorResult.Reject
     } catch {
       return TopicValidatorResult.Reject
     }
@@ -72,6 +74,10 @@ export function placementGossip (
       return
     }
     if (gossip.t === 'announce') {
+      if (gossip.candidates != null && isMember != null && gossip.candidates.some(c => !isMember(c))) {
+        log.debug(`ignored announcement of ${gossip.task} from ${author}: it names a candidate that is not a member`)
+        return
+      }
       if (gossip.submitter === author) handlers.announce(gossip, author)
     } else if (gossip.t === 'award') {
       handlers.award(gossip, author)

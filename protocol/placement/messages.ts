@@ -48,6 +48,9 @@ export const Permissions = z.array(z.string().min(1).max(PERMISSION_NAME_MAX)).m
 export const ContextIdSchema = z.string().min(1).max(CONTEXT_ID_MAX_LENGTH)
   .regex(CONTEXT_ID_PATTERN, `1 to ${CONTEXT_ID_MAX_LENGTH} characters from A-Z a-z 0-9 . _ - , starting with a letter or digit`)
 
+/** The most candidates an announcement may name (candidates.ts); a submitter asks at most this many bidders. */
+export const MAX_CANDIDATES = 32
+
 /** How long a submitter may wait for bids: 1 ms to 10 minutes. */
 export const BidWindowMs = z.number().int().min(1).max(600_000)
 /** A winner's lease: 100 ms to 1 hour. */
@@ -68,7 +71,13 @@ export const Announce = z.object({
   /** The agent's manifest name, which its runner writes in its ledger record (budgets count by it). */
   name: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,63}$/).optional(),
   /** How long the submitter waits for bids, from when it announced. */
-  bidWindowMs: BidWindowMs
+  bidWindowMs: BidWindowMs,
+  /**
+   * The members asked to bid, when the submitter asks only some (candidates.ts): distinct
+   * members' PeerIds (gossip's validator checks membership). Absent: every capable member bids.
+   */
+  candidates: z.array(PeerIdText).min(1).max(MAX_CANDIDATES)
+    .refine(c => new Set(c).size === c.length, 'each candidate once').optional()
 })
 export type Announce = z.infer<typeof Announce>
 

@@ -509,6 +509,8 @@ function observedView (id: TaskId, seen: Observed, ran: RanHere | undefined, can
     round: award.round,
     detail: `awarded at cost ${award.cost} among ${award.bids.length} bids${award.excluded.length > 0 ? `, excluding ${award.excluded.join(', ')}` : ''}`
   }))
+  // why this device did not bid (not a candidate, cannot run it, a policy): what `task` shows here
+  if (seen.declined != null) history.unshift({ at: seen.seenAt, type: 'bid-declined', detail: `this device did not bid: ${seen.declined}`.slice(0, 500) })
   if (cancelled != null) {
     history.push({ at: cancelled.at, type: 'cancelled', round: cancelled.round, detail: `this device stopped its run: ${cancelled.reason}${cancelled.ledger?.seq != null ? `; recorded cancelled at ledger seq ${cancelled.ledger.seq}` : ''}` })
   }

@@ -1,5 +1,6 @@
 // hive-node simulate: the seeded schedule (pure), the workload's refusals, and the command run
-// end to end on the documented example: six real nodes in one process, the report as JSON.
+// end to end on the documented examples (tasks; workflows beside tasks): six real nodes in one
+// process, the report as JSON.
 
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
@@ -9,6 +10,7 @@ import { runCli } from '../helpers/cli.ts'
 import type { SimulationReport } from '../../node/simulate/runner.ts'
 
 const EXAMPLE = new URL('../../docs/simulate/example.json', import.meta.url)
+const WORKFLOWS = new URL('../../docs/simulate/workflows.json', import.meta.url)
 const DEVICES = ['laptop-1', 'laptop-2', 'laptop-3', 'desktop-1', 'desktop-2', 'server-1']
 
 describe('simulate', () => {
@@ -22,14 +24,31 @@ describe('simulate', () => {
     for (let i = 1; i < a.length; i++) assert.ok(a[i]!.atMs >= a[i - 1]!.atMs, 'in time order')
   })
 
-  it('refuses workflows (no engine yet), unknown devices and malformed workloads, saying what to do', () => {
+  it('refuses unknown devices, workflows that cannot run, and malformed workloads, saying what to do', () => {
     const refuses = (text: string, says: string): void => {
       assert.throws(() => parseWorkload(text, 'w.json', DEVICES), (err: Error) => err.name === 'UsageError' && err.message.includes(says), says)
     }
-    refuses('{"tasks":[{"name":"a","count":1,"ratePerSecond":1}],"workflows":[{}]}', 'workflows are not supported yet')
+    const flow = (steps: unknown[], extra = ''): string => `{"workflows":[{"name":"f","count":1,"ratePerSecond":1${extra},"workflow":{"version":1,"steps":${JSON.stringify(steps)}}}]}`
     refuses('{"tasks":[{"name":"a","count":1,"ratePerSecond":1,"from":"toaster-1"}]}', 'names device "toaster-1"')
-    refuses('{"tasks":[]}', 'docs/simulate/example.json')
+    refuses(flow([{ name: 'a', agent: 'work' }], ',"from":"toaster-1"'), 'names device "toaster-1"')
+    refuses(flow([{ name: 'a', agent: 'work', needs: ['b'] }, { name: 'b', agent: 'work', needs: ['a'] }]), 'form a cycle')
+    refuses(flow([{ name: 'a', agent: 'agents/summarise.wasm' }]), 'step "a": agent "agents/summarise.wasm" is not one a simulation holds; name work or fail')
+    refuses(flow([{ name: 'a', agent: 'work', input: '${{ nope }}' }]), 'docs/simulate/workflows.json')
+    refuses('{"tasks":[]}', 'give at least one group of tasks or of workflows')
+    refuses('{"tasks":[],"workflows":[]}', 'docs/simulate/example.json')
     refuses('{', 'is not JSON')
+  })
+
+  it('schedules workflows by seed beside the tasks, leaving the tasks\' arrivals as they were', async () => {
+    const text = await readFile(WORKFLOWS, 'utf8')
+    const workload = parseWorkload(text, 'workflows.json', DEVICES)
+    const a = schedule(workload, DEVICES, 3)
+    assert.deepEqual(schedule(workload, DEVICES, 3), a)
+    assert.deepEqual(a.filter(e => e.kind === 'flow').map(e => `${'group' in e ? e.group : ''}#${'n' in e ? e.n : ''}`).sort(), ['digest#1', 'digest#2', 'report#1'])
+    const report = a.find(e => e.kind === 'flow' && e.group === 'report')
+    assert.equal(report != null && 'from' in report ? report.from : undefined, 'desktop-1')
+    const tasksOnly = schedule(parseWorkload(JSON.stringify({ ...JSON.parse(text), workflows: [] }), 'w.json', DEVICES), DEVICES, 3)
+    assert.deepEqual(a.filter(e => e.kind === 'task'), tasksOnly.filter(e => e.kind === 'task'))
   })
 
   it('runs the example workload on six real nodes and reports where each task ran and why', async () => {
@@ -53,5 +72,33 @@ describe('simulate', () => {
     // most tasks end done even with a device killed and one cut off (only one the killed device submitted may be lost)
     assert.ok(report.tasks.filter(t => t.status === 'done').length >= 15, JSON.stringify(report.failures))
     assert.ok(report.latency.count > 0 && report.latency.p50 <= report.latency.p99)
+  })
+
+  it('runs the workflows example: each workflow\'s outcome, and where each of its steps\' tasks ran and why', async () => {
+    const { code, stdout, stderr } = await runCli(['simulate', '--devices', '3xlaptop:battery,2xdesktop,1xserver:gpu', '--workload', WORKFLOWS.pathname, '--seed', '3', '--json'])
+    assert.equal(code, 0, stderr)
+    const { report } = JSON.parse(stdout) as { report: SimulationReport }
+    assert.deepEqual(report.flows.map(f => `${f.group}#${f.n}`).sort(), ['digest#1', 'digest#2', 'report#1'])
+    for (const flow of report.flows.filter(f => f.group === 'digest')) {
+      assert.equal(flow.status, 'done', JSON.stringify(flow))
+      // split, three parts (the fork over split's output), join
+      assert.deepEqual([flow.tasks, flow.tasksDone], [5, 5])
+      assert.ok(flow.latencyMs != null && flow.latencyMs > 0)
+      const steps = report.tasks.filter(t => t.flow === `digest#${flow.n}`).map(t => t.step).sort()
+      assert.deepEqual(steps, ['join', 'part[0]', 'part[1]', 'part[2]', 'split'])
+    }
+    const failed = report.flows.find(f => f.group === 'report')
+    assert.equal(failed?.status, 'failed')
+    assert.match(failed?.error ?? '', /in step publish/)
+    assert.match(report.tasks.find(t => t.flow === 'report#1' && t.step === 'publish')?.error ?? '', /simulated failure/)
+    for (const t of report.tasks.filter(t => t.flow != null && t.status === 'done')) {
+      assert.ok(t.ranOn != null && t.why != null, JSON.stringify(t))
+      // a part needs 8 cores: never on a laptop (4)
+      if (t.step?.startsWith('part') === true) assert.ok(!t.ranOn.startsWith('laptop'), `${t.flow}/${t.step} ran on ${t.ranOn}`)
+    }
+    assert.equal(report.tasks.filter(t => t.flow == null).length, 4, 'the plain tasks are reported beside them')
+    assert.equal(report.flowLatency.count, 2)
+    // the workflows' tasks count in each device's utilisation
+    assert.equal(report.usage.reduce((n, u) => n + u.tasks, 0), report.tasks.filter(t => t.ranOn != null && t.runMs != null).length)
   })
 })
