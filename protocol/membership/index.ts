@@ -15,5 +15,6 @@ export { MAX_RELAYED_ADDRS, MEMBERSHIP_SUBLEVEL, Membership, boundAddresses, cre
 export type { MemberSummary, MembershipChange, MembershipComponents, MembershipDb, MembershipInit, MembershipLog } from './membership.ts'
 export { MAX_RELAY_WINDOWS_PER_MEMBER, MembershipGate, NON_MEMBER_GOSSIP_SCORE, RELAY_HOP_PROTOCOL, RELAY_WINDOW_MAX_MS, createGate } from './gate.ts'
 export type { GateComponents, GateHost, GateInit, GateLog, GossipHost, Refusal } from './gate.ts'
+export { ALL_TO_ALL_MAX, MAX_NEIGHBOURS, isAllToAll, neighbourOffsets, neighboursOf } from './neighbours.ts'
 export { MAX_MEMBERSHIP_MESSAGE_BYTES, MEMBERSHIP_PROTOCOL, MembershipSync, createMembershipSync } from './sync.ts'
 export type { MembershipNetwork, MembershipSyncComponents, MembershipSyncInit, SyncFault, SyncLog } from './sync.ts'
