@@ -8,7 +8,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { Level } from 'level'
 import {
-  DHT_PROTOCOL, HiveRecords, MAX_DHT_RECORD_BYTES, MAX_NET_REFUSE, MEMBERSHIP_SUBLEVEL, createAgentStore, createCapabilities, createControl, createPlacement, findPeerRecord, publishPeerRecord, registerPeerRecord, registerPlacementRecords
+  DHT_PROTOCOL, HiveRecords, isAllToAll, MAX_DHT_RECORD_BYTES, MAX_NET_REFUSE, MEMBERSHIP_SUBLEVEL, createAgentStore, createCapabilities, createControl, createPlacement, findPeerRecord, publishPeerRecord, registerPeerRecord, registerPlacementRecords
 } from '../protocol/index.ts'
 import { createDiskAgentStore, createRegistry } from '../protocol/index.ts'
 import { createBudgetKeeper, localMinutesOf, policyRefusal, refusalText } from '../protocol/control/index.ts'
@@ -30,7 +30,7 @@ import { DEFAULT_API_PORT, DEFAULT_P2P_PORT, dataPaths, defaultNodeName, validat
 import { loadOrCreateIdentity } from './identity.ts'
 import { memberDht } from './member-dht.ts'
 import { buildLibp2p, runtimeListener } from './libp2p.ts'
-import { createReach } from './reach.ts'
+import { createReach, relayOf } from './reach.ts'
 import { acquireLock } from './lock.ts'
 import { InvalidConfigError } from './errors.ts'
 import { createLogger } from './logger.ts'
@@ -93,6 +93,17 @@ export interface HiveNodeInit {
   upgradeIntervalMs?: number
   /** False keeps relayed links as they are (tests of what a relay carries). */
   upgradeToDirect?: boolean
+  /**
+   * Beyond a hive of 9, connections to members that are not this device's neighbours close
+   * after being idle this long (default MESH_IDLE_MS), looked at every `sweepMs`.
+   */
+  mesh?: { idleMs?: number, sweepMs?: number }
+  /**
+   * How long libp2p's connection monitor waits for a ping before it aborts a connection (its
+   * adaptive timeout's floor); libp2p's own default when omitted. Many nodes in one process
+   * (`simulate`) raise it: a saturated event loop answers late, not never.
+   */
+  pingTimeoutMs?: number
 }
 
 export interface NodeNetInit {
@@ -230,7 +241,9 @@ export class HiveNode extends EventTarget implements ApiNode {
       host: this.libp2p,
       pubsub: this.libp2p.services.pubsub,
       gate: this.gate,
-      log: this.log.child('ledger')
+      log: this.log.child('ledger'),
+      // beyond an all-to-all hive, chains come hop by hop through neighbours
+      connectedOnly: () => !isAllToAll(this.hive.membership.members().length)
     })
     // ---- agents: one store of agent bytes, shared by placement and the API ----
     const agentStore = createAgentStore({ maxBytes: this.init.placement?.agentCacheBytes })
@@ -293,6 +306,7 @@ export class HiveNode extends EventTarget implements ApiNode {
         dht: this.libp2p.services.dht,
         host: this.libp2p,
         isMember: (peer) => this.hive.membership.isMember(peer),
+        allToAll: () => isAllToAll(this.hive.membership.members().length),
         protocol: DHT_PROTOCOL,
         maxRecordBytes: MAX_DHT_RECORD_BYTES
       }),
@@ -451,7 +465,8 @@ export class HiveNode extends EventTarget implements ApiNode {
         version: VERSION,
         metrics: libp2pMetrics(registry),
         relay: init.relay ?? false,
-        ...(init.relayLimits != null ? { relayLimits: init.relayLimits } : {})
+        ...(init.relayLimits != null ? { relayLimits: init.relayLimits } : {}),
+        ...(init.pingTimeoutMs != null ? { pingTimeoutMs: init.pingTimeoutMs } : {})
       })
 
       return new HiveNode({ init, lock, identity, db, libp2p, records, hive, name, log, metrics })
@@ -491,6 +506,8 @@ export class HiveNode extends EventTarget implements ApiNode {
       this.libp2p.addEventListener('peer:discovery', (event) => {
         const id = event.detail.id
         if (id.equals(this.peerId) || this.libp2p.getConnections(id).length > 0) return
+        // a member that is not a neighbour is reached through the mesh, not dialled
+        if (this.hive.membership.isMember(id.toString()) && !this.hive.sync.neighbours().has(id.toString())) return
         this.libp2p.dial(id).catch((err: Error) => { this.log.debug(`could not dial discovered peer ${id.toString()}: ${err.message}`) })
       })
       this.contexts.onError((err) => { this.log.warn(`contexts: ${err.name}: ${err.message}`) })
@@ -521,7 +538,15 @@ export class HiveNode extends EventTarget implements ApiNode {
         listen: runtimeListener(this.libp2p),
         onOutside: () => { this.hive.sync.tellAddresses() }
       })
-      await this.hive.start(this.libp2p, { selfAddresses: () => reach.outsideAddresses(), relay: this.init.relay ?? false })
+      await this.hive.start(this.libp2p, {
+        selfAddresses: () => reach.outsideAddresses(),
+        relay: this.init.relay ?? false,
+        mesh: {
+          ...this.init.mesh,
+          // a relay this device holds a reservation on, and one its relayed links go through
+          keep: (peer) => reach.reservedOn().includes(peer) || this.libp2p.getConnections().some(c => relayOf(c.remoteAddr) === peer)
+        }
+      })
       this.reachPart = reach
       reach.start()
       this.setGate((peer, protocol) => this.hive.gate.allows(peer, protocol))
