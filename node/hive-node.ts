@@ -40,7 +40,7 @@ import { libp2pMetrics } from './metrics/libp2p.ts'
 import { Registry } from './metrics/registry.ts'
 import { VERSION } from './version.ts'
 import type { Api, ApiLimits } from './api/server.ts'
-import type { ApiNode, PeerSummary, RuntimeInfo } from './api/types.ts'
+import type { ApiNode, MeshMember, PeerSummary, RuntimeInfo } from './api/types.ts'
 import type { Identity } from './identity.ts'
 import type { HiveLibp2p, RelayLimits } from './libp2p.ts'
 import type { DataDirLock } from './lock.ts'
@@ -351,7 +351,9 @@ export class HiveNode extends EventTarget implements ApiNode {
       },
       // a workflow step's output is on disk before its winner records the run `ok`
       keepResult: async (task) => { await this.flows.keep(task) },
-      relayedTo: (peer) => this.reachPart?.link(peer)?.via === 'relayed'
+      relayedTo: (peer) => this.reachPart?.link(peer)?.via === 'relayed',
+      // beyond an all-to-all hive, members that are not neighbours bid over the mesh
+      reachable: () => isAllToAll(this.hive.membership.members().length) ? [] : this.hive.membership.members().filter(m => !m.self).map(m => m.peerId)
     }
     this.placement = createPlacement(this.init.placement ?? {}, placementComponents)
     // placement runs from the store it is handed; one that keeps its own is still the one store
@@ -536,6 +538,7 @@ export class HiveNode extends EventTarget implements ApiNode {
         membership: this.hive.membership,
         sync: { addressesFor: async (peer) => this.hive.sync.addressesFor(peer) },
         listen: runtimeListener(this.libp2p),
+        meshed: (peer) => this.capabilities.isLive(peer),
         onOutside: () => { this.hive.sync.tellAddresses() }
       })
       await this.hive.start(this.libp2p, {
@@ -708,6 +711,18 @@ export class HiveNode extends EventTarget implements ApiNode {
       byPeer.set(id, entry)
     }
     return [...byPeer.values()].sort((a, b) => a.peerId.localeCompare(b.peerId))
+  }
+
+  /**
+   * Members this device has no connection to but hears over the hive's gossip (their capability
+   * reports are fresh): beyond an all-to-all hive, the members that are not its neighbours.
+   */
+  meshMembers (): MeshMember[] {
+    const connected = new Set(this.libp2p.getConnections().filter(c => c.limits == null && c.status === 'open').map(c => c.remotePeer.toString()))
+    return this.hive.membership.members()
+      .filter(m => !m.self && !connected.has(m.peerId) && this.capabilities.isLive(m.peerId))
+      .map(m => ({ peerId: m.peerId, ...(m.name != null ? { name: m.name } : {}) }))
+      .sort((a, b) => (a.name ?? a.peerId).localeCompare(b.name ?? b.peerId))
   }
 
   /** Publishes this device's `peer` record (name, version, addresses) in the DHT. */
