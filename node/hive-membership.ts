@@ -2,7 +2,7 @@
 // is built with (connection gater, gossip score), and, once libp2p runs, the gate's stream
 // checks, replication of the list, and pairing. HiveNode owns one of these.
 
-import { DHT_PROTOCOL, PAIRING_PROTOCOL, createGate, createMeshKeeper, createMembership, createMembershipSync, createPairing, gossipTopic } from '../protocol/index.ts'
+import { CONTEXT_PROTOCOL, DHT_PROTOCOL, PAIRING_PROTOCOL, createGate, createMeshKeeper, createMembership, createMembershipSync, createPairing, gossipTopic } from '../protocol/index.ts'
 import type { Logger } from './logger.ts'
 import type { GossipHost, MeshKeeper, MeshKeeperInit, Membership, MembershipDb, MembershipGate, MembershipSigner, MembershipRefusal, MembershipSync, Pairing } from '../protocol/index.ts'
 import type { Libp2p } from '@libp2p/interface'
@@ -103,7 +103,8 @@ export class HiveMembership {
     this.gate.install(libp2p)
     this.syncPart = createMembershipSync({ log: this.log.child('members'), ...(options.selfAddresses != null ? { selfAddresses: options.selfAddresses } : {}) }, { membership: this.membership, gate: this.gate, network: libp2p })
     this.pairingPart = createPairing({ name: this.name, log: this.log.child('pairing'), relay: options.relay ?? false }, { membership: this.membership, gate: this.gate, network: libp2p })
-    this.meshPart = createMeshKeeper({ ...options.mesh, background: [DHT_PROTOCOL], log: this.log.child('mesh') }, { membership: this.membership, network: libp2p })
+    // the DHT's lookups, and the one context stream each link holds for as long as it is open
+    this.meshPart = createMeshKeeper({ ...options.mesh, background: [DHT_PROTOCOL, CONTEXT_PROTOCOL], log: this.log.child('mesh') }, { membership: this.membership, network: libp2p })
     await this.syncPart.start()
     await this.pairingPart.start()
     this.meshPart.start()
