@@ -4,8 +4,9 @@
 // hanging up), the write throws StreamStateError where nothing can catch it, and the uncaught
 // exception ends the process. Under churn (many nodes in one process, many connections closing)
 // that happens. The guard catches that one error where yamux writes to the connection: the
-// frame could not have gone out anyway, and the connection's own close ends the muxer and every
-// stream on it as usual. Any other error is thrown as before.
+// frame could not have gone out anyway, and the muxer and its connection are aborted right after
+// (as yamux itself does when the same error comes up while it reads), so no half-closed
+// connection lingers as open and the peer is dialled again. Any other error is thrown as before.
 
 import { yamux } from '@chainsafe/libp2p-yamux'
 import type { YamuxMuxerInit } from '@chainsafe/libp2p-yamux'
@@ -21,7 +22,7 @@ export function isStreamStateError (err: unknown): boolean {
 }
 
 /** Makes a muxer's writes to its connection drop a frame, rather than throw, once the connection is closing. */
-export function guardMuxer<M extends StreamMuxer> (muxer: M): M {
+export function guardMuxer<M extends StreamMuxer> (muxer: M, connection?: { abort: (err: Error) => void }): M {
   const target = muxer as unknown as { send?: Send }
   const send = target.send
   if (typeof send !== 'function') throw new Error('this yamux build writes to its connection in another way: the muxer guard cannot be installed')
@@ -31,6 +32,12 @@ export function guardMuxer<M extends StreamMuxer> (muxer: M): M {
     } catch (err) {
       if (!isStreamStateError(err)) throw err
       droppedFrames.count++
+      queueMicrotask(() => {
+        try {
+          muxer.abort(err as Error)
+          connection?.abort(err as Error)
+        } catch { /* already closed */ }
+      })
       return false
     }
   }
@@ -44,7 +51,7 @@ export function guardedYamux (init?: YamuxMuxerInit): () => StreamMuxerFactory {
     const factory = make()
     return {
       protocol: factory.protocol,
-      createStreamMuxer: (maConn) => guardMuxer(factory.createStreamMuxer(maConn))
+      createStreamMuxer: (maConn) => guardMuxer(factory.createStreamMuxer(maConn), maConn)
     }
   }
 }

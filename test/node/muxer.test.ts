@@ -33,7 +33,7 @@ describe('guarded yamux', () => {
   it('throws every other error as before', () => {
     const muxer = { send: () => { throw new TypeError('boom') } } as unknown as StreamMuxer
     assert.throws(() => (guardMuxer(muxer) as unknown as { send: (d: unknown) => boolean }).send(new Uint8Array(1)), { name: 'TypeError' })
-    const closing = { send: () => { throw Object.assign(new Error('closing'), { name: 'StreamStateError' }) } } as unknown as StreamMuxer
+    const closing = { send: () => { throw Object.assign(new Error('closing'), { name: 'StreamStateError' }) }, abort: () => {} } as unknown as StreamMuxer
     assert.equal((guardMuxer(closing) as unknown as { send: (d: unknown) => boolean }).send(new Uint8Array(1)), false)
   })
 })
