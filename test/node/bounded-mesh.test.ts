@@ -100,6 +100,9 @@ describe('a bounded mesh of 14 devices', { timeout: 300_000 }, () => {
       await waitFor(() => node.capabilities.view().map(e => e.peerId).sort().join() === everyone, { timeoutMs: 60_000, message: `${node.name} hears every member's capabilities` })
     }
     const first = nodes[0]!
+    // every member that is not a neighbour, once no transient connection to one is open
+    const far = nodes.filter(n => n !== first && !neighbours(first).has(id(n))).map(id).sort().join()
+    await waitFor(() => first.meshMembers().map(m => m.peerId).sort().join() === far, { timeoutMs: 30_000, message: `${first.name} names every non-neighbour as reached through the mesh` })
     const meshed = first.meshMembers()
     assert.ok(meshed.length > 0)
     for (const m of meshed) {
