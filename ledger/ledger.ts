@@ -56,7 +56,20 @@ export interface LedgerComponents {
   /** Who may fetch from this node and whose gossip counts; open when omitted. */
   gate?: PeerGate
   log?: ProtocolLog
+  /**
+   * True while this device is connected to some members only (a hive beyond all-to-all): a
+   * chain is fetched from peers connected now, never by dialling its signer, and reaches a
+   * device hop by hop through its neighbours; a fetch that finds no connected peer holding the
+   * records yet is tried again after FETCH_RETRY_MIN_MS, doubling up to FETCH_RETRY_MAX_MS.
+   * False (the default) fetches from whoever announced the head, connected or not.
+   */
+  connectedOnly?: () => boolean
 }
+
+/** A chain no connected peer could give yet is asked for again after this… */
+export const FETCH_RETRY_MIN_MS = 1_000
+/** …doubling up to this. */
+export const FETCH_RETRY_MAX_MS = 30_000
 
 export interface LedgerInit {
   /** Gossip topic for signed heads (per hive). */
@@ -156,6 +169,8 @@ class HiveLedger extends EventTarget implements Ledger {
   private readonly gate: PeerGate
   private readonly tasks = new Set<Promise<unknown>>()
   private readonly pulling = new Map<string, { candidates: PeerId[], again: boolean }>()
+  /** Chains to fetch again later (connected peers only): failures so far, and the timer. */
+  private readonly retries = new Map<string, { failures: number, timer?: NodeJS.Timeout }>()
   private readonly distrusted = new Map<string, number>()
   private served?: ServedProtocol
   private timer?: NodeJS.Timeout
@@ -242,6 +257,8 @@ class HiveLedger extends EventTarget implements Ledger {
     clearTimeout(this.headTimer)
     this.headTimer = undefined
     this.stopping.abort(new LedgerNotStartedError('the ledger is stopping'))
+    for (const retry of this.retries.values()) clearTimeout(retry.timer)
+    this.retries.clear()
     this.components.host.removeEventListener?.('peer:connect', this.onConnect)
     this.components.pubsub.removeEventListener('message', this.onMessage)
     this.leaveTopic()
@@ -542,11 +559,13 @@ class HiveLedger extends EventTarget implements Ledger {
     const state = { candidates: preferred != null ? [preferred] : [], again: false }
     this.pulling.set(signer, state)
     this.track((async () => {
+      let outcome: 'done' | 'behind' = 'done'
       try {
-        await this.pullFrom(signer, state.candidates)
+        outcome = await this.pullFrom(signer, state.candidates)
       } finally {
         this.pulling.delete(signer)
       }
+      this.retryLater(signer, outcome)
       if (signer === this.self) await this.afterSelfPull()
       if (state.again && this.running) this.pull(signer, state.candidates[state.candidates.length - 1])
     })())
@@ -565,33 +584,59 @@ class HiveLedger extends EventTarget implements Ledger {
     }
   }
 
-  private async pullFrom (signer: string, candidates: PeerId[]): Promise<void> {
+  /**
+   * Connected peers only: a chain still behind after a pull is asked for again later, since a
+   * neighbour may fetch it meanwhile; one caught up forgets its back-off.
+   */
+  private retryLater (signer: string, outcome: 'done' | 'behind'): void {
+    const known = this.retries.get(signer)
+    if (outcome === 'done' || !this.running || this.components.connectedOnly?.() !== true) {
+      if (known != null && known.timer == null) this.retries.delete(signer)
+      return
+    }
+    const state = known ?? { failures: 0 }
+    if (state.timer != null) return
+    this.retries.set(signer, state)
+    const delay = Math.min(FETCH_RETRY_MAX_MS, FETCH_RETRY_MIN_MS * 2 ** state.failures)
+    state.failures++
+    state.timer = setTimeout(() => {
+      state.timer = undefined
+      if (this.running) this.pull(signer)
+    }, delay)
+    state.timer.unref()
+  }
+
+  private async pullFrom (signer: string, candidates: PeerId[]): Promise<'done' | 'behind'> {
     // peers that failed or had nothing new; a peer that delivered is asked again while newer
     // heads keep arriving during the fetch
     const exhausted = new Set<string>()
     const next = (): PeerId | undefined => {
       const connected = this.components.host.getPeers()
-      const order = [...candidates, ...connected.filter(p => p.toString() === signer), ...connected]
+      // beyond an all-to-all hive, whoever announced a head may be a member this device has no
+      // connection to: its neighbours fetch the chain and give it on instead
+      const named = this.components.connectedOnly?.() === true ? candidates.filter(p => connected.some(c => c.equals(p))) : candidates
+      const order = [...named, ...connected.filter(p => p.toString() === signer), ...connected]
       return order.find(p => !exhausted.has(p.toString()) && !this.isDistrusted(p))
     }
     while (this.running) {
       const seen = safeHead(await this.store.seenRaw(signer))
       const end = (await this.store.end(signer))?.seq ?? -1
-      if (seen == null || seen.seq <= end) return
+      if (seen == null || seen.seq <= end) return 'done'
       const peer = next()
-      if (peer == null) return
+      if (peer == null) return 'behind'
       try {
         // from the last record held, not the one after: if the signer signed another record
         // there (a fork), the copy is compared with it and kept as proof, instead of failing to
         // link and being blamed on the peer that sent it
         const result = await this.fetchRecords(peer, signer, Math.max(0, end), { to: seen.seq, target: seen })
-        if (result.fork != null) return
+        if (result.fork != null) return 'done'
         if (result.stored === 0) exhausted.add(peer.toString())
       } catch (err) {
         exhausted.add(peer.toString())
         this.log.debug(`fetching ${signer}'s chain from ${peer.toString()}: ${(err as Error).message}`)
       }
     }
+    return 'done'
   }
 
   async fetchRecords (peer: PeerId, signer: string, from: number, options: { to?: number, target?: SignedHead, signal?: AbortSignal } = {}): Promise<FetchResult> {

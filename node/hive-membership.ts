@@ -2,9 +2,9 @@
 // is built with (connection gater, gossip score), and, once libp2p runs, the gate's stream
 // checks, replication of the list, and pairing. HiveNode owns one of these.
 
-import { PAIRING_PROTOCOL, createGate, createMembership, createMembershipSync, createPairing, gossipTopic } from '../protocol/index.ts'
+import { CONTEXT_PROTOCOL, DHT_PROTOCOL, PAIRING_PROTOCOL, createGate, createMeshKeeper, createMembership, createMembershipSync, createPairing, gossipTopic } from '../protocol/index.ts'
 import type { Logger } from './logger.ts'
-import type { GossipHost, Membership, MembershipDb, MembershipGate, MembershipSigner, MembershipRefusal, MembershipSync, Pairing } from '../protocol/index.ts'
+import type { GossipHost, MeshKeeper, MeshKeeperInit, Membership, MembershipDb, MembershipGate, MembershipSigner, MembershipRefusal, MembershipSync, Pairing } from '../protocol/index.ts'
 import type { Libp2p } from '@libp2p/interface'
 
 export interface HiveMembershipInit {
@@ -30,6 +30,7 @@ export class HiveMembership {
   private syncPart?: MembershipSync
   private pairingPart?: Pairing
   private pubsub?: GossipHost
+  private meshPart?: MeshKeeper
   private readonly guarded = new Set<string>()
   /** Non-members whose connections the gate refused, with when it last did. */
   private readonly strangers = new Map<string, number>()
@@ -92,14 +93,26 @@ export class HiveMembership {
   /** For HiveRecords: only members may publish; refusals are reported by the gate. */
   readonly isRecordPublisher = (peer: string): boolean => this.gate.admitsPublisher(peer)
 
-  /** After libp2p has started: guard its protocols, replicate the list, serve pairing. */
-  async start (libp2p: Libp2p & { services: { pubsub: GossipHost } }, options: { selfAddresses?: () => string[], relay?: boolean } = {}): Promise<void> {
+  /**
+   * After libp2p has started: guard its protocols, replicate the list, serve pairing, and keep
+   * the connections to members bounded to this device's neighbours (`mesh`: idle time, and
+   * what to keep whatever the neighbours are).
+   */
+  async start (libp2p: Libp2p & { services: { pubsub: GossipHost } }, options: { selfAddresses?: () => string[], relay?: boolean, mesh?: Pick<MeshKeeperInit, 'idleMs' | 'sweepMs' | 'keep'> } = {}): Promise<void> {
     this.pubsub = libp2p.services.pubsub
     this.gate.install(libp2p)
     this.syncPart = createMembershipSync({ log: this.log.child('members'), ...(options.selfAddresses != null ? { selfAddresses: options.selfAddresses } : {}) }, { membership: this.membership, gate: this.gate, network: libp2p })
     this.pairingPart = createPairing({ name: this.name, log: this.log.child('pairing'), relay: options.relay ?? false }, { membership: this.membership, gate: this.gate, network: libp2p })
+    // the DHT's lookups, and the one context stream each link holds for as long as it is open
+    this.meshPart = createMeshKeeper({ ...options.mesh, background: [DHT_PROTOCOL, CONTEXT_PROTOCOL], log: this.log.child('mesh') }, { membership: this.membership, network: libp2p })
     await this.syncPart.start()
     await this.pairingPart.start()
+    this.meshPart.start()
+  }
+
+  get mesh (): MeshKeeper {
+    if (this.meshPart == null) throw new Error('the mesh keeper is not started')
+    return this.meshPart
   }
 
   /**
@@ -118,6 +131,7 @@ export class HiveMembership {
   }
 
   async stop (): Promise<void> {
+    this.meshPart?.stop()
     await this.pairingPart?.stop()
     await this.syncPart?.stop()
     this.gate.removeEventListener('refused', this.onRefused)

@@ -8,7 +8,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { Level } from 'level'
 import {
-  DHT_PROTOCOL, HiveRecords, MAX_DHT_RECORD_BYTES, MAX_NET_REFUSE, MEMBERSHIP_SUBLEVEL, createAgentStore, createCapabilities, createControl, createPlacement, findPeerRecord, publishPeerRecord, registerPeerRecord, registerPlacementRecords
+  DHT_PROTOCOL, HiveRecords, isAllToAll, MAX_DHT_RECORD_BYTES, MAX_NET_REFUSE, MEMBERSHIP_SUBLEVEL, createAgentStore, createCapabilities, createControl, createPlacement, findPeerRecord, publishPeerRecord, registerPeerRecord, registerPlacementRecords
 } from '../protocol/index.ts'
 import { createDiskAgentStore, createRegistry } from '../protocol/index.ts'
 import { createBudgetKeeper, localMinutesOf, policyRefusal, refusalText } from '../protocol/control/index.ts'
@@ -30,7 +30,7 @@ import { DEFAULT_API_PORT, DEFAULT_P2P_PORT, dataPaths, defaultNodeName, validat
 import { loadOrCreateIdentity } from './identity.ts'
 import { memberDht } from './member-dht.ts'
 import { buildLibp2p, runtimeListener } from './libp2p.ts'
-import { createReach } from './reach.ts'
+import { createReach, relayOf } from './reach.ts'
 import { acquireLock } from './lock.ts'
 import { InvalidConfigError } from './errors.ts'
 import { createLogger } from './logger.ts'
@@ -40,7 +40,7 @@ import { libp2pMetrics } from './metrics/libp2p.ts'
 import { Registry } from './metrics/registry.ts'
 import { VERSION } from './version.ts'
 import type { Api, ApiLimits } from './api/server.ts'
-import type { ApiNode, PeerSummary, RuntimeInfo } from './api/types.ts'
+import type { ApiNode, MeshMember, PeerSummary, RuntimeInfo } from './api/types.ts'
 import type { Identity } from './identity.ts'
 import type { HiveLibp2p, RelayLimits } from './libp2p.ts'
 import type { DataDirLock } from './lock.ts'
@@ -99,6 +99,17 @@ export interface HiveNodeInit {
   upgradeIntervalMs?: number
   /** False keeps relayed links as they are (tests of what a relay carries). */
   upgradeToDirect?: boolean
+  /**
+   * Beyond a hive of 9, connections to members that are not this device's neighbours close
+   * after being idle this long (default MESH_IDLE_MS), looked at every `sweepMs`.
+   */
+  mesh?: { idleMs?: number, sweepMs?: number }
+  /**
+   * How long libp2p's connection monitor waits for a ping before it aborts a connection (its
+   * adaptive timeout's floor); libp2p's own default when omitted. Many nodes in one process
+   * (`simulate`) raise it: a saturated event loop answers late, not never.
+   */
+  pingTimeoutMs?: number
 }
 
 export interface NodeNetInit {
@@ -236,7 +247,9 @@ export class HiveNode extends EventTarget implements ApiNode {
       host: this.libp2p,
       pubsub: this.libp2p.services.pubsub,
       gate: this.gate,
-      log: this.log.child('ledger')
+      log: this.log.child('ledger'),
+      // beyond an all-to-all hive, chains come hop by hop through neighbours
+      connectedOnly: () => !isAllToAll(this.hive.membership.members().length)
     })
     // ---- agents: one store of agent bytes, shared by placement and the API ----
     const agentStore = createAgentStore({ maxBytes: this.init.placement?.agentCacheBytes })
@@ -299,6 +312,7 @@ export class HiveNode extends EventTarget implements ApiNode {
         dht: this.libp2p.services.dht,
         host: this.libp2p,
         isMember: (peer) => this.hive.membership.isMember(peer),
+        allToAll: () => isAllToAll(this.hive.membership.members().length),
         protocol: DHT_PROTOCOL,
         maxRecordBytes: MAX_DHT_RECORD_BYTES
       }),
@@ -343,7 +357,9 @@ export class HiveNode extends EventTarget implements ApiNode {
       },
       // a workflow step's output is on disk before its winner records the run `ok`
       keepResult: async (task) => { await this.flows.keep(task) },
-      relayedTo: (peer) => this.reachPart?.link(peer)?.via === 'relayed'
+      relayedTo: (peer) => this.reachPart?.link(peer)?.via === 'relayed',
+      // beyond an all-to-all hive, members that are not neighbours bid over the mesh
+      reachable: () => isAllToAll(this.hive.membership.members().length) ? [] : this.hive.membership.members().filter(m => !m.self).map(m => m.peerId)
     }
     this.placement = createPlacement(this.init.placement ?? {}, placementComponents)
     // placement runs from the store it is handed; one that keeps its own is still the one store
@@ -457,7 +473,8 @@ export class HiveNode extends EventTarget implements ApiNode {
         version: VERSION,
         metrics: libp2pMetrics(registry),
         relay: init.relay ?? false,
-        ...(init.relayLimits != null ? { relayLimits: init.relayLimits } : {})
+        ...(init.relayLimits != null ? { relayLimits: init.relayLimits } : {}),
+        ...(init.pingTimeoutMs != null ? { pingTimeoutMs: init.pingTimeoutMs } : {})
       })
 
       return new HiveNode({ init, lock, identity, db, libp2p, records, hive, name, log, metrics })
@@ -497,6 +514,8 @@ export class HiveNode extends EventTarget implements ApiNode {
       this.libp2p.addEventListener('peer:discovery', (event) => {
         const id = event.detail.id
         if (id.equals(this.peerId) || this.libp2p.getConnections(id).length > 0) return
+        // a member that is not a neighbour is reached through the mesh, not dialled
+        if (this.hive.membership.isMember(id.toString()) && !this.hive.sync.neighbours().has(id.toString())) return
         this.libp2p.dial(id).catch((err: Error) => { this.log.debug(`could not dial discovered peer ${id.toString()}: ${err.message}`) })
       })
       this.contexts.onError((err) => { this.log.warn(`contexts: ${err.name}: ${err.message}`) })
@@ -525,9 +544,18 @@ export class HiveNode extends EventTarget implements ApiNode {
         membership: this.hive.membership,
         sync: { addressesFor: async (peer) => this.hive.sync.addressesFor(peer) },
         listen: runtimeListener(this.libp2p),
+        meshed: (peer) => this.capabilities.isLive(peer),
         onOutside: () => { this.hive.sync.tellAddresses() }
       })
-      await this.hive.start(this.libp2p, { selfAddresses: () => reach.outsideAddresses(), relay: this.init.relay ?? false })
+      await this.hive.start(this.libp2p, {
+        selfAddresses: () => reach.outsideAddresses(),
+        relay: this.init.relay ?? false,
+        mesh: {
+          ...this.init.mesh,
+          // a relay this device holds a reservation on, and one its relayed links go through
+          keep: (peer) => reach.reservedOn().includes(peer) || this.libp2p.getConnections().some(c => relayOf(c.remoteAddr) === peer)
+        }
+      })
       this.reachPart = reach
       reach.start()
       this.setGate((peer, protocol) => this.hive.gate.allows(peer, protocol))
@@ -689,6 +717,18 @@ export class HiveNode extends EventTarget implements ApiNode {
       byPeer.set(id, entry)
     }
     return [...byPeer.values()].sort((a, b) => a.peerId.localeCompare(b.peerId))
+  }
+
+  /**
+   * Members this device has no connection to but hears over the hive's gossip (their capability
+   * reports are fresh): beyond an all-to-all hive, the members that are not its neighbours.
+   */
+  meshMembers (): MeshMember[] {
+    const connected = new Set(this.libp2p.getConnections().filter(c => c.limits == null && c.status === 'open').map(c => c.remotePeer.toString()))
+    return this.hive.membership.members()
+      .filter(m => !m.self && !connected.has(m.peerId) && this.capabilities.isLive(m.peerId))
+      .map(m => ({ peerId: m.peerId, ...(m.name != null ? { name: m.name } : {}) }))
+      .sort((a, b) => (a.name ?? a.peerId).localeCompare(b.name ?? b.peerId))
   }
 
   /** Publishes this device's `peer` record (name, version, addresses) in the DHT. */

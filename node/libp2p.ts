@@ -9,13 +9,13 @@ import { noise } from '@chainsafe/libp2p-noise'
 import { autoNAT } from '@libp2p/autonat'
 import { circuitRelayServer, circuitRelayTransport } from '@libp2p/circuit-relay-v2'
 import { dcutr } from '@libp2p/dcutr'
-import { yamux } from '@chainsafe/libp2p-yamux'
 import { gossipsub } from '@libp2p/gossipsub'
 import { identify } from '@libp2p/identify'
 import { kadDHT, passthroughMapper, removePublicAddressesMapper } from '@libp2p/kad-dht'
 import { ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
 import { createLibp2p } from 'libp2p'
+import { guardedYamux } from './muxer.ts'
 import { DHT_PROTOCOL, HIVE_PROTOCOL_PREFIX } from '../protocol/index.ts'
 import { halfWindowUpdates } from './yamux-window.ts'
 import type { HiveRecords } from '../protocol/index.ts'
@@ -54,6 +54,8 @@ export interface Libp2pInit {
   relay?: boolean
   /** Limits other than RELAY_LIMITS (tests). */
   relayLimits?: Partial<RelayLimits>
+  /** The connection monitor's least ping timeout (ms); libp2p's default when omitted. */
+  pingTimeoutMs?: number
 }
 
 /**
@@ -104,13 +106,17 @@ export async function buildLibp2p (init: Libp2pInit): Promise<HiveLibp2p> {
     addresses: { listen: init.listen },
     transports: [tcp(), circuitRelayTransport({ reservationCompletionTimeout: 10_000 })],
     connectionEncrypters: [noise()],
-    streamMuxers: [yamux()],
+    // yamux, guarded: a frame written after its connection started closing must not end the process
+    streamMuxers: [guardedYamux()],
     peerDiscovery,
     ...(init.metrics != null ? { metrics: init.metrics } : {}),
     connectionGater: init.connectionGater ?? {},
     connectionManager: {
       inboundConnectionThreshold: init.inboundConnectionThreshold
     },
+    // libp2p's default (an adaptive timeout from 5 s up) unless the node asks for more: it
+    // aborts a connection whose ping is late, and under load late is not dead
+    ...(init.pingTimeoutMs != null ? { connectionMonitor: { pingTimeout: { minTimeout: init.pingTimeoutMs, maxTimeout: Math.max(init.pingTimeoutMs, 60_000) } } } : {}),
     services: {
       identify: identify(),
       // libp2p's connection monitor pings every connection and aborts it when a ping fails; with

@@ -1,9 +1,11 @@
-// The DHT as placement puts records in it. A hive has fewer members than Kademlia's k (20), so
-// the k closest peers to any key are every member there is: a record goes straight to each
-// member connected now (protocol/wire/dht-put.ts), several records on one stream per member,
-// with no walk of the network first. A larger hive, or a device with no member connected, puts
-// through kad-dht as before. Either way the record is where `get` looks, and is checked by
-// every member that stores it.
+// The DHT as placement puts records in it. In an all-to-all hive (at most ALL_TO_ALL_MAX
+// members, every one connected to every other) the k closest peers (Kademlia's k is 20) to any
+// key are every member there is: a record goes straight to each member connected now
+// (protocol/wire/dht-put.ts), several records on one stream per member, with no walk of the
+// network first. Beyond it a device is connected to its neighbours only, which are not the
+// peers closest to a key, so it puts through kad-dht's own routing, as does a device with no
+// member connected. Either way the record is where `get` looks, and is checked by every member
+// that stores it.
 
 import { KAD_K, putRecords } from '../protocol/index.ts'
 import type { PlacementDht, ProtocolHost } from '../protocol/index.ts'
@@ -14,6 +16,8 @@ export interface MemberDhtComponents {
   dht: Pick<KadDHT, 'put' | 'get'>
   host: Pick<ProtocolHost, 'dialProtocol'> & { getPeers: () => PeerId[] }
   isMember: (peer: string) => boolean
+  /** Whether every member is connected to every other (a hive of at most ALL_TO_ALL_MAX). */
+  allToAll: () => boolean
   /** The hive's Kademlia protocol id. */
   protocol: string
   /** A record's largest size, for the answers read back. */
@@ -32,7 +36,7 @@ export function memberDht (components: MemberDhtComponents): PlacementDht {
     get: (key, options) => dht.get(key, options),
     async putMany (records, options = {}) {
       const members = host.getPeers().filter(p => isMember(p.toString()))
-      if (members.length === 0 || members.length >= KAD_K) {
+      if (members.length === 0 || members.length >= KAD_K || !components.allToAll()) {
         await putEach(records, options)
         return
       }

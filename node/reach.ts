@@ -15,7 +15,9 @@
 //   punches holes where a NAT lets it.
 // - Kinds. Each member's connection is `lan` (an address on one of this device's own networks),
 //   `direct` (reached across networks) or `relayed` (through a member relay), for `peers`,
-//   `status`, placement and `hive-node doctor`.
+//   `status`, placement and `hive-node doctor`. Beyond a hive of 9 a device connects to its
+//   neighbours only (protocol/membership/neighbours.ts): a member it has no connection to but
+//   hears over gossip is `mesh`, reached through the others, and nothing is wrong with it.
 
 import { networkInterfaces } from 'node:os'
 import { RELAY_V2_HOP_CODEC } from '@libp2p/circuit-relay-v2'
@@ -60,6 +62,8 @@ export interface ReachComponents {
   sync: Pick<MembershipSync, 'addressesFor'>
   /** Called when a new outside address of this device is learnt (members are told). */
   onOutside?: () => void
+  /** Whether a member this device has no connection to is heard through the mesh (its reports are fresh). */
+  meshed?: (peer: string) => boolean
   /** Starts listening on a multiaddr at run time (a `/p2p-circuit` address makes a reservation). */
   listen: (addrs: Multiaddr[]) => Promise<void>
 }
@@ -68,7 +72,8 @@ export interface ReachComponents {
 export interface Diagnosis {
   peerId: string
   name?: string
-  via?: LinkKind
+  /** How it is connected; `mesh`: not connected, not a neighbour, heard through the others. */
+  via?: LinkKind | 'mesh'
   relay?: string
   /** What is wrong, in a sentence; absent when nothing is. */
   problem?: string
@@ -160,6 +165,7 @@ export class Reach {
   private readonly sync: ReachComponents['sync']
   private readonly listen: ReachComponents['listen']
   private readonly onOutside?: () => void
+  private readonly meshed: (peer: string) => boolean
   readonly relay: boolean
   private readonly intervalMs: number
   private upgrades: boolean
@@ -181,6 +187,7 @@ export class Reach {
     this.sync = components.sync
     this.listen = components.listen
     this.onOutside = components.onOutside
+    this.meshed = components.meshed ?? (() => false)
     this.onIdentify = this.onIdentify.bind(this)
     this.onConnectionOpen = this.onConnectionOpen.bind(this)
   }
@@ -274,6 +281,9 @@ export class Reach {
           d.problem = `reached only through the relay ${link.relay ?? ''}; its direct addresses (${d.direct.length}) do not answer from here`
           d.advice = 'it still works, more slowly for large agents and inputs; for a direct link put both devices on one network, or forward its port (4190/tcp by default) on its router'
         }
+      } else if (this.meshed(member.peerId)) {
+        // not a neighbour: reached through the members this device is connected to
+        d.via = 'mesh'
       } else if (d.direct.length === 0 && d.relayed.length === 0) {
         d.problem = 'no address is known for it: it was never seen, and no member told of one'
         d.advice = 'start it on a network with a member (mDNS finds it), or give its address once with --bootstrap'

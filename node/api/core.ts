@@ -23,6 +23,8 @@ export function routes (app: FastifyInstance, node: ApiNode): void {
     addresses: node.listenAddresses(),
     apiUrl: node.apiUrl,
     peerCount: node.peers().length,
+    // members reached over the hive's gossip without a connection (not this device's neighbours)
+    meshCount: node.meshMembers().length,
     // how the connected members are reached: on this network, directly across networks, through a relay
     links: linkCounts(node),
     strangersNearby: node.hive.strangersNearby(),
@@ -34,7 +36,7 @@ export function routes (app: FastifyInstance, node: ApiNode): void {
 
   app.get('/runtimes', async () => ({ runtimes: node.runtimes() }))
 
-  app.get('/peers', async () => ({ peers: node.peers() }))
+  app.get('/peers', async () => ({ peers: node.peers(), mesh: node.meshMembers() }))
 
   app.post('/stop', async (_request, reply) => {
     // Answer first, then stop, so the caller hears back.

@@ -21,6 +21,7 @@ const IdParam = z.object({ id: z.string().regex(/^[0-9a-f]{16}$/, 'an invite id 
 export function hiveSummary (node: ApiNode): unknown {
   const membership = node.hive.membership
   const connected = new Set(node.libp2p.getConnections().filter(c => c.limits == null && c.status === 'open').map(c => c.remotePeer.toString()))
+  const meshed = new Set(node.meshMembers().map(m => m.peerId))
   return {
     hiveId: membership.hiveId,
     self: membership.peerId,
@@ -31,7 +32,9 @@ export function hiveSummary (node: ApiNode): unknown {
       founder: m.founder,
       addedBy: m.addedBy,
       addedAt: m.addedAt,
-      connected: m.self || connected.has(m.peerId)
+      connected: m.self || connected.has(m.peerId),
+      // not a neighbour, heard over the mesh
+      ...(meshed.has(m.peerId) ? { mesh: true } : {})
     })),
     removed: membership.removed()
   }

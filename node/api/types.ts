@@ -30,6 +30,16 @@ export interface PeerSummary {
   relay?: { peerId: string, name?: string }
 }
 
+/**
+ * A member this device has no connection to that it reaches through the hive's mesh: beyond a
+ * hive of 9 a device connects to its neighbours only, and hears the others over gossip (their
+ * capability reports are fresh). Not a fault: see the README's Scale section.
+ */
+export interface MeshMember {
+  peerId: string
+  name?: string
+}
+
 export interface RuntimeInfo {
   name: string
   /** `agent` (default): runs tasks, and is gossiped; `llm`: a model route; `cloud`: a cloud service. */
@@ -51,6 +61,8 @@ export interface ApiNode {
   readonly log: { warn: (message: string) => void }
   listenAddresses: () => string[]
   peers: () => PeerSummary[]
+  /** Members reached through the mesh, without a connection of their own. */
+  meshMembers: () => MeshMember[]
   runtimes: () => RuntimeInfo[]
   /** Stops the node after the current answer has gone out. */
   requestStop: () => void

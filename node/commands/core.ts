@@ -12,6 +12,7 @@ import { haltLines } from './control.ts'
 import type { HaltView } from '../api/control.ts'
 import type { CliContext, CommonOptions } from '../cli-context.ts'
 import type { PeerSummary } from '../hive-node.ts'
+import type { MeshMember } from '../api/types.ts'
 import { CAPABILITY_COLUMNS, capabilityCells, parseCapabilityFlags } from './tasks.ts'
 import type { LogLevel } from '../logger.ts'
 import type { LedgerHealth } from '../../ledger/index.ts'
@@ -48,6 +49,8 @@ interface Health {
   addresses: string[]
   apiUrl: string
   peerCount: number
+  /** Members reached through the mesh without a connection (not neighbours). */
+  meshCount?: number
   strangersNearby?: number
   ledger?: LedgerHealth
   halt?: HaltView
@@ -76,6 +79,12 @@ function linksText (links: Health['links']): string {
 export function viaText (p: Pick<PeerSummary, 'via' | 'relay'>): string {
   if (p.via === 'relayed') return `relay ${p.relay?.name ?? (p.relay != null ? `…${p.relay.peerId.slice(-8)}` : '')}`.trim()
   return p.via ?? ''
+}
+
+/** The members reached through the mesh (beyond a hive of 9, the ones that are not neighbours), by name. */
+export function meshLine (mesh: MeshMember[]): string[] {
+  if (mesh.length === 0) return []
+  return [`${mesh.length} more member${mesh.length === 1 ? '' : 's'} reached through the mesh (not neighbours of this device): ${mesh.map(m => m.name ?? `…${m.peerId.slice(-8)}`).join(', ')}`]
 }
 
 export function strangersLine (n: number | undefined): string[] {
@@ -244,7 +253,7 @@ export function register (program: Command, cli: CliContext): void {
         ...health.addresses.map((a, i) => `  ${i === 0 ? 'listening' : '         '}  ${a}`),
         `  api        ${health.apiUrl}`,
         `  data       ${health.dataDir}`,
-        `  peers      ${health.peerCount} connected${linksText(health.links)}`,
+        `  peers      ${health.peerCount} connected${linksText(health.links)}${(health.meshCount ?? 0) > 0 ? `; ${health.meshCount ?? 0} more member${health.meshCount === 1 ? '' : 's'} through the mesh` : ''}`,
         ...ledgerLines(health.ledger),
         ...haltLines(health.halt),
         ...strangersLine(health.strangersNearby)
@@ -258,8 +267,8 @@ export function register (program: Command, cli: CliContext): void {
     .action(async (_options: CommonOptions & { ids?: boolean }, command: Command) => {
       const all = command.optsWithGlobals<CommonOptions & { ids?: boolean }>()
       const api = cli.api(all)
-      const [{ peers }, health] = await Promise.all([
-        api.get<{ peers: PeerSummary[] }>('/peers'),
+      const [{ peers, mesh = [] }, health] = await Promise.all([
+        api.get<{ peers: PeerSummary[], mesh?: MeshMember[] }>('/peers'),
         api.get<Health>('/health').catch(() => undefined)
       ])
       const id = (peerId: string): string => all.ids === true ? peerId : `…${peerId.slice(-8)}`
@@ -269,7 +278,8 @@ export function register (program: Command, cli: CliContext): void {
           : table(['NAME', 'PEER', 'VIA', 'ADDRESS', 'RTT', ...CAPABILITY_COLUMNS], peers.map(p => [
             p.name ?? '', id(p.peerId), viaText(p), p.addresses[0] ?? '', p.latencyMs != null ? `${p.latencyMs} ms` : '', ...capabilityCells(p.capabilities)
           ])),
+        ...meshLine(mesh),
         ...strangersLine(health?.strangersNearby)
-      ].join('\n'), { peers, strangersNearby: health?.strangersNearby ?? 0 })
+      ].join('\n'), { peers, mesh, strangersNearby: health?.strangersNearby ?? 0 })
     })
 }

@@ -24,6 +24,8 @@ interface HiveMember {
   addedBy: string
   addedAt: number
   connected: boolean
+  /** Not connected, but reached through the hive's mesh (not a neighbour). */
+  mesh?: boolean
 }
 
 interface HiveSummary {
@@ -140,7 +142,7 @@ export function register (program: Command, cli: CliContext): void {
           m.peerId,
           `${m.name ?? ''}${m.self ? ' (this device)' : ''}`,
           m.founder ? '(founder)' : memberName(summary, m.addedBy),
-          m.self ? '' : m.connected ? 'yes' : 'no'
+          m.self ? '' : m.connected ? 'yes' : m.mesh === true ? 'through the mesh' : 'no'
         ]))
       ].join('\n'), summary)
     })

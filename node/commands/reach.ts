@@ -17,7 +17,7 @@ function describe (report: ReachReport, nameOf: (peer: string) => string): strin
   if (report.members.length === 0) lines.push('no other member yet: pair a device with "hive-node pair"')
   for (const m of report.members) {
     const name = nameOf(m.peerId)
-    const via = m.via != null ? `connected ${VIA[m.via] ?? m.via}${m.relay != null ? ` (${nameOf(m.relay)})` : ''}` : 'NOT connected'
+    const via = m.via === 'mesh' ? 'reached through the mesh (not a neighbour of this device)' : m.via != null ? `connected ${VIA[m.via] ?? m.via}${m.relay != null ? ` (${nameOf(m.relay)})` : ''}` : 'NOT connected'
     lines.push(`${name}: ${via}; ${m.direct.length} direct and ${m.relayed.length} relayed address${m.relayed.length === 1 ? '' : 'es'} known`)
     if (m.problem != null) lines.push(`  problem: ${m.problem}`, `  what to do: ${m.advice ?? ''}`)
   }

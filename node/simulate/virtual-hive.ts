@@ -26,6 +26,9 @@ export interface VirtualDevice {
   state: DeviceState
 }
 
+/** The connection monitor's ping timeout in a virtual hive (libp2p's floor is 5 s). */
+export const VIRTUAL_PING_TIMEOUT_MS = 30_000
+
 export interface VirtualHiveInit {
   profiles: DeviceProfile[]
   /** Extra init for each node (tests shorten capability intervals, placement windows). */
@@ -134,6 +137,8 @@ export async function startVirtualHive (init: VirtualHiveInit): Promise<VirtualH
         // every node dials from 127.0.0.1: lift the per-host inbound rate limit
         inboundConnectionThreshold: 10_000,
         agentsCacheDir: agentsCache,
+        // many nodes share one event loop: a ping answered late is not a dead device
+        pingTimeoutMs: VIRTUAL_PING_TIMEOUT_MS,
         logger,
         ...extra,
         capabilities: { ollamaUrl: null, ...extra.capabilities, probe: profileProbe(profile) }

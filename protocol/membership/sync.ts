@@ -11,7 +11,12 @@
 // multiaddrs) for members; they are never trusted, since a connection proves its PeerId anyway.
 //
 // An exchange runs when a connection to a member opens (by the side that dialled), and after
-// every change to the list with each connected member except the one the change came from.
+// every change to the list with each connected member except the one the change came from: a
+// change floods the connected graph, so it reaches members this device has no connection to.
+//
+// The dialler connects this device to its neighbours (./neighbours.ts): every member in a hive
+// of at most ALL_TO_ALL_MAX, at most MAX_NEIGHBOURS beyond. There a lost neighbour is dialled
+// again after 1 s, doubling up to REDIAL_MAX_MS while it stays away.
 // Every entry received is verified (signature, hive, dependencies, the signer's right to sign);
 // one bad entry and the whole message is refused and the sender is hung up on.
 
@@ -25,6 +30,7 @@ import { openFramed, serveProtocol } from '../wire/serve.ts'
 import { HiveMismatchError, InvalidEntryError, TooManyEntriesError, UnauthorizedEntryError } from './errors.ts'
 import { HIVE_ID_PATTERN, WireEntrySchema, toWire } from './entries.ts'
 import { MAX_ENTRIES } from './graph.ts'
+import { isAllToAll, neighboursOf } from './neighbours.ts'
 import { boundAddresses } from './membership.ts'
 import type { Membership, MembershipChange } from './membership.ts'
 import type { FramedStream } from '../wire/framing.ts'
@@ -37,6 +43,10 @@ export { MEMBERSHIP_PROTOCOL }
 export const MAX_MEMBERSHIP_MESSAGE_BYTES = 12 * 1024 * 1024
 /** Changes of this device's own addresses are told to members at most this often. */
 export const SELF_UPDATE_DELAY_MS = 1_000
+/** A lost neighbour (beyond an all-to-all hive) is dialled again after this, doubled per failure… */
+export const REDIAL_MIN_MS = 1_000
+/** …up to this. */
+export const REDIAL_MAX_MS = 30_000
 
 const ID = z.string().regex(/^[0-9a-f]{64}$/)
 const HIVE = z.string().regex(HIVE_ID_PATTERN)
@@ -100,6 +110,8 @@ export class MembershipSync extends EventTarget {
   private readonly running = new Map<string, Promise<void>>()
   private readonly again = new Set<string>()
   private readonly nextDial = new Map<string, number>()
+  /** Lost neighbours being dialled again: failures so far, and the pending attempt. */
+  private readonly redials = new Map<string, { failures: number, timer?: NodeJS.Timeout }>()
   private timer?: NodeJS.Timeout
   private selfTimer?: NodeJS.Timeout
   private served?: ServedProtocol
@@ -132,6 +144,7 @@ export class MembershipSync extends EventTarget {
       onPeerFault: (peer, error) => { this.reportFault(peer.toString(), error) }
     })
     this.network.addEventListener('connection:open', this.onConnectionOpen)
+    this.network.addEventListener('peer:disconnect', this.onDisconnect)
     this.network.addEventListener('peer:identify', this.onIdentify)
     this.network.addEventListener('self:peer:update', this.onSelfUpdate)
     this.membership.addEventListener('change', this.onChange)
@@ -144,7 +157,10 @@ export class MembershipSync extends EventTarget {
     clearTimeout(this.timer)
     this.stopping.abort(new Error('membership sync stopped'))
     this.network.removeEventListener('connection:open', this.onConnectionOpen)
+    this.network.removeEventListener('peer:disconnect', this.onDisconnect)
     this.network.removeEventListener('peer:identify', this.onIdentify)
+    for (const redial of this.redials.values()) clearTimeout(redial.timer)
+    this.redials.clear()
     this.network.removeEventListener('self:peer:update', this.onSelfUpdate)
     clearTimeout(this.selfTimer)
     this.membership.removeEventListener('change', this.onChange)
@@ -174,13 +190,24 @@ export class MembershipSync extends EventTarget {
     return run
   }
 
-  /** Dials every member without a connection whose back-off has passed. */
+  /** The members this device keeps a connection to (every other member in a small hive). */
+  neighbours (): Set<string> {
+    return neighboursOf(this.membership.peerId, this.membership.members().map(m => m.peerId))
+  }
+
+  /** Whether every member of this hive keeps a connection to every other (a hive of at most ALL_TO_ALL_MAX). */
+  allToAll (): boolean {
+    return isAllToAll(this.membership.members().length)
+  }
+
+  /** Dials every neighbour without a connection whose back-off has passed. */
   dialMembers (only?: string[]): void {
     if (!this.started) return
     const now = Date.now()
+    const neighbours = this.neighbours()
     for (const member of this.membership.members()) {
       const peer = member.peerId
-      if (member.self || (only != null && !only.includes(peer))) continue
+      if (member.self || (only != null && !only.includes(peer)) || !neighbours.has(peer)) continue
       if (this.connectionTo(peer) != null) continue
       if ((this.nextDial.get(peer) ?? 0) > now) continue
       this.nextDial.set(peer, now + this.redialIntervalMs)
@@ -338,9 +365,46 @@ export class MembershipSync extends EventTarget {
     }
   }
 
+  /**
+   * Beyond an all-to-all hive, a neighbour whose last connection closed is dialled again after
+   * REDIAL_MIN_MS, then twice as long after each failure up to REDIAL_MAX_MS, until it is
+   * connected or no longer a neighbour. (A small hive redials as it always did: at the next
+   * tick, and through libp2p's keep-alive reconnects.)
+   */
+  private readonly onDisconnect = (event: CustomEvent<PeerId>): void => {
+    const peer = event.detail.toString()
+    if (!this.started || this.allToAll() || !this.membership.isMember(peer)) return
+    this.scheduleRedial(peer)
+  }
+
+  private scheduleRedial (peer: string): void {
+    const state = this.redials.get(peer) ?? { failures: 0 }
+    if (state.timer != null) return
+    this.redials.set(peer, state)
+    const delay = Math.min(REDIAL_MAX_MS, REDIAL_MIN_MS * 2 ** state.failures)
+    state.timer = setTimeout(() => {
+      state.timer = undefined
+      if (!this.started || this.connectionTo(peer) != null || !this.membership.isMember(peer) || !this.neighbours().has(peer)) {
+        this.redials.delete(peer)
+        return
+      }
+      this.dial(peer).then(() => { this.redials.delete(peer) }, (err: Error) => {
+        this.log.debug(`could not reach neighbour ${peer} (attempt ${state.failures + 1}): ${err.message}`)
+        state.failures++
+        if (this.started) this.scheduleRedial(peer)
+      })
+    }, delay)
+    state.timer.unref()
+  }
+
   private onConnectionOpen (event: CustomEvent<Connection>): void {
     const connection = event.detail
     const peer = connection.remotePeer.toString()
+    const redial = this.redials.get(peer)
+    if (redial != null && connection.limits == null) {
+      clearTimeout(redial.timer)
+      this.redials.delete(peer)
+    }
     if (connection.limits != null || connection.direction !== 'outbound' || !this.membership.isMember(peer)) return
     this.syncWith(peer).catch(() => {})
   }
@@ -382,7 +446,10 @@ export class MembershipSync extends EventTarget {
       this.syncWith(peer).catch(() => {})
     }
     for (const peer of change.left) this.nextDial.delete(peer)
-    if (change.joined.length > 0) this.dialMembers(change.joined)
+    // beyond an all-to-all hive, a member joining or leaving moves ring positions: this
+    // device's neighbours may be other members now
+    if (!this.allToAll() && (change.joined.length > 0 || change.left.length > 0)) this.dialMembers()
+    else if (change.joined.length > 0) this.dialMembers(change.joined)
   }
 
   private tick (): void {

@@ -86,6 +86,8 @@ export interface AuctioneerComponents {
   capabilities: Pick<CapabilitySource, 'view'>
   /** This node and every peer it is connected to now. */
   connected: () => Set<string>
+  /** Whose bids are expected: `connected`, and members reached through the mesh. `connected` when omitted. */
+  reachable?: () => Set<string>
   /** Sends a gossip message on the placement topic (best effort). */
   publish: (message: PlacementGossip) => Promise<void>
   /** This node bids on its own task as any member does (gossip does not come back to its author). */
@@ -179,9 +181,9 @@ export class Auctioneer extends TypedEventTarget<AuctioneerEvents> implements Su
     }
     const capable: Array<{ peerId: string, caps: CapabilityReport }> = []
     const refusing: Array<{ peer: string, why: string }> = []
-    const connected = this.components.connected()
+    const reachable = this.components.reachable?.() ?? this.components.connected()
     for (const entry of this.components.capabilities.view()) {
-      if (!connected.has(entry.peerId)) continue
+      if (!reachable.has(entry.peerId)) continue
       if (!canRun(announce.requirements, entry.caps, entry.peerId).ok) continue
       const why = this.components.refuses?.(announce.permissions, entry.caps) ?? this.components.policy?.(entry.peerId, announce, entry.caps)
       if (why != null) refusing.push({ peer: entry.peerId, why })
@@ -479,10 +481,10 @@ export class Auctioneer extends TypedEventTarget<AuctioneerEvents> implements Su
     return { ok: true }
   }
 
-  /** Members that reported capabilities recently and are still connected. */
+  /** Members that reported capabilities recently and are still connected (or reached through the mesh). */
   private liveMembers (): Set<string> {
-    const connected = this.components.connected()
-    return new Set(this.components.capabilities.view().map(e => e.peerId).filter(p => connected.has(p)))
+    const reachable = this.components.reachable?.() ?? this.components.connected()
+    return new Set(this.components.capabilities.view().map(e => e.peerId).filter(p => reachable.has(p)))
   }
 
   private current (from: string, task: TaskId, round: number): { auction: Auction } | { refusal: Refusal } {

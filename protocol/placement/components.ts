@@ -172,6 +172,12 @@ export interface PlacementComponents {
    */
   relayedTo?: (peer: string) => boolean
   /**
+   * Members this device reaches through the hive's mesh without a connection of its own (beyond
+   * an all-to-all hive: members that are not its neighbours). A submitter expects their bids and
+   * waits for them as for connected members'; a winner's loss is still noticed on its connection.
+   */
+  reachable?: () => Iterable<string>
+  /**
    * Agents held beyond the store in memory (the registry's, on disk): a winner looks there before
    * it fetches from the submitter, members are served from there too, and `fetched` is told of
    * each agent a winner had to fetch (so it can keep the ones it wants).

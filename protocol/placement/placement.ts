@@ -163,6 +163,7 @@ class PlacementService extends TypedEventTarget<PlacementEvents> implements Plac
       records: components.records,
       capabilities: components.capabilities,
       connected: () => this.connected(),
+      ...(components.reachable != null ? { reachable: () => new Set([...this.connected(), ...components.reachable!()]) } : {}),
       publish: async (message) => { await this.gossip.publish(message) },
       bidHere: (announce) => { void this.bidder.onAnnounce(announce) },
       declinedHere: (task) => this.bidder.observed.get(task)?.declined,

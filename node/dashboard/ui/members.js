@@ -58,7 +58,7 @@ export function MembersView () {
       <thead><tr><th>device</th><th>connected</th><th>added by</th><th>added</th><th></th></tr></thead>
       <tbody>${(h?.members ?? []).map(m => html`<tr key=${m.peerId} data-peer=${m.peerId}>
         <td>${m.name ?? short(m.peerId)}${m.self ? ' (this device)' : ''}${m.founder ? ' · founder' : ''} <span class="muted">${short(m.peerId)}</span></td>
-        <td>${m.connected ? 'yes' : 'no'}</td>
+        <td>${m.connected ? 'yes' : m.mesh ? 'through the mesh' : 'no'}</td>
         <td>${m.founder ? '-' : nameOf(names, m.addedBy)}</td>
         <td>${ago(m.addedAt)}</td>
         <td>${m.self ? null : html`<button type="button" class="danger" disabled=${removing.peer === m.peerId} onClick=${() => remove(m)}>remove</button>`}</td>

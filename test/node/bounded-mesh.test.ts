@@ -1,0 +1,146 @@
+// A hive of 14 real nodes on loopback, past the 9 members up to which every device connects to
+// every other: each keeps connections to its neighbours only (at most 8), and still every
+// member's list, capabilities, tasks and ledger chains reach every node, through the others.
+// A neighbour that goes away and comes back is dialled again.
+
+import assert from 'node:assert/strict'
+import { rm } from 'node:fs/promises'
+import { createServer } from 'node:net'
+import { after, before, describe, it } from 'node:test'
+import { HiveNode } from '../../node/hive-node.ts'
+import { formHive } from '../../node/simulate/virtual-hive.ts'
+import { MAX_NEIGHBOURS, neighboursOf } from '../../protocol/membership/index.ts'
+import { echoAgent } from '../protocol/placement/fixture.ts'
+import { loopbackInit, makeTempDir, startNode } from '../helpers/mesh.ts'
+import { waitFor } from '../helpers/wait.ts'
+import type { HiveNodeInit } from '../../node/hive-node.ts'
+
+const SIZE = 14
+const id = (node: HiveNode): string => node.peerId.toString()
+
+const init: Partial<HiveNodeInit> = {
+  // idle connections to members that are not neighbours close after 2 s, not a minute
+  mesh: { idleMs: 2_000, sweepMs: 500 },
+  capabilities: { intervalMs: 2_000, expireMs: 15_000, ollamaUrl: null },
+  placement: { bidWindowMs: 10_000, leaseMs: 10_000 }
+}
+
+/** Members `node` holds an open, full connection to. */
+function memberLinks (node: HiveNode): Set<string> {
+  return new Set(node.libp2p.getConnections()
+    .filter(c => c.status === 'open' && c.limits == null && node.hive.membership.isMember(c.remotePeer.toString()))
+    .map(c => c.remotePeer.toString()))
+}
+
+function neighbours (node: HiveNode): Set<string> {
+  return neighboursOf(id(node), node.hive.membership.members().map(m => m.peerId))
+}
+
+const same = (a: Set<string>, b: Set<string>): boolean => a.size === b.size && [...a].every(x => b.has(x))
+
+/** Waits until `node` is connected to exactly its neighbours; a timeout says which links differ. */
+async function settled (node: HiveNode, nodes: HiveNode[], timeoutMs: number): Promise<void> {
+  const name = (peer: string): string => nodes.find(n => id(n) === peer)?.name ?? peer
+  try {
+    await waitFor(() => same(memberLinks(node), neighbours(node)), { timeoutMs, message: `${node.name} is connected to exactly its neighbours` })
+  } catch (err) {
+    const links = memberLinks(node)
+    const want = neighbours(node)
+    const missing = [...want].filter(p => !links.has(p)).map(name)
+    const extra = [...links].filter(p => !want.has(p)).map(name)
+    throw new Error(`${(err as Error).message}: missing ${missing.join(', ') || 'none'}; extra ${extra.join(', ') || 'none'}`)
+  }
+}
+
+/** A free TCP port on loopback, for a node that is to be found again at the same address. */
+async function freePort (): Promise<number> {
+  const server = createServer()
+  await new Promise<void>((resolve, reject) => { server.once('error', reject); server.listen(0, '127.0.0.1', resolve) })
+  const { port } = server.address() as { port: number }
+  await new Promise(resolve => server.close(resolve))
+  return port
+}
+
+describe('a bounded mesh of 14 devices', { timeout: 300_000 }, () => {
+  const nodes: HiveNode[] = []
+  const dirs: string[] = []
+
+  // the member list is made as pairing makes it, without 13 invite exchanges one after another;
+  // then every node starts, and membership's own dialler connects them
+  before(async () => {
+    const addrs: string[][] = []
+    for (let i = 0; i < SIZE; i++) {
+      const dir = await makeTempDir()
+      dirs.push(dir)
+      const port = await freePort()
+      addrs.push([`/ip4/127.0.0.1/tcp/${port}`])
+      nodes.push(await HiveNode.open({ ...loopbackInit(dir, `mesh-${i}`), ...init, listen: addrs[i]! }))
+    }
+    await formHive(nodes, addrs)
+    for (const node of nodes) await node.start()
+  })
+
+  after(async () => {
+    await Promise.all(nodes.map(async n => { await n.stop() }))
+    await Promise.all(dirs.map(async d => { await rm(d, { recursive: true, force: true }) }))
+  })
+
+  it('connects every device to its neighbours only, at most 8 of them', async () => {
+    for (const node of nodes) await settled(node, nodes, 90_000)
+    for (const node of nodes) {
+      assert.ok(neighbours(node).size <= MAX_NEIGHBOURS)
+      assert.ok(memberLinks(node).size <= MAX_NEIGHBOURS, `${node.name} holds ${memberLinks(node).size} member connections`)
+      assert.ok(memberLinks(node).size < SIZE - 1, `${node.name} is connected to every member`)
+    }
+  })
+
+  it('brings every member\'s capabilities to every device, and names the members reached through the mesh', async () => {
+    const everyone = nodes.map(id).sort().join()
+    for (const node of nodes) {
+      await waitFor(() => node.capabilities.view().map(e => e.peerId).sort().join() === everyone, { timeoutMs: 60_000, message: `${node.name} hears every member's capabilities` })
+    }
+    const first = nodes[0]!
+    // every member that is not a neighbour, once no transient connection to one is open
+    const far = nodes.filter(n => n !== first && !neighbours(first).has(id(n))).map(id).sort().join()
+    await waitFor(() => first.meshMembers().map(m => m.peerId).sort().join() === far, { timeoutMs: 30_000, message: `${first.name} names every non-neighbour as reached through the mesh` })
+    const meshed = first.meshMembers()
+    assert.ok(meshed.length > 0)
+    for (const m of meshed) {
+      assert.equal(neighbours(first).has(m.peerId), false)
+      assert.match(m.name ?? '', /^mesh-\d+$/)
+    }
+  })
+
+  it('runs a task on a device that is not a neighbour of its submitter, and its chain reaches every device', async () => {
+    const submitter = nodes[0]!
+    const target = nodes.find(n => n !== submitter && !neighbours(submitter).has(id(n)))
+    assert.ok(target != null, 'the submitter has a member that is not its neighbour')
+    const task = await submitter.placement.submit({ agent: await echoAgent('far'), input: 'across the mesh', requirements: { peer: id(target) } })
+    const done = await submitter.placement.wait(task.id, { signal: AbortSignal.timeout(90_000) })
+    assert.deepEqual([done.status, done.result?.executor, done.result?.output], ['done', id(target), 'across the mesh'], JSON.stringify(done.error ?? done, null, 1).slice(0, 2000))
+    const [last] = await target.ledger.list({ limit: 1 })
+    assert.ok(last?.record != null)
+    const seq = last.record.seq
+    for (const node of nodes) {
+      await waitFor(async () => ((await node.ledger.chains()).find(c => c.signer === id(target))?.end ?? -1) >= seq, {
+        timeoutMs: 90_000,
+        message: `${node.name} holds ${target.name}'s chain up to seq ${seq}`
+      })
+    }
+  })
+
+  it('dials a neighbour that went away again when it comes back', async () => {
+    const watcher = nodes[3]!
+    const index = nodes.findIndex(n => n !== nodes[0] && n !== watcher && neighbours(watcher).has(id(n)))
+    const gone = nodes[index]!
+    const dir = dirs[index]!
+    const port = gone.libp2p.getMultiaddrs()[0]!.getComponents().find(c => c.name === 'tcp')!.value!
+    await gone.stop()
+    await waitFor(() => !memberLinks(watcher).has(id(gone)), { message: `${watcher.name} sees ${gone.name} go` })
+    const back = await startNode(gone.name, { ...init, listen: [`/ip4/127.0.0.1/tcp/${port}`] }, dir)
+    nodes[index] = back
+    assert.equal(id(back), id(gone))
+    await waitFor(() => memberLinks(watcher).has(id(back)), { timeoutMs: 60_000, message: `${watcher.name} is connected to ${back.name} again` })
+    await settled(back, nodes, 60_000)
+  })
+})
