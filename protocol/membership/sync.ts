@@ -15,8 +15,8 @@
 // change floods the connected graph, so it reaches members this device has no connection to.
 //
 // The dialler connects this device to its neighbours (./neighbours.ts): every member in a hive
-// of at most ALL_TO_ALL_MAX, at most MAX_NEIGHBOURS beyond. A lost neighbour is dialled again
-// after 1 s, doubling up to REDIAL_MAX_MS while it stays away.
+// of at most ALL_TO_ALL_MAX, at most MAX_NEIGHBOURS beyond. There a lost neighbour is dialled
+// again after 1 s, doubling up to REDIAL_MAX_MS while it stays away.
 // Every entry received is verified (signature, hive, dependencies, the signer's right to sign);
 // one bad entry and the whole message is refused and the sender is hung up on.
 
@@ -43,7 +43,7 @@ export { MEMBERSHIP_PROTOCOL }
 export const MAX_MEMBERSHIP_MESSAGE_BYTES = 12 * 1024 * 1024
 /** Changes of this device's own addresses are told to members at most this often. */
 export const SELF_UPDATE_DELAY_MS = 1_000
-/** A lost neighbour is dialled again after this, doubled per failure… */
+/** A lost neighbour (beyond an all-to-all hive) is dialled again after this, doubled per failure… */
 export const REDIAL_MIN_MS = 1_000
 /** …up to this. */
 export const REDIAL_MAX_MS = 30_000
@@ -366,15 +366,14 @@ export class MembershipSync extends EventTarget {
   }
 
   /**
-   * A neighbour whose last connection closed (a device asleep, a link lost, a peer dropped for
-   * a bad message) is dialled again after REDIAL_MIN_MS, then twice as long after each failure
-   * up to REDIAL_MAX_MS, until it is connected or no longer a neighbour. The tick still dials
-   * any missing neighbour every redialIntervalMs (15 s); this brings back one that was away for
-   * a moment in about a second.
+   * Beyond an all-to-all hive, a neighbour whose last connection closed is dialled again after
+   * REDIAL_MIN_MS, then twice as long after each failure up to REDIAL_MAX_MS, until it is
+   * connected or no longer a neighbour. (A small hive redials as it always did: at the next
+   * tick, and through libp2p's keep-alive reconnects.)
    */
   private readonly onDisconnect = (event: CustomEvent<PeerId>): void => {
     const peer = event.detail.toString()
-    if (!this.started || !this.membership.isMember(peer)) return
+    if (!this.started || this.allToAll() || !this.membership.isMember(peer)) return
     this.scheduleRedial(peer)
   }
 
