@@ -158,7 +158,8 @@ describe('the agent registry on three devices', () => {
       type: 'publish', hive: a.hive.membership.hiveId, at: Date.now(), name: 'intruder', version: '1.0.0', digest: 'd'.repeat(64), size: 10,
       manifest: { description: '', permissions: [], limits: { timeoutMs: 1000, memoryMiB: 1 } }, tags: []
     }, { peerId: peerIdFromPrivateKey(stranger).toString(), sign: async (bytes) => stranger.sign(bytes) })
-    await waitFor(() => a.libp2p.getConnections(b.peerId).some(c => c.status === 'open'), { message: 'B is connected to A again' })
+    // the membership tick dials a dropped member again within two of its 15 s intervals
+    await waitFor(() => a.libp2p.getConnections(b.peerId).some(c => c.status === 'open'), { message: 'B is connected to A again', timeoutMs: 60_000 })
     const links = new Set(a.libp2p.getConnections(b.peerId).map(c => c.id))
     const ignored = next(a, 'ignored', e => e.entry === outsider.id)
     await sendEntries(b, a, [wire(outsider)])
