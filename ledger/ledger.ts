@@ -532,15 +532,18 @@ class HiveLedger extends EventTarget implements Ledger {
     }
   }
 
+  /** Tells of a fork found in `signer`'s chain at `seq`: both records are kept as proof. */
+  private forked (signer: string, seq: number): void {
+    this.log.warn(signer === this.self
+      ? `this device signed two different records for seq ${seq}: its store was restored from an older copy and it appended before a peer told it so. Its chain is forked; both records are kept as proof, appends stay refused, and "hive-node verify" reports it`
+      : `${signer} signed two different records for seq ${seq}; both are kept as proof`)
+    this.dispatchEvent(new CustomEvent('fork', { detail: { signer, seq } }))
+    if (signer === this.self) this.setHealth(damaged('fork', seq, `this device signed two different records for seq ${seq}`))
+  }
+
   /** Tells what a copy added to a chain: a fork found in it, records stored. */
   private copied (signer: string, accepted: { stored: number, end: number, fork?: number }): void {
-    if (accepted.fork != null) {
-      this.log.warn(signer === this.self
-        ? `this device signed two different records for seq ${accepted.fork}: its store was restored from an older copy and it appended before a peer told it so. Its chain is forked; both records are kept as proof, appends stay refused, and "hive-node verify" reports it`
-        : `${signer} signed two different records for seq ${accepted.fork}; both are kept as proof`)
-      this.dispatchEvent(new CustomEvent('fork', { detail: { signer, seq: accepted.fork } }))
-      if (signer === this.self) this.setHealth(damaged('fork', accepted.fork, `this device signed two different records for seq ${accepted.fork}`))
-    }
+    if (accepted.fork != null) this.forked(signer, accepted.fork)
     if (accepted.stored > 0) this.dispatchEvent(new CustomEvent<LedgerEventDetails['chain']>('chain', { detail: { signer, end: accepted.end, stored: accepted.stored } }))
   }
 
@@ -669,11 +672,7 @@ class HiveLedger extends EventTarget implements Ledger {
         next += message.records.length
         result = { stored: result.stored + accepted.stored, end: accepted.end, ...(accepted.fork != null ? { fork: accepted.fork } : {}) }
         if (accepted.fork != null) {
-          this.log.warn(signer === this.self
-            ? `this device signed two different records for seq ${accepted.fork}: its store was restored from an older copy and it appended before a peer told it so. Its chain is forked; both records are kept as proof, appends stay refused, and "hive-node verify" reports it`
-            : `${signer} signed two different records for seq ${accepted.fork}; both are kept as proof`)
-          this.dispatchEvent(new CustomEvent('fork', { detail: { signer, seq: accepted.fork } }))
-          if (signer === this.self) this.setHealth(damaged('fork', accepted.fork, `this device signed two different records for seq ${accepted.fork}`))
+          this.forked(signer, accepted.fork)
           break
         }
       }
