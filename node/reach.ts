@@ -11,8 +11,11 @@
 //   listen port) is offered as a candidate: behind a forwarded port it is an address that works.
 // - Upgrades. A member reached only through a relay is dialled at its direct addresses every
 //   UPGRADE_INTERVAL_MS; when that works (a forwarded port, a VPN, the same network after all)
-//   the relayed connection is closed. libp2p's DCUtR does the same for public addresses and
-//   punches holes where a NAT lets it.
+//   the relayed connection is closed. So is any relayed connection to a member this device
+//   also has a direct one to, whoever dialled that (the member's own upgrade, a redial by
+//   libp2p or by membership): both sides may dial at once, and each then sees a direct link
+//   next to the relayed one rather than a member reached only through a relay. libp2p's DCUtR
+//   does the same for public addresses and punches holes where a NAT lets it.
 // - Kinds. Each member's connection is `lan` (an address on one of this device's own networks),
 //   `direct` (reached across networks) or `relayed` (through a member relay), for `peers`,
 //   `status`, placement and `hive-node doctor`. Beyond a hive of 9 a device connects to its
@@ -35,6 +38,11 @@ export type LinkKind = 'lan' | 'direct' | 'relayed'
 export const MAX_RELAYS = 2
 /** How often members reached only through a relay are tried directly, and reservations checked. */
 export const UPGRADE_INTERVAL_MS = 10_000
+/**
+ * A relayed connection this young is left open even beside a direct one, until a later tick:
+ * whoever dialled it has it just now (libp2p fails a dial whose connection closes as it opens).
+ */
+const RELAYED_GRACE_MS = 1_000
 /** A relay whose reservation failed is asked again after this. */
 const RESERVE_RETRY_MS = 30_000
 /** Outside addresses remembered as candidates (newest first). */
@@ -172,6 +180,8 @@ export class Reach {
   /** Relays a reservation was asked of, with when (to ask again after RESERVE_RETRY_MS). */
   private readonly asked = new Map<string, number>()
   private readonly upgrading = new Set<string>()
+  /** When each relayed connection to a member opened (for RELAYED_GRACE_MS). */
+  private readonly relayedSince = new WeakMap<Connection, number>()
   private readonly candidates: string[] = []
   private timer?: NodeJS.Timeout
   private started = false
@@ -331,9 +341,16 @@ export class Reach {
 
   private onConnectionOpen (event: CustomEvent<Connection>): void {
     const connection = event.detail
-    if (!isCircuit(connection.remoteAddr) || !this.membership.isMember(connection.remotePeer.toString())) return
-    // a new relayed link: try the member directly at once rather than at the next tick
-    this.upgrade(connection.remotePeer.toString())
+    const peer = connection.remotePeer.toString()
+    if (!this.membership.isMember(peer)) return
+    // a new relayed link: try the member directly at once rather than at the next tick; a new
+    // direct link (whoever dialled it) ends the relayed ones it makes needless
+    if (isCircuit(connection.remoteAddr)) {
+      this.relayedSince.set(connection, Date.now())
+      this.upgrade(peer)
+    } else {
+      this.dropRelayed(peer)
+    }
   }
 
   /** Where a member saw this device: that IP with this device's listen port is a candidate. */
@@ -382,7 +399,9 @@ export class Reach {
   private upgrade (peer: string): void {
     if (this.upgrading.has(peer) || !this.started || !this.upgrades) return
     const connections = this.libp2p.getConnections(peerIdFromString(peer)).filter(c => c.status === 'open')
-    if (connections.length === 0 || connections.some(c => !isCircuit(c.remoteAddr))) return
+    if (!connections.some(c => isCircuit(c.remoteAddr))) return
+    // already connected directly (the member dialled this device, or libp2p redialled it)
+    if (this.dropRelayed(peer)) return
     this.upgrading.add(peer)
     void (async () => {
       try {
@@ -390,17 +409,36 @@ export class Reach {
         if (direct.length === 0) return
         const signal = AbortSignal.any([this.stopping.signal, AbortSignal.timeout(Math.max(5_000, this.intervalMs))])
         const opened = await this.libp2p.dial(direct, { signal, force: true })
+        // a dial joins one already under way to the same member: that one may have gone
+        // through the relay (the next tick tries again)
         if (isCircuit(opened.remoteAddr)) return
         this.log.info(`now connected directly to ${peer} at ${opened.remoteAddr.toString()}, no longer through a relay`)
-        for (const c of connections) {
-          if (isCircuit(c.remoteAddr)) await c.close().catch(() => { c.abort(new Error('upgraded to a direct connection')) })
-        }
+        this.dropRelayed(peer)
       } catch (err) {
         this.log.debug(`${peer} is not reachable directly yet: ${(err as Error).message}`)
       } finally {
         this.upgrading.delete(peer)
       }
     })()
+  }
+
+  /**
+   * Closes a member's relayed connections once it has a direct one, whichever side dialled it
+   * and however (this device's upgrade, the member's, a redial by libp2p or by membership);
+   * one opened less than RELAYED_GRACE_MS ago is left to a later tick. Returns whether there
+   * is a direct connection.
+   */
+  private dropRelayed (peer: string): boolean {
+    if (!this.started || !this.upgrades) return false
+    const connections = this.libp2p.getConnections(peerIdFromString(peer)).filter(c => c.status === 'open')
+    if (!connections.some(c => !isCircuit(c.remoteAddr) && c.limits == null)) return false
+    const now = Date.now()
+    for (const c of connections) {
+      if (!isCircuit(c.remoteAddr) || now - (this.relayedSince.get(c) ?? 0) < RELAYED_GRACE_MS) continue
+      this.log.debug(`closing the relayed connection to ${peer}: it is connected directly`)
+      c.close().catch(() => { c.abort(new Error('upgraded to a direct connection')) })
+    }
+    return true
   }
 
   private tick (): void {
@@ -412,7 +450,7 @@ export class Reach {
       byPeer.set(peer, [...(byPeer.get(peer) ?? []), c])
     }
     for (const [peer, connections] of byPeer) {
-      if (connections.every(c => isCircuit(c.remoteAddr))) this.upgrade(peer)
+      if (connections.some(c => isCircuit(c.remoteAddr))) this.upgrade(peer)
     }
     // a relay this device lost its reservation on (the relay restarted, the link dropped) is
     // asked again through a direct connection to it

@@ -17,7 +17,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { joinHive } from '../helpers/hive.ts'
 import { makeTempDir, startNode } from '../helpers/mesh.ts'
 import { waitFor } from '../helpers/wait.ts'
-import type { HiveNode } from '../../node/hive-node.ts'
+import type { HiveNode, PeerSummary } from '../../node/hive-node.ts'
 import { MAX_RELAYED_ADDRS, boundAddresses, isRelayedAddress } from '../../protocol/index.ts'
 import type { MembershipRefusal } from '../../protocol/index.ts'
 import type { Libp2p } from '@libp2p/interface'
@@ -59,6 +59,26 @@ async function startStranger (): Promise<Libp2p> {
 
 const hasReservation = (n: HiveNode, relay: HiveNode): boolean => n.reach.reservedOn().includes(relay.peerId.toString())
 
+/**
+ * Leaves `from` connected to `to` through `relay` only (both with upgrades off). Once hung up
+ * on, either may dial the other directly again (libp2p redials a peer kad-dht keeps alive), and
+ * a dial through the relay joins such a dial under way; so the relayed link is dialled until it
+ * is open, and a direct link that comes back beside it is closed: `to` stays connected through
+ * the relay, so nothing redials it.
+ */
+async function relayedOnly (from: HiveNode, to: HiveNode, relay: HiveNode): Promise<PeerSummary> {
+  await from.libp2p.hangUp(to.peerId)
+  return waitFor(async () => {
+    const open = from.libp2p.getConnections(to.peerId).filter(c => c.status === 'open')
+    if (!open.some(c => isRelayedAddress(c.remoteAddr.toString()))) {
+      await from.libp2p.dial(multiaddr(circuitAddress(relay, to)), { force: true }).catch(() => {})
+      return undefined
+    }
+    await Promise.all(open.filter(c => !isRelayedAddress(c.remoteAddr.toString())).map(async c => { await c.close() }))
+    return from.peers().find(p => p.peerId === to.peerId.toString() && p.via === 'relayed' && p.addresses.every(isRelayedAddress))
+  }, { timeoutMs: 30_000, message: `${from.name} reaches ${to.name} through the relay only` })
+}
+
 describe('a member that relays, for members only', () => {
   it('members reach each other through it, the hive\'s protocols run over the relayed link, and peers says "relayed"', { timeout: 120_000 }, async () => {
     const relay = await node('relay', { relay: true })
@@ -71,9 +91,7 @@ describe('a member that relays, for members only', () => {
     assert.ok(b.reach.reservedOn().length === 1)
     assert.ok(b.listenAddresses().some(a => a.includes(`/p2p/${relay.peerId.toString()}/p2p-circuit`)), 'b lists its address through the relay')
     // a drops any direct link to b and reaches it through the relay
-    await a.libp2p.hangUp(b.peerId)
-    await a.libp2p.dial(multiaddr(circuitAddress(relay, b)))
-    const seen = await waitFor(() => a.peers().find(p => p.peerId === b.peerId.toString() && p.via === 'relayed'), { message: 'a lists b as relayed' })
+    const seen = await relayedOnly(a, b, relay)
     assert.equal(seen.relay?.peerId, relay.peerId.toString())
     assert.equal(seen.relay?.name, 'relay')
     assert.ok(seen.addresses.every(x => x.includes('/p2p-circuit')), 'a is connected to b through the relay only')
@@ -95,6 +113,32 @@ describe('a member that relays, for members only', () => {
     // on loopback b's direct address answers: the relayed link gives way to a direct one
     const upgraded = await waitFor(() => a.peers().find(p => p.peerId === b.peerId.toString() && p.via === 'lan' && p.addresses.every(x => !x.includes('/p2p-circuit'))), { timeoutMs: 90_000, message: 'a is connected to b directly, not through the relay' })
     assert.equal(upgraded.relay, undefined)
+  })
+
+  it('a relayed link gives way to a direct one the member dialled, as to one this device dialled', { timeout: 120_000 }, async () => {
+    const relay = await node('relay6', { relay: true })
+    const a = await node('a6', { upgradeIntervalMs: 1_000 })
+    const b = await node('b6', { upgradeIntervalMs: 1_000 })
+    a.reach.setUpgrades(false)
+    b.reach.setUpgrades(false)
+    await joinHive([relay, a, b])
+    await b.libp2p.dial(relay.libp2p.getMultiaddrs())
+    await waitFor(() => hasReservation(b, relay), { timeoutMs: 30_000, message: 'b holds a reservation on the relay' })
+    await relayedOnly(a, b, relay)
+    // b dials a directly (as libp2p's redial of a peer it keeps alive does, or b's own upgrade
+    // racing a's): each now has a direct link beside the relayed one
+    await b.libp2p.dial(a.libp2p.getMultiaddrs(), { force: true })
+    const both = (n: HiveNode, other: HiveNode): boolean => {
+      const open = n.libp2p.getConnections(other.peerId).filter(c => c.status === 'open').map(c => c.remoteAddr.toString())
+      return open.some(isRelayedAddress) && open.some(x => !isRelayedAddress(x))
+    }
+    await waitFor(() => both(a, b) && both(b, a), { message: 'a and b are connected both directly and through the relay' })
+    // with upgrades on, the relayed link is closed on both sides though neither is reached only through the relay
+    a.reach.setUpgrades(true)
+    b.reach.setUpgrades(true)
+    const upgraded = await waitFor(() => a.peers().find(p => p.peerId === b.peerId.toString() && p.via === 'lan' && p.addresses.every(x => !isRelayedAddress(x))), { timeoutMs: 30_000, message: 'a is connected to b directly only' })
+    assert.equal(upgraded.relay, undefined)
+    await waitFor(() => b.libp2p.getConnections(a.peerId).every(c => !isRelayedAddress(c.remoteAddr.toString())), { message: 'b is connected to a directly only' })
   })
 
   it('a stranger gets no reservation and no relayed connection to a member, and learns nothing', { timeout: 120_000 }, async () => {
