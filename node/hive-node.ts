@@ -544,7 +544,9 @@ export class HiveNode extends EventTarget implements ApiNode {
         membership: this.hive.membership,
         sync: { addressesFor: async (peer) => this.hive.sync.addressesFor(peer) },
         listen: runtimeListener(this.libp2p),
-        meshed: (peer) => this.capabilities.isLive(peer),
+        // heard over gossip and not a neighbour; a neighbour with no connection is not reached
+        // (its last report may still be fresh: it stopped a moment ago)
+        meshed: (peer) => !this.hive.sync.neighbours().has(peer) && this.capabilities.isLive(peer),
         onOutside: () => { this.hive.sync.tellAddresses() }
       })
       await this.hive.start(this.libp2p, {

@@ -70,7 +70,7 @@ export interface ReachComponents {
   sync: Pick<MembershipSync, 'addressesFor'>
   /** Called when a new outside address of this device is learnt (members are told). */
   onOutside?: () => void
-  /** Whether a member this device has no connection to is heard through the mesh (its reports are fresh). */
+  /** Whether a member this device has no connection to is heard through the mesh: not a neighbour, its reports fresh. */
   meshed?: (peer: string) => boolean
   /** Starts listening on a multiaddr at run time (a `/p2p-circuit` address makes a reservation). */
   listen: (addrs: Multiaddr[]) => Promise<void>

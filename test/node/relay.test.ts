@@ -221,6 +221,8 @@ describe('a member that relays, for members only', () => {
     assert.equal(linked.members.find(m => m.peerId === b.peerId.toString())?.problem, undefined, 'nothing wrong while b is reached')
     assert.match(linked.problem ?? '', /no reservation on a relay, and no member it is connected to relays/)
     assert.match(linked.advice ?? '', /hive-node start --relay/)
+    // b's last capability report is still fresh on a once b stops: b is a neighbour, not reached
+    await waitFor(() => a.capabilities.isLive(b.peerId.toString()), { message: 'a holds b\'s capability report' })
     await b.stop()
     await waitFor(() => a.reach.link(b.peerId.toString()) == null, { message: 'a no longer reaches b' })
     const report = await a.reach.report()
