@@ -280,6 +280,7 @@ export class HiveNode extends EventTarget implements ApiNode {
       self: this.libp2p.peerId.toString(),
       pubsub: this.libp2p.services.pubsub,
       isMember: (peer) => this.hive.membership.isMember(peer),
+      members: () => this.hive.membership.members().length,
       log: this.log.child('capabilities')
     })
 
