@@ -13,10 +13,10 @@ import { gossipsub } from '@libp2p/gossipsub'
 import { identify } from '@libp2p/identify'
 import { kadDHT, passthroughMapper, removePublicAddressesMapper } from '@libp2p/kad-dht'
 import { ping } from '@libp2p/ping'
-import { tcp } from '@libp2p/tcp'
 import { createLibp2p } from 'libp2p'
 import { guardedYamux } from './muxer.ts'
 import { DHT_PROTOCOL, HIVE_PROTOCOL_PREFIX } from '../protocol/index.ts'
+import { batchedTcp } from './tcp-batching.ts'
 import { halfWindowUpdates } from './yamux-window.ts'
 import type { HiveRecords } from '../protocol/index.ts'
 import type { GossipSub } from '@libp2p/gossipsub'
@@ -104,7 +104,8 @@ export async function buildLibp2p (init: Libp2pInit): Promise<HiveLibp2p> {
     start: false,
     nodeInfo: { name: 'hive-node', version: init.version },
     addresses: { listen: init.listen },
-    transports: [tcp(), circuitRelayTransport({ reservationCompletionTimeout: 10_000 })],
+    // TCP's writes leave once per tick per connection, not once per frame (node/tcp-batching.ts)
+    transports: [batchedTcp(), circuitRelayTransport({ reservationCompletionTimeout: 10_000 })],
     connectionEncrypters: [noise()],
     // yamux, guarded: a frame written after its connection started closing must not end the process
     streamMuxers: [guardedYamux()],
