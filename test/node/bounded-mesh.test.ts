@@ -144,3 +144,38 @@ describe('a bounded mesh of 14 devices', { timeout: 300_000 }, () => {
     await settled(back, nodes, 60_000)
   })
 })
+
+describe('a bounded mesh formed one device at a time', { timeout: 300_000 }, () => {
+  const SIZE_ONE_BY_ONE = 11
+  const nodes: HiveNode[] = []
+  const dirs: string[] = []
+
+  // as pairing forms it, each device knows the members added before it; the others refuse its
+  // connections until they learn of it, so its first dials fail. The dialler's tick is put out
+  // of reach (10 minutes): only dialling a neighbour again after a failure can connect them.
+  before(async () => {
+    const addrs: string[][] = []
+    for (let i = 0; i < SIZE_ONE_BY_ONE; i++) {
+      const dir = await makeTempDir()
+      dirs.push(dir)
+      const port = await freePort()
+      addrs.push([`/ip4/127.0.0.1/tcp/${port}`])
+      nodes.push(await HiveNode.open({ ...loopbackInit(dir, `one-${i}`), ...init, mesh: { ...init.mesh, redialIntervalMs: 600_000 }, listen: addrs[i]! }))
+    }
+    await formHive(nodes, addrs, 'one-by-one')
+    for (const node of nodes) await node.start()
+  })
+
+  after(async () => {
+    await Promise.all(nodes.map(async n => { await n.stop() }))
+    await Promise.all(dirs.map(async d => { await rm(d, { recursive: true, force: true }) }))
+  })
+
+  it('every device learns every member and connects to exactly its neighbours, without waiting for the tick', async () => {
+    const everyone = nodes.map(id).sort().join()
+    for (const node of nodes) {
+      await waitFor(() => node.hive.membership.members().map(m => m.peerId).sort().join() === everyone, { timeoutMs: 90_000, message: `${node.name} lists every member` })
+    }
+    for (const node of nodes) await settled(node, nodes, 90_000)
+  })
+})
