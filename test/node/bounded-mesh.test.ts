@@ -145,7 +145,7 @@ describe('a bounded mesh of 14 devices', { timeout: 300_000 }, () => {
   })
 })
 
-describe('a bounded mesh formed one device at a time', { timeout: 300_000 }, () => {
+describe('a bounded mesh formed one device at a time', { timeout: 600_000 }, () => {
   const SIZE_ONE_BY_ONE = 11
   const nodes: HiveNode[] = []
   const dirs: string[] = []
@@ -171,11 +171,12 @@ describe('a bounded mesh formed one device at a time', { timeout: 300_000 }, () 
     await Promise.all(dirs.map(async d => { await rm(d, { recursive: true, force: true }) }))
   })
 
-  it('every device learns every member and connects to exactly its neighbours, without waiting for the tick', async () => {
+  it('every device learns every member and connects to exactly its neighbours, without waiting for the tick', { timeout: 500_000 }, async () => {
     const everyone = nodes.map(id).sort().join()
     for (const node of nodes) {
-      await waitFor(() => node.hive.membership.members().map(m => m.peerId).sort().join() === everyone, { timeoutMs: 90_000, message: `${node.name} lists every member` })
+      // anything short of the 10-minute tick shows it; a loaded machine takes a few redials
+      await waitFor(() => node.hive.membership.members().map(m => m.peerId).sort().join() === everyone, { timeoutMs: 240_000, message: `${node.name} lists every member` })
     }
-    for (const node of nodes) await settled(node, nodes, 90_000)
+    for (const node of nodes) await settled(node, nodes, 120_000)
   })
 })
