@@ -98,10 +98,14 @@ export class HiveMembership {
    * the connections to members bounded to this device's neighbours (`mesh`: idle time, and
    * what to keep whatever the neighbours are).
    */
-  async start (libp2p: Libp2p & { services: { pubsub: GossipHost } }, options: { selfAddresses?: () => string[], relay?: boolean, mesh?: Pick<MeshKeeperInit, 'idleMs' | 'sweepMs' | 'keep'> } = {}): Promise<void> {
+  async start (libp2p: Libp2p & { services: { pubsub: GossipHost } }, options: { selfAddresses?: () => string[], relay?: boolean, redialIntervalMs?: number, mesh?: Pick<MeshKeeperInit, 'idleMs' | 'sweepMs' | 'keep'> } = {}): Promise<void> {
     this.pubsub = libp2p.services.pubsub
     this.gate.install(libp2p)
-    this.syncPart = createMembershipSync({ log: this.log.child('members'), ...(options.selfAddresses != null ? { selfAddresses: options.selfAddresses } : {}) }, { membership: this.membership, gate: this.gate, network: libp2p })
+    this.syncPart = createMembershipSync({
+      log: this.log.child('members'),
+      ...(options.selfAddresses != null ? { selfAddresses: options.selfAddresses } : {}),
+      ...(options.redialIntervalMs != null ? { redialIntervalMs: options.redialIntervalMs } : {})
+    }, { membership: this.membership, gate: this.gate, network: libp2p })
     this.pairingPart = createPairing({ name: this.name, log: this.log.child('pairing'), relay: options.relay ?? false }, { membership: this.membership, gate: this.gate, network: libp2p })
     // the DHT's lookups, and the one context stream each link holds for as long as it is open
     this.meshPart = createMeshKeeper({ ...options.mesh, background: [DHT_PROTOCOL, CONTEXT_PROTOCOL], log: this.log.child('mesh') }, { membership: this.membership, network: libp2p })

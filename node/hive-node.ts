@@ -102,8 +102,9 @@ export interface HiveNodeInit {
   /**
    * Beyond a hive of 9, connections to members that are not this device's neighbours close
    * after being idle this long (default MESH_IDLE_MS), looked at every `sweepMs`.
+   * `redialIntervalMs`: how often the membership dialler looks for neighbours to dial (15 s).
    */
-  mesh?: { idleMs?: number, sweepMs?: number }
+  mesh?: { idleMs?: number, sweepMs?: number, redialIntervalMs?: number }
   /**
    * How long libp2p's connection monitor waits for a ping before it aborts a connection (its
    * adaptive timeout's floor); libp2p's own default when omitted. Many nodes in one process
@@ -280,6 +281,7 @@ export class HiveNode extends EventTarget implements ApiNode {
       self: this.libp2p.peerId.toString(),
       pubsub: this.libp2p.services.pubsub,
       isMember: (peer) => this.hive.membership.isMember(peer),
+      members: () => this.hive.membership.members().length,
       log: this.log.child('capabilities')
     })
 
@@ -552,8 +554,10 @@ export class HiveNode extends EventTarget implements ApiNode {
       await this.hive.start(this.libp2p, {
         selfAddresses: () => reach.outsideAddresses(),
         relay: this.init.relay ?? false,
+        ...(this.init.mesh?.redialIntervalMs != null ? { redialIntervalMs: this.init.mesh.redialIntervalMs } : {}),
         mesh: {
-          ...this.init.mesh,
+          ...(this.init.mesh?.idleMs != null ? { idleMs: this.init.mesh.idleMs } : {}),
+          ...(this.init.mesh?.sweepMs != null ? { sweepMs: this.init.mesh.sweepMs } : {}),
           // a relay this device holds a reservation on, and one its relayed links go through
           keep: (peer) => reach.reservedOn().includes(peer) || this.libp2p.getConnections().some(c => relayOf(c.remoteAddr) === peer)
         }

@@ -1,6 +1,14 @@
 // The capability service: publishes what this device offers on a hive gossip topic, repeatedly
 // and whenever it changes, and keeps a live view of every device from what they publish. An
-// entry expires when its device has been quiet for `expireMs`.
+// entry expires when its device has been quiet for `expireMs`, or for 3.5 times the interval
+// its report announced, whichever is longer.
+//
+// Every periodic report reaches every member, so a hive of N devices reporting every T seconds
+// makes each device handle N / T reports a second, and the hive N² / T. The interval therefore
+// grows with the hive: at least `intervalMs`, and `perMemberMs` for each member (3 s up to ten
+// members, 15 s at fifty), so what one device receives stays near three reports a second. Each
+// report says when the next one is due, so receivers that count the members differently (while
+// the member list spreads) still agree on when a device has gone quiet.
 
 import { TopicValidatorResult } from '@libp2p/gossipsub'
 import { DEFAULT_CAPABILITIES_TOPIC } from '../wire/ids.ts'
@@ -8,7 +16,7 @@ import { SILENT_LOG } from '../wire/log.ts'
 import { joinTopic } from '../wire/topic.ts'
 import { CapabilitiesNotRunningError, InvalidCapabilityOverrideError } from './errors.ts'
 import { createDeviceProbe } from './probe.ts'
-import { CapabilityOverrides, MAX_LINKS, MAX_NET_REFUSE, decodeCapabilityMessage, encodeCapabilityMessage } from './schema.ts'
+import { CapabilityOverrides, MAX_LINKS, MAX_NET_REFUSE, MAX_REPORT_INTERVAL_MS, MIN_REPORT_INTERVAL_MS, decodeCapabilityMessage, encodeCapabilityMessage } from './schema.ts'
 import type { DeviceProbe, DeviceProbeInit, DeviceReading } from './probe.ts'
 import type { CapabilityMessage, CapabilityReport, OverridableField, Power } from './schema.ts'
 import type { ProtocolLog } from '../wire/log.ts'
@@ -39,9 +47,11 @@ export interface CapabilitiesInit extends DeviceProbeInit {
   /** The hive-node version this device runs. */
   version: string
   topic?: string
-  /** How often the report is published even when nothing changed. Default 3 s (±20 %). */
+  /** How often the report is published even when nothing changed, at least. Default 3 s (±20 %). */
   intervalMs?: number
-  /** A device quiet for this long leaves the view. Default 3.5 × intervalMs. */
+  /** The interval grows by this for each member of the hive, past `intervalMs`. Default 300 ms. */
+  perMemberMs?: number
+  /** A device quiet for this long leaves the view (longer if its report announced a longer interval). Default 3.5 × intervalMs. */
   expireMs?: number
   /** Delay that coalesces a burst of changes into one message. Default 50 ms. */
   changeDelayMs?: number
@@ -77,6 +87,8 @@ export interface CapabilitiesComponents {
   pubsub: CapabilitiesPubSub
   /** Whether a device belongs to the hive; reports from others are ignored. Default: all. */
   isMember?: (peerId: string) => boolean
+  /** How many members the hive has (this device included); the report interval grows with it. */
+  members?: () => number
   log?: CapabilitiesLog
 }
 
@@ -89,6 +101,8 @@ export interface CapabilityEntry {
   time: number
   /** This node's clock when the report arrived. */
   receivedAt: number
+  /** The interval the author announced for its next report, if it did. */
+  every?: number
 }
 
 export interface Capabilities extends EventTarget {
@@ -112,6 +126,8 @@ export interface Capabilities extends EventTarget {
   setOverrides: (overrides: CapabilityOverrides | null) => void
   /** Publishes a report now. */
   publish: (options?: { signal?: AbortSignal }) => Promise<void>
+  /** The periodic report's interval now (ms): it grows with the hive. */
+  reportInterval: () => number
 }
 
 function checkOverrides (overrides: CapabilityOverrides | null | undefined): CapabilityOverrides {
@@ -161,6 +177,7 @@ class CapabilityService extends EventTarget implements Capabilities {
   private readonly log: CapabilitiesLog
   private readonly probe: DeviceProbe
   private readonly intervalMs: number
+  private readonly perMemberMs: number
   private readonly expireMs: number
   private readonly changeDelayMs: number
   private readonly changeIntervalMs: number
@@ -183,6 +200,7 @@ class CapabilityService extends EventTarget implements Capabilities {
     this.log = components.log ?? SILENT_LOG
     this.topic = init.topic ?? DEFAULT_CAPABILITIES_TOPIC
     this.intervalMs = init.intervalMs ?? 3_000
+    this.perMemberMs = init.perMemberMs ?? 300
     this.expireMs = init.expireMs ?? Math.round(this.intervalMs * 3.5)
     this.changeDelayMs = init.changeDelayMs ?? 50
     this.changeIntervalMs = init.changeIntervalMs ?? 500
@@ -294,12 +312,20 @@ class CapabilityService extends EventTarget implements Capabilities {
     if (!this.started) return
     const now = Date.now()
     this.seq = Math.max(this.seq + 1, now)
-    const message: CapabilityMessage = { v: 1, seq: this.seq, time: now, caps }
+    // the interval is announced once the hive has grown past the floor every member starts from
+    const every = this.reportInterval()
+    const message: CapabilityMessage = { v: 1, seq: this.seq, time: now, ...(every > this.intervalMs ? { every: Math.max(MIN_REPORT_INTERVAL_MS, every) } : {}), caps }
     const data = encodeCapabilityMessage(message)
     this.remember(this.components.self, message, true)
     this.lastPublished = caps
     this.lastPublishAt = now
     await this.components.pubsub.publish(this.topic, data)
+  }
+
+  /** The periodic report's interval now: at least `intervalMs`, `perMemberMs` a member past it. */
+  reportInterval (): number {
+    const members = this.components.members?.() ?? 0
+    return Math.min(MAX_REPORT_INTERVAL_MS, Math.max(this.intervalMs, members * this.perMemberMs))
   }
 
   private scheduleTick (): void {
@@ -310,7 +336,7 @@ class CapabilityService extends EventTarget implements Capabilities {
       this.sweep()
       this.publish().catch((err: Error) => { this.log.debug(`capability report not sent: ${err.message}`) })
         .finally(() => { this.scheduleTick() })
-    }, Math.round(this.intervalMs * jitter))
+    }, Math.round(this.reportInterval() * jitter))
     this.tickTimer.unref()
   }
 
@@ -335,17 +361,24 @@ class CapabilityService extends EventTarget implements Capabilities {
     const now = Date.now()
     for (const [peerId, entry] of this.entries) {
       if (entry.self) continue
-      if (now - entry.receivedAt > this.expireMs) {
+      if (now - entry.receivedAt > this.expiryOf(entry)) {
         this.entries.delete(peerId)
         this.dispatchEvent(new CustomEvent('expire', { detail: peerId }))
       }
     }
   }
 
+  /** How long a device may stay quiet before it leaves the view. */
+  private expiryOf (entry: CapabilityEntry): number {
+    return entry.every == null ? this.expireMs : Math.max(this.expireMs, Math.round(entry.every * 3.5))
+  }
+
   private remember (peerId: string, message: CapabilityMessage, self: boolean): void {
     const old = this.entries.get(peerId)
     if (old != null && old.seq >= message.seq) return
-    const entry: CapabilityEntry = { peerId, self, caps: message.caps, seq: message.seq, time: message.time, receivedAt: Date.now() }
+    const entry: CapabilityEntry = {
+      peerId, self, caps: message.caps, seq: message.seq, time: message.time, receivedAt: Date.now(), ...(message.every != null ? { every: message.every } : {})
+    }
     this.entries.set(peerId, entry)
     this.dispatchEvent(new CustomEvent('change', { detail: entry }))
   }

@@ -73,12 +73,21 @@ export const CapabilityReport = z.object({
 })
 export type CapabilityReport = z.infer<typeof CapabilityReport>
 
+/** Bounds of a report's announced interval (`every`). */
+export const MIN_REPORT_INTERVAL_MS = 1_000
+export const MAX_REPORT_INTERVAL_MS = 120_000
+
 export const CapabilityMessage = z.object({
   v: z.literal(1),
   /** Increases with every message from one device run; an older one is ignored. */
   seq: z.number().int().min(0),
   /** The author's clock, milliseconds since the epoch (shown, never compared across devices). */
   time: z.number().int().min(0),
+  /**
+   * Milliseconds until the author's next periodic report (its interval grows with the hive);
+   * receivers keep the author live for 3.5 times that. Absent from older authors.
+   */
+  every: z.number().int().min(MIN_REPORT_INTERVAL_MS).max(MAX_REPORT_INTERVAL_MS).optional(),
   caps: CapabilityReport
 })
 export type CapabilityMessage = z.infer<typeof CapabilityMessage>

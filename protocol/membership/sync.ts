@@ -16,7 +16,11 @@
 //
 // The dialler connects this device to its neighbours (./neighbours.ts): every member in a hive
 // of at most ALL_TO_ALL_MAX, at most MAX_NEIGHBOURS beyond. There a lost neighbour is dialled
-// again after 1 s, doubling up to REDIAL_MAX_MS while it stays away.
+// again after 1 s, doubling up to REDIAL_MAX_MS while it stays away, and so is a neighbour the
+// dialler could not reach at all: a member refuses a connection from a device it does not yet
+// know is a member, so while a new member's entry spreads its first dials may be refused, and
+// waiting a whole tick (15 s) after each made a hive formed one device at a time take minutes
+// to learn its own members.
 // Every entry received is verified (signature, hive, dependencies, the signer's right to sign);
 // one bad entry and the whole message is refused and the sender is hung up on.
 
@@ -211,7 +215,10 @@ export class MembershipSync extends EventTarget {
       if (this.connectionTo(peer) != null) continue
       if ((this.nextDial.get(peer) ?? 0) > now) continue
       this.nextDial.set(peer, now + this.redialIntervalMs)
-      this.dial(peer).catch((err: Error) => { this.log.debug(`could not reach member ${peer}: ${err.message}`) })
+      this.dial(peer).catch((err: Error) => {
+        this.log.debug(`could not reach member ${peer}: ${err.message}`)
+        if (this.started && !this.allToAll()) this.scheduleRedial(peer)
+      })
     }
   }
 

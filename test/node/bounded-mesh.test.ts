@@ -144,3 +144,41 @@ describe('a bounded mesh of 14 devices', { timeout: 300_000 }, () => {
     await settled(back, nodes, 60_000)
   })
 })
+
+describe('a bounded mesh formed one device at a time', { timeout: 600_000 }, () => {
+  const SIZE_ONE_BY_ONE = 11
+  const nodes: HiveNode[] = []
+  const dirs: string[] = []
+
+  // as pairing forms it, each device knows the members added before it; the others refuse its
+  // connections until they learn of it, so its first dials fail. The dialler's tick is put out
+  // of reach (10 minutes): only dialling a neighbour again after a failure can connect them.
+  before(async () => {
+    const addrs: string[][] = []
+    for (let i = 0; i < SIZE_ONE_BY_ONE; i++) {
+      const dir = await makeTempDir()
+      dirs.push(dir)
+      const port = await freePort()
+      addrs.push([`/ip4/127.0.0.1/tcp/${port}`])
+      // idle connections to non-neighbours close after 10 s, not 2: a device that knows only the
+      // first member must finish its one exchange with it, however loaded the machine
+      nodes.push(await HiveNode.open({ ...loopbackInit(dir, `one-${i}`), ...init, mesh: { idleMs: 10_000, sweepMs: 1_000, redialIntervalMs: 600_000 }, listen: addrs[i]! }))
+    }
+    await formHive(nodes, addrs, 'one-by-one')
+    for (const node of nodes) await node.start()
+  })
+
+  after(async () => {
+    await Promise.all(nodes.map(async n => { await n.stop() }))
+    await Promise.all(dirs.map(async d => { await rm(d, { recursive: true, force: true }) }))
+  })
+
+  it('every device learns every member and connects to exactly its neighbours, without waiting for the tick', { timeout: 500_000 }, async () => {
+    const everyone = nodes.map(id).sort().join()
+    for (const node of nodes) {
+      // anything short of the 10-minute tick shows it; a loaded machine takes a few redials
+      await waitFor(() => node.hive.membership.members().map(m => m.peerId).sort().join() === everyone, { timeoutMs: 240_000, message: `${node.name} lists every member` })
+    }
+    for (const node of nodes) await settled(node, nodes, 120_000)
+  })
+})

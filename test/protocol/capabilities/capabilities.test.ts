@@ -188,3 +188,54 @@ describe('capability gossip between three nodes', () => {
     await waitFor(() => !services[2]!.view().some(e => e.peerId === quiet), { message: 'the third node expires the quiet device' })
   })
 })
+
+describe('the report interval grows with the hive', () => {
+  it('is the floor in a small hive, 300 ms a member past it, and bounded', () => {
+    const at = (members: number): number => createCapabilities({ name: 'n', version: '0.1.0', ollamaUrl: null }, {
+      self: 'self', pubsub: {} as never, members: () => members
+    }).reportInterval()
+    assert.equal(at(2), 3_000)
+    assert.equal(at(10), 3_000)
+    assert.equal(at(50), 15_000)
+    assert.equal(at(100_000), 120_000)
+  })
+
+  it('rejects a report that announces an interval out of bounds', async () => {
+    const caps = await createCapabilities({ name: 'n', version: '0.1.0', ollamaUrl: null }, { self: 'self', pubsub: {} as never }).local()
+    const message = { v: 1, seq: 1, time: Date.now(), caps }
+    assert.equal(decodeCapabilityMessage(cborEncode({ ...message, every: 15_000 })).every, 15_000)
+    assert.throws(() => decodeCapabilityMessage(cborEncode({ ...message, every: 10 })), /every/)
+    assert.throws(() => decodeCapabilityMessage(cborEncode({ ...message, every: 3_600_000 })), /every/)
+  })
+
+  it('a device in a large hive announces its longer interval, and others keep it live for 3.5 times that', async () => {
+    const mesh = await startMesh(2, { label: 'interval' })
+    const services: Capabilities[] = []
+    try {
+      // the first counts a hive of 50: 40 ms a member makes 2 s, past its 300 ms floor
+      services.push(createCapabilities({ name: 'large', version: '0.1.0', intervalMs: 300, perMemberMs: 40, ollamaUrl: null },
+        { self: mesh.nodes[0]!.peerId.toString(), pubsub: mesh.nodes[0]!.libp2p.services.pubsub, members: () => 50 }))
+      services.push(createCapabilities({ name: 'listener', version: '0.1.0', intervalMs: 300, expireMs: 1_000, ollamaUrl: null },
+        { self: mesh.nodes[1]!.peerId.toString(), pubsub: mesh.nodes[1]!.libp2p.services.pubsub }))
+      await Promise.all(services.map(async s => { await s.start() }))
+      const large = mesh.nodes[0]!.peerId.toString()
+      const heard = await waitFor(() => services[1]!.get(large), { timeoutMs: 30_000, message: 'the listener hears the large hive\'s device' })
+      assert.equal(heard.every, 2_000)
+      // past the listener's own expiry (1 s) since the last report, the device is still live
+      await waitFor(() => Date.now() - services[1]!.get(large)!.receivedAt > 1_500 ? true : undefined, { timeoutMs: 30_000, message: 'a quiet spell longer than the listener\'s own expiry' })
+      assert.equal(services[1]!.isLive(large), true)
+      // and once it stops, it still leaves the view
+      const gone = eventPromise<CustomEvent<string>>(services[1]!, 'expire', { filter: (e) => e.detail === large, timeoutMs: 30_000, message: 'the stopped device expires' })
+      const poll = setInterval(() => { services[1]!.view() }, 200)
+      try {
+        await services[0]!.stop()
+        await gone
+      } finally {
+        clearInterval(poll)
+      }
+    } finally {
+      await Promise.all(services.map(async s => { await s.stop() }))
+      await mesh.stop()
+    }
+  })
+})
