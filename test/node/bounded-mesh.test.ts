@@ -61,24 +61,29 @@ async function freePort (): Promise<number> {
   return port
 }
 
+/**
+ * Opens `size` nodes, each at a port of its own, makes them one hive as pairing would (all
+ * knowing every member, or each the members added before it), then starts them in turn.
+ */
+async function startHive (nodes: HiveNode[], dirs: string[], size: number, label: string, extra: Partial<HiveNodeInit>, formation: 'together' | 'one-by-one'): Promise<void> {
+  const addrs: string[][] = []
+  for (let i = 0; i < size; i++) {
+    const dir = await makeTempDir()
+    dirs.push(dir)
+    addrs.push([`/ip4/127.0.0.1/tcp/${await freePort()}`])
+    nodes.push(await HiveNode.open({ ...loopbackInit(dir, `${label}-${i}`), ...extra, listen: addrs[i]! }))
+  }
+  await formHive(nodes, addrs, formation)
+  for (const node of nodes) await node.start()
+}
+
 describe('a bounded mesh of 14 devices', { timeout: 300_000 }, () => {
   const nodes: HiveNode[] = []
   const dirs: string[] = []
 
   // the member list is made as pairing makes it, without 13 invite exchanges one after another;
   // then every node starts, and membership's own dialler connects them
-  before(async () => {
-    const addrs: string[][] = []
-    for (let i = 0; i < SIZE; i++) {
-      const dir = await makeTempDir()
-      dirs.push(dir)
-      const port = await freePort()
-      addrs.push([`/ip4/127.0.0.1/tcp/${port}`])
-      nodes.push(await HiveNode.open({ ...loopbackInit(dir, `mesh-${i}`), ...init, listen: addrs[i]! }))
-    }
-    await formHive(nodes, addrs)
-    for (const node of nodes) await node.start()
-  })
+  before(async () => { await startHive(nodes, dirs, SIZE, 'mesh', init, 'together') })
 
   after(async () => {
     await Promise.all(nodes.map(async n => { await n.stop() }))
@@ -153,19 +158,10 @@ describe('a bounded mesh formed one device at a time', { timeout: 600_000 }, () 
   // as pairing forms it, each device knows the members added before it; the others refuse its
   // connections until they learn of it, so its first dials fail. The dialler's tick is put out
   // of reach (10 minutes): only dialling a neighbour again after a failure can connect them.
+  // idle connections to non-neighbours close after 10 s, not 2: a device that knows only the
+  // first member must finish its one exchange with it, however loaded the machine
   before(async () => {
-    const addrs: string[][] = []
-    for (let i = 0; i < SIZE_ONE_BY_ONE; i++) {
-      const dir = await makeTempDir()
-      dirs.push(dir)
-      const port = await freePort()
-      addrs.push([`/ip4/127.0.0.1/tcp/${port}`])
-      // idle connections to non-neighbours close after 10 s, not 2: a device that knows only the
-      // first member must finish its one exchange with it, however loaded the machine
-      nodes.push(await HiveNode.open({ ...loopbackInit(dir, `one-${i}`), ...init, mesh: { idleMs: 10_000, sweepMs: 1_000, redialIntervalMs: 600_000 }, listen: addrs[i]! }))
-    }
-    await formHive(nodes, addrs, 'one-by-one')
-    for (const node of nodes) await node.start()
+    await startHive(nodes, dirs, SIZE_ONE_BY_ONE, 'one', { ...init, mesh: { idleMs: 10_000, sweepMs: 1_000, redialIntervalMs: 600_000 } }, 'one-by-one')
   })
 
   after(async () => {

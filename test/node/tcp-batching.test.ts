@@ -14,14 +14,21 @@ import type { MultiaddrConnection } from '@libp2p/interface'
 
 interface Pair { server: Server, client: Socket, accepted: Socket }
 
-async function pair (): Promise<Pair> {
+/** Runs `test` on a connected pair of loopback sockets, and closes both and the server after. */
+async function withPair (test: (pair: Pair) => Promise<void>): Promise<void> {
   const server = createServer()
   server.listen(0, '127.0.0.1')
   await once(server, 'listening')
   const { port } = server.address() as { port: number }
   const client = connect(port, '127.0.0.1')
   const [[accepted]] = await Promise.all([once(server, 'connection') as Promise<[Socket]>, once(client, 'connect')])
-  return { server, client, accepted: accepted! }
+  try {
+    await test({ server, client, accepted: accepted! })
+  } finally {
+    client.destroy()
+    accepted!.destroy()
+    server.close()
+  }
 }
 
 /** A stand-in for libp2p's TCP connection: its sendData writes each buffer, as @libp2p/tcp's does. */
@@ -55,8 +62,7 @@ async function received (socket: Socket, bytes: number): Promise<Buffer> {
 
 describe('TCP writes batched per tick', () => {
   it('corks at the first write of a tick, uncorks after it, and delivers everything in order', async () => {
-    const { server, client, accepted } = await pair()
-    try {
+    await withPair(async ({ client, accepted }) => {
       const { send } = connection(client)
       const reading = received(accepted, 6)
       send(Buffer.from('ab'))
@@ -66,16 +72,11 @@ describe('TCP writes batched per tick', () => {
       await new Promise(resolve => process.nextTick(resolve))
       assert.equal(client.writableCorked, 0, 'uncorked once the tick is over')
       assert.equal((await reading).toString(), 'abcdef')
-    } finally {
-      client.destroy()
-      accepted.destroy()
-      server.close()
-    }
+    })
   })
 
   it('a write in a later tick corks again', async () => {
-    const { server, client, accepted } = await pair()
-    try {
+    await withPair(async ({ client, accepted }) => {
       const { send } = connection(client)
       const reading = received(accepted, 4)
       send(Buffer.from('12'))
@@ -84,26 +85,17 @@ describe('TCP writes batched per tick', () => {
       send(Buffer.from('34'))
       assert.equal(client.writableCorked, 1)
       assert.equal((await reading).toString(), '1234')
-    } finally {
-      client.destroy()
-      accepted.destroy()
-      server.close()
-    }
+    })
   })
 
   it('a graceful end in the same tick still sends what was written', async () => {
-    const { server, client, accepted } = await pair()
-    try {
+    await withPair(async ({ client, accepted }) => {
       const { send } = connection(client)
       const reading = received(accepted, 5)
       send(Buffer.from('bye'), Buffer.from('!!'))
       client.end()
       assert.equal((await reading).toString(), 'bye!!')
-    } finally {
-      client.destroy()
-      accepted.destroy()
-      server.close()
-    }
+    })
   })
 
   it('installs once, and leaves a connection with no TCP socket as it is', () => {
@@ -114,17 +106,12 @@ describe('TCP writes batched per tick', () => {
   })
 
   it('a connection corked twice is wrapped once', async () => {
-    const { server, client, accepted } = await pair()
-    try {
+    await withPair(async ({ client, accepted }) => {
       const { maConn } = connection(client)
       const wrapped = (maConn as unknown as { sendData: unknown }).sendData
       corkPerTick(maConn)
       assert.equal((maConn as unknown as { sendData: unknown }).sendData, wrapped)
-    } finally {
-      client.destroy()
-      accepted.destroy()
-      server.close()
-    }
+    })
   })
 
   it('a hive node\'s connections are batched: two nodes join one hive over them', async () => {
