@@ -47,7 +47,9 @@ async function settled (node: HiveNode, nodes: HiveNode[], timeoutMs: number): P
     const links = memberLinks(node)
     const want = neighbours(node)
     const missing = [...want].filter(p => !links.has(p)).map(name)
-    const extra = [...links].filter(p => !want.has(p)).map(name)
+    // an extra link says what holds it open: the streams on it
+    const extra = [...links].filter(p => !want.has(p)).map(p => `${name(p)} (streams: ${node.libp2p.getConnections().filter(c => c.remotePeer.toString() === p)
+      .flatMap(c => c.streams.map(st => st.protocol ?? '?')).join(', ') || 'none'})`)
     throw new Error(`${(err as Error).message}: missing ${missing.join(', ') || 'none'}; extra ${extra.join(', ') || 'none'}`)
   }
 }
