@@ -205,11 +205,20 @@ export interface SubmitOptions extends AbortOptions {
   taskId?: TaskId
 }
 
+/**
+ * A placement session (session.ts) with nothing asked or answered for this long is closed by its
+ * asker. An open session is a stream that holds its connection in use: between devices that are
+ * not neighbours in a bounded mesh, the link would otherwise never be let go of (membership/mesh.ts).
+ */
+export const SESSION_IDLE_MS = 30_000
+
 export interface PlacementInit {
   topic?: string
   protocol?: string
   /** Where one-shot requests go on one stream per pair of peers; null: one stream per request. */
   sessionProtocol?: string | null
+  /** A session with nothing asked or answered this long is closed by its asker. Default 30 s. */
+  sessionIdleMs?: number
   agentFetchProtocol?: string
   /** How long a submitter waits for bids. Default 2 s. */
   bidWindowMs?: number
@@ -253,7 +262,8 @@ export function placementSettings (init: PlacementInit): PlacementSettings {
     agentCacheBytes: init.agentCacheBytes ?? 256 * 1024 * 1024,
     dhtLookupMs: init.dhtLookupMs ?? 1_500,
     recordConfirmMs: init.recordConfirmMs ?? 10_000,
-    maxBidders: Math.max(1, Math.min(MAX_CANDIDATES, Math.floor(init.maxBidders ?? DEFAULT_MAX_BIDDERS)))
+    maxBidders: Math.max(1, Math.min(MAX_CANDIDATES, Math.floor(init.maxBidders ?? DEFAULT_MAX_BIDDERS))),
+    sessionIdleMs: Math.max(1_000, init.sessionIdleMs ?? SESSION_IDLE_MS)
   }
 }
 

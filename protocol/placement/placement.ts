@@ -132,7 +132,7 @@ class PlacementService extends TypedEventTarget<PlacementEvents> implements Plac
     this.settings = placementSettings(init)
     this.maxFrameBytes = Math.max(this.settings.maxInputBytes, this.settings.maxOutputBytes) + MAX_FRAME_SLACK
     this.sessionProtocol = init.sessionProtocol === undefined ? PLACEMENT_SESSION_PROTOCOL : init.sessionProtocol
-    if (this.sessionProtocol != null) this.sessions = new SessionPool(components.host, { protocol: this.sessionProtocol, maxFrameBytes: this.maxFrameBytes, log: this.log })
+    if (this.sessionProtocol != null) this.sessions = new SessionPool(components.host, { protocol: this.sessionProtocol, maxFrameBytes: this.maxFrameBytes, log: this.log, idleMs: this.settings.sessionIdleMs })
     this.agents = createAgentStore({ maxBytes: this.settings.agentCacheBytes })
     const { self, log } = this
 

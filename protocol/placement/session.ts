@@ -10,7 +10,7 @@
 import { peerIdFromString } from '@libp2p/peer-id'
 import { z } from 'zod'
 import { dialFramed, serveProtocol } from '../wire/serve.ts'
-import { errorText } from './components.ts'
+import { SESSION_IDLE_MS, errorText } from './components.ts'
 import { AbandonRequest, BidRequest, ClaimRequest, DeclineRequest, LogsRequest, RenewRequest, refusal } from './messages.ts'
 import type { FramedStream } from '../wire/framing.ts'
 import type { PeerGate, ProtocolHost, ProtocolLog, ServedProtocol } from '../wire/serve.ts'
@@ -83,17 +83,41 @@ interface Pending {
 
 class Session {
   private readonly stream: FramedStream
-  private readonly onClose: (session: Session) => void
+  private readonly onClose: (session: Session, idle: boolean) => void
   private readonly pending = new Map<number, Pending>()
+  private readonly idleMs: number
   private nextId = 0
+  /** When the last request was asked or answered. */
+  private usedAt = Date.now()
+  private idleTimer?: NodeJS.Timeout
   closed = false
 
-  constructor (stream: FramedStream, onClose: (session: Session) => void, log: ProtocolLog, peer: string) {
+  constructor (stream: FramedStream, onClose: (session: Session, idle: boolean) => void, log: ProtocolLog, peer: string, idleMs: number) {
     this.stream = stream
     this.onClose = onClose
+    this.idleMs = idleMs
     void this.read().catch((err: unknown) => {
       log.debug(`placement session with ${peer} ended: ${errorText(err)}`)
     }).finally(() => { this.close(new Error(`the placement session with ${peer} ended`)) })
+    this.watchIdle(idleMs)
+  }
+
+  /** Closes the session once nothing has been asked or answered on it for `idleMs`. */
+  private watchIdle (delayMs: number): void {
+    this.idleTimer = setTimeout(() => {
+      if (this.closed) return
+      const quiet = Date.now() - this.usedAt
+      if (this.pending.size > 0 || quiet < this.idleMs) {
+        this.watchIdle(this.pending.size > 0 ? this.idleMs : this.idleMs - quiet)
+        return
+      }
+      // leave the pool first, so a request from now on opens a new session; then end this
+      // one cleanly: the server ends its side when it reads the end of ours, and so the read
+      this.closed = true
+      this.onClose(this, true)
+      this.stream.close().catch((err: Error) => { this.stream.abort(err) })
+    }, delayMs)
+    this.idleTimer.unref()
   }
 
   get busy (): boolean {
@@ -102,6 +126,7 @@ class Session {
 
   private async read (): Promise<void> {
     for await (const { id, answer } of this.stream.messages(SessionAnswer)) {
+      this.usedAt = Date.now()
       const waiting = this.pending.get(id)
       this.pending.delete(id)
       waiting?.resolve(answer)
@@ -111,6 +136,7 @@ class Session {
   async ask (request: SessionRequestBody, options: AbortOptions): Promise<unknown> {
     const id = this.nextId
     this.nextId = (this.nextId + 1) % 0x1_0000_0000
+    this.usedAt = Date.now()
     const { promise, resolve, reject } = Promise.withResolvers<unknown>()
     this.pending.set(id, { resolve, reject })
     const onAbort = (): void => {
@@ -129,12 +155,13 @@ class Session {
   }
 
   close (err: Error): void {
+    clearTimeout(this.idleTimer)
     if (this.closed) return
     this.closed = true
     for (const waiting of this.pending.values()) waiting.reject(err)
     this.pending.clear()
     this.stream.abort(err)
-    this.onClose(this)
+    this.onClose(this, false)
   }
 }
 
@@ -142,11 +169,13 @@ export interface SessionPoolOptions {
   protocol: string
   maxFrameBytes: number
   log: ProtocolLog
+  /** A session with nothing asked or answered this long is closed. Default SESSION_IDLE_MS. */
+  idleMs?: number
 }
 
 /**
  * This node's sessions to the submitters it asks, one per peer, opened on first use and kept
- * while the connection lives. `ask` resolves to the answer (unchecked: the caller checks it
+ * while the connection lives and requests keep coming (closed after `idleMs` without one). `ask` resolves to the answer (unchecked: the caller checks it
  * against its schema), or undefined when no session can carry the request (then the caller
  * opens a stream for it, as without sessions).
  */
@@ -200,11 +229,11 @@ export class SessionPool {
       return undefined
     }
     const openedAt = Date.now()
-    const session = new Session(stream, (closed) => {
+    const session = new Session(stream, (closed, idle) => {
       if (this.open.get(peer) === closed) this.open.delete(peer)
       // a session refused or lost as soon as it opened is not dialled again at every request
-      if (Date.now() - openedAt < LOST_AT_ONCE_MS) this.noSession.set(peer, Date.now() + LOST_AT_ONCE_MS)
-    }, this.options.log, peer)
+      if (!idle && Date.now() - openedAt < LOST_AT_ONCE_MS) this.noSession.set(peer, Date.now() + LOST_AT_ONCE_MS)
+    }, this.options.log, peer, this.options.idleMs ?? SESSION_IDLE_MS)
     if (this.stopped || session.closed) {
       session.close(new Error('placement stopped'))
       return undefined

@@ -22,7 +22,7 @@ const init: Partial<HiveNodeInit> = {
   // idle connections to members that are not neighbours close after 2 s, not a minute
   mesh: { idleMs: 2_000, sweepMs: 500 },
   capabilities: { intervalMs: 2_000, expireMs: 15_000, ollamaUrl: null },
-  placement: { bidWindowMs: 10_000, leaseMs: 10_000 }
+  placement: { bidWindowMs: 10_000, leaseMs: 10_000, sessionIdleMs: 2_000 }
 }
 
 /** Members `node` holds an open, full connection to. */
@@ -144,6 +144,9 @@ describe('a bounded mesh of 14 devices', { timeout: 300_000 }, () => {
         message: `${node.name} holds ${target.name}'s chain up to seq ${seq}`
       })
     }
+    // the link the task opened between the two is let go of once idle: its placement session too
+    await settled(submitter, nodes, 60_000)
+    await settled(target, nodes, 60_000)
   })
 
   it('dials a neighbour that went away again when it comes back', async () => {

@@ -1,11 +1,13 @@
 // Placement sessions (session.ts) between two real nodes: the one-shot requests to a submitter go
 // on one long-lived stream, answers find their requests by id, a failed handler fails its request
-// only, and a peer that serves no sessions is asked one stream per request.
+// only, a session nothing is asked on for a while closes, and a peer that serves no sessions is
+// asked one stream per request.
 
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { PlacementRefusedError, SessionPool, newTaskId, refusal, remoteSubmitter, serveSubmitter, serveSubmitterSessions } from '../../../protocol/placement/index.ts'
 import { startMesh } from '../../helpers/mesh.ts'
+import { waitFor } from '../../helpers/wait.ts'
 import type { SubmitterHandlers } from '../../../protocol/placement/index.ts'
 import type { ServedProtocol } from '../../../protocol/wire/serve.ts'
 import type { HiveNode } from '../../../node/hive-node.ts'
@@ -116,6 +118,39 @@ describe('placement sessions', () => {
     } finally {
       dials.restore()
       await pool.stop()
+    }
+  })
+
+  it('a session closes once idle, not while a request is under way; the next request opens another', async () => {
+    const slow = '/hive/test-placement-session-idle/1.0.0'
+    const IDLE_MS = 300
+    const held = Promise.withResolvers<void>()
+    const reached = Promise.withResolvers<void>()
+    // a claim answered only when the test lets it (a handler may answer with a promise)
+    const slowClaims = { ...handlers(asked), claim: (async (...args: Parameters<SubmitterHandlers['claim']>) => { reached.resolve(); await held.promise; return handlers(asked).claim(...args) }) as never }
+    const servedSlow = await serveSubmitterSessions(submitter.libp2p, slowClaims, { protocol: slow, maxFrameBytes: 64 * 1024, log: LOG })
+    const pool = new SessionPool(asker.libp2p, { protocol: slow, maxFrameBytes: 64 * 1024, log: LOG, idleMs: IDLE_MS })
+    const dials = countDials(asker)
+    const open = (node: HiveNode): number => node.libp2p.getConnections().flatMap(c => c.streams).filter(st => st.protocol === slow).length
+    try {
+      const client = remoteSubmitter(asker.libp2p, submitter.peerId.toString(), { protocol: PROTOCOL, maxFrameBytes: 64 * 1024, sessions: pool })
+      const task = newTaskId()
+      const claim = client.claim(task, 1, { signal: AbortSignal.timeout(30_000) })
+      await reached.promise
+      // the request stays under way for several idle periods: the session stays
+      await new Promise(resolve => setTimeout(resolve, IDLE_MS * 4))
+      assert.equal(open(asker), 1, 'the session is open while its request is under way')
+      held.resolve()
+      assert.deepEqual(await claim, { input: 'input of round 1', leaseMs: 1001 })
+      // then nothing is asked: the asker ends it, and so does the submitter
+      await waitFor(() => open(asker) === 0 && open(submitter) === 0, { timeoutMs: 10_000, message: 'the idle session is closed at both ends' })
+      assert.deepEqual(await client.claim(task, 2, { signal: AbortSignal.timeout(10_000) }), { input: 'input of round 2', leaseMs: 1002 })
+      assert.equal(dials.of(slow), 2, 'a new session for the next request')
+      assert.equal(dials.of(PROTOCOL), 0, 'no stream per request')
+    } finally {
+      dials.restore()
+      await pool.stop()
+      await servedSlow.stop()
     }
   })
 
