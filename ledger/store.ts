@@ -41,6 +41,9 @@ export const SUBLEVELS = {
 export const MAX_CONFLICTS_PER_SIGNER = 16
 
 // `sync` is a classic-level option the abstract typings do not list.
+/** Chains whose held head is remembered in memory (acceptHead's fast answer). */
+const MAX_HELD_HEADS = 4_096
+
 const SYNC = { sync: true } as Record<string, unknown>
 
 export function seqKey (seq: number): string {
@@ -132,6 +135,15 @@ export class LedgerStore {
   private readonly appending = new Map<string, PendingAppend[]>()
   /** What the last append batch of each own chain wrote: its end and its signed head. */
   private readonly lastAppend = new Map<string, { seq: number, hash: Uint8Array, head: Uint8Array }>()
+  /**
+   * The last head of each peer's chain found held (its signature checked, its record held,
+   * nothing left to write for it), as its bytes. Every device re-announces every head it holds,
+   * so in a hive of N most heads that arrive are these very bytes again; they are answered
+   * without a signature check or a read. Nothing takes a peer's records out of a store, so held
+   * stays held. This device's own chain is not remembered: a head of its own that peers hand
+   * back is how a store that lost records (restored from an older copy) finds out.
+   */
+  private readonly heldHeads = new Map<string, Uint8Array>()
 
   constructor (db: LedgerDatabase) {
     this.db = db
@@ -468,6 +480,8 @@ export class LedgerStore {
    * proof that its store was rolled back).
    */
   async acceptHead (head: SignedHead): Promise<HeadOutcome> {
+    const held = this.heldHeads.get(head.signer)
+    if (held != null && bytesEqual(held, head.bytes)) return 'held'
     if (!verifyHeadSignature(head)) throw new BadHeadError(`the head for ${head.signer} seq ${head.seq} does not carry that signer's valid signature`)
     const signer = head.signer
     return this.exclusive(signer, async () => {
@@ -479,6 +493,7 @@ export class LedgerStore {
           if (covered == null || covered.seq < head.seq) await this.heads.put(signer, head.bytes, SYNC)
           const seen = decodeSafe(await this.seenRaw(signer))
           if (seen != null && seen.seq <= head.seq && bytesEqual(seen.bytes, head.bytes)) await this.seen.del(signer, SYNC)
+          if (signer !== await this.self()) this.rememberHeld(head)
           return 'held'
         }
         if (held == null) return 'known'
@@ -493,6 +508,13 @@ export class LedgerStore {
       await this.seen.put(signer, head.bytes, SYNC)
       return 'ahead'
     })
+  }
+
+  private rememberHeld (head: SignedHead): void {
+    this.heldHeads.delete(head.signer)
+    this.heldHeads.set(head.signer, head.bytes)
+    // one entry per chain held; a store holding more chains than this forgets the oldest
+    if (this.heldHeads.size > MAX_HELD_HEADS) this.heldHeads.delete(this.heldHeads.keys().next().value as string)
   }
 
   private async conflictCount (signer: string): Promise<number> {
