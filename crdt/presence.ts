@@ -15,14 +15,17 @@
 // state (`renew`, in ms), and receivers drop a state silent for twice its author's `renew`.
 // The deliveries a node receives per second stay about flat as the hive grows. A state without
 // `renew` (an older node) is held as awareness held it: renewed each 15 s, dropped after 30 s.
+// An update that brings no newer clock (the same renewal over a second link) is dropped after a
+// walk of its clocks, before any state in it is decoded.
 
 import * as awarenessProtocol from 'y-protocols/awareness'
 import * as Y from 'yjs'
 import { z } from 'zod'
 import { MalformedUpdateError } from './errors.ts'
 import { isContextId } from './ids.ts'
-import { readAwarenessUpdate } from './validate.ts'
+import { readAwarenessClocks, readAwarenessUpdate } from './validate.ts'
 import type { ContextId } from './ids.ts'
+import type { AwarenessClock } from './validate.ts'
 
 export interface PresenceEntry {
   node: string
@@ -182,12 +185,24 @@ export class Presence {
     if (update.byteLength > MAX_AWARENESS_BYTES) {
       throw new MalformedUpdateError(`awareness update of ${update.byteLength} bytes exceeds the limit of ${MAX_AWARENESS_BYTES}`)
     }
+    // the same update over another link: nothing in it would be applied, so nothing is decoded
+    if (readAwarenessClocks(update, MAX_AWARENESS_ENTRIES).every(c => this.holds(c))) return
     for (const entry of readAwarenessUpdate(update, MAX_AWARENESS_ENTRIES)) {
       if (!presenceStateSchema.safeParse(entry.state).success) {
         throw new MalformedUpdateError('awareness state is not a presence record { node, contexts }')
       }
     }
     awarenessProtocol.applyAwarenessUpdate(this.awareness, update, link)
+  }
+
+  /**
+   * Whether applying this entry would change nothing: the clock held is newer, or the same and
+   * not a removal of a state held (awareness's own rule in applyAwarenessUpdate, negated).
+   */
+  private holds ({ client, clock, removed }: AwarenessClock): boolean {
+    const held = this.awareness.meta.get(client)?.clock
+    if (held == null) return false
+    return held > clock || (held === clock && !(removed && this.awareness.states.has(client)))
   }
 
   /** Drops the states last heard through a link that closed. */

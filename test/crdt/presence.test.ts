@@ -1,6 +1,7 @@
 // Presence at the size of a hive: a node renews its state at an interval that grows with the
 // nodes it knows and says so in the state; receivers drop a state silent for twice its author's
-// interval; and a `renew` out of bounds is refused.
+// interval; a `renew` out of bounds is refused; and an update that brings no newer clock (the
+// same renewal arriving over another link) is dropped before any state in it is decoded.
 // Time is node:test's mock clock (setInterval and Date), so no test waits for real seconds.
 
 import assert from 'node:assert/strict'
@@ -119,6 +120,66 @@ describe('presence renewal at the size of the hive', () => {
       }
       assert.deepEqual(presence.list().map(p => p.node), ['self'])
     } finally {
+      presence.destroy()
+    }
+  })
+})
+
+describe('duplicate presence deliveries', () => {
+  it('an update that brings no newer clock is dropped before any state in it is decoded', (t) => {
+    const presence = new Presence('self')
+    const other = remote({ node: 'other', contexts: [], renew: 30_000 })
+    try {
+      const relayed: unknown[] = []
+      presence.onChange(({ origin }) => { relayed.push(origin) })
+      const first = other.update()
+      presence.apply(first, LINK)
+      assert.equal(relayed.length, 1)
+
+      const parse = t.mock.method(JSON, 'parse')
+      // the same update over three more links
+      for (let i = 0; i < 3; i++) presence.apply(first, { name: `link ${i}` })
+      assert.equal(parse.mock.callCount(), 0, 'no state decoded for a duplicate')
+      assert.equal(relayed.length, 1, 'and nothing relayed')
+
+      // a renewal (a newer clock) is decoded, applied and relayed
+      other.awareness.setLocalState({ node: 'other', contexts: [], renew: 30_000 })
+      presence.apply(other.update(), LINK)
+      assert.ok(parse.mock.callCount() > 0)
+      assert.equal(relayed.length, 2)
+    } finally {
+      other.destroy()
+      presence.destroy()
+    }
+  })
+
+  it('a removal at the clock held still removes, as awareness would', () => {
+    const presence = new Presence('self')
+    const other = remote({ node: 'other', contexts: [], renew: 30_000 })
+    try {
+      presence.apply(other.update(), LINK)
+      assert.deepEqual(presence.list().map(p => p.node), ['self', 'other'])
+      // { clock held, state null }: awareness's way of marking a node offline
+      const states = new Map([[other.awareness.clientID, null]])
+      const removal = awarenessProtocol.encodeAwarenessUpdate(other.awareness, [other.awareness.clientID], states as unknown as Map<number, Record<string, unknown>>)
+      presence.apply(removal, LINK)
+      assert.deepEqual(presence.list().map(p => p.node), ['self'])
+    } finally {
+      other.destroy()
+      presence.destroy()
+    }
+  })
+
+  it('a duplicate whose structure is broken is still refused', () => {
+    const presence = new Presence('self')
+    const other = remote({ node: 'other', contexts: [] })
+    try {
+      const update = other.update()
+      presence.apply(update, LINK)
+      const trailing = new Uint8Array([...update, 0])
+      assert.throws(() => { presence.apply(trailing, LINK) }, MalformedUpdateError)
+    } finally {
+      other.destroy()
       presence.destroy()
     }
   })
