@@ -422,3 +422,34 @@ export function readAwarenessUpdate (bytes: Uint8Array, maxEntries: number): Awa
   r.end('awareness update')
   return out
 }
+
+export interface AwarenessClock {
+  client: number
+  clock: number
+  /** The state is JSON `null`: the client was marked offline. */
+  removed: boolean
+}
+
+const NULL_STATE = new TextEncoder().encode('null')
+
+/**
+ * The clocks of an awareness update, without decoding a state: the same walk as
+ * readAwarenessUpdate (counts and lengths checked against the bytes left, the input ends where
+ * the structure does), each state's bytes skipped but compared with `null`. In a flood an update
+ * reaches a node once per link; the clocks say whether anything in it is new.
+ */
+export function readAwarenessClocks (bytes: Uint8Array, maxEntries: number): AwarenessClock[] {
+  const r = new Reader(bytes)
+  const n = r.count('awareness entry')
+  if (n > maxEntries) throw malformed(`${n} awareness entries exceed the limit of ${maxEntries}`)
+  const out: AwarenessClock[] = []
+  for (let i = 0; i < n; i++) {
+    const client = r.varUint()
+    const clock = r.varUint()
+    const state = r.varBytes()
+    const removed = state.byteLength === NULL_STATE.byteLength && state.every((b, j) => b === NULL_STATE[j])
+    out.push({ client, clock, removed })
+  }
+  r.end('awareness update')
+  return out
+}

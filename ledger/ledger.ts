@@ -64,6 +64,29 @@ export interface LedgerComponents {
    * False (the default) fetches from whoever announced the head, connected or not.
    */
   connectedOnly?: () => boolean
+  /**
+   * How many members the hive has now: the periodic announcement of every head is spaced by
+   * announceIntervalFor(members). Every device's announcement reaches every other, so a fixed
+   * interval costs N² deliveries; 30 s when omitted.
+   */
+  members?: () => number
+}
+
+/** Every head held is announced again at least this long apart… */
+export const ANNOUNCE_MIN_MS = 30_000
+/** …2 s per member… */
+export const ANNOUNCE_PER_MEMBER_MS = 2_000
+/** …and at most this long apart. */
+export const ANNOUNCE_MAX_MS = 120_000
+
+/**
+ * The interval of the periodic announcement in a hive of `members`: max(30 s, min(120 s,
+ * members × 2 s)). It is only for peers that missed a head (a new head is announced when it is
+ * made, and a peer that connects asks for heads at once), so it may grow with the hive: the
+ * deliveries each device receives per second stay flat up to 60 members.
+ */
+export function announceIntervalFor (members: number): number {
+  return Math.max(ANNOUNCE_MIN_MS, Math.min(ANNOUNCE_MAX_MS, members * ANNOUNCE_PER_MEMBER_MS))
 }
 
 /** A chain no connected peer could give yet is asked for again after this… */
@@ -74,7 +97,10 @@ export const FETCH_RETRY_MAX_MS = 30_000
 export interface LedgerInit {
   /** Gossip topic for signed heads (per hive). */
   topic?: string
-  /** How often every head held is announced again, for peers that missed one. Default 30 s. */
+  /**
+   * How often every head held is announced again, for peers that missed one. Default
+   * announceIntervalFor(the member count), 30 s without one.
+   */
   announceIntervalMs?: number
   /**
    * The least time between two announcements of this device's head after appends: the appends
@@ -163,7 +189,7 @@ class HiveLedger extends EventTarget implements Ledger {
   private currentTopic: string
   private readonly components: LedgerComponents
   private readonly log: ProtocolLog
-  private readonly announceIntervalMs: number
+  private readonly announceIntervalMs?: number
   private readonly requestTimeoutMs: number
   private readonly distrustMs: number
   private readonly gate: PeerGate
@@ -195,7 +221,7 @@ class HiveLedger extends EventTarget implements Ledger {
     this.currentTopic = init.topic ?? DEFAULT_HEADS_TOPIC
     this.log = components.log ?? SILENT
     this.gate = components.gate ?? OPEN_GATE
-    this.announceIntervalMs = init.announceIntervalMs ?? 30_000
+    this.announceIntervalMs = init.announceIntervalMs
     this.headCoalesceMs = init.headCoalesceMs ?? 500
     this.requestTimeoutMs = init.requestTimeoutMs ?? 30_000
     this.distrustMs = init.distrustMs ?? 60_000
@@ -242,9 +268,8 @@ class HiveLedger extends EventTarget implements Ledger {
     this.components.pubsub.addEventListener('message', this.onMessage)
     this.components.pubsub.subscribe(this.topic)
     this.components.host.addEventListener?.('peer:connect', this.onConnect)
-    this.timer = setInterval(() => { this.track(this.announce()) }, this.announceIntervalMs)
-    this.timer.unref()
     this.running = true
+    this.scheduleAnnounce()
     // catch up with whoever is connected already, and tell them what this node holds
     for (const peer of this.components.host.getPeers()) this.track(this.syncWith(peer))
     this.track(this.announce())
@@ -253,7 +278,7 @@ class HiveLedger extends EventTarget implements Ledger {
   async stop (): Promise<void> {
     if (!this.running) return
     this.running = false
-    clearInterval(this.timer)
+    clearTimeout(this.timer)
     clearTimeout(this.headTimer)
     this.headTimer = undefined
     this.stopping.abort(new LedgerNotStartedError('the ledger is stopping'))
@@ -264,6 +289,17 @@ class HiveLedger extends EventTarget implements Ledger {
     this.leaveTopic()
     await this.served?.stop().catch(() => {})
     await Promise.allSettled([...this.tasks])
+  }
+
+  /** The next periodic announcement, spaced by the hive's size as it is then. */
+  private scheduleAnnounce (): void {
+    if (!this.running) return
+    const interval = this.announceIntervalMs ?? announceIntervalFor(this.components.members?.() ?? 0)
+    this.timer = setTimeout(() => {
+      this.track(this.announce())
+      this.scheduleAnnounce()
+    }, interval)
+    this.timer.unref()
   }
 
   private track (promise: Promise<unknown>): void {

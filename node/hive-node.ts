@@ -250,7 +250,9 @@ export class HiveNode extends EventTarget implements ApiNode {
       gate: this.gate,
       log: this.log.child('ledger'),
       // beyond an all-to-all hive, chains come hop by hop through neighbours
-      connectedOnly: () => !isAllToAll(this.hive.membership.members().length)
+      connectedOnly: () => !isAllToAll(this.hive.membership.members().length),
+      // the periodic announcement of every head is spaced by the hive's size
+      members: () => this.hive.membership.members().length
     })
     // ---- agents: one store of agent bytes, shared by placement and the API ----
     const agentStore = createAgentStore({ maxBytes: this.init.placement?.agentCacheBytes })

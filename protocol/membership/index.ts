@@ -18,5 +18,5 @@ export type { GateComponents, GateHost, GateInit, GateLog, GossipHost, Refusal }
 export { DHT_KEEP_ALIVE_TAG, MESH_IDLE_MS, MESH_SWEEP_MS, MeshKeeper, createMeshKeeper } from './mesh.ts'
 export type { MeshKeeperComponents, MeshKeeperInit, MeshNetwork } from './mesh.ts'
 export { ALL_TO_ALL_MAX, MAX_NEIGHBOURS, isAllToAll, neighbourOffsets, neighboursOf } from './neighbours.ts'
-export { MAX_MEMBERSHIP_MESSAGE_BYTES, MEMBERSHIP_PROTOCOL, REDIAL_MAX_MS, REDIAL_MIN_MS, MembershipSync, createMembershipSync } from './sync.ts'
+export { MAX_MEMBERSHIP_MESSAGE_BYTES, MEMBERSHIP_PROTOCOL, REDIAL_MAX_MS, REDIAL_MIN_MS, REDIAL_STABLE_MS, MembershipSync, createMembershipSync } from './sync.ts'
 export type { MembershipNetwork, MembershipSyncComponents, MembershipSyncInit, SyncFault, SyncLog } from './sync.ts'

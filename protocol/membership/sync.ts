@@ -20,7 +20,11 @@
 // dialler could not reach at all: a member refuses a connection from a device it does not yet
 // know is a member, so while a new member's entry spreads its first dials may be refused, and
 // waiting a whole tick (15 s) after each made a hive formed one device at a time take minutes
-// to learn its own members.
+// to learn its own members. A connection that closes within REDIAL_STABLE_MS of opening counts
+// as a failed dial: a neighbour that accepts and then drops the link (a loaded peer's ping
+// timing out, a member that hangs up on a device it does not know yet) is dialled again later
+// each time, not every second; and the periodic tick leaves a neighbour whose redial is pending
+// to that redial, so one back-off rules it.
 // Every entry received is verified (signature, hive, dependencies, the signer's right to sign);
 // one bad entry and the whole message is refused and the sender is hung up on.
 
@@ -51,6 +55,8 @@ export const SELF_UPDATE_DELAY_MS = 1_000
 export const REDIAL_MIN_MS = 1_000
 /** …up to this. */
 export const REDIAL_MAX_MS = 30_000
+/** A connection to a neighbour that closes sooner than this after opening counts as a failed dial. */
+export const REDIAL_STABLE_MS = 10_000
 
 const ID = z.string().regex(/^[0-9a-f]{64}$/)
 const HIVE = z.string().regex(HIVE_ID_PATTERN)
@@ -114,8 +120,13 @@ export class MembershipSync extends EventTarget {
   private readonly running = new Map<string, Promise<void>>()
   private readonly again = new Set<string>()
   private readonly nextDial = new Map<string, number>()
-  /** Lost neighbours being dialled again: failures so far, and the pending attempt. */
+  /**
+   * Lost neighbours being dialled again: failures so far, and the pending attempt. Kept while a
+   * new connection proves itself (REDIAL_STABLE_MS), so a short one does not reset the back-off.
+   */
   private readonly redials = new Map<string, { failures: number, timer?: NodeJS.Timeout }>()
+  /** When this device's connection to each member opened (the first of those open now). */
+  private readonly openedAt = new Map<string, number>()
   private timer?: NodeJS.Timeout
   private selfTimer?: NodeJS.Timeout
   private served?: ServedProtocol
@@ -165,6 +176,7 @@ export class MembershipSync extends EventTarget {
     this.network.removeEventListener('peer:identify', this.onIdentify)
     for (const redial of this.redials.values()) clearTimeout(redial.timer)
     this.redials.clear()
+    this.openedAt.clear()
     this.network.removeEventListener('self:peer:update', this.onSelfUpdate)
     clearTimeout(this.selfTimer)
     this.membership.removeEventListener('change', this.onChange)
@@ -214,6 +226,8 @@ export class MembershipSync extends EventTarget {
       if (member.self || (only != null && !only.includes(peer)) || !neighbours.has(peer)) continue
       if (this.connectionTo(peer) != null) continue
       if ((this.nextDial.get(peer) ?? 0) > now) continue
+      // its own back-off dials it
+      if (this.redials.get(peer)?.timer != null) continue
       this.nextDial.set(peer, now + this.redialIntervalMs)
       this.dial(peer).catch((err: Error) => {
         this.log.debug(`could not reach member ${peer}: ${err.message}`)
@@ -380,7 +394,20 @@ export class MembershipSync extends EventTarget {
    */
   private readonly onDisconnect = (event: CustomEvent<PeerId>): void => {
     const peer = event.detail.toString()
-    if (!this.started || this.allToAll() || !this.membership.isMember(peer)) return
+    const opened = this.openedAt.get(peer)
+    this.openedAt.delete(peer)
+    if (!this.started || this.allToAll() || !this.membership.isMember(peer)) {
+      this.redials.delete(peer)
+      return
+    }
+    const state = this.redials.get(peer)
+    if (opened != null && Date.now() - opened < REDIAL_STABLE_MS) {
+      // as good as a failed dial: the back-off goes on doubling
+      if (state == null) this.redials.set(peer, { failures: 1 })
+      else if (state.timer == null) state.failures++
+    } else if (state?.timer == null) {
+      this.redials.delete(peer)
+    }
     this.scheduleRedial(peer)
   }
 
@@ -391,11 +418,13 @@ export class MembershipSync extends EventTarget {
     const delay = Math.min(REDIAL_MAX_MS, REDIAL_MIN_MS * 2 ** state.failures)
     state.timer = setTimeout(() => {
       state.timer = undefined
-      if (!this.started || this.connectionTo(peer) != null || !this.membership.isMember(peer) || !this.neighbours().has(peer)) {
+      if (!this.started || !this.membership.isMember(peer) || !this.neighbours().has(peer)) {
         this.redials.delete(peer)
         return
       }
-      this.dial(peer).then(() => { this.redials.delete(peer) }, (err: Error) => {
+      // connected again (the failures stay until the connection proves stable)
+      if (this.connectionTo(peer) != null) return
+      this.dial(peer).catch((err: Error) => {
         this.log.debug(`could not reach neighbour ${peer} (attempt ${state.failures + 1}): ${err.message}`)
         state.failures++
         if (this.started) this.scheduleRedial(peer)
@@ -407,10 +436,14 @@ export class MembershipSync extends EventTarget {
   private onConnectionOpen (event: CustomEvent<Connection>): void {
     const connection = event.detail
     const peer = connection.remotePeer.toString()
-    const redial = this.redials.get(peer)
-    if (redial != null && connection.limits == null) {
-      clearTimeout(redial.timer)
-      this.redials.delete(peer)
+    if (connection.limits == null && this.membership.isMember(peer)) {
+      if (!this.openedAt.has(peer)) this.openedAt.set(peer, Date.now())
+      // the pending attempt is not needed; the failures stay until the connection proves stable
+      const redial = this.redials.get(peer)
+      if (redial != null) {
+        clearTimeout(redial.timer)
+        redial.timer = undefined
+      }
     }
     if (connection.limits != null || connection.direction !== 'outbound' || !this.membership.isMember(peer)) return
     this.syncWith(peer).catch(() => {})
