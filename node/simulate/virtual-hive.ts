@@ -89,7 +89,11 @@ async function pool<T> (items: T[], concurrency: number, work: (item: T, index: 
 /**
  * Makes `nodes` (opened, not started) one hive: the first signs an `add` entry for each other,
  * with its address as a dialling hint, and each other adopts the whole list. The same entries
- * pairing makes, without the invite exchange.
+ * pairing makes, without the invite exchange; and, as a joiner does, each other remembers where
+ * its inviter (the first) listens. Without that, in a hive formed one by one, the earliest
+ * devices knew an address only of members that knew less than they did and refused every later
+ * one, and the one member that could tell them the rest was never dialled: 5 of 24 were left
+ * knowing 2–6 members, with no connection at all.
  */
 export async function formHive (nodes: HiveNode[], addrs: string[][], formation: 'together' | 'one-by-one' = 'together'): Promise<void> {
   const [first, ...rest] = nodes
@@ -104,6 +108,7 @@ export async function formHive (nodes: HiveNode[], addrs: string[][], formation:
   const whole = membership.entries().map(toWire)
   await Promise.all(rest.map(async (node, i) => {
     if (node.hive.membership.hiveId !== membership.hiveId) await node.hive.membership.adopt(membership.hiveId, lists[i] ?? whole)
+    await node.hive.membership.rememberAddresses(first.peerId.toString(), addrs[0] ?? [])
   }))
 }
 

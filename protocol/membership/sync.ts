@@ -13,6 +13,14 @@
 // An exchange runs when a connection to a member opens (by the side that dialled), and after
 // every change to the list with each connected member except the one the change came from: a
 // change floods the connected graph, so it reaches members this device has no connection to.
+// An exchange that fails (the other side not serving the protocol yet, a timeout on a loaded
+// machine) is run again after REDIAL_MIN_MS, doubling up to REDIAL_MAX_MS, for as long as the
+// connection stays open; and on start this device runs one with every member already connected
+// (a connection can open before the protocol is served, and its dialler's exchange then finds
+// no answer). Without both, a device formed early, which knows few members and refuses the
+// others, was left with a list that never grew: its one link to a member that knew more had
+// carried no exchange, the other side's list did not change again to flood it, and nothing
+// else ran one (test/protocol/membership/exchange.test.ts).
 //
 // The dialler connects this device to its neighbours (./neighbours.ts): every member in a hive
 // of at most ALL_TO_ALL_MAX, at most MAX_NEIGHBOURS beyond. There a lost neighbour is dialled
@@ -127,6 +135,8 @@ export class MembershipSync extends EventTarget {
   private readonly redials = new Map<string, { failures: number, timer?: NodeJS.Timeout }>()
   /** When this device's connection to each member opened (the first of those open now). */
   private readonly openedAt = new Map<string, number>()
+  /** Connected members whose last exchange failed: failures so far, and the pending retry. */
+  private readonly retries = new Map<string, { failures: number, timer?: NodeJS.Timeout }>()
   private timer?: NodeJS.Timeout
   private selfTimer?: NodeJS.Timeout
   private served?: ServedProtocol
@@ -163,6 +173,8 @@ export class MembershipSync extends EventTarget {
     this.network.addEventListener('peer:identify', this.onIdentify)
     this.network.addEventListener('self:peer:update', this.onSelfUpdate)
     this.membership.addEventListener('change', this.onChange)
+    // members connected before the protocol was served here: their exchange may have found no answer
+    this.tellAddresses()
     this.tick()
   }
 
@@ -177,6 +189,8 @@ export class MembershipSync extends EventTarget {
     for (const redial of this.redials.values()) clearTimeout(redial.timer)
     this.redials.clear()
     this.openedAt.clear()
+    for (const retry of this.retries.values()) clearTimeout(retry.timer)
+    this.retries.clear()
     this.network.removeEventListener('self:peer:update', this.onSelfUpdate)
     clearTimeout(this.selfTimer)
     this.membership.removeEventListener('change', this.onChange)
@@ -194,10 +208,13 @@ export class MembershipSync extends EventTarget {
     }
     const run = (async () => {
       try {
+        let done: boolean
         do {
           this.again.delete(peer)
-          await this.initiate(peer)
+          done = await this.initiate(peer)
         } while (this.again.has(peer) && this.started)
+        if (done) this.clearRetry(peer)
+        else this.scheduleRetry(peer)
       } finally {
         this.running.delete(peer)
       }
@@ -319,16 +336,20 @@ export class MembershipSync extends EventTarget {
     return AbortSignal.any([this.stopping.signal, AbortSignal.timeout(this.timeoutMs)])
   }
 
-  private async initiate (peer: string): Promise<void> {
+  /**
+   * One exchange over the open connection to `peer`. False when it failed and is worth running
+   * again on that connection; true when it ran, was declined, or there is none to run it on.
+   */
+  private async initiate (peer: string): Promise<boolean> {
     const connection = this.connectionTo(peer)
-    if (connection == null || !this.membership.isMember(peer)) return
+    if (connection == null || !this.membership.isMember(peer)) return true
     const signal = this.signal()
     let framed: FramedStream
     try {
       framed = await openFramed(connection, MEMBERSHIP_PROTOCOL, { signal, maxMessageBytes: MAX_MEMBERSHIP_MESSAGE_BYTES })
     } catch (err) {
       this.log.debug(`membership exchange with ${peer} not started: ${(err as Error).message}`)
-      return
+      return false
     }
     try {
       const hive = this.membership.hiveId
@@ -337,7 +358,7 @@ export class MembershipSync extends EventTarget {
       if (reply.t === 'refuse') {
         this.log.debug(`${peer} declined a membership exchange: ${reply.code}: ${reply.message}`)
         await framed.close({ signal }).catch(() => {})
-        return
+        return true
       }
       if (reply.hive !== hive) throw new MalformedMessageError(`reply names hive ${reply.hive}, not ${hive}`)
       await this.membership.merge(reply.entries, { origin: peer })
@@ -346,9 +367,40 @@ export class MembershipSync extends EventTarget {
       const missing = this.membership.hiveId === hive ? this.membership.entries().filter(e => !theirs.has(e.id)).map(toWire) : []
       await framed.write({ t: 'entries', hive, entries: missing, addrs: await this.hints() }, { signal })
       await framed.close({ signal })
+      return true
     } catch (err) {
       await this.fail(framed, peer, err)
+      // run again later; not on a peer hung up on for bad entries, which has no connection left
+      return false
     }
+  }
+
+  /**
+   * The last exchange with `peer` failed: run another after REDIAL_MIN_MS, twice as long after
+   * each failure up to REDIAL_MAX_MS, while the connection stays open and `peer` a member.
+   */
+  private scheduleRetry (peer: string): void {
+    if (!this.started) return
+    const state = this.retries.get(peer) ?? { failures: 0 }
+    if (state.timer != null) return
+    this.retries.set(peer, state)
+    const delay = Math.min(REDIAL_MAX_MS, REDIAL_MIN_MS * 2 ** state.failures)
+    state.failures++
+    state.timer = setTimeout(() => {
+      state.timer = undefined
+      if (!this.started || this.connectionTo(peer) == null || !this.membership.isMember(peer)) {
+        this.retries.delete(peer)
+        return
+      }
+      this.log.debug(`running the membership exchange with ${peer} again (attempt ${state.failures + 1})`)
+      this.syncWith(peer).catch(() => {})
+    }, delay)
+    state.timer.unref()
+  }
+
+  private clearRetry (peer: string): void {
+    clearTimeout(this.retries.get(peer)?.timer)
+    this.retries.delete(peer)
   }
 
   /** Answering side; serveProtocol has checked the gate, and drops the peer on an entry fault. */
@@ -394,6 +446,7 @@ export class MembershipSync extends EventTarget {
    */
   private readonly onDisconnect = (event: CustomEvent<PeerId>): void => {
     const peer = event.detail.toString()
+    this.clearRetry(peer)
     const opened = this.openedAt.get(peer)
     this.openedAt.delete(peer)
     if (!this.started || this.allToAll() || !this.membership.isMember(peer)) {
