@@ -121,9 +121,12 @@ export const shardPhases: Record<string, ShardPhase> = {
   /** Every node of the shard lists all `total` members (learned through membership's replication). */
   membership: async (state, args: { total: number, deadline: number }): Promise<MembersView[]> => {
     const nodes = nodesOf(state)
+    const counts = (): string => nodes.map(node => `${node.name} ${node.hive.membership.members().length}`).join(', ')
     await until(() => nodes.every(node => node.hive.membership.members().length === args.total),
       nodes.map(node => ({ target: node.hive.membership as unknown as EventTarget, type: 'change' })), args.deadline,
-      `every device of ${state.data.name} lists ${args.total} members`)
+      `every device of ${state.data.name} lists ${args.total} members`).catch((err: Error) => {
+      throw err instanceof WaitTimeoutError ? new WaitTimeoutError(`${err.message} (members listed: ${counts()})`) : err
+    })
     return state.devices.map(d => ({ index: d.index, name: d.node.name, members: d.node.hive.membership.members().map(m => m.peerId) }))
   },
   /** Every node of the shard holds all `total` devices' capability reports. */
