@@ -2,7 +2,8 @@
 // some of the hive's nodes (HiveNode, as `start` builds them, on loopback), so the nodes use every
 // core instead of one event loop. Nodes in different shards connect over loopback TCP as any two
 // devices do. The main thread forms the hive as `startVirtualHive` does (the first device signs
-// the member entries one by one, each other adopts its list) by asking the shards, then asks them
+// the member entries one by one, each other adopts its list, knowing the first device's address
+// as pairing leaves it knowing its inviter's) by asking the shards, then asks them
 // for phases by name; each phase runs on the shard's own nodes and answers by message.
 // A shard that throws in a phase, fails or exits rejects what is asked of any shard with
 // ShardFailedError naming it, so a caller never waits on a hive that lost part of itself.
@@ -62,11 +63,11 @@ const builtin: Record<string, ShardPhase> = {
     if (first == null) throw new RangeError(`device ${args.first} is not in ${state.data.name}`)
     return await memberLists(first.node, args.others, args.formation)
   },
-  adopt: async (state, args: { hiveId: string, lists: Array<[number, WireEntry[]]> }) => {
+  adopt: async (state, args: { hiveId: string, lists: Array<[number, WireEntry[]]>, inviter: MemberDetails }) => {
     const lists = new Map(args.lists)
     await Promise.all(state.devices.map(async d => {
       const list = lists.get(d.index)
-      if (list != null) await adoptList(d.node, args.hiveId, list)
+      if (list != null) await adoptList(d.node, args.hiveId, list, args.inviter)
     }))
   },
   start: async (state, args: { concurrency: number }) => {
@@ -223,9 +224,10 @@ export async function startShardedHive (init: ShardedHiveInit): Promise<ShardedH
       for (const { index, peerId } of opened) peers[index] = peerId
     }
     // formed as pairing forms it: the first device adds every other in turn, each adopts its list
-    const others = profiles.slice(1).map((p, i) => ({ peerId: peers[i + 1]!, name: p.name, addrs: [`/ip4/127.0.0.1/tcp/${ports[i + 1]!}/p2p/${peers[i + 1]!}`] }))
-    const { hiveId, lists } = await shardOf(0).ask<{ hiveId: string, lists: WireEntry[][] }>('members', { first: 0, others, formation: init.formation ?? 'together' })
-    await all('adopt', (s: Shard) => ({ hiveId, lists: s.indices.filter(i => i > 0).map(i => [i, lists[i - 1]!]) }))
+    const details = profiles.map((p, i) => ({ peerId: peers[i]!, name: p.name, addrs: [`/ip4/127.0.0.1/tcp/${ports[i]!}/p2p/${peers[i]!}`] }))
+    const { hiveId, lists } = await shardOf(0).ask<{ hiveId: string, lists: WireEntry[][] }>('members', { first: 0, others: details.slice(1), formation: init.formation ?? 'together' })
+    // each adopts its list knowing where the first device is, as pairing leaves a joiner knowing its inviter's addresses
+    await all('adopt', (s: Shard) => ({ hiveId, lists: s.indices.filter(i => i > 0).map(i => [i, lists[i - 1]!]), inviter: details[0]! }))
     await all('start', { concurrency: init.startConcurrency ?? 4 })
   } catch (err) {
     await stop().catch(() => {})

@@ -107,9 +107,16 @@ export async function memberLists (first: HiveNode, others: MemberDetails[], for
   return { hiveId: membership.hiveId, lists: others.map((_, i) => lists[i] ?? whole) }
 }
 
-/** A device (opened, not started) adopts the hive's member list, as it does at the end of pairing. */
-export async function adoptList (node: HiveNode, hiveId: string, list: WireEntry[]): Promise<void> {
-  if (node.hive.membership.hiveId !== hiveId) await node.hive.membership.adopt(hiveId, list)
+/**
+ * A device (opened, not started) adopts the hive's member list, as it does at the end of pairing.
+ * Given the `inviter` (the device that added it), it first remembers its addresses, as pairing
+ * does: a device that adopted a short list can then reach the inviter, which knows every later
+ * member, even when the inviter is not its neighbour and no one else it knows dials it.
+ */
+export async function adoptList (node: HiveNode, hiveId: string, list: WireEntry[], inviter?: MemberDetails): Promise<void> {
+  if (node.hive.membership.hiveId === hiveId) return
+  if (inviter != null) await node.hive.membership.rememberAddresses(inviter.peerId, inviter.addrs)
+  await node.hive.membership.adopt(hiveId, list)
 }
 
 /**
