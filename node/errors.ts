@@ -58,3 +58,13 @@ export class OciLayoutInvalidError extends Error {
   static readonly code = 'OciLayoutInvalid'
   override name = 'OciLayoutInvalid'
 }
+
+/** A shard of a virtual hive (a worker thread holding some of its nodes) threw in a phase, failed or exited. */
+export class ShardFailedError extends Error {
+  override name = 'ShardFailed'
+  readonly shard: string
+  constructor (shard: string, message: string) {
+    super(`${shard}: ${message}`)
+    this.shard = shard
+  }
+}

@@ -15,6 +15,7 @@ import { createLogger } from '../logger.ts'
 import { profileProbe } from './devices.ts'
 import type { HiveNodeInit } from '../hive-node.ts'
 import type { LogLevel, Logger } from '../logger.ts'
+import type { WireEntry } from '../../protocol/membership/index.ts'
 import type { DeviceProfile } from './devices.ts'
 import type { PeerId } from '@libp2p/interface'
 
@@ -65,7 +66,7 @@ export interface VirtualHive {
 }
 
 /** Reserves `count` distinct free TCP ports on loopback (held open until all are found). */
-async function freePorts (count: number): Promise<number[]> {
+export async function freePorts (count: number): Promise<number[]> {
   const servers = await Promise.all(Array.from({ length: count }, async () => {
     const server = createServer()
     await new Promise<void>((resolve, reject) => {
@@ -86,9 +87,41 @@ async function pool<T> (items: T[], concurrency: number, work: (item: T, index: 
   }))
 }
 
+/** What the first device needs of another to add it: its PeerId, its name, its addresses. */
+export interface MemberDetails { peerId: string, name: string, addrs: string[] }
+
+/**
+ * The signed entries pairing makes, without the invite exchange: `first` (opened, not started)
+ * signs an `add` entry for each other device in turn, with its addresses as a dialling hint.
+ * Returns the list each other device adopts: the whole list (`together`), or the list as it stood
+ * when that device was added (`one-by-one`).
+ */
+export async function memberLists (first: HiveNode, others: MemberDetails[], formation: 'together' | 'one-by-one' = 'together'): Promise<{ hiveId: string, lists: WireEntry[][] }> {
+  const membership = first.hive.membership
+  const lists: WireEntry[][] = []
+  for (const other of others) {
+    if (!membership.isMember(other.peerId)) await membership.add(other.peerId, { name: other.name, addrs: other.addrs })
+    if (formation === 'one-by-one') lists.push(membership.entries().map(toWire))
+  }
+  const whole = membership.entries().map(toWire)
+  return { hiveId: membership.hiveId, lists: others.map((_, i) => lists[i] ?? whole) }
+}
+
+/**
+ * A device (opened, not started) adopts the hive's member list, as it does at the end of pairing.
+ * Given the `inviter` (the device that added it), it first remembers its addresses, as pairing
+ * does: a device that adopted a short list can then reach the inviter, which knows every later
+ * member, even when the inviter is not its neighbour and no one else it knows dials it.
+ */
+export async function adoptList (node: HiveNode, hiveId: string, list: WireEntry[], inviter?: MemberDetails): Promise<void> {
+  if (node.hive.membership.hiveId === hiveId) return
+  if (inviter != null) await node.hive.membership.rememberAddresses(inviter.peerId, inviter.addrs)
+  await node.hive.membership.adopt(hiveId, list)
+}
+
 /**
  * Makes `nodes` (opened, not started) one hive: the first signs an `add` entry for each other,
- * with its address as a dialling hint, and each other adopts the whole list. The same entries
+ * with its address as a dialling hint, and each other adopts the list (`memberLists`). The same entries
  * pairing makes, without the invite exchange; and, as a joiner does, each other remembers where
  * its inviter (the first) listens. Without that, in a hive formed one by one, the earliest
  * devices knew an address only of members that knew less than they did and refused every later
@@ -98,18 +131,66 @@ async function pool<T> (items: T[], concurrency: number, work: (item: T, index: 
 export async function formHive (nodes: HiveNode[], addrs: string[][], formation: 'together' | 'one-by-one' = 'together'): Promise<void> {
   const [first, ...rest] = nodes
   if (first == null) return
-  const membership = first.hive.membership
-  const lists: Array<ReturnType<typeof toWire>[]> = []
-  for (const [i, node] of rest.entries()) {
-    const peer = node.peerId.toString()
-    if (!membership.isMember(peer)) await membership.add(peer, { name: node.name, addrs: addrs[i + 1] ?? [] })
-    if (formation === 'one-by-one') lists.push(membership.entries().map(toWire))
+  const { hiveId, lists } = await memberLists(first, rest.map((node, i) => ({ peerId: node.peerId.toString(), name: node.name, addrs: addrs[i + 1] ?? [] })), formation)
+  const inviter = { peerId: first.peerId.toString(), name: first.name, addrs: addrs[0] ?? [] }
+  await Promise.all(rest.map(async (node, i) => { await adoptList(node, hiveId, lists[i]!, inviter) }))
+}
+
+/** How a virtual device's node is built: the init `start` builds, on loopback. */
+export interface DeviceOptions {
+  /** The hive's one transpile cache. */
+  agentsCacheDir: string
+  /** Parent of the temp data directory. Default the system's temp directory. */
+  tmpDir?: string
+  logLevel?: LogLevel
+  logSink?: (line: string) => void
+  extra?: Partial<HiveNodeInit>
+}
+
+/** Opens (does not start) the node of one device, listening on `port` of loopback; returns it with its init and data directory. */
+export async function openDevice (profile: DeviceProfile, port: number, options: DeviceOptions): Promise<{ node: HiveNode, init: HiveNodeInit, dir: string }> {
+  const dir = await mkdtemp(join(options.tmpDir ?? tmpdir(), `hive-sim-${profile.name}-`))
+  const logger: Logger = createLogger(profile.name, { level: options.logLevel ?? 'error', ...(options.logSink != null ? { sink: options.logSink } : {}) })
+  const extra = options.extra ?? {}
+  const init: HiveNodeInit = {
+    dataDir: dir,
+    listen: [`/ip4/127.0.0.1/tcp/${port}`],
+    apiPort: 0,
+    mdns: false,
+    name: profile.name,
+    addressScope: 'loopback',
+    // every node dials from 127.0.0.1: lift the per-host inbound rate limit
+    inboundConnectionThreshold: 10_000,
+    agentsCacheDir: options.agentsCacheDir,
+    // many nodes share one event loop: a ping answered late is not a dead device
+    pingTimeoutMs: VIRTUAL_PING_TIMEOUT_MS,
+    logger,
+    ...extra,
+    capabilities: { ollamaUrl: null, ...extra.capabilities, probe: profileProbe(profile) }
   }
-  const whole = membership.entries().map(toWire)
-  await Promise.all(rest.map(async (node, i) => {
-    if (node.hive.membership.hiveId !== membership.hiveId) await node.hive.membership.adopt(membership.hiveId, lists[i] ?? whole)
-    await node.hive.membership.rememberAddresses(first.peerId.toString(), addrs[0] ?? [])
-  }))
+  try {
+    return { node: await HiveNode.open(init), init, dir }
+  } catch (err) {
+    await rm(dir, { recursive: true, force: true, maxRetries: 5 })
+    throw err
+  }
+}
+
+/** Starts the opened nodes, `concurrency` at a time; a node whose reserved port was taken meanwhile is opened again on another. */
+export async function startDevices (devices: Array<{ node: HiveNode, init: HiveNodeInit }>, concurrency: number): Promise<void> {
+  await pool(devices, concurrency, async (device) => {
+    try {
+      await device.node.start()
+    } catch (err) {
+      // the port reserved for it was taken meanwhile (another node's outgoing connection may
+      // get it): start on another; the others learn the new address when it dials them
+      if ((err as Error).name !== 'UnsupportedListenAddressesError') throw err
+      const [port] = await freePorts(1)
+      device.init = { ...device.init, listen: [`/ip4/127.0.0.1/tcp/${port!}`] }
+      device.node = await HiveNode.open(device.init)
+      await device.node.start()
+    }
+  })
 }
 
 export async function startVirtualHive (init: VirtualHiveInit): Promise<VirtualHive> {
@@ -117,7 +198,6 @@ export async function startVirtualHive (init: VirtualHiveInit): Promise<VirtualH
   const dirs: string[] = []
   const devices: VirtualDevice[] = []
   const restore = new Map<string, () => void>()
-  const inits: HiveNodeInit[] = []
   // one transpile cache for the whole hive: each agent is transpiled once, not once per device
   const agentsCache = await mkdtemp(join(init.tmpDir ?? tmpdir(), 'hive-sim-agents-'))
   dirs.push(agentsCache)
@@ -127,46 +207,26 @@ export async function startVirtualHive (init: VirtualHiveInit): Promise<VirtualH
   }
   try {
     const ports = await freePorts(profiles.length)
+    const opened: Array<{ node: HiveNode, init: HiveNodeInit }> = []
     for (const [i, profile] of profiles.entries()) {
-      const dir = await mkdtemp(join(init.tmpDir ?? tmpdir(), `hive-sim-${profile.name}-`))
-      dirs.push(dir)
-      const logger: Logger = createLogger(profile.name, { level: init.logLevel ?? 'error', ...(init.logSink != null ? { sink: init.logSink } : {}) })
-      const extra = init.init?.(i) ?? {}
-      const nodeInit: HiveNodeInit = {
-        dataDir: dir,
-        listen: [`/ip4/127.0.0.1/tcp/${ports[i]!}`],
-        apiPort: 0,
-        mdns: false,
-        name: profile.name,
-        addressScope: 'loopback',
-        // every node dials from 127.0.0.1: lift the per-host inbound rate limit
-        inboundConnectionThreshold: 10_000,
+      const one = await openDevice(profile, ports[i]!, {
         agentsCacheDir: agentsCache,
-        // many nodes share one event loop: a ping answered late is not a dead device
-        pingTimeoutMs: VIRTUAL_PING_TIMEOUT_MS,
-        logger,
-        ...extra,
-        capabilities: { ollamaUrl: null, ...extra.capabilities, probe: profileProbe(profile) }
-      }
-      inits.push(nodeInit)
-      const node = await HiveNode.open(nodeInit)
-      devices.push({ profile, node, state: 'up' })
+        ...(init.tmpDir != null ? { tmpDir: init.tmpDir } : {}),
+        ...(init.logLevel != null ? { logLevel: init.logLevel } : {}),
+        ...(init.logSink != null ? { logSink: init.logSink } : {}),
+        extra: init.init?.(i) ?? {}
+      })
+      dirs.push(one.dir)
+      opened.push(one)
+      devices.push({ profile, node: one.node, state: 'up' })
     }
     const nodes = devices.map(d => d.node)
     await formHive(nodes, ports.map((port, i) => [`/ip4/127.0.0.1/tcp/${port}/p2p/${nodes[i]!.peerId.toString()}`]), init.formation)
-    await pool(devices, init.startConcurrency ?? 4, async (device, i) => {
-      try {
-        await device.node.start()
-      } catch (err) {
-        // the port reserved for it was taken meanwhile (another node's outgoing connection may
-        // get it): start on another; the others learn the new address when it dials them
-        if ((err as Error).name !== 'UnsupportedListenAddressesError') throw err
-        const [port] = await freePorts(1)
-        const again = { ...inits[i]!, listen: [`/ip4/127.0.0.1/tcp/${port!}`] }
-        device.node = await HiveNode.open(again)
-        await device.node.start()
-      }
-    })
+    try {
+      await startDevices(opened, init.startConcurrency ?? 4)
+    } finally {
+      for (const [i, one] of opened.entries()) devices[i]!.node = one.node
+    }
   } catch (err) {
     await stop().catch(() => {})
     throw err

@@ -1,5 +1,6 @@
 // How the hive's cost grows with its size: virtual hives of HIVE_BENCH_SCALE_SIZES devices
-// (default 5,20,50) in this one process, each formed device by device as pairing forms it
+// (default 5,20,50) in this one process, its nodes spread over HIVE_SCALE_SHARDS worker threads
+// (default one per core), each formed device by device as pairing forms it
 // (test/scale/hive-phases.ts, the phases the scale test asserts). For each size: time for
 // membership and every device's capabilities to converge, gossip messages delivered per device
 // per second while idle, memory per device (RSS growth / N), and placement latency p50/p99 over a
@@ -35,10 +36,10 @@ async function measure (devices: number, tasks: number): Promise<Figures> {
     await membershipConverges(run, deadline)
     await capabilitiesConverge(run, deadline)
     const convergeMs = performance.now() - t0 + run.startMs
-    const before = run.gossip()
+    const before = await run.gossip()
     // a measuring window, not a synchronisation: what the idle hive sends in it
     await new Promise(resolve => setTimeout(resolve, IDLE_WINDOW_MS))
-    const gossipPerDeviceSecond = (run.gossip() - before) / devices / (IDLE_WINDOW_MS / 1000)
+    const gossipPerDeviceSecond = (await run.gossip() - before) / devices / (IDLE_WINDOW_MS / 1000)
     const rssPerDeviceMiB = (process.memoryUsage().rss - run.rssBefore) / 1024 / 1024 / devices
     const placed = await burst(run, tasks, 7, deadline)
     return {

@@ -1,21 +1,28 @@
 // The phases of a hive at scale, shared by the scale test (test/scale/hive.scale.ts, which
 // asserts) and the scale benchmark (test/bench/scale.bench.ts, which only measures): a virtual
-// hive of N real nodes in this process (node/simulate/virtual-hive.ts, the nodes `start` builds),
-// formed device by device as pairing forms it, then membership, capabilities, a context edited on
-// several devices, a burst of tasks, the ledger's chains on every member, and `verify`.
-// Every wait is on the parts' own events with a deadline; each phase returns its figures.
+// hive of N real nodes in this process, spread over worker threads (node/simulate/shards.ts; each
+// shard runs test/scale/hive-shard.ts, the nodes `start` builds), formed device by device as
+// pairing forms it, then membership, capabilities, a context edited on several devices, a burst
+// of tasks, the ledger's chains on every member, and `verify`. Each phase runs in every shard on
+// the shard's own nodes (`shardPhases`), waiting on their events with the deadline, and answers
+// the main thread with what the test asserts on; each main-thread phase returns its figures.
 
+import { availableParallelism } from 'node:os'
+import { performance as perf } from 'node:perf_hooks'
 import { parseDeviceSpec } from '../../node/simulate/devices.ts'
 import { builtinAgent } from '../../node/simulate/agents.ts'
 import { seededRandom } from '../../node/simulate/workload.ts'
-import { startVirtualHive } from '../../node/simulate/virtual-hive.ts'
+import { startShardedHive } from '../../node/simulate/shards.ts'
 import { WaitTimeoutError } from '../helpers/wait.ts'
 import type { HiveNode } from '../../node/hive-node.ts'
-import type { VirtualHive } from '../../node/simulate/virtual-hive.ts'
+import type { DeviceProfile } from '../../node/simulate/devices.ts'
+import type { ShardedHive, ShardPhase, ShardState } from '../../node/simulate/shards.ts'
 import type { TaskView } from '../../protocol/index.ts'
 
 export interface ScaleOptions {
   devices: number
+  /** Worker threads the nodes are spread over. Default one per core. */
+  shards?: number
   /** When every phase must be over, as Date.now() milliseconds. */
   deadline: number
   log?: (line: string) => void
@@ -78,7 +85,7 @@ export function percentile (values: number[], p: number): number {
 const MiB = 1024 * 1024
 
 /** A hive of `devices`: a tenth servers, a third desktops, the rest laptops (some on battery). */
-export function scaleProfiles (devices: number): ReturnType<typeof parseDeviceSpec> {
+export function scaleProfiles (devices: number): DeviceProfile[] {
   const servers = Math.max(1, Math.floor(devices / 10))
   const desktops = Math.max(0, Math.floor(devices / 3))
   const laptops = devices - servers - desktops
@@ -91,75 +98,207 @@ export function scaleProfiles (devices: number): ReturnType<typeof parseDeviceSp
   ].join(','))
 }
 
+// ---- in each shard: the phases on the shard's own nodes -------------------------------------
+
+const nodesOf = (state: ShardState): HiveNode[] => state.devices.map(d => d.node)
+let delivered = 0
+let counting = false
+
+/** What each shard answers with: the figures of its nodes, and what the test asserts on, per device. */
+export interface MembersView { index: number, name: string, members: string[] }
+export interface CoresView { index: number, name: string, cores: Record<string, number | undefined> }
+export interface ContextView { index: number, name: string, values: Array<string | undefined> }
+export interface ShardBurst { shard: string, views: Array<[number, TaskView]>, latencies: number[], busy: number }
+
+export const shardPhases: Record<string, ShardPhase> = {
+  /** Counts gossip delivered to the shard's nodes from now on. */
+  count: async (state) => {
+    if (counting) return
+    counting = true
+    for (const node of nodesOf(state)) node.libp2p.services.pubsub.addEventListener('message', () => { delivered++ })
+  },
+  gossip: async () => delivered,
+  /** Every node of the shard lists all `total` members (learned through membership's replication). */
+  membership: async (state, args: { total: number, deadline: number }): Promise<MembersView[]> => {
+    const nodes = nodesOf(state)
+    const counts = (): string => nodes.map(node => `${node.name} ${node.hive.membership.members().length}`).join(', ')
+    await until(() => nodes.every(node => node.hive.membership.members().length === args.total),
+      nodes.map(node => ({ target: node.hive.membership as unknown as EventTarget, type: 'change' })), args.deadline,
+      `every device of ${state.data.name} lists ${args.total} members`).catch((err: Error) => {
+      throw err instanceof WaitTimeoutError ? new WaitTimeoutError(`${err.message} (members listed: ${counts()})`) : err
+    })
+    return state.devices.map(d => ({ index: d.index, name: d.node.name, members: d.node.hive.membership.members().map(m => m.peerId) }))
+  },
+  /** Every node of the shard holds all `total` devices' capability reports. */
+  capabilities: async (state, args: { total: number, peers: string[], deadline: number }): Promise<CoresView[]> => {
+    const nodes = nodesOf(state)
+    await until(() => nodes.every(node => node.capabilities.view().length === args.total),
+      nodes.map(node => ({ target: node.capabilities, type: 'change' })), args.deadline,
+      `every device of ${state.data.name} holds ${args.total} devices' capabilities`)
+    return state.devices.map(d => ({ index: d.index, name: d.node.name, cores: Object.fromEntries(args.peers.map(peer => [peer, d.node.capabilities.get(peer)?.caps.cores])) }))
+  },
+  /** The shard's editors (`edits`: device index and key) edit the context at once. */
+  edit: async (state, args: { id: string, edits: Array<[number, string]> }) => {
+    await Promise.all(args.edits.map(async ([index, key]) => {
+      const node = state.devices.find(d => d.index === index)?.node
+      if (node == null) throw new RangeError(`device ${index} is not in ${state.data.name}`)
+      const context = await node.contexts.store.open(args.id)
+      await context.set(key, node.name)
+    }))
+  },
+  /** Every node of the shard holds every key of the context. */
+  context: async (state, args: { id: string, keys: string[], deadline: number }): Promise<ContextView[]> => {
+    const nodes = nodesOf(state)
+    await until(() => nodes.every(node => {
+      const context = node.contexts.store.get(args.id)
+      return context != null && args.keys.every(k => context.get(k) != null)
+    }), nodes.map(node => ({ listeners: node.contexts.store.events.update })), args.deadline,
+    `a context holds every edit on every device of ${state.data.name}`)
+    return state.devices.map(d => ({ index: d.index, name: d.node.name, values: args.keys.map(k => d.node.contexts.store.get(args.id)?.get(k) as string | undefined) }))
+  },
+  /** Submits the shard's share of a burst (`froms`: task number and device index) at once and waits for every one to end. */
+  burst: async (state, args: { froms: Array<[number, number]>, deadline: number }): Promise<ShardBurst> => {
+    const agent = await builtinAgent('work')
+    const elu = perf.eventLoopUtilization()
+    const latencies: number[] = []
+    const views = await Promise.all(args.froms.map(async ([task, index]): Promise<[number, TaskView]> => {
+      const node = state.devices.find(d => d.index === index)?.node
+      if (node == null) throw new RangeError(`device ${index} is not in ${state.data.name}`)
+      const s = performance.now()
+      const view = await node.placement.submit({ agent, input: 'w' })
+      const ended = await node.placement.wait(view.id, { signal: AbortSignal.timeout(Math.max(1, args.deadline - Date.now())) })
+      latencies.push(performance.now() - s)
+      return [task, ended]
+    }))
+    return { shard: state.data.name, views, latencies, busy: perf.eventLoopUtilization(elu).utilization }
+  },
+  /** The `ok` ledger records for each task over the chains the shard's nodes hold. */
+  okRecords: async (state): Promise<Array<[string, number]>> => {
+    const counts = new Map<string, number>()
+    for (const node of nodesOf(state)) {
+      for (const listed of await node.ledger.list()) {
+        if (listed.record?.status === 'ok') counts.set(listed.record.task, (counts.get(listed.record.task) ?? 0) + 1)
+      }
+    }
+    return [...counts]
+  },
+  /** The end of each node's own chain, for those with records. */
+  ends: async (state): Promise<Array<[string, number]>> => {
+    const ends: Array<[string, number]> = []
+    for (const node of nodesOf(state)) {
+      const own = (await node.ledger.chains()).find(c => c.self)
+      if (own != null && own.end >= 0) ends.push([node.peerId.toString(), own.end])
+    }
+    return ends
+  },
+  /** Every node of the shard holds every chain of `ends` up to its end. */
+  chains: async (state, args: { ends: Array<[string, number]>, deadline: number }) => {
+    const nodes = nodesOf(state)
+    const held = async (node: HiveNode): Promise<boolean> => {
+      const chains = new Map((await node.ledger.chains()).map(c => [c.signer, c.end]))
+      for (const [signer, end] of args.ends) if ((chains.get(signer) ?? -1) < end) return false
+      return true
+    }
+    const done = new Set<HiveNode>()
+    await until(async () => {
+      for (const node of nodes) if (!done.has(node) && await held(node)) done.add(node)
+      return done.size === nodes.length
+    }, nodes.map(node => ({ target: node.ledger, type: 'chain' })), args.deadline,
+    `every device of ${state.data.name} holds the ${args.ends.length} chains with records`)
+  },
+  /** `verify` on each node of the shard. */
+  verify: async (state): Promise<{ records: number, failures: string[] }> => {
+    let records = 0
+    const failures: string[] = []
+    for (const node of nodesOf(state)) {
+      const report = await node.ledger.verify()
+      records += report.records
+      if (!report.ok) failures.push(`${node.name}: ${JSON.stringify(report.chains.filter(c => !c.ok)).slice(0, 300)}`)
+    }
+    return { records, failures }
+  }
+}
+
+// ---- in the main thread: each phase asked of every shard ------------------------------------
+
 export interface ScaleRun {
-  hive: VirtualHive
-  nodes: HiveNode[]
+  hive: ShardedHive
+  profiles: DeviceProfile[]
+  /** PeerId of each device, by index. */
+  peers: string[]
   /** Gossip messages delivered to the nodes since the hive started (every topic). */
-  gossip: () => number
+  gossip: () => Promise<number>
   rssBefore: number
 }
 
-/** Starts the hive, formed one device at a time as pairing forms it. */
+/** HIVE_SCALE_SHARDS, or one shard per core. */
+export function shardCount (): number {
+  const raw = process.env.HIVE_SCALE_SHARDS
+  if (raw == null || raw === '') return availableParallelism()
+  const n = Number(raw)
+  if (!Number.isSafeInteger(n) || n < 1) throw new RangeError(`HIVE_SCALE_SHARDS=${raw} is not a whole number from 1`)
+  return n
+}
+
+/** Starts the hive over its shards, formed one device at a time as pairing forms it. */
 export async function startScaleHive (options: ScaleOptions): Promise<ScaleRun & { startMs: number, rssPerDeviceMiB: number }> {
   const rssBefore = process.memoryUsage().rss
   const t0 = performance.now()
-  const hive = await startVirtualHive({
-    profiles: scaleProfiles(options.devices),
+  const profiles = scaleProfiles(options.devices)
+  const hive = await startShardedHive({
+    profiles,
+    shards: options.shards ?? shardCount(),
+    worker: new URL('./hive-shard.ts', import.meta.url),
     formation: 'one-by-one',
     startConcurrency: 4,
     logLevel: 'error',
     logSink: (line) => { options.log?.(line) },
-    init: () => ({
+    extra: {
       // a device quiet for a minute leaves the view: a loaded event loop must not expire a live one
       capabilities: { intervalMs: 5_000, expireMs: 60_000 },
       // a burst on one loaded process: room for bids and leases to arrive
       placement: { bidWindowMs: 5_000, leaseMs: 10_000, winnerGraceMs: 5_000 }
-    })
+    }
   })
-  const nodes = hive.live()
-  let delivered = 0
-  for (const node of nodes) node.libp2p.services.pubsub.addEventListener('message', () => { delivered++ })
+  try {
+    await hive.all('count')
+  } catch (err) {
+    await hive.stop()
+    throw err
+  }
   const startMs = performance.now() - t0
-  return { hive, nodes, gossip: () => delivered, rssBefore, startMs, rssPerDeviceMiB: (process.memoryUsage().rss - rssBefore) / MiB / nodes.length }
+  const gossip = async (): Promise<number> => (await hive.all<number>('gossip')).reduce((a, b) => a + b, 0)
+  return { hive, profiles, peers: hive.peers, gossip, rssBefore, startMs, rssPerDeviceMiB: (process.memoryUsage().rss - rssBefore) / MiB / profiles.length }
 }
 
-/** Every member lists all N members (learned through membership's replication). */
-export async function membershipConverges (run: ScaleRun, deadline: number): Promise<number> {
+/** Per device, in index order. */
+const byIndex = <T extends { index: number }>(answers: T[][]): T[] => answers.flat().sort((a, b) => a.index - b.index)
+
+/** Every member lists all N members; returns the time and each device's member list. */
+export async function membershipConverges (run: ScaleRun, deadline: number): Promise<{ ms: number, views: MembersView[] }> {
   const t0 = performance.now()
-  const n = run.nodes.length
-  await until(() => run.nodes.every(node => node.hive.membership.members().length === n),
-    run.nodes.map(node => ({ target: node.hive.membership as unknown as EventTarget, type: 'change' })), deadline,
-    `every device lists ${n} members`)
-  return performance.now() - t0
+  const views = byIndex(await run.hive.all<MembersView[]>('membership', { total: run.profiles.length, deadline }))
+  return { ms: performance.now() - t0, views }
 }
 
-/** Every device's capability report reaches every other device. */
-export async function capabilitiesConverge (run: ScaleRun, deadline: number): Promise<number> {
+/** Every device's capability report reaches every other device; returns the time and the cores each device sees. */
+export async function capabilitiesConverge (run: ScaleRun, deadline: number): Promise<{ ms: number, views: CoresView[] }> {
   const t0 = performance.now()
-  const n = run.nodes.length
-  await until(() => run.nodes.every(node => node.capabilities.view().length === n),
-    run.nodes.map(node => ({ target: node.capabilities, type: 'change' })), deadline,
-    `every device holds ${n} devices' capabilities`)
-  return performance.now() - t0
+  const views = byIndex(await run.hive.all<CoresView[]>('capabilities', { total: run.profiles.length, peers: run.peers, deadline }))
+  return { ms: performance.now() - t0, views }
 }
 
 /** A context edited on `editors` devices at once converges on every device: each holds every edit. */
-export async function contextConverges (run: ScaleRun, editors: number, deadline: number): Promise<number> {
+export async function contextConverges (run: ScaleRun, editors: number, deadline: number): Promise<{ ms: number, keys: string[], views: ContextView[] }> {
   const id = 'scale-context'
+  const n = run.profiles.length
   const keys = Array.from({ length: editors }, (_, i) => `edit-${i}`)
-  const step = Math.max(1, Math.floor(run.nodes.length / editors))
+  const step = Math.max(1, Math.floor(n / editors))
+  const edits = keys.map((key, i): [number, string] => [(i * step) % n, key])
   const t0 = performance.now()
-  await Promise.all(keys.map(async (key, i) => {
-    const node = run.nodes[(i * step) % run.nodes.length]!
-    const context = await node.contexts.store.open(id)
-    await context.set(key, node.name)
-  }))
-  await until(() => run.nodes.every(node => {
-    const context = node.contexts.store.get(id)
-    return context != null && keys.every(k => context.get(k) != null)
-  }), run.nodes.map(node => ({ listeners: node.contexts.store.events.update })), deadline,
-  `a context edited on ${editors} devices holds every edit on all ${run.nodes.length}`)
-  return performance.now() - t0
+  await run.hive.all('edit', (s: { indices: number[] }) => ({ id, edits: edits.filter(([index]) => s.indices.includes(index)) }))
+  const views = byIndex(await run.hive.all<ContextView[]>('context', { id, keys, deadline }))
+  return { ms: performance.now() - t0, keys, views }
 }
 
 export interface BurstResult {
@@ -168,32 +307,34 @@ export interface BurstResult {
   spanMs: number
   /** Devices that ran at least one task. */
   executors: Set<string>
+  /** Each shard's event loop busy share during its part of the burst, 0–1. */
+  busy: Array<{ shard: string, share: number }>
 }
 
 /** Submits `tasks` at once, each from a device drawn by the seed, and waits for every one to end. */
 export async function burst (run: ScaleRun, tasks: number, seed: number, deadline: number): Promise<BurstResult> {
-  const agent = await builtinAgent('work')
   const random = seededRandom(seed)
-  const froms = Array.from({ length: tasks }, () => run.nodes[Math.floor(random() * run.nodes.length)]!)
+  const n = run.profiles.length
+  const froms = Array.from({ length: tasks }, (_, task): [number, number] => [task, Math.floor(random() * n)])
   const t0 = performance.now()
-  const latencies: number[] = []
-  const views = await Promise.all(froms.map(async (node) => {
-    const s = performance.now()
-    const view = await node.placement.submit({ agent, input: 'w' })
-    const ended = await node.placement.wait(view.id, { signal: AbortSignal.timeout(Math.max(1, deadline - Date.now())) })
-    latencies.push(performance.now() - s)
-    return ended
-  }))
-  return { views, latencies, spanMs: performance.now() - t0, executors: new Set(views.flatMap(v => v.result != null ? [v.result.executor] : [])) }
+  const answers = await run.hive.all<ShardBurst>('burst', (s: { indices: number[] }) => ({ froms: froms.filter(([, index]) => s.indices.includes(index)), deadline }))
+  const spanMs = performance.now() - t0
+  const views: TaskView[] = []
+  for (const a of answers) for (const [task, view] of a.views) views[task] = view
+  return {
+    views,
+    latencies: answers.flatMap(a => a.latencies),
+    spanMs,
+    executors: new Set(views.flatMap(v => v.result != null ? [v.result.executor] : [])),
+    busy: answers.map(a => ({ shard: a.shard, share: a.busy }))
+  }
 }
 
 /** The `ok` ledger records for each task, over every executor's own chain. */
 export async function okRecordsByTask (run: ScaleRun): Promise<Map<string, number>> {
   const counts = new Map<string, number>()
-  for (const node of run.nodes) {
-    for (const listed of await node.ledger.list()) {
-      if (listed.record?.status === 'ok') counts.set(listed.record.task, (counts.get(listed.record.task) ?? 0) + 1)
-    }
+  for (const answer of await run.hive.all<Array<[string, number]>>('okRecords')) {
+    for (const [task, count] of answer) counts.set(task, (counts.get(task) ?? 0) + count)
   }
   return counts
 }
@@ -201,33 +342,14 @@ export async function okRecordsByTask (run: ScaleRun): Promise<Map<string, numbe
 /** Every device holds every device's chain up to that device's own end. */
 export async function chainsEverywhere (run: ScaleRun, deadline: number): Promise<number> {
   const t0 = performance.now()
-  const ends = new Map<string, number>()
-  for (const node of run.nodes) {
-    const own = (await node.ledger.chains()).find(c => c.self)
-    if (own != null && own.end >= 0) ends.set(node.peerId.toString(), own.end)
-  }
-  const held = async (node: HiveNode): Promise<boolean> => {
-    const chains = new Map((await node.ledger.chains()).map(c => [c.signer, c.end]))
-    for (const [signer, end] of ends) if ((chains.get(signer) ?? -1) < end) return false
-    return true
-  }
-  const done = new Set<HiveNode>()
-  await until(async () => {
-    for (const node of run.nodes) if (!done.has(node) && await held(node)) done.add(node)
-    return done.size === run.nodes.length
-  }, run.nodes.map(node => ({ target: node.ledger, type: 'chain' })), deadline,
-  `every device holds the ${ends.size} chains with records`)
+  const ends = (await run.hive.all<Array<[string, number]>>('ends')).flat()
+  await run.hive.all('chains', { ends, deadline })
   return performance.now() - t0
 }
 
 /** `verify` on every device: every chain it holds audits clean. */
 export async function verifyEverywhere (run: ScaleRun): Promise<{ ok: boolean, records: number, failures: string[] }> {
-  let records = 0
-  const failures: string[] = []
-  for (const node of run.nodes) {
-    const report = await node.ledger.verify()
-    records += report.records
-    if (!report.ok) failures.push(`${node.name}: ${JSON.stringify(report.chains.filter(c => !c.ok)).slice(0, 300)}`)
-  }
-  return { ok: failures.length === 0, records, failures }
+  const answers = await run.hive.all<{ records: number, failures: string[] }>('verify')
+  const failures = answers.flatMap(a => a.failures)
+  return { ok: failures.length === 0, records: answers.reduce((sum, a) => sum + a.records, 0), failures }
 }
