@@ -15,6 +15,7 @@ import { kadDHT, passthroughMapper, removePublicAddressesMapper } from '@libp2p/
 import { ping } from '@libp2p/ping'
 import { createLibp2p } from 'libp2p'
 import { guardedYamux } from './muxer.ts'
+import { noiseCrypto } from './noise-crypto.ts'
 import { DHT_PROTOCOL, HIVE_PROTOCOL_PREFIX } from '../protocol/index.ts'
 import { batchedTcp } from './tcp-batching.ts'
 import { halfWindowUpdates } from './yamux-window.ts'
@@ -125,7 +126,8 @@ export async function buildLibp2p (init: Libp2pInit): Promise<HiveLibp2p> {
     addresses: { listen: init.listen },
     // TCP's writes leave once per tick per connection, not once per frame (node/tcp-batching.ts)
     transports: [batchedTcp(), circuitRelayTransport({ reservationCompletionTimeout: 10_000 })],
-    connectionEncrypters: [noise()],
+    // noise's default ciphers, with a session's key made a key object once (node/noise-crypto.ts)
+    connectionEncrypters: [noise({ crypto: noiseCrypto })],
     // yamux, guarded: a frame written after its connection started closing must not end the process
     streamMuxers: [guardedYamux()],
     peerDiscovery,
