@@ -316,6 +316,8 @@ export class HiveNode extends EventTarget implements ApiNode {
         dht: this.libp2p.services.dht,
         host: this.libp2p,
         isMember: (peer) => this.hive.membership.isMember(peer),
+        // members heard from lately (their capability reports): an offline one is not dialled
+        others: () => this.hive.membership.members().filter(m => !m.self && this.capabilities.isLive(m.peerId)).map(m => m.peerId),
         allToAll: () => isAllToAll(this.hive.membership.members().length),
         protocol: DHT_PROTOCOL,
         maxRecordBytes: MAX_DHT_RECORD_BYTES
