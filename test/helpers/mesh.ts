@@ -90,3 +90,12 @@ export async function startMesh (count: number, options: MeshOptions = {}): Prom
   }
   return { nodes, dirs, stop }
 }
+
+/** The values `node` holds for `key` in its own DHT store, as hex. */
+export async function dhtHeldBy (node: HiveNode, key: Uint8Array): Promise<string[]> {
+  const out: string[] = []
+  for await (const event of node.libp2p.services.dht.get(key, { signal: AbortSignal.timeout(30_000) })) {
+    if (event.name === 'VALUE' && event.from.equals(node.peerId)) out.push(Buffer.from(event.value).toString('hex'))
+  }
+  return out
+}

@@ -8,7 +8,7 @@ import { DHT_PROTOCOL, MAX_DHT_RECORD_BYTES, putRecords } from '../../../protoco
 import { Requirements, bidKey, createBidRecord, makeBid } from '../../../protocol/placement/index.ts'
 import { createRecord } from '../../../protocol/index.ts'
 import { encode as cborEncode } from 'cborg'
-import { startMesh } from '../../helpers/mesh.ts'
+import { dhtHeldBy, startMesh } from '../../helpers/mesh.ts'
 import type { Mesh } from '../../helpers/mesh.ts'
 import type { HiveNode } from '../../../node/hive-node.ts'
 import type { TaskId } from '../../../protocol/placement/index.ts'
@@ -16,15 +16,6 @@ import type { TaskId } from '../../../protocol/placement/index.ts'
 const TASK = '0123456789abcdef0123456789abcdef' as TaskId
 
 const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex')
-
-/** The values `node` holds for `key` in its own DHT store, in hex. */
-async function heldBy (node: HiveNode, key: Uint8Array): Promise<string[]> {
-  const out: string[] = []
-  for await (const event of node.libp2p.services.dht.get(key, { signal: AbortSignal.timeout(30_000) })) {
-    if (event.name === 'VALUE' && event.from.equals(node.peerId)) out.push(hex(event.value))
-  }
-  return out
-}
 
 describe('DHT records put straight to peers', () => {
   let mesh: Mesh
@@ -47,7 +38,7 @@ describe('DHT records put straight to peers', () => {
     const records = [await bidOf(a, TASK), await bidOf(a, TASK.replace('0', '1') as TaskId)]
     const stored = await putRecords(a.libp2p, b.peerId, records, { protocol: DHT_PROTOCOL, maxMessageBytes: MAX_DHT_RECORD_BYTES + 4096, signal: AbortSignal.timeout(30_000) })
     assert.equal(stored, 2)
-    for (const { key, value } of records) assert.deepEqual(await heldBy(b, key), [hex(value)])
+    for (const { key, value } of records) assert.deepEqual(await dhtHeldBy(b, key), [hex(value)])
     // c holds nothing itself and finds it on b
     let found: string | undefined
     for await (const event of c.libp2p.services.dht.get(records[0]!.key, { signal: AbortSignal.timeout(30_000) })) {
@@ -63,9 +54,9 @@ describe('DHT records put straight to peers', () => {
     const key = bidKey(task, b.peerId.toString())
     const forged = { key, value: await createRecord(key, cborEncode({ v: 1 }), a.signer) }
     await assert.rejects(putRecords(a.libp2p, b.peerId, [forged, genuine], { protocol: DHT_PROTOCOL, maxMessageBytes: MAX_DHT_RECORD_BYTES + 4096, signal: AbortSignal.timeout(30_000) }))
-    assert.deepEqual(await heldBy(b, key), [])
-    assert.deepEqual(await heldBy(b, genuine.key), [], 'the records after a refused one are not sent')
+    assert.deepEqual(await dhtHeldBy(b, key), [])
+    assert.deepEqual(await dhtHeldBy(b, genuine.key), [], 'the records after a refused one are not sent')
     assert.equal(await putRecords(a.libp2p, b.peerId, [genuine], { protocol: DHT_PROTOCOL, maxMessageBytes: MAX_DHT_RECORD_BYTES + 4096, signal: AbortSignal.timeout(30_000) }), 1)
-    assert.deepEqual(await heldBy(b, genuine.key), [hex(genuine.value)])
+    assert.deepEqual(await dhtHeldBy(b, genuine.key), [hex(genuine.value)])
   })
 })
