@@ -18,7 +18,7 @@ import { joinHive } from '../helpers/hive.ts'
 import { makeTempDir, startNode } from '../helpers/mesh.ts'
 import { waitFor } from '../helpers/wait.ts'
 import type { HiveNode, PeerSummary } from '../../node/hive-node.ts'
-import { MAX_RELAYED_ADDRS, boundAddresses, isRelayedAddress } from '../../protocol/index.ts'
+import { DHT_KEEP_ALIVE_TAG, MAX_RELAYED_ADDRS, boundAddresses, isRelayedAddress } from '../../protocol/index.ts'
 import type { MembershipRefusal } from '../../protocol/index.ts'
 import type { Libp2p } from '@libp2p/interface'
 
@@ -67,6 +67,12 @@ const hasReservation = (n: HiveNode, relay: HiveNode): boolean => n.reach.reserv
  * the relay, so nothing redials it.
  */
 async function relayedOnly (from: HiveNode, to: HiveNode, relay: HiveNode): Promise<PeerSummary> {
+  // libp2p redials a peer kad-dht tags keep-alive as soon as it disconnects, and on a loaded
+  // machine that redial can land after the check below: neither side keeps the tag on the other
+  await Promise.all([
+    from.libp2p.peerStore.merge(to.peerId, { tags: { [DHT_KEEP_ALIVE_TAG]: undefined } }),
+    to.libp2p.peerStore.merge(from.peerId, { tags: { [DHT_KEEP_ALIVE_TAG]: undefined } })
+  ])
   await from.libp2p.hangUp(to.peerId)
   return waitFor(async () => {
     const open = from.libp2p.getConnections(to.peerId).filter(c => c.status === 'open')
