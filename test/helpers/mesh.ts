@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { HiveNode } from '../../node/hive-node.ts'
 import { createLogger } from '../../node/logger.ts'
+import { DHT_KEEP_ALIVE_TAG } from '../../protocol/index.ts'
 import { joinHive } from './hive.ts'
 import { waitFor } from './wait.ts'
 import type { HiveNodeInit } from '../../node/hive-node.ts'
@@ -98,4 +99,16 @@ export async function dhtHeldBy (node: HiveNode, key: Uint8Array): Promise<strin
     if (event.name === 'VALUE' && event.from.equals(node.peerId)) out.push(Buffer.from(event.value).toString('hex'))
   }
   return out
+}
+
+/**
+ * Neither node keeps kad-dht's keep-alive tag on the other. libp2p redials a keep-alive peer as
+ * soon as it disconnects, so a test that hangs up to leave two members linked through a relay
+ * only would otherwise see a direct link come back, on a loaded machine after its own checks.
+ */
+export async function dropKeepAlive (a: HiveNode, b: HiveNode): Promise<void> {
+  await Promise.all([
+    a.libp2p.peerStore.merge(b.peerId, { tags: { [DHT_KEEP_ALIVE_TAG]: undefined } }),
+    b.libp2p.peerStore.merge(a.peerId, { tags: { [DHT_KEEP_ALIVE_TAG]: undefined } })
+  ])
 }

@@ -9,7 +9,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { RELAY_LIMITS, runtimeListener } from '../../node/libp2p.ts'
 import { MAX_RELAYS } from '../../node/reach.ts'
 import { joinHive } from '../helpers/hive.ts'
-import { makeTempDir, startNode } from '../helpers/mesh.ts'
+import { dropKeepAlive, makeTempDir, startNode } from '../helpers/mesh.ts'
 import { waitFor } from '../helpers/wait.ts'
 import type { HiveNode } from '../../node/hive-node.ts'
 
@@ -75,6 +75,7 @@ describe('a relay\'s limits', () => {
     await joinHive([relay, a, b])
     await b.libp2p.dial(relay.libp2p.getMultiaddrs())
     await waitFor(() => b.reach.reservedOn().includes(relay.peerId.toString()), { timeoutMs: 30_000, message: 'b holds a reservation on the relay' })
+    await dropKeepAlive(a, b)
     await a.libp2p.hangUp(b.peerId)
     const relayed = await a.libp2p.dial(multiaddr(`${directAddress(relay)}/p2p/${relay.peerId.toString()}/p2p-circuit/p2p/${b.peerId.toString()}`))
     assert.ok(relayed.remoteAddr.toString().includes('/p2p-circuit'))
