@@ -95,7 +95,7 @@ export function memberDht (components: MemberDhtComponents): PlacementDht {
         await putStraight(new Map(connected.map(peer => [peer, records])), options)
         return
       }
-      const others = components.others().filter(isMember)
+      const others = components.others()
       if (others.length === 0) {
         await putEach(records, options)
         return
