@@ -18,6 +18,7 @@ import { guardedYamux } from './muxer.ts'
 import { noiseCrypto } from './noise-crypto.ts'
 import { DHT_PROTOCOL, HIVE_PROTOCOL_PREFIX } from '../protocol/index.ts'
 import { batchedTcp } from './tcp-batching.ts'
+import { cachedEd25519Keys } from './ed25519-keys.ts'
 import { halfWindowUpdates } from './yamux-window.ts'
 import type { HiveRecords } from '../protocol/index.ts'
 import type { GossipSub } from '@libp2p/gossipsub'
@@ -119,6 +120,8 @@ export async function buildLibp2p (init: Libp2pInit): Promise<HiveLibp2p> {
 
   const limits: RelayLimits = { ...RELAY_LIMITS, ...init.relayLimits }
   halfWindowUpdates()
+  // gossipsub, noise and identify verify Ed25519 signatures under a key object made once per key
+  cachedEd25519Keys()
   return createLibp2p<HiveServices>({
     privateKey: init.privateKey,
     start: false,

@@ -59,7 +59,7 @@ const KEY_CACHE_LIMIT = 1024
 const keyCache = new Map<string, KeyObject>()
 
 /** A Node KeyObject for a raw 32-byte Ed25519 public key, cached; undefined when it is not one. */
-function keyObject (publicKey: Uint8Array): KeyObject | undefined {
+export function ed25519KeyObject (publicKey: Uint8Array): KeyObject | undefined {
   if (publicKey.byteLength !== ED25519_PUBLIC_KEY_BYTES) return undefined
   const id = Buffer.from(publicKey.buffer, publicKey.byteOffset, publicKey.byteLength).toString('hex')
   let key = keyCache.get(id)
@@ -98,7 +98,7 @@ export function verifyEd25519 (publicKey: Uint8Array, message: Uint8Array, signa
   const id = Buffer.from(signature.buffer, signature.byteOffset, signature.byteLength).toString('base64')
   const digest = verifiedDigest(publicKey, message)
   if (verified.get(id) === digest) return true
-  const key = keyObject(publicKey)
+  const key = ed25519KeyObject(publicKey)
   if (key == null) return false
   let ok: boolean
   try {
