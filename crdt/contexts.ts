@@ -40,6 +40,8 @@ export interface ContextsComponents {
   nodeName: string
   /** Who may replicate with this node (hive membership); everyone when absent. */
   gate?: { allows: (peer: PeerId, protocol: string) => boolean }
+  /** Whether a connection to this peer is transient (beyond an all-to-all hive, not a neighbour): no link is dialled on it. */
+  transient?: (peer: string) => boolean
   log?: ProtocolLog
 }
 
@@ -79,7 +81,7 @@ export function createContexts (init: ContextsInit, components: ContextsComponen
   }
 
   function shouldDial (peer: PeerId): boolean {
-    return libp2p.peerId.toString() < peer.toString() && allowed(peer)
+    return libp2p.peerId.toString() < peer.toString() && allowed(peer) && components.transient?.(peer.toString()) !== true
   }
 
   function connected (peer: PeerId): boolean {

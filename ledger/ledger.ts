@@ -65,6 +65,11 @@ export interface LedgerComponents {
    */
   connectedOnly?: () => boolean
   /**
+   * Whether a connection to this peer is transient (beyond an all-to-all hive, a member that is
+   * not a neighbour): its heads are not asked for when it opens; chains come through neighbours.
+   */
+  transient?: (peer: string) => boolean
+  /**
    * How many members the hive has now: the periodic announcement of every head is spaced by
    * announceIntervalFor(members). Every device's announcement reaches every other, so a fixed
    * interval costs N² deliveries; 30 s when omitted.
@@ -483,7 +488,7 @@ class HiveLedger extends EventTarget implements Ledger {
   }
 
   private readonly onConnect = (event: CustomEvent<PeerId>): void => {
-    if (!this.running) return
+    if (!this.running || this.components.transient?.(event.detail.toString()) === true) return
     this.track(this.syncWith(event.detail))
   }
 

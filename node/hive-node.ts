@@ -8,7 +8,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { Level } from 'level'
 import {
-  DHT_PROTOCOL, HiveRecords, isAllToAll, MAX_DHT_RECORD_BYTES, MAX_NET_REFUSE, MEMBERSHIP_SUBLEVEL, createAgentStore, createCapabilities, createControl, createPlacement, findPeerRecord, publishPeerRecord, registerPeerRecord, registerPlacementRecords
+  DHT_PROTOCOL, HiveRecords, isAllToAll, isTransientLink, MAX_DHT_RECORD_BYTES, MAX_NET_REFUSE, MEMBERSHIP_SUBLEVEL, createAgentStore, createCapabilities, createControl, createPlacement, findPeerRecord, publishPeerRecord, registerPeerRecord, registerPlacementRecords
 } from '../protocol/index.ts'
 import { createDiskAgentStore, createRegistry } from '../protocol/index.ts'
 import { createBudgetKeeper, localMinutesOf, policyRefusal, refusalText } from '../protocol/control/index.ts'
@@ -207,6 +207,13 @@ export class HiveNode extends EventTarget implements ApiNode {
   readonly gate: PeerGate = { allows: (peer, protocol) => this.gatePolicy(peer, protocol) }
   private bootstrapTimer?: NodeJS.Timeout
   private halting = new AbortController()
+  /**
+   * Whether a connection to `peer` is transient: beyond an all-to-all hive, to a member that is
+   * not a neighbour. The ledger, control, registry and contexts run no exchange on one when it
+   * opens; it carries the request it was opened for, and the rest comes through neighbours.
+   */
+  private readonly transientLink = (peer: string): boolean =>
+    isTransientLink(this.peerId.toString(), this.hive.membership.members().map(m => m.peerId), peer)
   private state: 'stopped' | 'starting' | 'running' | 'stopping' = 'stopped'
 
   private constructor (parts: { init: HiveNodeInit, lock: DataDirLock, identity: Identity, db: Db, libp2p: HiveLibp2p, records: HiveRecords, hive: HiveMembership, name: string, log: Logger, metrics: HiveMetrics }) {
@@ -222,7 +229,7 @@ export class HiveNode extends EventTarget implements ApiNode {
     this.name = parts.name
     this.log = parts.log
     this.metrics = parts.metrics
-    this.contexts = createContexts({}, { db: this.db.sublevel('crdt'), libp2p: this.libp2p, nodeName: this.name, gate: this.gate, log: this.log.child('contexts') })
+    this.contexts = createContexts({}, { db: this.db.sublevel('crdt'), libp2p: this.libp2p, nodeName: this.name, gate: this.gate, transient: this.transientLink, log: this.log.child('contexts') })
     this.sandbox = createSandbox({
       cacheDir: this.init.agentsCacheDir ?? agentsCacheDir(this.dataDir),
       prestartWorkers: false,
@@ -251,6 +258,7 @@ export class HiveNode extends EventTarget implements ApiNode {
       log: this.log.child('ledger'),
       // beyond an all-to-all hive, chains come hop by hop through neighbours
       connectedOnly: () => !isAllToAll(this.hive.membership.members().length),
+      transient: this.transientLink,
       // the periodic announcement of every head is spaced by the hive's size
       members: () => this.hive.membership.members().length
     })
@@ -293,6 +301,7 @@ export class HiveNode extends EventTarget implements ApiNode {
       signer: this.signer,
       hiveId: () => this.hive.membership.hiveId,
       isMember: (peer) => this.hive.membership.isMember(peer),
+      transient: this.transientLink,
       host: this.libp2p,
       gate: this.gate,
       log: this.log.child('control'),
@@ -406,6 +415,7 @@ export class HiveNode extends EventTarget implements ApiNode {
       signer: this.signer,
       hiveId: () => this.hive.membership.hiveId,
       isMember: (peer) => this.hive.membership.isMember(peer),
+      transient: this.transientLink,
       host: this.libp2p,
       memory: this.agents,
       disk: this.components,

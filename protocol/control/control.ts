@@ -104,6 +104,8 @@ export interface ControlComponents {
   signer: Signer
   hiveId: () => string
   isMember: (peer: string) => boolean
+  /** Whether a connection to this member is transient (beyond an all-to-all hive, not a neighbour): no exchange when it opens. */
+  transient?: (peer: string) => boolean
   host: ControlHost
   gate?: PeerGate
   log?: ProtocolLog

@@ -17,6 +17,6 @@ export { MAX_RELAY_WINDOWS_PER_MEMBER, MembershipGate, NON_MEMBER_GOSSIP_SCORE, 
 export type { GateComponents, GateHost, GateInit, GateLog, GossipHost, Refusal } from './gate.ts'
 export { DHT_KEEP_ALIVE_TAG, MESH_IDLE_MS, MESH_SWEEP_MS, MeshKeeper, createMeshKeeper } from './mesh.ts'
 export type { MeshKeeperComponents, MeshKeeperInit, MeshNetwork } from './mesh.ts'
-export { ALL_TO_ALL_MAX, MAX_NEIGHBOURS, isAllToAll, neighbourOffsets, neighboursOf } from './neighbours.ts'
+export { ALL_TO_ALL_MAX, MAX_NEIGHBOURS, isAllToAll, isTransientLink, neighbourOffsets, neighboursOf } from './neighbours.ts'
 export { MAX_MEMBERSHIP_MESSAGE_BYTES, MEMBERSHIP_PROTOCOL, REDIAL_MAX_MS, REDIAL_MIN_MS, REDIAL_STABLE_MS, MembershipSync, createMembershipSync } from './sync.ts'
 export type { MembershipNetwork, MembershipSyncComponents, MembershipSyncInit, SyncFault, SyncLog } from './sync.ts'

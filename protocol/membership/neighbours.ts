@@ -59,3 +59,15 @@ export function neighboursOf (self: string, members: Iterable<string>): Set<stri
   out.delete(self)
   return out
 }
+
+/**
+ * Whether `self`'s connection to `peer` is transient: beyond an all-to-all hive, one to a member
+ * that is not a neighbour, opened for a request of its own (a bid, a claim, a DHT put, a fetch)
+ * and closed once idle. Such a connection runs none of the exchanges a connection runs when it
+ * opens (member list, control entries, ledger heads, context links): what they would bring
+ * reaches this device through its neighbours. False for a non-member and for `self`.
+ */
+export function isTransientLink (self: string, members: readonly string[], peer: string): boolean {
+  if (peer === self || isAllToAll(new Set(members).size) || !members.includes(peer)) return false
+  return !neighboursOf(self, members).has(peer)
+}

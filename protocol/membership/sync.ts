@@ -46,7 +46,7 @@ import { openFramed, serveProtocol } from '../wire/serve.ts'
 import { HiveMismatchError, InvalidEntryError, TooManyEntriesError, UnauthorizedEntryError } from './errors.ts'
 import { HIVE_ID_PATTERN, WireEntrySchema, toWire } from './entries.ts'
 import { MAX_ENTRIES } from './graph.ts'
-import { isAllToAll, neighboursOf } from './neighbours.ts'
+import { isAllToAll, isTransientLink, neighboursOf } from './neighbours.ts'
 import { boundAddresses } from './membership.ts'
 import type { Membership, MembershipChange } from './membership.ts'
 import type { FramedStream } from '../wire/framing.ts'
@@ -233,6 +233,11 @@ export class MembershipSync extends EventTarget {
   /** The members this device keeps a connection to (every other member in a small hive). */
   neighbours (): Set<string> {
     return neighboursOf(this.membership.peerId, this.membership.members().map(m => m.peerId))
+  }
+
+  /** Whether a connection to `peer` is transient: beyond an all-to-all hive, to a member that is not a neighbour. */
+  transient (peer: string): boolean {
+    return isTransientLink(this.membership.peerId, this.membership.members().map(m => m.peerId), peer)
   }
 
   /** Whether every member of this hive keeps a connection to every other (a hive of at most ALL_TO_ALL_MAX). */
@@ -522,6 +527,8 @@ export class MembershipSync extends EventTarget {
       }
     }
     if (connection.limits != null || connection.direction !== 'outbound' || !this.membership.isMember(peer)) return
+    // a connection opened for one request to a member that is not a neighbour exchanges nothing more
+    if (this.transient(peer)) return
     this.syncWith(peer).catch(() => {})
   }
 

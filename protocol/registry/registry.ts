@@ -90,6 +90,8 @@ export interface RegistryComponents {
   signer: Signer
   hiveId: () => string
   isMember: (peer: string) => boolean
+  /** Whether a connection to this member is transient (beyond an all-to-all hive, not a neighbour): no exchange when it opens. */
+  transient?: (peer: string) => boolean
   host: RegistryHost
   /** Agent bytes in memory: placement's store, so what is resolved here is what it runs and serves. */
   memory: { get: (digest: AgentDigest) => Uint8Array | undefined, put: (bytes: Uint8Array) => AgentDigest }

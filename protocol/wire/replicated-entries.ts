@@ -58,6 +58,8 @@ export interface ReplicatedEntriesInit<E> {
 export interface ReplicatedEntriesComponents {
   host: ReplicaHost
   isMember: (peer: string) => boolean
+  /** Whether a connection to this member is transient (beyond an all-to-all hive, not a neighbour): no exchange when it opens. */
+  transient?: (peer: string) => boolean
   gate?: PeerGate
   log?: ProtocolLog
 }
@@ -134,7 +136,7 @@ class Replica<E> implements ReplicatedEntries {
   private readonly onConnect = (event: CustomEvent<{ remotePeer: PeerId, limits?: unknown }>): void => {
     if (event.detail.limits != null) return
     const peer = event.detail.remotePeer.toString()
-    if (this.syncedPeers.has(peer) || !this.components.isMember(peer)) return
+    if (this.syncedPeers.has(peer) || !this.components.isMember(peer) || this.components.transient?.(peer) === true) return
     void this.exchange(peer).catch(() => {})
   }
 

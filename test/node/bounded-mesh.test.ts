@@ -10,10 +10,12 @@ import { after, before, describe, it } from 'node:test'
 import { HiveNode } from '../../node/hive-node.ts'
 import { formHive } from '../../node/simulate/virtual-hive.ts'
 import { MAX_NEIGHBOURS, neighboursOf } from '../../protocol/membership/index.ts'
+import { CONTEXT_PROTOCOL, MEMBERSHIP_PROTOCOL, REGISTRY_PROTOCOL } from '../../protocol/wire/ids.ts'
 import { echoAgent } from '../protocol/placement/fixture.ts'
 import { loopbackInit, makeTempDir, startNode } from '../helpers/mesh.ts'
 import { waitFor } from '../helpers/wait.ts'
 import type { HiveNodeInit } from '../../node/hive-node.ts'
+import type { Connection } from '@libp2p/interface'
 
 const SIZE = 14
 const id = (node: HiveNode): string => node.peerId.toString()
@@ -34,6 +36,26 @@ function memberLinks (node: HiveNode): Set<string> {
 
 function neighbours (node: HiveNode): Set<string> {
   return neighboursOf(id(node), node.hive.membership.members().map(m => m.peerId))
+}
+
+/**
+ * The protocol of every stream `node` opens on a connection to `peer` from now on (each stream
+ * is outbound on one end, so watching both ends sees all of a link's streams); stop() detaches.
+ */
+function streamsTo (node: HiveNode, peer: HiveNode): { protocols: string[], stop: () => void } {
+  const protocols: string[] = []
+  const watch = (connection: Connection): void => {
+    if (connection.remotePeer.toString() !== id(peer)) return
+    const open = connection.newStream.bind(connection)
+    connection.newStream = async (wanted, options) => {
+      protocols.push(...(Array.isArray(wanted) ? wanted : [wanted]))
+      return open(wanted, options)
+    }
+  }
+  const onOpen = (event: CustomEvent<Connection>): void => { watch(event.detail) }
+  for (const c of node.libp2p.getConnections()) watch(c)
+  node.libp2p.addEventListener('connection:open', onOpen)
+  return { protocols, stop: () => { node.libp2p.removeEventListener('connection:open', onOpen) } }
 }
 
 const same = (a: Set<string>, b: Set<string>): boolean => a.size === b.size && [...a].every(x => b.has(x))
@@ -132,9 +154,15 @@ describe('a bounded mesh of 14 devices', { timeout: 300_000 }, () => {
     const submitter = nodes[0]!
     const target = nodes.find(n => n !== submitter && !neighbours(submitter).has(id(n)))
     assert.ok(target != null, 'the submitter has a member that is not its neighbour')
+    const watched = [streamsTo(submitter, target), streamsTo(target, submitter)]
     const task = await submitter.placement.submit({ agent: await echoAgent('far'), input: 'across the mesh', requirements: { peer: id(target) } })
     const done = await submitter.placement.wait(task.id, { signal: AbortSignal.timeout(90_000) })
+    for (const w of watched) w.stop()
     assert.deepEqual([done.status, done.result?.executor, done.result?.output], ['done', id(target), 'across the mesh'], JSON.stringify(done.error ?? done, null, 1).slice(0, 2000))
+    // the link the task opened carried the task, and none of the exchanges a kept link runs when it opens
+    const opened = watched.flatMap(w => w.protocols)
+    assert.ok(opened.length > 0, 'the task opened a link between the two')
+    for (const protocol of [MEMBERSHIP_PROTOCOL, REGISTRY_PROTOCOL, CONTEXT_PROTOCOL]) assert.ok(!opened.includes(protocol), `no ${protocol} stream on a transient link: ${opened.join(', ')}`)
     const [last] = await target.ledger.list({ limit: 1 })
     assert.ok(last?.record != null)
     const seq = last.record.seq

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import { ALL_TO_ALL_MAX, MAX_NEIGHBOURS, isAllToAll, neighbourOffsets, neighboursOf } from '../../../protocol/membership/neighbours.ts'
+import { ALL_TO_ALL_MAX, MAX_NEIGHBOURS, isAllToAll, isTransientLink, neighbourOffsets, neighboursOf } from '../../../protocol/membership/neighbours.ts'
 
 /** Seeded PeerId-like strings: what matters to the rule is their order, so any strings do. */
 function members (count: number, seed: number): string[] {
@@ -84,6 +84,25 @@ describe('neighbours', () => {
     assert.deepEqual(neighbourOffsets(50), [1, 3, 7, 19])
     assert.deepEqual(neighbourOffsets(200), [1, 4, 14, 53])
     for (let n = 10; n <= 500; n++) for (const o of neighbourOffsets(n)) assert.ok(o >= 1 && o <= n / 2)
+  })
+
+  it('a link is transient only beyond all-to-all, to a member that is not a neighbour', () => {
+    const small = members(ALL_TO_ALL_MAX, 7)
+    for (const a of small) for (const b of small) assert.equal(isTransientLink(a, small, b), false, 'an all-to-all hive keeps every link')
+    const ids = members(50, 11)
+    const self = ids[0]!
+    const near = neighboursOf(self, ids)
+    let transient = 0
+    for (const peer of ids) {
+      const expected = peer !== self && !near.has(peer)
+      assert.equal(isTransientLink(self, ids, peer), expected, peer)
+      // symmetric, as the neighbour rule is: both ends agree on which links run no exchange
+      assert.equal(isTransientLink(peer, ids, self), expected)
+      if (expected) transient++
+    }
+    assert.equal(transient, 50 - 1 - near.size)
+    assert.equal(isTransientLink(self, ids, '12D3KooWnotamember'), false, 'a non-member is not a member link at all')
+    assert.equal(isTransientLink(self, ids, self), false)
   })
 
   it('works on real PeerIds', async () => {
