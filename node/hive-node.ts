@@ -374,7 +374,9 @@ export class HiveNode extends EventTarget implements ApiNode {
       keepResult: async (task) => { await this.flows.keep(task) },
       relayedTo: (peer) => this.reachPart?.link(peer)?.via === 'relayed',
       // beyond an all-to-all hive, members that are not neighbours bid over the mesh
-      reachable: () => isAllToAll(this.hive.membership.members().length) ? [] : this.hive.membership.members().filter(m => !m.self).map(m => m.peerId)
+      reachable: () => isAllToAll(this.hive.membership.members().length) ? [] : this.hive.membership.members().filter(m => !m.self).map(m => m.peerId),
+      // beyond it a bid that did not arrive is not sent after through the DHT, nor looked for there
+      bidsThroughDht: () => isAllToAll(this.hive.membership.members().length)
     }
     this.placement = createPlacement(this.init.placement ?? {}, placementComponents)
     // placement runs from the store it is handed; one that keeps its own is still the one store

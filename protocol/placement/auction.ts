@@ -51,6 +51,8 @@ export interface Auction {
   readonly leaseMs: number
   readonly watch: WinnerWatch
   closing: boolean
+  /** The deadline came with no bid while members asked were live, and was put back once. */
+  extended?: boolean
   result?: TaskResult
   error?: { code: string, message: string }
   readonly history: HistoryEvent[]
@@ -102,6 +104,8 @@ export interface AuctioneerComponents {
   onAwarded: (award: AwardPayload, record: Uint8Array) => void
   /** Bids missing at the deadline may be in the DHT. */
   lookupBid: (task: TaskId, bidder: string, options: AbortOptions) => Promise<Omit<HeldBid, 'via'> | undefined>
+  /** Whether missing bids are looked up there (PlacementComponents.bidsThroughDht); true when omitted. */
+  bidsThroughDht?: () => boolean
   agents: { put: (bytes: Uint8Array) => Digest, pin: (digest: Digest) => void, unpin: (digest: Digest) => void }
   /** PlacementComponents.keepResult. */
   keepResult?: PlacementComponents['keepResult']
@@ -181,7 +185,8 @@ export class Auctioneer extends TypedEventTarget<AuctioneerEvents> implements Su
     }
     const capable: Array<{ peerId: string, caps: CapabilityReport }> = []
     const refusing: Array<{ peer: string, why: string }> = []
-    const reachable = this.components.reachable?.() ?? this.components.connected()
+    const connected = this.components.connected()
+    const reachable = this.components.reachable?.() ?? connected
     for (const entry of this.components.capabilities.view()) {
       if (!reachable.has(entry.peerId)) continue
       if (!canRun(announce.requirements, entry.caps, entry.peerId).ok) continue
@@ -192,7 +197,7 @@ export class Auctioneer extends TypedEventTarget<AuctioneerEvents> implements Su
     // in a large hive only some are asked to bid, and the announcement names them
     const choice = announce.requirements.peer != null
       ? { cheapest: 0, drawn: 0 }
-      : chooseCandidates(id, announce.requirements, announce.agentSize, capable, this.settings.maxBidders, (peer) => this.underWay(peer))
+      : chooseCandidates(id, announce.requirements, announce.agentSize, capable, this.settings.maxBidders, (peer) => this.underWay(peer), (peer) => connected.has(peer))
     if (choice.named != null) announce.candidates = choice.named
     const expected = new Set(choice.named ?? capable.map(c => c.peerId))
     const auction = this.open(id, announce, task.input, expected, task.leaseMs ?? this.settings.leaseMs)
@@ -293,10 +298,11 @@ export class Auctioneer extends TypedEventTarget<AuctioneerEvents> implements Su
 
   private async close (auction: Auction, why: 'all-bids' | 'deadline'): Promise<void> {
     if (auction.status !== 'bidding' || auction.closing) return
+    if (why === 'deadline' && this.extend(auction)) return
     auction.closing = true
     clearTimeout(auction.timer)
     const missing = [...auction.expected].filter(p => !auction.bids.has(p))
-    if (missing.length > 0) {
+    if (missing.length > 0 && this.components.bidsThroughDht?.() !== false) {
       // bids may have reached the DHT without reaching us: enumerate them by member
       const signal = AbortSignal.any([this.stopping.signal, AbortSignal.timeout(this.settings.dhtLookupMs)])
       await Promise.all(missing.map(async (bidder) => {
@@ -323,6 +329,25 @@ export class Auctioneer extends TypedEventTarget<AuctioneerEvents> implements Su
       return
     }
     await this.award(auction, 'lowest cost')
+  }
+
+  /**
+   * A deadline that finds no bid at all while members asked are still live: the hive is busy,
+   * not unable (each bid is a round trip to a device that may have a queue of its own), so the
+   * auction waits one more window before it fails NoBids. Once per task; a bid in that window
+   * is held as any other, and the auction closes at the new deadline or once all have bid.
+   */
+  private extend (auction: Auction): boolean {
+    if (auction.extended === true || auction.bids.size > 0 || auction.solo) return false
+    const live = this.liveMembers()
+    const waiting = [...auction.expected].filter(p => live.has(p))
+    if (waiting.length === 0) return false
+    auction.extended = true
+    const ms = auction.announce.bidWindowMs
+    this.note(auction, 'deadline-extended', `no bid by the deadline from the ${waiting.length} live member${waiting.length === 1 ? '' : 's'} asked; waiting ${ms} ms more`)
+    auction.timer = setTimeout(() => { void this.close(auction, 'deadline') }, ms)
+    this.emitTask(auction)
+    return true
   }
 
   private async award (auction: Auction, why: string): Promise<void> {

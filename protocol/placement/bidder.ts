@@ -58,6 +58,8 @@ export interface BidderComponents {
   relayedTo?: (peer: string) => boolean
   /** Puts a record in the DHT at once (a bid the submitter did not receive). */
   publishNow: (key: Uint8Array, value: Uint8Array, task: TaskId) => void
+  /** Whether a bid not handed over goes into the DHT (PlacementComponents.bidsThroughDht); true when omitted. */
+  bidsThroughDht?: () => boolean
   log: ProtocolLog
 }
 
@@ -143,8 +145,13 @@ export class Bidder extends TypedEventTarget<BidderEvents> {
         if (!answer.ok) this.components.log.debug(`bid for ${announce.task} not taken: ${answer.message}`)
         this.emit('bid', { task: announce.task, outcome: answer.ok ? 'sent' : 'refused' })
       } catch (err) {
-        // the submitter enumerates the DHT for missing bids when its deadline comes
         if (!this.running) return
+        if (this.components.bidsThroughDht?.() === false) {
+          this.components.log.debug(`bid for ${announce.task} not delivered: ${errorText(err)}`)
+          this.emit('bid', { task: announce.task, outcome: 'failed' })
+          return
+        }
+        // the submitter enumerates the DHT for missing bids when its deadline comes
         this.components.log.debug(`bid for ${announce.task} not delivered directly, publishing it in the DHT now: ${errorText(err)}`)
         this.components.publishNow(bidKey(announce.task, self), record, announce.task)
         this.emit('bid', { task: announce.task, outcome: 'dht' })

@@ -10,7 +10,12 @@
 //     show yet: the best devices are always asked;
 //   - the rest are the lowest SHA-256(task id, 0x00, PeerId) among the others (the election's
 //     tie-breaker): a draw no device can steer, which spreads a burst over the whole hive even
-//     when every report is a few seconds old.
+//     when every report is a few seconds old. The draw is among the members the submitter is
+//     connected to first (`linked`), and among the rest only when those are too few: beyond an
+//     all-to-all hive a member that is not a neighbour has to dial the submitter to bid, and a
+//     burst asking members at random would open a connection for most bids (at 50 devices, more
+//     of them than the event loops could finish: dials then failed in their handshakes). The
+//     submitters are spread over the hive, and so are their neighbours.
 // The bids of the candidates then decide, by the election's rule, on their fresh state.
 
 import { computeCost, LOAD_POINTS_PER_CORE } from './cost.ts'
@@ -35,7 +40,8 @@ export function chooseCandidates (
   agentSize: number,
   capable: ReadonlyArray<{ peerId: string, caps: CapabilityReport }>,
   maxBidders: number,
-  awardedHere: (peer: string) => number
+  awardedHere: (peer: string) => number,
+  linked: (peer: string) => boolean = () => true
 ): CandidateChoice {
   if (capable.length <= maxBidders) return { cheapest: 0, drawn: 0 }
   const estimated = capable.map(({ peerId, caps }) => ({
@@ -47,6 +53,9 @@ export function chooseCandidates (
   const cheapestCount = Math.ceil(maxBidders / 2)
   const cheapest = [...estimated].sort((a, b) => a.cost - b.cost || byDraw(a, b)).slice(0, cheapestCount)
   const taken = new Set(cheapest.map(c => c.peerId))
-  const drawn = estimated.filter(e => !taken.has(e.peerId)).sort(byDraw).slice(0, maxBidders - cheapest.length)
+  const rest = estimated.filter(e => !taken.has(e.peerId))
+  const near = rest.filter(e => linked(e.peerId)).sort(byDraw)
+  const far = rest.filter(e => !linked(e.peerId)).sort(byDraw)
+  const drawn = [...near, ...far].slice(0, maxBidders - cheapest.length)
   return { named: [...cheapest, ...drawn].map(c => c.peerId), cheapest: cheapest.length, drawn: drawn.length }
 }

@@ -178,6 +178,14 @@ export interface PlacementComponents {
    */
   reachable?: () => Iterable<string>
   /**
+   * Whether a bid that could not be handed to its submitter goes into the DHT at once, and the
+   * submitter looks up the missing bids there at its deadline (true when omitted). Beyond an
+   * all-to-all hive both dial members across the hive (the k closest to the key): a bid fails
+   * to arrive when the hive is too busy to finish a connection, which is when those dials fail
+   * too. At 50 devices a burst put 1,300 bids there and the lookups found none.
+   */
+  bidsThroughDht?: () => boolean
+  /**
    * Agents held beyond the store in memory (the registry's, on disk): a winner looks there before
    * it fetches from the submitter, members are served from there too, and `fetched` is told of
    * each agent a winner had to fetch (so it can keep the ones it wants).

@@ -171,6 +171,7 @@ class PlacementService extends TypedEventTarget<PlacementEvents> implements Plac
       ...(components.policy != null ? { policy: components.policy } : {}),
       onAwarded: (award, record) => { this.onAward(award, record) },
       lookupBid: async (task, bidder, options) => this.board.lookupBid(task, bidder, options),
+      ...(components.bidsThroughDht != null ? { bidsThroughDht: components.bidsThroughDht } : {}),
       agents: this.agents,
       ...(components.keepResult != null ? { keepResult: components.keepResult } : {}),
       log
@@ -188,6 +189,7 @@ class PlacementService extends TypedEventTarget<PlacementEvents> implements Plac
       ...(components.relayedTo != null ? { relayedTo: components.relayedTo } : {}),
       submitterFor: (peer) => this.submitterFor(peer),
       publishNow: (key, value, task) => { this.board.publish(key, value, { task, urgent: true }) },
+      ...(components.bidsThroughDht != null ? { bidsThroughDht: components.bidsThroughDht } : {}),
       log
     })
     this.runner = new Runner(this.settings, {

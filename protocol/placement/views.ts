@@ -15,7 +15,7 @@ export function isEnded (status: TaskStatus): boolean {
 export type TaskRole = 'submitter' | 'observer'
 
 export type HistoryType =
-  | 'submitted' | 'bid' | 'bid-declined' | 'bid-refused' | 'late-bid' | 'auction-closed' | 'awarded' | 'claimed' | 'lease-lapsed'
+  | 'submitted' | 'bid' | 'bid-declined' | 'bid-refused' | 'late-bid' | 'deadline-extended' | 'auction-closed' | 'awarded' | 'claimed' | 'lease-lapsed'
   | 'winner-lost' | 'abandoned' | 'result-accepted' | 'late-result' | 'recorded' | 'failed' | 'cancelled'
 
 export interface HistoryEvent {

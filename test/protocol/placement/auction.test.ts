@@ -9,7 +9,7 @@ import { afterEach, beforeEach, describe, it, mock } from 'node:test'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { HiveRecords } from '../../../protocol/index.ts'
-import { Auctioneer, LIVE_LOG_LIMITS, LogsRequest, Requirements, createBidRecord, makeBid, placementSettings, registerPlacementRecords } from '../../../protocol/placement/index.ts'
+import { Auctioneer, LIVE_LOG_LIMITS, LogsRequest, Requirements, createBidRecord, makeBid, placementSettings, registerPlacementRecords, sha256Hex } from '../../../protocol/placement/index.ts'
 import { createAgentStore } from '../../../protocol/agents/index.ts'
 import type { CapabilityEntry, CapabilityReport } from '../../../protocol/capabilities/index.ts'
 import type { RecordSigner } from '../../../protocol/index.ts'
@@ -274,6 +274,8 @@ describe('the auction state machine (stub ports, mock clock)', () => {
     for (let i = 0; i <= MAX; i++) {
       const { id } = await b.submit()
       ids.push(id)
+      // no bid: the deadline, then the one more window a live member asked is given
+      mock.timers.tick(WINDOW_MS)
       mock.timers.tick(WINDOW_MS)
       await b.auctioneer.wait(id)
     }
@@ -286,8 +288,58 @@ describe('the auction state machine (stub ports, mock clock)', () => {
     const b = await bench()
     const { id } = await b.submit()
     mock.timers.tick(WINDOW_MS)
+    // the members asked are live: one more window first
+    assert.equal(b.auctioneer.get(id)?.status, 'bidding')
+    assert.deepEqual(b.history(id).slice(-1), ['deadline-extended'])
+    mock.timers.tick(WINDOW_MS)
     const failed = await b.auctioneer.wait(id)
     assert.equal(failed.error?.code, 'NoBids')
+  })
+
+  it('a deadline with no bid while the members asked are live waits one more window, once; a bid then is elected', async () => {
+    const b = await bench()
+    const { id } = await b.submit()
+    mock.timers.tick(WINDOW_MS)
+    assert.deepEqual(b.history(id).filter(h => h === 'deadline-extended'), ['deadline-extended'])
+    await b.bid(id, b.dear, 3)
+    assert.equal(b.auctioneer.get(id)?.status, 'bidding', 'the cheap member may still bid')
+    mock.timers.tick(WINDOW_MS)
+    const award = await b.nextAward()
+    assert.equal(award.winner, b.dear.peerId)
+    assert.equal(b.history(id).filter(h => h === 'deadline-extended').length, 1, 'extended once')
+    // with nobody live to wait for, the deadline closes at once
+    const c = await bench()
+    const { id: lone } = await c.submit()
+    c.connected.clear()
+    mock.timers.tick(WINDOW_MS)
+    assert.equal((await c.auctioneer.wait(lone)).error?.code, 'NoBids')
+    assert.equal(c.history(lone).includes('deadline-extended'), false)
+  })
+
+  it('at the deadline looks up a missing bid in the DHT, except beyond an all-to-all hive (bidsThroughDht false)', async () => {
+    for (const throughDht of [true, false]) {
+      const b = await bench()
+      const asked: string[] = []
+      const { id } = await b.submit()
+      // the dear member's bid reached only the DHT
+      const payload = makeBid({ task: id, submitter: b.submitter.peerId, requirements: Requirements.parse({}), agentSize: 5 }, caps(3), false)
+      const record = await createBidRecord(payload, b.dear)
+      b.components.lookupBid = async (_task, bidder) => {
+        asked.push(bidder)
+        return bidder === b.dear.peerId ? { bidder, payload, record, hash: sha256Hex(record) } : undefined
+      }
+      b.components.bidsThroughDht = () => throughDht
+      await b.bid(id, b.cheap, 5)
+      mock.timers.tick(WINDOW_MS)
+      const award = await b.nextAward()
+      if (throughDht) {
+        assert.deepEqual(asked, [b.dear.peerId], 'the missing bid is looked up')
+        assert.equal(award.winner, b.dear.peerId, 'and counts')
+      } else {
+        assert.deepEqual(asked, [], 'nothing is looked up')
+        assert.equal(award.winner, b.cheap.peerId, 'the bids that arrived decide')
+      }
+    }
   })
 
   it(`takes live log lines only from the current winner, in order, at most ${LIVE_LOG_LIMITS.linesPerTask} lines and ${LIVE_LOG_LIMITS.bytesPerTask} bytes a task`, async () => {

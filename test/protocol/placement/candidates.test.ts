@@ -53,6 +53,32 @@ describe('bounded bidders: the choice of candidates', () => {
     assert.notEqual(busy.named?.[0], PEER(0), 'not once this submitter gave it four tasks')
   })
 
+  it('draws among the members the submitter is connected to first, and beyond them only when they are too few', () => {
+    const capable = Array.from({ length: 30 }, (_, i) => ({ peerId: PEER(i), caps: i < 2 ? report({ cores: 16 }) : report({ power: { state: 'battery', percent: 80 } }) }))
+    const linked = new Set([PEER(10), PEER(11), PEER(12), PEER(13), PEER(14), PEER(15)])
+    for (let i = 0; i < 20; i++) {
+      const task = newTaskId()
+      const choice = chooseCandidates(task, requirements, 1024, capable, 8, () => 0, (p) => linked.has(p))
+      const drawn = choice.named?.slice(choice.cheapest) ?? []
+      assert.equal(drawn.length, 4)
+      for (const p of drawn) assert.ok(linked.has(p), `${p} is drawn from the linked members`)
+      for (const server of [PEER(0), PEER(1)]) assert.ok(choice.named?.includes(server), 'the cheapest are asked whether linked or not')
+      // with every member linked the draw is the plain draw by the task id
+      assert.deepEqual(chooseCandidates(task, requirements, 1024, capable, 8, () => 0, () => true), chooseCandidates(task, requirements, 1024, capable, 8, () => 0))
+    }
+    // two linked: each drawn unless already among the cheapest, the rest drawn from the others
+    const two = new Set([PEER(20), PEER(21)])
+    for (let i = 0; i < 20; i++) {
+      const choice = chooseCandidates(newTaskId(), requirements, 1024, capable, 8, () => 0, (p) => two.has(p))
+      const cheapest = choice.named?.slice(0, choice.cheapest) ?? []
+      const drawn = choice.named?.slice(choice.cheapest) ?? []
+      const near = [...two].filter(p => !cheapest.includes(p)).sort()
+      assert.deepEqual(drawn.slice(0, near.length).sort(), near, 'the linked ones first')
+      for (const p of drawn.slice(near.length)) assert.equal(two.has(p), false)
+      assert.equal(new Set(choice.named).size, 8)
+    }
+  })
+
   it('an announcement names at most MAX_CANDIDATES distinct PeerIds', () => {
     const base = { v: 1, t: 'announce', task: newTaskId(), submitter: PEER(0), agent: sha256Hex('a'), agentSize: 1, input: sha256Hex(''), inputSize: 0, requirements, permissions: [], bidWindowMs: 1000 }
     assert.equal(Announce.safeParse({ ...base, candidates: [PEER(1), PEER(2)] }).success, true)
