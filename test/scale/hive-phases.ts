@@ -240,6 +240,12 @@ export function shardCount (): number {
   return n
 }
 
+/** The scale hive's bid window, lease and winner grace for a hive of `devices` in one process. */
+function scaleTiming (devices: number): { bidWindowMs: number, leaseMs: number, winnerGraceMs: number } {
+  const bidWindowMs = Math.max(5_000, devices * 200)
+  return { bidWindowMs, leaseMs: 2 * bidWindowMs, winnerGraceMs: bidWindowMs }
+}
+
 /** Starts the hive over its shards, formed one device at a time as pairing forms it. */
 export async function startScaleHive (options: ScaleOptions): Promise<ScaleRun & { startMs: number, rssPerDeviceMiB: number }> {
   const rssBefore = process.memoryUsage().rss
@@ -256,8 +262,10 @@ export async function startScaleHive (options: ScaleOptions): Promise<ScaleRun &
     extra: {
       // a device quiet for a minute leaves the view: a loaded event loop must not expire a live one
       capabilities: { intervalMs: 5_000, expireMs: 60_000 },
-      // a burst on one loaded process: room for bids and leases to arrive
-      placement: { bidWindowMs: 5_000, leaseMs: 10_000, winnerGraceMs: 5_000 }
+      // a burst on one loaded process: room for bids and leases to arrive, which grows with the
+      // devices sharing its cores (5 s up to 25 devices, 10 s at 50: at 5 s a burst at 50 failed
+      // 32 of 200 tasks NoBids with every bid late, at 10 s none or one)
+      placement: scaleTiming(options.devices)
     }
   })
   try {
