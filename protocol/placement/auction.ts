@@ -601,6 +601,12 @@ export class Auctioneer extends TypedEventTarget<AuctioneerEvents> implements Su
       this.emitTask(auction)
       return { ok: true, accepted: false, reason }
     }
+    // the accepted result again, the same from its executor for its round: the answer to its
+    // delivery was lost and the executor tries again; the same delivery is accepted again
+    // (nothing changes here), so that the executor records the run `ok`, not as a discarded one
+    const held = auction.result
+    if (auction.accepted && held != null && held.executor === from && held.round === request.round && held.ok === request.ok &&
+      (request.ok ? held.output === (request.output ?? '') : held.error === (request.error ?? 'the agent failed without a message'))) return { ok: true, accepted: true }
     if (auction.accepted) {
       const reason = `task already has an accepted result from ${auction.result?.executor ?? 'another executor'}`
       this.note(auction, 'late-result', `result from ${from} (round ${request.round}) discarded: ${reason}`, { peer: from, round: request.round })

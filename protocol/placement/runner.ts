@@ -406,13 +406,16 @@ export class Runner extends TypedEventTarget<RunnerEvents> implements WinnerHand
       durationMs
     }
     const giveUpAt = Date.now() + 3 * a.award.leaseMs + 10_000
+    // a delivery tried again after its answer was lost records nothing twice: the record made stands
+    let made: Recorded | undefined
     for (let attempt = 0; ; attempt++) {
       try {
         const signal = AbortSignal.any([this.stopping.signal, AbortSignal.timeout(this.settings.recordConfirmMs + 10_000)])
         // kept before the submitter hears where it was recorded, so by the time the task is done
         // there, this device shows its result too
         const accepted = await client.deliver(request, async (ok) => {
-          const recorded = await this.record(a, outcome, ok, signal)
+          const recorded = made?.seq != null ? made : await this.record(a, outcome, ok, signal)
+          made = recorded
           this.keep(task, request, ok, recorded)
           return recorded
         }, { signal })

@@ -244,6 +244,19 @@ describe('the auction state machine (stub ports, mock clock)', () => {
     assert.equal(b.auctioneer.get(task)!.round, 2)
   })
 
+  it('the accepted result delivered again by its executor (its answer lost) is accepted again; another executor\'s is not', async () => {
+    const b = await bench()
+    const { task } = await awarded(b)
+    assert.equal(b.result(task, b.cheap, 1, 'first').accepted, true)
+    assert.equal(b.result(task, b.cheap, 1, 'first').accepted, true, 'the same delivery again')
+    assert.equal(b.result(task, b.cheap, 1, 'changed').accepted, false, 'not another result of the same executor')
+    assert.equal(b.result(task, b.dear, 1, 'other').accepted, false)
+    assert.equal(b.result(task, b.cheap, 2, 'other round').accepted, false)
+    const done = await b.auctioneer.wait(task)
+    assert.equal(done.result?.output, 'first')
+    assert.equal(b.history(task).filter(h => h === 'result-accepted').length, 1)
+  })
+
   it('a task pinned to this node is bid on here and never gossiped', async () => {
     const b = await bench()
     const bidHere: string[] = []

@@ -12,29 +12,32 @@ import type { LlmUsage } from '../../../protocol/llm/types.ts'
 const SELF = '12D3KooWRunnerSelf'
 const SUBMITTER = '12D3KooWRunnerSubmitter'
 
-async function runOnce (outcome: ExecutionOutcome, init: PlacementInit = {}): Promise<{ record: ExecutionRecord, delivered: ResultRequest, ended: unknown }> {
+async function runOnce (outcome: ExecutionOutcome, init: PlacementInit = {}, deliver?: SubmitterClient['deliver']): Promise<{ record: ExecutionRecord, delivered: ResultRequest, ended: unknown, appends: number }> {
   const agents = createAgentStore({ maxBytes: 1024 * 1024 })
   const agent = agents.put(new Uint8Array([0, 97, 115, 109, 1]))
   const task = newTaskId()
   const appended = Promise.withResolvers<ExecutionRecord>()
   let delivered: ResultRequest | undefined
+  let appends = 0
   const client: SubmitterClient = {
     bid: async () => ({ ok: true }),
     claim: async () => ({ input: 'the input', leaseMs: 5_000 }),
     renew: async () => ({ leaseMs: 5_000 }),
     abandon: async () => {},
-    deliver: async (request, record) => {
-      delivered = request
-      await record(true)
-      return true
-    }
+    deliver: deliver != null
+      ? async (request, record, options) => { delivered = request; return deliver(request, record, options) }
+      : async (request, record) => {
+        delivered = request
+        await record(true)
+        return true
+      }
   }
   const runner = new Runner(placementSettings(init), {
     self: SELF,
     agents,
     fetchAgent: async () => { throw new Error('the agent is held here') },
     executor: { run: async (_agent, input) => { assert.equal(input, 'the input'); return outcome } },
-    ledger: { append: async (record) => { appended.resolve(record); return { seq: 3, hash: 'ab' } } },
+    ledger: { append: async (record) => { appends++; appended.resolve(record); return { seq: 3, hash: 'ab' } } },
     submitterFor: (peer) => { assert.equal(peer, SUBMITTER); return client },
     log: { debug: () => {}, warn: () => {} }
   })
@@ -48,10 +51,26 @@ async function runOnce (outcome: ExecutionOutcome, init: PlacementInit = {}): Pr
   const record = await appended.promise
   const end = await ended
   runner.stop(new Error('done'))
-  return { record, delivered: delivered!, ended: end }
+  return { record, delivered: delivered!, ended: end, appends }
 }
 
 describe('the runner', () => {
+  it('a result delivered again after its answer was lost is recorded once, as accepted', async () => {
+    let attempts = 0
+    const { record, ended, appends } = await runOnce({ ok: true, output: 'out' }, {}, async (_request, recordIt) => {
+      attempts++
+      // the first attempt records, then its last leg is lost on the way; the submitter answers
+      // the same delivery "accepted" again
+      await recordIt(true)
+      if (attempts === 1) throw new Error('the stream was reset')
+      return true
+    })
+    assert.equal(attempts, 2)
+    assert.equal(appends, 1, 'one ledger record for one run')
+    assert.equal(record.status, 'ok')
+    assert.equal((ended as { sent: boolean, accepted: boolean }).accepted, true)
+  })
+
   it('passes the model calls an agent made into its ledger record, and nothing when it made none', async () => {
     const llm: LlmUsage[] = [{ route: 'local', calls: 2, tokensIn: 40, tokensOut: 12 }]
     const withCalls = await runOnce({ ok: true, output: 'answer', llm })
