@@ -338,6 +338,20 @@ export async function burst (run: ScaleRun, tasks: number, seed: number, deadlin
   }
 }
 
+/**
+ * The `ok` ledger records for each of `tasks` over every executor's own chain, once each task has
+ * one or the deadline passes (then as they stand). A winner appends its record after its result
+ * is accepted, so the last tasks of a burst can be done a moment before their records exist.
+ */
+export async function okRecordsOf (run: ScaleRun, tasks: string[], deadline: number): Promise<Map<string, number>> {
+  let counts = new Map<string, number>()
+  await until(async () => {
+    counts = await okRecordsByTask(run)
+    return tasks.every(t => (counts.get(t) ?? 0) >= 1)
+  }, [], deadline, `every task's ok record is in its executor's chain`).catch((err: unknown) => { if (!(err instanceof WaitTimeoutError)) throw err })
+  return counts
+}
+
 /** The `ok` ledger records for each task, over every executor's own chain. */
 export async function okRecordsByTask (run: ScaleRun): Promise<Map<string, number>> {
   const counts = new Map<string, number>()

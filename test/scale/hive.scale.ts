@@ -10,7 +10,7 @@ import assert from 'node:assert/strict'
 import { performance as perf } from 'node:perf_hooks'
 import { after, before, describe, it } from 'node:test'
 import {
-  burst, capabilitiesConverge, chainsEverywhere, contextConverges, membershipConverges, okRecordsByTask, percentile, shardCount, startScaleHive, verifyEverywhere
+  burst, capabilitiesConverge, chainsEverywhere, contextConverges, membershipConverges, okRecordsOf, percentile, shardCount, startScaleHive, verifyEverywhere
 } from './hive-phases.ts'
 import type { BurstResult, ScaleRun } from './hive-phases.ts'
 
@@ -91,7 +91,7 @@ describe(`a hive of ${DEVICES} devices in one process on ${SHARDS} worker thread
     figure('gossip during the burst', `${((await run.gossip() - gossipBefore) / DEVICES / (placed.spanMs / 1000)).toFixed(1)} messages per device per second`)
     assert.equal(done.length, TASKS, JSON.stringify(placed.views.filter(v => v.status !== 'done').map(v => v.error ?? v.status).slice(0, 5)))
     for (const view of placed.views) assert.ok(view.result?.ok === true, `${view.id} has its one accepted result`)
-    const ok = await okRecordsByTask(run)
+    const ok = await okRecordsOf(run, placed.views.map(v => v.id), deadline)
     for (const view of placed.views) assert.equal(ok.get(view.id) ?? 0, 1, `task ${view.id} has one ok record in all the hive's chains`)
   })
 
