@@ -76,9 +76,12 @@ describe('a relay\'s limits', () => {
     await b.libp2p.dial(relay.libp2p.getMultiaddrs())
     await waitFor(() => b.reach.reservedOn().includes(relay.peerId.toString()), { timeoutMs: 30_000, message: 'b holds a reservation on the relay' })
     await dropKeepAlive(a, b)
-    await a.libp2p.hangUp(b.peerId)
-    const relayed = await a.libp2p.dial(multiaddr(`${directAddress(relay)}/p2p/${relay.peerId.toString()}/p2p-circuit/p2p/${b.peerId.toString()}`))
+    // the relayed connection is opened beside the direct one, which then closes: a holds a
+    // connection to b all along, so nothing dials b directly meanwhile (a node dials a member it
+    // hears of, from the DHT say, whenever it has no connection to it)
+    const relayed = await a.libp2p.dial(multiaddr(`${directAddress(relay)}/p2p/${relay.peerId.toString()}/p2p-circuit/p2p/${b.peerId.toString()}`), { force: true })
     assert.ok(relayed.remoteAddr.toString().includes('/p2p-circuit'))
+    await Promise.all(a.libp2p.getConnections(b.peerId).filter(c => !c.remoteAddr.toString().includes('/p2p-circuit')).map(async c => { await c.close() }))
     assert.equal(relayed.limits, undefined, 'no limit on a\'s end')
     const onB = await waitFor(() => b.libp2p.getConnections(a.peerId).find(c => c.remoteAddr.toString().includes('/p2p-circuit')), { message: 'b sees the relayed connection' })
     assert.equal(onB.limits, undefined, 'no limit on b\'s end')
