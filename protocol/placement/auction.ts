@@ -605,8 +605,9 @@ export class Auctioneer extends TypedEventTarget<AuctioneerEvents> implements Su
     // delivery was lost and the executor tries again; the same delivery is accepted again
     // (nothing changes here), so that the executor records the run `ok`, not as a discarded one
     const held = auction.result
+    const { output, error } = resultText(request)
     if (auction.accepted && held != null && held.executor === from && held.round === request.round && held.ok === request.ok &&
-      (request.ok ? held.output === (request.output ?? '') : held.error === (request.error ?? 'the agent failed without a message'))) return { ok: true, accepted: true }
+      held.output === output && held.error === error) return { ok: true, accepted: true }
     if (auction.accepted) {
       const reason = `task already has an accepted result from ${auction.result?.executor ?? 'another executor'}`
       this.note(auction, 'late-result', `result from ${from} (round ${request.round}) discarded: ${reason}`, { peer: from, round: request.round })
@@ -622,7 +623,7 @@ export class Auctioneer extends TypedEventTarget<AuctioneerEvents> implements Su
     auction.watch.clear()
     auction.result = {
       ok: request.ok,
-      ...(request.ok ? { output: request.output ?? '' } : { error: request.error ?? 'the agent failed without a message' }),
+      ...resultText(request),
       executor: from,
       round: request.round,
       durationMs: request.durationMs,
@@ -696,3 +697,7 @@ export class Auctioneer extends TypedEventTarget<AuctioneerEvents> implements Su
   }
 }
 
+/** A result's text as the submitter keeps it: the output of a success, the error of a failure. */
+function resultText (request: ResultRequest): { output?: string, error?: string } {
+  return request.ok ? { output: request.output ?? '' } : { error: request.error ?? 'the agent failed without a message' }
+}
