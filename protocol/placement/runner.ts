@@ -410,11 +410,14 @@ export class Runner extends TypedEventTarget<RunnerEvents> implements WinnerHand
     let made: Recorded | undefined
     for (let attempt = 0; ; attempt++) {
       try {
-        const signal = AbortSignal.any([this.stopping.signal, AbortSignal.timeout(this.settings.recordConfirmMs + 10_000)])
+        // an attempt has twice the time its submitter gives the ledger record to be confirmed
+        const signal = AbortSignal.any([this.stopping.signal, AbortSignal.timeout(2 * this.settings.recordConfirmMs)])
         // kept before the submitter hears where it was recorded, so by the time the task is done
-        // there, this device shows its result too
+        // there, this device shows its result too. The append is not bound to the attempt: on a
+        // busy device it may outlast it, and a run the submitter answered is recorded all the same
+        // (the next attempt finds the record made)
         const accepted = await client.deliver(request, async (ok) => {
-          const recorded = made?.seq != null ? made : await this.record(a, outcome, ok, signal)
+          const recorded = made?.seq != null ? made : await this.record(a, outcome, ok, this.stopping.signal)
           made = recorded
           this.keep(task, request, ok, recorded)
           return recorded

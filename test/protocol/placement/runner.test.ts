@@ -12,7 +12,9 @@ import type { LlmUsage } from '../../../protocol/llm/types.ts'
 const SELF = '12D3KooWRunnerSelf'
 const SUBMITTER = '12D3KooWRunnerSubmitter'
 
-async function runOnce (outcome: ExecutionOutcome, init: PlacementInit = {}, deliver?: SubmitterClient['deliver']): Promise<{ record: ExecutionRecord, delivered: ResultRequest, ended: unknown, appends: number }> {
+type Append = NonNullable<ConstructorParameters<typeof Runner>[1]['ledger']>['append']
+
+async function runOnce (outcome: ExecutionOutcome, init: PlacementInit = {}, deliver?: SubmitterClient['deliver'], append?: Append): Promise<{ record: ExecutionRecord, delivered: ResultRequest, ended: unknown, appends: number }> {
   const agents = createAgentStore({ maxBytes: 1024 * 1024 })
   const agent = agents.put(new Uint8Array([0, 97, 115, 109, 1]))
   const task = newTaskId()
@@ -37,7 +39,13 @@ async function runOnce (outcome: ExecutionOutcome, init: PlacementInit = {}, del
     agents,
     fetchAgent: async () => { throw new Error('the agent is held here') },
     executor: { run: async (_agent, input) => { assert.equal(input, 'the input'); return outcome } },
-    ledger: { append: async (record) => { appends++; appended.resolve(record); return { seq: 3, hash: 'ab' } } },
+    ledger: {
+      append: async (record, options) => {
+        appends++
+        appended.resolve(record)
+        return append != null ? append(record, options) : { seq: 3, hash: 'ab' }
+      }
+    },
     submitterFor: (peer) => { assert.equal(peer, SUBMITTER); return client },
     log: { debug: () => {}, warn: () => {} }
   })
@@ -69,6 +77,30 @@ describe('the runner', () => {
     assert.equal(appends, 1, 'one ledger record for one run')
     assert.equal(record.status, 'ok')
     assert.equal((ended as { sent: boolean, accepted: boolean }).accepted, true)
+  })
+
+  it('a record whose append outlasts the delivery attempt is appended all the same, once', { timeout: 20_000 }, async () => {
+    let attempts = 0
+    let attempt: AbortSignal | undefined
+    const { record, ended, appends } = await runOnce({ ok: true, output: 'out' }, { recordConfirmMs: 50 }, async (_request, recordIt, { signal }) => {
+      attempts++
+      attempt = signal
+      await recordIt(true)
+      // the attempt's time ran out while the record was appended: the submitter no longer
+      // listens, so it is tried again, and answered "accepted" again
+      signal?.throwIfAborted()
+      return true
+    }, async (_record, options) => {
+      // a busy device's append: still waiting for its chain when the attempt's time is up
+      if (attempt?.aborted !== true) await new Promise(resolve => attempt?.addEventListener('abort', resolve, { once: true }))
+      // the store drops an append whose signal ended before its batch began
+      options?.signal?.throwIfAborted()
+      return { seq: 3, hash: 'ab' }
+    })
+    assert.equal(attempts, 2)
+    assert.equal(appends, 1, 'one ledger record for one run')
+    assert.equal(record.status, 'ok')
+    assert.deepEqual(ended, { task: record.task, round: 1, sent: true, accepted: true })
   })
 
   it('passes the model calls an agent made into its ledger record, and nothing when it made none', async () => {
