@@ -168,6 +168,8 @@ function lineBytes (line: AgentLogLine): number {
 
 /** Retry delays while a result cannot reach its submitter. */
 const DELIVERY_DELAYS_MS = [100, 250, 500, 1000, 2000]
+/** The least time a run's record may wait for its turn on the chain before it is given up. */
+const RECORD_WAIT_MS = 60_000
 
 export class Runner extends TypedEventTarget<RunnerEvents> implements WinnerHandlers {
   private readonly components: RunnerComponents
@@ -406,6 +408,9 @@ export class Runner extends TypedEventTarget<RunnerEvents> implements WinnerHand
       durationMs
     }
     const giveUpAt = Date.now() + 3 * a.award.leaseMs + 10_000
+    // the record may wait for its chain as long as the delivery is tried, and at least a minute:
+    // long past any one attempt, but not for good, since the run holds its slot until it ends
+    const recordSignal = AbortSignal.any([this.stopping.signal, AbortSignal.timeout(Math.max(RECORD_WAIT_MS, giveUpAt - Date.now()))])
     // a delivery tried again after its answer was lost records nothing twice: the record made stands
     let made: Recorded | undefined
     for (let attempt = 0; ; attempt++) {
@@ -417,7 +422,7 @@ export class Runner extends TypedEventTarget<RunnerEvents> implements WinnerHand
         // busy device it may outlast it, and a run the submitter answered is recorded all the same
         // (the next attempt finds the record made)
         const accepted = await client.deliver(request, async (ok) => {
-          const recorded = made?.seq != null ? made : await this.record(a, outcome, ok, this.stopping.signal)
+          const recorded = made?.seq != null ? made : await this.record(a, outcome, ok, recordSignal)
           made = recorded
           this.keep(task, request, ok, recorded)
           return recorded
