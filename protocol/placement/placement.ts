@@ -117,6 +117,8 @@ class PlacementService extends TypedEventTarget<PlacementEvents> implements Plac
   private readonly self_: SubmitterClient
   private readonly served: ServedProtocol[] = []
   private stopping = new AbortController()
+  /** connected(), until a peer connects or disconnects. */
+  private connectedNow?: Set<string>
   private started = false
   /** Budget reservations of open tasks submitted here. */
   private readonly tickets = new Map<string, { bind: (task: string) => void, release: () => void }>()
@@ -250,9 +252,15 @@ class PlacementService extends TypedEventTarget<PlacementEvents> implements Plac
     this.runner.onAward(award, this.bidder.observed.get(award.task)?.announce ?? this.auctioneer.get(award.task)?.announce)
   }
 
-  /** This node and every peer it is connected to. */
+  /**
+   * This node and every peer it is connected to: read again after a peer connects or
+   * disconnects, not at every bid (a task asks for it several times).
+   */
   private connected (): Set<string> {
-    return new Set([this.self, ...this.components.host.getPeers().map(p => p.toString())])
+    if (this.connectedNow != null) return this.connectedNow
+    const now = new Set([this.self, ...this.components.host.getPeers().map(p => p.toString())])
+    if (this.started) this.connectedNow = now
+    return now
   }
 
   /** Whether this device is in the middle of a task: one it submitted, one it runs, one it bid on. */
@@ -298,6 +306,7 @@ class PlacementService extends TypedEventTarget<PlacementEvents> implements Plac
   async stop (): Promise<void> {
     if (!this.started) return
     this.started = false
+    this.connectedNow = undefined
     const stopped = new PlacementNotRunningError('placement stopped')
     this.stopping.abort(stopped)
     this.components.host.removeEventListener('peer:disconnect', this.onPeerDisconnect)
@@ -318,6 +327,7 @@ class PlacementService extends TypedEventTarget<PlacementEvents> implements Plac
   }
 
   private readonly onPeerDisconnect = (event: CustomEvent<PeerId>): void => {
+    this.connectedNow = undefined
     if (!this.started) return
     const peer = event.detail.toString()
     this.auctioneer.peerDisconnected(peer)
@@ -327,6 +337,7 @@ class PlacementService extends TypedEventTarget<PlacementEvents> implements Plac
   }
 
   private readonly onPeerConnect = (event: CustomEvent<PeerId>): void => {
+    this.connectedNow = undefined
     this.auctioneer.peerConnected(event.detail.toString())
   }
 
