@@ -1,9 +1,10 @@
 // DhtBoard: where placement publishes in the DHT and looks records up. A put is a whole
 // Kademlia query plus a store on each closest peer, and nobody waits for one on a task's way to
 // its result, so puts are deferred: one at a time, each once its task is decided and this device
-// is not in the middle of a task (or at its due time at the latest), so a burst of tasks is not
-// slowed by publishing the ones before it. An `urgent` put (a bid its submitter did not receive
-// directly, which it looks for at its deadline) starts at once. When the DHT can put several
+// has been between tasks for a while (QUIET_MS), or at its due time at the latest, so a burst of
+// tasks is not slowed by publishing the ones before it, and its records go together after it.
+// An `urgent` put (a bid its submitter did not receive directly, which it looks for at its
+// deadline) starts at once. When the DHT can put several
 // records at once (`putMany`), every record that may go goes in one batch: a burst's awards
 // then cost each peer one stream. `settled()` resolves on the board's own events, when the
 // queue runs empty.
@@ -42,6 +43,13 @@ const MAX_PENDING = 10_000
 const MAX_BATCH = 32
 /** How long one put (or one batch) may take. */
 const PUT_TIMEOUT_MS = 30_000
+/**
+ * How long this device is between tasks before deferred records go. A device taking part in a
+ * burst is between tasks for a few milliseconds at a time; putting then sent a task's record or
+ * two per batch, a stream to every member each, in the middle of the burst. The puts cost about
+ * a third of a placed task's CPU (npm run bench -- placement-devices, summed over the devices).
+ */
+export const QUIET_MS = 1_000
 
 export class DhtBoard {
   private readonly components: DhtBoardComponents
@@ -51,9 +59,13 @@ export class DhtBoard {
   private waiters: Array<() => void> = []
   private stopping = new AbortController()
   private running = false
+  private readonly quietMs: number
+  /** Since when this device has been between tasks, as last seen. */
+  private quietSince?: number
 
-  constructor (components: DhtBoardComponents) {
+  constructor (components: DhtBoardComponents, options: { quietMs?: number } = {}) {
     this.components = components
+    this.quietMs = options.quietMs ?? QUIET_MS
   }
 
   start (): void {
@@ -98,11 +110,15 @@ export class DhtBoard {
       return
     }
     const now = Date.now()
-    const quiet = this.pending.length > 0 && this.components.isQuiet()
+    if (this.pending.length === 0 || !this.components.isQuiet()) this.quietSince = undefined
+    else this.quietSince ??= now
+    const quietAt = this.quietSince != null ? this.quietSince + this.quietMs : Infinity
+    const quiet = quietAt <= now
     const index = this.pending.findIndex(e => e.due <= now || (quiet && this.components.isDecided(e.task)))
     clearTimeout(this.timer)
     if (index < 0) {
-      const next = Math.min(...this.pending.map(e => e.due))
+      // the next due time, or the end of the quiet wait when something decided waits for it
+      const next = Math.min(...this.pending.map(e => this.components.isDecided(e.task) ? Math.min(e.due, quietAt) : e.due))
       if (Number.isFinite(next)) {
         this.timer = setTimeout(() => { this.poke() }, Math.max(10, next - now))
         this.timer.unref()
