@@ -87,9 +87,9 @@ export interface AuctioneerComponents {
   records: PlacementRecords
   capabilities: Pick<CapabilitySource, 'view'>
   /** This node and every peer it is connected to now. */
-  connected: () => Set<string>
+  connected: () => ReadonlySet<string>
   /** Whose bids are expected: `connected`, and members reached through the mesh. `connected` when omitted. */
-  reachable?: () => Set<string>
+  reachable?: () => ReadonlySet<string>
   /** Sends a gossip message on the placement topic (best effort). */
   publish: (message: PlacementGossip) => Promise<void>
   /** This node bids on its own task as any member does (gossip does not come back to its author). */

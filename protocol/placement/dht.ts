@@ -4,10 +4,9 @@
 // has been between tasks for a while (QUIET_MS), or at its due time at the latest, so a burst of
 // tasks is not slowed by publishing the ones before it, and its records go together after it.
 // An `urgent` put (a bid its submitter did not receive directly, which it looks for at its
-// deadline) starts at once. When the DHT can put several
-// records at once (`putMany`), every record that may go goes in one batch: a burst's awards
-// then cost each peer one stream. `settled()` resolves on the board's own events, when the
-// queue runs empty.
+// deadline) starts at once. When the DHT can put several records at once (`putMany`), every
+// record that may go goes in one batch: a burst's awards then cost each peer one stream.
+// `settled()` resolves on the board's own events, when the queue runs empty.
 
 import { errorText } from './components.ts'
 import { awardFromRecord, awardKey, bidFromRecord, bidKey } from './records.ts'
@@ -59,13 +58,11 @@ export class DhtBoard {
   private waiters: Array<() => void> = []
   private stopping = new AbortController()
   private running = false
-  private readonly quietMs: number
   /** Since when this device has been between tasks, as last seen. */
   private quietSince?: number
 
-  constructor (components: DhtBoardComponents, options: { quietMs?: number } = {}) {
+  constructor (components: DhtBoardComponents) {
     this.components = components
-    this.quietMs = options.quietMs ?? QUIET_MS
   }
 
   start (): void {
@@ -112,7 +109,7 @@ export class DhtBoard {
     const now = Date.now()
     if (this.pending.length === 0 || !this.components.isQuiet()) this.quietSince = undefined
     else this.quietSince ??= now
-    const quietAt = this.quietSince != null ? this.quietSince + this.quietMs : Infinity
+    const quietAt = this.quietSince != null ? this.quietSince + QUIET_MS : Infinity
     const quiet = quietAt <= now
     const index = this.pending.findIndex(e => e.due <= now || (quiet && this.components.isDecided(e.task)))
     clearTimeout(this.timer)

@@ -256,7 +256,7 @@ class PlacementService extends TypedEventTarget<PlacementEvents> implements Plac
    * This node and every peer it is connected to: read again after a peer connects or
    * disconnects, not at every bid (a task asks for it several times).
    */
-  private connected (): Set<string> {
+  private connected (): ReadonlySet<string> {
     if (this.connectedNow != null) return this.connectedNow
     const now = new Set([this.self, ...this.components.host.getPeers().map(p => p.toString())])
     if (this.started) this.connectedNow = now
