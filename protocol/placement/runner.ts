@@ -408,9 +408,8 @@ export class Runner extends TypedEventTarget<RunnerEvents> implements WinnerHand
       durationMs
     }
     const giveUpAt = Date.now() + 3 * a.award.leaseMs + 10_000
-    // the record may wait for its chain as long as the delivery is tried, and at least a minute:
-    // long past any one attempt, but not for good, since the run holds its slot until it ends
-    const recordSignal = AbortSignal.any([this.stopping.signal, AbortSignal.timeout(Math.max(RECORD_WAIT_MS, giveUpAt - Date.now()))])
+    // the record may wait for its chain as long as the delivery is tried
+    const recordSignal = this.recordSignal(giveUpAt - Date.now())
     // a delivery tried again after its answer was lost records nothing twice: the record made stands
     let made: Recorded | undefined
     for (let attempt = 0; ; attempt++) {
@@ -473,6 +472,15 @@ export class Runner extends TypedEventTarget<RunnerEvents> implements WinnerHand
   }
 
   /** A stopped run's ledger record: status `cancelled`, its output the digest of the reason. */
+  /**
+   * The signal a run's record is appended under. On a busy device the append waits for its turn
+   * on the chain, long past any one exchange with the submitter, so it may wait `ms` and at least
+   * RECORD_WAIT_MS; not for good, since the run holds its slot until it ends.
+   */
+  private recordSignal (ms = 0): AbortSignal {
+    return AbortSignal.any([this.stopping.signal, AbortSignal.timeout(Math.max(RECORD_WAIT_MS, ms))])
+  }
+
   private async recordCancelled (a: Assignment, reason: string, outcome?: ExecutionOutcome): Promise<CancelledHere['ledger']> {
     const ledger = this.components.ledger
     if (ledger == null) return { error: 'this node keeps no ledger' }
@@ -486,7 +494,7 @@ export class Runner extends TypedEventTarget<RunnerEvents> implements WinnerHand
         status: 'cancelled',
         placement: `round ${award.round} of task by ${award.submitter}${this.clauses(a)}; stopped: ${reason}`.slice(0, 1000),
         ...usageOf(outcome)
-      }, { signal: AbortSignal.any([this.stopping.signal, AbortSignal.timeout(this.settings.recordConfirmMs + 10_000)]) })
+      }, { signal: this.recordSignal() })
       const hash = appended?.hash
       return {
         ...(appended?.seq != null ? { seq: appended.seq } : {}),

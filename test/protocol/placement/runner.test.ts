@@ -103,6 +103,54 @@ describe('the runner', () => {
     assert.deepEqual(ended, { task: record.task, round: 1, sent: true, accepted: true })
   })
 
+  it('a cancelled run whose record waits long for its chain is recorded all the same', { timeout: 30_000 }, async () => {
+    const agents = createAgentStore({ maxBytes: 1024 * 1024 })
+    const agent = agents.put(new Uint8Array([0, 97, 115, 109, 1]))
+    const task = newTaskId()
+    const running = Promise.withResolvers<void>()
+    const client: SubmitterClient = {
+      bid: async () => ({ ok: true }),
+      claim: async () => ({ input: 'the input', leaseMs: 60_000 }),
+      renew: async () => ({ leaseMs: 60_000 }),
+      abandon: async () => {},
+      deliver: async () => { throw new Error('a cancelled run sends no result') }
+    }
+    const runner = new Runner(placementSettings({ recordConfirmMs: 50 }), {
+      self: SELF,
+      agents,
+      fetchAgent: async () => { throw new Error('the agent is held here') },
+      executor: {
+        run: async (_agent, _input, { signal }) => {
+          running.resolve()
+          await new Promise(resolve => signal?.addEventListener('abort', resolve, { once: true }))
+          return { ok: false, error: 'stopped' }
+        }
+      },
+      ledger: {
+        append: async (_record, options) => {
+          // a busy device's append: its turn on the chain comes past the record confirm time
+          // and 10 s, the bound a cancelled run's record had
+          await new Promise(resolve => setTimeout(resolve, 10_300))
+          options?.signal?.throwIfAborted()
+          return { seq: 7, hash: 'cd' }
+        }
+      },
+      submitterFor: () => client,
+      log: { debug: () => {}, warn: () => {} }
+    })
+    runner.start()
+    const ended = new Promise(resolve => { runner.on('run-end', resolve) })
+    runner.onAward({
+      v: 1, task, submitter: SUBMITTER, round: 1, winner: SELF, cost: 1, rule: 'r', bids: [{ bidder: SELF, cost: 1, hash: sha256Hex('b') }],
+      excluded: [], agent, input: sha256Hex('the input'), leaseMs: 60_000
+    }, undefined)
+    await running.promise
+    assert.deepEqual(runner.cancel(SUBMITTER, task, 1, 'no longer needed'), { ok: true })
+    await ended
+    runner.stop(new Error('done'))
+    assert.deepEqual(runner.cancelledRuns.get(task)?.ledger, { seq: 7, hash: 'cd' })
+  })
+
   it('passes the model calls an agent made into its ledger record, and nothing when it made none', async () => {
     const llm: LlmUsage[] = [{ route: 'local', calls: 2, tokensIn: 40, tokensOut: 12 }]
     const withCalls = await runOnce({ ok: true, output: 'answer', llm })
