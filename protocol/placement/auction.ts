@@ -206,9 +206,10 @@ export class Auctioneer extends TypedEventTarget<AuctioneerEvents> implements Su
     // a device whose policy refuses what the task needs will not bid: explain says so, and why
     for (const r of refusing) this.note(auction, 'bid-declined', `will not bid: ${r.why}`.slice(0, 500), { peer: r.peer })
     auction.timer = setTimeout(() => { void this.close(auction, 'deadline') }, bidWindowMs)
+    // the task is seen before any bid on it, this device's own included
+    this.emitTask(auction)
     this.components.bidHere(announce)
     if (!auction.solo) await this.components.publish(announce)
-    this.emitTask(auction)
     return this.view(auction)
   }
 
