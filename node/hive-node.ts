@@ -10,7 +10,7 @@ import { Level } from 'level'
 import {
   DHT_PROTOCOL, HiveRecords, isAllToAll, isTransientLink, MAX_DHT_RECORD_BYTES, MAX_NET_REFUSE, MEMBERSHIP_SUBLEVEL, createAgentStore, createCapabilities, createControl, createPlacement, findPeerRecord, publishPeerRecord, registerPeerRecord, registerPlacementRecords
 } from '../protocol/index.ts'
-import { createDiskAgentStore, createRegistry } from '../protocol/index.ts'
+import { createDiskAgentStore, createRegistry, withDirectTwins } from '../protocol/index.ts'
 import { createBudgetKeeper, localMinutesOf, policyRefusal, refusalText } from '../protocol/control/index.ts'
 import { inspectAgentBytes } from '../sandbox/index.ts'
 import { createContexts } from '../crdt/index.ts'
@@ -249,11 +249,14 @@ export class HiveNode extends EventTarget implements ApiNode {
       }
     })
     this.codeRuntime = createCodeRuntime({ cacheDir: this.init.runtimesDir ?? join(this.dataDir, 'runtimes') })
+    // the hive's gossip: while every other member takes a topic's direct twin, messages go to
+    // each of them from their author and are not forwarded (protocol/wire/direct-topic.ts)
+    const pubsub = withDirectTwins(this.libp2p.services.pubsub, () => this.hive.membership.members().filter(m => !m.self).map(m => m.peerId))
     this.ledger = createLedger({}, {
       db: this.db.sublevel(LEDGER_SUBLEVEL, { keyEncoding: 'utf8', valueEncoding: 'view' }),
       signer: { peerId: this.identity.peerId, sign: this.identity.sign },
       host: this.libp2p,
-      pubsub: this.libp2p.services.pubsub,
+      pubsub,
       gate: this.gate,
       log: this.log.child('ledger'),
       // beyond an all-to-all hive, chains come hop by hop through neighbours
@@ -289,7 +292,7 @@ export class HiveNode extends EventTarget implements ApiNode {
       ...(this.init.capabilityOverrides != null ? { overrides: this.init.capabilityOverrides } : {})
     }, {
       self: this.libp2p.peerId.toString(),
-      pubsub: this.libp2p.services.pubsub,
+      pubsub,
       isMember: (peer) => this.hive.membership.isMember(peer),
       members: () => this.hive.membership.members().length,
       log: this.log.child('capabilities')
@@ -320,7 +323,7 @@ export class HiveNode extends EventTarget implements ApiNode {
     const placementComponents: PlacementComponents & { agents: AgentStore } = {
       agents: agentStore,
       host: this.libp2p,
-      pubsub: this.libp2p.services.pubsub,
+      pubsub,
       dht: memberDht({
         dht: this.libp2p.services.dht,
         host: this.libp2p,
