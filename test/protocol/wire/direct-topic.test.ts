@@ -26,7 +26,7 @@ class StubPubSub extends EventTarget implements TwinPubSub {
   readonly topicValidators = new Map<string, TopicValidatorFn>()
   subscribe (topic: string): void { this.subscribed.add(topic) }
   unsubscribe (topic: string): void { this.subscribed.delete(topic) }
-  async publish (topic: string): Promise<void> { this.published.push(topic) }
+  async publish (topic: string, _data: Uint8Array): Promise<void> { this.published.push(topic) }
   getSubscribers (topic: string): PeerId[] { return (this.subscribers.get(topic) ?? []).map(p => peerIdFromString(p)) }
   getScore (peer: string): number { return this.scores.get(peer) ?? 0 }
 }
