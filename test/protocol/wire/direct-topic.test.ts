@@ -2,6 +2,7 @@
 // (what is subscribed, which topic a message goes on, what a message on the twin becomes), then
 // on four real nodes: a message on the twin reaches every member and none of them forwards it;
 // with one member that takes no twins, the message goes on the topic and gossip forwards it.
+// Last, on a hive of two: what the topic's validators refuse is refused on its twin too.
 
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
@@ -9,6 +10,11 @@ import { TopicValidatorResult } from '@libp2p/gossipsub'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { directTwin, withDirectTwins } from '../../../protocol/wire/index.ts'
 import { startMesh } from '../../helpers/mesh.ts'
+import { encodeGossip, newTaskId, sha256Hex } from '../../../protocol/placement/index.ts'
+import { startHive } from '../placement/fixture.ts'
+import type { Announce } from '../../../protocol/placement/index.ts'
+import type { TestHive } from '../placement/fixture.ts'
+import type { HiveNode } from '../../../node/hive-node.ts'
 import { waitFor } from '../../helpers/wait.ts'
 import type { TwinPubSub } from '../../../protocol/wire/index.ts'
 import type { Mesh } from '../../helpers/mesh.ts'
@@ -134,5 +140,39 @@ describe('direct twins on four real nodes', () => {
     await waitFor(() => mesh.nodes.slice(1).every(n => heard.get(n.name)?.includes('two') === true), { message: 'every other member, the older one too, hears the message' })
     await waitFor(() => [...forwarded.values()].flat().includes('two'), { message: 'a receiver forwards the message, as gossip does' })
     old.libp2p.services.pubsub.subscribe(directTwin(topic))
+  })
+})
+
+describe('direct twins of a hive\'s topic, refusing what the topic refuses', () => {
+  let hive: TestHive
+
+  before(async () => { hive = await startHive(2) })
+  after(async () => { await hive?.stop() })
+
+  it('garbage and a forged announcement on the placement twin are dropped; the member keeps running and takes what follows', async () => {
+    const [a, b] = hive.nodes as [HiveNode, HiveNode]
+    const twin = directTwin(a.hive.topic('placement'))
+    const announce = (candidates?: string[]): Announce => ({
+      v: 1, t: 'announce', task: newTaskId(), submitter: a.peerId.toString(), agent: sha256Hex('x'), agentSize: 1, input: sha256Hex(''), inputSize: 0,
+      requirements: { runtime: 'wasm-component', models: [] }, permissions: [], bidWindowMs: 1_000, ...(candidates != null ? { candidates } : {})
+    })
+    const stranger = A // a PeerId of no member
+    const forged = announce([b.peerId.toString(), stranger])
+    const fair = announce()
+    await waitFor(() => a.libp2p.services.pubsub.getSubscribers(twin).some(p => p.equals(b.peerId)), { message: `${a.name} sees ${b.name} take the placement twin` })
+    // what reaches the topic's listeners on b: only what the topic's validators accepted
+    const delivered: Uint8Array[] = []
+    const listen = (e: CustomEvent<{ topic: string, data: Uint8Array }>): void => { if (e.detail.topic === a.hive.topic('placement')) delivered.push(e.detail.data) }
+    b.libp2p.services.pubsub.addEventListener('message', listen)
+    // published straight on the twin, as a member running other code could
+    await a.libp2p.services.pubsub.publish(twin, new Uint8Array([0xff, 0x00, 0x13]))
+    await a.libp2p.services.pubsub.publish(twin, encodeGossip(forged))
+    await a.libp2p.services.pubsub.publish(twin, encodeGossip(fair))
+    // what follows from the same author arrives: what came before it did not get through
+    await waitFor(() => b.placement.get(fair.task), { message: `${b.name} heard the fair announcement on the twin` })
+    b.libp2p.services.pubsub.removeEventListener('message', listen)
+    assert.equal(b.placement.get(forged.task), undefined, 'the forged announcement was dropped')
+    assert.deepEqual(delivered.map(d => Buffer.from(d).toString('hex')), [Buffer.from(encodeGossip(fair)).toString('hex')], 'only the fair announcement reached the topic\'s listeners')
+    assert.equal(b.libp2p.status, 'started')
   })
 })
