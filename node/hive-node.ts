@@ -375,6 +375,8 @@ export class HiveNode extends EventTarget implements ApiNode {
       },
       // a workflow step's output is on disk before its winner records the run `ok`
       keepResult: async (task) => { await this.flows.keep(task) },
+      // a step's output kept before a restart still gets its winner's `ok` record
+      keptBefore: async (task) => this.flows.keptBefore(task),
       relayedTo: (peer) => this.reachPart?.link(peer)?.via === 'relayed',
       // beyond an all-to-all hive, members that are not neighbours bid over the mesh
       reachable: () => isAllToAll(this.hive.membership.members().length) ? [] : this.hive.membership.members().filter(m => !m.self).map(m => m.peerId),

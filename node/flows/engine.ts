@@ -14,8 +14,9 @@
 //     exist for it (a winner still running it is told "unknown task" and records it
 //     `discarded`): a new task is submitted, under a new id written first.
 // The one outcome left is a crash after the output was written and before the winner heard
-// "accepted": the output is used, and the winner records its run `discarded`, not `ok`. A step
-// is never run twice to completion and never has two `ok` records.
+// "accepted": the output is used, and the winner, still delivering, is answered "accepted" again
+// by the restarted node (`keptBefore`: the same task, executor and output as the unit kept), so
+// it records its run `ok`. A step is never run twice to completion and never has two `ok` records.
 //
 // Keys (one sublevel, utf8 JSON):
 //   flow!<id>                         the flow: plan, input, agents by step, status, output, error
@@ -30,7 +31,7 @@ import { isEnded, newTaskId } from '../../protocol/index.ts'
 import { AgentNotFoundError, FlowAlreadyEndedError, FlowNotFoundError, FlowsNotRunningError, InvalidWorkflowError, TooManyFlowsError } from './errors.ts'
 import { checkForkArray, classifyAgent, planWorkflow, renderTemplate } from './definition.ts'
 import { FLOW_LIMITS } from './limits.ts'
-import type { Digest, Explanation, KeptResult, Placement, SubmitOptions, TaskId, TaskView } from '../../protocol/index.ts'
+import type { Digest, Explanation, KeptBefore, KeptResult, Placement, SubmitOptions, TaskId, TaskView } from '../../protocol/index.ts'
 import type { Plan, PlannedStep } from './definition.ts'
 import type { AbstractSublevel } from 'abstract-level'
 
@@ -166,6 +167,13 @@ export interface Flows {
   explain: (id: string, options?: { signal?: AbortSignal }) => Promise<FlowExplanation>
   /** Placement's `keepResult`: writes a step's output before its winner hears it was accepted. */
   keep: (task: KeptResult) => Promise<void>
+  /**
+   * Placement's `keptBefore`: whether this result is the output a step kept before the node
+   * stopped, for a task placement no longer holds. The node may have been killed after the
+   * output was written and before the winner heard "accepted"; answered accepted again, the
+   * winner records the run `ok`, and the step has its one `ok` record.
+   */
+  keptBefore: (task: KeptBefore) => Promise<boolean>
 }
 
 const FLOW = 'flow!'
@@ -175,6 +183,8 @@ const UNIT = 'unit!'
 const FORK = 'fork!'
 const range = (prefix: string): { gte: string, lt: string } => ({ gte: prefix, lt: `${prefix}~` })
 const FLOW_ID = /^[0-9a-f]{24}$/
+/** How long after a start a result kept before it is still answered "accepted" (`keptBefore`). */
+const KEPT_BEFORE_MS = 10 * 60_000
 
 export function isFlowId (value: unknown): value is string {
   return typeof value === 'string' && FLOW_ID.test(value)
@@ -224,6 +234,14 @@ class Engine implements Flows {
   /** Tasks whose output `keep` has written already: the unit is not written again for them. */
   private readonly kept = new Set<string>()
   private started = false
+  /**
+   * Units of the flows resumed at start that were done then: their last task's id → the unit's
+   * key. Held for KEPT_BEFORE_MS: a winner stops trying to deliver within three leases and 10 s.
+   */
+  private readonly doneBefore = new Map<string, string>()
+  private forgetDoneBefore: ReturnType<typeof setTimeout> | undefined
+  /** Resolves once `doneBefore` is read (or the engine stops). */
+  private readonly resumed = Promise.withResolvers<void>()
   private pruning: Promise<void> = Promise.resolve()
 
   constructor (components: FlowsComponents) {
@@ -240,14 +258,21 @@ class Engine implements Flows {
         continue
       }
       this.c.log.info?.(`flows: resuming workflow ${record.id}${record.name != null ? ` (${record.name})` : ''}`)
+      await this.readDoneBefore(record.id)
       this.drive(record)
     }
+    this.resumed.resolve()
+    this.forgetDoneBefore = setTimeout(() => { this.doneBefore.clear() }, KEPT_BEFORE_MS)
+    this.forgetDoneBefore.unref()
     await this.prune()
   }
 
   async stop (): Promise<void> {
     if (!this.started) return
     this.started = false
+    this.resumed.resolve()
+    clearTimeout(this.forgetDoneBefore)
+    this.doneBefore.clear()
     const runs = [...this.running.values()]
     for (const run of runs) run.controller.abort(new Halted('the node is stopping'))
     await Promise.allSettled(runs.map(async r => r.done))
@@ -585,6 +610,25 @@ class Engine implements Flows {
     if (unit == null || unit.status === 'done' || unit.attempts.at(-1)?.task !== task.id) return
     await this.unitDone(key, unit, task.result.output ?? '', task.result.executor)
     this.kept.add(task.id)
+  }
+
+  async keptBefore (task: KeptBefore): Promise<boolean> {
+    await this.resumed.promise
+    const key = this.doneBefore.get(task.id)
+    if (key == null || !task.ok) return false
+    const unit = await this.readUnit(key)
+    return unit?.status === 'done' && unit.attempts.at(-1)?.task === task.id && unit.output === (task.output ?? '') &&
+      (unit.executor == null || unit.executor === task.executor)
+  }
+
+  /** Notes the done units of a flow resumed at start, by their last task, for `keptBefore`. */
+  private async readDoneBefore (flow: string): Promise<void> {
+    for await (const [key, text] of this.c.db.iterator(range(`${UNIT}${flow}!`))) {
+      let unit: UnitState
+      try { unit = JSON.parse(text) as UnitState } catch { continue }
+      const task = unit.attempts?.at(-1)?.task
+      if (unit.status === 'done' && task != null) this.doneBefore.set(task, key)
+    }
   }
 
   private async agentBytes (record: FlowRecord, step: string): Promise<Uint8Array> {

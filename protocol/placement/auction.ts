@@ -109,6 +109,8 @@ export interface AuctioneerComponents {
   agents: { put: (bytes: Uint8Array) => Digest, pin: (digest: Digest) => void, unpin: (digest: Digest) => void }
   /** PlacementComponents.keepResult. */
   keepResult?: PlacementComponents['keepResult']
+  /** PlacementComponents.keptBefore. */
+  keptBefore?: PlacementComponents['keptBefore']
   log: ProtocolLog
 }
 
@@ -642,6 +644,19 @@ export class Auctioneer extends TypedEventTarget<AuctioneerEvents> implements Su
       await keep(this.view(auction))
     } catch (err) {
       this.components.log.warn(`the accepted result of ${task} could not be kept: ${err instanceof Error ? err.message : String(err)}`)
+    }
+  }
+
+  readonly keptBefore = async (from: string, request: ResultRequest): Promise<boolean> => {
+    const ask = this.components.keptBefore
+    if (ask == null || this.auctions.has(request.task)) return false
+    try {
+      const kept = await ask({ id: request.task, executor: from, round: request.round, ok: request.ok, ...resultText(request) })
+      if (kept) this.components.log.info?.(`result of ${request.task} from ${from}: kept before this node restarted; accepted again`)
+      return kept
+    } catch (err) {
+      this.components.log.warn(`whether the result of ${request.task} was kept could not be read: ${errorText(err)}`)
+      return false
     }
   }
 

@@ -200,6 +200,23 @@ export interface PlacementComponents {
    * lose the result (a workflow's durable state) writes it here. A failure is logged, not fatal.
    */
   keepResult?: (task: KeptResult) => Promise<void>
+  /**
+   * Asked when a result comes for a task this node no longer holds (it restarted since): whether
+   * `keepResult` kept this very result before the node stopped. True: the result is answered
+   * "accepted" again, so its winner records the run `ok` rather than `discarded`, and a kept
+   * result never lacks its `ok` record. Absent, or false: the task is unknown.
+   */
+  keptBefore?: (task: KeptBefore) => Promise<boolean>
+}
+
+/** A result delivered for a task the submitter no longer holds, as `keptBefore` is asked about it. */
+export interface KeptBefore {
+  id: TaskId
+  executor: string
+  round: number
+  ok: boolean
+  output?: string
+  error?: string
 }
 
 /** What `keepResult` is handed: the task (its view, of which these fields matter) with its accepted result. */

@@ -29,7 +29,7 @@ export type { ResultRequest, SubmitterClient, SubmitterHandlers } from './rpc.ts
 export { placementSettings } from './components.ts'
 export type {
   AgentLogLine, CapabilitySource, ExecuteOptions, ExecutionOutcome, ExecutionRecord, Executor, LedgerSink, PlacementComponents, PlacementDht,
-  PlacementHost, PlacementInit, PlacementPubSub, PlacementRecords, PlacementSettings, SubmitOptions, KeptResult
+  PlacementHost, PlacementInit, PlacementPubSub, PlacementRecords, PlacementSettings, SubmitOptions, KeptResult, KeptBefore
 } from './components.ts'
 export type {
   BidSource, ExplainedBid, ExplainedRound, Explanation, HistoryEvent, HistoryType, Recomputation, TaskResult, TaskRole, TaskStatus, TaskView

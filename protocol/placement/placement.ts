@@ -176,6 +176,7 @@ class PlacementService extends TypedEventTarget<PlacementEvents> implements Plac
       ...(components.bidsThroughDht != null ? { bidsThroughDht: components.bidsThroughDht } : {}),
       agents: this.agents,
       ...(components.keepResult != null ? { keepResult: components.keepResult } : {}),
+      ...(components.keptBefore != null ? { keptBefore: components.keptBefore } : {}),
       log
     })
     this.self_ = localSubmitter(this.auctioneer, self)

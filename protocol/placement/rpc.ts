@@ -32,6 +32,8 @@ export interface SubmitterHandlers {
   result: (from: string, request: ResultRequest) => ResultAnswer
   /** Resolves once an accepted result is kept where it must be, before the winner is told (PlacementComponents.keepResult). */
   kept?: (task: TaskId) => Promise<void>
+  /** Whether a result for a task not held here was kept before this node restarted (PlacementComponents.keptBefore). */
+  keptBefore?: (from: string, request: ResultRequest) => Promise<boolean>
   /** Log lines the winner streams while it runs. */
   logs: (from: string, request: LogsRequest) => AckAnswer
   /** A member will not bid on the task, and says why. */
@@ -88,6 +90,22 @@ function refused (answer: Refusal): PlacementRefusedError {
   return new PlacementRefusedError(answer.reason, answer.message)
 }
 
+/**
+ * The submitter's verdict on a result. The winner appends its `ok` record once it hears
+ * "accepted", so an accepted result is kept first. A result for a task not held here is accepted
+ * again when this node kept it before it restarted: the kill fell between keeping the result and
+ * answering, and the run it kept must still get its `ok` record.
+ */
+async function judgeResult (handlers: SubmitterHandlers, from: string, request: ResultRequest): Promise<ResultAnswer> {
+  const verdict = handlers.result(from, request)
+  if (verdict.ok) {
+    if (verdict.accepted) await handlers.kept?.(request.task)
+    return verdict
+  }
+  if (verdict.reason === 'UnknownTask' && await handlers.keptBefore?.(from, request) === true) return { ok: true, accepted: true }
+  return verdict
+}
+
 /** The submitter's handlers called in-process, for a task this node submitted. */
 export function localSubmitter (handlers: SubmitterHandlers, self: string): SubmitterClient {
   return {
@@ -108,9 +126,8 @@ export function localSubmitter (handlers: SubmitterHandlers, self: string): Subm
       if (!answer.ok) throw refused(answer)
     },
     deliver: async (request, record) => {
-      const verdict = handlers.result(self, request)
+      const verdict = await judgeResult(handlers, self, request)
       const accepted = verdict.ok && verdict.accepted
-      if (accepted) await handlers.kept?.(request.task)
       const recorded = await record(accepted)
       handlers.recorded(self, request, recorded, accepted)
       return accepted
@@ -225,9 +242,7 @@ export async function serveSubmitter (host: ProtocolHost, handlers: SubmitterHan
         await stream.write(options.winner?.cancel(from, request.task, request.round, request.reason) ?? refusal('UnknownTask', `task ${request.task} does not run here`), { signal })
         return
       case 'result': {
-        const verdict = handlers.result(from, request)
-        // the winner appends its `ok` record once it hears "accepted": the result is kept first
-        if (verdict.ok && verdict.accepted) await handlers.kept?.(request.task)
+        const verdict = await judgeResult(handlers, from, request)
         await stream.write(verdict, { signal })
         const recorded = await stream.readOrEnd(RecordedMessage, { signal: AbortSignal.any([signal, AbortSignal.timeout(options.recordConfirmMs)]) }).catch(() => null)
         handlers.recorded(from, request, recorded, verdict.ok && verdict.accepted)

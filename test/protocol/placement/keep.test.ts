@@ -38,6 +38,31 @@ describe('keeping an accepted result', () => {
     assert.deepEqual(order, ['keeping', 'kept', 'recorded ok'])
   })
 
+  it('a result for a task not held here is accepted when it was kept before a restart, and refused otherwise', async () => {
+    const unknown = { ok: false as const, reason: 'UnknownTask', message: 'not submitted here' }
+    const asked: string[] = []
+    const submitter = (keptBefore: boolean): SubmitterHandlers => ({
+      ...handlers(false, async () => { throw new Error('nothing is kept again') }),
+      result: () => unknown,
+      keptBefore: async (from, r) => { asked.push(`${from} ${r.task} ${r.output ?? ''}`); return keptBefore }
+    })
+    const recorded: string[] = []
+    const record = async (accepted: boolean): Promise<{ t: 'recorded', seq: number }> => { recorded.push(accepted ? 'ok' : 'discarded'); return { t: 'recorded', seq: 1 } }
+    assert.equal(await localSubmitter(submitter(true), 'winner').deliver(request, record, {}), true)
+    assert.equal(await localSubmitter(submitter(false), 'winner').deliver(request, record, {}), false)
+    assert.deepEqual(recorded, ['ok', 'discarded'])
+    assert.deepEqual(asked, [`winner ${TASK} out`, `winner ${TASK} out`])
+  })
+
+  it('only a task not held here is looked up among results kept before a restart', async () => {
+    let asked = 0
+    for (const verdict of [{ ok: true as const, accepted: true }, { ok: true as const, accepted: false }, { ok: false as const, reason: 'Lapsed', message: 'lapsed' }]) {
+      const client = localSubmitter({ ...handlers(true, async () => {}), result: () => verdict, keptBefore: async () => { asked++; return true } }, 'self')
+      assert.equal(await client.deliver(request, async () => ({ t: 'recorded', seq: 1 }), {}), verdict.ok && verdict.accepted)
+    }
+    assert.equal(asked, 0)
+  })
+
   it('a discarded result is not kept', async () => {
     let kept = 0
     const client = localSubmitter(handlers(false, async () => { kept++ }), 'self')
