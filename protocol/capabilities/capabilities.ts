@@ -14,6 +14,7 @@ import { TopicValidatorResult } from '@libp2p/gossipsub'
 import { DEFAULT_CAPABILITIES_TOPIC } from '../wire/ids.ts'
 import { SILENT_LOG } from '../wire/log.ts'
 import { joinTopic } from '../wire/topic.ts'
+import { decodeOnce } from '../wire/codec.ts'
 import { CapabilitiesNotRunningError, InvalidCapabilityOverrideError } from './errors.ts'
 import { createDeviceProbe } from './probe.ts'
 import { CapabilityOverrides, MAX_LINKS, MAX_NET_REFUSE, MAX_REPORT_INTERVAL_MS, MIN_REPORT_INTERVAL_MS, decodeCapabilityMessage, encodeCapabilityMessage } from './schema.ts'
@@ -383,12 +384,15 @@ class CapabilityService extends EventTarget implements Capabilities {
     this.dispatchEvent(new CustomEvent('change', { detail: entry }))
   }
 
+  /** The validator decodes a report, its listener takes the same decoding. */
+  private readonly decode = decodeOnce(decodeCapabilityMessage)
+
   private readonly validate: TopicValidate = (_peer, message) => {
     if (message.type !== 'signed') return TopicValidatorResult.Reject
     const author = message.from.toString()
     if (this.components.isMember != null && !this.components.isMember(author)) return TopicValidatorResult.Reject
     try {
-      decodeCapabilityMessage(message.data)
+      this.decode(message.data)
     } catch (err) {
       this.log.warn(`rejecting capability report from ${author}: ${(err as Error).message}`)
       return TopicValidatorResult.Reject
@@ -403,7 +407,7 @@ class CapabilityService extends EventTarget implements Capabilities {
     if (author === this.components.self) return
     if (this.components.isMember != null && !this.components.isMember(author)) return
     try {
-      this.remember(author, decodeCapabilityMessage(message.data), false)
+      this.remember(author, this.decode(message.data), false)
     } catch (err) {
       this.log.debug(`ignored capability report from ${author}: ${(err as Error).message}`)
     }

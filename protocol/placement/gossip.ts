@@ -5,7 +5,7 @@
 
 import { TopicValidatorResult } from '@libp2p/gossipsub'
 import { encode as cborEncode } from 'cborg'
-import { decodeMessage } from '../wire/codec.ts'
+import { decodeMessage, decodeOnce } from '../wire/codec.ts'
 import { errorText } from './components.ts'
 import { PlacementGossip } from './messages.ts'
 import type { PlacementPubSub } from './components.ts'
@@ -41,6 +41,8 @@ export function placementGossip (
   const { pubsub, self, isMember, log } = components
   let topic: string | undefined
   let prior: TopicValidatorFn | undefined
+  // the validator decodes a message, its listener takes the same decoding
+  const decode = decodeOnce(decodeGossip)
 
   const validate: TopicValidatorFn = async (peer, message) => {
     if (prior != null) {
@@ -50,7 +52,7 @@ export function placementGossip (
     if (message.type !== 'signed') return TopicValidatorResult.Reject
     if (isMember != null && !isMember(message.from.toString())) return TopicValidatorResult.Reject
     try {
-      const gossip = decodeGossip(message.data)
+      const gossip = decode(message.data)
       if (gossip.t === 'announce' && gossip.submitter !== message.from.toString()) return TopicValidatorResult.Reject
       // the candidates an announcement names are members: no stranger is asked to bid
       if (gossip.t === 'announce' && isMember != null && gossip.candidates?.some(c => !isMember(c)) === true) return TopicValidatorResult.Reject
@@ -68,7 +70,7 @@ export function placementGossip (
     if (isMember != null && !isMember(author)) return
     let gossip: PlacementGossip
     try {
-      gossip = decodeGossip(message.data)
+      gossip = decode(message.data)
     } catch (err) {
       log.debug(`ignored placement gossip from ${author}: ${errorText(err)}`)
       return

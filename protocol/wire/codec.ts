@@ -45,6 +45,24 @@ export function describeIssues (error: z.ZodError, max = Infinity): string {
   return flat.slice(0, max).map(i => `${i.path.map(String).join('.') || '(root)'}: ${i.message}`).join('; ')
 }
 
+/**
+ * `decode`, run once for the same bytes object. gossipsub hands a topic's validator and then its
+ * listeners the very same message bytes, and each would decode (CBOR, then the schema) again.
+ * What it returns is shared by every caller for those bytes: none may change it. A failure is
+ * not remembered: it throws again.
+ */
+export function decodeOnce<T extends object> (decode: (bytes: Uint8Array) => T): (bytes: Uint8Array) => T {
+  const decoded = new WeakMap<Uint8Array, T>()
+  return (bytes) => {
+    let value = decoded.get(bytes)
+    if (value == null) {
+      value = decode(bytes)
+      decoded.set(bytes, value)
+    }
+    return value
+  }
+}
+
 /** Decodes one protocol message; anything else is a MalformedMessageError. */
 export function decodeMessage<S extends z.ZodType> (body: Uint8Array, schema: S): z.infer<S> {
   return decodeCbor(body, schema, 'message')

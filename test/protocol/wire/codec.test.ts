@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { z } from 'zod'
-import { InvalidRecordError, decodeCbor, decodeMessage, encodeMessage } from '../../../protocol/wire/index.ts'
+import { InvalidRecordError, decodeCbor, decodeMessage, decodeOnce, encodeMessage } from '../../../protocol/wire/index.ts'
 
 const Point = z.object({ x: z.int(), y: z.int(), label: z.string().max(8).optional() })
 
@@ -55,5 +55,21 @@ describe('CBOR-plus-schema codec', () => {
 
   it('decodeMessage is the codec with "message" as the name', () => {
     assert.throws(() => decodeMessage(encodeMessage({ x: 'no' }), Point), { name: 'MalformedMessage', message: /^message is invalid/ })
+  })
+
+  it('decodes the same bytes once (a gossip validator and its listener), other bytes each time, and does not remember a failure', () => {
+    const schema = z.object({ n: z.number() })
+    let decoded = 0
+    const decode = decodeOnce((bytes) => { decoded++; return decodeMessage(bytes, schema) })
+    const bytes = encodeMessage({ n: 1 })
+    const first = decode(bytes)
+    assert.equal(decode(bytes), first)
+    assert.equal(decoded, 1)
+    assert.deepEqual(decode(Uint8Array.from(bytes)), { n: 1 })
+    assert.equal(decoded, 2)
+    const bad = encodeMessage({ n: 'one' })
+    assert.throws(() => decode(bad), /n/)
+    assert.throws(() => decode(bad), /n/)
+    assert.equal(decoded, 4)
   })
 })
