@@ -54,6 +54,20 @@ const NO_SYNC = { sync: false } as Record<string, unknown>
 /** The sublevel of the node's database that holds the archive. */
 export const TASKS_SUBLEVEL = 'tasks'
 
+/**
+ * How long a change of a task under way may wait to be written. Its first view is written at
+ * once (a restart then knows the task was under way) and so is its end; a placed task changes
+ * about ten times (each bid, the award, the claim, the result), and writing each of those cost
+ * the submitter a batch and the view's JSON every time.
+ */
+const REFRESH_MS = 1_000
+
+interface Pending {
+  view: TaskView
+  writing?: Promise<void>
+  timer?: ReturnType<typeof setTimeout>
+}
+
 const DEFAULT_MAX_TASKS = 1000
 const DEFAULT_MAX_BYTES = 256 * 1024 * 1024
 const TASK = 'task!'
@@ -90,8 +104,10 @@ class Archive implements TaskArchive {
   private readonly log: TaskArchiveLog
   private readonly maxTasks: number
   private readonly maxBytes: number
-  /** Per task: the newest view not yet written, and the write under way. */
-  private readonly pending = new Map<string, { view: TaskView, writing?: Promise<void> }>()
+  /** Per task: the newest view not yet written, and the write under way or the timer it waits on. */
+  private readonly pending = new Map<string, Pending>()
+  /** Tasks under way whose first view is on disk: their next views may wait for REFRESH_MS. */
+  private readonly opened = new Set<string>()
   /** Size of each task entry held, by order key (in the order written, not sorted). */
   private readonly sizes = new Map<string, number>()
   private bytes = 0
@@ -132,6 +148,7 @@ class Archive implements TaskArchive {
   async stop (): Promise<void> {
     if (this.listening) this.placement.removeEventListener('task', this.onTask)
     this.listening = false
+    for (const [id, slot] of this.pending) if (slot.timer != null) this.writeNow(id, slot)
     await Promise.allSettled([...this.pending.values()].map(async p => p.writing))
     await this.pruning
   }
@@ -141,13 +158,26 @@ class Archive implements TaskArchive {
     if (view?.role !== 'submitter') return
     const slot = this.pending.get(view.id)
     if (slot != null) {
-      // a write is under way: it picks this newer view up when it is done
+      // a write is under way (it picks this newer view up when it is done) or waits for its time
       slot.view = view
+      if (slot.timer != null && ended(view)) this.writeNow(view.id, slot)
       return
     }
-    const fresh: { view: TaskView, writing?: Promise<void> } = { view }
+    const fresh: Pending = { view }
     this.pending.set(view.id, fresh)
-    fresh.writing = this.drain(view.id)
+    // the first view and the last at once; the changes between, at most every REFRESH_MS
+    if (ended(view) || !this.opened.has(view.id)) {
+      fresh.writing = this.drain(view.id)
+    } else {
+      fresh.timer = setTimeout(() => { this.writeNow(view.id, fresh) }, REFRESH_MS)
+      fresh.timer.unref()
+    }
+  }
+
+  private writeNow (id: string, slot: Pending): void {
+    clearTimeout(slot.timer)
+    slot.timer = undefined
+    slot.writing = this.drain(id)
   }
 
   /** Writes the newest view of a task until no newer one arrived meanwhile. */
@@ -160,6 +190,8 @@ class Archive implements TaskArchive {
         const view = slot.view
         try {
           await this.write(view)
+          if (ended(view)) this.opened.delete(id)
+          else this.opened.add(id)
         } catch (err) {
           // the next change of the task (or its end) is written again
           this.log.warn(`tasks archive: task ${id} could not be written: ${(err as Error).message}`)

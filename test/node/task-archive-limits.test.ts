@@ -116,4 +116,45 @@ describe('tasks archive limits', () => {
     assert.equal((await third.get(view(1, 'running').id))?.view.history.filter(h => h.type === 'failed').length, 1)
     await third.stop()
   })
+
+  it('writes a task\'s first view and its end at once, and the changes between once a second has passed, the newest only', async (t) => {
+    // the archive's one timer is mocked: a change is written only when the test moves time on
+    t.mock.timers.enable({ apis: ['setTimeout'] })
+    const source = new Source()
+    // every write of the archive is one batch: counted here
+    let writes = 0
+    const sub = db.sublevel<string, string>('refresh', { valueEncoding: 'utf8' })
+    const batch = sub.batch.bind(sub) as (...args: unknown[]) => Promise<void>
+    ;(sub as unknown as { batch: (...args: unknown[]) => Promise<void> }).batch = async (...args) => { writes++; await batch(...args) }
+    const archive = createTaskArchive({}, { db: sub, placement: source, log: { warn: () => {} } })
+    await archive.start()
+    const stored = async (id: string = view(1, 'bidding').id): Promise<string | undefined> => (await archive.get(id))?.view.status
+    /** Reads the store until it shows `status`, at most `turns` times, without a timer. */
+    const reads = async (status: string, turns = 200, id?: string): Promise<boolean> => {
+      for (let i = 0; i < turns; i++) {
+        if (await stored(id) === status) return true
+        await new Promise(resolve => setImmediate(resolve))
+      }
+      return false
+    }
+    source.emit(view(1, 'bidding'))
+    assert.ok(await reads('bidding'), 'the first view is written at once')
+    assert.equal(writes, 1)
+    source.emit(view(1, 'awarded'))
+    source.emit(view(1, 'running'))
+    assert.equal(await reads('running', 50), false, 'a change waits for its time')
+    t.mock.timers.tick(1_000)
+    assert.ok(await reads('running'), 'then the newest change is written')
+    assert.equal(writes, 2, 'the two changes are one write')
+    source.emit(view(1, 'awarded'))
+    source.emit(view(1, 'done'))
+    assert.ok(await reads('done'), 'the end is written without waiting')
+    assert.equal(writes, 3)
+    // a change left waiting at the stop is written by the stop
+    source.emit(view(2, 'bidding'))
+    assert.ok(await reads('bidding', 200, view(2, 'bidding').id))
+    source.emit(view(2, 'running'))
+    await archive.stop()
+    assert.equal(await stored(view(2, 'running').id), 'running')
+  })
 })
