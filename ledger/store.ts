@@ -412,7 +412,10 @@ export class LedgerStore {
       if (from > endSeq + 1) {
         throw new BadCopyError(`copy of ${signer} starts at seq ${from} but only ${endSeq + 1} records are held: it would leave a gap`, from, 'gap')
       }
-      let prevHash: Uint8Array = from === 0 ? GENESIS_PREV : sha256(await this.getRaw(signer, from - 1) ?? new Uint8Array())
+      // a copy that follows the records held links to the end just read: its hash is at hand
+      let prevHash: Uint8Array = from === 0
+        ? GENESIS_PREV
+        : end != null && end.seq === from - 1 ? end.hash : sha256(await this.getRaw(signer, from - 1) ?? new Uint8Array())
       const fresh: LedgerRecord[] = []
       let fork: number | undefined
       let forkRecord: LedgerRecord | undefined
