@@ -144,6 +144,8 @@ export class LedgerStore {
    * back is how a store that lost records (restored from an older copy) finds out.
    */
   private readonly heldHeads = new Map<string, Uint8Array>()
+  /** The end of each chain as last found or written here; checked before it is used (`end`). */
+  private readonly ends = new Map<string, ChainEnd>()
 
   constructor (db: LedgerDatabase) {
     this.db = db
@@ -185,12 +187,31 @@ export class LedgerStore {
     await this.meta.put('self', peerId, SYNC)
   }
 
-  /** The last record held for `signer` (by position), or null for an empty chain. */
+  /**
+   * The last record held for `signer` (by position), or null for an empty chain. The end last
+   * found is trusted only while the store still shows it as the end (the record held with that
+   * hash, none after it), as for an append: two point reads instead of a reverse scan, which
+   * every record a peer pushes took twice.
+   */
   async end (signer: string): Promise<ChainEnd | null> {
+    const known = this.ends.get(signer)
+    if (known != null) {
+      const [held, next] = await Promise.all([this.getRaw(signer, known.seq), this.getRaw(signer, known.seq + 1)])
+      if (held != null && next == null && bytesEqual(sha256(held), known.hash)) return { ...known }
+      this.ends.delete(signer)
+    }
     for await (const [key, value] of this.records.iterator({ ...range(signer), reverse: true, limit: 1 })) {
-      return { seq: parseSeqKey(key), hash: sha256(value) }
+      const end = { seq: parseSeqKey(key), hash: sha256(value) }
+      this.knowEnd(signer, end)
+      return end
     }
     return null
+  }
+
+  private knowEnd (signer: string, end: ChainEnd): void {
+    this.ends.delete(signer)
+    this.ends.set(signer, { seq: end.seq, hash: end.hash })
+    if (this.ends.size > MAX_HELD_HEADS) this.ends.delete(this.ends.keys().next().value as string)
   }
 
   async getRaw (signer: string, seq: number): Promise<Uint8Array | undefined> {
@@ -473,6 +494,8 @@ export class LedgerStore {
         ops.push({ type: 'put', sublevel: this.conflicts, key: `${recordKey(signer, forkRecord.seq)}!r!${toHex(forkRecord.hash)}`, value: forkRecord.bytes })
       }
       if (ops.length > 0) await this.db.batch(ops, SYNC)
+      const last = fresh.at(-1)
+      if (last != null) this.knowEnd(signer, { seq: last.seq, hash: last.hash })
       return { stored: fresh.length, end: newEnd, headStored, ...(fork != null ? { fork } : {}) }
     })
   }
