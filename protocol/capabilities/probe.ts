@@ -101,6 +101,13 @@ export async function readOllamaModels (baseUrl = DEFAULT_OLLAMA_URL, options: {
   }
 }
 
+/** The system's own figures in a reading. */
+export type SystemFigures = Pick<DeviceReading, 'cores' | 'load' | 'freeMemory' | 'totalMemory'>
+
+function osFigures (): SystemFigures {
+  return { cores: availableParallelism(), load: Math.round((loadavg()[0] ?? 0) * 100) / 100, freeMemory: freemem(), totalMemory: totalmem() }
+}
+
 export interface DeviceProbeInit {
   powerSupplyDir?: string
   /** Ollama's base URL; null to never ask. */
@@ -113,6 +120,14 @@ export interface DeviceProbeInit {
    * report several times a second, and the power supply does not change that fast.
    */
   powerRefreshMs?: number
+  /**
+   * How long the system's own figures (cores, load average, free and total memory) are reused.
+   * Default 100 ms: every member reads them for every bid, several times a second in a burst,
+   * and the kernel's load average moves every 5 s.
+   */
+  systemRefreshMs?: number
+  /** Reads the system's own figures; default: the operating system's (a test hands its own). */
+  readSystem?: () => SystemFigures
   /** Models held by this node's own engine, listed after Ollama's. */
   localModels?: (options: { signal?: AbortSignal }) => Promise<string[]>
   drmDir?: string
@@ -131,6 +146,15 @@ export function createDeviceProbe (init: DeviceProbeInit = {}): DeviceProbe {
   let asking: Promise<string[]> | undefined
   // GPUs do not come and go while a node runs: read them once
   const gpuList = readGpus(init.drmDir, init.nvidiaDir)
+
+  const systemRefreshMs = init.systemRefreshMs ?? 100
+  const readSystem = init.readSystem ?? osFigures
+  let systemRead: { at: number, reading: SystemFigures } | undefined
+  function currentSystem (): SystemFigures {
+    const now = performance.now()
+    if (systemRead == null || now - systemRead.at >= systemRefreshMs) systemRead = { at: now, reading: readSystem() }
+    return systemRead.reading
+  }
 
   const powerRefreshMs = init.powerRefreshMs ?? 2_000
   let powerRead: { at: number, reading: Promise<Power> } | undefined
@@ -159,10 +183,7 @@ export function createDeviceProbe (init: DeviceProbeInit = {}): DeviceProbe {
         gpuList
       ])
       return {
-        cores: availableParallelism(),
-        load: Math.round((loadavg()[0] ?? 0) * 100) / 100,
-        freeMemory: freemem(),
-        totalMemory: totalmem(),
+        ...currentSystem(),
         power,
         models: [...new Set([...found, ...own])].slice(0, 64),
         gpus

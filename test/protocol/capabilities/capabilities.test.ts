@@ -239,3 +239,17 @@ describe('the report interval grows with the hive', () => {
     }
   })
 })
+
+describe('the system\'s own figures', () => {
+  it('reuses the system\'s figures for systemRefreshMs, then reads them again', async () => {
+    let reads = 0
+    const readSystem = (): { cores: number, load: number, freeMemory: number, totalMemory: number } => ({ cores: 4, load: 0.5, freeMemory: 1000 + ++reads, totalMemory: 4096 })
+    const probe = createDeviceProbe({ ollamaUrl: null, powerSupplyDir: '/nonexistent', systemRefreshMs: 60_000, readSystem })
+    assert.equal((await probe.read()).freeMemory, 1001)
+    assert.equal((await probe.read()).freeMemory, 1001)
+    assert.equal(reads, 1)
+    const fresh = createDeviceProbe({ ollamaUrl: null, powerSupplyDir: '/nonexistent', systemRefreshMs: 0, readSystem })
+    assert.equal((await fresh.read()).freeMemory, 1002)
+    assert.equal((await fresh.read()).freeMemory, 1003)
+  })
+})
