@@ -185,6 +185,8 @@ const range = (prefix: string): { gte: string, lt: string } => ({ gte: prefix, l
 const FLOW_ID = /^[0-9a-f]{24}$/
 /** How long after a start a result kept before it is still answered "accepted" (`keptBefore`). */
 const KEPT_BEFORE_MS = 10 * 60_000
+/** How long `keptBefore` waits for the engine's start to have read the flows it resumes. */
+const RESUME_WAIT_MS = 30_000
 
 export function isFlowId (value: unknown): value is string {
   return typeof value === 'string' && FLOW_ID.test(value)
@@ -251,17 +253,21 @@ class Engine implements Flows {
   async start (): Promise<void> {
     if (this.started) return
     this.started = true
-    for await (const key of this.c.db.keys(range(OPEN))) {
-      const record = await this.read(key.slice(OPEN.length))
-      if (record == null || ended(record.status)) {
-        await this.c.db.del(key)
-        continue
+    try {
+      for await (const key of this.c.db.keys(range(OPEN))) {
+        const record = await this.read(key.slice(OPEN.length))
+        if (record == null || ended(record.status)) {
+          await this.c.db.del(key)
+          continue
+        }
+        this.c.log.info?.(`flows: resuming workflow ${record.id}${record.name != null ? ` (${record.name})` : ''}`)
+        await this.readDoneBefore(record.id)
+        this.drive(record)
       }
-      this.c.log.info?.(`flows: resuming workflow ${record.id}${record.name != null ? ` (${record.name})` : ''}`)
-      await this.readDoneBefore(record.id)
-      this.drive(record)
+    } finally {
+      // a start that failed part way answers with what it read
+      this.resumed.resolve()
     }
-    this.resumed.resolve()
     this.forgetDoneBefore = setTimeout(() => { this.doneBefore.clear() }, KEPT_BEFORE_MS)
     this.forgetDoneBefore.unref()
     await this.prune()
@@ -613,7 +619,14 @@ class Engine implements Flows {
   }
 
   async keptBefore (task: KeptBefore): Promise<boolean> {
-    await this.resumed.promise
+    // placement answers before the engine has started; the wait is bounded all the same
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const read = await Promise.race([
+      this.resumed.promise.then(() => true),
+      new Promise<boolean>(resolve => { timer = setTimeout(() => { resolve(false) }, RESUME_WAIT_MS) })
+    ])
+    clearTimeout(timer)
+    if (!read) return false
     const key = this.doneBefore.get(task.id)
     if (key == null || !task.ok) return false
     const unit = await this.readUnit(key)

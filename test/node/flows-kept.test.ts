@@ -7,12 +7,17 @@
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
+import { rm } from 'node:fs/promises'
+import { join } from 'node:path'
+import { Level } from 'level'
+import { createFlows } from '../../node/flows/index.ts'
 import { ECHO, watAgent } from '../sandbox/fixtures.ts'
 import { startHive } from '../protocol/placement/fixture.ts'
-import { connect, startNode } from '../helpers/mesh.ts'
+import { connect, makeTempDir, startNode } from '../helpers/mesh.ts'
 import { waitFor } from '../helpers/wait.ts'
 import { assertOneOkPerUnit, unitTasks } from '../helpers/flows.ts'
-import type { KeptResult } from '../../protocol/index.ts'
+import type { KeptResult, TaskId } from '../../protocol/index.ts'
+import type { FlowsComponents } from '../../node/flows/index.ts'
 import type { HiveNode } from '../../node/hive-node.ts'
 import type { TestHive } from '../protocol/placement/fixture.ts'
 
@@ -74,3 +79,29 @@ test('a submitter stopped between keeping a step\'s output and answering its win
   assert.equal(await restarted.flows.keptBefore({ id: task.id, executor: runner.peerId.toString(), round: 1, ok: true, output: 'another output' }), false)
   assert.equal(await restarted.flows.keptBefore({ id: task.id, executor: restarted.peerId.toString(), round: 1, ok: true, output: 'the kept output' }), false)
 })
+
+test('a workflow engine whose start failed part way answers that nothing was kept, instead of keeping the winner waiting', async (t) => {
+  // the bound on the wait is a timer: mocked, it never fires, so only the start's end can answer
+  t.mock.timers.enable({ apis: ['setTimeout'] })
+  const dir = await makeTempDir('hive-flow-kept-')
+  const db = new Level<string, string>(join(dir, 'db'))
+  await db.open()
+  const unused = (): never => { throw new Error('not used here') }
+  const flows = createFlows({
+    db: db.sublevel<string, string>('flows', { valueEncoding: 'utf8' }),
+    agentsDb: db.sublevel<string, Uint8Array>('flow-agents', { valueEncoding: 'view' }),
+    placement: { submit: unused, get: unused, wait: unused, cancel: unused, explain: unused } as unknown as FlowsComponents['placement'],
+    archive: { get: async () => undefined },
+    agents: { get: () => undefined },
+    inspect: unused,
+    log: { warn: () => {} }
+  })
+  await db.close()
+  await assert.rejects(flows.start())
+  let answer: boolean | undefined
+  void flows.keptBefore({ id: 'a'.repeat(32) as TaskId, executor: 'winner', round: 1, ok: true, output: 'out' }).then((kept) => { answer = kept })
+  for (let i = 0; i < 50 && answer === undefined; i++) await new Promise(resolve => setImmediate(resolve))
+  assert.equal(answer, false)
+  await rm(dir, { recursive: true, force: true })
+})
+
