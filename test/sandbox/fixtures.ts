@@ -238,7 +238,7 @@ const LLM_ERROR_OUT = `
  * returns `ok("text|model|tokens-in|tokens-out|finish|route-case|route-name")` (finish and route
  * case as their index in WIT order), or `err("<error case index>|<message>")`.
  */
-export function llmChatWat (options: { models?: string[], maxTokens?: number, calls?: number } = {}): string {
+export function llmChatWat (options: { models?: string[], maxTokens?: number, calls?: number, seed?: number } = {}): string {
   const models = options.models ?? []
   return agentWat(`
     (local $i i32)
@@ -252,7 +252,7 @@ export function llmChatWat (options: { models?: string[], maxTokens?: number, ca
         (i32.const 1024) (i32.const 1)
         (i32.const ${options.maxTokens ?? 16})
         (i32.const 0) (f32.const 0)
-        (i32.const 0) (i32.const 0)
+        (i32.const ${options.seed != null ? 1 : 0}) (i32.const ${options.seed ?? 0})
         (i32.const 0) (i32.const 0)
         (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0)
         (global.get $ret))

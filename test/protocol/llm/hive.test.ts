@@ -169,7 +169,8 @@ test('20 concurrent cloud calls from three devices never pass the hive cap', asy
 
 test('hive-node run of an LLM agent prints where each model call ran', async () => {
   const { writeFile } = await import('node:fs/promises')
-  const agent = await watAgent(llmChatWat({ models: ['tiny'], maxTokens: 4, calls: 2 }), { name: 'thinker', permissions: ['llm'], models: ['tiny'] })
+  // seeded: the generated model's sampling may end a reply early; a seed makes it the same every run
+  const agent = await watAgent(llmChatWat({ models: ['tiny'], maxTokens: 4, calls: 2, seed: 7 }), { name: 'thinker', permissions: ['llm'], models: ['tiny'] })
   const file = `${b.dataDir}/thinker.wasm`
   await writeFile(file, agent)
   const ran = await runCli(['--data', b.dataDir, 'run', file, '--input', 'hello hive', '--on', 'llm-2', '--timeout', '60000'])
