@@ -10,7 +10,7 @@ import { Level } from 'level'
 import {
   DHT_PROTOCOL, HiveRecords, isAllToAll, isTransientLink, MAX_DHT_RECORD_BYTES, MAX_NET_REFUSE, MEMBERSHIP_SUBLEVEL, createAgentStore, createCapabilities, createControl, createPlacement, findPeerRecord, publishPeerRecord, registerPeerRecord, registerPlacementRecords
 } from '../protocol/index.ts'
-import { createDiskAgentStore, createRegistry, withDirectTwins } from '../protocol/index.ts'
+import { DirectLinks, createDiskAgentStore, createRegistry, withDirectTwins } from '../protocol/index.ts'
 import { createBudgetKeeper, localMinutesOf, policyRefusal, refusalText } from '../protocol/control/index.ts'
 import { inspectAgentBytes } from '../sandbox/index.ts'
 import { createContexts } from '../crdt/index.ts'
@@ -168,6 +168,8 @@ export class HiveNode extends EventTarget implements ApiNode {
   /** Code tasks' interpreter: one JS engine component, built on first use and cached. */
   readonly codeRuntime: CodeRuntime
   readonly ledger: Ledger
+  /** The gossip twins' messages on a stream to each member (protocol/wire/direct-links.ts). */
+  readonly directLinks: DirectLinks
   /** What every device offers (cores, load, memory, power, runtimes, models), from gossip. */
   readonly capabilities: Capabilities
   /** The kill switch: signed halt and resume entries, replicated to every member, kept in the db's `control` sublevel. */
@@ -250,8 +252,10 @@ export class HiveNode extends EventTarget implements ApiNode {
     })
     this.codeRuntime = createCodeRuntime({ cacheDir: this.init.runtimesDir ?? join(this.dataDir, 'runtimes') })
     // the hive's gossip: while every other member takes a topic's direct twin, messages go to
-    // each of them from their author and are not forwarded (protocol/wire/direct-topic.ts)
-    const pubsub = withDirectTwins(this.libp2p.services.pubsub, () => this.hive.membership.members().filter(m => !m.self).map(m => m.peerId))
+    // each of them from their author and are not forwarded (protocol/wire/direct-topic.ts), on
+    // a direct link to each once every one has a link (protocol/wire/direct-links.ts)
+    this.directLinks = new DirectLinks({ host: this.libp2p, gate: this.gate, log: this.log.child('direct') })
+    const pubsub = withDirectTwins(this.libp2p.services.pubsub, () => this.hive.membership.members().filter(m => !m.self).map(m => m.peerId), this.directLinks)
     this.ledger = createLedger({}, {
       db: this.db.sublevel(LEDGER_SUBLEVEL, { keyEncoding: 'utf8', valueEncoding: 'view' }),
       signer: { peerId: this.identity.peerId, sign: this.identity.sign },
@@ -587,6 +591,7 @@ export class HiveNode extends EventTarget implements ApiNode {
       reach.start()
       this.setGate((peer, protocol) => this.hive.gate.allows(peer, protocol))
       this.followHiveTopics()
+      await this.directLinks.start()
       await this.ledger.start()
       await this.capabilities.start()
       await this.llm.start()
@@ -642,6 +647,7 @@ export class HiveNode extends EventTarget implements ApiNode {
       ['reach', async () => { this.reachPart?.stop() }],
       ['membership', async () => { await this.hive.stop() }],
       ['ledger', async () => { await this.ledger.stop() }],
+      ['direct links', async () => { await this.directLinks.stop() }],
       ['libp2p', async () => { await this.libp2p.stop() }],
       ['storage', async () => { await this.db.close() }],
       ['metrics', async () => { this.metrics.stop() }],

@@ -4,7 +4,7 @@
 // A connection to a member that is not a neighbour opens for a reason (a task's winner calling
 // its submitter, a ledger fetch, a DHT lookup, a join through an inviter) and is closed once it
 // has been idle for `idleMs`: no stream open on it but libp2p's own background ones (gossip,
-// ping, identify, the DHT) at any sweep in that time. Never closed:
+// ping, identify, the DHT) and gossip's direct links at any sweep in that time. Never closed:
 // - connections to neighbours, and every connection in a hive of at most ALL_TO_ALL_MAX;
 // - limited connections (pairing), which the gate owns;
 // - connections kept for another reason: a peer libp2p tags keep-alive for something other
@@ -19,6 +19,7 @@
 
 import { KEEP_ALIVE } from '@libp2p/interface'
 import { isAllToAll, neighboursOf } from './neighbours.ts'
+import { DIRECT_GOSSIP_PROTOCOL } from '../wire/ids.ts'
 import type { Membership } from './membership.ts'
 import type { ProtocolLog } from '../wire/log.ts'
 import type { Connection, Libp2p, PeerId, PeerUpdate } from '@libp2p/interface'
@@ -33,7 +34,8 @@ export const DHT_KEEP_ALIVE_TAG = `${KEEP_ALIVE}-kad-dht`
 const RELAY_SOURCE_TAG = 'circuit-relay-source'
 
 /** Protocols that run on every connection and say nothing about whether it is used. */
-const BACKGROUND_PREFIXES = ['/meshsub/', '/floodsub/', '/ipfs/ping/', '/ipfs/id/']
+/** Gossip's direct links count as gossip: open while the twins go on them, and no use of the connection. */
+const BACKGROUND_PREFIXES = ['/meshsub/', '/floodsub/', '/ipfs/ping/', '/ipfs/id/', DIRECT_GOSSIP_PROTOCOL]
 
 export type MeshNetwork = Pick<Libp2p, 'getConnections' | 'peerStore' | 'addEventListener' | 'removeEventListener'>
 

@@ -18,10 +18,17 @@
 //     (flood publish reaches only peers above the publish threshold). Otherwise it publishes on
 //     the topic itself, and gossip forwards the message as it always did: to a member this device
 //     has no connection to, and to a release without twins, which never subscribes to one.
+//   - With direct links (direct-links.ts), a message for the twin goes instead on a stream to
+//     each other member, once every one of them has a link from this device: the same delivery,
+//     without gossipsub's signature and its checks. A message read on a link is checked by the
+//     topic's validators and handed to its listeners exactly as one read on the twin.
 
 import { TopicValidatorResult } from '@libp2p/gossipsub'
+import type { DirectLinks, DirectVerdict } from './direct-links.ts'
 import type { Message, TopicValidatorFn } from '@libp2p/gossipsub'
 import type { PeerId } from '@libp2p/interface'
+
+const NO_SIGNATURE = new Uint8Array(0)
 
 /** The twin of a topic: its messages are delivered by their author to every member, and not forwarded. */
 export function directTwin (topic: string): string {
@@ -41,19 +48,36 @@ export interface TwinPubSub {
 
 /**
  * `pubsub` with a direct twin for every topic subscribed through it; `others` lists the PeerIds
- * of the hive's other members. Everything but subscribe, unsubscribe and publish is gossipsub's.
+ * of the hive's other members. With `links`, the twin's messages go on direct links once every
+ * other member has one. Everything but subscribe, unsubscribe and publish is gossipsub's.
  */
-export function withDirectTwins<P extends TwinPubSub> (pubsub: P, others: () => Iterable<string>): P {
+export function withDirectTwins<P extends TwinPubSub> (pubsub: P, others: () => Iterable<string>, links?: DirectLinks): P {
   const twinned = new Map<string, TopicValidatorFn>()
 
-  const takeTwin = (topic: string): TopicValidatorFn => async (from, message) => {
+  /** The topic's validators on a message of its twin; listeners hear it when they accept. */
+  const take = async (from: PeerId, message: Message, topic: string): Promise<TopicValidatorResult> => {
     const asTopic: Message = { ...message, topic }
     const own = pubsub.topicValidators.get(topic)
     const verdict = own == null ? TopicValidatorResult.Accept : await own(from, asTopic)
-    if (verdict !== TopicValidatorResult.Accept) return verdict
-    pubsub.dispatchEvent(new CustomEvent('message', { detail: asTopic }))
-    return TopicValidatorResult.Ignore
+    if (verdict === TopicValidatorResult.Accept) pubsub.dispatchEvent(new CustomEvent('message', { detail: asTopic }))
+    return verdict
   }
+
+  const takeTwin = (topic: string): TopicValidatorFn => async (from, message) => {
+    const verdict = await take(from, message, topic)
+    return verdict === TopicValidatorResult.Accept ? TopicValidatorResult.Ignore : verdict
+  }
+
+  // a message on a link is the twin's, authored by the link's peer: the connection
+  // authenticated it, so it carries no signature of its own
+  let sequence = 0n
+  links?.deliverTo(async (from, topic, data): Promise<DirectVerdict> => {
+    if (!twinned.has(topic) || from.publicKey == null) return 'ignore'
+    sequence++
+    const message: Message = { type: 'signed', from, topic, data, sequenceNumber: sequence, signature: NO_SIGNATURE, key: from.publicKey }
+    const verdict = await take(from, message, topic)
+    return verdict === TopicValidatorResult.Reject ? 'reject' : verdict === TopicValidatorResult.Accept ? 'accept' : 'ignore'
+  })
 
   const everyMemberTakesTwin = (topic: string): boolean => {
     const subscribed = new Set(pubsub.getSubscribers(directTwin(topic)).map(p => p.toString()))
@@ -81,7 +105,20 @@ export function withDirectTwins<P extends TwinPubSub> (pubsub: P, others: () => 
       if (pubsub.topicValidators.get(directTwin(topic)) === validator) pubsub.topicValidators.delete(directTwin(topic))
     },
     async publish (topic: string, data: Uint8Array): Promise<unknown> {
-      return pubsub.publish(twinned.has(topic) && everyMemberTakesTwin(topic) ? directTwin(topic) : topic, data)
+      if (!twinned.has(topic)) return pubsub.publish(topic, data)
+      if (links != null) {
+        const members = [...others()]
+        if (links.ready(members)) {
+          links.send(members, topic, data)
+          return
+        }
+        if (everyMemberTakesTwin(topic)) {
+          links.prepare(members)
+          return pubsub.publish(directTwin(topic), data)
+        }
+        return pubsub.publish(topic, data)
+      }
+      return pubsub.publish(everyMemberTakesTwin(topic) ? directTwin(topic) : topic, data)
     }
   }
 

@@ -17,6 +17,8 @@ export const PLACEMENT_PROTOCOL = protocolId('placement')
 /** Placement's one-shot requests on one long-lived stream per pair of peers. */
 export const PLACEMENT_SESSION_PROTOCOL = protocolId('placement-session')
 export const AGENT_FETCH_PROTOCOL = protocolId('agent-fetch')
+/** A gossip topic's direct twin on one long-lived stream per pair of members (direct-links.ts). */
+export const DIRECT_GOSSIP_PROTOCOL = protocolId('direct-gossip')
 export const CONTEXT_PROTOCOL = protocolId('context')
 export const LEDGER_PROTOCOL = protocolId('ledger')
 /** Model calls between members: a chat or an embedding answered by a device that holds the model. */
