@@ -19,6 +19,7 @@ import { noiseCrypto } from './noise-crypto.ts'
 import { DHT_PROTOCOL, HIVE_PROTOCOL_PREFIX } from '../protocol/index.ts'
 import { batchedTcp } from './tcp-batching.ts'
 import { cachedEd25519Keys } from './ed25519-keys.ts'
+import { lengthPrefixWithoutThrow } from './length-prefix.ts'
 import { halfWindowUpdates } from './yamux-window.ts'
 import type { HiveRecords } from '../protocol/index.ts'
 import type { GossipSub } from '@libp2p/gossipsub'
@@ -122,6 +123,8 @@ export async function buildLibp2p (init: Libp2pInit): Promise<HiveLibp2p> {
   halfWindowUpdates()
   // gossipsub, noise and identify verify Ed25519 signatures under a key object made once per key
   cachedEd25519Keys()
+  // noise takes its frames out of a read without throwing at the end of each (node/length-prefix.ts)
+  lengthPrefixWithoutThrow()
   return createLibp2p<HiveServices>({
     privateKey: init.privateKey,
     start: false,
