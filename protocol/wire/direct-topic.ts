@@ -24,6 +24,7 @@
 //     topic's validators and handed to its listeners exactly as one read on the twin.
 
 import { TopicValidatorResult } from '@libp2p/gossipsub'
+import { DIRECT_MESSAGE_BYTES } from './direct-links.ts'
 import type { DirectLinks, DirectVerdict } from './direct-links.ts'
 import type { Message, TopicValidatorFn } from '@libp2p/gossipsub'
 import type { PeerId } from '@libp2p/interface'
@@ -108,7 +109,8 @@ export function withDirectTwins<P extends TwinPubSub> (pubsub: P, others: () => 
       if (!twinned.has(topic)) return pubsub.publish(topic, data)
       if (links != null) {
         const members = [...others()]
-        if (links.ready(members)) {
+        // a message larger than a link carries goes on gossip, under gossipsub's own bound
+        if (data.byteLength <= DIRECT_MESSAGE_BYTES && links.ready(members)) {
           links.send(members, topic, data)
           return
         }

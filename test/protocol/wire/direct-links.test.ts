@@ -10,7 +10,7 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { TopicValidatorResult } from '@libp2p/gossipsub'
-import { DirectLinks, dialFramed, directTwin, encodeFrame, withDirectTwins } from '../../../protocol/wire/index.ts'
+import { DIRECT_MESSAGE_BYTES, DirectLinks, dialFramed, directTwin, encodeFrame, withDirectTwins } from '../../../protocol/wire/index.ts'
 import { startMesh } from '../../helpers/mesh.ts'
 import { waitFor } from '../../helpers/wait.ts'
 import { echoAgent, startHive } from '../placement/fixture.ts'
@@ -98,6 +98,19 @@ describe('direct links on three real nodes', () => {
       const got = heard.get(node.name)!.filter(([, d]) => d === 'four')
       assert.deepEqual(got, [[a!.peerId.toString(), 'four']], `${node.name} heard it once, from ${a!.name}`)
     }
+  })
+
+  it('a message larger than a link carries goes on gossip, and the links stay', async () => {
+    const [a] = mesh.nodes
+    const before = gossiped.get(a!.name)!.length
+    const large = new Uint8Array(DIRECT_MESSAGE_BYTES + 1).fill(0x61)
+    // gossipsub applies its own bound to it
+    await pubsubs[0]!.publish(topic, large).catch(() => {})
+    assert.equal(gossiped.get(a!.name)!.length, before + 1, 'it went to gossipsub')
+    assert.equal(links[0]!.linked().length, 2, 'no link was dropped')
+    await pubsubs[0]!.publish(topic, bytes('after large'))
+    await hears('after large', [1, 2])
+    assert.equal(gossiped.get(a!.name)!.length, before + 1, 'the next went on links')
   })
 
   it('a message the topic\'s validators refuse reaches no listener and ends the link; the author goes back to gossip', async () => {
