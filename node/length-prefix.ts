@@ -9,7 +9,9 @@
 // Here a decoder's length decoder answers an empty buffer with 0 instead: a frame then needs at
 // least the length prefix's own bytes, more than the empty buffer holds, so the decoder waits
 // for more without anything thrown: what the RangeError led to. A buffer holding part of a
-// length prefix, or more, still goes to the decoder's own length decoder.
+// length prefix, or more, still goes to the decoder's own length decoder. A decoder whose
+// prefix for a length of 0 would take no bytes is left as it is (a 0 there would take a frame
+// of nothing, forever).
 
 import { LengthPrefixedDecoder } from '@libp2p/utils'
 import type { Uint8ArrayList } from 'uint8arraylist'
@@ -18,6 +20,7 @@ type LengthDecoder = (data: Uint8Array | Uint8ArrayList) => number
 
 interface DecoderFields {
   lengthDecoder: LengthDecoder
+  encodingLength: (length: number) => number
 }
 
 const checked = new WeakSet<object>()
@@ -36,8 +39,8 @@ export function lengthPrefixWithoutThrow (): void {
   prototype.decode = function (buf) {
     if (!checked.has(this)) {
       checked.add(this)
-      if (typeof this.lengthDecoder !== 'function') throw new Error('this @libp2p/utils build keeps no lengthDecoder on its LengthPrefixedDecoder')
-      this.lengthDecoder = emptyAsZero(this.lengthDecoder)
+      if (typeof this.lengthDecoder !== 'function' || typeof this.encodingLength !== 'function') throw new Error('this @libp2p/utils build keeps no lengthDecoder or encodingLength on its LengthPrefixedDecoder')
+      if (this.encodingLength(0) > 0) this.lengthDecoder = emptyAsZero(this.lengthDecoder)
     }
     return original.call(this, buf)
   }

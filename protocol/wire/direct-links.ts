@@ -11,16 +11,21 @@
 // One frame per message, `{ topic, data }` (the same varint-length CBOR frames as every hive
 // protocol, at most DIRECT_MESSAGE_BYTES of data). The receiver reads one frame at a time and
 // hands it to the topic's own validators, as a message on the twin is, before its listeners see
-// it: the author is the stream's remote peer. A frame that does not decode hangs up on its
-// sender, as on every protocol; a message the validators reject ends the stream, and the sender
-// goes back to gossip, where gossipsub scores it. Only the sender writes on its stream.
+// it: the author is the stream's remote peer. Meanwhile what the peer sends waits in the
+// stream's bounded read buffer. A frame that does not decode hangs up on its sender, as on every
+// protocol; a message the validators refuse is dropped, as gossip drops it, and a link that
+// brought MAX_REFUSED_PER_LINK of them is closed: its sender goes back to gossip, where gossipsub
+// scores it. Only the sender writes on its stream.
 //
 // A link is opened in the background when a message goes on the twin (every member connected and
-// taking twins) and is used from the next message on, once every other member has one; an older
-// release that does not serve the protocol is asked again a minute later. A link nothing was sent
-// on for `idleMs` is closed, as a placement session is; one whose peer reads too slowly to keep
-// its unsent bytes under MAX_UNSENT_BYTES is dropped, and messages go on gossip until it is
-// opened again.
+// taking twins) and is used from a later message on, once every other member has one. Until
+// then the twin's messages go on gossip; the first on a link may reach a member before the last
+// on gossip did. An older release that does not serve the protocol is asked again a minute later,
+// a peer that ended its link 5 s later. A link nothing was sent on for `idleMs` is closed, as a
+// placement session is. A message goes on links only when every link can take it: one whose
+// peer reads too slowly to keep its unsent bytes under MAX_UNSENT_BYTES is closed (what it holds
+// is still handed over), and that message, and those after it until the link is open again, go
+// on gossip.
 
 import { peerIdFromString } from '@libp2p/peer-id'
 import { z } from 'zod'
@@ -45,6 +50,24 @@ export const DIRECT_LINK_IDLE_MS = 30_000
 const NO_LINK_MS = 60_000
 /** Links one peer may hold open to this node at once (one is the rule; a reconnect may overlap). */
 const MAX_LINKS_PER_PEER = 2
+/** Refused messages after which a link is closed (its peer then goes on gossip, where it is scored). */
+export const MAX_REFUSED_PER_LINK = 16
+/** A link its peer ended, or one dropped for a peer reading too slowly, is not opened again for this long. */
+const LOST_LINK_MS = 5_000
+/** How long a link closed by this end may take to hand over what it holds. */
+const CLOSE_MS = 5_000
+
+function pauseQuietly (stream: { pause: () => void }): void {
+  try {
+    stream.pause()
+  } catch { /* a stream closing: nothing more comes */ }
+}
+
+function resumeQuietly (stream: { resume: () => void }): void {
+  try {
+    stream.resume()
+  } catch { /* a stream closing: nothing more comes */ }
+}
 
 const Bytes = z.custom<Uint8Array>(v => v instanceof Uint8Array, 'bytes')
 export const DirectFrame = z.object({
@@ -107,11 +130,22 @@ export class DirectLinks {
     this.running = true
     const { gate, log } = this.components
     this.served = await serveProtocol(this.components.host, this.protocol, async (stream, { peer, signal }) => {
+      let refused = 0
       for await (const { topic, data } of stream.messages(DirectFrame, { signal })) {
         // a peer removed from the hive is not heard on a link it opened before
         if (gate != null && !gate.allows(peer, this.protocol)) break
-        if (await this.delivery(peer, topic, data) === 'reject') {
-          log.debug(`direct link from ${peer.toString()} closed: a message on ${topic} was refused`)
+        // while a message is handed over, what the peer sends waits in the stream's own read
+        // buffer, which is bounded (past it the stream is aborted), not in memory without bound
+        pauseQuietly(stream.stream)
+        let verdict: DirectVerdict
+        try {
+          verdict = await this.delivery(peer, topic, data)
+        } finally {
+          resumeQuietly(stream.stream)
+        }
+        // a refused message is dropped, as gossip drops it; a peer that keeps sending them loses its link
+        if (verdict === 'reject' && ++refused >= MAX_REFUSED_PER_LINK) {
+          log.debug(`direct link from ${peer.toString()} closed: ${refused} of its messages were refused, the last on ${topic}`)
           break
         }
       }
@@ -139,45 +173,59 @@ export class DirectLinks {
     return true
   }
 
-  /** Opens a link, in the background, to each of `peers` that has none. */
+  /**
+   * Opens a link, in the background, to each of `peers` that has none; to none of them while one
+   * of them is not to be asked yet (links are used only once every peer has one).
+   */
   prepare (peers: string[]): void {
     if (!this.running) return
     const now = Date.now()
     for (const peer of peers) {
-      if (this.links.has(peer) || this.opening.has(peer)) continue
       const until = this.noLink.get(peer)
-      if (until != null) {
-        if (now < until) continue
-        this.noLink.delete(peer)
-      }
+      if (until == null) continue
+      if (now < until) return
+      this.noLink.delete(peer)
+    }
+    for (const peer of peers) {
+      if (this.links.has(peer) || this.opening.has(peer)) continue
       this.opening.add(peer)
       void this.open(peer).finally(() => { this.opening.delete(peer) })
     }
   }
 
   /**
-   * Sends one message to each of `peers` on its link (call `ready` first). A peer whose link is
-   * gone or too far behind misses it, as a disconnected peer misses gossip; the link is dropped.
+   * Sends one message to each of `peers` on its link, or to none: false when some link is gone or
+   * its peer is too far behind to take it (that link is closed, what it holds still handed over),
+   * and the caller sends the message another way.
    */
-  send (peers: string[], topic: string, data: Uint8Array): void {
+  send (peers: string[], topic: string, data: Uint8Array): boolean {
     const frame = encodeFrame({ topic, data }, MAX_FRAME_BYTES)
-    const now = Date.now()
+    const taking: Link[] = []
     for (const peer of peers) {
       const link = this.links.get(peer)
-      if (link == null) continue
-      const raw = link.stream.stream
-      if (raw.status !== 'open' || raw.writeBufferLength + frame.byteLength > MAX_UNSENT_BYTES) {
-        this.drop(peer, new Error(raw.status !== 'open' ? 'the link closed' : `the peer has ${raw.writeBufferLength} bytes unread`))
-        continue
+      const raw = link?.stream.stream
+      if (link == null || raw == null || raw.status !== 'open') {
+        if (link != null) this.drop(peer, new Error('the link closed'))
+        return false
       }
+      if (raw.writeBufferLength + frame.byteLength > MAX_UNSENT_BYTES) {
+        this.release(peer, link, `the peer has ${raw.writeBufferLength} bytes unread`)
+        return false
+      }
+      taking.push(link)
+    }
+    const now = Date.now()
+    for (const [i, link] of taking.entries()) {
       link.usedAt = now
       try {
         // what send leaves unsent is bounded above; a message is never waited on
-        raw.send(frame)
+        link.stream.stream.send(frame)
       } catch (err) {
-        this.drop(peer, err instanceof Error ? err : new Error(String(err)))
+        // the link broke as it was written: this message misses that peer, as gossip to a peer that just left does
+        this.drop(peers[i]!, err instanceof Error ? err : new Error(String(err)))
       }
     }
+    return true
   }
 
   /** Peers with an open link (tests, status). */
@@ -201,20 +249,34 @@ export class DirectLinks {
     }
     const link: Link = { stream, usedAt: Date.now() }
     this.links.set(peer, link)
-    // the peer writes nothing: its end of the stream, or anything it sends, ends the link
+    // the peer writes nothing: its end of the stream, or anything it sends, ends the link, and
+    // it is not asked again for a while (it may be refusing what this device sends)
+    const lost = (reason: Error): void => {
+      if (this.links.get(peer) !== link) return
+      this.noLink.set(peer, Date.now() + LOST_LINK_MS)
+      this.drop(peer, reason)
+    }
     void stream.readFrame().then((frame) => {
-      this.drop(peer, new Error(frame == null ? 'the peer closed the link' : 'the peer wrote on the link'), link)
+      lost(new Error(frame == null ? 'the peer closed the link' : 'the peer wrote on the link'))
     }, (err: unknown) => {
-      this.drop(peer, err instanceof Error ? err : new Error(String(err)), link)
+      lost(err instanceof Error ? err : new Error(String(err)))
     })
   }
 
-  private drop (peer: string, reason: Error, only?: Link): void {
+  private drop (peer: string, reason: Error): void {
     const link = this.links.get(peer)
-    if (link == null || (only != null && link !== only)) return
+    if (link == null) return
     this.links.delete(peer)
     this.components.log.debug(`direct link to ${peer} closed: ${reason.message}`)
     link.stream.abort(reason)
+  }
+
+  /** Leaves a link out from now on and closes it once what it holds is handed over (at most CLOSE_MS). */
+  private release (peer: string, link: Link, reason: string): void {
+    if (this.links.get(peer) === link) this.links.delete(peer)
+    this.noLink.set(peer, Date.now() + LOST_LINK_MS)
+    this.components.log.debug(`direct link to ${peer} closed: ${reason}`)
+    link.stream.close({ signal: AbortSignal.timeout(CLOSE_MS) }).catch((err: Error) => { link.stream.abort(err) })
   }
 
   private closeIdle (): void {
@@ -222,7 +284,7 @@ export class DirectLinks {
     for (const [peer, link] of [...this.links]) {
       if (now - link.usedAt < this.idleMs) continue
       this.links.delete(peer)
-      link.stream.close().catch((err: Error) => { link.stream.abort(err) })
+      link.stream.close({ signal: AbortSignal.timeout(CLOSE_MS) }).catch((err: Error) => { link.stream.abort(err) })
     }
   }
 }

@@ -110,10 +110,7 @@ export function withDirectTwins<P extends TwinPubSub> (pubsub: P, others: () => 
       if (links != null) {
         const members = [...others()]
         // a message larger than a link carries goes on gossip, under gossipsub's own bound
-        if (data.byteLength <= DIRECT_MESSAGE_BYTES && links.ready(members)) {
-          links.send(members, topic, data)
-          return
-        }
+        if (data.byteLength <= DIRECT_MESSAGE_BYTES && links.ready(members) && links.send(members, topic, data)) return
         if (everyMemberTakesTwin(topic)) {
           links.prepare(members)
           return pubsub.publish(directTwin(topic), data)

@@ -65,5 +65,10 @@ describe('noise\'s frames read without a throw', () => {
     assert.deepEqual(take(decoder, frames([3, 4]), [5]).length, 2)
     assert.equal(empty, 0, 'asked about an empty buffer')
     assert.throws(() => [...decoder.decode(frames([101]))], /Invalid message length/)
+    // a prefix that takes no bytes for a length of 0 keeps its own decoder: a 0 would never end
+    let asked = 0
+    const odd = new LengthPrefixedDecoder({ lengthDecoder: (data) => { asked++; return uint16BE(data) }, encodingLength: (n) => n === 0 ? 0 : 2 })
+    assert.deepEqual(take(odd, frames([3]), []).length, 1)
+    assert.equal(asked, 2, 'its own length decoder was asked about the empty buffer too')
   })
 })

@@ -2,7 +2,8 @@
 // each member to each other member. On three real nodes with links of their own (a test protocol
 // id, beside the one each node serves): once every other member has a link, a message goes on
 // the links and not on gossip, reaches each member once, from its author, through the topic's
-// validators; a message those refuse ends the link and the author goes back to gossip; a member
+// validators; a message those refuse is dropped, and a link that brings too many is closed and
+// its author goes back to gossip; a member
 // that serves no links (an older release) keeps the twin on gossip. Then what a peer may send:
 // garbage on a link hangs up on it and the node keeps running. Last, a hive of three: placed
 // tasks go with every member linked.
@@ -10,7 +11,7 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { TopicValidatorResult } from '@libp2p/gossipsub'
-import { DIRECT_MESSAGE_BYTES, DirectLinks, dialFramed, directTwin, encodeFrame, withDirectTwins } from '../../../protocol/wire/index.ts'
+import { DIRECT_MESSAGE_BYTES, DirectLinks, MAX_REFUSED_PER_LINK, dialFramed, directTwin, encodeFrame, withDirectTwins } from '../../../protocol/wire/index.ts'
 import { startMesh } from '../../helpers/mesh.ts'
 import { waitFor } from '../../helpers/wait.ts'
 import { echoAgent, startHive } from '../placement/fixture.ts'
@@ -113,15 +114,22 @@ describe('direct links on three real nodes', () => {
     assert.equal(gossiped.get(a!.name)!.length, before + 1, 'the next went on links')
   })
 
-  it('a message the topic\'s validators refuse reaches no listener and ends the link; the author goes back to gossip', async () => {
-    const [a, b] = mesh.nodes
-    assert.equal(links[0]!.ready([b!, mesh.nodes[2]!].map(n => n.peerId.toString())), true)
+  it('a message the topic\'s validators refuse reaches no listener and the link stays; a link that brings too many is closed and its author goes back to gossip', async () => {
+    const [a] = mesh.nodes
+    const others = mesh.nodes.slice(1).map(n => n.peerId.toString())
+    assert.equal(links[0]!.ready(others), true)
+    const before = gossiped.get(a!.name)!.length
     await pubsubs[0]!.publish(topic, bytes('bad five'))
-    await waitFor(() => links[0]!.linked().length < 2, { message: `${a!.name} sees its links refused` })
     await pubsubs[0]!.publish(topic, bytes('six'))
     await hears('six', [1, 2])
-    assert.equal(gossiped.get(a!.name)!.at(-1), 'six', 'the message after went on gossip')
-    assert.equal([...heard.values()].flat().some(([, d]) => d === 'bad five'), false, 'no listener heard the refused message')
+    assert.equal(gossiped.get(a!.name)!.length, before, 'both went on links')
+    assert.equal(links[0]!.ready(others), true, 'the links stay')
+    for (let i = 1; i < MAX_REFUSED_PER_LINK; i++) await pubsubs[0]!.publish(topic, bytes(`bad ${i}`))
+    await waitFor(() => links[0]!.linked().length === 0, { message: `${a!.name} sees both links closed` })
+    await pubsubs[0]!.publish(topic, bytes('seven'))
+    await hears('seven', [1, 2])
+    assert.equal(gossiped.get(a!.name)!.at(-1), 'seven', 'the message after went on gossip')
+    assert.equal([...heard.values()].flat().some(([, d]) => d.startsWith('bad')), false, 'no listener heard a refused message')
   })
 
   it('garbage on a link hangs up on its sender; the node keeps running and hears the next message', async () => {
@@ -132,11 +140,71 @@ describe('direct links on three real nodes', () => {
     await waitFor(hungUp, { message: `${b!.name} hangs up on ${a!.name}` })
     // a frame too large is refused before its body is read
     const again = await dialFramed(a!.libp2p, b!.peerId, PROTOCOL, { maxMessageBytes: 4 * 1024 * 1024 })
-    await again.writeRaw(encodeFrame({ topic, data: new Uint8Array(2 * 1024 * 1024) }, 4 * 1024 * 1024))
+    // not waited on: the stream may end before it drains
+    void again.writeRaw(encodeFrame({ topic, data: new Uint8Array(2 * 1024 * 1024) }, 4 * 1024 * 1024)).catch(() => {})
     await waitFor(hungUp, { message: `${b!.name} hangs up on ${a!.name} again` })
     assert.equal(b!.libp2p.status, 'started')
-    await pubsubs[2]!.publish(topic, bytes('seven'))
-    await hears('seven', [1])
+    await pubsubs[2]!.publish(topic, bytes('eight'))
+    await hears('eight', [1])
+  })
+})
+
+describe('direct links to a member that reads too slowly', () => {
+  let mesh: Mesh
+  const topic = 'hive-test/slow'
+  let links: DirectLinks[]
+  let pubsubs: TwinPubSub[]
+  const gossiped: number[] = []
+  const heard: string[] = []
+  let release: () => void = () => {}
+  const held = new Promise<void>((resolve) => { release = resolve })
+
+  before(async () => {
+    mesh = await startMesh(2, { label: 'slow' })
+    links = mesh.nodes.map(node => new DirectLinks({ host: node.libp2p, log: { debug: () => {}, warn: () => {} } }, { protocol: PROTOCOL }))
+    pubsubs = mesh.nodes.map((node, i) => {
+      const raw = node.libp2p.services.pubsub
+      const publish = raw.publish.bind(raw)
+      raw.publish = async (t, data, ...rest) => {
+        if (t.startsWith(topic) && data != null) gossiped.push(data.byteLength)
+        return publish(t, data, ...rest)
+      }
+      raw.addEventListener('message', (e) => { if (e.detail.topic === topic) heard.push(text(e.detail.data.subarray(0, 4))) })
+      // the second node takes its time over a message that says so, until released
+      if (i === 1) raw.topicValidators.set(topic, async (_from, m: Message) => { if (text(m.data.subarray(0, 4)) === 'hold') await held; return TopicValidatorResult.Accept })
+      return withDirectTwins(raw, () => mesh.nodes.filter(n => n !== node).map(n => n.peerId.toString()), links[i])
+    })
+    for (const l of links) await l.start()
+    for (const pubsub of pubsubs) pubsub.subscribe(topic)
+    await waitFor(() => pubsubs[0]!.getSubscribers(directTwin(topic)).length === 1, { message: 'the author sees the other take the twin' })
+  })
+  after(async () => {
+    release()
+    for (const l of links ?? []) await l.stop()
+    await mesh?.stop()
+  })
+
+  it('a message goes on gossip once the link holds too much unsent, and the link is closed', async () => {
+    const [a, b] = mesh.nodes
+    let probe = 0
+    await waitFor(async () => {
+      await pubsubs[0]!.publish(topic, bytes(`prob${probe++}`))
+      return links[0]!.ready([b!.peerId.toString()])
+    }, { message: `${a!.name} links to ${b!.name}` })
+    const before = gossiped.length
+    await pubsubs[0]!.publish(topic, bytes('hold'))
+    // each as large as a link carries: the link fills while the member holds the first
+    const large = new Uint8Array(DIRECT_MESSAGE_BYTES).fill(0x62)
+    let sent = 0
+    while (gossiped.length === before && sent < 64) {
+      await pubsubs[0]!.publish(topic, large).catch(() => {})
+      sent++
+    }
+    assert.equal(gossiped.length, before + 1, 'a message went on gossip')
+    assert.ok(sent > 1, `the link took ${sent - 1} large messages first`)
+    assert.equal(links[0]!.ready([b!.peerId.toString()]), false, 'the link is no longer used')
+    release()
+    await waitFor(() => heard.includes('hold'), { message: `${b!.name} hears the held message once released` })
   })
 })
 
