@@ -26,7 +26,7 @@ import { z } from 'zod'
 import * as syncProtocol from 'y-protocols/sync'
 import * as encoding from 'lib0/encoding'
 import * as Y from 'yjs'
-import { encodeFrame, FramedStream, isPeerFault } from '../protocol/wire/index.ts'
+import { Bytes, encodeFrame, FramedStream, isPeerFault } from '../protocol/wire/index.ts'
 import { ContextStoreClosedError, MalformedUpdateError, PeerRefusedUpdateError, PendingOverLimitError, ReplicationProtocolError, UpdateRefusedError, UpdateTooLargeError, ValueTooDeepError } from './errors.ts'
 import { MAX_REFUSAL_REASON } from './limits.ts'
 import { isContextId } from './ids.ts'
@@ -47,11 +47,10 @@ const MAX_INFLIGHT_PER_LINK = 256
 /** Room for the CBOR envelope and the y-protocols header around an update. */
 const FRAME_OVERHEAD = 1024
 
-const bytes = z.custom<Uint8Array>(value => value instanceof Uint8Array, 'expected bytes')
 
 const messageSchema = z.discriminatedUnion('t', [
-  z.object({ t: z.literal(MESSAGE_SYNC), c: z.string().refine(isContextId, 'invalid context id'), m: bytes }),
-  z.object({ t: z.literal(MESSAGE_AWARENESS), m: bytes }),
+  z.object({ t: z.literal(MESSAGE_SYNC), c: z.string().refine(isContextId, 'invalid context id'), m: Bytes }),
+  z.object({ t: z.literal(MESSAGE_AWARENESS), m: Bytes }),
   z.object({ t: z.literal(MESSAGE_REFUSED), c: z.string().refine(isContextId, 'invalid context id'), code: z.string().max(64), reason: z.string().max(MAX_REFUSAL_REASON) })
 ])
 

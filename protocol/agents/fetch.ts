@@ -11,6 +11,7 @@
 
 import { createHash } from 'node:crypto'
 import { z } from 'zod'
+import { Bytes } from '../wire/codec.ts'
 import { AGENT_FETCH_PROTOCOL, DIGEST_PATTERN } from '../wire/ids.ts'
 import { dialFramed, serveProtocol } from '../wire/serve.ts'
 import { AgentDigestMismatchError, AgentFetchError } from './errors.ts'
@@ -24,7 +25,6 @@ export { AGENT_FETCH_PROTOCOL }
 export const AGENT_CHUNK_BYTES = 256 * 1024
 const MAX_FRAME_BYTES = AGENT_CHUNK_BYTES + 1024
 
-const Bytes = z.custom<Uint8Array>(v => v instanceof Uint8Array, 'bytes')
 export const AgentFetchRequest = z.object({
   digest: z.string().regex(DIGEST_PATTERN, 'a lowercase hex SHA-256'),
   offset: z.number().int().min(0).max(2 ** 40).optional()

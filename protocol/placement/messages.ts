@@ -8,6 +8,7 @@
 // per stream) and `/hive/agent-fetch/1.0.0` (agent bytes by digest, in chunks).
 
 import { z } from 'zod'
+import { Bytes } from '../wire/codec.ts'
 import { CONTEXT_ID_MAX_LENGTH, CONTEXT_ID_PATTERN, DIGEST_PATTERN, TASK_ID_PATTERN } from './ids.ts'
 import { MAX_DEVICE_TAGS, TagSchema } from '../control/policy.ts'
 import type { Digest, TaskId } from './ids.ts'
@@ -16,7 +17,6 @@ export const TaskIdSchema = z.string().regex(TASK_ID_PATTERN, 'a task id (32 hex
 export const DigestSchema = z.string().regex(DIGEST_PATTERN, 'a SHA-256 digest (64 hex characters)').transform(s => s as Digest)
 const PeerIdText = z.string().min(1).max(128).regex(/^[1-9A-HJ-NP-Za-km-z]+$/, 'a base58 PeerId')
 const Name = z.string().min(1).max(128)
-const Bytes = z.custom<Uint8Array>(v => v instanceof Uint8Array, 'bytes')
 
 export const DEFAULT_RUNTIME = 'wasm-component'
 

@@ -5,7 +5,10 @@
 
 import { decode as cborDecode, encode as cborEncode } from 'cborg'
 import { MalformedMessageError } from './errors.ts'
-import type { z } from 'zod'
+import { z } from 'zod'
+
+/** Bytes in a message: CBOR decodes a byte string as a Uint8Array. */
+export const Bytes = z.custom<Uint8Array>(v => v instanceof Uint8Array, 'bytes')
 
 /** An error class to throw instead of MalformedMessageError (e.g. InvalidRecordError for a record payload). */
 export type CodecErrorClass = new (message: string) => Error

@@ -29,6 +29,7 @@
 
 import { peerIdFromString } from '@libp2p/peer-id'
 import { z } from 'zod'
+import { Bytes } from './codec.ts'
 import { DEFAULT_MAX_MESSAGE_BYTES, encodeFrame } from './framing.ts'
 import { DIRECT_GOSSIP_PROTOCOL } from './ids.ts'
 import { dialFramed, serveProtocol } from './serve.ts'
@@ -69,7 +70,6 @@ function resumeQuietly (stream: { resume: () => void }): void {
   } catch { /* a stream closing: nothing more comes */ }
 }
 
-const Bytes = z.custom<Uint8Array>(v => v instanceof Uint8Array, 'bytes')
 export const DirectFrame = z.object({
   topic: z.string().min(1).max(MAX_TOPIC_CHARS),
   data: Bytes.refine(d => d.byteLength <= DIRECT_MESSAGE_BYTES, `at most ${DIRECT_MESSAGE_BYTES} bytes`)
