@@ -107,17 +107,12 @@ export function withDirectTwins<P extends TwinPubSub> (pubsub: P, others: () => 
     },
     async publish (topic: string, data: Uint8Array): Promise<unknown> {
       if (!twinned.has(topic)) return pubsub.publish(topic, data)
-      if (links != null) {
-        const members = [...others()]
-        // a message larger than a link carries goes on gossip, under gossipsub's own bound
-        if (data.byteLength <= DIRECT_MESSAGE_BYTES && links.ready(members) && links.send(members, topic, data)) return
-        if (everyMemberTakesTwin(topic)) {
-          links.prepare(members)
-          return pubsub.publish(directTwin(topic), data)
-        }
-        return pubsub.publish(topic, data)
-      }
-      return pubsub.publish(everyMemberTakesTwin(topic) ? directTwin(topic) : topic, data)
+      const members = links != null ? [...others()] : []
+      // a message larger than a link carries goes on gossip, under gossipsub's own bound
+      if (links != null && data.byteLength <= DIRECT_MESSAGE_BYTES && links.ready(members) && links.send(members, topic, data)) return
+      if (!everyMemberTakesTwin(topic)) return pubsub.publish(topic, data)
+      links?.prepare(members)
+      return pubsub.publish(directTwin(topic), data)
     }
   }
 
