@@ -163,7 +163,7 @@ export class DirectLinks {
     this.served = undefined
   }
 
-  /** True when every one of `peers` has an open link: a message then goes to each on its link. */
+  /** True when every one of `peers` has an open link, as `send` needs (tests, status). */
   ready (peers: string[]): boolean {
     if (!this.running || peers.length === 0) return false
     for (const peer of peers) {
@@ -194,12 +194,13 @@ export class DirectLinks {
   }
 
   /**
-   * Sends one message to each of `peers` on its link, or to none: false when some link is gone or
+   * Sends one message to each of `peers` on its link, or to none: false when some peer has no
+   * link (it opens in the background once `prepare` is asked), when some link is gone or
    * its peer is too far behind to take it (that link is closed, what it holds still handed over),
    * and the caller sends the message another way.
    */
   send (peers: string[], topic: string, data: Uint8Array): boolean {
-    const frame = encodeFrame({ topic, data }, MAX_FRAME_BYTES)
+    if (!this.running || peers.length === 0) return false
     const taking: Link[] = []
     for (const peer of peers) {
       const link = this.links.get(peer)
@@ -208,12 +209,13 @@ export class DirectLinks {
         if (link != null) this.drop(peer, new Error('the link closed'))
         return false
       }
-      if (raw.writeBufferLength + frame.byteLength > MAX_UNSENT_BYTES) {
+      if (raw.writeBufferLength + data.byteLength > MAX_UNSENT_BYTES) {
         this.release(peer, link, `the peer has ${raw.writeBufferLength} bytes unread`)
         return false
       }
       taking.push(link)
     }
+    const frame = encodeFrame({ topic, data }, MAX_FRAME_BYTES)
     const now = Date.now()
     for (const [i, link] of taking.entries()) {
       link.usedAt = now

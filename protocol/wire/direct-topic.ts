@@ -109,7 +109,7 @@ export function withDirectTwins<P extends TwinPubSub> (pubsub: P, others: () => 
       if (!twinned.has(topic)) return pubsub.publish(topic, data)
       const members = links != null ? [...others()] : []
       // a message larger than a link carries goes on gossip, under gossipsub's own bound
-      if (links != null && data.byteLength <= DIRECT_MESSAGE_BYTES && links.ready(members) && links.send(members, topic, data)) return
+      if (links != null && data.byteLength <= DIRECT_MESSAGE_BYTES && links.send(members, topic, data)) return
       if (!everyMemberTakesTwin(topic)) return pubsub.publish(topic, data)
       links?.prepare(members)
       return pubsub.publish(directTwin(topic), data)
