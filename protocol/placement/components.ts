@@ -5,7 +5,7 @@
 import { DEFAULT_MAX_BIDDERS } from './candidates.ts'
 import { MAX_CANDIDATES } from './messages.ts'
 import type { CapabilityEntry, CapabilityReport } from '../capabilities/index.ts'
-import type { HiveRecord, RecordSigner } from '../wire/dht-records.ts'
+import type { HiveRecord, OpenOptions, RecordSigner } from '../wire/dht-records.ts'
 import type { PeerGate, ProtocolHost, ProtocolLog } from '../wire/serve.ts'
 import type { LlmUsage } from '../llm/types.ts'
 import type { Announce } from './messages.ts'
@@ -45,7 +45,8 @@ export interface PlacementDht {
 
 /** Opens and checks a signed DHT record (the node's HiveRecords: signature, membership, kind). */
 export interface PlacementRecords {
-  open: (key: Uint8Array | string, value: Uint8Array) => Promise<HiveRecord>
+  /** Opens and checks a record; `from`, the peer the bytes provably came from (see wire's OpenOptions). */
+  open: (key: Uint8Array | string, value: Uint8Array, options?: OpenOptions) => Promise<HiveRecord>
 }
 
 /**
@@ -165,7 +166,7 @@ export interface PlacementComponents {
    * current connection). A bidder awaits it for the submitter first, so a device back from
    * offline hears of a halt before it bids.
    */
-  synced?: (peer: string, options: AbortOptions) => Promise<void>
+  synced?: (peer: string, options: AbortOptions & { timeoutMs?: number }) => Promise<void>
   /**
    * Whether this device reaches `peer` only through a relay: a bid for that peer's task then
    * counts the agent and the input crossing the relay (RELAYED_* in cost.ts).

@@ -148,7 +148,9 @@ class PlacementService extends TypedEventTarget<PlacementEvents> implements Plac
     this.gossip = placementGossip({ pubsub: components.pubsub, self, ...(components.isMember != null ? { isMember: components.isMember } : {}), log }, {
       announce: (announce) => { void this.bidder.onAnnounce(announce) },
       award: (gossip, author) => {
-        components.records.open(awardKey(gossip.task, author), gossip.record).then((record) => {
+        // the gossip's author is proven (gossipsub's signature, or the link it came on): an
+        // award it signed itself is not checked again, as it is not stored or handed on
+        components.records.open(awardKey(gossip.task, author), gossip.record, { from: author }).then((record) => {
           this.onAward(awardFromRecord(record), gossip.record)
         }).catch((err: Error) => { log.debug(`ignored award for ${gossip.task} from ${author}: ${errorText(err)}`) })
       },

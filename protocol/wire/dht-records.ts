@@ -13,7 +13,7 @@ import { z } from 'zod'
 import { decodeCbor } from './codec.ts'
 import { InvalidRecordError, UnknownRecordKindError } from './errors.ts'
 import { DHT_NAMESPACE } from './ids.ts'
-import { verifyEd25519 } from './signing.ts'
+import { rememberOwnSignature, verifyEd25519 } from './signing.ts'
 import type { Signer } from './signing.ts'
 
 export const DHT_RECORD_DOMAIN = 'hive-node/dht-record/v1'
@@ -95,7 +95,9 @@ export function hiveRecordKey (kind: string, rest: string): Uint8Array {
 
 export async function createRecord (key: Uint8Array, payload: Uint8Array, signer: RecordSigner, time = Date.now()): Promise<Uint8Array> {
   const { key: text } = parseRecordKey(key)
-  const sig = await signer.sign(recordSigningBytes(text, signer.peerId, time, payload))
+  const signing = recordSigningBytes(text, signer.peerId, time, payload)
+  const sig = await signer.sign(signing)
+  rememberOwnSignature(publisherKey(signer.peerId), signing, sig)
   const value = cborEncode({ v: 1, publisher: signer.peerId, time, payload, sig })
   if (value.byteLength > MAX_DHT_RECORD_BYTES) throw new InvalidRecordError(`record of ${value.byteLength} bytes exceeds ${MAX_DHT_RECORD_BYTES}`)
   return value
@@ -115,22 +117,14 @@ function openedKey (key: string, value: Uint8Array): string {
   return `${key}\u0000${createHash('sha256').update(value).digest('base64')}`
 }
 
-/** Decodes and checks a record's envelope and signature; kind checks are separate. */
-export async function openRecord (key: Uint8Array | string, value: Uint8Array): Promise<HiveRecord> {
-  const parsedKey = parseRecordKey(key)
-  if (value.byteLength > MAX_DHT_RECORD_BYTES) throw new InvalidRecordError(`record of ${value.byteLength} bytes exceeds ${MAX_DHT_RECORD_BYTES}`)
-  const cacheKey = openedKey(parsedKey.key, value)
-  const held = opened.get(cacheKey)
-  if (held != null) return held
-  const record = openUncached(parsedKey, value)
-  opened.set(cacheKey, record)
-  if (opened.size > MAX_OPENED) opened.delete(opened.keys().next().value as string)
-  return record
-}
+/** Raw public keys of publishers lately seen, by PeerId string (a base58 and multihash decode each). */
+const publisherKeys = new Map<string, Uint8Array>()
+const MAX_PUBLISHER_KEYS = 1024
 
-function openUncached (parsedKey: { key: string, kind: string }, value: Uint8Array): HiveRecord {
-  const { publisher, time, payload, sig } = decodeCbor(value, Envelope, 'record envelope', InvalidRecordError)
-  let publicKey: Uint8Array
+/** The raw Ed25519 public key a publisher's PeerId carries; InvalidRecordError for any other PeerId. */
+function publisherKey (publisher: string): Uint8Array {
+  let publicKey = publisherKeys.get(publisher)
+  if (publicKey != null) return publicKey
   try {
     const id = peerIdFromString(publisher)
     if (id.type !== 'Ed25519') throw new Error('not an Ed25519 peer id')
@@ -138,10 +132,44 @@ function openUncached (parsedKey: { key: string, kind: string }, value: Uint8Arr
   } catch {
     throw new InvalidRecordError(`record publisher "${publisher.slice(0, 80)}" is not an Ed25519 PeerId`)
   }
-  const ok = verifyEd25519(publicKey, recordSigningBytes(parsedKey.key, publisher, time, payload), sig)
+  if (publisherKeys.size >= MAX_PUBLISHER_KEYS) publisherKeys.delete(publisherKeys.keys().next().value as string)
+  publisherKeys.set(publisher, publicKey)
+  return publicKey
+}
+
+export interface OpenOptions {
+  /**
+   * The peer these bytes came from, when the way they came proves it (a gossip message's
+   * author, a stream's remote peer). A record whose publisher is that peer is taken without its
+   * signature checked: the connection already says who wrote it. Such a record is for this
+   * node's own use only; it is not remembered, so a record this node stores or hands on is
+   * always checked in full.
+   */
+  from?: string
+}
+
+/** Decodes and checks a record's envelope and signature; kind checks are separate. */
+export async function openRecord (key: Uint8Array | string, value: Uint8Array, options: OpenOptions = {}): Promise<HiveRecord> {
+  const parsedKey = parseRecordKey(key)
+  if (value.byteLength > MAX_DHT_RECORD_BYTES) throw new InvalidRecordError(`record of ${value.byteLength} bytes exceeds ${MAX_DHT_RECORD_BYTES}`)
+  const cacheKey = openedKey(parsedKey.key, value)
+  const held = opened.get(cacheKey)
+  if (held != null) return held
+  const envelope = decodeCbor(value, Envelope, 'record envelope', InvalidRecordError)
+  const publicKey = publisherKey(envelope.publisher)
+  if (options.from != null && options.from === envelope.publisher) return recordOf(parsedKey, envelope)
+  const ok = verifyEd25519(publicKey, recordSigningBytes(parsedKey.key, envelope.publisher, envelope.time, envelope.payload), envelope.sig)
   if (!ok) throw new InvalidRecordError('record signature does not verify')
   // frozen: the one object is handed to every caller that opens the same bytes
-  return Object.freeze({ key: parsedKey.key, kind: parsedKey.kind, publisher, time, payload: payload.slice(), signature: sig.slice() })
+  const record = Object.freeze(recordOf(parsedKey, envelope))
+  opened.set(cacheKey, record)
+  if (opened.size > MAX_OPENED) opened.delete(opened.keys().next().value as string)
+  return record
+}
+
+function recordOf (parsedKey: { key: string, kind: string }, envelope: z.infer<typeof Envelope>): HiveRecord {
+  const { publisher, time, payload, sig } = envelope
+  return { key: parsedKey.key, kind: parsedKey.kind, publisher, time, payload: payload.slice(), signature: sig.slice() }
 }
 
 export interface HiveRecordsInit {
@@ -169,11 +197,11 @@ export class HiveRecords {
     this.kinds.set(kind, spec)
   }
 
-  async open (key: Uint8Array | string, value: Uint8Array): Promise<HiveRecord> {
+  async open (key: Uint8Array | string, value: Uint8Array, options: OpenOptions = {}): Promise<HiveRecord> {
     const { kind } = parseRecordKey(key)
     const spec = this.kinds.get(kind)
     if (spec == null) throw new UnknownRecordKindError(`no record kind "${kind}" is registered in this hive`)
-    const record = await openRecord(key, value)
+    const record = await openRecord(key, value, options)
     if (!this.isMember(record.publisher)) throw new InvalidRecordError(`record publisher ${record.publisher} is not a member of this hive`)
     if (this.validated.has(record)) return record
     await spec.validate?.(record)

@@ -90,6 +90,18 @@ function verifiedDigest (publicKey: Uint8Array, message: Uint8Array): string {
 }
 
 /**
+ * Remembers a signature this node just made as verified, so its own record is not checked
+ * again when it comes back (its bid inside the submitter's award, for one). Only for what
+ * this node signed itself: a signature from elsewhere must pass `verifyEd25519` to be remembered.
+ */
+export function rememberOwnSignature (publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): void {
+  if (!hasCanonicalS(signature)) return
+  const id = Buffer.from(signature.buffer, signature.byteOffset, signature.byteLength).toString('base64')
+  if (verified.size >= VERIFIED_CACHE_LIMIT) verified.delete(verified.keys().next().value as string)
+  verified.set(id, verifiedDigest(publicKey, message))
+}
+
+/**
  * Ed25519 verification under the hive's one rule (canonical S). Never throws: anything that
  * is not a valid signature of `message` by `publicKey` is false.
  */

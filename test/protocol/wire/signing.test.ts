@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { describe, it } from 'node:test'
 import * as ed from '@noble/ed25519'
-import { hasCanonicalS, verifyEd25519 } from '../../../protocol/wire/index.ts'
+import { hasCanonicalS, rememberOwnSignature, verifyEd25519 } from '../../../protocol/wire/index.ts'
 
 /** The order of the Ed25519 base point. */
 const L = 2n ** 252n + 27742317777372353535851937790883648493n
@@ -61,6 +61,22 @@ describe('Ed25519 verification (one rule: canonical S)', () => {
     assert.equal(verifyEd25519(publicKey, changed, signature), false, 'same signature, another message')
     assert.equal(verifyEd25519(other.publicKey, message, signature), false, 'same signature, another key')
     assert.equal(verifyEd25519(publicKey, message, signature), true)
+  })
+
+  it('takes this node\'s own signature as verified only for the key and message it signed', async () => {
+    const { secret, publicKey } = await keyPair()
+    const other = await keyPair()
+    const message = randomBytes(200)
+    const signature = await ed.signAsync(message, secret)
+    rememberOwnSignature(publicKey, message, signature)
+    assert.equal(verifyEd25519(publicKey, message, signature), true)
+    const changed = Uint8Array.from(message)
+    changed[0] = (changed[0] as number) ^ 1
+    assert.equal(verifyEd25519(publicKey, changed, signature), false, 'same signature, another message')
+    assert.equal(verifyEd25519(other.publicKey, message, signature), false, 'same signature, another key')
+    // a malleated signature is never remembered, so it is refused by the rule, not the cache
+    rememberOwnSignature(publicKey, message, malleate(signature))
+    assert.equal(verifyEd25519(publicKey, message, malleate(signature)), false)
   })
 
   it('refuses a signature whose S is not below L, which the reference refuses too', async () => {
