@@ -109,7 +109,7 @@ export interface LedgerInit {
   announceIntervalMs?: number
   /**
    * The least time between two announcements of this device's head after appends: the appends
-   * of a burst are announced together. Default 500 ms.
+   * of a burst are announced together. Default 2 s.
    */
   headCoalesceMs?: number
   /** Upper bound for one request to a peer. Default 30 s. */
@@ -227,7 +227,7 @@ class HiveLedger extends EventTarget implements Ledger {
     this.log = components.log ?? SILENT
     this.gate = components.gate ?? OPEN_GATE
     this.announceIntervalMs = init.announceIntervalMs
-    this.headCoalesceMs = init.headCoalesceMs ?? 500
+    this.headCoalesceMs = init.headCoalesceMs ?? 2000
     this.requestTimeoutMs = init.requestTimeoutMs ?? 30_000
     this.distrustMs = init.distrustMs ?? 60_000
   }
