@@ -196,7 +196,7 @@ export class LedgerStore {
   async end (signer: string): Promise<ChainEnd | null> {
     const known = this.ends.get(signer)
     if (known != null) {
-      const [held, next] = await Promise.all([this.getRaw(signer, known.seq), this.getRaw(signer, known.seq + 1)])
+      const [held, next] = await this.records.getMany([recordKey(signer, known.seq), recordKey(signer, known.seq + 1)])
       if (held != null && next == null && bytesEqual(sha256(held), known.hash)) return { ...known }
       this.ends.delete(signer)
     }

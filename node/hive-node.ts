@@ -361,7 +361,7 @@ export class HiveNode extends EventTarget implements ApiNode {
       // others, the submitter knows only what their reports say
       policy: (peer, announce, caps) => {
         const self = peer === this.peerId.toString()
-        const refused = policyRefusal(this.control.policy().value, peer, nameOf(peer), {
+        const refused = policyRefusal(this.control.policyRules(), peer, nameOf(peer), {
           submitter: announce.submitter,
           ...(announce.requirements.localOnly != null ? { localOnly: announce.requirements.localOnly } : {}),
           ...(announce.requirements.tags != null ? { tags: announce.requirements.tags } : {})

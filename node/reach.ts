@@ -226,11 +226,17 @@ export class Reach {
 
   /** How each connected member is reached, by its best open connection. */
   links (): Link[] {
+    return this.best()
+  }
+
+  /** Links by their best open connection, of every peer or of `only`. */
+  private best (only?: string): Link[] {
     const networks = localNetworks()
     const best = new Map<string, Link>()
     for (const connection of this.libp2p.getConnections()) {
       if (connection.status !== 'open') continue
       const peer = connection.remotePeer.toString()
+      if (only != null && peer !== only) continue
       const via = connectionKind(connection, networks)
       const link: Link = { peerId: peer, via, ...(via === 'relayed' ? { relay: relayOf(connection.remoteAddr) } : {}) }
       const known = best.get(peer)
@@ -240,7 +246,7 @@ export class Reach {
   }
 
   link (peer: string): Link | undefined {
-    return this.links().find(l => l.peerId === peer)
+    return this.best(peer)[0]
   }
 
   /** Addresses where members saw this device from outside, with its listen port. */

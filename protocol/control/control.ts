@@ -130,6 +130,8 @@ export interface Control extends TypedEventTarget<ControlEvents> {
   entries: () => ControlEntry[]
   /** The hive's policy in force (empty until a member sets one). */
   policy: () => Setting<Policy>
+  /** The policy's rules as held: for reading only, not a copy. */
+  policyRules: () => Readonly<Policy>
   /** Signs and replicates a whole new policy; it wins over every entry this node holds. */
   setPolicy: (policy: Policy) => Promise<Setting<Policy>>
   /** The hive's budgets in force (none until a member sets them). */
@@ -248,6 +250,11 @@ class ControlService extends TypedEventTarget<ControlEvents> implements Control 
     return structuredClone(this.currentPolicy)
   }
 
+  /** The policy's rules as held, for a check that only reads them (a bid reads them at every announcement). */
+  policyRules (): Readonly<Policy> {
+    return this.currentPolicy.value
+  }
+
   budgets (): Setting<Budgets> {
     return structuredClone(this.currentBudgets)
   }
@@ -266,7 +273,7 @@ class ControlService extends TypedEventTarget<ControlEvents> implements Control 
     return this.budgets()
   }
 
-  async synced (peer: string, options: AbortOptions = {}): Promise<void> {
+  async synced (peer: string, options: AbortOptions & { timeoutMs?: number } = {}): Promise<void> {
     await this.replica.synced(peer, options)
   }
 

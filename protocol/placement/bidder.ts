@@ -52,7 +52,7 @@ export interface BidderComponents {
   /** Why the hive's policy keeps this device from the task now (PlacementComponents.policy), or undefined. */
   policy?: (announce: Announce, caps: CapabilityReport) => string | undefined
   /** Resolves once this node holds what the submitter knows of the kill switch. */
-  synced?: (peer: string, options: AbortOptions) => Promise<void>
+  synced?: (peer: string, options: AbortOptions & { timeoutMs?: number }) => Promise<void>
   submitterFor: (peer: string) => SubmitterClient
   /** Whether this device reaches a peer only through a relay (PlacementComponents.relayedTo). */
   relayedTo?: (peer: string) => boolean
@@ -102,7 +102,7 @@ export class Bidder extends TypedEventTarget<BidderEvents> {
     }
     // a device back from offline hears of a halt from the submitter before it bids
     if (announce.submitter !== self && this.components.synced != null) {
-      await this.components.synced(announce.submitter, { signal: AbortSignal.any([this.stopping.signal, AbortSignal.timeout(5_000)]) }).catch(() => {})
+      await this.components.synced(announce.submitter, { signal: this.stopping.signal, timeoutMs: 5_000 }).catch(() => {})
       if (!this.running) return
     }
     const refused = this.components.refusal?.()

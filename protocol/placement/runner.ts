@@ -44,7 +44,7 @@ export interface RunnerComponents {
   /** Why nothing may run now (the hive is halted), or undefined. */
   halted?: () => Error | undefined
   /** Resolves once this node holds what `peer` knows of the kill switch. */
-  synced?: (peer: string, options: AbortOptions) => Promise<void>
+  synced?: (peer: string, options: AbortOptions & { timeoutMs?: number }) => Promise<void>
 }
 
 /** One task this node runs. */
@@ -266,7 +266,7 @@ export class Runner extends TypedEventTarget<RunnerEvents> implements WinnerHand
     const client = this.components.submitterFor(submitter)
     const signal = AbortSignal.any([a.controller.signal, this.stopping.signal])
     if (submitter !== this.components.self && this.components.synced != null) {
-      await this.components.synced(submitter, { signal: AbortSignal.any([signal, AbortSignal.timeout(5_000)]) }).catch(() => {})
+      await this.components.synced(submitter, { signal, timeoutMs: 5_000 }).catch(() => {})
     }
     // a halted hive runs nothing; a run that could not be recorded is not run: the submitter
     // re-elects among the others

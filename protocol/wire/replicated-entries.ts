@@ -169,16 +169,19 @@ class Replica<E> implements ReplicatedEntries {
     return this.components.host.getConnections(peer).some(c => c.status === 'open' && c.limits == null)
   }
 
-  async synced (peer: string, options: AbortOptions = {}): Promise<void> {
+  async synced (peer: string, options: AbortOptions & { timeoutMs?: number } = {}): Promise<void> {
     if (this.syncedPeers.has(peer) || !this.running) return
     const attempt = this.exchange(peer).catch(() => {})
     const aborted = Promise.withResolvers<void>()
     const onAbort = (): void => { aborted.resolve() }
     options.signal?.addEventListener('abort', onAbort, { once: true })
     if (options.signal?.aborted === true) aborted.resolve()
+    // the timer only when there is something to wait for: a synced peer is the common case
+    const timer = options.timeoutMs != null ? setTimeout(onAbort, options.timeoutMs) : undefined
     try {
       await Promise.race([attempt, aborted.promise])
     } finally {
+      clearTimeout(timer)
       options.signal?.removeEventListener('abort', onAbort)
     }
   }
