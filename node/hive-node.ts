@@ -291,6 +291,9 @@ export class HiveNode extends EventTarget implements ApiNode {
       // the hive map's edges: members this device is connected to
       links: () => [...new Set(this.libp2p.getConnections().filter(c => c.limits == null && c.status === 'open').map(c => c.remotePeer.toString()))]
         .filter(peer => this.hive.membership.isMember(peer)).sort(),
+      // during a burst of tasks, changes go out at most every 2 s: a bid reads this device's own
+      // state, never its report, and each report is a message to every member
+      changeIntervalMs: 2_000,
       ...this.init.capabilities,
       ...(this.init.net?.refuse != null ? { netRefuse: this.init.net.refuse } : {}),
       ...(this.init.capabilityOverrides != null ? { overrides: this.init.capabilityOverrides } : {})

@@ -57,7 +57,7 @@ export interface CapabilitiesInit extends DeviceProbeInit {
   /** Delay that coalesces a burst of changes into one message. Default 50 ms. */
   changeDelayMs?: number
   /**
-   * Least time between two reports sent for changes. Default 2 s: under a burst of tasks the
+   * Least time between two reports sent for changes. Default 500 ms (a node sets 2 s): under a burst of tasks the
    * running count changes many times a second, and every report is a message to every member
    * (each forwarding it); the count a bid uses is this node's own, never the gossiped one.
    */
@@ -204,7 +204,7 @@ class CapabilityService extends EventTarget implements Capabilities {
     this.perMemberMs = init.perMemberMs ?? 300
     this.expireMs = init.expireMs ?? Math.round(this.intervalMs * 3.5)
     this.changeDelayMs = init.changeDelayMs ?? 50
-    this.changeIntervalMs = init.changeIntervalMs ?? 2_000
+    this.changeIntervalMs = init.changeIntervalMs ?? 500
     this.overrides = checkOverrides(init.overrides)
     this.probe = init.probe ?? createDeviceProbe(init)
   }
