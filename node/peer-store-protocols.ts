@@ -1,13 +1,14 @@
 // libp2p's peer store, without a write for every stream opened. libp2p merges the stream's
 // protocol into the peer's entry each time a stream is negotiated, at both ends, and the store
-// rewrites the entry every time (it stamps `updated`, so no write is ever found unchanged): it
-// takes the peer's write lock, reads and decodes the entry, encodes and stores it again. A placed
-// task opens streams, so in a burst of tasks across five devices about 4 % of the CPU went there.
-// Here a merge that only adds protocols the entry already lists returns the entry as it is,
-// for a minute after the entry was last written; after that it goes through, so `updated`
-// still moves while streams are opened and the store never expires a peer in use. Every
-// other write goes through as before, and the entry remembered is the one the last write
-// returned (writes to one peer complete in order, under its lock).
+// writes the entry again every time, with a new `updated` stamp, even when the protocol was
+// listed already (no event goes out then): it takes the peer's write lock, reads and decodes the
+// entry, encodes and stores it again. A placed task opens streams, so in a burst of tasks across
+// five devices about 4 % of the CPU went there. Here a merge that only adds protocols the entry
+// already lists returns the entry as it is, for a minute after the entry was last written;
+// after that it goes through, so `updated` still moves while streams are opened and the store
+// never expires a peer in use. Every other write goes through as before, and the entry
+// remembered is the one the last write returned (writes to one peer complete in order, under
+// its lock).
 
 import type { PeerId, Peer, PeerStore } from '@libp2p/interface'
 
