@@ -20,7 +20,6 @@ import { DHT_PROTOCOL, HIVE_PROTOCOL_PREFIX } from '../protocol/index.ts'
 import { batchedTcp } from './tcp-batching.ts'
 import { cachedEd25519Keys } from './ed25519-keys.ts'
 import { lengthPrefixWithoutThrow } from './length-prefix.ts'
-import { skipRepeatedProtocolMerges } from './peer-store-protocols.ts'
 import { halfWindowUpdates } from './yamux-window.ts'
 import type { HiveRecords } from '../protocol/index.ts'
 import type { GossipSub } from '@libp2p/gossipsub'
@@ -126,7 +125,7 @@ export async function buildLibp2p (init: Libp2pInit): Promise<HiveLibp2p> {
   cachedEd25519Keys()
   // noise takes its frames out of a read without throwing at the end of each (node/length-prefix.ts)
   lengthPrefixWithoutThrow()
-  const node = await createLibp2p<HiveServices>({
+  return createLibp2p<HiveServices>({
     privateKey: init.privateKey,
     start: false,
     nodeInfo: { name: 'hive-node', version: init.version },
@@ -189,9 +188,6 @@ export async function buildLibp2p (init: Libp2pInit): Promise<HiveLibp2p> {
       })
     }
   })
-  // a stream's protocol, already in the peer's entry, is not written again (node/peer-store-protocols.ts)
-  skipRepeatedProtocolMerges(node.peerStore)
-  return node
 }
 
 /**
