@@ -31,7 +31,7 @@ import { EMPTY_POLICY } from './policy.ts'
 import type { ControlEntry, ControlKind } from './entries.ts'
 import type { Budgets } from './budgets.ts'
 import type { Policy } from './policy.ts'
-import type { ReplicaHost, ReplicatedEntries } from '../wire/replicated-entries.ts'
+import type { ReplicaHost, ReplicatedEntries, SyncedOptions } from '../wire/replicated-entries.ts'
 import type { ProtocolLog, PeerGate } from '../wire/serve.ts'
 import type { Signer } from '../wire/signing.ts'
 import type { AbortOptions } from '@libp2p/interface'
@@ -273,7 +273,7 @@ class ControlService extends TypedEventTarget<ControlEvents> implements Control 
     return this.budgets()
   }
 
-  async synced (peer: string, options: AbortOptions & { timeoutMs?: number } = {}): Promise<void> {
+  async synced (peer: string, options: SyncedOptions = {}): Promise<void> {
     await this.replica.synced(peer, options)
   }
 

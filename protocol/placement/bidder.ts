@@ -9,13 +9,13 @@ import { errorText } from './components.ts'
 import { canRun, makeBid } from './cost.ts'
 import { TypedEventTarget } from './events.ts'
 import { bidKey, createBidRecord } from './records.ts'
-import type { AbortOptions } from '@libp2p/interface'
 import type { CapabilitySource, PlacementSettings } from './components.ts'
 import type { CapabilityReport } from '../capabilities/index.ts'
 import type { Digest, TaskId } from './ids.ts'
 import type { Announce, AwardPayload, BidPayload } from './messages.ts'
 import type { SubmitterClient } from './rpc.ts'
 import type { RecordSigner } from '../wire/dht-records.ts'
+import type { SyncedOptions } from '../wire/replicated-entries.ts'
 import type { ProtocolLog } from '../wire/serve.ts'
 
 /** What this node saw of one task: its announcement, its awards, its outcome, its own bid. */
@@ -52,7 +52,7 @@ export interface BidderComponents {
   /** Why the hive's policy keeps this device from the task now (PlacementComponents.policy), or undefined. */
   policy?: (announce: Announce, caps: CapabilityReport) => string | undefined
   /** Resolves once this node holds what the submitter knows of the kill switch. */
-  synced?: (peer: string, options: AbortOptions & { timeoutMs?: number }) => Promise<void>
+  synced?: (peer: string, options: SyncedOptions) => Promise<void>
   submitterFor: (peer: string) => SubmitterClient
   /** Whether this device reaches a peer only through a relay (PlacementComponents.relayedTo). */
   relayedTo?: (peer: string) => boolean

@@ -6,6 +6,7 @@ import { DEFAULT_MAX_BIDDERS } from './candidates.ts'
 import { MAX_CANDIDATES } from './messages.ts'
 import type { CapabilityEntry, CapabilityReport } from '../capabilities/index.ts'
 import type { HiveRecord, OpenOptions, RecordSigner } from '../wire/dht-records.ts'
+import type { SyncedOptions } from '../wire/replicated-entries.ts'
 import type { PeerGate, ProtocolHost, ProtocolLog } from '../wire/serve.ts'
 import type { LlmUsage } from '../llm/types.ts'
 import type { Announce } from './messages.ts'
@@ -166,7 +167,7 @@ export interface PlacementComponents {
    * current connection). A bidder awaits it for the submitter first, so a device back from
    * offline hears of a halt before it bids.
    */
-  synced?: (peer: string, options: AbortOptions & { timeoutMs?: number }) => Promise<void>
+  synced?: (peer: string, options: SyncedOptions) => Promise<void>
   /**
    * Whether this device reaches `peer` only through a relay: a bid for that peer's task then
    * counts the agent and the input crossing the relay (RELAYED_* in cost.ts).

@@ -15,6 +15,7 @@ import type { AgentLogLine, ExecutionOutcome, ExecutionRecord, Executor, LedgerS
 import type { Announce, AwardPayload, RecordedMessage as Recorded } from './messages.ts'
 import type { AckAnswer, ResultRequest, SubmitterClient, WinnerHandlers } from './rpc.ts'
 import type { TaskResult } from './views.ts'
+import type { SyncedOptions } from '../wire/replicated-entries.ts'
 import type { ProtocolLog } from '../wire/serve.ts'
 import type { AbortOptions } from '@libp2p/interface'
 
@@ -44,7 +45,7 @@ export interface RunnerComponents {
   /** Why nothing may run now (the hive is halted), or undefined. */
   halted?: () => Error | undefined
   /** Resolves once this node holds what `peer` knows of the kill switch. */
-  synced?: (peer: string, options: AbortOptions & { timeoutMs?: number }) => Promise<void>
+  synced?: (peer: string, options: SyncedOptions) => Promise<void>
 }
 
 /** One task this node runs. */

@@ -24,6 +24,9 @@ import type { PeerGate, ProtocolHost, ProtocolLog, ServedProtocol } from './serv
 import type { AbortOptions, PeerId } from '@libp2p/interface'
 
 /** What replication needs of libp2p beyond a protocol: who is connected, and how. */
+
+/** How long to wait for a peer's entries: a signal, and a time after which the wait ends (its timer set only when there is something to wait for). */
+export type SyncedOptions = AbortOptions & { timeoutMs?: number }
 export interface ReplicaHost extends ProtocolHost {
   getPeers: () => PeerId[]
   getConnections: (peer?: PeerId) => Array<{ status: string, limits?: unknown }>
@@ -169,7 +172,7 @@ class Replica<E> implements ReplicatedEntries {
     return this.components.host.getConnections(peer).some(c => c.status === 'open' && c.limits == null)
   }
 
-  async synced (peer: string, options: AbortOptions & { timeoutMs?: number } = {}): Promise<void> {
+  async synced (peer: string, options: SyncedOptions = {}): Promise<void> {
     if (this.syncedPeers.has(peer) || !this.running) return
     const attempt = this.exchange(peer).catch(() => {})
     const aborted = Promise.withResolvers<void>()
