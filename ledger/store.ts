@@ -196,8 +196,7 @@ export class LedgerStore {
   async end (signer: string): Promise<ChainEnd | null> {
     const known = this.ends.get(signer)
     if (known != null) {
-      const [held, next] = await this.records.getMany([recordKey(signer, known.seq), recordKey(signer, known.seq + 1)])
-      if (held != null && next == null && bytesEqual(sha256(held), known.hash)) return { ...known }
+      if (await this.stillEnd(signer, known)) return { ...known }
       this.ends.delete(signer)
     }
     for await (const [key, value] of this.records.iterator({ ...range(signer), reverse: true, limit: 1 })) {
@@ -206,6 +205,12 @@ export class LedgerStore {
       return end
     }
     return null
+  }
+
+  /** Whether the store still shows `end` as the chain's end: that record held, none after it (one read of both). */
+  private async stillEnd (signer: string, end: ChainEnd): Promise<boolean> {
+    const [held, next] = await this.records.getMany([recordKey(signer, end.seq), recordKey(signer, end.seq + 1)])
+    return held != null && next == null && bytesEqual(sha256(held), end.hash)
   }
 
   private knowEnd (signer: string, end: ChainEnd): void {
@@ -358,8 +363,7 @@ export class LedgerStore {
   private async ownEnd (self: string): Promise<ChainEnd | null> {
     const last = this.lastAppend.get(self)
     if (last != null) {
-      const [held, next] = await Promise.all([this.getRaw(self, last.seq), this.getRaw(self, last.seq + 1)])
-      if (held != null && next == null && bytesEqual(sha256(held), last.hash)) return { seq: last.seq, hash: last.hash }
+      if (await this.stillEnd(self, last)) return { seq: last.seq, hash: last.hash }
       this.lastAppend.delete(self)
     }
     return this.end(self)
