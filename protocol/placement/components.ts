@@ -239,6 +239,9 @@ export interface SubmitOptions extends AbortOptions {
  */
 export const SESSION_IDLE_MS = 30_000
 
+/** How long an executor has to confirm its ledger record after its result is answered. */
+export const RECORD_CONFIRM_MS = 10_000
+
 export interface PlacementInit {
   topic?: string
   protocol?: string
@@ -265,7 +268,7 @@ export interface PlacementInit {
   agentCacheBytes?: number
   /** How long a DHT lookup of missing bids may take when an auction closes. Default 1.5 s. */
   dhtLookupMs?: number
-  /** How long an executor has to confirm its ledger record after its result is accepted. */
+  /** How long an executor has to confirm its ledger record after its result is accepted. Default RECORD_CONFIRM_MS. */
   recordConfirmMs?: number
   /**
    * The most members asked to bid on one task (candidates.ts). Default 8; at most
@@ -288,7 +291,7 @@ export function placementSettings (init: PlacementInit): PlacementSettings {
     maxOutputBytes: init.maxOutputBytes ?? 4 * 1024 * 1024,
     agentCacheBytes: init.agentCacheBytes ?? 256 * 1024 * 1024,
     dhtLookupMs: init.dhtLookupMs ?? 1_500,
-    recordConfirmMs: init.recordConfirmMs ?? 10_000,
+    recordConfirmMs: init.recordConfirmMs ?? RECORD_CONFIRM_MS,
     maxBidders: Math.max(1, Math.min(MAX_CANDIDATES, Math.floor(init.maxBidders ?? DEFAULT_MAX_BIDDERS))),
     sessionIdleMs: Math.max(1_000, init.sessionIdleMs ?? SESSION_IDLE_MS)
   }

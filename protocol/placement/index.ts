@@ -24,7 +24,7 @@ export type { BidOutcome, BidderEvents } from './bidder.ts'
 export { WinnerWatch } from './lease.ts'
 export type { LostReason, WinnerWatchInit } from './lease.ts'
 export { localSubmitter, remoteSubmitter, serveSubmitter, serveSubmitterSessions } from './rpc.ts'
-export { SessionPool } from './session.ts'
+export { SESSION_RESULT_MAX_CHARS, SessionPool } from './session.ts'
 export type { ResultRequest, SubmitterClient, SubmitterHandlers } from './rpc.ts'
 export { placementSettings } from './components.ts'
 export type {

@@ -271,3 +271,10 @@ export const RecordedMessage = z.object({
   error: z.string().max(1024).optional()
 })
 export type RecordedMessage = z.infer<typeof RecordedMessage>
+
+/**
+ * The same confirmation as a request of its own, on a session (session.ts): it names the task
+ * and round of the result it confirms, which a stream of its own says by being that result's.
+ */
+export const RecordedRequest = RecordedMessage.extend({ task: TaskIdSchema, round: z.number().int().min(1) })
+export type RecordedRequest = z.infer<typeof RecordedRequest>

@@ -296,7 +296,7 @@ class PlacementService extends TypedEventTarget<PlacementEvents> implements Plac
     }))
     if (this.sessionProtocol != null) {
       this.sessions?.start()
-      this.served.push(await serveSubmitterSessions(host, this.auctioneer, { protocol: this.sessionProtocol, maxFrameBytes: this.maxFrameBytes, log: this.log, ...(gate != null ? { gate } : {}) }))
+      this.served.push(await serveSubmitterSessions(host, this.auctioneer, { protocol: this.sessionProtocol, maxFrameBytes: this.maxFrameBytes, recordConfirmMs: this.settings.recordConfirmMs, log: this.log, ...(gate != null ? { gate } : {}) }))
     }
     const source = this.components.agentSource
     this.served.push(await serveAgentFetch<string>(host, {

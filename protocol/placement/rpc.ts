@@ -5,14 +5,15 @@
 
 import { peerIdFromString } from '@libp2p/peer-id'
 import { dialFramed, serveProtocol } from '../wire/serve.ts'
+import { RECORD_CONFIRM_MS } from './components.ts'
 import { PlacementRefusedError } from './errors.ts'
 import { Ack, ClaimResponse, PlacementRequest, RecordedMessage, RenewResponse, ResultResponse, refusal } from './messages.ts'
 import { MalformedMessageError } from '../wire/errors.ts'
-import { SESSION_REQUEST_FAILED, serveSessions } from './session.ts'
+import { SESSION_REQUEST_FAILED, fitsSession, serveSessions } from './session.ts'
 import type { ServeSessionsOptions, SessionPool, SessionRequestBody } from './session.ts'
 import type { BidSource } from './views.ts'
 import type { TaskId } from './ids.ts'
-import type { LogsRequest, PlacementRequest as Request, RecordedMessage as Recorded, Refusal } from './messages.ts'
+import type { LogsRequest, PlacementRequest as Request, RecordedMessage as Recorded, RecordedRequest, Refusal } from './messages.ts'
 import type { PeerGate, ProtocolHost, ProtocolLog, ServedProtocol } from '../wire/serve.ts'
 import type { AbortOptions } from '@libp2p/interface'
 import type { z } from 'zod'
@@ -148,15 +149,17 @@ export interface RemoteSubmitterOptions {
 
 /** A submitter on another node: one-shot requests on a session where there is one, else one stream per request. */
 export function remoteSubmitter (host: ProtocolHost, peer: string, options: RemoteSubmitterOptions): SubmitterClient {
+  /** A session's answer to a request, checked against the request's answer schema. */
+  const sessionAnswer = <S extends z.ZodType>(answer: unknown, schema: S, t: string): z.infer<S> => {
+    const parsed = schema.safeParse(answer)
+    if (!parsed.success) throw new MalformedMessageError(`${peer} answered a ${t} request with a malformed message`)
+    const failed = parsed.data as { ok?: boolean, reason?: string, message?: string }
+    if (failed.ok === false && failed.reason === SESSION_REQUEST_FAILED) throw new Error(`${peer} failed to answer a ${t} request: ${failed.message ?? ''}`)
+    return parsed.data
+  }
   const ask = async <S extends z.ZodType>(message: Exclude<Request, { t: 'result' | 'cancel' }>, schema: S, { signal }: AbortOptions): Promise<z.infer<S>> => {
     const viaSession = await options.sessions?.ask(peer, message, { signal })
-    if (viaSession != null) {
-      const answer = schema.safeParse(viaSession.answer)
-      if (!answer.success) throw new MalformedMessageError(`${peer} answered a ${message.t} request with a malformed message`)
-      const failed = answer.data as { ok?: boolean, reason?: string, message?: string }
-      if (failed.ok === false && failed.reason === SESSION_REQUEST_FAILED) throw new Error(`${peer} failed to answer a ${message.t} request: ${failed.message ?? ''}`)
-      return answer.data
-    }
+    if (viaSession != null) return sessionAnswer(viaSession.answer, schema, message.t)
     const stream = await dialFramed(host, peerIdFromString(peer), options.protocol, { signal, maxMessageBytes: options.maxFrameBytes })
     try {
       await stream.write(message, { signal })
@@ -190,6 +193,19 @@ export function remoteSubmitter (host: ProtocolHost, peer: string, options: Remo
       if (!answer.ok) throw refused(answer)
     },
     deliver: async (request, record, { signal }) => {
+      // a small result on the session: its verdict, then the confirmation as a request of its own
+      const viaSession = options.sessions != null && fitsSession(request) ? await options.sessions.ask(peer, request, { signal }) : undefined
+      if (viaSession != null) {
+        const verdict = sessionAnswer(viaSession.answer, ResultResponse, 'result')
+        if (!verdict.ok) {
+          await record(false)
+          return false
+        }
+        const recorded = await record(verdict.accepted)
+        // not confirmed (no session now, or it failed): the submitter notes that it was not, as when a stream fails
+        await options.sessions?.ask(peer, { ...recorded, task: request.task, round: request.round }, { signal }).catch(() => undefined)
+        return verdict.accepted
+      }
       const stream = await dialFramed(host, peerIdFromString(peer), options.protocol, { signal, maxMessageBytes: options.maxFrameBytes })
       try {
         await stream.write(request, { signal })
@@ -252,8 +268,10 @@ export async function serveSubmitter (host: ProtocolHost, handlers: SubmitterHan
   }, { log: options.log, gate: options.gate, maxMessageBytes: options.maxFrameBytes, timeoutMs: options.recordConfirmMs + 30_000, maxInboundStreams: 256 })
 }
 
+type OneShotRequest = Exclude<SessionRequestBody, { t: 'result' | 'recorded' }>
+
 /** The answer to a one-shot request, on a stream of its own or on a session. */
-async function answerOneShot (handlers: SubmitterHandlers, from: string, request: SessionRequestBody): Promise<AckAnswer | ClaimAnswer | RenewAnswer> {
+async function answerOneShot (handlers: SubmitterHandlers, from: string, request: OneShotRequest): Promise<AckAnswer | ClaimAnswer | RenewAnswer> {
   switch (request.t) {
     case 'bid': return handlers.bid(from, request.task, request.bidder, request.record, 'stream')
     case 'claim': return handlers.claim(from, request.task, request.round)
@@ -264,7 +282,96 @@ async function answerOneShot (handlers: SubmitterHandlers, from: string, request
   }
 }
 
-/** Serves the submitter's one-shot requests on sessions (session.ts), beside `serveSubmitter`. */
-export async function serveSubmitterSessions (host: ProtocolHost, handlers: SubmitterHandlers, options: ServeSessionsOptions): Promise<ServedProtocol> {
-  return serveSessions(host, async (from, request) => answerOneShot(handlers, from, request), options)
+/** The most results answered on sessions that wait for their executor's ledger confirmation at once. */
+const MAX_AWAITED_CONFIRMATIONS = 1024
+
+interface AwaitedConfirmation {
+  from: string
+  request: ResultRequest
+  accepted: boolean
+  timer: NodeJS.Timeout
+}
+
+/**
+ * Results answered on a session, each waiting for its executor to say where it recorded the
+ * run: the `recorded` request that follows, or nothing within `confirmMs`. What a result's own
+ * stream keeps open between its second and third legs, kept here by executor, task and round.
+ */
+class AwaitedConfirmations {
+  private readonly waiting = new Map<string, AwaitedConfirmation>()
+  private readonly handlers: SubmitterHandlers
+  private readonly confirmMs: number
+
+  constructor (handlers: SubmitterHandlers, confirmMs: number) {
+    this.handlers = handlers
+    this.confirmMs = confirmMs
+  }
+
+  /** A result was answered: its confirmation is awaited. A delivery tried again awaits one confirmation, from its last try. */
+  expect (from: string, request: ResultRequest, accepted: boolean): void {
+    const key = confirmationKey(from, request.task, request.round)
+    const before = this.waiting.get(key)
+    if (before != null) clearTimeout(before.timer)
+    this.waiting.delete(key)
+    // bounded: the oldest is taken as not confirmed, as if its time were up
+    if (this.waiting.size >= MAX_AWAITED_CONFIRMATIONS) this.settle(this.waiting.keys().next().value as string, null)
+    const timer = setTimeout(() => { this.settle(key, null) }, this.confirmMs)
+    timer.unref()
+    this.waiting.set(key, { from, request, accepted, timer })
+  }
+
+  confirm (from: string, request: RecordedRequest): AckAnswer {
+    const key = confirmationKey(from, request.task, request.round)
+    if (!this.waiting.has(key)) return refusal('UnknownTask', `no result of task ${request.task} round ${request.round} from this device awaits its ledger record here`)
+    this.settle(key, { t: 'recorded', ...(request.seq != null ? { seq: request.seq } : {}), ...(request.hash != null ? { hash: request.hash } : {}), ...(request.error != null ? { error: request.error } : {}) })
+    return { ok: true }
+  }
+
+  stop (): void {
+    for (const held of this.waiting.values()) clearTimeout(held.timer)
+    this.waiting.clear()
+  }
+
+  private settle (key: string, recorded: Recorded | null): void {
+    const held = this.waiting.get(key)
+    if (held == null) return
+    clearTimeout(held.timer)
+    this.waiting.delete(key)
+    this.handlers.recorded(held.from, held.request, recorded, held.accepted)
+  }
+}
+
+function confirmationKey (from: string, task: TaskId, round: number): string {
+  return `${from} ${task} ${round}`
+}
+
+/**
+ * Serves the submitter's requests on sessions (session.ts), beside `serveSubmitter`: the one-shot
+ * requests, and a small result in two requests (the result, answered with the verdict; then
+ * `recorded`, which says where the executor recorded the run).
+ */
+export async function serveSubmitterSessions (host: ProtocolHost, handlers: SubmitterHandlers, options: ServeSessionsOptions & { recordConfirmMs?: number }): Promise<ServedProtocol> {
+  const { recordConfirmMs = RECORD_CONFIRM_MS, ...sessionOptions } = options
+  const confirmations = new AwaitedConfirmations(handlers, recordConfirmMs)
+  const served = await serveSessions(host, async (from, request) => {
+    switch (request.t) {
+      case 'result': {
+        const verdict = await judgeResult(handlers, from, request)
+        // a refused result is recorded by its executor and nothing more is said of it, as on a stream
+        if (verdict.ok) confirmations.expect(from, request, verdict.accepted)
+        return verdict
+      }
+      case 'recorded':
+        return confirmations.confirm(from, request)
+      default:
+        return answerOneShot(handlers, from, request)
+    }
+  }, sessionOptions)
+  return {
+    protocol: served.protocol,
+    stop: async () => {
+      confirmations.stop()
+      await served.stop()
+    }
+  }
 }

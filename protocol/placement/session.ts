@@ -1,24 +1,44 @@
-// `/hive/placement-session/1.0.0`: the one-shot requests of `/hive/placement/1.0.0` (bid,
-// decline, claim, renew, abandon, logs) on one long-lived stream per pair of peers instead of a
-// stream each. A placed task asks its submitter five or six times; each new stream costs both
-// ends a muxer stream, a protocol negotiation and its closing frames, more than the request.
-// Each request carries an id its answer repeats, so requests do not wait for each other. A result
-// (three legs) and a cancel keep their own streams. A peer that does not serve sessions (an
-// older release) is asked one stream per request, as before; so is any request while a session
-// cannot be opened. See PROTOCOL.md › Sessions.
+// `/hive/placement-session/1.1.0`: the one-shot requests of `/hive/placement/1.0.0` (bid,
+// decline, claim, renew, abandon, logs), and a small result with its ledger confirmation, on one
+// long-lived stream per pair of peers instead of a stream each. A placed task asks its submitter
+// five or six times and delivers one result; each new stream costs both ends a muxer stream, a
+// protocol negotiation and its closing frames, more than the request. Each request carries an id
+// its answer repeats, so requests do not wait for each other. A result larger than
+// SESSION_RESULT_MAX_CHARS and a cancel keep their own streams, so one large answer never holds
+// up the bids behind it. A peer that does not serve this version (an older release) is asked one
+// stream per request, as before; so is any request while a session cannot be opened. See
+// PROTOCOL.md › Sessions.
 
 import { peerIdFromString } from '@libp2p/peer-id'
 import { z } from 'zod'
 import { dialFramed, serveProtocol } from '../wire/serve.ts'
 import { SESSION_IDLE_MS, errorText } from './components.ts'
-import { AbandonRequest, BidRequest, ClaimRequest, DeclineRequest, LogsRequest, RenewRequest, refusal } from './messages.ts'
+import { AbandonRequest, BidRequest, ClaimRequest, DeclineRequest, LogsRequest, RecordedRequest, RenewRequest, ResultRequest, refusal } from './messages.ts'
 import type { FramedStream } from '../wire/framing.ts'
 import type { PeerGate, ProtocolHost, ProtocolLog, ServedProtocol } from '../wire/serve.ts'
 import type { AbortOptions } from '@libp2p/interface'
 
-/** Requests a session carries: the ones answered in one message. */
-export const SessionRequestBody = z.discriminatedUnion('t', [BidRequest, DeclineRequest, ClaimRequest, RenewRequest, AbandonRequest, LogsRequest])
+/**
+ * Requests a session carries, each answered in one message: the one-shot requests, a result
+ * (answered with the submitter's verdict) and, once the executor has appended its ledger record,
+ * `recorded` for that result (answered Ack).
+ */
+export const SessionRequestBody = z.discriminatedUnion('t', [BidRequest, DeclineRequest, ClaimRequest, RenewRequest, AbandonRequest, LogsRequest, ResultRequest, RecordedRequest])
 export type SessionRequestBody = z.infer<typeof SessionRequestBody>
+
+/**
+ * The most characters of output, error and log lines together that a result may carry to go on
+ * a session; a larger one goes on a stream of its own (a session is one stream: a large frame on
+ * it would hold up every answer behind it).
+ */
+export const SESSION_RESULT_MAX_CHARS = 16 * 1024
+
+/** Whether a result is small enough for a session. */
+export function fitsSession (result: z.infer<typeof ResultRequest>): boolean {
+  let chars = (result.output?.length ?? 0) + (result.error?.length ?? 0)
+  for (const line of result.logs ?? []) chars += line.level.length + line.message.length
+  return chars <= SESSION_RESULT_MAX_CHARS
+}
 
 const RequestId = z.number().int().min(0).max(0xffff_ffff)
 export const SessionRequest = z.object({ id: RequestId, request: SessionRequestBody })

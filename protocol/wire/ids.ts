@@ -14,8 +14,11 @@ export const DHT_PROTOCOL = protocolId('kad')
 export const PAIRING_PROTOCOL = protocolId('pairing')
 export const MEMBERSHIP_PROTOCOL = protocolId('membership')
 export const PLACEMENT_PROTOCOL = protocolId('placement')
-/** Placement's one-shot requests on one long-lived stream per pair of peers. */
-export const PLACEMENT_SESSION_PROTOCOL = protocolId('placement-session')
+/**
+ * Placement's requests on one long-lived stream per pair of peers. 1.1.0 carries a small result
+ * and its ledger confirmation too; a peer on 1.0.0 is asked one stream per request.
+ */
+export const PLACEMENT_SESSION_PROTOCOL = protocolId('placement-session', '1.1.0')
 export const AGENT_FETCH_PROTOCOL = protocolId('agent-fetch')
 /** A gossip topic's direct twin on one long-lived stream per pair of members (direct-links.ts). */
 export const DIRECT_GOSSIP_PROTOCOL = protocolId('direct-gossip')

@@ -7,7 +7,7 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { decode as cborDecode, encode as cborEncode } from 'cborg'
 import { createRecord, dialFramed } from '../../../protocol/index.ts'
-import { Ack, PLACEMENT_PROTOCOL, Requirements, bidKey, createBidRecord, explainText, makeBid } from '../../../protocol/placement/index.ts'
+import { Ack, PLACEMENT_PROTOCOL, PLACEMENT_SESSION_PROTOCOL, Requirements, bidKey, createBidRecord, explainText, makeBid } from '../../../protocol/placement/index.ts'
 import { CONTEXT_READER, CONTEXT_ROUNDTRIP, watAgent } from '../../sandbox/fixtures.ts'
 import { eventPromise, waitFor } from '../../helpers/wait.ts'
 import { echoAgent, slowAgent, slowInput, spinAgent, startHive } from './fixture.ts'
@@ -249,8 +249,9 @@ describe('leases and failover on a hive of three real nodes', () => {
       const task = await submitter.placement.submit({ agent: await spinAgent('spin-late', 600_000_000), input: 'late', leaseMs: 2_000 })
       const winner = await started
       assert.notEqual(winner, submitter)
-      // the submitter stops hearing from the winner: its renewals fail and its lease lapses
-      submitter.setGate((peer, protocol) => !(peer.equals(winner.peerId) && protocol === PLACEMENT_PROTOCOL))
+      // the submitter stops hearing from the winner (its streams and its session): its renewals
+      // fail and its lease lapses, and its result cannot be sent
+      submitter.setGate((peer, protocol) => !(peer.equals(winner.peerId) && (protocol === PLACEMENT_PROTOCOL || protocol === PLACEMENT_SESSION_PROTOCOL)))
       const failedSend = eventPromise(winner.placement, 'result-send-failed', { timeoutMs: 120_000, message: 'the late result could not be sent at first' })
       const done = await submitter.placement.wait(task.id)
       assert.equal(done.status, 'done')

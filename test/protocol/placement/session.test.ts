@@ -1,14 +1,15 @@
 // Placement sessions (session.ts) between two real nodes: the one-shot requests to a submitter go
 // on one long-lived stream, answers find their requests by id, a failed handler fails its request
 // only, a session nothing is asked on for a while closes, and a peer that serves no sessions is
-// asked one stream per request.
+// asked one stream per request. A small result and its ledger confirmation go on the session too,
+// a large one on a stream of its own; a confirmation that never comes is noted as such.
 
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
-import { PlacementRefusedError, SessionPool, newTaskId, refusal, remoteSubmitter, serveSubmitter, serveSubmitterSessions } from '../../../protocol/placement/index.ts'
+import { PlacementRefusedError, SESSION_RESULT_MAX_CHARS, SessionPool, newTaskId, refusal, remoteSubmitter, serveSubmitter, serveSubmitterSessions } from '../../../protocol/placement/index.ts'
 import { startMesh } from '../../helpers/mesh.ts'
 import { waitFor } from '../../helpers/wait.ts'
-import type { SubmitterHandlers } from '../../../protocol/placement/index.ts'
+import type { ResultRequest, SubmitterHandlers } from '../../../protocol/placement/index.ts'
 import type { ServedProtocol } from '../../../protocol/wire/serve.ts'
 import type { HiveNode } from '../../../node/hive-node.ts'
 import type { Mesh } from '../../helpers/mesh.ts'
@@ -168,5 +169,87 @@ describe('placement sessions', () => {
       dials.restore()
       await pool.stop()
     }
+  })
+
+  describe('results on a session', () => {
+    /** A submitter that accepts every result and tells of each confirmation it hears (null: none came in time). */
+    function resultHandlers (confirmed: (entry: { from: string, task: string, seq: number | null, accepted: boolean }) => void): SubmitterHandlers {
+      return {
+        ...handlers(asked),
+        result: (_from, request) => ({ ok: true, accepted: request.round === 1 }),
+        recorded: (from, request, recorded, accepted) => { confirmed({ from, task: request.task, seq: recorded?.seq ?? null, accepted }) }
+      }
+    }
+    const result = (task: ResultRequest['task'], output: string, round = 1): ResultRequest => ({ t: 'result', task, round, ok: true, output, durationMs: 3 })
+
+    it('a small result and its confirmation go on the session: no stream is opened, and the submitter hears where it was recorded', async () => {
+      const protocol = '/hive/test-placement-session-results/1.0.0'
+      const confirmations: Array<{ from: string, task: string, seq: number | null, accepted: boolean }> = []
+      const servedResults = await serveSubmitterSessions(submitter.libp2p, resultHandlers(c => confirmations.push(c)), { protocol, maxFrameBytes: 64 * 1024, log: LOG })
+      const pool = new SessionPool(asker.libp2p, { protocol, maxFrameBytes: 64 * 1024, log: LOG })
+      const dials = countDials(asker)
+      try {
+        const client = remoteSubmitter(asker.libp2p, submitter.peerId.toString(), { protocol: PROTOCOL, maxFrameBytes: 64 * 1024, sessions: pool })
+        const accepted = newTaskId()
+        const discarded = newTaskId()
+        const verdicts: boolean[] = []
+        verdicts.push(await client.deliver(result(accepted, 'out'), async (ok) => { assert.equal(ok, true); return { t: 'recorded', seq: 41 } }, { signal: AbortSignal.timeout(10_000) }))
+        // round 2 is discarded by these handlers: the executor records it so, and says so
+        verdicts.push(await client.deliver(result(discarded, 'out', 2), async (ok) => { assert.equal(ok, false); return { t: 'recorded', seq: 42 } }, { signal: AbortSignal.timeout(10_000) }))
+        assert.deepEqual(verdicts, [true, false])
+        await waitFor(() => confirmations.length === 2, { timeoutMs: 10_000, message: 'both confirmations heard' })
+        const me = asker.peerId.toString()
+        assert.deepEqual(confirmations, [{ from: me, task: accepted, seq: 41, accepted: true }, { from: me, task: discarded, seq: 42, accepted: false }])
+        assert.equal(dials.of(protocol), 1, 'one session')
+        assert.equal(dials.of(PROTOCOL), 0, 'no stream for a result')
+      } finally {
+        dials.restore()
+        await pool.stop()
+        await servedResults.stop()
+      }
+    })
+
+    it(`a result of more than ${SESSION_RESULT_MAX_CHARS} characters goes on a stream of its own`, async () => {
+      const protocol = '/hive/test-placement-session-large/1.0.0'
+      const servedLarge = await serveSubmitterSessions(submitter.libp2p, handlers(asked), { protocol, maxFrameBytes: 64 * 1024, log: LOG })
+      const pool = new SessionPool(asker.libp2p, { protocol, maxFrameBytes: 64 * 1024, log: LOG })
+      const dials = countDials(asker)
+      try {
+        const client = remoteSubmitter(asker.libp2p, submitter.peerId.toString(), { protocol: PROTOCOL, maxFrameBytes: 64 * 1024, sessions: pool })
+        const task = newTaskId()
+        // a claim opens the session; the large result still takes a stream
+        await client.claim(task, 1, { signal: AbortSignal.timeout(10_000) })
+        assert.equal(await client.deliver(result(task, 'x'.repeat(SESSION_RESULT_MAX_CHARS + 1)), async () => ({ t: 'recorded', seq: 7 }), { signal: AbortSignal.timeout(10_000) }), true)
+        assert.equal(dials.of(protocol), 1)
+        assert.equal(dials.of(PROTOCOL), 1, 'the large result went on a stream')
+      } finally {
+        dials.restore()
+        await pool.stop()
+        await servedLarge.stop()
+      }
+    })
+
+    it('a result whose confirmation never comes is noted unconfirmed once its time is up; a confirmation of nothing awaited is refused', async () => {
+      const protocol = '/hive/test-placement-session-unconfirmed/1.0.0'
+      const confirmed = Promise.withResolvers<{ from: string, task: string, seq: number | null, accepted: boolean }>()
+      const servedShort = await serveSubmitterSessions(submitter.libp2p, resultHandlers(c => { confirmed.resolve(c) }), { protocol, maxFrameBytes: 64 * 1024, log: LOG, recordConfirmMs: 200 })
+      const pool = new SessionPool(asker.libp2p, { protocol, maxFrameBytes: 64 * 1024, log: LOG })
+      try {
+        const task = newTaskId()
+        const peer = submitter.peerId.toString()
+        // the result alone, as an executor that fails before it confirms would send it
+        const verdict = await pool.ask(peer, result(task, 'out'), { signal: AbortSignal.timeout(10_000) })
+        assert.deepEqual(verdict?.answer, { ok: true, accepted: true })
+        assert.deepEqual(await confirmed.promise, { from: asker.peerId.toString(), task, seq: null, accepted: true })
+        // too late, and for a result never sent: refused, and the session carries on
+        const late = await pool.ask(peer, { t: 'recorded', task, round: 1, seq: 3 }, { signal: AbortSignal.timeout(10_000) })
+        assert.equal((late?.answer as { reason?: string }).reason, 'UnknownTask')
+        const other = await pool.ask(peer, { t: 'recorded', task: newTaskId(), round: 1, seq: 4 }, { signal: AbortSignal.timeout(10_000) })
+        assert.equal((other?.answer as { reason?: string }).reason, 'UnknownTask')
+      } finally {
+        await pool.stop()
+        await servedShort.stop()
+      }
+    })
   })
 })
