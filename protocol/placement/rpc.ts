@@ -323,7 +323,8 @@ class AwaitedConfirmations {
   confirm (from: string, request: RecordedRequest): AckAnswer {
     const key = confirmationKey(from, request.task, request.round)
     if (!this.waiting.has(key)) return refusal('UnknownTask', `no result of task ${request.task} round ${request.round} from this device awaits its ledger record here`)
-    this.settle(key, { t: 'recorded', ...(request.seq != null ? { seq: request.seq } : {}), ...(request.hash != null ? { hash: request.hash } : {}), ...(request.error != null ? { error: request.error } : {}) })
+    const { task: _task, round: _round, ...recorded } = request
+    this.settle(key, recorded)
     return { ok: true }
   }
 

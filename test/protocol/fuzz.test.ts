@@ -11,7 +11,7 @@ import { runInNewContext } from 'node:vm'
 import { after, before, describe, it } from 'node:test'
 import { decode as cborDecode, encode as cborEncode } from 'cborg'
 import {
-  AGENT_FETCH_PROTOCOL, CONTEXT_PROTOCOL, CONTROL_PROTOCOL, FramedStream, LEDGER_PROTOCOL, LLM_PROTOCOL, MEMBERSHIP_PROTOCOL, PAIRING_PROTOCOL, PLACEMENT_PROTOCOL, REGISTRY_PROTOCOL, encodeVarint
+  AGENT_FETCH_PROTOCOL, CONTEXT_PROTOCOL, CONTROL_PROTOCOL, FramedStream, LEDGER_PROTOCOL, LLM_PROTOCOL, MEMBERSHIP_PROTOCOL, PAIRING_PROTOCOL, PLACEMENT_PROTOCOL, PLACEMENT_SESSION_PROTOCOL, REGISTRY_PROTOCOL, encodeVarint
 } from '../../protocol/wire/index.ts'
 import { startNode } from '../helpers/mesh.ts'
 import { startRawClient } from '../helpers/raw-client.ts'
@@ -169,6 +169,18 @@ const PROBES: Record<string, Probe> = {
     ],
     request: () => ({ t: 'claim', task: HEX32, round: 1 }),
     answer: (f) => f.ok === false && typeof f.reason === 'string'
+  },
+  'placement-session': {
+    protocol: PLACEMENT_SESSION_PROTOCOL,
+    valid: (node) => [
+      { id: 1, request: { t: 'claim', task: HEX32, round: 1 } },
+      { id: 2, request: { t: 'bid', task: HEX32, bidder: node.peerId.toString(), record: new Uint8Array(40) } },
+      { id: 3, request: { t: 'result', task: HEX32, round: 1, ok: true, output: 'fuzz', logs: [{ level: 'info', message: 'fuzz' }], durationMs: 1 } },
+      { id: 4, request: { t: 'recorded', task: HEX32, round: 1, seq: 3, hash: HEX64 } }
+    ],
+    // a confirmation of a result the node never answered: refused, under the request's id
+    request: () => ({ id: 7, request: { t: 'recorded', task: HEX32, round: 1, seq: 1 } }),
+    answer: (f) => f.id === 7 && (f.answer as { ok?: unknown, reason?: unknown } | undefined)?.ok === false && (f.answer as { reason?: unknown }).reason === 'UnknownTask'
   },
   llm: {
     protocol: LLM_PROTOCOL,
