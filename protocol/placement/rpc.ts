@@ -283,7 +283,7 @@ async function answerOneShot (handlers: SubmitterHandlers, from: string, request
 }
 
 /** The most results answered on sessions that wait for their executor's ledger confirmation at once. */
-const MAX_AWAITED_CONFIRMATIONS = 1024
+export const MAX_AWAITED_CONFIRMATIONS = 1024
 
 interface AwaitedConfirmation {
   from: string

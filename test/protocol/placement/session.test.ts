@@ -6,7 +6,7 @@
 
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
-import { PlacementRefusedError, SESSION_RESULT_MAX_CHARS, SessionPool, newTaskId, refusal, remoteSubmitter, serveSubmitter, serveSubmitterSessions } from '../../../protocol/placement/index.ts'
+import { MAX_AWAITED_CONFIRMATIONS, PlacementRefusedError, SESSION_RESULT_MAX_CHARS, SessionPool, newTaskId, refusal, remoteSubmitter, serveSubmitter, serveSubmitterSessions } from '../../../protocol/placement/index.ts'
 import { startMesh } from '../../helpers/mesh.ts'
 import { waitFor } from '../../helpers/wait.ts'
 import type { ResultRequest, SubmitterHandlers } from '../../../protocol/placement/index.ts'
@@ -249,6 +249,28 @@ describe('placement sessions', () => {
       } finally {
         await pool.stop()
         await servedShort.stop()
+      }
+    })
+
+    it(`at most ${MAX_AWAITED_CONFIRMATIONS} confirmations are awaited: past it, the oldest is noted unconfirmed and the rest still count`, async () => {
+      const protocol = '/hive/test-placement-session-bound/1.0.0'
+      const confirmations: Array<{ task: string, seq: number | null }> = []
+      const servedBound = await serveSubmitterSessions(submitter.libp2p, resultHandlers(c => confirmations.push(c)), { protocol, maxFrameBytes: 64 * 1024, log: LOG, recordConfirmMs: 600_000 })
+      const pool = new SessionPool(asker.libp2p, { protocol, maxFrameBytes: 64 * 1024, log: LOG })
+      try {
+        const peer = submitter.peerId.toString()
+        const tasks = Array.from({ length: MAX_AWAITED_CONFIRMATIONS + 1 }, () => newTaskId())
+        for (const task of tasks) await pool.ask(peer, result(task, 'out'), { signal: AbortSignal.timeout(10_000) })
+        // one past the bound: the first result's confirmation is no longer awaited
+        assert.deepEqual(confirmations.map(c => ({ task: c.task, seq: c.seq })), [{ task: tasks[0], seq: null }])
+        const first = await pool.ask(peer, { t: 'recorded', task: tasks[0]!, round: 1, seq: 1 }, { signal: AbortSignal.timeout(10_000) })
+        assert.equal((first?.answer as { reason?: string }).reason, 'UnknownTask')
+        const second = await pool.ask(peer, { t: 'recorded', task: tasks[1]!, round: 1, seq: 2 }, { signal: AbortSignal.timeout(10_000) })
+        assert.deepEqual(second?.answer, { ok: true })
+        assert.deepEqual(confirmations.at(-1), { from: asker.peerId.toString(), task: tasks[1], seq: 2, accepted: true })
+      } finally {
+        await pool.stop()
+        await servedBound.stop()
       }
     })
   })
